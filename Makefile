@@ -1,0 +1,34 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@# torch first, pinned: the CPU wheel; an unpinned torch would pull GBs of CUDA packages.
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,embed]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/prelabel demo
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(VENV)/bin/prelabel bench throughput --pairs 2000 --judges 2 --latency-ms 0
+	$(VENV)/bin/prelabel bench throughput --pairs 2000 --judges 2 --latency-ms 300
+
+clean:
+	rm -rf $(VENV) prelabel.db prelabel.db-wal prelabel.db-shm

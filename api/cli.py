@@ -1,0 +1,138 @@
+"""The one command line: ``prelabel serve | worker | demo | review | bench | db``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.main import create_app
+    from api.settings import get_settings
+
+    app = create_app(get_settings(), run_worker=not args.no_worker)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from api.db import make_engine, upgrade
+    from api.settings import get_settings
+    from api.worker import Worker
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    worker = Worker(engine, settings)
+    logging.getLogger("prelabel").info("worker %s on %s", worker.worker_id, engine.dialect.name)
+    done = asyncio.run(worker.run(until_idle=args.until_idle))
+    print(f"worker {worker.worker_id}: {done} pairs judged")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from review_app.launch import run_streamlit
+
+    return run_streamlit(port=args.port, api_url=args.api_url, headless=True).wait()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from api.demo import run_demo
+
+    return run_demo(api_port=args.api_port, review_port=args.review_port, wait=not args.no_wait)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from api.bench import bench_throughput
+
+    if args.bench == "throughput":
+        result = asyncio.run(
+            bench_throughput(
+                args.pairs,
+                args.judges,
+                args.latency_ms,
+                concurrency=args.concurrency,
+                database_url=args.database_url,
+            )
+        )
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for key, value in result.items():
+                print(f"{key:>22}: {value}")
+        return 0
+    raise SystemExit(f"unknown benchmark {args.bench!r}")
+
+
+def _db(args: argparse.Namespace) -> int:
+    from api.db import make_engine, upgrade
+    from api.settings import get_settings
+
+    engine = make_engine(get_settings().database_url)
+    upgrade(engine)
+    print(f"database {engine.url.render_as_string(hide_password=True)} is at the latest schema")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prelabel", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (with an in-process worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="API only; run `prelabel worker` elsewhere")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run a standalone worker against the same database")
+    worker.add_argument("--until-idle", action="store_true", help="exit when nothing is left to judge")
+    worker.set_defaults(func=_worker)
+
+    review = sub.add_parser("review", help="start the Streamlit review app")
+    review.add_argument("--port", type=int, default=8501)
+    review.add_argument("--api-url", default=os.environ.get("PRELABEL_API_URL", "http://127.0.0.1:8000"))
+    review.set_defaults(func=_review)
+
+    demo = sub.add_parser("demo", help="API + worker + review app on a bundled sample, offline")
+    demo.add_argument("--api-port", type=int, default=8000)
+    demo.add_argument("--review-port", type=int, default=8501)
+    demo.add_argument("--no-wait", action="store_true", help="stop everything after the summary")
+    demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    throughput = bench_sub.add_parser("throughput", help="pipeline vs bare litellm calls on a mock judge")
+    throughput.add_argument("--pairs", type=int, default=2000)
+    throughput.add_argument("--judges", type=int, default=2)
+    throughput.add_argument("--latency-ms", type=float, default=0.0)
+    throughput.add_argument(
+        "--concurrency", type=int, default=None, help="judge calls in flight (default: settings)"
+    )
+    throughput.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    throughput.add_argument("--json", action="store_true")
+    bench.set_defaults(func=_bench)
+
+    db = sub.add_parser("db", help="upgrade the database schema to the latest migration")
+    db.set_defaults(func=_db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("prelabel").setLevel(logging.INFO)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Database tables and API schemas (SQLModel: base / create / public / table classes).
+
+Tables: project, job, pair, judgment (every judge call, the call log), decision
+(append-only routing history; pair.decision_id points at the current one).
+Schema changes go through Alembic migrations in ``api/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- judge panel -------------------------------------------------------------------------
+
+
+class JudgeSpec(BaseModel):
+    """One judge of a panel: a litellm model string plus call options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    # Passed to litellm as api_base: a provider URL, or for replay/ judges the recorded file.
+    api_base: str | None = None
+    # Ask for token logprobs (only providers that return them: OpenAI-style).
+    logprobs: bool = False
+    # Relative cost, used to order a cascade (cheapest first).
+    cost_rank: float | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("judge model must not be empty")
+        return value
+
+
+class RoutingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Provisional (pre-calibration) confidence under which a pair is low_confidence.
+    min_confidence: float = Field(default=0.75, ge=0.0, le=1.0)
+    target_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
+    delta: float = Field(default=0.1, gt=0.0, lt=1.0)
+    n_min: int = Field(default=100, ge=1)
+    audit_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    refit_every: int = Field(default=50, ge=1)
+
+
+# --- project -----------------------------------------------------------------------------
+
+
+class ProjectBase(SQLModel):
+    name: str = Field(index=True, unique=True, min_length=1, max_length=200)
+    rubric: str | None = Field(default=None, sa_column=Column(Text))
+    prompt_version: str = "rubric-v1"
+    # Empty responses are refused by default; some real datasets hold an empty reply as a
+    # legitimate (usually losing) response, so a project may accept them.
+    allow_empty_responses: bool = False
+
+
+class ProjectCreate(ProjectBase):
+    judges: list[JudgeSpec | str] = []
+    routing: RoutingSettings = RoutingSettings()
+
+
+class Project(ProjectBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    judges: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    routing: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def judge_specs(self) -> list[JudgeSpec]:
+        return [JudgeSpec.model_validate(j) for j in self.judges]
+
+    def routing_settings(self) -> RoutingSettings:
+        return RoutingSettings.model_validate(self.routing)
+
+
+class ProjectPublic(ProjectBase):
+    id: int
+    judges: list[JudgeSpec]
+    routing: RoutingSettings
+    created_at: datetime
+
+
+# --- job ---------------------------------------------------------------------------------
+
+
+class Job(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    n_pairs: int = 0
+    n_existing: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- pair --------------------------------------------------------------------------------
+
+PairState = Literal["pending", "judging", "done"]
+Split = Literal["train", "frozen_eval"]
+
+
+class PairIn(BaseModel):
+    """One pair as a client posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    metadata: dict[str, Any] = {}
+    split: Split = "train"
+
+
+class Pair(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("project_id", "client_id", name="uq_pair_project_client"),
+        Index("ix_pair_claim", "state", "lease_expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    job_id: int = Field(foreign_key="job.id", index=True)
+    client_id: str = Field(max_length=512)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    response_a: str = Field(sa_column=Column(Text, nullable=False))
+    response_b: str = Field(sa_column=Column(Text, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    split: str = "train"
+    content_hash: str = Field(max_length=64, index=True)
+    state: str = "pending"
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+    safety_flag: bool = False
+    safety_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    decision_id: int | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    judged_at: datetime | None = None
+
+
+# --- judgment: one row per judge call (or cache hit) -------------------------------------
+
+
+class Judgment(SQLModel, table=True):
+    __table_args__ = (Index("ix_judgment_cache", "content_hash", "judge", "prompt_version", "order"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: int = Field(foreign_key="pair.id", index=True)
+    judge: str
+    order: str
+    # Five-point verdict in terms of the ORIGINAL response_a / response_b, or "invalid".
+    verdict: str | None = None
+    both_bad: bool = False
+    safety_flag: bool = False
+    confidence: float | None = None
+    raw: str | None = Field(default=None, sa_column=Column(Text))
+    prompt_version: str
+    content_hash: str = Field(max_length=64)
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float = 0.0
+    attempts: int = 1
+    cached: bool = False
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- decision ----------------------------------------------------------------------------
+
+Route = Literal["auto_accept", "review", "incident"]
+
+
+class Decision(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    pair_id: int = Field(foreign_key="pair.id", index=True)
+    label: str | None = None
+    chosen: str | None = None
+    confidence: float | None = None
+    route: str
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    version: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,127 @@
+"""Jobs: post pairs (JSON or NDJSON), read progress, stream results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlmodel import Session, select
+
+from api import crud
+from api.deps import EngineDep, JobDep, ProjectDep, SessionDep, SettingsDep
+from api.ingest import parse_job_request
+from api.models import Job
+
+router = APIRouter(tags=["jobs"])
+
+NDJSON = "application/x-ndjson"
+
+
+@router.post(
+    "/v1/projects/{project_id}/jobs",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"pairs": {"type": "array"}}}
+                },
+                NDJSON: {"schema": {"type": "string"}},
+            },
+            "description": 'A JSON body {"pairs": [...]} (or a bare array), or NDJSON: one pair per line. '
+            "Each pair: client_id, prompt, response_a, response_b, optional metadata and split.",
+        }
+    },
+)
+async def create_job(
+    request: Request, project: ProjectDep, engine: EngineDep, settings: SettingsDep
+) -> JSONResponse:
+    """Store a job's pairs for judging. All-or-nothing: any bad line refuses the whole request."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > settings.max_request_bytes:
+            raise HTTPException(413, f"request body exceeds {settings.max_request_bytes} bytes")
+    parsed = parse_job_request(
+        bytes(body),
+        request.headers.get("content-type", "application/json"),
+        max_field_chars=settings.max_field_chars,
+        max_pairs=settings.max_pairs_per_request,
+        allow_empty_responses=project.allow_empty_responses,
+    )
+    if parsed.errors:
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": f"{len(parsed.errors)} invalid line(s); nothing was stored",
+                "errors": [e.__dict__ for e in parsed.errors],
+            },
+        )
+    try:
+        created = crud.create_job(engine, project, parsed.pairs)
+    except crud.ClientIdConflict as exc:
+        return JSONResponse(
+            status_code=409,
+            content={
+                "detail": "client_id already used with different content: " + ", ".join(exc.client_ids[:20]),
+                "client_ids": exc.client_ids,
+            },
+        )
+    return JSONResponse(
+        status_code=201,
+        content=jsonable_encoder(
+            {
+                "job_id": created.job.id,
+                "project_id": project.id,
+                "pairs_created": created.created,
+                "pairs_existing": len(created.existing),
+                "existing_client_ids": created.existing[:1000],
+            }
+        ),
+    )
+
+
+@router.get("/v1/projects/{project_id}/jobs")
+def list_jobs(project: ProjectDep, session: SessionDep) -> list[dict[str, Any]]:
+    jobs = session.exec(select(Job).where(Job.project_id == project.id).order_by(Job.id)).all()
+    return [crud.job_status(session, job) for job in jobs]
+
+
+@router.get("/v1/jobs/{job_id}")
+def read_job(job: JobDep, session: SessionDep) -> dict[str, Any]:
+    """Counts by state and route, reasons, progress, cost so far, errors."""
+    return crud.job_status(session, job)
+
+
+@router.get("/v1/jobs/{job_id}/results", response_model=None)
+def job_results(
+    request: Request,
+    job: JobDep,
+    engine: EngineDep,
+    session: SessionDep,
+    format: str | None = Query(None, pattern="^(json|ndjson)$"),
+    after: int = Query(0, ge=0, description="cursor: the last pair_id of the previous page"),
+    limit: int = Query(500, ge=1, le=5000),
+) -> JSONResponse | StreamingResponse:
+    """Per-pair results: NDJSON stream (Accept: application/x-ndjson or ?format=ndjson) or JSON pages."""
+    wants_ndjson = format == "ndjson" or (format is None and NDJSON in request.headers.get("accept", ""))
+    if wants_ndjson:
+        return StreamingResponse(_stream(engine, job.id), media_type=NDJSON)  # type: ignore[arg-type]
+    rows = crud.result_rows(session, job.id, after, limit)  # type: ignore[arg-type]
+    next_cursor = rows[-1]["pair_id"] if len(rows) == limit else None
+    return JSONResponse(jsonable_encoder({"job_id": job.id, "results": rows, "next_after": next_cursor}))
+
+
+def _stream(engine: Any, job_id: int) -> Iterator[bytes]:
+    after = 0
+    while True:
+        with Session(engine) as session:
+            rows = crud.result_rows(session, job_id, after, 1000)
+        if not rows:
+            return
+        yield "".join(json.dumps(jsonable_encoder(r)) + "\n" for r in rows).encode()
+        after = rows[-1]["pair_id"]

@@ -1,0 +1,55 @@
+"""Service settings, read from the environment (prefix ``PRELABEL_``) by pydantic-settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PRELABEL_", extra="ignore")
+
+    # SQLite file under the working directory by default; PostgreSQL for many workers.
+    database_url: str = "sqlite:///./prelabel.db"
+    # Default judge panel as litellm model strings (comma-separated in the environment).
+    # Empty means: projects must name their own panel.
+    judges: Annotated[list[str], NoDecode] = []
+    judge_timeout_s: float = 60.0
+    judge_max_attempts: int = 4
+    judge_retry_initial_s: float = 1.0
+    judge_retry_max_s: float = 30.0
+    judge_concurrency: int = 64
+    # Pairs a worker holds at once; each pair is 2 x panel-size judge calls.
+    worker_pairs_in_flight: int = 64
+    lease_seconds: float = 300.0
+    poll_interval_s: float = 0.5
+    # Ingest limits: a request over these is refused whole.
+    max_field_chars: int = 200_000
+    max_pairs_per_request: int = 50_000
+    max_request_bytes: int = 256 * 1024 * 1024
+    run_worker_in_api: bool = True
+    admin_token: str = "admin-dev-token"
+
+    @field_validator("judges", mode="before")
+    @classmethod
+    def _split_judges(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_postgres(cls, value: str) -> str:
+        # Accept the libpq spelling; SQLAlchemy needs the driver named for psycopg 3.
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

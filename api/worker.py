@@ -1,0 +1,265 @@
+"""The worker: claim pairs with leases, judge them in both orders, route, store.
+
+One asyncio loop keeps up to ``worker_pairs_in_flight`` pairs in flight and at most
+``judge_concurrency`` judge calls open. Database work (claim, cache lookup, writes) runs in
+threads in batches so the event loop keeps calling judges meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from api.crud import PairOutcome, cached_judgments, claim_pairs, store_outcomes
+from api.metrics import JUDGE_CACHE_HITS, JUDGE_CALLS, JUDGE_COST, JUDGE_ERRORS, JUDGE_LATENCY, PAIRS_ROUTED
+from api.models import JudgeSpec, Judgment, Pair, Project
+from api.routing import Gate, JudgmentView, route
+from api.settings import Settings
+from judge.client import JudgeCallResult, RetryPolicy, call_judge
+from judge.safety import safety_check
+from judge.verdicts import ORDERS
+
+log = logging.getLogger("prelabel.worker")
+
+ROUTING_VERSION = "routing-v0"
+FLUSH_EVERY_S = 0.2
+FLUSH_SIZE = 128
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        worker_id: str | None = None,
+        gate_for: Callable[[int], Gate | None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.gate_for = gate_for or (lambda _project_id: None)
+        self.policy = RetryPolicy(
+            max_attempts=settings.judge_max_attempts,
+            initial_s=settings.judge_retry_initial_s,
+            max_s=settings.judge_retry_max_s,
+            timeout_s=settings.judge_timeout_s,
+        )
+        self._projects: dict[int, Project] = {}
+        self.pairs_done = 0
+
+    def _project(self, project_id: int) -> Project:
+        if project_id not in self._projects:
+            with Session(self.engine, expire_on_commit=False) as session:
+                project = session.get(Project, project_id)
+                if project is None:
+                    raise LookupError(f"project {project_id} vanished")
+                self._projects[project_id] = project
+        return self._projects[project_id]
+
+    async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> int:
+        """Judge until ``stop`` is set (or, with ``until_idle``, until nothing is left to claim)."""
+        semaphore = asyncio.Semaphore(self.settings.judge_concurrency)
+        capacity = max(1, self.settings.worker_pairs_in_flight)
+        inflight: set[asyncio.Task[PairOutcome]] = set()
+        outcomes: list[PairOutcome] = []
+        last_flush = time.monotonic()
+        while not (stop is not None and stop.is_set()):
+            claimed: list[Pair] = []
+            free = capacity - len(inflight)
+            # Claim in batches (a quarter of capacity at least) to keep the database calm.
+            if free >= max(1, capacity // 4):
+                claimed = await asyncio.to_thread(
+                    claim_pairs, self.engine, self.worker_id, free, self.settings.lease_seconds
+                )
+                if claimed:
+                    inflight.update(await self._start(claimed, semaphore))
+            if not inflight:
+                if outcomes:
+                    self.pairs_done += await asyncio.to_thread(
+                        store_outcomes, self.engine, self.worker_id, outcomes
+                    )
+                    outcomes = []
+                if until_idle and not claimed:
+                    break
+                if not claimed:
+                    await self._sleep(stop)
+                continue
+            done, inflight = await asyncio.wait(
+                inflight, timeout=FLUSH_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            outcomes.extend(task.result() for task in done)
+            if outcomes and (len(outcomes) >= FLUSH_SIZE or time.monotonic() - last_flush >= FLUSH_EVERY_S):
+                self.pairs_done += await asyncio.to_thread(
+                    store_outcomes, self.engine, self.worker_id, outcomes
+                )
+                outcomes = []
+                last_flush = time.monotonic()
+        for task in inflight:
+            task.cancel()
+        if outcomes:
+            self.pairs_done += await asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
+        return self.pairs_done
+
+    async def _sleep(self, stop: asyncio.Event | None) -> None:
+        if stop is None:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval_s)
+        except TimeoutError:
+            pass
+
+    async def _start(
+        self, pairs: list[Pair], semaphore: asyncio.Semaphore
+    ) -> list[asyncio.Task[PairOutcome]]:
+        projects = {p.project_id: self._project(p.project_id) for p in pairs}
+
+        def prepare() -> tuple[dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str]]]]:
+            cache: dict[tuple[str, str, str], Judgment] = {}
+            for project_id, project in projects.items():
+                keys = [
+                    (p.content_hash, spec.model)
+                    for p in pairs
+                    if p.project_id == project_id
+                    for spec in project.judge_specs()
+                ]
+                cache.update(cached_judgments(self.engine, project.prompt_version, keys))
+            flags = [
+                (lambda r: (r.flagged, list(r.reasons)))(safety_check(p.prompt, p.response_a, p.response_b))
+                for p in pairs
+            ]
+            return cache, flags
+
+        cache, flags = await asyncio.to_thread(prepare)
+        return [
+            asyncio.create_task(self._judge_pair(pair, projects[pair.project_id], cache, flag, semaphore))
+            for pair, flag in zip(pairs, flags, strict=True)
+        ]
+
+    async def _call(
+        self, spec: JudgeSpec, pair: Pair, order: str, rubric: str | None, semaphore: asyncio.Semaphore
+    ) -> JudgeCallResult:
+        async with semaphore:
+            result = await call_judge(
+                spec.model,
+                pair.prompt,
+                pair.response_a,
+                pair.response_b,
+                order,
+                api_base=spec.api_base,
+                logprobs=spec.logprobs,
+                rubric=rubric,
+                policy=self.policy,
+            )
+        JUDGE_CALLS.labels(spec.model, "error" if result.error else "ok").inc()
+        if result.error:
+            JUDGE_ERRORS.labels(spec.model).inc()
+        if result.latency_ms is not None:
+            JUDGE_LATENCY.labels(spec.model).observe(result.latency_ms / 1000)
+        if result.cost:
+            JUDGE_COST.labels(spec.model).inc(result.cost)
+        return result
+
+    async def _judge_pair(
+        self,
+        pair: Pair,
+        project: Project,
+        cache: dict[tuple[str, str, str], Judgment],
+        safety: tuple[bool, list[str]],
+        semaphore: asyncio.Semaphore,
+    ) -> PairOutcome:
+        plan: list[tuple[JudgeSpec, str]] = [
+            (spec, order) for spec in project.judge_specs() for order in ORDERS
+        ]
+        results: list[JudgeCallResult | Judgment] = []
+        calls = []
+        for spec, order in plan:
+            hit = cache.get((pair.content_hash, spec.model, order))
+            if hit is not None:
+                JUDGE_CACHE_HITS.labels(spec.model).inc()
+                results.append(hit)
+            else:
+                calls.append(self._call(spec, pair, order, project.rubric, semaphore))
+        results.extend(await asyncio.gather(*calls))
+        judgment_rows = [self._row(r, pair, project) for r in results]
+        views = [
+            JudgmentView(
+                r["judge"],
+                r["order"],
+                r["verdict"],
+                r["both_bad"],
+                r["safety_flag"],
+                r["confidence"],
+                r["error"],
+            )
+            for r in judgment_rows
+        ]
+        routing = project.routing_settings()
+        decision = route(
+            views,
+            min_confidence=routing.min_confidence,
+            precheck_safety=safety[0],
+            gate=self.gate_for(project.id),  # type: ignore[arg-type]
+        )
+        PAIRS_ROUTED.labels(decision.route).inc()
+        return PairOutcome(
+            pair_id=pair.id,  # type: ignore[arg-type]
+            judgments=judgment_rows,
+            decision={
+                "label": decision.label,
+                "chosen": decision.chosen,
+                "confidence": decision.confidence,
+                "route": decision.route,
+                "reasons": decision.reasons,
+                "version": ROUTING_VERSION,
+            },
+            safety_flag=safety[0],
+            safety_reasons=safety[1],
+        )
+
+    @staticmethod
+    def _row(result: JudgeCallResult | Judgment, pair: Pair, project: Project) -> dict[str, object]:
+        common = {"content_hash": pair.content_hash, "prompt_version": project.prompt_version}
+        if isinstance(result, Judgment):  # a cache hit: same verdict, nothing paid
+            return dict(
+                common,
+                judge=result.judge,
+                order=result.order,
+                verdict=result.verdict,
+                both_bad=result.both_bad,
+                safety_flag=result.safety_flag,
+                confidence=result.confidence,
+                raw=result.raw,
+                latency_ms=0.0,
+                prompt_tokens=None,
+                completion_tokens=None,
+                cost=0.0,
+                attempts=0,
+                cached=True,
+                error=None,
+            )
+        return dict(
+            common,
+            judge=result.judge,
+            order=result.order,
+            verdict=result.verdict,
+            both_bad=result.both_bad,
+            safety_flag=result.safety_flag,
+            confidence=result.confidence,
+            raw=result.raw,
+            latency_ms=result.latency_ms,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            cost=result.cost,
+            attempts=result.attempts,
+            cached=False,
+            error=result.error,
+        )

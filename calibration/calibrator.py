@@ -1,0 +1,291 @@
+"""Calibrated probability that the human label equals the panel's predicted label.
+
+:class:`PairCalibrator` is a two-part model over the features of :mod:`calibration.features`:
+
+1. *Side model* -- which label ("A", "B", "tie") to predict. Direction is a logistic
+   regression WITHOUT intercept on the signed features only, so it is exactly antisymmetric:
+   swapping A and B flips the prediction (which response is called "A" is arbitrary).
+   A separate logistic model on unsigned features gives P(tie) when the gold labels contain
+   ties; without ties in the training labels the model never predicts "tie".
+2. *Confidence model* -- P(human == predicted | features): a logistic regression on the
+   features re-expressed relative to the predicted side (a verdict agreeing with the
+   prediction is positive whichever side that is), the unsigned features, and the side
+   model's own log-odds. Its training targets come from out-of-fold side predictions, so it
+   learns how often the side model is right on pairs it did not see.
+
+``fit`` is cross-fitted: ``oof_confidence_`` / ``oof_side_`` are out-of-fold scores for the
+training pairs (what threshold selection needs), and the final model is refitted on all pairs.
+All learned state is plain numpy (``params_``), so :meth:`to_dict` / :meth:`from_dict` are JSON.
+
+``method="vote"`` is a label-free alternative: side = sign of the panel's net verdict
+strength, score = its absolute value (a ranking, not a probability). With it every label can
+go to threshold selection with an exact guarantee.
+
+Example
+-------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> n = 400
+>>> truth = rng.choice([1.0, -1.0], size=n)
+>>> votes = np.sign(truth[:, None] * (rng.uniform(size=(n, 3)) < [0.9, 0.75, 0.6]) - 0.5 * truth[:, None])
+>>> X = np.c_[votes, votes.sum(1), np.abs(votes.sum(1))]
+>>> y = np.where(truth > 0, "A", "B")
+>>> cal = PairCalibrator(signed=[True, True, True, True, False], random_state=0).fit(X, y)
+>>> (cal.predict_side(X) == y).mean() > 0.85, cal.oof_confidence_.shape
+(np.True_, (400,))
+>>> c = cal.confidence(X)
+>>> bool(c.min() >= 0.0 and c.max() <= 1.0)
+True
+>>> again = PairCalibrator.from_dict(cal.to_dict())
+>>> bool(np.allclose(again.confidence(X), c))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+
+__all__ = ["PairCalibrator", "SIDES"]
+
+SIDES: tuple[str, str, str] = ("A", "B", "tie")
+_EPS = 1e-6
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1.0 - _EPS)
+    return np.log(p / (1.0 - p))
+
+
+def _fit_logistic(Z: np.ndarray, t: np.ndarray, C: float, intercept: bool, center: bool) -> dict[str, Any]:
+    """Standardize, fit an L2 logistic regression, return plain parameters.
+
+    ``center=False`` scales without centering: needed for the direction model, where centering
+    would smuggle in an A/B asymmetry through the means.
+    """
+    mu = Z.mean(axis=0) if center else np.zeros(Z.shape[1])
+    sd = Z.std(axis=0)
+    if not center:
+        sd = np.sqrt((Z**2).mean(axis=0))
+    sd = np.where(sd > 1e-9, sd, 1.0)
+    if np.unique(t).size < 2:
+        # One class only: a constant model (the rate, clipped off 0/1 so log-odds stay finite).
+        rate = float(np.clip(t.mean(), 0.01, 0.99)) if t.size else 0.5
+        return {"mu": mu.tolist(), "sd": sd.tolist(), "coef": [0.0] * Z.shape[1],
+                "intercept": float(_logit(np.array(rate))) if intercept else 0.0}
+    lr = LogisticRegression(C=C, fit_intercept=intercept, max_iter=5000)
+    lr.fit((Z - mu) / sd, t)
+    return {"mu": mu.tolist(), "sd": sd.tolist(), "coef": lr.coef_[0].tolist(),
+            "intercept": float(lr.intercept_[0]) if intercept else 0.0}
+
+
+def _apply_logistic(p: dict[str, Any], Z: np.ndarray) -> np.ndarray:
+    return ((Z - np.asarray(p["mu"])) / np.asarray(p["sd"])) @ np.asarray(p["coef"]) + p["intercept"]
+
+
+class PairCalibrator:
+    """Side prediction and P(human agrees) per pair; sklearn-shaped (fit -> self, state in ``*_``).
+
+    Parameters: ``signed`` -- boolean mask of features that flip sign under swapping A/B
+    (``FeatureSet.signed``); ``method`` -- "logistic" (learned) or "vote" (label-free);
+    ``vote_column`` -- index of the panel net-strength feature for "vote" (default: the
+    first signed column named ``panel|net_strength`` if ``feature_names`` is given);
+    ``C`` -- inverse L2 strength; ``n_splits`` -- folds for cross-fitting.
+    """
+
+    def __init__(
+        self,
+        signed: Sequence[bool] | np.ndarray | None = None,
+        method: Literal["logistic", "vote"] = "logistic",
+        feature_names: Sequence[str] | None = None,
+        vote_column: int | None = None,
+        C: float = 1.0,
+        C_side: float = 1.0,
+        n_splits: int = 5,
+        random_state: int | None = 0,
+    ) -> None:
+        self.signed = signed
+        self.method = method
+        self.feature_names = feature_names
+        self.vote_column = vote_column
+        self.C = C
+        self.C_side = C_side
+        self.n_splits = n_splits
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def _signed_mask(self, n_features: int) -> np.ndarray:
+        if self.signed is None:
+            if self.feature_names is not None:
+                return np.array([_is_signed_name(f) for f in self.feature_names], dtype=bool)
+            raise ValueError("PairCalibrator needs `signed` (FeatureSet.signed) or `feature_names`")
+        mask = np.asarray(self.signed, dtype=bool)
+        if mask.size != n_features:
+            raise ValueError(f"signed mask has {mask.size} entries for {n_features} features")
+        return mask
+
+    def _vote_col(self, mask: np.ndarray) -> int:
+        if self.vote_column is not None:
+            return int(self.vote_column)
+        if self.feature_names is not None and "panel|net_strength" in self.feature_names:
+            return list(self.feature_names).index("panel|net_strength")
+        # Without names: the sum of all signed per-order strengths is not recoverable; use the
+        # last signed column, which build_features makes a panel aggregate.
+        return int(np.flatnonzero(mask)[-1])
+
+    def fit(self, X: np.ndarray, y: Sequence[str] | np.ndarray) -> PairCalibrator:
+        """Fit on features X (n, d) and human labels y in {"A", "B", "tie"}; also sets out-of-fold scores."""
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y, dtype=object)
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows, y has {y.shape[0]}")
+        bad = set(y.tolist()) - set(SIDES)
+        if bad:
+            raise ValueError(f"labels must be in {SIDES}; got {sorted(map(str, bad))}")
+        mask = self._signed_mask(X.shape[1])
+        self.signed_mask_ = mask
+        self.n_features_in_ = X.shape[1]
+        if self.method == "vote":
+            self.params_ = {"method": "vote", "vote_column": self._vote_col(mask)}
+            self.oof_side_ = self.predict_side(X)
+            self.oof_confidence_ = self.confidence(X)
+            return self
+        if self.method != "logistic":
+            raise ValueError(f"unknown method {self.method!r}")
+        folds = self._folds(y, self.n_splits)
+        oof_side = np.empty(len(y), dtype=object)
+        oof_conf = np.empty(len(y))
+        for train, test in folds:
+            p = self._fit_params(X[train], y[train])
+            side, conf = _predict(p, X[test], mask)
+            oof_side[test], oof_conf[test] = side, conf
+        self.params_ = self._fit_params(X, y)
+        self.oof_side_ = oof_side
+        self.oof_confidence_ = oof_conf
+        return self
+
+    def _folds(self, y: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        counts = np.unique(y, return_counts=True)[1]
+        k = max(2, min(k, len(y)))
+        if counts.min() >= k:
+            splitter: Any = StratifiedKFold(k, shuffle=True, random_state=self.random_state)
+            return list(splitter.split(np.zeros(len(y)), y))
+        return list(KFold(k, shuffle=True, random_state=self.random_state).split(np.zeros(len(y))))
+
+    def _fit_side(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        directional = y != "tie"
+        direction = _fit_logistic(X[directional][:, mask], (y[directional] == "A").astype(float),
+                                  C=self.C_side, intercept=False, center=False)
+        tie = None
+        # A tie model only when ties are frequent enough to learn anything about them.
+        if (~directional).sum() >= 5 and directional.sum() >= 5:
+            tie = _fit_logistic(_tie_features(X, mask), (~directional).astype(float),
+                                C=self.C_side, intercept=True, center=True)
+        return {"direction": direction, "tie": tie}
+
+    def _fit_params(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        mask = self.signed_mask_
+        # Correctness targets for the confidence model come from out-of-fold side predictions:
+        # in-sample predictions would be too often right and make the confidence overconfident.
+        inner_side = np.empty(len(y), dtype=object)
+        inner_lo = np.empty(len(y))
+        for tr, te in self._folds(y, self.n_splits):
+            sp = self._fit_side(X[tr], y[tr], mask)
+            inner_side[te], inner_lo[te] = _side_and_logodds(sp, X[te], mask)
+        conf_model = _fit_logistic(_aligned(X, mask, inner_side, inner_lo), (inner_side == y).astype(float),
+                                   C=self.C, intercept=True, center=True)
+        return {"method": "logistic", "side": self._fit_side(X, y, mask), "confidence": conf_model}
+
+    # --------------------------------------------------------------- predicting
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "params_"):
+            raise RuntimeError("PairCalibrator is not fitted")
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected (n, {self.n_features_in_}) features, got {X.shape}")
+        return X
+
+    def predict_side(self, X: np.ndarray) -> np.ndarray:
+        """Predicted human label per pair: "A", "B" or "tie"."""
+        return _predict(self.params_, self._check(X), self.signed_mask_)[0]
+
+    def confidence(self, X: np.ndarray) -> np.ndarray:
+        """Estimated P(human label == predict_side) per pair ("vote": a label-free score instead)."""
+        return _predict(self.params_, self._check(X), self.signed_mask_)[1]
+
+    # ------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable state (constructor parameters + learned parameters)."""
+        if not hasattr(self, "params_"):
+            raise RuntimeError("PairCalibrator is not fitted")
+        return {
+            "method": self.method,
+            "C": self.C,
+            "C_side": self.C_side,
+            "n_splits": self.n_splits,
+            "random_state": self.random_state,
+            "feature_names": list(self.feature_names) if self.feature_names is not None else None,
+            "signed": self.signed_mask_.astype(bool).tolist(),
+            "n_features_in": int(self.n_features_in_),
+            "params": self.params_,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PairCalibrator:
+        cal = cls(signed=d["signed"], method=d["method"], feature_names=d.get("feature_names"), C=d["C"],
+                  C_side=d.get("C_side", 1.0), n_splits=d["n_splits"], random_state=d["random_state"])
+        cal.signed_mask_ = np.asarray(d["signed"], dtype=bool)
+        cal.n_features_in_ = int(d["n_features_in"])
+        cal.params_ = d["params"]
+        return cal
+
+
+def _is_signed_name(name: str) -> bool:
+    return name.endswith(("|strength", "|sconf", "|mean_strength")) or name in (
+        "panel|net_strength", "panel|mean_strength", "panel|net_votes", "panel|net_sconf")
+
+
+def _tie_features(X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    # Ties are symmetric in A/B: only unsigned information (and magnitudes) can predict them.
+    return np.c_[X[:, ~mask], np.abs(X[:, mask])]
+
+
+def _side_and_logodds(
+    side_params: dict[str, Any], X: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    z = _apply_logistic(side_params["direction"], X[:, mask])
+    p_a = _sigmoid(z)
+    p_tie = np.zeros(len(X)) if side_params["tie"] is None else _sigmoid(
+        _apply_logistic(side_params["tie"], _tie_features(X, mask)))
+    probs = np.c_[(1 - p_tie) * p_a, (1 - p_tie) * (1 - p_a), p_tie]
+    idx = probs.argmax(axis=1)
+    return np.asarray(SIDES, dtype=object)[idx], _logit(probs[np.arange(len(X)), idx])
+
+
+def _aligned(X: np.ndarray, mask: np.ndarray, side: np.ndarray, logodds: np.ndarray) -> np.ndarray:
+    """Features relative to the predicted side: signed ones times +1 (A) / -1 (B).
+
+    For a predicted tie, any directional evidence counts against it, hence -|x|.
+    """
+    s = np.where(side == "A", 1.0, np.where(side == "B", -1.0, 0.0))
+    signed = X[:, mask]
+    rel = np.where(s[:, None] == 0, -np.abs(signed), signed * s[:, None])
+    return np.c_[rel, X[:, ~mask], logodds, (side == "tie").astype(float)]
+
+
+def _predict(params: dict[str, Any], X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if params["method"] == "vote":
+        v = X[:, int(params["vote_column"])]
+        side = np.where(v > 0, "A", np.where(v < 0, "B", "tie")).astype(object)
+        return side, np.abs(v)
+    side, lo = _side_and_logodds(params["side"], X, mask)
+    conf = _sigmoid(_apply_logistic(params["confidence"], _aligned(X, mask, side, lo)))
+    return side, conf

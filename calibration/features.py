@@ -1,0 +1,260 @@
+"""Per-pair features from a long table of judge verdicts, for the calibrator.
+
+Input is a long table, one row per (pair, judge, display order)::
+
+    pair_id | judge | order ("ab"/"ba") | verdict | confidence (float or NaN) | failed (bool)
+
+``verdict`` is a five-point verdict ("A>>B", "A>B", "tie", "B>A", "B>>A"), a three-way side
+("A", "B", "tie" -- recorded-judgment files use these; mapped with :func:`judge.verdicts.from_side`)
+or "invalid", always about the ORIGINAL response A/B. ``confidence`` and ``failed`` are optional.
+
+Output is a :class:`FeatureSet`: one row per pair, columns fixed by the judge list. Pass the
+``judges`` of a fitted FeatureSet back in at predict time so the same columns come out; judges
+missing for a pair (or absent from the table altogether) give zeros plus "present" indicators,
+so one-order-only and partial panels are handled without imputation.
+
+Features are either *signed* (flip sign when A and B are swapped: strengths, signed
+confidences, net votes) or *unsigned* (invariant: counts, consistency, agreement). The mask
+``FeatureSet.signed`` lets the calibrator exploit that A/B symmetry (which response is called
+"A" is arbitrary, so nothing should prefer A for its own sake).
+
+Example
+-------
+>>> import pandas as pd
+>>> df = pd.DataFrame({
+...     "pair_id": [1, 1, 1, 2],
+...     "judge": ["g4", "g4", "g35", "g4"],
+...     "order": ["ab", "ba", "ab", "ab"],
+...     "verdict": ["A>B", "A>>B", "B", "invalid"],
+... })
+>>> fs = build_features(df)
+>>> fs.judges
+['g35', 'g4']
+>>> row = dict(zip(fs.feature_names, fs.X[0].tolist()))
+>>> row["g4|ab|strength"], row["g4|ba|strength"], row["g35|ba|present"]
+(1.0, 2.0, 0.0)
+>>> row["g4|swap_consistent"], row["panel|n_valid"], row["panel|net_votes"]
+(1.0, 3.0, 1.0)
+>>> build_features(df[df.pair_id == 2], judges=fs.judges).X.shape == (1, fs.X.shape[1])
+True
+>>> order_sensitive(df).tolist()
+[False, False]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from judge.verdicts import INVALID, ORDERS, STRENGTH, from_side
+
+__all__ = [
+    "FeatureSet",
+    "build_features",
+    "normalize_judgments",
+    "order_sensitive",
+    "judges_in",
+    "calls_per_pair",
+]
+
+_SIDES = {"A", "B", "tie"}
+
+
+@dataclass
+class FeatureSet:
+    """Feature matrix for pairs; ``X[i]`` describes ``pair_ids[i]``.
+
+    ``signed[k]`` is True when feature k changes sign under swapping A and B.
+    """
+
+    pair_ids: np.ndarray
+    X: np.ndarray
+    feature_names: list[str]
+    judges: list[str]
+    signed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def frame(self) -> pd.DataFrame:
+        """The features as a DataFrame indexed by pair_id (for inspection)."""
+        return pd.DataFrame(self.X, index=pd.Index(self.pair_ids, name="pair_id"), columns=self.feature_names)
+
+
+def _to_verdict(v: object) -> str:
+    """Map any accepted verdict spelling to the five-point vocabulary (or "invalid")."""
+    if not isinstance(v, str):
+        return INVALID
+    if v in STRENGTH or v == INVALID:
+        return v
+    if v in _SIDES:
+        return from_side(v)
+    return INVALID
+
+
+def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy with all columns present and typed: verdict five-point, strength, confidence, failed.
+
+    Failed calls count as failed whatever their verdict says; a verdict of a failed call is
+    treated as missing. Duplicate (pair, judge, order) rows keep the last one (a retry
+    supersedes the failed attempt).
+    """
+    required = {"pair_id", "judge", "order", "verdict"}
+    missing = required - set(judgments.columns)
+    if missing:
+        raise ValueError(f"judgments lacks columns {sorted(missing)}")
+    df = judgments.copy()
+    if "confidence" not in df:
+        df["confidence"] = np.nan
+    if "failed" not in df:
+        df["failed"] = False
+    df["failed"] = df["failed"].fillna(False).astype(bool)
+    df["verdict"] = [
+        INVALID if f else _to_verdict(v) for v, f in zip(df["verdict"], df["failed"], strict=True)
+    ]
+    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce").astype(float)
+    bad_order = ~df["order"].isin(ORDERS)
+    if bad_order.any():
+        raise ValueError(f"order must be one of {ORDERS}; got {sorted(set(df.loc[bad_order, 'order']))}")
+    df["strength"] = df["verdict"].map(STRENGTH).astype(float)  # NaN for invalid
+    df["valid"] = df["strength"].notna()
+    df = df.drop_duplicates(["pair_id", "judge", "order"], keep="last")
+    return df.reset_index(drop=True)
+
+
+def judges_in(judgments: pd.DataFrame) -> list[str]:
+    """Sorted judge names in a table; the default panel when none is given."""
+    return sorted(str(j) for j in pd.unique(judgments["judge"]))
+
+
+def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> FeatureSet:
+    """One feature row per pair from a long judgments table.
+
+    Per judge j and order o: ``j|o|strength`` (signed, -2..2, 0 if missing), ``j|o|present``,
+    ``j|o|sconf`` (signed confidence, 0 if none) and ``j|o|has_conf``. Per judge:
+    ``j|mean_strength`` (signed), ``j|swap_consistent`` (both orders valid, same side),
+    ``j|order_sensitive`` (both valid, different sides), ``j|n_invalid``, ``j|n_failed``.
+    Panel: signed net strength / net votes / mean confidence-weighted vote, and unsigned
+    counts (valid, invalid, failed, ties, judges present, consistent, order-sensitive),
+    the absolute net vote and the share of valid verdicts on the majority side.
+
+    Pairs appear in order of first appearance in the table. Judges not in ``judges`` are ignored.
+    """
+    df = normalize_judgments(judgments)
+    judges = judges_in(df) if judges is None else [str(j) for j in judges]
+    pair_ids = pd.unique(df["pair_id"])
+    n = len(pair_ids)
+    pos = pd.Index(pair_ids).get_indexer(df["pair_id"])
+    jpos = pd.Index(judges).get_indexer(df["judge"].astype(str))
+    keep = jpos >= 0
+    df, pos, jpos = df[keep], pos[keep], jpos[keep]
+    opos = np.where(df["order"].to_numpy() == "ab", 0, 1)
+
+    nj = len(judges)
+    strength = np.zeros((n, nj, 2))
+    present = np.zeros((n, nj, 2))
+    sconf = np.zeros((n, nj, 2))
+    has_conf = np.zeros((n, nj, 2))
+    invalid = np.zeros((n, nj, 2))
+    failed = np.zeros((n, nj, 2))
+    valid = df["valid"].to_numpy()
+    s = df["strength"].fillna(0.0).to_numpy()
+    c = df["confidence"].to_numpy()
+    cvalid = valid & np.isfinite(c)
+    strength[pos, jpos, opos] = s
+    present[pos, jpos, opos] = valid
+    # Signed confidence: a judge's probability for its verdict, pointing where the verdict points.
+    # A tie carries no direction, so its confidence only enters the unsigned panel mean below.
+    sconf[pos, jpos, opos] = np.where(cvalid, np.sign(s) * np.nan_to_num(c), 0.0)
+    has_conf[pos, jpos, opos] = cvalid
+    failed[pos, jpos, opos] = df["failed"].to_numpy()
+    invalid[pos, jpos, opos] = ~valid & ~df["failed"].to_numpy()
+
+    side = np.sign(strength)  # 0 for tie and for missing; use `present` to tell them apart
+    both = present.all(axis=2)
+    consistent = both & (side[..., 0] == side[..., 1])
+    sensitive = both & (side[..., 0] != side[..., 1])
+    n_present = present.sum(axis=2)
+    mean_strength = np.divide(strength.sum(axis=2), n_present, out=np.zeros((n, nj)), where=n_present > 0)
+
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    signed: list[bool] = []
+
+    def add(name: str, values: np.ndarray, is_signed: bool) -> None:
+        cols.append(np.asarray(values, dtype=float))
+        names.append(name)
+        signed.append(is_signed)
+
+    for k, j in enumerate(judges):
+        for oi, o in enumerate(ORDERS):
+            add(f"{j}|{o}|strength", strength[:, k, oi], True)
+            add(f"{j}|{o}|present", present[:, k, oi], False)
+            add(f"{j}|{o}|sconf", sconf[:, k, oi], True)
+            add(f"{j}|{o}|has_conf", has_conf[:, k, oi], False)
+        add(f"{j}|mean_strength", mean_strength[:, k], True)
+        add(f"{j}|swap_consistent", consistent[:, k], False)
+        add(f"{j}|order_sensitive", sensitive[:, k], False)
+        add(f"{j}|n_invalid", invalid[:, k].sum(axis=1), False)
+        add(f"{j}|n_failed", failed[:, k].sum(axis=1), False)
+
+    n_valid = present.sum(axis=(1, 2))
+    votes_a = ((side > 0) & (present > 0)).sum(axis=(1, 2))
+    votes_b = ((side < 0) & (present > 0)).sum(axis=(1, 2))
+    ties = ((side == 0) & (present > 0)).sum(axis=(1, 2))
+    majority = np.maximum(np.maximum(votes_a, votes_b), ties)
+    n_conf = has_conf.sum(axis=(1, 2))
+    # Tie confidences were zeroed in sconf; recover the raw mean from the table for the panel.
+    raw_conf = pd.Series(np.where(cvalid, np.nan_to_num(c), np.nan)).groupby(pos).mean()
+    mean_conf = np.zeros(n)
+    mean_conf[raw_conf.index.to_numpy()] = raw_conf.fillna(0.0).to_numpy()
+
+    net_strength = strength.sum(axis=(1, 2))
+    add("panel|net_strength", net_strength, True)
+    add("panel|mean_strength", np.divide(net_strength, n_valid, out=np.zeros(n), where=n_valid > 0), True)
+    add("panel|net_votes", votes_a - votes_b, True)
+    add("panel|net_sconf", sconf.sum(axis=(1, 2)), True)
+    add("panel|abs_net_votes", np.abs(votes_a - votes_b), False)
+    add("panel|agree_frac", np.divide(majority, n_valid, out=np.zeros(n), where=n_valid > 0), False)
+    add("panel|n_valid", n_valid, False)
+    add("panel|n_ties", ties, False)
+    add("panel|n_invalid", invalid.sum(axis=(1, 2)), False)
+    add("panel|n_failed", failed.sum(axis=(1, 2)), False)
+    add("panel|n_judges_present", (n_present > 0).sum(axis=1), False)
+    add("panel|n_swap_consistent", consistent.sum(axis=1), False)
+    add("panel|n_order_sensitive", sensitive.sum(axis=1), False)
+    add("panel|n_conf", n_conf, False)
+    add("panel|mean_conf", mean_conf, False)
+
+    X = np.column_stack(cols) if cols else np.zeros((n, 0))
+    return FeatureSet(pair_ids=np.asarray(pair_ids), X=X, feature_names=names, judges=list(judges),
+                      signed=np.asarray(signed, dtype=bool))
+
+
+def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:
+    """Per pair: does any judge's "ab" verdict point to a different side than its "ba" verdict?
+
+    Same definition as the service's hard flag (api/routing.py): sides "A", "B", "tie" compared
+    for judges with a valid verdict in both orders, so "A>B" vs "tie" counts as sensitive.
+    Indexed by pair_id in order of first appearance.
+    """
+    df = normalize_judgments(judgments)
+    if judges is not None:
+        df = df[df["judge"].astype(str).isin([str(j) for j in judges])]
+    pair_ids = pd.unique(normalize_judgments(judgments)["pair_id"])
+    v = df[df["valid"]]
+    sides = np.sign(v["strength"])
+    per = pd.DataFrame({"pair_id": v["pair_id"], "judge": v["judge"], "side": sides})
+    nunique = per.groupby(["pair_id", "judge"])["side"].nunique()
+    flagged = nunique[nunique > 1].index.get_level_values(0).unique()
+    return pd.Series(pd.Index(pair_ids).isin(flagged), index=pd.Index(pair_ids, name="pair_id"),
+                     name="order_sensitive")
+
+
+def calls_per_pair(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:
+    """Judge calls made per pair (one call = one judge in one order, failed calls included)."""
+    df = normalize_judgments(judgments)
+    if judges is not None:
+        df = df[df["judge"].astype(str).isin([str(j) for j in judges])]
+    pair_ids = pd.unique(normalize_judgments(judgments)["pair_id"])
+    return df.groupby("pair_id").size().reindex(pair_ids, fill_value=0).astype(float)

@@ -1,0 +1,308 @@
+"""The auto-accept gate: calibrator + guaranteed threshold, fitted from human gold labels.
+
+:func:`fit_gate` is what the service calls on its current set of usable gold labels. It fits a
+:class:`~calibration.calibrator.PairCalibrator` and picks the threshold with
+:func:`~calibration.threshold.select_threshold`, so that with probability >= 1 - delta the
+agreement of auto-accepted pairs with humans is >= 1 - alpha (assumptions: see
+:mod:`calibration.threshold`). Two ways to use the labels:
+
+* ``mode="split"``: calibrator fitted on ``split_fraction`` of the labels, threshold chosen
+  on the rest with that fixed model. The guarantee is exact (score independent of the
+  threshold labels) but each part sees fewer labels.
+* ``mode="crossfit"``: the threshold is chosen on out-of-fold scores of all labels and the
+  deployed model is refitted on all of them. More labels for both jobs; the guarantee is
+  approximate because the deployed model saw the threshold labels. With the low-capacity
+  logistic calibrator the difference is small; :mod:`calibration.simulate` measures it.
+* ``method="vote"`` needs no labels to build its score, so all labels go to the threshold and
+  the guarantee is exact in either mode.
+
+``hard_rule=True`` never auto-accepts an order-sensitive pair (a judge's "ab" and "ba"
+verdicts name different sides; read from the ``panel|n_order_sensitive`` feature). The rule
+is applied before threshold selection, so the guarantee covers exactly the pairs accepted.
+
+The fitted :class:`GateModel` satisfies the service's routing ``Gate`` protocol (``open``,
+``accepts(confidence)``) and round-trips through JSON via ``to_dict`` / ``from_dict``.
+
+Example
+-------
+>>> import json
+>>> import numpy as np, pandas as pd
+>>> from calibration.features import build_features
+>>> rng = np.random.default_rng(1)
+>>> rows, gold = [], {}
+>>> for i in range(300):
+...     truth = "A" if rng.uniform() < 0.5 else "B"
+...     gold[i] = truth
+...     for judge, acc in [("strong", 0.9), ("weak", 0.7)]:
+...         for order in ("ab", "ba"):
+...             right = rng.uniform() < acc
+...             rows.append((i, judge, order, truth if right else {"A": "B", "B": "A"}[truth]))
+>>> df = pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict"])
+>>> fs = build_features(df)
+>>> y = pd.Series(gold)
+>>> gate = fit_gate(fs, y, alpha=0.1, delta=0.1, n_min=50, random_state=0)
+>>> gate.open, gate.guaranteed_agreement >= 0.9, 0.3 < gate.expected_coverage <= 1.0
+(True, True, True)
+>>> same = GateModel.from_dict(json.loads(json.dumps(gate.to_dict())))
+>>> bool(np.allclose(same.confidence(fs.X), gate.confidence(fs.X)))
+True
+>>> fit_gate(fs, y.iloc[:20], alpha=0.1, delta=0.1, n_min=50).reason
+'too few usable labels: 20 < n_min=50'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from calibration.calibrator import SIDES, PairCalibrator
+from calibration.features import FeatureSet
+from calibration.threshold import ThresholdResult, select_threshold
+
+__all__ = ["GateModel", "fit_gate", "labels_for"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class GateModel:
+    """A fitted gate. ``threshold`` is None and ``open`` False when no guarantee could be shown.
+
+    ``guaranteed_agreement``: the (1 - delta) lower confidence bound on the agreement of
+    auto-accepted pairs at the threshold. ``expected_coverage``: share of calibration pairs
+    that clear it. ``cal_confidence`` / ``cal_correct`` / ``cal_side``: the out-of-sample
+    scores, correctness and predicted side on the labels the threshold was chosen on (for
+    reliability plots); ``curve``: the threshold search (see ThresholdResult).
+    """
+
+    calibrator: PairCalibrator
+    judges: list[str]
+    feature_names: list[str]
+    threshold: float | None
+    open: bool
+    reason: str
+    guaranteed_agreement: float | None
+    expected_coverage: float
+    n_labels_used: int
+    alpha: float
+    delta: float
+    mode: str = "crossfit"
+    hard_rule: bool = False
+    n_threshold_labels: int = 0
+    cal_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cal_correct: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cal_side: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    curve: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def target_agreement(self) -> float:
+        return 1.0 - self.alpha
+
+    def confidence(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+        """Calibrated P(human agrees with ``predict_side``) per pair."""
+        return self.calibrator.confidence(self._X(X))
+
+    def predict_side(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+        return self.calibrator.predict_side(self._X(X))
+
+    def accepts(self, confidence: float) -> bool:
+        """The routing protocol: may a pair with this calibrated confidence be auto-accepted?"""
+        return bool(self.open and self.threshold is not None and confidence >= self.threshold)
+
+    def hard_flags(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+        """Pairs the hard rule excludes (order-sensitive); all False when the rule is off."""
+        X = self._X(X)
+        if not self.hard_rule:
+            return np.zeros(len(X), dtype=bool)
+        return X[:, self.feature_names.index("panel|n_order_sensitive")] > 0
+
+    def accept(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+        """Boolean per pair: auto-accept (gate open, confidence >= threshold, no hard flag)."""
+        X = self._X(X)
+        if not self.open or self.threshold is None:
+            return np.zeros(len(X), dtype=bool)
+        return (self.confidence(X) >= self.threshold) & ~self.hard_flags(X)
+
+    def _X(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+        if isinstance(X, FeatureSet):
+            if X.feature_names != self.feature_names:
+                raise ValueError("features were built with a different judge list; pass judges=gate.judges")
+            return X.X
+        return np.asarray(X, dtype=float)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (lists, floats, strings), for a database row."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "calibrator": self.calibrator.to_dict(),
+            "judges": list(self.judges),
+            "feature_names": list(self.feature_names),
+            "threshold": self.threshold,
+            "open": bool(self.open),
+            "reason": self.reason,
+            "guaranteed_agreement": self.guaranteed_agreement,
+            "expected_coverage": float(self.expected_coverage),
+            "n_labels_used": int(self.n_labels_used),
+            "alpha": float(self.alpha),
+            "delta": float(self.delta),
+            "mode": self.mode,
+            "hard_rule": bool(self.hard_rule),
+            "n_threshold_labels": int(self.n_threshold_labels),
+            "cal_confidence": [float(c) if np.isfinite(c) else None for c in self.cal_confidence],
+            "cal_correct": [int(c) for c in self.cal_correct],
+            "cal_side": [str(s) for s in self.cal_side],
+            "curve": _jsonable(self.curve),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GateModel:
+        if d.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ValueError(f"gate format {d['format_version']} is newer than this code ({FORMAT_VERSION})")
+        return cls(
+            calibrator=PairCalibrator.from_dict(d["calibrator"]),
+            judges=list(d["judges"]),
+            feature_names=list(d["feature_names"]),
+            threshold=d["threshold"],
+            open=bool(d["open"]),
+            reason=d["reason"],
+            guaranteed_agreement=d["guaranteed_agreement"],
+            expected_coverage=float(d["expected_coverage"]),
+            n_labels_used=int(d["n_labels_used"]),
+            alpha=float(d["alpha"]),
+            delta=float(d["delta"]),
+            mode=d.get("mode", "crossfit"),
+            hard_rule=bool(d.get("hard_rule", False)),
+            n_threshold_labels=int(d.get("n_threshold_labels", 0)),
+            cal_confidence=np.array([-np.inf if c is None else c for c in d.get("cal_confidence", [])], dtype=float),
+            cal_correct=np.asarray(d.get("cal_correct", []), dtype=int),
+            cal_side=np.asarray(d.get("cal_side", []), dtype=object),
+            curve=d.get("curve", {}),
+        )
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.bool_ | bool):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def labels_for(features: FeatureSet, y: pd.Series | Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Human labels aligned to ``features.pair_ids``; None where no usable label ("A"/"B"/"tie").
+
+    A Series is matched by its index (pair ids); anything else must already be in row order.
+    """
+    if isinstance(y, pd.Series):
+        vals = y.reindex(features.pair_ids).to_numpy(dtype=object)
+    else:
+        vals = np.asarray(y, dtype=object)
+        if vals.shape[0] != features.X.shape[0]:
+            raise ValueError(f"{vals.shape[0]} labels for {features.X.shape[0]} pairs; pass a Series by pair_id")
+    return np.array([v if isinstance(v, str) and v in SIDES else None for v in vals], dtype=object)
+
+
+def fit_gate(
+    features: FeatureSet,
+    y: pd.Series | Sequence[Any] | np.ndarray,
+    alpha: float = 0.1,
+    delta: float = 0.1,
+    n_min: int = 50,
+    random_state: int | None = 0,
+    *,
+    mode: Literal["crossfit", "split"] = "crossfit",
+    method: Literal["logistic", "vote"] = "logistic",
+    hard_rule: bool = False,
+    split_fraction: float = 0.5,
+    min_accept: int | None = None,
+    C: float = 1.0,
+    n_splits: int = 5,
+) -> GateModel:
+    """Fit calibrator and threshold on the pairs of ``features`` that have a usable gold label.
+
+    ``y``: human labels "A"/"B"/"tie" (a Series by pair_id, or an array in row order); pairs
+    without one are ignored. ``alpha``: allowed disagreement (target agreement 1 - alpha);
+    ``delta``: allowed probability that the guarantee fails; ``n_min``: fewer usable labels
+    than this keeps the gate closed. Other parameters: see the module docstring and
+    :func:`calibration.threshold.select_threshold`.
+    """
+    labels = labels_for(features, y)
+    has = np.array([v is not None for v in labels])
+    X, yy = features.X[has], labels[has].astype(object)
+    n = int(has.sum())
+    flag_col = features.feature_names.index("panel|n_order_sensitive")
+
+    def make_cal() -> PairCalibrator:
+        return PairCalibrator(signed=features.signed, method=method, feature_names=features.feature_names,
+                              C=C, n_splits=n_splits, random_state=random_state)
+
+    def closed(reason: str, cal: PairCalibrator | None = None) -> GateModel:
+        return GateModel(calibrator=cal if cal is not None else _placeholder(features, method), judges=features.judges,
+                         feature_names=features.feature_names, threshold=None, open=False, reason=reason,
+                         guaranteed_agreement=None, expected_coverage=0.0, n_labels_used=n, alpha=alpha,
+                         delta=delta, mode=mode, hard_rule=hard_rule)
+
+    if n < n_min:
+        return closed(f"too few usable labels: {n} < n_min={n_min}")
+    if len(set(yy.tolist()) - {"tie"}) == 0:
+        return closed("gold labels contain no A/B preference; cannot calibrate")
+
+    if mode == "split" and method != "vote":
+        rng = np.random.default_rng(random_state)
+        perm = rng.permutation(n)
+        n_fit = int(round(split_fraction * n))
+        fit_idx, thr_idx = perm[:n_fit], perm[n_fit:]
+        cal = make_cal().fit(X[fit_idx], yy[fit_idx])
+        side = cal.predict_side(X[thr_idx])
+        conf = cal.confidence(X[thr_idx])
+        X_thr, y_thr = X[thr_idx], yy[thr_idx]
+    elif mode in ("crossfit", "split"):
+        cal = make_cal().fit(X, yy)
+        side, conf = cal.oof_side_, cal.oof_confidence_
+        X_thr, y_thr = X, yy
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+
+    correct = (side == y_thr).astype(int)
+    score = np.where(X_thr[:, flag_col] > 0, -np.inf, conf) if hard_rule else conf
+    res: ThresholdResult = select_threshold(score, correct, alpha=alpha, delta=delta, n_min=n_min,
+                                            min_accept=min_accept)
+    return GateModel(
+        calibrator=cal,
+        judges=list(features.judges),
+        feature_names=list(features.feature_names),
+        threshold=res.threshold,
+        open=res.open,
+        reason=res.reason,
+        guaranteed_agreement=res.agreement_lower_bound,
+        expected_coverage=res.expected_coverage,
+        n_labels_used=n,
+        alpha=alpha,
+        delta=delta,
+        mode=mode,
+        hard_rule=hard_rule,
+        n_threshold_labels=res.n_used,
+        cal_confidence=np.asarray(score, dtype=float),
+        cal_correct=correct,
+        cal_side=np.asarray(side, dtype=object),
+        curve=res.curve,
+    )
+
+
+def _placeholder(features: FeatureSet, method: str) -> PairCalibrator:
+    """An unfitted-but-serializable calibrator for a closed gate (predicts nothing useful)."""
+    cal = PairCalibrator(signed=features.signed, method="vote", feature_names=features.feature_names)
+    cal.signed_mask_ = np.asarray(features.signed, dtype=bool)
+    cal.n_features_in_ = len(features.feature_names)
+    cal.params_ = {"method": "vote", "vote_column": features.feature_names.index("panel|net_strength")}
+    return cal

@@ -1,0 +1,210 @@
+"""In-memory evaluation of the gate (or cascade) on a recorded-judgments file.
+
+Mirrors the benchmark: for each of ``splits`` random splits, a fraction ``cal_fraction`` of
+the pairs with a gold label is the calibration set (their labels are the "usable gold
+labels"), the rest is the test set. The gate is fitted on the calibration part only; on the
+test part we measure coverage (share auto-accepted), agreement of the auto-accepted labels
+with gold, and whether that agreement reached the target. The summary aggregates
+``coverage_mean``, ``agreement_mean`` (over splits with at least one acceptance),
+``guarantee_held_fraction`` (splits where test agreement >= target; a split accepting
+nothing counts as held -- nothing wrong was accepted), ``gold_labels_used_mean`` and
+``judge_calls_per_pair_mean`` (one call = one judge in one order).
+
+Note that the benchmark's "held" compares the *observed* test agreement with the target,
+which is stricter than the guarantee (about the population rate): a gate whose true
+agreement is exactly 0.9 "fails" half the time on a finite test set.
+
+File format (recorded judgments, one JSON object per line): ``id``, ``gold`` ("A"/"B"/"tie",
+optional), ``judgments``: list of {``judge``, ``order``, ``verdict``, optional
+``confidence``, optional ``failed``/``error``}. Extra fields are ignored.
+
+Example
+-------
+>>> import json, os, tempfile
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> path = os.path.join(tempfile.mkdtemp(), "toy.jsonl")
+>>> with open(path, "w") as fh:
+...     for i in range(200):
+...         gold = str(rng.choice(["A", "B"]))
+...         js = [{"judge": j, "order": o, "verdict": gold if rng.uniform() < acc else "AB".replace(gold, "")}
+...               for j, acc in [("good", 0.95), ("ok", 0.8)] for o in ("ab", "ba")]
+...         _ = fh.write(json.dumps({"id": f"p{i}", "gold": gold, "judgments": js}) + "\\n")
+>>> judgments, gold = load_recorded(path)
+>>> out = simulate(judgments, gold, target=0.9, delta=0.1, cal_fraction=0.5, splits=3, seed=0)
+>>> sorted(out.summary)[:3]
+['agreement_mean', 'coverage_mean', 'gold_labels_used_mean']
+>>> out.summary["gold_labels_used_mean"]
+100.0
+
+Command line: ``python -m calibration.simulate FILE [--target 0.9 --delta 0.1 --cal-fraction 0.5
+--splits 20 --seed 0 --hard-rule --mode crossfit --method logistic --cascade J1 J2,J3 ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from calibration.cascade import fit_cascade
+from calibration.features import build_features, calls_per_pair, judges_in
+from calibration.gate import fit_gate
+
+__all__ = ["SimulationResult", "load_recorded", "simulate", "main"]
+
+
+def load_recorded(path: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Read a recorded-judgments JSONL file into (long judgments table, gold Series by pair_id).
+
+    Missing ``confidence`` becomes NaN; ``failed`` is True when the record says so or carries an
+    ``error``. Pairs without a gold label get None in the Series.
+    """
+    rows: list[dict[str, Any]] = []
+    gold: dict[str, Any] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            rec = json.loads(line)
+            pid = rec["id"]
+            gold[pid] = rec.get("gold")
+            for j in rec.get("judgments", []):
+                rows.append({
+                    "pair_id": pid,
+                    "judge": j["judge"],
+                    "order": j.get("order", "ab"),
+                    "verdict": j.get("verdict", "invalid"),
+                    "confidence": j.get("confidence", np.nan),
+                    "failed": bool(j.get("failed", False) or j.get("error")),
+                })
+    df = pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict", "confidence", "failed"])
+    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
+    return df, pd.Series(gold, dtype=object, name="gold")
+
+
+@dataclass
+class SimulationResult:
+    per_split: pd.DataFrame
+    summary: dict[str, float]
+
+
+def simulate(
+    judgments: pd.DataFrame,
+    gold: pd.Series,
+    target: float = 0.9,
+    delta: float = 0.1,
+    cal_fraction: float = 0.5,
+    splits: int = 20,
+    seed: int = 0,
+    *,
+    hard_rule: bool = False,
+    judges: Sequence[str] | None = None,
+    cascade: Sequence[Sequence[str]] | None = None,
+    n_min: int = 50,
+    **gate_kwargs: Any,
+) -> SimulationResult:
+    """Repeated calibration/test splits; see the module docstring. ``gate_kwargs`` go to fit_gate/fit_cascade."""
+    alpha = 1.0 - target
+    judges = judges_in(judgments) if judges is None else list(judges)
+    fs = build_features(judgments, judges=judges)
+    labels = gold.reindex(fs.pair_ids)
+    usable = np.array([isinstance(v, str) and v in ("A", "B", "tie") for v in labels.to_numpy()])
+    idx = np.flatnonzero(usable)
+    y_all = labels.to_numpy(dtype=object)
+    calls_all = calls_per_pair(judgments, judges=judges).reindex(fs.pair_ids).to_numpy()
+    rng = np.random.default_rng(seed)
+    records = []
+    for split in range(splits):
+        perm = rng.permutation(idx)
+        n_cal = int(round(cal_fraction * len(perm)))
+        cal_i, test_i = perm[:n_cal], perm[n_cal:]
+        y_cal = pd.Series(y_all[cal_i], index=fs.pair_ids[cal_i])
+        if cascade:
+            model = fit_cascade(judgments, y_cal, stages=cascade, alpha=alpha, delta=delta, n_min=n_min,
+                                hard_rule=hard_rule, random_state=split, **gate_kwargs)
+            dec = model.decide_table(judgments, pair_ids=fs.pair_ids[test_i])
+            accepted = dec["decision"].to_numpy() == "accept"
+            side = dec["label"].to_numpy(dtype=object)
+            calls = dec["calls"].to_numpy(dtype=float)
+            used, is_open, reason = model.n_labels_used, model.open, model.reason
+        else:
+            sub = fs_subset(fs, cal_i)
+            gate = fit_gate(sub, y_cal, alpha=alpha, delta=delta, n_min=n_min, random_state=split,
+                            hard_rule=hard_rule, **gate_kwargs)
+            X_test = fs.X[test_i]
+            accepted = gate.accept(X_test)
+            side = gate.predict_side(X_test)
+            calls = calls_all[test_i]
+            used, is_open, reason = gate.n_labels_used, gate.open, gate.reason
+        y_test = y_all[test_i]
+        n_acc = int(accepted.sum())
+        agree = float(np.mean(side[accepted] == y_test[accepted])) if n_acc else float("nan")
+        records.append({
+            "split": split,
+            "open": is_open,
+            "n_cal": len(cal_i),
+            "n_test": len(test_i),
+            "gold_labels_used": used,
+            "n_accepted": n_acc,
+            "coverage": n_acc / max(len(test_i), 1),
+            "agreement": agree,
+            "held": bool(n_acc == 0 or agree >= target),
+            "judge_calls_per_pair": float(np.mean(calls)) if len(calls) else 0.0,
+            "reason": reason,
+        })
+    per = pd.DataFrame(records)
+    summary = {
+        "coverage_mean": float(per["coverage"].mean()),
+        "agreement_mean": float(per["agreement"].mean()) if per["agreement"].notna().any() else float("nan"),
+        "guarantee_held_fraction": float(per["held"].mean()),
+        "gold_labels_used_mean": float(per["gold_labels_used"].mean()),
+        "judge_calls_per_pair_mean": float(per["judge_calls_per_pair"].mean()),
+        "open_fraction": float(per["open"].mean()),
+        "splits": float(splits),
+    }
+    return SimulationResult(per_split=per, summary=summary)
+
+
+def fs_subset(fs: Any, rows: np.ndarray) -> Any:
+    """Rows of a FeatureSet (same columns)."""
+    from calibration.features import FeatureSet
+
+    return FeatureSet(pair_ids=fs.pair_ids[rows], X=fs.X[rows], feature_names=fs.feature_names,
+                      judges=fs.judges, signed=fs.signed)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("path")
+    p.add_argument("--target", type=float, default=0.9)
+    p.add_argument("--delta", type=float, default=0.1)
+    p.add_argument("--cal-fraction", type=float, default=0.5)
+    p.add_argument("--splits", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hard-rule", action="store_true", help="never auto-accept order-sensitive pairs")
+    p.add_argument("--mode", default="crossfit", choices=["crossfit", "split"])
+    p.add_argument("--method", default="logistic", choices=["logistic", "vote"])
+    p.add_argument("--min-accept", type=int, default=None)
+    p.add_argument("--judges", nargs="*", default=None, help="panel (default: every judge in the file)")
+    p.add_argument("--cascade", nargs="*", default=None,
+                   help="stages cheapest first; judges within a stage joined by commas")
+    p.add_argument("--per-split", action="store_true")
+    a = p.parse_args(argv)
+    judgments, gold = load_recorded(a.path)
+    stages = [s.split(",") for s in a.cascade] if a.cascade else None
+    res = simulate(judgments, gold, a.target, a.delta, a.cal_fraction, a.splits, a.seed, hard_rule=a.hard_rule,
+                   judges=a.judges, cascade=stages, mode=a.mode, method=a.method, min_accept=a.min_accept)
+    if a.per_split:
+        print(res.per_split.to_string())
+    print(json.dumps(res.summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

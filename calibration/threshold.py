@@ -1,0 +1,194 @@
+"""Pick an auto-accept threshold with a finite-sample agreement guarantee.
+
+Procedure (fixed-sequence testing with exact binomial bounds, as in Learn-then-Test /
+Trust or Escalate): given calibration pairs with a confidence score and a 0/1 "the human
+agrees with the predicted label", candidate thresholds are the distinct scores, tested from
+the most to the least confident. For threshold t let R(t) be the disagreement rate among
+future pairs with score >= t. Each t tests H0(t): R(t) > alpha by the one-sided
+Clopper--Pearson upper bound at level 1 - delta on the disagreements among calibration pairs
+with score >= t; H0 is rejected when the bound is <= alpha. Testing stops at the first
+threshold that fails; the chosen threshold is the last (lowest) one that passed. Because the
+order is fixed before the labels are looked at, no multiplicity correction is needed: with
+probability >= 1 - delta over the calibration sample, every accepted threshold -- in
+particular the chosen one -- has R(t) <= alpha, i.e. agreement of auto-accepted pairs >=
+1 - alpha. The gate stays closed (threshold None) when fewer than ``n_min`` usable labels
+exist or when even the first threshold fails.
+
+Where the sequence starts is a design choice that may use the scores but not the labels:
+testing begins at the first threshold accepting at least ``min_accept`` calibration pairs
+(by default the smallest count at which zero disagreements could pass at all, so no test is
+wasted on a threshold that cannot pass -- one early failure ends the sequence).
+
+Assumptions, and where they break:
+
+* Exchangeability: calibration pairs and future pairs are draws from the same distribution.
+  Breaks under drift (new prompt types, new judge model versions, a different label policy);
+  the audit stream and :mod:`calibration.drift` exist to catch that.
+* The score function is fixed independently of the labels used here. Holds exactly when the
+  calibrator is fitted on other labels (split mode). With cross-fitting the score on each
+  calibration pair is out-of-sample but the deployed model saw all of them, so the guarantee
+  is approximate; :mod:`calibration.simulate` checks it empirically.
+* The labels are a random sample of the pairs the gate will see, not pairs reviewers chose
+  (hard, disputed or flagged items make the bound pessimistic; easy ones make it optimistic).
+* Humans are the reference: the guarantee is agreement with the labelling process that
+  produced the gold labels, label noise included.
+* The guarantee is marginal over calibration draws (holds for 1 - delta of them) and is about
+  the population rate, not the agreement observed on any particular finite batch.
+
+Example
+-------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> conf = rng.uniform(size=2000)
+>>> correct = rng.uniform(size=2000) < 0.6 + 0.4 * conf   # agreement rises with confidence
+>>> res = select_threshold(conf, correct, alpha=0.1, delta=0.1)
+>>> res.open, 0.5 < res.threshold < 0.7, res.agreement_lower_bound >= 0.9
+(True, True, True)
+>>> select_threshold(conf[:10], correct[:10], alpha=0.1, delta=0.1).reason
+'too few usable labels: 10 < n_min=50'
+>>> round(clopper_pearson_upper(0, 22, 0.1), 3)
+0.099
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta
+
+__all__ = ["ThresholdResult", "clopper_pearson_upper", "min_accept_for", "select_threshold"]
+
+
+def clopper_pearson_upper(k: int | np.ndarray, n: int | np.ndarray, delta: float) -> float | np.ndarray:
+    """One-sided exact (Clopper--Pearson) upper bound, level 1 - delta, on a binomial rate.
+
+    ``k`` failures in ``n`` trials; returns 1 where k == n and for n == 0.
+    """
+    k_arr = np.asarray(k, dtype=float)
+    n_arr = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ub = beta.ppf(1.0 - delta, k_arr + 1.0, np.maximum(n_arr - k_arr, 1e-12))
+    ub = np.where((n_arr <= 0) | (k_arr >= n_arr), 1.0, ub)
+    return float(ub) if ub.ndim == 0 else ub
+
+
+def min_accept_for(alpha: float, delta: float) -> int:
+    """Smallest accepted count whose bound can pass at all (zero disagreements): (1-alpha)^n <= delta."""
+    return int(math.ceil(math.log(delta) / math.log(1.0 - alpha) - 1e-12))
+
+
+@dataclass
+class ThresholdResult:
+    """The chosen threshold and the evidence for it.
+
+    ``agreement_lower_bound`` is the (1 - delta) lower confidence bound on agreement of pairs
+    scored >= threshold; ``expected_coverage`` the share of usable calibration pairs at or
+    above it. ``curve`` holds one entry per candidate threshold (JSON-friendly lists).
+    """
+
+    threshold: float | None
+    open: bool
+    reason: str
+    n_used: int
+    n_accepted: int
+    agreement_lower_bound: float | None
+    expected_coverage: float
+    alpha: float = 0.1
+    delta: float = 0.1
+    curve: dict[str, list[Any]] = field(default_factory=dict)
+
+    def accepts(self, confidence: float) -> bool:
+        return self.open and self.threshold is not None and bool(confidence >= self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def select_threshold(
+    confidence: Sequence[float] | np.ndarray,
+    correct: Sequence[float] | np.ndarray,
+    alpha: float,
+    delta: float,
+    n_min: int = 50,
+    min_accept: int | None = None,
+) -> ThresholdResult:
+    """Fixed-sequence Clopper--Pearson threshold selection (see module docstring).
+
+    ``confidence``: score per calibration pair (higher = more likely correct). ``-inf`` marks a
+    pair that may never be auto-accepted (a hard flag): it counts as a usable label but no
+    threshold accepts it. NaN in either array drops the pair. ``correct``: 1 if the human
+    label equals the predicted label, else 0. Returns a closed result (threshold None) with the
+    reason when there are fewer than ``n_min`` usable labels or no threshold passes.
+    """
+    if not (0.0 < alpha < 1.0 and 0.0 < delta < 1.0):
+        raise ValueError("alpha and delta must be in (0, 1)")
+    conf = np.asarray(confidence, dtype=float)
+    corr = np.asarray(correct, dtype=float)
+    if conf.shape != corr.shape:
+        raise ValueError(f"confidence and correct differ in shape: {conf.shape} vs {corr.shape}")
+    usable = ~np.isnan(conf) & ~np.isnan(corr)
+    conf, corr = conf[usable], corr[usable]
+    n_used = int(conf.size)
+    m = min_accept_for(alpha, delta) if min_accept is None else int(min_accept)
+    base = dict(n_used=n_used, alpha=alpha, delta=delta)
+    if n_used < n_min:
+        return ThresholdResult(None, False, f"too few usable labels: {n_used} < n_min={n_min}", n_accepted=0,
+                               agreement_lower_bound=None, expected_coverage=0.0, **base)
+
+    # Sort once, most confident first; a threshold at a distinct score accepts every pair tied with it.
+    order = np.argsort(-conf, kind="stable")
+    s, errs = conf[order], 1.0 - corr[order]
+    finite = np.isfinite(s)
+    s, errs = s[finite], errs[finite]
+    cum_n = np.arange(1, s.size + 1)
+    cum_k = np.cumsum(errs)
+    last_of_run = np.r_[s[1:] != s[:-1], True] if s.size else np.zeros(0, dtype=bool)
+    thr, n_acc, k_acc = s[last_of_run], cum_n[last_of_run], cum_k[last_of_run]
+    ub = np.asarray(clopper_pearson_upper(k_acc, n_acc, delta), dtype=float).reshape(-1)
+    tested = n_acc >= m
+    passed = np.zeros_like(tested)
+    chosen = -1
+    failed_at = -1
+    for i in np.flatnonzero(tested):
+        if ub[i] <= alpha:
+            passed[i] = True
+            chosen = i
+        else:
+            failed_at = i
+            break
+    curve = {
+        "threshold": thr.tolist(),
+        "n_accepted": n_acc.astype(int).tolist(),
+        "coverage": (n_acc / n_used).tolist(),
+        "agreement": (1.0 - k_acc / n_acc).tolist(),
+        "agreement_lower_bound": (1.0 - ub).tolist(),
+        "tested": tested.tolist(),
+        "passed": passed.tolist(),
+    }
+    if chosen < 0:
+        if not tested.any():
+            why = f"no threshold accepts at least min_accept={m} pairs"
+        else:
+            i = failed_at
+            why = (f"no threshold passes: the first tested (n={int(n_acc[i])}, agreement "
+                   f"{1 - k_acc[i] / n_acc[i]:.3f}) has lower bound {1 - ub[i]:.3f} < target {1 - alpha:.3f}")
+        return ThresholdResult(None, False, why, n_accepted=0, agreement_lower_bound=None,
+                               expected_coverage=0.0, curve=curve, **base)
+    stop = "all candidates passed" if failed_at < 0 else (
+        f"next candidate failed (n={int(n_acc[failed_at])}, lower bound {1 - ub[failed_at]:.3f})")
+    reason = (f"open: {int(n_acc[chosen])}/{n_used} calibration pairs accepted, agreement lower bound "
+              f"{1 - ub[chosen]:.3f} >= {1 - alpha:.3f} at {1 - delta:.0%} confidence; {stop}")
+    return ThresholdResult(
+        threshold=float(thr[chosen]),
+        open=True,
+        reason=reason,
+        n_accepted=int(n_acc[chosen]),
+        agreement_lower_bound=float(1.0 - ub[chosen]),
+        expected_coverage=float(n_acc[chosen] / n_used),
+        curve=curve,
+        **base,
+    )

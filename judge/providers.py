@@ -1,0 +1,290 @@
+"""litellm custom providers that stand in for live judges.
+
+``replay/<judge>`` answers from a recorded-judgments file (``api_base`` = its path) exactly as the
+recorded judge answered when it was shown the same texts in the same order. ``mock/<name>``
+synthesises cheap deterministic verdicts for tests and benchmarks (``api_base`` = query-string
+options, e.g. ``"latency_ms=300&invalid_rate=0.05"``). Both reply with the JSON object the rubric
+prompt asks for, so callers use the same code path as for a live model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl
+
+import litellm
+from litellm import CustomLLM
+from litellm.types.utils import ModelResponse, Usage
+
+from judge.content import content_hash
+from judge.prompt import extract_shown
+from judge.recorded import RecordedFormatError, RecordedJudgment, load_recorded, recorded_to_five_point
+from judge.verdicts import swap, to_positional
+
+REPLAY_PROVIDER = "replay"
+MOCK_PROVIDER = "mock"
+
+
+def _respond(
+    model_response: ModelResponse, model: str, messages: list[dict[str, Any]], content: str
+) -> ModelResponse:
+    model_response.choices[0].message.content = content  # type: ignore[union-attr]
+    model_response.choices[0].finish_reason = "stop"
+    model_response.model = model
+    # Rough token counts (~4 characters a token) so usage accounting has something plausible.
+    prompt_chars = sum(len(m.get("content") or "") for m in messages if isinstance(m.get("content"), str))
+    prompt_tokens, completion_tokens = prompt_chars // 4 + 1, len(content) // 4 + 1
+    model_response.usage = Usage(  # type: ignore[attr-defined]
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+    model_response._hidden_params["response_cost"] = 0.0  # nothing was spent
+    return model_response
+
+
+def _shown(messages: list[dict[str, Any]], model: str, provider: str) -> tuple[str, str, str]:
+    try:
+        return extract_shown(messages)
+    except ValueError as exc:
+        raise litellm.BadRequestError(
+            message=f"{provider}/{model}: messages were not rendered by judge.prompt.render_messages ({exc})",
+            model=model,
+            llm_provider=provider,
+        ) from exc
+
+
+# --- replay ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    pair_id: str
+    order: str
+    judgment: RecordedJudgment
+
+
+class _ReplayIndex:
+    """Recorded judgments keyed on what the judge was shown: (content hash of shown texts, judge)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.answers: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
+        self.shown_as: dict[str, list[tuple[str, str]]] = defaultdict(list)  # hash -> [(pair id, order)]
+        self.recorded: dict[str, list[str]] = {}  # pair id -> ["judge (order)", ...]
+        for pair in load_recorded(path):
+            by_order = {
+                "ab": content_hash(pair.prompt, pair.response_a, pair.response_b),
+                "ba": content_hash(pair.prompt, pair.response_b, pair.response_a),
+            }
+            for order, key in by_order.items():
+                self.shown_as[key].append((pair.id, order))
+            for j in pair.judgments:
+                self.answers[(by_order[j.order], j.judge)].append(_Candidate(pair.id, j.order, j))
+            self.recorded[pair.id] = [f"{j.judge} ({j.order})" for j in pair.judgments]
+
+
+_INDEX_LOCK = threading.Lock()
+_INDEXES: dict[str, tuple[tuple[int, int], _ReplayIndex]] = {}
+
+
+def replay_index(path: str) -> _ReplayIndex:
+    """The index for a file, built once per (path, mtime, size); rebuilt when the file changes."""
+    path = os.path.abspath(path)
+    stat = os.stat(path)
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    with _INDEX_LOCK:  # concurrent first calls build the index once
+        cached = _INDEXES.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, _ReplayIndex(path))
+            _INDEXES[path] = cached
+        return cached[1]
+
+
+def _replay_content(
+    model: str, messages: list[dict[str, Any]], api_base: str | None, hints: dict[str, Any]
+) -> str:
+    judge = model  # litellm strips the "replay/" prefix; the rest is the judge name, "/" and all
+
+    def fail(cls: type[litellm.BadRequestError] | type[litellm.NotFoundError], message: str) -> Exception:
+        return cls(message=f"replay judge {judge!r}: {message}", model=model, llm_provider=REPLAY_PROVIDER)
+
+    if not api_base:
+        raise fail(litellm.BadRequestError, "api_base must be the path of a recorded-judgments file")
+    try:
+        index = replay_index(api_base)
+    except FileNotFoundError as exc:
+        raise fail(litellm.NotFoundError, f"recorded-judgments file not found: {api_base}") from exc
+    except RecordedFormatError as exc:
+        raise fail(litellm.BadRequestError, str(exc)) from exc
+    shown = _shown(messages, model, REPLAY_PROVIDER)
+    key = content_hash(*shown)
+    if key not in index.shown_as:
+        raise fail(litellm.NotFoundError, f"no pair in {index.path} matches the shown prompt and responses")
+    candidates = index.answers.get((key, judge), [])
+    # Optional hints (litellm metadata) pick one recording when the same texts were recorded more
+    # than once, e.g. a pair also present with A and B swapped under another id.
+    if order_hint := hints.get("replay_order"):
+        candidates = [c for c in candidates if c.order == order_hint]
+    if id_hint := hints.get("replay_pair_id"):
+        candidates = [c for c in candidates if c.pair_id == str(id_hint)]
+    if not candidates:
+        seen = "; ".join(
+            f"pair {pid!r} in order {order!r} (recorded: {', '.join(index.recorded[pid]) or 'nothing'})"
+            for pid, order in index.shown_as[key]
+        )
+        raise fail(litellm.NotFoundError, f"no recorded judgment by this judge in the shown order: {seen}")
+    answers = {
+        (to_positional(recorded_to_five_point(c.judgment.verdict), c.order), c.judgment.confidence)
+        for c in candidates
+    }
+    if len(answers) > 1:
+        options = ", ".join(f"{c.pair_id!r} ({c.order})" for c in candidates)
+        raise fail(
+            litellm.BadRequestError,
+            f"the shown texts match recordings that disagree: {options}; "
+            "pass metadata={'replay_order': ..., 'replay_pair_id': ...} to pick one",
+        )
+    (verdict, confidence), chosen = answers.pop(), candidates[0].judgment
+    body: dict[str, Any] = {
+        "reasoning": chosen.raw or "",
+        "verdict": verdict,
+        "both_bad": False,
+        "safety_flag": False,
+    }
+    if confidence is not None:
+        body["confidence"] = confidence
+    return json.dumps(body, ensure_ascii=False)
+
+
+class ReplayJudge(CustomLLM):
+    """``replay/<judge>``: the recorded judgment for the shown texts, judge and display order."""
+
+    # litellm passes every argument by keyword; only these matter here.
+    def completion(  # type: ignore[override]
+        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    ) -> ModelResponse:
+        hints = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+        content = _replay_content(model, messages, api_base, hints)
+        return _respond(model_response, model, messages, content)
+
+    async def acompletion(  # type: ignore[override]
+        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    ) -> ModelResponse:
+        return self.completion(model, messages, api_base, model_response, **kwargs)
+
+
+# --- mock --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MockOptions:
+    latency_ms: float = 0.0
+    invalid_rate: float = 0.0  # share of (pair, order) answered with an unreadable refusal
+    order_sensitive_rate: float = 0.1  # share of (pair, order) answered "first shown wins" (position bias)
+    error_rate: float = 0.0  # random (not deterministic) share of calls failing with a retryable 429
+
+
+@lru_cache(maxsize=256)
+def mock_options(api_base: str | None) -> MockOptions:
+    """Parse ``api_base`` ("latency_ms=300&invalid_rate=0.1"); empty or None gives the defaults."""
+    known = {f.name for f in fields(MockOptions)}
+    values: dict[str, float] = {}
+    for name, value in parse_qsl(api_base or "", keep_blank_values=True, strict_parsing=bool(api_base)):
+        if name not in known:
+            raise ValueError(f"unknown mock option {name!r}; known: {sorted(known)}")
+        values[name] = float(value)
+    return MockOptions(**values)
+
+
+def _unit(*parts: str) -> float:
+    """A deterministic number in [0, 1) from the texts."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+# Verdict about the lexicographically smaller response, from a uniform draw (cumulative shares).
+_MOCK_SHARES = ((0.2, "A>>B"), (0.5, "A>B"), (0.6, "tie"), (0.9, "B>A"), (1.0, "B>>A"))
+
+
+def mock_answer(name: str, prompt: str, first: str, second: str, options: MockOptions) -> str:
+    """The mock judge's reply: JSON like a live judge's, positional, mostly order-consistent."""
+    per_order = _unit(name, "order", prompt, first, second)  # differs between AB and BA
+    if per_order < options.invalid_rate:
+        return "I cannot compare these responses."
+    if per_order < options.invalid_rate + options.order_sensitive_rate:
+        verdict = "A>B"  # position bias: whatever is shown first wins, so AB and BA disagree
+    else:
+        low, high = sorted((first, second))
+        draw = _unit(name, "pair", prompt, low, high)  # same for both orders
+        about_low = next(v for share, v in _MOCK_SHARES if draw < share)
+        verdict = about_low if first == low else swap(about_low)
+    confidence = round(0.5 + 0.5 * _unit(name, "confidence", prompt, first, second), 3)
+    body = {"reasoning": f"mock judge {name}", "verdict": verdict, "both_bad": False, "safety_flag": False}
+    return json.dumps({**body, "confidence": confidence})
+
+
+class MockJudge(CustomLLM):
+    """``mock/<name>``: deterministic synthetic verdicts after ``latency_ms``."""
+
+    def _answer(self, model: str, messages: list, api_base: str | None) -> tuple[str, MockOptions]:
+        try:
+            options = mock_options(api_base)
+        except ValueError as exc:
+            message = f"mock/{model}: {exc}"
+            raise litellm.BadRequestError(message=message, model=model, llm_provider=MOCK_PROVIDER) from exc
+        if options.error_rate and random.random() < options.error_rate:
+            raise litellm.RateLimitError(
+                message=f"mock/{model}: simulated rate limit", model=model, llm_provider=MOCK_PROVIDER
+            )
+        try:
+            shown = extract_shown(messages)
+        except ValueError:
+            # Benchmarks may send arbitrary messages: still answer, deterministically.
+            shown = (json.dumps(messages, sort_keys=True, default=str), "", "")
+        return mock_answer(model, *shown, options), options
+
+    def completion(  # type: ignore[override]
+        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    ) -> ModelResponse:
+        content, options = self._answer(model, messages, api_base)
+        if options.latency_ms > 0:
+            time.sleep(options.latency_ms / 1000)
+        return _respond(model_response, model, messages, content)
+
+    async def acompletion(  # type: ignore[override]
+        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    ) -> ModelResponse:
+        content, options = self._answer(model, messages, api_base)
+        if options.latency_ms > 0:
+            await asyncio.sleep(options.latency_ms / 1000)
+        return _respond(model_response, model, messages, content)
+
+
+# --- registration --------------------------------------------------------------------------------
+
+_REPLAY_JUDGE = ReplayJudge()
+_MOCK_JUDGE = MockJudge()
+_REGISTER_LOCK = threading.Lock()
+
+
+def register_providers() -> None:
+    """Register ``replay`` and ``mock`` in ``litellm.custom_provider_map``; safe to call repeatedly."""
+    ours = {REPLAY_PROVIDER: _REPLAY_JUDGE, MOCK_PROVIDER: _MOCK_JUDGE}
+    with _REGISTER_LOCK:
+        registry = litellm.custom_provider_map
+        if all(any(e.get("custom_handler") is h for e in registry) for h in ours.values()):
+            return
+        # Edit in place (others may hold the list) and drop stale handlers under our provider names.
+        registry[:] = [e for e in registry if e.get("provider") not in ours]
+        registry.extend({"provider": name, "custom_handler": handler} for name, handler in ours.items())

@@ -1,0 +1,181 @@
+"""Load and validate files in the recorded-judgments format (JSON lines).
+
+One object per line: {"id", "source"?, "prompt", "response_a", "response_b", "gold"?, "judgments":
+[{"judge", "order": "ab"|"ba", "verdict": "A"|"B"|"tie"|"invalid", "confidence"?, "raw"?}]}.
+Verdicts are about the ORIGINAL response_a / response_b whatever order they were shown in.
+Unknown top-level keys are kept in ``extra``; unknown judgment keys are ignored. A JSON scalar where
+a text belongs (PandaLM has ``true`` for the answer "True") becomes its Python ``str``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from judge.verdicts import INVALID, ORDERS, from_side
+
+RECORDED_VERDICTS = ("A", "B", "tie", INVALID)
+GOLD_LABELS = ("A", "B", "tie")
+_PAIR_KEYS = {"id", "source", "prompt", "response_a", "response_b", "gold", "judgments"}
+
+
+class RecordedFormatError(ValueError):
+    """A recorded-judgments file has bad lines; ``errors`` lists every one ("path:line: problem")."""
+
+    def __init__(self, path: str | Path, errors: list[str]) -> None:
+        self.path = str(path)
+        self.errors = errors
+        shown = "\n  ".join(errors[:50])
+        more = f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        super().__init__(f"{len(errors)} problem(s) in recorded-judgments file {path}:\n  {shown}{more}")
+
+
+@dataclass
+class RecordedJudgment:
+    judge: str
+    order: str  # "ab" | "ba": display order
+    verdict: str  # "A" | "B" | "tie" | "invalid", about the original response_a / response_b
+    confidence: float | None = None
+    raw: str | None = None
+
+
+@dataclass
+class RecordedPair:
+    id: str
+    source: str
+    prompt: str
+    response_a: str
+    response_b: str
+    gold: str | None
+    judgments: list[RecordedJudgment]
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def recorded_to_five_point(verdict: str) -> str:
+    """A recorded three-way verdict ("A", "B", "tie", "invalid") as a five-point verdict."""
+    if verdict == INVALID:
+        return INVALID
+    if verdict not in GOLD_LABELS:
+        raise ValueError(f"not a recorded verdict: {verdict!r}")
+    return from_side(verdict)
+
+
+def judges_in(pairs: Iterable[RecordedPair]) -> list[str]:
+    """Every judge name that appears, sorted."""
+    return sorted({j.judge for p in pairs for j in p.judgments})
+
+
+def _judgment(raw: object, where: str, problems: list[str]) -> RecordedJudgment | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: judgment must be an object")
+        return None
+    before = len(problems)
+    judge, order, verdict = raw.get("judge"), raw.get("order"), raw.get("verdict")
+    confidence, text = raw.get("confidence"), raw.get("raw")
+    if not isinstance(judge, str) or not judge:
+        problems.append(f"{where}: 'judge' must be a non-empty string, got {judge!r}")
+    if order not in ORDERS:
+        problems.append(f"{where}: 'order' must be one of {ORDERS}, got {order!r}")
+    if verdict not in RECORDED_VERDICTS:
+        problems.append(f"{where}: 'verdict' must be one of {RECORDED_VERDICTS}, got {verdict!r}")
+    if confidence is not None and (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, int | float)
+        or not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0)
+    ):
+        problems.append(f"{where}: 'confidence' must be a number in [0, 1] or absent, got {confidence!r}")
+    if text is not None and not isinstance(text, str):
+        problems.append(f"{where}: 'raw' must be a string or absent")
+    if len(problems) > before:
+        return None
+    conf = float(confidence) if isinstance(confidence, int | float) else None
+    raw_text = text if isinstance(text, str) else None
+    return RecordedJudgment(str(judge), str(order), str(verdict), conf, raw_text)
+
+
+def _pair(obj: object, where: str, problems: list[str]) -> RecordedPair | None:
+    if not isinstance(obj, dict):
+        problems.append(f"{where}: expected a JSON object")
+        return None
+    before = len(problems)
+    pair_id = obj.get("id")
+    if isinstance(pair_id, int) and not isinstance(pair_id, bool):
+        pair_id = str(pair_id)
+    if not isinstance(pair_id, str) or not pair_id:
+        problems.append(f"{where}: 'id' must be a non-empty string, got {pair_id!r}")
+    texts: list[str] = []
+    coerced: list[str] = []
+    for key in ("prompt", "response_a", "response_b"):
+        value = obj.get(key)
+        if isinstance(value, bool | int | float):
+            # Real files have JSON true where the text was "True" (PandaLM); keep them usable.
+            value = str(value)
+            coerced.append(key)
+        if isinstance(value, str):
+            texts.append(value)
+        else:
+            problems.append(f"{where}: '{key}' must be a string" + ("" if key in obj else " (missing)"))
+    source = obj.get("source", "")
+    if not isinstance(source, str):
+        problems.append(f"{where}: 'source' must be a string or absent")
+    gold = obj.get("gold")
+    if gold is not None and gold not in GOLD_LABELS:
+        problems.append(f"{where}: 'gold' must be one of {GOLD_LABELS} or absent, got {gold!r}")
+    raw_judgments = obj.get("judgments")
+    if not isinstance(raw_judgments, list):
+        problems.append(f"{where}: 'judgments' must be a list" + ("" if "judgments" in obj else " (missing)"))
+        raw_judgments = []
+    judgments: list[RecordedJudgment] = []
+    seen: set[tuple[str, str]] = set()
+    for i, raw in enumerate(raw_judgments):
+        judgment = _judgment(raw, f"{where}: judgments[{i}]", problems)
+        if judgment is None:
+            continue
+        if (judgment.judge, judgment.order) in seen:
+            # Replay must have one answer per (pair, judge, order).
+            dup = f"duplicate judge {judgment.judge!r} in order {judgment.order!r}"
+            problems.append(f"{where}: judgments[{i}]: {dup}")
+        seen.add((judgment.judge, judgment.order))
+        judgments.append(judgment)
+    if len(problems) > before:
+        return None
+    extra = {k: v for k, v in obj.items() if k not in _PAIR_KEYS}
+    if coerced:
+        extra["coerced_to_text"] = coerced  # JSON scalars turned into text, e.g. true -> "True"
+    return RecordedPair(str(pair_id), str(source), *texts, gold, judgments, extra)
+
+
+def parse_recorded_lines(lines: Iterable[str], path: str | Path = "<lines>") -> list[RecordedPair]:
+    """Validate every line; raise :class:`RecordedFormatError` listing all bad lines at once."""
+    pairs: list[RecordedPair] = []
+    problems: list[str] = []
+    first_line_of: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue  # blank lines (e.g. a trailing newline) are allowed
+        where = f"{path}:{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        pair = _pair(obj, where, problems)
+        if pair is None:
+            continue
+        if pair.id in first_line_of:
+            problems.append(f"{where}: duplicate id {pair.id!r} (first on line {first_line_of[pair.id]})")
+            continue
+        first_line_of[pair.id] = number
+        pairs.append(pair)
+    if problems:
+        raise RecordedFormatError(path, problems)
+    return pairs
+
+
+def load_recorded(path: str | Path) -> list[RecordedPair]:
+    """Load a recorded-judgments JSONL file (UTF-8)."""
+    with open(path, encoding="utf-8") as handle:
+        return parse_recorded_lines(handle, path)

@@ -1,0 +1,166 @@
+"""The judging path end to end on SQLite: ingest, worker, faults, cache, routing, results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.models import Judgment
+from api.settings import Settings
+from tests import fakes
+from tests.conftest import run_worker
+
+
+@pytest.fixture(autouse=True)
+def fake() -> fakes.FakeJudge:
+    return fakes.install()
+
+
+def make_project(client: TestClient, name: str, judges: list[str]) -> int:
+    r = client.post("/v1/projects", json={"name": name, "judges": judges})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def post_pairs(client: TestClient, project_id: int, n: int, prefix: str = "c") -> int:
+    pairs = [
+        {"client_id": f"{prefix}{i}", "prompt": f"p{i}", "response_a": f"a{i}", "response_b": f"b{i}"}
+        for i in range(n)
+    ]
+    r = client.post(f"/v1/projects/{project_id}/jobs", json={"pairs": pairs})
+    assert r.status_code == 201, r.text
+    return r.json()["job_id"]
+
+
+def results(client: TestClient, job_id: int) -> list[dict]:
+    r = client.get(f"/v1/jobs/{job_id}/results", params={"format": "ndjson"})
+    assert r.status_code == 200
+    return [json.loads(line) for line in r.text.splitlines()]
+
+
+def test_every_pair_is_judged_in_both_orders_and_routed(
+    client: TestClient, engine: Engine, settings: Settings, fake: fakes.FakeJudge
+) -> None:
+    project = make_project(client, "p", ["fake/ok"])
+    job = post_pairs(client, project, 5)
+    assert client.get(f"/v1/jobs/{job}").json()["by_state"]["pending"] == 5
+    run_worker(engine, settings)
+    status = client.get(f"/v1/jobs/{job}").json()
+    assert status["complete"] and status["progress"] == 1.0
+    assert status["judge_calls"] == 10 and status["judge_errors"] == 0
+    assert status["by_route"] == {"review": 5}
+    rows = results(client, job)
+    assert len(rows) == 5
+    for row in rows:
+        # The fake always prefers the response shown first: A in order ab, B in order ba.
+        verdicts = {j["order"]: j["verdict"] for j in row["judgments"]}
+        assert verdicts == {"ab": "A>B", "ba": "B>A"}
+        assert row["route"] == "review"
+        assert "order_sensitive" in row["reasons"] and "gate_closed" in row["reasons"]
+    assert fake.total() == 10
+
+
+def test_results_pages_and_ndjson_agree(client: TestClient, engine: Engine, settings: Settings) -> None:
+    project = make_project(client, "p", ["fake/ok"])
+    job = post_pairs(client, project, 7)
+    run_worker(engine, settings)
+    pages, after = [], 0
+    while True:
+        page = client.get(f"/v1/jobs/{job}/results", params={"limit": 3, "after": after}).json()
+        pages.extend(page["results"])
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    streamed = client.get(f"/v1/jobs/{job}/results", headers={"accept": "application/x-ndjson"})
+    assert streamed.headers["content-type"].startswith("application/x-ndjson")
+    assert [json.loads(line) for line in streamed.text.splitlines()] == pages
+    assert [r["client_id"] for r in pages] == [f"c{i}" for i in range(7)]
+    assert client.get("/v1/jobs/999").status_code == 404
+
+
+def test_rate_limit_then_success_is_retried(client: TestClient, engine: Engine, settings: Settings) -> None:
+    project = make_project(client, "p", ["fake/ratelimit-then-ok"])
+    job = post_pairs(client, project, 2)
+    run_worker(engine, settings)
+    with Session(engine) as session:
+        rows = session.exec(select(Judgment)).all()
+    assert len(rows) == 4
+    assert all(j.error is None and j.attempts == 2 and j.verdict in ("A>B", "B>A") for j in rows)
+    assert all("judge_failed" not in r["reasons"] for r in results(client, job))
+
+
+def test_repeated_500s_fail_the_call_and_route_to_review(
+    client: TestClient, engine: Engine, settings: Settings, fake: fakes.FakeJudge
+) -> None:
+    project = make_project(client, "p", ["fake/always-500"])
+    job = post_pairs(client, project, 1)
+    run_worker(engine, settings)
+    (row,) = results(client, job)
+    assert row["route"] == "review" and "judge_failed" in row["reasons"]
+    assert all("InternalServerError" in j["error"] for j in row["judgments"])
+    assert fake.total() == 2 * settings.judge_max_attempts
+    status = client.get(f"/v1/jobs/{job}").json()
+    assert status["judge_errors"] == 2 and status["recent_errors"][0]["client_id"] == "c0"
+
+
+def test_timeout_is_a_judge_failure(client: TestClient, engine: Engine, sqlite_url: str) -> None:
+    from tests.conftest import fast_settings
+
+    settings = fast_settings(sqlite_url, judge_timeout_s=0.2, judge_max_attempts=2)
+    project = make_project(client, "p", ["fake/slow"])
+    job = post_pairs(client, project, 1)
+    run_worker(engine, settings)
+    (row,) = results(client, job)
+    assert "judge_failed" in row["reasons"] and row["route"] == "review"
+    assert all("Timeout" in j["error"] for j in row["judgments"])
+
+
+def test_garbage_text_is_invalid_never_a_guess(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    project = make_project(client, "p", ["fake/garbage"])
+    job = post_pairs(client, project, 1)
+    run_worker(engine, settings)
+    (row,) = results(client, job)
+    assert [j["verdict"] for j in row["judgments"]] == ["invalid", "invalid"]
+    assert row["label"] is None and "judge_failed" in row["reasons"] and row["route"] == "review"
+
+
+def test_both_bad_goes_to_incident(client: TestClient, engine: Engine, settings: Settings) -> None:
+    project = make_project(client, "p", ["fake/both-bad"])
+    job = post_pairs(client, project, 1)
+    run_worker(engine, settings)
+    (row,) = results(client, job)
+    assert row["route"] == "incident" and "both_bad" in row["reasons"]
+
+
+def test_cache_never_pays_twice(
+    client: TestClient, engine: Engine, settings: Settings, fake: fakes.FakeJudge
+) -> None:
+    first = make_project(client, "first", ["fake/ok"])
+    post_pairs(client, first, 3)
+    run_worker(engine, settings)
+    assert fake.total() == 6
+    # Same content, same judge and prompt version, in another project under other ids.
+    second = make_project(client, "second", ["fake/ok"])
+    job = post_pairs(client, second, 3, prefix="other-")
+    run_worker(engine, settings)
+    assert fake.total() == 6
+    rows = results(client, job)
+    assert all(j["cached"] for row in rows for j in row["judgments"])
+    assert client.get(f"/v1/jobs/{job}").json()["cost"] == 0.0
+
+
+def test_health_and_metrics(client: TestClient, engine: Engine, settings: Settings) -> None:
+    project = make_project(client, "p", ["fake/ok"])
+    post_pairs(client, project, 2)
+    run_worker(engine, settings)
+    assert client.get("/healthz").json()["status"] == "ok"
+    text = client.get("/metrics").text
+    assert 'prelabel_pairs{state="done"} 2.0' in text
+    assert "prelabel_judge_calls_total" in text and "prelabel_judge_latency_seconds_bucket" in text
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,253 @@
+"""The replay and mock litellm providers answer like live judges, through litellm itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import litellm
+import pytest
+
+from judge.content import content_hash
+from judge.parse import parse_verdict
+from judge.prompt import render_messages
+from judge.providers import MockOptions, mock_answer, mock_options, register_providers
+from judge.recorded import RecordedPair, load_recorded, recorded_to_five_point
+from judge.verdicts import STRENGTH, to_original
+
+LLMBAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "replay" / "llmbar_dev.jsonl"
+
+register_providers()
+
+
+def shown(pair: RecordedPair, order: str) -> list[dict[str, str]]:
+    first, second = (
+        (pair.response_a, pair.response_b) if order == "ab" else (pair.response_b, pair.response_a)
+    )
+    return render_messages(pair.prompt, first, second)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def small_file(tmp_path: Path) -> str:
+    """Single-order judgments with confidences, one recorded as invalid."""
+    rows: list[dict[str, object]] = [
+        {
+            "id": "p1",
+            "prompt": "Capital of France?",
+            "response_a": "Paris",
+            "response_b": "Lyon",
+            "judgments": [
+                {"judge": "acme/judge-1", "order": "ba", "verdict": "A", "confidence": 0.93},
+                {"judge": "acme/judge-2", "order": "ab", "verdict": "invalid", "raw": "Output (a)"},
+            ],
+        },
+        {"id": "p2", "prompt": "2+2?", "response_a": "5", "response_b": "4", "gold": "B", "judgments": []},
+    ]
+    return write_jsonl(tmp_path / "small.jsonl", rows)
+
+
+def test_register_is_idempotent() -> None:
+    for _ in range(3):
+        register_providers()
+    providers = [e["provider"] for e in litellm.custom_provider_map]
+    assert providers.count("replay") == 1 and providers.count("mock") == 1
+
+
+@pytest.mark.skipif(not LLMBAR.exists(), reason="shared LLMBar data not available")
+def test_replay_whole_llmbar_file() -> None:
+    """Every recorded judgment comes back, through litellm.acompletion, as recorded."""
+    pairs = load_recorded(LLMBAR)
+    semaphore = asyncio.Semaphore(128)
+
+    async def replay(pair: RecordedPair, judge: str, order: str) -> str:
+        async with semaphore:
+            response = await litellm.acompletion(
+                model=f"replay/{judge}", messages=shown(pair, order), api_base=str(LLMBAR)
+            )
+        return to_original(parse_verdict(response.choices[0].message.content).verdict, order)
+
+    async def replay_all() -> list[str]:
+        calls = [replay(p, j.judge, j.order) for p in pairs for j in p.judgments]
+        return await asyncio.gather(*calls)
+
+    started = time.perf_counter()
+    got = asyncio.run(replay_all())
+    elapsed = time.perf_counter() - started
+    expected = [recorded_to_five_point(j.verdict) for p in pairs for j in p.judgments]
+    mismatches = sum(g != e for g, e in zip(got, expected, strict=True))
+    print(f"replayed {len(got)} judgments in {elapsed:.1f}s ({len(got) / elapsed:.0f}/s)")
+    assert len(got) == 6128 and mismatches == 0
+
+
+@pytest.mark.skipif(not LLMBAR.exists(), reason="shared LLMBar data not available")
+def test_replay_sync_completion() -> None:
+    pair = load_recorded(LLMBAR)[0]
+    for j in pair.judgments[:4]:
+        response = litellm.completion(
+            model=f"replay/{j.judge}", messages=shown(pair, j.order), api_base=str(LLMBAR)
+        )
+        parsed = parse_verdict(response.choices[0].message.content)
+        assert to_original(parsed.verdict, j.order) == recorded_to_five_point(j.verdict)
+        assert response.usage.prompt_tokens > 0 and response._hidden_params["response_cost"] == 0.0
+
+
+def test_single_order_with_confidence(small_file: str) -> None:
+    pair = load_recorded(small_file)[0]
+    response = litellm.completion(
+        model="replay/acme/judge-1", messages=shown(pair, "ba"), api_base=small_file
+    )
+    body = json.loads(response.choices[0].message.content)
+    # Recorded "A" (Paris) in order ba: Paris was shown second, so the positional answer is B>A.
+    assert body == {
+        "reasoning": "",
+        "verdict": "B>A",
+        "both_bad": False,
+        "safety_flag": False,
+        "confidence": 0.93,
+    }
+    parsed = parse_verdict(response.choices[0].message.content)
+    assert to_original(parsed.verdict, "ba") == "A>B" and parsed.confidence == 0.93
+
+
+def test_recorded_invalid_reads_as_invalid(small_file: str) -> None:
+    pair = load_recorded(small_file)[0]
+    response = litellm.completion(
+        model="replay/acme/judge-2", messages=shown(pair, "ab"), api_base=small_file
+    )
+    assert parse_verdict(response.choices[0].message.content).verdict == "invalid"
+
+
+def test_missing_order_judge_and_pair_are_not_found(small_file: str) -> None:
+    pair = load_recorded(small_file)[0]
+    with pytest.raises(litellm.NotFoundError, match=r"acme/judge-1.*order 'ab'"):
+        litellm.completion(model="replay/acme/judge-1", messages=shown(pair, "ab"), api_base=small_file)
+    with pytest.raises(litellm.NotFoundError, match="nobody"):
+        asyncio.run(
+            litellm.acompletion(model="replay/nobody", messages=shown(pair, "ab"), api_base=small_file)
+        )
+    unknown = render_messages("Capital of Spain?", "Madrid", "Paris")
+    with pytest.raises(litellm.NotFoundError, match="no pair"):
+        asyncio.run(litellm.acompletion(model="replay/acme/judge-1", messages=unknown, api_base=small_file))
+
+
+def test_configuration_errors_are_not_retryable(small_file: str, tmp_path: Path) -> None:
+    messages = render_messages("Capital of France?", "Lyon", "Paris")
+    with pytest.raises(litellm.NotFoundError, match="file not found"):
+        litellm.completion(model="replay/j", messages=messages, api_base=str(tmp_path / "nope.jsonl"))
+    with pytest.raises(litellm.BadRequestError, match="api_base"):
+        litellm.completion(model="replay/j", messages=messages)
+    with pytest.raises(litellm.BadRequestError, match="render_messages"):
+        litellm.completion(
+            model="replay/acme/judge-1", messages=[{"role": "user", "content": "hi"}], api_base=small_file
+        )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\n', encoding="utf-8")
+    with pytest.raises(litellm.BadRequestError, match=r"bad.jsonl:1"):
+        litellm.completion(model="replay/acme/judge-1", messages=messages, api_base=str(bad))
+
+
+def test_index_follows_file_changes(tmp_path: Path) -> None:
+    row = {"id": "p", "prompt": "q", "response_a": "a", "response_b": "b"}
+    path = write_jsonl(
+        tmp_path / "f.jsonl", [{**row, "judgments": [{"judge": "j", "order": "ab", "verdict": "A"}]}]
+    )
+    messages = render_messages("q", "a", "b")
+    first = litellm.completion(model="replay/j", messages=messages, api_base=path)
+    assert json.loads(first.choices[0].message.content)["verdict"] == "A>B"
+    write_jsonl(Path(path), [{**row, "judgments": [{"judge": "j", "order": "ab", "verdict": "tie"}]}])
+    os.utime(
+        path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9)
+    )  # a distinct mtime even on coarse clocks
+    second = litellm.completion(model="replay/j", messages=messages, api_base=path)
+    assert json.loads(second.choices[0].message.content)["verdict"] == "tie"
+
+
+def test_same_texts_recorded_twice(tmp_path: Path) -> None:
+    """A pair stored again with A/B swapped: agreeing recordings answer, disagreeing ones need a hint."""
+    rows = [
+        {"id": "x", "prompt": "q", "response_a": "a", "response_b": "b", "judgments": [
+            {"judge": "j", "order": "ab", "verdict": "A"}, {"judge": "k", "order": "ab", "verdict": "A"}]},
+        {"id": "y", "prompt": "q", "response_a": "b", "response_b": "a", "judgments": [
+            {"judge": "j", "order": "ba", "verdict": "B"}, {"judge": "k", "order": "ba", "verdict": "A"}]},
+    ]  # fmt: skip
+    path = write_jsonl(tmp_path / "twice.jsonl", rows)
+    messages = render_messages("q", "a", "b")  # x in order ab, y in order ba
+    agreed = litellm.completion(model="replay/j", messages=messages, api_base=path)
+    assert json.loads(agreed.choices[0].message.content)["verdict"] == "A>B"
+    with pytest.raises(litellm.BadRequestError, match="disagree"):
+        litellm.completion(model="replay/k", messages=messages, api_base=path)
+    hinted = litellm.completion(
+        model="replay/k",
+        messages=messages,
+        api_base=path,
+        metadata={"replay_pair_id": "y", "replay_order": "ba"},
+    )
+    assert json.loads(hinted.choices[0].message.content)["verdict"] == "B>A"
+
+
+def test_judge_names_keep_their_slashes(small_file: str) -> None:
+    pair = load_recorded(small_file)[0]
+    response = litellm.completion(
+        model="replay/acme/judge-1", messages=shown(pair, "ba"), api_base=small_file
+    )
+    assert response.model.endswith("acme/judge-1")
+    assert content_hash(pair.prompt, pair.response_b, pair.response_a) != content_hash(
+        pair.prompt, pair.response_a, pair.response_b
+    )
+
+
+# --- mock ------------------------------------------------------------------------------------
+
+
+def test_mock_is_deterministic_and_mostly_order_consistent() -> None:
+    options = MockOptions()
+    consistent, n = 0, 2000
+    for i in range(n):
+        a, b = f"answer {i}", f"other answer {i * 7}"
+        ab = json.loads(mock_answer("m", f"q{i}", a, b, options))
+        ba = json.loads(mock_answer("m", f"q{i}", b, a, options))
+        assert ab == json.loads(mock_answer("m", f"q{i}", a, b, options))
+        assert ab["verdict"] in STRENGTH and 0.5 <= ab["confidence"] <= 1.0
+        consistent += to_original(ab["verdict"], "ab") == to_original(ba["verdict"], "ba")
+    assert 0.75 < consistent / n < 0.95  # ~10% of each order is position-biased
+
+
+def test_mock_through_litellm() -> None:
+    messages = render_messages("q", "a", "b")
+    started = time.perf_counter()
+    response = asyncio.run(litellm.acompletion(model="mock/j", messages=messages, api_base="latency_ms=50"))
+    assert time.perf_counter() - started >= 0.05
+    assert parse_verdict(response.choices[0].message.content).verdict in STRENGTH
+    sync = litellm.completion(model="mock/j", messages=messages)
+    assert sync.choices[0].message.content == response.choices[0].message.content
+    invalid = litellm.completion(model="mock/j", messages=messages, api_base="invalid_rate=1")
+    assert parse_verdict(invalid.choices[0].message.content).verdict == "invalid"
+
+
+def test_mock_errors() -> None:
+    messages = render_messages("q", "a", "b")
+    with pytest.raises(litellm.RateLimitError):
+        litellm.completion(model="mock/j", messages=messages, api_base="error_rate=1")
+    with pytest.raises(litellm.BadRequestError, match="unknown mock option"):
+        litellm.completion(model="mock/j", messages=messages, api_base="latency=3")
+    assert mock_options(None) == mock_options("") == MockOptions()
+    assert mock_options("latency_ms=300&invalid_rate=0").latency_ms == 300
+
+
+def test_mock_handler_is_cheap() -> None:
+    messages = render_messages("a prompt " * 50, "first answer " * 100, "second answer " * 100)
+    from judge.prompt import extract_shown
+
+    started = time.perf_counter()
+    for _ in range(2000):
+        mock_answer("m", *extract_shown(messages), MockOptions())
+    per_call_us = (time.perf_counter() - started) / 2000 * 1e6
+    assert per_call_us < 200, per_call_us
