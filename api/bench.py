@@ -69,7 +69,7 @@ async def bench_throughput(
         settings = Settings(database_url=url, judge_retry_initial_s=0.01)
         if concurrency:
             settings.judge_concurrency = concurrency
-            settings.worker_pairs_in_flight = max(1, concurrency)
+            settings.worker_pairs_in_flight = max(4, 4 * concurrency)
         engine = make_engine(url)
         upgrade(engine)
         app = create_app(settings, engine, run_worker=False)

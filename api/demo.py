@@ -32,7 +32,7 @@ console = Console(width=max(Console().width, 110))
 
 
 def free_port(preferred: int) -> int:
-    for port in (preferred, 0):
+    for port in dict.fromkeys((preferred, 0)):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))

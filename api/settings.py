@@ -21,9 +21,9 @@ class Settings(BaseSettings):
     judge_max_attempts: int = 4
     judge_retry_initial_s: float = 1.0
     judge_retry_max_s: float = 30.0
-    judge_concurrency: int = 64
+    judge_concurrency: int = 128
     # Pairs a worker holds at once; each pair is 2 x panel-size judge calls.
-    worker_pairs_in_flight: int = 64
+    worker_pairs_in_flight: int = 256
     lease_seconds: float = 300.0
     poll_interval_s: float = 0.5
     # Ingest limits: a request over these is refused whole.

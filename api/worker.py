@@ -24,7 +24,7 @@ from api.models import JudgeSpec, Judgment, Pair, Project
 from api.routing import Gate, JudgmentView, route
 from api.settings import Settings
 from judge.client import JudgeCallResult, RetryPolicy, call_judge
-from judge.safety import safety_check
+from judge.safety import safety_check_many
 from judge.verdicts import ORDERS
 
 log = logging.getLogger("prelabel.worker")
@@ -65,47 +65,54 @@ class Worker:
         return self._projects[project_id]
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> int:
-        """Judge until ``stop`` is set (or, with ``until_idle``, until nothing is left to claim)."""
+        """Judge until ``stop`` is set (or, with ``until_idle``, until nothing is left to claim).
+
+        Claiming and storing run as background tasks beside the judge calls, so the
+        database round trips overlap with judging instead of pausing it.
+        """
         semaphore = asyncio.Semaphore(self.settings.judge_concurrency)
         capacity = max(1, self.settings.worker_pairs_in_flight)
         inflight: set[asyncio.Task[PairOutcome]] = set()
+        claiming: asyncio.Task[list[asyncio.Task[PairOutcome]]] | None = None
+        storing: asyncio.Task[int] | None = None
         outcomes: list[PairOutcome] = []
-        last_flush = time.monotonic()
-        while not (stop is not None and stop.is_set()):
-            claimed: list[Pair] = []
+        last_flush = next_claim_at = time.monotonic()
+        queue_empty = False
+        while True:
+            stopping = stop is not None and stop.is_set()
+            now = time.monotonic()
             free = capacity - len(inflight)
             # Claim in batches (a quarter of capacity at least) to keep the database calm.
-            if free >= max(1, capacity // 4):
-                claimed = await asyncio.to_thread(
-                    claim_pairs, self.engine, self.worker_id, free, self.settings.lease_seconds
+            if not stopping and claiming is None and free >= max(1, capacity // 4) and now >= next_claim_at:
+                claiming = asyncio.create_task(self._claim(free, semaphore))
+            flush_due = len(outcomes) >= FLUSH_SIZE or now - last_flush >= FLUSH_EVERY_S or not inflight
+            if storing is None and outcomes and flush_due:
+                storing = asyncio.create_task(
+                    asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
                 )
-                if claimed:
-                    inflight.update(await self._start(claimed, semaphore))
-            if not inflight:
-                if outcomes:
-                    self.pairs_done += await asyncio.to_thread(
-                        store_outcomes, self.engine, self.worker_id, outcomes
-                    )
-                    outcomes = []
-                if until_idle and not claimed:
+                outcomes, last_flush = [], now
+            waiting: set[asyncio.Task] = set(inflight)  # type: ignore[type-arg]
+            waiting.update(t for t in (claiming, storing) if t is not None)
+            if not waiting:
+                if stopping or (until_idle and queue_empty):
                     break
-                if not claimed:
-                    await self._sleep(stop)
+                await self._sleep(stop)
                 continue
-            done, inflight = await asyncio.wait(
-                inflight, timeout=FLUSH_EVERY_S, return_when=asyncio.FIRST_COMPLETED
-            )
-            outcomes.extend(task.result() for task in done)
-            if outcomes and (len(outcomes) >= FLUSH_SIZE or time.monotonic() - last_flush >= FLUSH_EVERY_S):
-                self.pairs_done += await asyncio.to_thread(
-                    store_outcomes, self.engine, self.worker_id, outcomes
-                )
-                outcomes = []
-                last_flush = time.monotonic()
-        for task in inflight:
-            task.cancel()
-        if outcomes:
-            self.pairs_done += await asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
+            done, _ = await asyncio.wait(waiting, timeout=FLUSH_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is claiming:
+                    started = task.result()
+                    inflight.update(started)
+                    queue_empty = not started
+                    if queue_empty:  # nothing to do: look again after the poll interval
+                        next_claim_at = time.monotonic() + self.settings.poll_interval_s
+                    claiming = None
+                elif task is storing:
+                    self.pairs_done += task.result()
+                    storing = None
+                else:
+                    inflight.discard(task)
+                    outcomes.append(task.result())
         return self.pairs_done
 
     async def _sleep(self, stop: asyncio.Event | None) -> None:
@@ -116,6 +123,10 @@ class Worker:
             await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval_s)
         except TimeoutError:
             pass
+
+    async def _claim(self, limit: int, semaphore: asyncio.Semaphore) -> list[asyncio.Task[PairOutcome]]:
+        pairs = await asyncio.to_thread(claim_pairs, self.engine, self.worker_id, limit, self.settings.lease_seconds)
+        return await self._start(pairs, semaphore) if pairs else []
 
     async def _start(
         self, pairs: list[Pair], semaphore: asyncio.Semaphore
@@ -132,11 +143,8 @@ class Worker:
                     for spec in project.judge_specs()
                 ]
                 cache.update(cached_judgments(self.engine, project.prompt_version, keys))
-            flags = [
-                (lambda r: (r.flagged, list(r.reasons)))(safety_check(p.prompt, p.response_a, p.response_b))
-                for p in pairs
-            ]
-            return cache, flags
+            checks = safety_check_many([(p.prompt, p.response_a, p.response_b) for p in pairs])
+            return cache, [(check.flagged, list(check.reasons)) for check in checks]
 
         cache, flags = await asyncio.to_thread(prepare)
         return [

@@ -158,7 +158,7 @@ class PairCalibrator:
             self.oof_side_ = self.predict_side(X)
             self.oof_confidence_ = self.confidence(X)
             return self
-        if self.method != "logistic":
+        if self.method not in ("logistic", "side"):
             raise ValueError(f"unknown method {self.method!r}")
         folds = self._folds(y, self.n_splits)
         oof_side = np.empty(len(y), dtype=object)
@@ -193,6 +193,8 @@ class PairCalibrator:
 
     def _fit_params(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         mask = self.signed_mask_
+        if self.method == "side":
+            return {"method": "side", "side": self._fit_side(X, y, mask)}
         # Correctness targets for the confidence model come from out-of-fold side predictions:
         # in-sample predictions would be too often right and make the confidence overconfident.
         inner_side = np.empty(len(y), dtype=object)
@@ -287,5 +289,7 @@ def _predict(params: dict[str, Any], X: np.ndarray, mask: np.ndarray) -> tuple[n
         side = np.where(v > 0, "A", np.where(v < 0, "B", "tie")).astype(object)
         return side, np.abs(v)
     side, lo = _side_and_logodds(params["side"], X, mask)
+    if params["method"] == "side":
+        return side, _sigmoid(lo)
     conf = _sigmoid(_apply_logistic(params["confidence"], _aligned(X, mask, side, lo)))
     return side, conf

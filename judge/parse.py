@@ -33,6 +33,11 @@ _SIDE = re.compile(r"(?:(?:response|assistant|output|answer)\s*)?\(?([ab])\)?(?:
 _COMPARE = re.compile(r"([ab])(>>|>|==|=|<<|<)([ab])")
 _OP_STRENGTH = {">>": 2, ">": 1, "==": 0, "=": 0, "<": -1, "<<": -2}
 _TIE_WORDS = {"tie", "a tie", "draw", "equal", "both equal", "equally good", "no preference"}
+# A label followed only by a separator and a remark, e.g. "A>B (A is more precise)" or "B - it is correct".
+_LEADING = re.compile(
+    r"((?:(?:response|assistant|output|answer)\s*)?\(?[ab]\)?|[ab]\s*(?:>>|>|==|=|<<|<)\s*[ab]|tie)"
+    r"(?=\s*(?:[-(:;,.]|\u2013|\u2014))"
+)
 
 
 def normalize_label(value: str, brackets: bool = False) -> str | None:
@@ -48,6 +53,8 @@ def normalize_label(value: str, brackets: bool = False) -> str | None:
     if (m := _COMPARE.fullmatch(s.replace(" ", ""))) and m.group(1) != m.group(3):
         value_for_a = _OP_STRENGTH[m.group(2)] * (1 if m.group(1) == "a" else -1)
         return from_strength(value_for_a)
+    if m := _LEADING.match(s):
+        return normalize_label(m.group(1), brackets)
     return None
 
 
@@ -111,15 +118,14 @@ def _from_json(objects: list[dict[str, object]]) -> ParsedVerdict:
 
 _JSON_FIELD = re.compile(r"[\"']verdict[\"']\s*:\s*[\"']([^\"'\n]{0,40})[\"']", re.IGNORECASE)
 _JSON_BOOL = r"[\"']{}[\"']\s*:\s*[\"']?(true|false)"
-_VERDICT_LINE = re.compile(
-    r"^[ \t>#*_-]*(?:final\s+)?verdict[ \t*_]*[:=][ \t*_`\"']*(.+?)[ \t*_`\"'.]*$", re.I | re.M
-)
+_LINE_PREFIX = r"^[ \t>#*_-]*(?:(?:my|the)\s+)?(?:(?:final|overall)\s+)?verdict(?:\s+is)?[ \t*_]*[:=]"
+_VERDICT_LINE = re.compile(_LINE_PREFIX + r"[ \t*_`\"']*(.+?)[ \t*_`\"'.]*$", re.I | re.M)
 _BRACKETS = re.compile(r"\[\[\s*([^\[\]\n]{1,12}?)\s*\]\]")
 _OUTPUT = re.compile(r"\boutput\s*\(\s*([ab])\s*\)", re.IGNORECASE)
 _REFUSAL = re.compile(
-    r"\bI\s*(?:cannot|can't|can not|won't|will not|am unable to|am not able to|must decline to)\s+"
-    r"(?:provide|select|choose|pick|judge|evaluate|compare|answer|help|comply|assist|determine)"
-    r"|\bas an AI\b|\bI'm sorry,? but\b",
+    r"\bI\s*(?:cannot|can['\u2019]t|can not|won['\u2019]t|will not|am (?:unable|not able) to|must decline to)"
+    r"\s+(?:provide|select|choose|pick|judge|evaluate|compare|answer|help|comply|assist|determine)"
+    r"|\bas an AI\b|\bI['\u2019]m sorry,? but\b",
     re.IGNORECASE,
 )
 
@@ -160,7 +166,7 @@ def parse_verdict(text: str) -> ParsedVerdict:
 # Where the verdict's value starts, by answer format; the first format found in the text wins.
 _VALUE_STARTS = (
     ("json", re.compile(r'"verdict"\s*:\s*"', re.IGNORECASE)),
-    ("line", re.compile(r"^[ \t>#*_-]*(?:final\s+)?verdict[ \t*_]*[:=][ \t*_`\"'\[]*", re.I | re.M)),
+    ("line", re.compile(_LINE_PREFIX + r"[ \t*_`\"'\[]*", re.I | re.M)),
     ("bracket", re.compile(r"\[\[\s*")),
     ("output", re.compile(r"\boutput\s*\(\s*", re.IGNORECASE)),
 )

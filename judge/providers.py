@@ -132,8 +132,9 @@ def _replay_content(
     if key not in index.shown_as:
         raise fail(litellm.NotFoundError, f"no pair in {index.path} matches the shown prompt and responses")
     candidates = index.answers.get((key, judge), [])
-    # Optional hints (litellm metadata) pick one recording when the same texts were recorded more
-    # than once, e.g. a pair also present with A and B swapped under another id.
+    # The same texts can be recorded more than once (a duplicate pair under another id, or stored
+    # with A and B swapped). A live judge gives one answer, so the first recording in the file wins,
+    # which is also the copy a content-hash dedup keeps. Hints (litellm metadata) pick another.
     if order_hint := hints.get("replay_order"):
         candidates = [c for c in candidates if c.order == order_hint]
     if id_hint := hints.get("replay_pair_id"):
@@ -144,26 +145,15 @@ def _replay_content(
             for pid, order in index.shown_as[key]
         )
         raise fail(litellm.NotFoundError, f"no recorded judgment by this judge in the shown order: {seen}")
-    answers = {
-        (to_positional(recorded_to_five_point(c.judgment.verdict), c.order), c.judgment.confidence)
-        for c in candidates
-    }
-    if len(answers) > 1:
-        options = ", ".join(f"{c.pair_id!r} ({c.order})" for c in candidates)
-        raise fail(
-            litellm.BadRequestError,
-            f"the shown texts match recordings that disagree: {options}; "
-            "pass metadata={'replay_order': ..., 'replay_pair_id': ...} to pick one",
-        )
-    (verdict, confidence), chosen = answers.pop(), candidates[0].judgment
+    chosen = candidates[0]
     body: dict[str, Any] = {
-        "reasoning": chosen.raw or "",
-        "verdict": verdict,
+        "reasoning": chosen.judgment.raw or "",
+        "verdict": to_positional(recorded_to_five_point(chosen.judgment.verdict), chosen.order),
         "both_bad": False,
         "safety_flag": False,
     }
-    if confidence is not None:
-        body["confidence"] = confidence
+    if chosen.judgment.confidence is not None:
+        body["confidence"] = chosen.judgment.confidence
     return json.dumps(body, ensure_ascii=False)
 
 
@@ -174,7 +164,8 @@ class ReplayJudge(CustomLLM):
     def completion(  # type: ignore[override]
         self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
     ) -> ModelResponse:
-        hints = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+        metadata = (kwargs.get("litellm_params") or {}).get("metadata")
+        hints = metadata if isinstance(metadata, dict) else {}
         content = _replay_content(model, messages, api_base, hints)
         return _respond(model_response, model, messages, content)
 

@@ -8,10 +8,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from judge.parse import confidence_from_logprobs, normalize_label, parse_verdict
 from judge.recorded import load_recorded, recorded_to_five_point
-from judge.verdicts import to_original
+from judge.verdicts import VERDICTS, to_original
 
 LLMBAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "replay" / "llmbar_dev.jsonl"
 
@@ -50,6 +52,10 @@ LLMBAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "replay" / "l
         ("Final verdict: tie", "tie"),
         ("verdict = A≫B", "A>>B"),
         ("Analysis...\n\nVerdict: Response A", "A>B"),
+        ("Verdict: A>B (A is more precise)", "A>B"),
+        ("My final verdict is: B - it answers the question", "B>A"),
+        ("A>B \u2014 A is more accurate", "A>B"),
+        ('{"verdict": "B>>A (much better)"}', "B>>A"),
         # MT-Bench / Arena-Hard markers
         ("Assistant A follows the instructions better. [[A]]", "A>B"),
         ("Both are equally helpful.\n\n[[C]]", "tie"),
@@ -89,6 +95,9 @@ LLMBAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "replay" / "l
         ('{"verdict": "A>B"} and also {"verdict": "B>A"}', "invalid"),
         ('{"reasoning": "no verdict key"}', "invalid"),
         ("Verdict: it depends", "invalid"),
+        ("Verdict: A or B, hard to say", "invalid"),
+        ("Verdict: Response A is better because it is shorter", "invalid"),
+        ("I can\u2019t help with that. Output (a)", "invalid"),
         ("Both responses are good.", "invalid"),
         ("Response 1 is better because it is concise.", "invalid"),
         ("[[8]]", "invalid"),
@@ -97,6 +106,29 @@ LLMBAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "replay" / "l
 )
 def test_parse_formats(text: str, verdict: str) -> None:
     assert parse_verdict(text).verdict == verdict
+
+
+PIECES = [
+    "Output (a)",
+    "Output (b)",
+    "[[A]]",
+    "[[C]]",
+    '{"verdict": "',
+    "A>B",
+    '"}',
+    "Verdict: ",
+    "{",
+    "\n",
+    "tie",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=15)), max_size=10).map("".join))
+def test_parse_never_raises(text: str) -> None:
+    parsed = parse_verdict(text)
+    assert parsed.verdict in (*VERDICTS, "invalid")
+    assert parsed.confidence is None or 0.0 <= parsed.confidence <= 1.0
 
 
 def test_same_direction_different_strength_gives_weak_form() -> None:

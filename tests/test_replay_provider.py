@@ -15,10 +15,19 @@ from judge.content import content_hash
 from judge.parse import parse_verdict
 from judge.prompt import render_messages
 from judge.providers import MockOptions, mock_answer, mock_options, register_providers
-from judge.recorded import RecordedPair, load_recorded, recorded_to_five_point
+from judge.recorded import (
+    RecordedFormatError,
+    RecordedPair,
+    judges_in,
+    load_recorded,
+    parse_recorded_lines,
+    recorded_to_five_point,
+)
 from judge.verdicts import STRENGTH, to_original
 
-LLMBAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "replay" / "llmbar_dev.jsonl"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+LLMBAR = SHARED / "replay" / "llmbar_dev.jsonl"
+PANDALM = SHARED / "pandalm" / "testset_3annotators.jsonl"  # single order, also this format
 
 register_providers()
 
@@ -54,6 +63,78 @@ def small_file(tmp_path: Path) -> str:
     return write_jsonl(tmp_path / "small.jsonl", rows)
 
 
+# --- recorded-judgments files ---------------------------------------------------------------
+
+
+def test_load_small_file(small_file: str) -> None:
+    pairs = load_recorded(small_file)
+    assert [p.id for p in pairs] == ["p1", "p2"] and pairs[1].gold == "B" and pairs[0].gold is None
+    assert pairs[0].judgments[0].confidence == 0.93 and pairs[0].judgments[1].raw == "Output (a)"
+    assert judges_in(pairs) == ["acme/judge-1", "acme/judge-2"]
+
+
+def test_recorded_to_five_point() -> None:
+    assert [recorded_to_five_point(v) for v in ("A", "B", "tie", "invalid")] == [
+        "A>B",
+        "B>A",
+        "tie",
+        "invalid",
+    ]
+    with pytest.raises(ValueError):
+        recorded_to_five_point("A>B")
+
+
+def test_every_bad_line_is_reported() -> None:
+    good = {"id": "ok", "prompt": "p", "response_a": "a", "response_b": "b", "judgments": []}
+    bad_judgment = {
+        **good,
+        "id": "j",
+        "judgments": [{"judge": "x", "order": "AB", "verdict": "C", "confidence": 2}],
+    }
+    lines = [
+        json.dumps(good),
+        "{not json",
+        "",
+        json.dumps({"id": "m", "prompt": "p"}),
+        json.dumps(bad_judgment),
+        json.dumps(good),
+        json.dumps({**good, "id": "g", "gold": "A>B"}),
+        json.dumps([1, 2]),
+        json.dumps({**good, "id": "d", "judgments": [{"judge": "x", "order": "ab", "verdict": "A"}] * 2}),
+    ]
+    with pytest.raises(RecordedFormatError) as caught:
+        parse_recorded_lines(lines, "f.jsonl")
+    errors = "\n".join(caught.value.errors)
+    for expected in [
+        "f.jsonl:2: invalid JSON",
+        "f.jsonl:4: 'response_a' must be a string (missing)",
+        "f.jsonl:4: 'judgments' must be a list (missing)",
+        "f.jsonl:5: judgments[0]: 'order'",
+        "f.jsonl:5: judgments[0]: 'verdict'",
+        "f.jsonl:5: judgments[0]: 'confidence'",
+        "f.jsonl:6: duplicate id 'ok' (first on line 1)",
+        "f.jsonl:7: 'gold'",
+        "f.jsonl:8: expected a JSON object",
+        "f.jsonl:9: judgments[1]: duplicate judge 'x'",
+    ]:
+        assert expected in errors
+    assert "f.jsonl:3" not in errors and "f.jsonl:1:" not in errors
+
+
+def test_extra_keys_and_scalar_texts() -> None:
+    row = {
+        "id": 7,
+        "prompt": "Is 2 even?",
+        "response_a": True,
+        "response_b": "No",
+        "judgments": [],
+        "meta": {"k": 1},
+    }
+    (pair,) = parse_recorded_lines([json.dumps(row)])
+    assert pair.id == "7" and pair.response_a == "True" and pair.source == ""
+    assert pair.extra == {"meta": {"k": 1}, "coerced_to_text": ["response_a"]}
+
+
 def test_register_is_idempotent() -> None:
     for _ in range(3):
         register_providers()
@@ -61,16 +142,25 @@ def test_register_is_idempotent() -> None:
     assert providers.count("replay") == 1 and providers.count("mock") == 1
 
 
-@pytest.mark.skipif(not LLMBAR.exists(), reason="shared LLMBar data not available")
-def test_replay_whole_llmbar_file() -> None:
-    """Every recorded judgment comes back, through litellm.acompletion, as recorded."""
-    pairs = load_recorded(LLMBAR)
+@pytest.mark.parametrize(
+    ("path", "count", "hints"), [(LLMBAR, 6128, False), (PANDALM, 1998, True)], ids=["llmbar", "pandalm"]
+)
+def test_replay_whole_file(path: Path, count: int, hints: bool) -> None:
+    """Every recorded judgment comes back, through litellm.acompletion, as recorded.
+
+    PandaLM holds a few pairs with identical texts but different recorded answers; metadata hints
+    select each recording (without them the first one in the file answers).
+    """
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    pairs = load_recorded(path)
     semaphore = asyncio.Semaphore(128)
 
     async def replay(pair: RecordedPair, judge: str, order: str) -> str:
+        metadata = {"replay_pair_id": pair.id, "replay_order": order} if hints else None
         async with semaphore:
             response = await litellm.acompletion(
-                model=f"replay/{judge}", messages=shown(pair, order), api_base=str(LLMBAR)
+                model=f"replay/{judge}", messages=shown(pair, order), api_base=str(path), metadata=metadata
             )
         return to_original(parse_verdict(response.choices[0].message.content).verdict, order)
 
@@ -83,8 +173,8 @@ def test_replay_whole_llmbar_file() -> None:
     elapsed = time.perf_counter() - started
     expected = [recorded_to_five_point(j.verdict) for p in pairs for j in p.judgments]
     mismatches = sum(g != e for g, e in zip(got, expected, strict=True))
-    print(f"replayed {len(got)} judgments in {elapsed:.1f}s ({len(got) / elapsed:.0f}/s)")
-    assert len(got) == 6128 and mismatches == 0
+    print(f"replayed {len(got)} judgments from {path.name} in {elapsed:.1f}s ({len(got) / elapsed:.0f}/s)")
+    assert len(got) == count and mismatches == 0
 
 
 @pytest.mark.skipif(not LLMBAR.exists(), reason="shared LLMBar data not available")
@@ -171,7 +261,7 @@ def test_index_follows_file_changes(tmp_path: Path) -> None:
 
 
 def test_same_texts_recorded_twice(tmp_path: Path) -> None:
-    """A pair stored again with A/B swapped: agreeing recordings answer, disagreeing ones need a hint."""
+    """A pair stored again with A/B swapped: the first recording answers unless a hint picks another."""
     rows = [
         {"id": "x", "prompt": "q", "response_a": "a", "response_b": "b", "judgments": [
             {"judge": "j", "order": "ab", "verdict": "A"}, {"judge": "k", "order": "ab", "verdict": "A"}]},
@@ -182,8 +272,8 @@ def test_same_texts_recorded_twice(tmp_path: Path) -> None:
     messages = render_messages("q", "a", "b")  # x in order ab, y in order ba
     agreed = litellm.completion(model="replay/j", messages=messages, api_base=path)
     assert json.loads(agreed.choices[0].message.content)["verdict"] == "A>B"
-    with pytest.raises(litellm.BadRequestError, match="disagree"):
-        litellm.completion(model="replay/k", messages=messages, api_base=path)
+    first = litellm.completion(model="replay/k", messages=messages, api_base=path)
+    assert json.loads(first.choices[0].message.content)["verdict"] == "A>B"
     hinted = litellm.completion(
         model="replay/k",
         messages=messages,
