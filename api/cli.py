@@ -51,10 +51,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(api_port=args.api_port, review_port=args.review_port, wait=not args.no_wait)
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from api.bench import bench_throughput
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:>28}: {value}")
 
+
+def _bench(args: argparse.Namespace) -> int:
     if args.bench == "throughput":
+        from api.bench import bench_throughput
+
         result = asyncio.run(
             bench_throughput(
                 args.pairs,
@@ -64,13 +72,34 @@ def _bench(args: argparse.Namespace) -> int:
                 database_url=args.database_url,
             )
         )
-        if args.json:
-            print(json.dumps(result))
-        else:
-            for key, value in result.items():
-                print(f"{key:>22}: {value}")
-        return 0
-    raise SystemExit(f"unknown benchmark {args.bench!r}")
+    elif args.bench == "replay":
+        from api.bench_replay import bench_replay
+
+        result = bench_replay(
+            data=args.data,
+            judges=args.judges.split(",") if args.judges else None,
+            target_agreement=args.target_agreement,
+            delta=args.delta,
+            calibration_fraction=args.calibration_fraction,
+            splits=args.splits,
+            seed=args.seed,
+            shift_to=args.shift_to,
+            audit_rate=args.audit_rate,
+        )
+    elif args.bench == "queue":
+        from api.bench_queue import bench_queue
+
+        result = bench_queue(pending=args.pending, database_url=args.database_url, samples=args.samples)
+    else:
+        raise SystemExit(f"unknown benchmark {args.bench!r}")
+    _print(result, args.json)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from api.calibrate import calibrate_cli
+
+    return calibrate_cli(project=args.project, report=args.report)
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -120,7 +149,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     throughput.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     throughput.add_argument("--json", action="store_true")
+    replay = bench_sub.add_parser(
+        "replay", help="calibration gate on a recorded-judgments file, through the service"
+    )
+    replay.add_argument("--data", required=True, help="a file in the recorded-judgments format")
+    replay.add_argument(
+        "--judges", default=None, help="comma-separated judge names (default: all in the file)"
+    )
+    replay.add_argument("--target-agreement", type=float, default=0.9)
+    replay.add_argument("--delta", type=float, default=0.1)
+    replay.add_argument("--calibration-fraction", type=float, default=0.5)
+    replay.add_argument("--splits", type=int, default=20)
+    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument("--shift-to", default=None, help="stream this file after calibrating, with audits on")
+    replay.add_argument("--audit-rate", type=float, default=0.05)
+    replay.add_argument("--json", action="store_true")
+    queue = bench_sub.add_parser("queue", help="latency of the review queue's next-item call")
+    queue.add_argument("--pending", type=int, default=100_000)
+    queue.add_argument("--samples", type=int, default=500)
+    queue.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    queue.add_argument("--json", action="store_true")
     bench.set_defaults(func=_bench)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="refit a project's calibration gate now; write the HTML report"
+    )
+    calibrate.add_argument("--project", default=None, help="project id or name (default: every project)")
+    calibrate.add_argument("--report", default=None, help="write the HTML calibration report here")
+    calibrate.set_defaults(func=_calibrate)
 
     db = sub.add_parser("db", help="upgrade the database schema to the latest migration")
     db.set_defaults(func=_db)

@@ -193,3 +193,67 @@ class Decision(SQLModel, table=True):
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     version: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- human labels (import, review, audit, gold) ------------------------------------------
+
+LabelSource = Literal["import", "review", "audit", "gold"]
+# Sources whose selection calibration can account for: a random gold sample the user
+# declares as such, and the audit stream (a random share of would-be auto-accepts).
+# Review labels come from uncertain pairs, so they are kept out of the guarantee.
+CALIBRATION_SOURCES: tuple[str, ...] = ("gold", "audit")
+
+
+class LabelIn(BaseModel):
+    """One human label as a client or reviewer posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str
+    label: Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "A", "B"]
+    both_bad: bool = False
+    safety_flag: bool = False
+    rationale: str | None = None
+    source: LabelSource = "import"
+    annotator: str = "unknown"
+    # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
+    idempotency_key: str | None = None
+
+
+class Label(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("project_id", "idempotency_key", name="uq_label_idempotency"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    pair_id: int = Field(foreign_key="pair.id", index=True)
+    label: str  # five-point, original A/B terms
+    both_bad: bool = False
+    safety_flag: bool = False
+    rationale: str | None = Field(default=None, sa_column=Column(Text))
+    source: str = Field(index=True)
+    annotator: str
+    idempotency_key: str = Field(max_length=512)
+    time_on_task_s: float | None = None
+    prelabel_shown: bool | None = None
+    redaction_version: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- calibration versions (the gate's history) -------------------------------------------
+
+class CalibrationVersion(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    version: int
+    created_at: datetime = Field(default_factory=utcnow)
+    trigger: str  # refit | auto | drift | manual
+    open: bool = False
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    threshold: float | None = None
+    guaranteed_agreement: float | None = None
+    expected_coverage: float | None = None
+    n_labels: int = 0
+    label_sources: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The fitted gate (calibrator + threshold) as JSON; None when no model could be fitted.
+    model: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

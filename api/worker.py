@@ -125,7 +125,9 @@ class Worker:
             pass
 
     async def _claim(self, limit: int, semaphore: asyncio.Semaphore) -> list[asyncio.Task[PairOutcome]]:
-        pairs = await asyncio.to_thread(claim_pairs, self.engine, self.worker_id, limit, self.settings.lease_seconds)
+        pairs = await asyncio.to_thread(
+            claim_pairs, self.engine, self.worker_id, limit, self.settings.lease_seconds
+        )
         return await self._start(pairs, semaphore) if pairs else []
 
     async def _start(

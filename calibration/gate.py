@@ -226,6 +226,7 @@ def fit_gate(
     split_fraction: float = 0.5,
     min_accept: int | None = None,
     C: float = 1.0,
+    C_side: float = 1.0,
     n_splits: int = 5,
 ) -> GateModel:
     """Fit calibrator and threshold on the pairs of ``features`` that have a usable gold label.
@@ -244,7 +245,7 @@ def fit_gate(
 
     def make_cal() -> PairCalibrator:
         return PairCalibrator(signed=features.signed, method=method, feature_names=features.feature_names,
-                              C=C, n_splits=n_splits, random_state=random_state)
+                              C=C, C_side=C_side, n_splits=n_splits, random_state=random_state)
 
     def closed(reason: str, cal: PairCalibrator | None = None) -> GateModel:
         return GateModel(calibrator=cal if cal is not None else _placeholder(features, method), judges=features.judges,

@@ -21,8 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_throughput_reports_the_promised_keys(tmp_path: Path) -> None:
-    result = asyncio.run(bench_throughput(40, 2, 0.0, concurrency=8, database_url=f"sqlite:///{tmp_path / 'b.db'}"))
-    for key in ("pairs", "judges", "latency_ms", "judge_calls", "calls_per_s", "overhead_ratio", "peak_rss_mb"):
+    result = asyncio.run(
+        bench_throughput(40, 2, 0.0, concurrency=8, database_url=f"sqlite:///{tmp_path / 'b.db'}")
+    )
+    for key in (
+        "pairs",
+        "judges",
+        "latency_ms",
+        "judge_calls",
+        "calls_per_s",
+        "overhead_ratio",
+        "peak_rss_mb",
+    ):
         assert key in result
     assert result["judge_calls"] == 160 and result["judge_errors"] == 0
     assert result["overhead_ratio"] > 0 and result["calls_per_s"] > 0
@@ -45,7 +55,9 @@ def test_upgrade_is_repeatable_and_keeps_data(tmp_path: Path) -> None:
     upgrade(engine)
     with Session(engine) as session:
         assert [p.name for p in session.exec(select(Project))] == ["kept"]
-    assert {"project", "job", "pair", "judgment", "decision", "alembic_version"} <= set(inspect(engine).get_table_names())
+    assert {"project", "job", "pair", "judgment", "decision", "alembic_version"} <= set(
+        inspect(engine).get_table_names()
+    )
 
 
 def test_demo_runs_offline_and_prints_the_summary(tmp_path: Path) -> None:
@@ -61,7 +73,13 @@ def test_demo_runs_offline_and_prints_the_summary(tmp_path: Path) -> None:
     )
     assert process.returncode == 0, process.stdout + process.stderr
     out = process.stdout
-    for expected in ("Pairs by route", "gate_closed", "Order sensitivity per judge", "Review app:", "API docs:"):
+    for expected in (
+        "Pairs by route",
+        "gate_closed",
+        "Order sensitivity per judge",
+        "Review app:",
+        "API docs:",
+    ):
         assert expected in out, out
     # The rate the demo measured through the API equals the rate in the recorded file.
     rows = [line for line in out.splitlines() if line.startswith("│ replay/gpt-4/vanilla_norules")]
