@@ -54,6 +54,11 @@ class RoutingSettings(BaseModel):
     n_min: int = Field(default=100, ge=1)
     audit_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     refit_every: int = Field(default=50, ge=1)
+    # Review: share of items whose judge pre-label the reviewer sees (automation-bias control),
+    # reviewers per item, and the uncertainty weight of the hybrid active-learning priority.
+    show_prelabel_rate: float = Field(default=0.3, ge=0.0, le=1.0)
+    review_overlap: int = Field(default=1, ge=1, le=10)
+    uncertainty_weight: float = Field(default=0.6, ge=0.0, le=1.0)
 
 
 # --- project -----------------------------------------------------------------------------
