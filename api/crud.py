@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from api import review_queue
 from api.models import Decision, Job, Judgment, Pair, PairIn, Project, utcnow
 from judge.content import content_hash
 
@@ -225,6 +226,8 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
                 for o in kept
             ],
         )
+        # Review queue hook: enqueue pairs routed to a human, in this same transaction.
+        review_queue.on_decisions_written(session, [o.pair_id for o in kept])
         session.commit()
     return len(kept)
 

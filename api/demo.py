@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -65,7 +66,13 @@ def demo_project(api: httpx.Client) -> dict[str, Any]:
     for project in api.get("/v1/projects").json():
         if project["name"] == name:
             return project
-    response = api.post("/v1/projects", json={"name": name, "judges": judges, "allow_empty_responses": True})
+    # The sample is small (200 pairs, 100 of them gold), so the demo project asks for 85%
+    # agreement from 50 labels; production defaults are 90% from at least 100.
+    routing = {"target_agreement": 0.85, "n_min": 50}
+    response = api.post(
+        "/v1/projects",
+        json={"name": name, "judges": judges, "allow_empty_responses": True, "routing": routing},
+    )
     response.raise_for_status()
     return response.json()
 
@@ -155,6 +162,40 @@ def summary_tables(api: httpx.Client, jobs: list[dict[str, Any]]) -> list[Table]
     return [by_route, by_reason, per_judge, cost]
 
 
+def show_gate(api: httpx.Client, project_id: int, when: str) -> dict[str, Any]:
+    gate = api.get(f"/v1/projects/{project_id}/calibration").json()["gate"]
+    colour = "green" if gate["open"] else "yellow"
+    state = f"[{colour}]{gate['state'].upper()}[/{colour}]"
+    console.print(f"\n[bold]Calibration gate ({when}):[/bold] {state} — {gate['reason']}")
+    if gate["open"]:
+        console.print(
+            f"  threshold {gate['threshold']:.3f}; auto-accepted labels agree with humans >= "
+            f"{gate['guaranteed_agreement']:.1%} with probability {1 - gate['delta']:.0%}; "
+            f"expected coverage {gate['expected_coverage']:.1%}"
+        )
+    return gate
+
+
+def import_gold_and_refit(api: httpx.Client, project_id: int) -> None:
+    """Import the sample's human labels for a random half (as a gold sample) and refit the gate."""
+    records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    gold = [r for r in records if r.get("gold") in ("A", "B", "tie")]
+    chosen = random.Random(0).sample(gold, len(gold) // 2)
+    labels = [
+        {"client_id": r["id"], "label": r["gold"], "source": "gold", "annotator": "llmbar-gold"}
+        for r in chosen
+    ]
+    api.post(f"/v1/projects/{project_id}/labels", json={"labels": labels}).raise_for_status()
+    console.print(f"\nImported {len(labels)} human gold labels (a random half of the sample) and refitted.")
+    api.post(f"/v1/projects/{project_id}/calibration/refit").raise_for_status()
+    show_gate(api, project_id, f"after {len(labels)} gold labels")
+    jobs = api.get(f"/v1/projects/{project_id}/jobs").json()
+    routes: Counter[str] = Counter()
+    for job in jobs:
+        routes.update(job["by_route"])
+    console.print("  pairs by route now: " + ", ".join(f"{k} {v}" for k, v in routes.most_common()))
+
+
 def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -> int:
     api_port, review_port = free_port(api_port), free_port(review_port)
     api_url, review_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{review_port}"
@@ -177,6 +218,9 @@ def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -
         jobs = show_progress(api, project["id"])
         for table in summary_tables(api, jobs):
             console.print(table)
+        show_gate(api, project["id"], "before any human label")
+        if not get_settings().judges:  # gold labels exist for the bundled sample only
+            import_gold_and_refit(api, project["id"])
         wait_until_up(f"{review_url}/_stcore/health", review_proc)
         console.print(f"\n[bold green]Review app:[/bold green] {review_url}")
         console.print(f"[bold green]API docs:[/bold green]   {api_url}/docs")

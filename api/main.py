@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from api.db import make_engine, upgrade
-from api.routes import health, jobs, projects
+from api.routes import calibration, health, jobs, projects, review
 from api.settings import Settings, get_settings
 from api.worker import Worker
 
@@ -53,4 +53,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(projects.router)
     app.include_router(jobs.router)
+    app.include_router(review.router)
+    app.include_router(calibration.router)
     return app

@@ -246,6 +246,7 @@ class Label(SQLModel, table=True):
 
 # --- calibration versions (the gate's history) -------------------------------------------
 
+
 class CalibrationVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)

@@ -25,7 +25,6 @@ REASONS = (
     "safety_flag",
     "both_bad",
     "gate_closed",
-    "below_threshold",
     "audit",
 )
 
@@ -132,31 +131,35 @@ def route(
     """Decide auto_accept / review / incident, with every reason that applies.
 
     Hard flags (judge failure, order sensitivity, safety, both-bad) always send a pair to a
-    human. Auto-accept needs an open gate whose threshold the calibrated confidence clears;
-    ``audit`` (a random draw made by the caller) diverts a would-be auto-accept to review.
+    human. Before calibration (gate closed) nothing is auto-accepted and the panel's own
+    signals (judges disagree, provisional confidence below ``min_confidence``) are reported.
+    With the gate open the calibrated confidence decides: ``low_confidence`` means below the
+    gate's threshold; panel disagreement is already priced into that confidence, so it is
+    only reported for pairs that go to review anyway. ``audit`` (a random draw made by the
+    caller) diverts a would-be auto-accept to review.
     """
     s = summarize(judgments)
-    reasons: list[str] = []
+    hard: list[str] = []
     if s.n_failed or s.n_valid == 0:
-        reasons.append("judge_failed")
+        hard.append("judge_failed")
     if s.order_sensitive_judges:
-        reasons.append("order_sensitive")
-    if s.judges_disagree:
-        reasons.append("judges_disagree")
-    if s.confidence is not None and s.confidence < min_confidence:
-        reasons.append("low_confidence")
+        hard.append("order_sensitive")
     if precheck_safety or s.safety_flag:
-        reasons.append("safety_flag")
-    confidence = calibrated_confidence if calibrated_confidence is not None else s.confidence
+        hard.append("safety_flag")
+    informational = ["judges_disagree"] if s.judges_disagree else []
+    gate_open = gate is not None and gate.open and calibrated_confidence is not None
+    confidence = calibrated_confidence if gate_open else s.confidence
     if s.both_bad:
-        reasons.append("both_bad")
-        return RouteDecision(s.label, s.chosen, confidence, "incident", reasons)
-    if gate is None or not gate.open:
-        reasons.append("gate_closed")
-    elif calibrated_confidence is None or not gate.accepts(calibrated_confidence):
-        reasons.append("below_threshold")
-    if reasons:
-        return RouteDecision(s.label, s.chosen, confidence, "review", reasons)
+        return RouteDecision(s.label, s.chosen, confidence, "incident", [*hard, *informational, "both_bad"])
+    if not gate_open:
+        low = ["low_confidence"] if s.confidence is not None and s.confidence < min_confidence else []
+        return RouteDecision(
+            s.label, s.chosen, confidence, "review", [*hard, *informational, *low, "gate_closed"]
+        )
+    assert gate is not None and calibrated_confidence is not None
+    low = [] if gate.accepts(calibrated_confidence) else ["low_confidence"]
+    if hard or low:
+        return RouteDecision(s.label, s.chosen, confidence, "review", [*hard, *informational, *low])
     if audit:
         return RouteDecision(s.label, s.chosen, confidence, "review", ["audit"])
     return RouteDecision(s.label, s.chosen, confidence, "auto_accept", [])

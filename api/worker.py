@@ -13,15 +13,16 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
 
+import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.calibrate import GateCache, GatedInput, maintain, route_many
 from api.crud import PairOutcome, cached_judgments, claim_pairs, store_outcomes
 from api.metrics import JUDGE_CACHE_HITS, JUDGE_CALLS, JUDGE_COST, JUDGE_ERRORS, JUDGE_LATENCY, PAIRS_ROUTED
 from api.models import JudgeSpec, Judgment, Pair, Project
-from api.routing import Gate, JudgmentView, route
+from api.routing import JudgmentView
 from api.settings import Settings
 from judge.client import JudgeCallResult, RetryPolicy, call_judge
 from judge.safety import safety_check_many
@@ -29,9 +30,9 @@ from judge.verdicts import ORDERS
 
 log = logging.getLogger("prelabel.worker")
 
-ROUTING_VERSION = "routing-v0"
 FLUSH_EVERY_S = 0.2
 FLUSH_SIZE = 128
+MAINTAIN_EVERY_S = 5.0  # refit / kill-switch checks (api.calibrate.maintain)
 
 
 class Worker:
@@ -40,12 +41,11 @@ class Worker:
         engine: Engine,
         settings: Settings,
         worker_id: str | None = None,
-        gate_for: Callable[[int], Gate | None] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.gate_for = gate_for or (lambda _project_id: None)
+        self.gates = GateCache(engine)
         self.policy = RetryPolicy(
             max_attempts=settings.judge_max_attempts,
             initial_s=settings.judge_retry_initial_s,
@@ -75,6 +75,8 @@ class Worker:
         inflight: set[asyncio.Task[PairOutcome]] = set()
         claiming: asyncio.Task[list[asyncio.Task[PairOutcome]]] | None = None
         storing: asyncio.Task[int] | None = None
+        maintaining: asyncio.Task[list[str]] | None = None
+        next_maintenance = time.monotonic() + MAINTAIN_EVERY_S
         outcomes: list[PairOutcome] = []
         last_flush = next_claim_at = time.monotonic()
         queue_empty = False
@@ -91,8 +93,11 @@ class Worker:
                     asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
                 )
                 outcomes, last_flush = [], now
+            if not until_idle and maintaining is None and now >= next_maintenance and not stopping:
+                maintaining = asyncio.create_task(asyncio.to_thread(maintain, self.engine))
+                next_maintenance = now + MAINTAIN_EVERY_S
             waiting: set[asyncio.Task] = set(inflight)  # type: ignore[type-arg]
-            waiting.update(t for t in (claiming, storing) if t is not None)
+            waiting.update(t for t in (claiming, storing, maintaining) if t is not None)
             if not waiting:
                 if stopping or (until_idle and queue_empty):
                     break
@@ -110,6 +115,13 @@ class Worker:
                 elif task is storing:
                     self.pairs_done += task.result()
                     storing = None
+                elif task is maintaining:
+                    maintaining = None
+                    if task.exception() is not None:  # a failed refit must not stop judging
+                        log.error("calibration maintenance failed", exc_info=task.exception())
+                    else:
+                        for action in task.result():
+                            log.info(action)
                 else:
                     inflight.discard(task)
                     outcomes.append(task.result())
@@ -213,12 +225,25 @@ class Worker:
             for r in judgment_rows
         ]
         routing = project.routing_settings()
-        decision = route(
-            views,
+        gate, version = self.gates.get(project.id)  # type: ignore[arg-type]
+        frame = None
+        if gate is not None and gate.open:  # features are only needed for a calibrated gate
+            frame = pd.DataFrame(
+                [
+                    (pair.id, r["judge"], r["order"], r["verdict"], r["confidence"], r["error"] is not None)
+                    for r in judgment_rows
+                ],
+                columns=["pair_id", "judge", "order", "verdict", "confidence", "failed"],
+            )
+        decision = route_many(
+            [pair.id],  # type: ignore[list-item]
+            {pair.id: GatedInput(views, safety[0])},  # type: ignore[dict-item]
+            frame,
+            gate,
+            version,
             min_confidence=routing.min_confidence,
-            precheck_safety=safety[0],
-            gate=self.gate_for(project.id),  # type: ignore[arg-type]
-        )
+            audit_rate=routing.audit_rate,
+        )[pair.id]  # type: ignore[index]
         PAIRS_ROUTED.labels(decision.route).inc()
         return PairOutcome(
             pair_id=pair.id,  # type: ignore[arg-type]
@@ -229,7 +254,7 @@ class Worker:
                 "confidence": decision.confidence,
                 "route": decision.route,
                 "reasons": decision.reasons,
-                "version": ROUTING_VERSION,
+                "version": version,
             },
             safety_flag=safety[0],
             safety_reasons=safety[1],

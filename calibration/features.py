@@ -56,6 +56,7 @@ __all__ = [
     "build_features",
     "normalize_judgments",
     "order_sensitive",
+    "order_sensitive_flags",
     "judges_in",
     "calls_per_pair",
 ]
@@ -227,8 +228,13 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     add("panel|mean_conf", mean_conf, False)
 
     X = np.column_stack(cols) if cols else np.zeros((n, 0))
-    return FeatureSet(pair_ids=np.asarray(pair_ids), X=X, feature_names=names, judges=list(judges),
-                      signed=np.asarray(signed, dtype=bool))
+    return FeatureSet(
+        pair_ids=np.asarray(pair_ids),
+        X=X,
+        feature_names=names,
+        judges=list(judges),
+        signed=np.asarray(signed, dtype=bool),
+    )
 
 
 def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:
@@ -247,8 +253,9 @@ def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None
     per = pd.DataFrame({"pair_id": v["pair_id"], "judge": v["judge"], "side": sides})
     nunique = per.groupby(["pair_id", "judge"])["side"].nunique()
     flagged = nunique[nunique > 1].index.get_level_values(0).unique()
-    return pd.Series(pd.Index(pair_ids).isin(flagged), index=pd.Index(pair_ids, name="pair_id"),
-                     name="order_sensitive")
+    return pd.Series(
+        pd.Index(pair_ids).isin(flagged), index=pd.Index(pair_ids, name="pair_id"), name="order_sensitive"
+    )
 
 
 def calls_per_pair(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:
@@ -258,3 +265,21 @@ def calls_per_pair(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
         df = df[df["judge"].astype(str).isin([str(j) for j in judges])]
     pair_ids = pd.unique(normalize_judgments(judgments)["pair_id"])
     return df.groupby("pair_id").size().reindex(pair_ids, fill_value=0).astype(float)
+
+
+def order_sensitive_flags(
+    X: np.ndarray, feature_names: Sequence[str], judges: Sequence[str] | None = None
+) -> np.ndarray:
+    """Order-sensitivity per row of a feature matrix: any judge (or any of ``judges``) flipped sides.
+
+    Read from the ``panel|n_order_sensitive`` / ``{judge}|order_sensitive`` features, so it
+    needs no access to the raw judgments. Judges not in the feature set are ignored.
+    """
+    X = np.asarray(X, dtype=float)
+    names = list(feature_names)
+    if judges is None:
+        return X[:, names.index("panel|n_order_sensitive")] > 0
+    cols = [names.index(f"{j}|order_sensitive") for j in judges if f"{j}|order_sensitive" in names]
+    if not cols:
+        return np.zeros(len(X), dtype=bool)
+    return (X[:, cols] > 0).any(axis=1)

@@ -12,12 +12,14 @@ agreement of auto-accepted pairs with humans is >= 1 - alpha (assumptions: see
 * ``mode="crossfit"``: the threshold is chosen on out-of-fold scores of all labels and the
   deployed model is refitted on all of them. More labels for both jobs; the guarantee is
   approximate because the deployed model saw the threshold labels. With the low-capacity
-  logistic calibrator the difference is small; :mod:`calibration.simulate` measures it.
+  logistic calibrator the difference is small; :mod:`calibration.simulate` measures it
+  (and tests/test_calibration_gate.py checks it on synthetic data with known truth).
 * ``method="vote"`` needs no labels to build its score, so all labels go to the threshold and
   the guarantee is exact in either mode.
 
 ``hard_rule=True`` never auto-accepts an order-sensitive pair (a judge's "ab" and "ba"
-verdicts name different sides; read from the ``panel|n_order_sensitive`` feature). The rule
+verdicts name different sides -- the service's definition, ties included). With
+``hard_rule_judges`` only those judges' flips count (e.g. the strongest judge). The rule
 is applied before threshold selection, so the guarantee covers exactly the pairs accepted.
 
 The fitted :class:`GateModel` satisfies the service's routing ``Gate`` protocol (``open``,
@@ -60,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.calibrator import SIDES, PairCalibrator
-from calibration.features import FeatureSet
+from calibration.features import FeatureSet, order_sensitive_flags
 from calibration.threshold import ThresholdResult, select_threshold
 
 __all__ = ["GateModel", "fit_gate", "labels_for"]
@@ -92,6 +94,7 @@ class GateModel:
     delta: float
     mode: str = "crossfit"
     hard_rule: bool = False
+    hard_rule_judges: list[str] | None = None
     n_threshold_labels: int = 0
     cal_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cal_correct: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -118,7 +121,7 @@ class GateModel:
         X = self._X(X)
         if not self.hard_rule:
             return np.zeros(len(X), dtype=bool)
-        return X[:, self.feature_names.index("panel|n_order_sensitive")] > 0
+        return order_sensitive_flags(X, self.feature_names, self.hard_rule_judges)
 
     def accept(self, X: np.ndarray | FeatureSet) -> np.ndarray:
         """Boolean per pair: auto-accept (gate open, confidence >= threshold, no hard flag)."""
@@ -151,6 +154,7 @@ class GateModel:
             "delta": float(self.delta),
             "mode": self.mode,
             "hard_rule": bool(self.hard_rule),
+            "hard_rule_judges": None if self.hard_rule_judges is None else list(self.hard_rule_judges),
             "n_threshold_labels": int(self.n_threshold_labels),
             "cal_confidence": [float(c) if np.isfinite(c) else None for c in self.cal_confidence],
             "cal_correct": [int(c) for c in self.cal_correct],
@@ -176,8 +180,11 @@ class GateModel:
             delta=float(d["delta"]),
             mode=d.get("mode", "crossfit"),
             hard_rule=bool(d.get("hard_rule", False)),
+            hard_rule_judges=d.get("hard_rule_judges"),
             n_threshold_labels=int(d.get("n_threshold_labels", 0)),
-            cal_confidence=np.array([-np.inf if c is None else c for c in d.get("cal_confidence", [])], dtype=float),
+            cal_confidence=np.array(
+                [-np.inf if c is None else c for c in d.get("cal_confidence", [])], dtype=float
+            ),
             cal_correct=np.asarray(d.get("cal_correct", []), dtype=int),
             cal_side=np.asarray(d.get("cal_side", []), dtype=object),
             curve=d.get("curve", {}),
@@ -208,7 +215,9 @@ def labels_for(features: FeatureSet, y: pd.Series | Sequence[Any] | np.ndarray) 
     else:
         vals = np.asarray(y, dtype=object)
         if vals.shape[0] != features.X.shape[0]:
-            raise ValueError(f"{vals.shape[0]} labels for {features.X.shape[0]} pairs; pass a Series by pair_id")
+            raise ValueError(
+                f"{vals.shape[0]} labels for {features.X.shape[0]} pairs; pass a Series by pair_id"
+            )
     return np.array([v if isinstance(v, str) and v in SIDES else None for v in vals], dtype=object)
 
 
@@ -221,8 +230,9 @@ def fit_gate(
     random_state: int | None = 0,
     *,
     mode: Literal["crossfit", "split"] = "crossfit",
-    method: Literal["logistic", "vote"] = "logistic",
+    method: Literal["side", "two_stage", "vote"] = "side",
     hard_rule: bool = False,
+    hard_rule_judges: Sequence[str] | None = None,
     split_fraction: float = 0.5,
     min_accept: int | None = None,
     C: float = 1.0,
@@ -241,17 +251,36 @@ def fit_gate(
     has = np.array([v is not None for v in labels])
     X, yy = features.X[has], labels[has].astype(object)
     n = int(has.sum())
-    flag_col = features.feature_names.index("panel|n_order_sensitive")
+    rule_judges = None if hard_rule_judges is None else [str(j) for j in hard_rule_judges]
 
     def make_cal() -> PairCalibrator:
-        return PairCalibrator(signed=features.signed, method=method, feature_names=features.feature_names,
-                              C=C, C_side=C_side, n_splits=n_splits, random_state=random_state)
+        return PairCalibrator(
+            signed=features.signed,
+            method=method,
+            feature_names=features.feature_names,
+            C=C,
+            C_side=C_side,
+            n_splits=n_splits,
+            random_state=random_state,
+        )
 
     def closed(reason: str, cal: PairCalibrator | None = None) -> GateModel:
-        return GateModel(calibrator=cal if cal is not None else _placeholder(features, method), judges=features.judges,
-                         feature_names=features.feature_names, threshold=None, open=False, reason=reason,
-                         guaranteed_agreement=None, expected_coverage=0.0, n_labels_used=n, alpha=alpha,
-                         delta=delta, mode=mode, hard_rule=hard_rule)
+        return GateModel(
+            calibrator=cal if cal is not None else _placeholder(features, method),
+            judges=features.judges,
+            feature_names=features.feature_names,
+            threshold=None,
+            open=False,
+            reason=reason,
+            guaranteed_agreement=None,
+            expected_coverage=0.0,
+            n_labels_used=n,
+            alpha=alpha,
+            delta=delta,
+            mode=mode,
+            hard_rule=hard_rule,
+            hard_rule_judges=rule_judges,
+        )
 
     if n < n_min:
         return closed(f"too few usable labels: {n} < n_min={n_min}")
@@ -275,9 +304,11 @@ def fit_gate(
         raise ValueError(f"unknown mode {mode!r}")
 
     correct = (side == y_thr).astype(int)
-    score = np.where(X_thr[:, flag_col] > 0, -np.inf, conf) if hard_rule else conf
-    res: ThresholdResult = select_threshold(score, correct, alpha=alpha, delta=delta, n_min=n_min,
-                                            min_accept=min_accept)
+    flags = order_sensitive_flags(X_thr, features.feature_names, rule_judges)
+    score = np.where(flags, -np.inf, conf) if hard_rule else conf
+    res: ThresholdResult = select_threshold(
+        score, correct, alpha=alpha, delta=delta, n_min=n_min, min_accept=min_accept
+    )
     return GateModel(
         calibrator=cal,
         judges=list(features.judges),
@@ -292,6 +323,7 @@ def fit_gate(
         delta=delta,
         mode=mode,
         hard_rule=hard_rule,
+        hard_rule_judges=rule_judges,
         n_threshold_labels=res.n_used,
         cal_confidence=np.asarray(score, dtype=float),
         cal_correct=correct,

@@ -76,14 +76,16 @@ def load_recorded(path: str) -> tuple[pd.DataFrame, pd.Series]:
             pid = rec["id"]
             gold[pid] = rec.get("gold")
             for j in rec.get("judgments", []):
-                rows.append({
-                    "pair_id": pid,
-                    "judge": j["judge"],
-                    "order": j.get("order", "ab"),
-                    "verdict": j.get("verdict", "invalid"),
-                    "confidence": j.get("confidence", np.nan),
-                    "failed": bool(j.get("failed", False) or j.get("error")),
-                })
+                rows.append(
+                    {
+                        "pair_id": pid,
+                        "judge": j["judge"],
+                        "order": j.get("order", "ab"),
+                        "verdict": j.get("verdict", "invalid"),
+                        "confidence": j.get("confidence", np.nan),
+                        "failed": bool(j.get("failed", False) or j.get("error")),
+                    }
+                )
     df = pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict", "confidence", "failed"])
     df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
     return df, pd.Series(gold, dtype=object, name="gold")
@@ -110,7 +112,7 @@ def simulate(
     n_min: int = 50,
     **gate_kwargs: Any,
 ) -> SimulationResult:
-    """Repeated calibration/test splits; see the module docstring. ``gate_kwargs`` go to fit_gate/fit_cascade."""
+    """Repeated calibration/test splits (module docstring); ``gate_kwargs`` go to fit_gate / fit_cascade."""
     alpha = 1.0 - target
     judges = judges_in(judgments) if judges is None else list(judges)
     fs = build_features(judgments, judges=judges)
@@ -127,8 +129,17 @@ def simulate(
         cal_i, test_i = perm[:n_cal], perm[n_cal:]
         y_cal = pd.Series(y_all[cal_i], index=fs.pair_ids[cal_i])
         if cascade:
-            model = fit_cascade(judgments, y_cal, stages=cascade, alpha=alpha, delta=delta, n_min=n_min,
-                                hard_rule=hard_rule, random_state=split, **gate_kwargs)
+            model = fit_cascade(
+                judgments,
+                y_cal,
+                stages=cascade,
+                alpha=alpha,
+                delta=delta,
+                n_min=n_min,
+                hard_rule=hard_rule,
+                random_state=split,
+                **gate_kwargs,
+            )
             dec = model.decide_table(judgments, pair_ids=fs.pair_ids[test_i])
             accepted = dec["decision"].to_numpy() == "accept"
             side = dec["label"].to_numpy(dtype=object)
@@ -136,8 +147,16 @@ def simulate(
             used, is_open, reason = model.n_labels_used, model.open, model.reason
         else:
             sub = fs_subset(fs, cal_i)
-            gate = fit_gate(sub, y_cal, alpha=alpha, delta=delta, n_min=n_min, random_state=split,
-                            hard_rule=hard_rule, **gate_kwargs)
+            gate = fit_gate(
+                sub,
+                y_cal,
+                alpha=alpha,
+                delta=delta,
+                n_min=n_min,
+                random_state=split,
+                hard_rule=hard_rule,
+                **gate_kwargs,
+            )
             X_test = fs.X[test_i]
             accepted = gate.accept(X_test)
             side = gate.predict_side(X_test)
@@ -146,19 +165,21 @@ def simulate(
         y_test = y_all[test_i]
         n_acc = int(accepted.sum())
         agree = float(np.mean(side[accepted] == y_test[accepted])) if n_acc else float("nan")
-        records.append({
-            "split": split,
-            "open": is_open,
-            "n_cal": len(cal_i),
-            "n_test": len(test_i),
-            "gold_labels_used": used,
-            "n_accepted": n_acc,
-            "coverage": n_acc / max(len(test_i), 1),
-            "agreement": agree,
-            "held": bool(n_acc == 0 or agree >= target),
-            "judge_calls_per_pair": float(np.mean(calls)) if len(calls) else 0.0,
-            "reason": reason,
-        })
+        records.append(
+            {
+                "split": split,
+                "open": is_open,
+                "n_cal": len(cal_i),
+                "n_test": len(test_i),
+                "gold_labels_used": used,
+                "n_accepted": n_acc,
+                "coverage": n_acc / max(len(test_i), 1),
+                "agreement": agree,
+                "held": bool(n_acc == 0 or agree >= target),
+                "judge_calls_per_pair": float(np.mean(calls)) if len(calls) else 0.0,
+                "reason": reason,
+            }
+        )
     per = pd.DataFrame(records)
     summary = {
         "coverage_mean": float(per["coverage"].mean()),
@@ -176,8 +197,13 @@ def fs_subset(fs: Any, rows: np.ndarray) -> Any:
     """Rows of a FeatureSet (same columns)."""
     from calibration.features import FeatureSet
 
-    return FeatureSet(pair_ids=fs.pair_ids[rows], X=fs.X[rows], feature_names=fs.feature_names,
-                      judges=fs.judges, signed=fs.signed)
+    return FeatureSet(
+        pair_ids=fs.pair_ids[rows],
+        X=fs.X[rows],
+        feature_names=fs.feature_names,
+        judges=fs.judges,
+        signed=fs.signed,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -189,18 +215,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--splits", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hard-rule", action="store_true", help="never auto-accept order-sensitive pairs")
+    p.add_argument("--hard-rule-judges", nargs="*", default=None, help="only these judges' flips count")
     p.add_argument("--mode", default="crossfit", choices=["crossfit", "split"])
-    p.add_argument("--method", default="logistic", choices=["logistic", "vote"])
+    p.add_argument("--method", default="side", choices=["side", "two_stage", "vote"])
     p.add_argument("--min-accept", type=int, default=None)
     p.add_argument("--judges", nargs="*", default=None, help="panel (default: every judge in the file)")
-    p.add_argument("--cascade", nargs="*", default=None,
-                   help="stages cheapest first; judges within a stage joined by commas")
+    p.add_argument(
+        "--cascade",
+        nargs="*",
+        default=None,
+        help="stages cheapest first; judges within a stage joined by commas",
+    )
     p.add_argument("--per-split", action="store_true")
     a = p.parse_args(argv)
     judgments, gold = load_recorded(a.path)
     stages = [s.split(",") for s in a.cascade] if a.cascade else None
-    res = simulate(judgments, gold, a.target, a.delta, a.cal_fraction, a.splits, a.seed, hard_rule=a.hard_rule,
-                   judges=a.judges, cascade=stages, mode=a.mode, method=a.method, min_accept=a.min_accept)
+    res = simulate(
+        judgments,
+        gold,
+        a.target,
+        a.delta,
+        a.cal_fraction,
+        a.splits,
+        a.seed,
+        hard_rule=a.hard_rule,
+        hard_rule_judges=a.hard_rule_judges,
+        judges=a.judges,
+        cascade=stages,
+        mode=a.mode,
+        method=a.method,
+        min_accept=a.min_accept,
+    )
     if a.per_split:
         print(res.per_split.to_string())
     print(json.dumps(res.summary, indent=2))

@@ -8,6 +8,30 @@ from typing import Any
 import httpx
 
 
+class ApiError(Exception):
+    """An API answer the app shows to the reviewer: status code and a readable message."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):  # FastAPI validation errors: keep just the messages
+        messages = []
+        for error in detail:
+            message = str(error.get("msg", error)) if isinstance(error, dict) else str(error)
+            messages.append(message.removeprefix("Value error, "))
+        return "; ".join(messages)
+    return str(detail)
+
+
 class ApiClient:
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = (base_url or os.environ.get("PRELABEL_API_URL", "http://127.0.0.1:8000")).rstrip("/")
@@ -19,6 +43,12 @@ class ApiClient:
         response.raise_for_status()
         return response.json()
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _detail(response))
+        return response
+
     def projects(self) -> list[dict[str, Any]]:
         return self.get("/v1/projects")
 
@@ -27,3 +57,47 @@ class ApiClient:
 
     def results(self, job_id: int, limit: int = 200, after: int = 0) -> dict[str, Any]:
         return self.get(f"/v1/jobs/{job_id}/results", limit=limit, after=after)
+
+    # --- review ----------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/review/me").json()
+
+    def next_item(self, project_id: int, queue: str) -> dict[str, Any]:
+        """``{"item": {...} | None, "detail": "..."}``"""
+        return self._call("POST", f"/v1/projects/{project_id}/review/next", json={"queue": queue}).json()
+
+    def submit(self, lease_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/v1/review/leases/{lease_id}/submit", json=body).json()
+
+    def skip(self, lease_id: int, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/review/leases/{lease_id}/skip", json={"reason": reason}).json()
+
+    def progress(self, project_id: int, queue: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/projects/{project_id}/review/progress", params={"queue": queue}).json()
+
+    def stats(self, project_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/v1/projects/{project_id}/review/stats").json()
+
+    def labels(self, project_id: int, annotator: str | None = None) -> list[dict[str, Any]]:
+        params = {"annotator": annotator} if annotator else None
+        return self._call("GET", f"/v1/projects/{project_id}/review/labels", params=params).json()["labels"]
+
+    # --- calibration (may not exist on older servers: None instead of an error) -------
+
+    def calibration(self, project_id: int) -> dict[str, Any] | None:
+        response = self.http.get(f"/v1/projects/{project_id}/calibration")
+        if response.status_code in (404, 405, 501):
+            return None
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _detail(response))
+        return response.json()
+
+    def calibration_report_url(self, project_id: int) -> str:
+        return f"{self.base_url}/v1/projects/{project_id}/calibration/report.html"
+
+    def calibration_report_html(self, project_id: int) -> str | None:
+        response = self.http.get(f"/v1/projects/{project_id}/calibration/report.html", timeout=30)
+        if response.status_code >= 400:
+            return None
+        return response.text

@@ -19,5 +19,8 @@ def run_streamlit(port: int, api_url: str, headless: bool = True) -> subprocess.
         "--server.headless", "true" if headless else "false",
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
+        # A reviewer's screen: no Deploy button or developer menu, no file watching.
+        "--client.toolbarMode", "viewer",
+        "--server.fileWatcherType", "none",
     ]  # fmt: skip
     return subprocess.Popen(command, env=env)

@@ -35,7 +35,7 @@ def test_open_gate_auto_accepts_only_above_threshold_and_without_flags() -> None
     clean = views(("g", "ab", "B>A"), ("g", "ba", "B>A"))
     assert route(clean, gate=OpenGate(0.8), calibrated_confidence=0.9).route == "auto_accept"
     low = route(clean, gate=OpenGate(0.95), calibrated_confidence=0.9)
-    assert low.route == "review" and low.reasons == ["below_threshold"]
+    assert low.route == "review" and low.reasons == ["low_confidence"]
     audited = route(clean, gate=OpenGate(0.8), calibrated_confidence=0.9, audit=True)
     assert audited.route == "review" and audited.reasons == ["audit"]
     flagged = route(clean, gate=OpenGate(0.8), calibrated_confidence=0.9, precheck_safety=True)

@@ -1,0 +1,255 @@
+"""``prelabel bench replay``: the calibration gate measured through the real service.
+
+Everything goes through the product's own path, in-process: pairs in through the jobs API,
+replay judges through litellm and the worker, gold labels for the calibration part through
+the labels API, a refit through the calibration API, routes read back through the results
+API. Judgments are cached by content, so only the first split pays for judging.
+
+With ``shift_to``, a project calibrated on all gold of ``data`` then receives the pairs of
+``shift_to`` in small jobs with audit sampling on; audit items are answered with their gold
+label (as a reviewer would) and the kill-switch is checked after every job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api import calibrate
+from api.db import make_engine, upgrade
+from api.main import create_app
+from api.settings import Settings
+from api.worker import Worker
+from judge.recorded import RecordedPair, judges_in, load_recorded
+
+SHIFT_CHUNK = 20  # pairs per streamed job in the shift phase
+
+
+def _judge_all(engine: Engine, settings: Settings) -> None:
+    asyncio.run(Worker(engine, settings, "bench-replay").run(until_idle=True))
+
+
+def _project(client: TestClient, name: str, data: str, judges: list[str], routing: dict[str, Any]) -> int:
+    spec = [{"model": f"replay/{j}", "api_base": data} for j in judges]
+    response = client.post(
+        "/v1/projects", json={"name": name, "judges": spec, "routing": routing, "allow_empty_responses": True}
+    )
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def _post_pairs(client: TestClient, project_id: int, pairs: list[RecordedPair]) -> int:
+    body = "\n".join(
+        json.dumps(
+            {"client_id": p.id, "prompt": p.prompt, "response_a": p.response_a, "response_b": p.response_b}
+        )
+        for p in pairs
+    )
+    response = client.post(
+        f"/v1/projects/{project_id}/jobs", content=body, headers={"content-type": "application/x-ndjson"}
+    )
+    response.raise_for_status()
+    return response.json()["job_id"]
+
+
+def _post_labels(client: TestClient, project_id: int, labels: list[tuple[str, str]], source: str) -> None:
+    if not labels:
+        return
+    body = "\n".join(
+        json.dumps({"client_id": cid, "label": gold, "source": source, "annotator": "bench-gold"})
+        for cid, gold in labels
+    )
+    response = client.post(
+        f"/v1/projects/{project_id}/labels", content=body, headers={"content-type": "application/x-ndjson"}
+    )
+    response.raise_for_status()
+
+
+def _results(client: TestClient, job_id: int) -> list[dict[str, Any]]:
+    text = client.get(f"/v1/jobs/{job_id}/results", params={"format": "ndjson"}).text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _project_results(client: TestClient, project_id: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for job in client.get(f"/v1/projects/{project_id}/jobs").json():
+        rows.extend(_results(client, job["id"]))
+    return rows
+
+
+def _with_gold(path: str) -> list[RecordedPair]:
+    pairs = [p for p in load_recorded(path) if p.gold in ("A", "B", "tie")]
+    if not pairs:
+        raise SystemExit(f"{path}: no pair carries a gold label (A, B or tie)")
+    return pairs
+
+
+def bench_replay(
+    data: str,
+    judges: list[str] | None = None,
+    target_agreement: float = 0.9,
+    delta: float = 0.1,
+    calibration_fraction: float = 0.5,
+    splits: int = 20,
+    seed: int = 0,
+    shift_to: str | None = None,
+    audit_rate: float = 0.05,
+    n_min: int = 100,
+) -> dict[str, Any]:
+    if not 0 < calibration_fraction < 1:
+        raise SystemExit("--calibration-fraction must be between 0 and 1")
+    if splits < 1:
+        raise SystemExit("--splits must be >= 1")
+    data = str(Path(data).resolve())
+    pairs = _with_gold(data)
+    panel = judges or judges_in(pairs)
+    unknown = sorted(set(panel) - set(judges_in(pairs)))
+    if unknown:
+        raise SystemExit(f"judges not in {data}: {', '.join(unknown)}")
+    gold = {p.id: p.gold for p in pairs}
+    routing = {"target_agreement": target_agreement, "delta": delta, "n_min": n_min, "audit_rate": 0.0}
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        settings = Settings(database_url=url, judge_retry_initial_s=0.01, judge_max_attempts=2)
+        engine = make_engine(url)
+        upgrade(engine)
+        with TestClient(create_app(settings, engine, run_worker=False)) as client:
+            per_split = []
+            for split in range(splits):
+                project_id = _project(client, f"split-{split}", data, panel, routing)
+                job_id = _post_pairs(client, project_id, pairs)
+                _judge_all(engine, settings)
+                order = rng.permutation(len(pairs))
+                n_cal = int(round(calibration_fraction * len(pairs)))
+                cal = [pairs[i] for i in order[:n_cal]]
+                test_ids = {pairs[i].id for i in order[n_cal:]}
+                _post_labels(client, project_id, [(p.id, p.gold) for p in cal], "gold")  # type: ignore[misc]
+                version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
+                rows = [r for r in _results(client, job_id) if r["client_id"] in test_ids]
+                accepted = [r for r in rows if r["route"] == "auto_accept"]
+                agree = [r["chosen"] == gold[r["client_id"]] for r in accepted]
+                agreement = float(np.mean(agree)) if agree else None
+                calls = sum(len(r["judgments"]) for r in rows) / max(1, len(rows))
+                per_split.append(
+                    {
+                        "split": split,
+                        "gate": version["state"],
+                        "reason": version["reason"],
+                        "threshold": version["threshold"],
+                        "guaranteed_agreement": version["guaranteed_agreement"],
+                        "gold_labels_used": version["n_labels"],
+                        "test_pairs": len(rows),
+                        "auto_accepted": len(accepted),
+                        "coverage": len(accepted) / len(rows) if rows else 0.0,
+                        "agreement": agreement,
+                        # An empty accept set cannot violate the guarantee.
+                        "guarantee_held": agreement is None or agreement >= target_agreement,
+                        "judge_calls_per_pair": calls,
+                    }
+                )
+            shift = None
+            if shift_to:
+                # The shift project's replay judges serve both files: one merged recorded file.
+                merged = Path(tmp) / "merged.jsonl"
+                merged.write_text(
+                    Path(data).read_text(encoding="utf-8").rstrip("\n")
+                    + "\n"
+                    + Path(shift_to).read_text(encoding="utf-8"),
+                    encoding="utf-8",
+                )
+                shift = _shift(
+                    client, engine, settings, str(merged), pairs, panel, routing, shift_to, audit_rate
+                )
+        engine.dispose()
+    agreements = [s["agreement"] for s in per_split if s["agreement"] is not None]
+    return {
+        "data": data,
+        "judges": panel,
+        "target_agreement": target_agreement,
+        "delta": delta,
+        "splits": splits,
+        "calibration_fraction": calibration_fraction,
+        "coverage_mean": float(np.mean([s["coverage"] for s in per_split])),
+        "agreement_mean": float(np.mean(agreements)) if agreements else None,
+        "guarantee_held_fraction": float(np.mean([s["guarantee_held"] for s in per_split])),
+        "gate_open_fraction": float(np.mean([s["gate"] == "open" for s in per_split])),
+        "gold_labels_used_mean": float(np.mean([s["gold_labels_used"] for s in per_split])),
+        "judge_calls_per_pair_mean": float(np.mean([s["judge_calls_per_pair"] for s in per_split])),
+        "shift": shift,
+        "seconds": round(time.perf_counter() - started, 1),
+        "per_split": per_split,
+    }
+
+
+def _shift(
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    replay_file: str,
+    pairs: list[RecordedPair],
+    panel: list[str],
+    routing: dict[str, Any],
+    shift_to: str,
+    audit_rate: float,
+) -> dict[str, Any]:
+    shift_to = str(Path(shift_to).resolve())
+    stream = _with_gold(shift_to)
+    missing = sorted(set(panel) - set(judges_in(stream)))
+    if missing:
+        raise SystemExit(f"--shift-to file lacks judges of the panel: {', '.join(missing)}")
+    # One project, calibrated on every gold label of `data`, then fed `shift_to` with audits on.
+    project_id = _project(client, "shift", replay_file, panel, {**routing, "audit_rate": audit_rate})
+    _post_pairs(client, project_id, pairs)
+    _judge_all(engine, settings)
+    _post_labels(client, project_id, [(p.id, p.gold) for p in pairs], "gold")  # type: ignore[misc]
+    opened = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
+    streamed = accepted = agreed = 0
+    closed_after: int | None = None
+    audits = 0
+    gold = {p.id: p.gold for p in stream}
+    for start in range(0, len(stream), SHIFT_CHUNK):
+        chunk = stream[start : start + SHIFT_CHUNK]
+        job_id = _post_pairs(client, project_id, chunk)
+        _judge_all(engine, settings)
+        rows = _results(client, job_id)
+        streamed += len(chunk)
+        for row in rows:
+            if row["route"] == "auto_accept":
+                accepted += 1
+                agreed += row["chosen"] == gold[row["client_id"]]
+        audit_labels = [(r["client_id"], gold[r["client_id"]]) for r in rows if "audit" in r["reasons"]]
+        audits += len(audit_labels)
+        _post_labels(client, project_id, audit_labels, "audit")  # type: ignore[arg-type]
+        if (
+            closed_after is None
+            and calibrate.check_drift(engine, _db_project(engine, project_id)) is not None
+        ):
+            closed_after = streamed
+    return {
+        "data": shift_to,
+        "items": streamed,
+        "gate_opened": opened["state"] == "open",
+        "auto_accepted": accepted,
+        "auto_accepted_agreement": agreed / accepted if accepted else None,
+        "audits": audits,
+        "gate_closed_after_items": closed_after,
+    }
+
+
+def _db_project(engine: Engine, project_id: int) -> calibrate.Project:
+    from sqlmodel import Session
+
+    with Session(engine, expire_on_commit=False) as session:
+        project = session.get(calibrate.Project, project_id)
+        assert project is not None
+        return project

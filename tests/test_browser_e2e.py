@@ -1,0 +1,161 @@
+"""End to end in a real browser: API + worker + Streamlit app on loopback, headless Chromium.
+
+Signs in, labels one pair WITH THE KEYBOARD, checks the label through the API, and saves
+screenshots of the review page and the dashboard under test-output/screenshots/.
+Needs Debian's chromium (``apt-get install chromium``); Playwright never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.auth import ensure_demo_reviewer
+from api.db import make_engine, upgrade
+from api.main import create_app
+from review_app.launch import run_streamlit
+from tests.conftest import fast_settings
+from tests.test_review_support import ADMIN_TOKEN, auth, free_port, live_api, make_project
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium")
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-output" / "screenshots"
+SAMPLE = ROOT / "api" / "sample_data" / "llmbar_sample.jsonl"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _pairs() -> list[dict[str, str]]:
+    pairs = [
+        {
+            "client_id": "pii-code",
+            "prompt": "My manager Sarah Miller (sarah.miller@acme-corp.com, +1 415 555 0132) asked me to "
+            "dedupe a list in Python while keeping order. How?",
+            "response_a": "Use a dict, which keeps insertion order:\n\n```python\n"
+            "def dedupe(xs):\n    return list(dict.fromkeys(xs))\n```\n\nIt runs in O(n).",
+            "response_b": "Convert it to a set: `list(set(xs))`. That is the fastest way.",
+        }
+    ]
+    for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:5]:
+        record = json.loads(line)
+        pairs.append(
+            {
+                "client_id": record["id"],
+                "prompt": record["prompt"],
+                "response_a": record["response_a"] or "(empty)",
+                "response_b": record["response_b"] or "(empty)",
+            }
+        )
+    return pairs
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes] | None = None, seconds: float = 40) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {seconds:.0f}s")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The API with its in-process worker (mock judges) and the Streamlit app, on loopback."""
+    # Embedding the pairs would load a sentence-transformers model: not what this test is about.
+    monkeypatch.setenv("PRELABEL_REVIEW_PREPARE", "0")
+    url = f"sqlite:///{tmp_path / 'e2e.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    settings = fast_settings(url)
+    with live_api(create_app(settings, engine, run_worker=True)) as api_url:
+        with httpx.Client(base_url=api_url) as http:
+            project = make_project(http, "e2e", ["mock/alpha", "mock/beta"])
+            assert http.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs()}).status_code == 201
+            deadline = time.monotonic() + 30
+            while not http.get(f"/v1/projects/{project}/jobs").json()[0]["complete"]:
+                assert time.monotonic() < deadline, "the worker did not judge the pairs"
+                time.sleep(0.2)
+        token = ensure_demo_reviewer(api_url, ADMIN_TOKEN, name="e2e-reviewer")
+        port = free_port()
+        app = run_streamlit(port, api_url, headless=True)
+        try:
+            app_url = f"http://127.0.0.1:{port}"
+            _wait_http(f"{app_url}/_stcore/health", app)
+            yield {"api": api_url, "app": app_url, "token": token, "project": str(project)}
+        finally:
+            app.terminate()
+            try:
+                app.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                app.kill()
+    engine.dispose()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, str]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.goto(stack["app"])
+            token_box = page.get_by_label("Reviewer token")
+            expect(token_box).to_be_visible()
+            page.screenshot(path=str(SHOTS / "sign_in.png"))
+            token_box.fill(stack["token"])
+            token_box.press("Enter")  # submits the sign-in form
+
+            expect(page.get_by_role("heading", name="Review")).to_be_visible()
+            expect(page.get_by_text("Why am I seeing this?")).to_be_visible()
+            expect(page.get_by_text("Response A", exact=True)).to_be_visible()
+            page.wait_for_timeout(500)  # let the layout settle for the screenshot
+            # Streamlit scrolls an inner element, so "full page" is the viewport: make it tall.
+            page.set_viewport_size({"width": 1440, "height": 1500})
+            page.screenshot(path=str(SHOTS / "review.png"))
+
+            # Label with the keyboard: focus away from any input, then press 2 (A > B).
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("2")
+            expect(page.get_by_text("Saved: A > B")).to_be_visible()
+            expect(page.get_by_text("Response A", exact=True)).to_be_visible()  # the next pair
+
+            labels = httpx.get(
+                f"{stack['api']}/v1/projects/{stack['project']}/review/labels", headers=auth(stack["token"])
+            ).json()["labels"]
+            assert [(lab["label"], lab["annotator"], lab["source"]) for lab in labels] == [
+                ("A>B", "e2e-reviewer", "review")
+            ]
+            assert labels[0]["time_on_task_s"] > 0 and labels[0]["redaction_version"]
+
+            page.get_by_role("link", name="Dashboard").click()
+            expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+            expect(page.get_by_text("Override rate: judge's pre-label shown vs hidden")).to_be_visible()
+            expect(page.get_by_text("Gate", exact=True)).to_be_visible()
+            page.set_viewport_size({"width": 1440, "height": 2400})
+            page.wait_for_timeout(1500)  # charts draw after the data arrives
+            page.screenshot(path=str(SHOTS / "dashboard.png"))
+        finally:
+            browser.close()

@@ -1,0 +1,144 @@
+"""The calibration gate through the service: labels API, refit, re-routing, kill-switch, report."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api import calibrate
+from api.models import Label, Project
+from api.settings import Settings
+from judge.recorded import load_recorded
+from tests.conftest import LLMBAR, run_worker
+
+pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")
+JUDGES = ["gpt-4/vanilla_norules", "gpt-3.5-turbo/vanilla_norules", "palm-2/vanilla_norules"]
+
+
+@pytest.fixture(scope="module")
+def recorded() -> list:
+    # Shuffled: the file is ordered by subset, and a calibration sample must be random.
+    pairs = load_recorded(LLMBAR)
+    random.Random(0).shuffle(pairs)
+    return pairs
+
+
+def setup_project(client: TestClient, recorded: list, name: str = "cal", **routing: object) -> int:
+    spec = [{"model": f"replay/{j}", "api_base": str(LLMBAR)} for j in JUDGES]
+    body = {"name": name, "judges": spec, "allow_empty_responses": True, "routing": routing}
+    project = client.post("/v1/projects", json=body).json()["id"]
+    lines = "\n".join(
+        json.dumps({"client_id": p.id, "prompt": p.prompt, "response_a": p.response_a, "response_b": p.response_b})
+        for p in recorded
+    )
+    r = client.post(f"/v1/projects/{project}/jobs", content=lines, headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 201, r.text
+    return project
+
+
+def post_labels(client: TestClient, project: int, items: list, source: str = "gold") -> object:
+    body = {"labels": [{"client_id": p.id, "label": p.gold, "source": source, "annotator": "t"} for p in items]}
+    return client.post(f"/v1/projects/{project}/labels", json=body)
+
+
+def results(client: TestClient, project: int) -> list[dict]:
+    rows = []
+    for job in client.get(f"/v1/projects/{project}/jobs").json():
+        text = client.get(f"/v1/jobs/{job['id']}/results", params={"format": "ndjson"}).text
+        rows.extend(json.loads(line) for line in text.splitlines())
+    return rows
+
+
+def test_labels_api_is_all_or_nothing_and_idempotent(client: TestClient, engine: Engine, recorded: list) -> None:
+    project = setup_project(client, recorded[:5])
+    good = {"client_id": recorded[0].id, "label": "A>B", "source": "gold", "annotator": "ann"}
+    bad = [
+        {"client_id": "nope", "label": "A"},
+        {"client_id": recorded[1].id, "label": "C"},
+        {"client_id": recorded[1].id, "label": "A", "source": "made-up"},
+    ]
+    r = client.post(f"/v1/projects/{project}/labels", json={"labels": [good, *bad]})
+    assert r.status_code == 422
+    assert [e["line"] for e in r.json()["errors"]] == [2, 3, 4]
+    with Session(engine) as session:
+        assert session.exec(select(Label)).all() == []
+    ndjson = json.dumps(good) + "\n" + json.dumps({**good, "client_id": recorded[1].id, "label": "B"})
+    r = client.post(f"/v1/projects/{project}/labels", content=ndjson, headers={"content-type": "application/x-ndjson"})
+    assert r.json() == {"labels_created": 2, "labels_existing": 0}
+    r = client.post(f"/v1/projects/{project}/labels", content=ndjson, headers={"content-type": "application/x-ndjson"})
+    assert r.json() == {"labels_created": 0, "labels_existing": 2}
+    r = client.post(f"/v1/projects/{project}/labels", json={"labels": [{**good, "label": "B>>A"}]})
+    assert r.status_code == 409
+    stored = client.get(f"/v1/projects/{project}/labels").json()["labels"]
+    assert [(x["client_id"], x["label"]) for x in stored] == [(recorded[0].id, "A>B"), (recorded[1].id, "B>A")]
+
+
+def test_gate_opens_on_gold_and_auto_accepts_only_clean_confident_pairs(
+    client: TestClient, engine: Engine, settings: Settings, recorded: list
+) -> None:
+    project = setup_project(client, recorded)
+    run_worker(engine, settings)
+    state = client.get(f"/v1/projects/{project}/calibration").json()
+    assert state["gate"]["state"] == "closed" and not state["versions"]
+    # Review labels are a biased sample: they never open the gate.
+    assert post_labels(client, project, recorded[:300], source="review").status_code == 201
+    version = client.post(f"/v1/projects/{project}/calibration/refit").json()
+    assert version["state"] == "closed" and "no usable labels" in version["reason"]
+    calibration_part = recorded[:300]
+    assert post_labels(client, project, calibration_part).status_code == 201
+    version = client.post(f"/v1/projects/{project}/calibration/refit").json()
+    assert version["state"] == "open", version
+    assert version["guaranteed_agreement"] >= 0.9 - 1e-9 and version["n_labels"] == 300
+    assert version["label_sources"]["review"]["used"] is False
+    rows = results(client, project)
+    assert {r["decision_version"] for r in rows} == {"cal-2"}
+    accepted = [r for r in rows if r["route"] == "auto_accept"]
+    assert len(accepted) > 100
+    assert not any(r["reasons"] for r in accepted)
+    by_id = {r["client_id"]: r for r in rows}
+    gold = {p.id: p.gold for p in recorded}
+    held_out = [by_id[p.id] for p in recorded[300:] if by_id[p.id]["route"] == "auto_accept"]
+    agreement = sum(r["chosen"] == gold[r["client_id"]] for r in held_out) / len(held_out)
+    assert agreement >= 0.85, agreement  # a single split; the benchmark checks the guarantee over many
+    # Hard flags are never auto-accepted.
+    for row in rows:
+        if {"order_sensitive", "judge_failed", "safety_flag"} & set(row["reasons"]):
+            assert row["route"] != "auto_accept"
+    audits = [r for r in rows if r["reasons"] == ["audit"]]
+    assert 0 < len(audits) < 0.15 * len(accepted + audits)
+    state = client.get(f"/v1/projects/{project}/calibration").json()
+    assert state["gate"]["state"] == "open" and len(state["versions"]) == 2
+    html = client.get(f"/v1/projects/{project}/calibration/report.html")
+    assert html.status_code == 200 and "How this guarantee works" in html.text and "<img" in html.text
+
+
+def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(
+    client: TestClient, engine: Engine, settings: Settings, recorded: list
+) -> None:
+    project_id = setup_project(client, recorded, name="drift", refit_every=50, audit_rate=1.0)
+    run_worker(engine, settings)
+    post_labels(client, project_id, recorded[:300])
+    assert any("refit" in action for action in calibrate.maintain(engine))
+    with Session(engine, expire_on_commit=False) as session:
+        project = session.get(Project, project_id)
+        assert calibrate.latest_version(session, project_id).open  # type: ignore[union-attr]
+    assert calibrate.maintain(engine) == []  # nothing new: no refit
+    # Reviewers' audit answers contradict the auto-labels: the kill-switch must close the gate.
+    audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
+    assert len(audits) > 40
+    wrong = [
+        {"client_id": r["client_id"], "label": "B" if r["chosen"] == "A" else "A", "source": "audit", "annotator": "r"}
+        for r in audits[:40]
+    ]
+    assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": wrong}).status_code == 201
+    closed = calibrate.check_drift(engine, project)  # type: ignore[arg-type]
+    assert closed is not None and not closed.open and closed.trigger == "drift"
+    assert "kill-switch" in closed.reason
+    assert all(r["route"] != "auto_accept" for r in results(client, project_id))
+    state = client.get(f"/v1/projects/{project_id}/calibration").json()
+    assert state["gate"]["state"] == "closed" and "kill-switch" in state["gate"]["reason"]

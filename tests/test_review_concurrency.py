@@ -1,0 +1,96 @@
+"""Eight reviewers pulling and submitting at once: no item twice, no label lost.
+
+Runs on SQLite and, with PRELABEL_TEST_DATABASE_URL, on PostgreSQL (``any_engine``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api import review_queue
+from api.auth import Reviewer, create_reviewer
+from api.bench_queue import seed_pending
+from api.models import Label, Project
+from api.review_queue import ReviewItem, ReviewSubmit
+
+REVIEWERS = 8
+
+
+def _run_reviewers(engine: Engine, project: Project, reviewers: list[Reviewer]) -> dict[str, Any]:
+    served: list[tuple[str, int]] = []  # (reviewer, pair) for every item handed out
+    labelled: list[tuple[str, int]] = []
+    holding: dict[int, str] = {}  # pair -> reviewer holding it right now
+    clashes: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(reviewers))
+
+    def work(reviewer: Reviewer, index: int) -> None:
+        try:
+            start.wait()
+            n = 0
+            while True:
+                item = review_queue.next_item(engine, project, reviewer, "review")
+                if item is None:
+                    return
+                pair = item["pair_id"]
+                with lock:
+                    served.append((reviewer.name, pair))
+                    if pair in holding:
+                        clashes.append(f"{reviewer.name} got pair {pair} held by {holding[pair]}")
+                    holding[pair] = reviewer.name
+                n += 1
+                if index == 0 and n % 5 == 0:
+                    # One reviewer skips now and then: the item must still reach someone.
+                    with lock:
+                        holding.pop(pair, None)
+                    review_queue.skip_item(engine, item["lease_id"], reviewer, "unsure")
+                    continue
+                with lock:
+                    holding.pop(pair, None)
+                review_queue.submit_label(
+                    engine, item["lease_id"], reviewer, ReviewSubmit(label="A>B", time_on_task_s=0.1)
+                )
+                with lock:
+                    labelled.append((reviewer.name, pair))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r, i)) for i, r in enumerate(reviewers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a reviewer thread hung"
+    return {"served": served, "labelled": labelled, "clashes": clashes, "errors": errors}
+
+
+def test_eight_reviewers_never_share_an_item_and_lose_no_label(any_engine: Engine) -> None:
+    pending = 120
+    project_id = seed_pending(any_engine, pending)
+    with Session(any_engine, expire_on_commit=False) as session:
+        project = session.get(Project, project_id)
+        reviewers = [create_reviewer(session, f"r{i}")[0] for i in range(REVIEWERS)]
+        n_review = len(session.exec(select(ReviewItem).where(ReviewItem.queue == "review")).all())
+    assert project is not None and n_review > 100
+
+    result = _run_reviewers(any_engine, project, reviewers)
+
+    assert not result["errors"], result["errors"][:3]
+    assert not result["clashes"], result["clashes"][:5]
+    labelled_pairs = Counter(pair for _, pair in result["labelled"])
+    assert len(labelled_pairs) == n_review and set(labelled_pairs.values()) == {1}
+    # Every item served was labelled, except the skipped ones, which someone else labelled.
+    assert {pair for _, pair in result["served"]} == set(labelled_pairs)
+    with Session(any_engine) as session:
+        labels = session.exec(select(Label)).all()
+        items = session.exec(select(ReviewItem).where(ReviewItem.queue == "review")).all()
+    assert len(labels) == len(result["labelled"]) == n_review
+    assert {(lab.annotator, lab.pair_id) for lab in labels} == set(result["labelled"])
+    assert all((i.state, i.labels_done, i.leases_active) == ("done", 1, 0) for i in items)
+    assert len({name for name, _ in result["labelled"]}) == REVIEWERS  # all of them worked
