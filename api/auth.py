@@ -108,16 +108,18 @@ def require_reviewer(credentials: CredentialsDep, session: SessionDep) -> Review
     return reviewer
 
 
-def require_reader(credentials: CredentialsDep, session: SessionDep, settings: SettingsDep) -> str:
-    """Reviewer or admin (dashboards); returns who is reading."""
+def require_reader(
+    credentials: CredentialsDep, session: SessionDep, settings: SettingsDep
+) -> Reviewer | None:
+    """Reviewer or admin (dashboards): the reviewer, or None for the admin."""
     if _is_admin(credentials, settings.admin_token):
-        return "admin"
-    return require_reviewer(credentials, session).name
+        return None
+    return require_reviewer(credentials, session)
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
 ReviewerDep = Annotated[Reviewer, Depends(require_reviewer)]
-ReaderDep = Annotated[str, Depends(require_reader)]
+ReaderDep = Annotated[Reviewer | None, Depends(require_reader)]
 
 
 # --- for the demo ------------------------------------------------------------------------

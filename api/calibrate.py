@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from calibration.drift import drift_alarm
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api import review_queue
 from api.crud import chunks
 from api.models import (
     CALIBRATION_SOURCES,
@@ -42,6 +42,7 @@ from api.models import (
     utcnow,
 )
 from api.routing import JudgmentView, RouteDecision, route
+from calibration.drift import drift_alarm
 from calibration.features import build_features
 from calibration.gate import GateModel, fit_gate
 from judge.verdicts import side
@@ -258,6 +259,8 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
 
             new_ids = session.execute(insert(Decision).returning(Decision.id, Decision.pair_id), rows).all()
             session.execute(update(Pair), [{"id": pid, "decision_id": did} for did, pid in new_ids])
+            # Pairs whose route changed move in or out of the review queues, in this transaction.
+            review_queue.on_decisions_written(session, ids)
             session.commit()
             written += len(rows)
     return written

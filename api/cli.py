@@ -34,7 +34,20 @@ def _worker(args: argparse.Namespace) -> int:
     upgrade(engine)
     worker = Worker(engine, settings)
     logging.getLogger("prelabel").info("worker %s on %s", worker.worker_id, engine.dialect.name)
-    done = asyncio.run(worker.run(until_idle=args.until_idle))
+
+    async def judge_and_prepare() -> int:
+        # Beside judging: redaction, embeddings and queue ranking for the review app.
+        from api.review_queue import prepare_loop
+
+        stop = asyncio.Event()
+        preparing = asyncio.create_task(prepare_loop(engine, stop))
+        try:
+            return await worker.run(until_idle=args.until_idle)
+        finally:
+            stop.set()
+            await preparing
+
+    done = asyncio.run(judge_and_prepare())
     print(f"worker {worker.worker_id}: {done} pairs judged")
     return 0
 

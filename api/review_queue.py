@@ -439,10 +439,9 @@ def ensure_redactions(session: Session, pairs: Sequence[Pair]) -> dict[int, Pair
             )
         _insert_ignore(session, PairRedaction.__table__, shown, ["pair_id"])
         _insert_ignore(session, RedactionMapping.__table__, secret, ["pair_id"])
-        for row in session.exec(
-            select(PairRedaction).where(PairRedaction.pair_id.in_([p.id for p in missing]))  # type: ignore[attr-defined]
-        ):
-            found[row.pair_id] = row
+        # Redaction is deterministic per version, so a row another writer stored first holds
+        # the same text: no need to read it back.
+        found.update({row["pair_id"]: PairRedaction(**row) for row in shown})
     return found
 
 

@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -69,11 +70,14 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
 
 
-def _fit_logistic(Z: np.ndarray, t: np.ndarray, C: float, intercept: bool, center: bool) -> dict[str, Any]:
+def _fit_logistic(
+    Z: np.ndarray, t: np.ndarray, C: float, intercept: bool, center: bool, nonneg: bool = False
+) -> dict[str, Any]:
     """Standardize, fit an L2 logistic regression, return plain parameters.
 
     ``center=False`` scales without centering: needed for the direction model, where centering
-    would smuggle in an A/B asymmetry through the means.
+    would smuggle in an A/B asymmetry through the means. ``nonneg=True`` constrains the
+    coefficients to be >= 0 (no intercept supported).
     """
     mu = Z.mean(axis=0) if center else np.zeros(Z.shape[1])
     sd = Z.std(axis=0)
@@ -89,6 +93,9 @@ def _fit_logistic(Z: np.ndarray, t: np.ndarray, C: float, intercept: bool, cente
             "coef": [0.0] * Z.shape[1],
             "intercept": float(_logit(np.array(rate))) if intercept else 0.0,
         }
+    if nonneg:
+        coef = _nonneg_logistic((Z - mu) / sd, t, C)
+        return {"mu": mu.tolist(), "sd": sd.tolist(), "coef": coef.tolist(), "intercept": 0.0}
     # newton-cholesky: exact and fast for few features; lbfgs crawls on these collinear aggregates.
     lr = LogisticRegression(C=C, fit_intercept=intercept, solver="newton-cholesky", max_iter=200)
     lr.fit((Z - mu) / sd, t)
@@ -98,6 +105,21 @@ def _fit_logistic(Z: np.ndarray, t: np.ndarray, C: float, intercept: bool, cente
         "coef": lr.coef_[0].tolist(),
         "intercept": float(lr.intercept_[0]) if intercept else 0.0,
     }
+
+
+def _nonneg_logistic(Z: np.ndarray, t: np.ndarray, C: float) -> np.ndarray:
+    """L2 logistic regression without intercept and with coefficients >= 0 (sklearn's objective:
+    0.5 |w|^2 + C * sum of log-losses), by L-BFGS-B with bounds."""
+    sgn = 2.0 * t - 1.0
+
+    def obj(w: np.ndarray) -> tuple[float, np.ndarray]:
+        m = sgn * (Z @ w)
+        loss = np.logaddexp(0.0, -m).sum()
+        grad = -(Z * (sgn * _sigmoid(-m))[:, None]).sum(axis=0)
+        return 0.5 * w @ w + C * loss, w + C * grad
+
+    res = minimize(obj, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * Z.shape[1])
+    return np.asarray(res.x, dtype=float)
 
 
 def _apply_logistic(p: dict[str, Any], Z: np.ndarray) -> np.ndarray:
@@ -125,6 +147,8 @@ class PairCalibrator:
         C_side: float = 1.0,
         n_splits: int = 5,
         random_state: int | None = 0,
+        monotone: bool = True,
+        pool_identical: bool = True,
     ) -> None:
         self.signed = signed
         self.method = method
@@ -134,6 +158,8 @@ class PairCalibrator:
         self.C_side = C_side
         self.n_splits = n_splits
         self.random_state = random_state
+        self.monotone = monotone
+        self.pool_identical = pool_identical
 
     # ------------------------------------------------------------------ fitting
     def _signed_mask(self, n_features: int) -> np.ndarray:
@@ -182,6 +208,8 @@ class PairCalibrator:
             side, conf = _predict(p, X[test], mask)
             oof_side[test], oof_conf[test] = side, conf
         self.params_ = self._fit_params(X, y)
+        if self.pool_identical:
+            oof_side, oof_conf = _pool_identical(X, mask, oof_side, oof_conf)
         self.oof_side_ = oof_side
         self.oof_confidence_ = oof_conf
         return self
@@ -202,6 +230,7 @@ class PairCalibrator:
             C=self.C_side,
             intercept=False,
             center=False,
+            nonneg=self.monotone,
         )
         tie = None
         # A tie model only when ties are frequent enough to learn anything about them.
@@ -263,6 +292,7 @@ class PairCalibrator:
             "C_side": self.C_side,
             "n_splits": self.n_splits,
             "random_state": self.random_state,
+            "monotone": bool(self.monotone),
             "feature_names": list(self.feature_names) if self.feature_names is not None else None,
             "signed": self.signed_mask_.astype(bool).tolist(),
             "n_features_in": int(self.n_features_in_),
@@ -279,11 +309,35 @@ class PairCalibrator:
             C_side=d.get("C_side", 1.0),
             n_splits=d["n_splits"],
             random_state=d["random_state"],
+            monotone=bool(d.get("monotone", False)),
         )
         cal.signed_mask_ = np.asarray(d["signed"], dtype=bool)
         cal.n_features_in_ = int(d["n_features_in"])
         cal.params_ = d["params"]
         return cal
+
+
+def _pool_identical(
+    X: np.ndarray, mask: np.ndarray, side: np.ndarray, conf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give pairs with identical features (up to an A/B mirror) one out-of-fold score: the mean.
+
+    The deployed model scores identical pairs identically, but out-of-fold scores differ by
+    which fold a pair fell in. With discrete verdicts, big blocks of identical pairs (e.g. all
+    judges agree in both orders) get split into small per-fold groups, and the threshold
+    search can stop at a small unlucky one. Pooling uses features only, never labels.
+    The side is mirrored with the features, so it is pooled as agreement with the mirror.
+    """
+    s = np.where(side == "A", 1.0, np.where(side == "B", -1.0, 0.0))
+    # Canonical orientation: flip signed features so that the pair's predicted side is "A".
+    canon = X.copy()
+    canon[:, mask] *= np.where(s < 0, -1.0, 1.0)[:, None]
+    key = np.c_[canon, s == 0]
+    _, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    sums = np.bincount(inv, weights=conf)
+    counts = np.bincount(inv)
+    return side, sums[inv] / counts[inv]
 
 
 def _is_signed_name(name: str) -> bool:

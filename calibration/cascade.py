@@ -257,6 +257,7 @@ def fit_cascade(
     C_side: float = 1.0,
     n_splits: int = 5,
     mode: str = "crossfit",
+    monotone: bool = True,
 ) -> CascadeModel:
     """Fit per-stage calibrators and the shared threshold on pairs with a usable label in ``y``.
 
@@ -292,6 +293,7 @@ def fit_cascade(
             C_side=C_side,
             n_splits=n_splits,
             random_state=random_state,
+            monotone=monotone,
         )
         if n >= max(n_min, 2) and (labels != "tie").any():
             cal.fit(X, labels)

@@ -110,9 +110,10 @@ def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
     if "failed" not in df:
         df["failed"] = False
     df["failed"] = df["failed"].fillna(False).astype(bool)
-    df["verdict"] = [
-        INVALID if f else _to_verdict(v) for v, f in zip(df["verdict"], df["failed"], strict=True)
-    ]
+    # Map each distinct spelling once (tables can have millions of rows, few distinct verdicts).
+    codes, uniques = pd.factorize(df["verdict"].astype(object), use_na_sentinel=True)
+    lookup = np.array([_to_verdict(u) for u in uniques] + [INVALID], dtype=object)
+    df["verdict"] = np.where(df["failed"].to_numpy(), INVALID, lookup[codes])
     df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce").astype(float)
     bad_order = ~df["order"].isin(ORDERS)
     if bad_order.any():
@@ -245,9 +246,9 @@ def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None
     Indexed by pair_id in order of first appearance.
     """
     df = normalize_judgments(judgments)
+    pair_ids = pd.unique(df["pair_id"])
     if judges is not None:
         df = df[df["judge"].astype(str).isin([str(j) for j in judges])]
-    pair_ids = pd.unique(normalize_judgments(judgments)["pair_id"])
     v = df[df["valid"]]
     sides = np.sign(v["strength"])
     per = pd.DataFrame({"pair_id": v["pair_id"], "judge": v["judge"], "side": sides})
@@ -260,10 +261,11 @@ def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None
 
 def calls_per_pair(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:
     """Judge calls made per pair (one call = one judge in one order, failed calls included)."""
-    df = normalize_judgments(judgments)
+    pair_ids = pd.unique(judgments["pair_id"])
+    df = judgments[["pair_id", "judge", "order"]]
     if judges is not None:
         df = df[df["judge"].astype(str).isin([str(j) for j in judges])]
-    pair_ids = pd.unique(normalize_judgments(judgments)["pair_id"])
+    df = df.drop_duplicates()
     return df.groupby("pair_id").size().reindex(pair_ids, fill_value=0).astype(float)
 
 

@@ -16,11 +16,23 @@ sign_in = st.Page("views/sign_in.py", title="Sign in", icon=":material/login:", 
 if common.signed_in():
     pages = {
         "Label": [
-            st.Page("views/review.py", title="Review", icon=":material/rate_review:", url_path="review", default=True),
+            st.Page(
+                "views/review.py",
+                title="Review",
+                icon=":material/rate_review:",
+                url_path="review",
+                default=True,
+            ),
             st.Page("views/incidents.py", title="Incidents", icon=":material/report:", url_path="incidents"),
         ],
-        "Monitor": [st.Page("views/dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard")],
-        "Account": [st.Page("views/sign_in.py", title="Account", icon=":material/person:", url_path="account")],
+        "Monitor": [
+            st.Page(
+                "views/dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard"
+            )
+        ],
+        "Account": [
+            st.Page("views/sign_in.py", title="Account", icon=":material/person:", url_path="account")
+        ],
     }
     navigation = st.navigation(pages)
     st.sidebar.caption(f"Signed in as **{st.session_state.get(common.REVIEWER, '?')}**")

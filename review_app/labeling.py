@@ -50,7 +50,9 @@ def _submit(api: ApiClient, key: str, label: str | None, both_bad: bool = False)
     lease = item["lease_id"]
     rationale = (st.session_state.get(f"rationale:{lease}") or "").strip()
     if both_bad and not rationale:
-        st.session_state["flash_error"] = "Both bad needs a rationale: write why in the box, then press 0 again."
+        st.session_state["flash_error"] = (
+            "Both bad needs a rationale: write why in the box, then press 0 again."
+        )
         return
     body: dict[str, Any] = {
         "label": label,
@@ -137,11 +139,16 @@ def render_queue(queue: str) -> None:
         try:
             answer = api.next_item(project_id, queue)
         except ApiError as exc:
+            if exc.status == 401:  # token revoked or rotated: back to the sign-in page
+                common.sign_out()
+                st.rerun()
             st.error(f"Could not get the next pair: {exc.detail}")
             return
         item = answer["item"]
         if item is None:
-            st.info(f"Nothing to label here right now. {answer.get('detail', '')}", icon=":material/done_all:")
+            st.info(
+                f"Nothing to label here right now. {answer.get('detail', '')}", icon=":material/done_all:"
+            )
             st.button("Check again", icon=":material/refresh:")
             return
         st.session_state[key] = item
@@ -165,7 +172,9 @@ def _render_item(api: ApiClient, key: str, item: dict[str, Any]) -> None:
             st.caption(f"{item['redacted_values']} private value(s) hidden as ‹TYPE_n› tokens")
     if item["prelabel_shown"] and item.get("prelabel"):
         pre = item["prelabel"]
-        confidence = f" (panel confidence {pre['confidence']:.2f})" if pre.get("confidence") is not None else ""
+        confidence = (
+            f" (panel confidence {pre['confidence']:.2f})" if pre.get("confidence") is not None else ""
+        )
         st.info(
             f"Judge pre-label: **{PRETTY.get(pre['label'], pre['label'])}**{confidence}. "
             "It is often wrong on pairs like this: decide for yourself.",
@@ -192,7 +201,7 @@ def _render_item(api: ApiClient, key: str, item: dict[str, Any]) -> None:
             shortcut=shortcut,
             help=tip,
             type="secondary",  # all alike: no option may look like the expected answer
-            use_container_width=True,
+            width="stretch",
             on_click=_submit,
             args=(api, key, value),
         )
@@ -208,7 +217,7 @@ def _render_item(api: ApiClient, key: str, item: dict[str, Any]) -> None:
         key=f"both_bad:{lease}",
         shortcut="0",
         help="Neither response is acceptable (write a rationale first)",
-        use_container_width=True,
+        width="stretch",
         on_click=_submit,
         args=(api, key, None, True),
     )
@@ -220,7 +229,7 @@ def _render_item(api: ApiClient, key: str, item: dict[str, Any]) -> None:
         help="Flag a safety issue (harmful content, PII leak…); sent with your label",
         type="primary" if flagged else "secondary",
         icon=":material/flag:",
-        use_container_width=True,
+        width="stretch",
         on_click=_toggle_safety,
         args=(lease,),
     )
@@ -230,7 +239,7 @@ def _render_item(api: ApiClient, key: str, item: dict[str, Any]) -> None:
         key=f"skip:{lease}",
         shortcut="S",
         help="Give this pair back (someone else will label it)",
-        use_container_width=True,
+        width="stretch",
         on_click=_skip,
         args=(api, key),
     )

@@ -32,10 +32,15 @@ def test_three_way_and_five_point_verdicts_agree():
 
 
 def test_missing_judge_and_single_order_give_zeros_and_indicators():
-    df = _df([
-        (1, "g4", "ab", "A>>B"), (1, "g4", "ba", "A>B"), (1, "g35", "ab", "A>B"), (1, "g35", "ba", "A>B"),
-        (2, "g4", "ab", "B>A"),  # one order only, other judge missing
-    ])
+    df = _df(
+        [
+            (1, "g4", "ab", "A>>B"),
+            (1, "g4", "ba", "A>B"),
+            (1, "g35", "ab", "A>B"),
+            (1, "g35", "ba", "A>B"),
+            (2, "g4", "ab", "B>A"),  # one order only, other judge missing
+        ]
+    )
     fs = build_features(df)
     assert fs.judges == ["g35", "g4"]
     r2 = _row(fs, 2)
@@ -44,18 +49,22 @@ def test_missing_judge_and_single_order_give_zeros_and_indicators():
     assert r2["g4|swap_consistent"] == 0 and r2["g4|order_sensitive"] == 0
     assert r2["panel|n_valid"] == 1 and r2["panel|net_votes"] == -1 and r2["panel|n_judges_present"] == 1
     r1 = _row(fs, 1)
-    assert r1["panel|net_strength"] == 5 and r1["panel|n_swap_consistent"] == 2 and r1["panel|agree_frac"] == 1
+    assert (
+        r1["panel|net_strength"] == 5 and r1["panel|n_swap_consistent"] == 2 and r1["panel|agree_frac"] == 1
+    )
 
 
 def test_invalid_failed_and_confidence():
-    df = pd.DataFrame({
-        "pair_id": [1, 1, 1, 1],
-        "judge": ["a", "a", "b", "b"],
-        "order": ["ab", "ba", "ab", "ba"],
-        "verdict": ["A>B", "invalid", "B>A", "A>B"],
-        "confidence": [0.8, np.nan, 0.6, np.nan],
-        "failed": [False, False, False, True],
-    })
+    df = pd.DataFrame(
+        {
+            "pair_id": [1, 1, 1, 1],
+            "judge": ["a", "a", "b", "b"],
+            "order": ["ab", "ba", "ab", "ba"],
+            "verdict": ["A>B", "invalid", "B>A", "A>B"],
+            "confidence": [0.8, np.nan, 0.6, np.nan],
+            "failed": [False, False, False, True],
+        }
+    )
     r = _row(build_features(df), 1)
     assert r["a|ab|sconf"] == pytest.approx(0.8) and r["a|ab|has_conf"] == 1
     assert r["b|ab|sconf"] == pytest.approx(-0.6)
@@ -107,12 +116,18 @@ def test_signed_mask_flips_under_swap():
 
 
 def test_order_sensitive_matches_service_definition():
-    df = _df([
-        (1, "a", "ab", "A>B"), (1, "a", "ba", "B>A"),  # flip
-        (2, "a", "ab", "A>B"), (2, "a", "ba", "tie"),  # side differs: counts (as in api/routing.py)
-        (3, "a", "ab", "A>B"), (3, "a", "ba", "A>>B"),  # consistent
-        (4, "a", "ab", "A>B"), (4, "a", "ba", "invalid"),  # one valid order only
-    ])
+    df = _df(
+        [
+            (1, "a", "ab", "A>B"),
+            (1, "a", "ba", "B>A"),  # flip
+            (2, "a", "ab", "A>B"),
+            (2, "a", "ba", "tie"),  # side differs: counts (as in api/routing.py)
+            (3, "a", "ab", "A>B"),
+            (3, "a", "ba", "A>>B"),  # consistent
+            (4, "a", "ab", "A>B"),
+            (4, "a", "ba", "invalid"),  # one valid order only
+        ]
+    )
     assert order_sensitive(df).tolist() == [True, True, False, False]
     fs = build_features(df)
     assert order_sensitive_flags(fs.X, fs.feature_names).tolist() == [True, True, False, False]

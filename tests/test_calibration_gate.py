@@ -135,3 +135,14 @@ def test_guarantee_holds_on_fresh_pairs(mode):
         bad += agreement < 0.9
     assert opened >= reps // 3
     assert bad / reps <= 0.1 + 3 * np.sqrt(0.09 / reps)
+
+
+def test_never_accept_flags_are_respected_in_fit_and_accept(data):
+    fs, gold, _ = data
+    block = pd.Series(np.arange(len(fs.pair_ids)) % 3 == 0, index=fs.pair_ids)
+    gate = fit_gate(fs, gold, alpha=0.1, delta=0.1, never_accept=block, random_state=0)
+    blocked = block.reindex(fs.pair_ids).to_numpy()
+    assert np.isneginf(gate.cal_confidence[blocked]).all()
+    assert not (gate.accept(fs.X, never_accept=blocked) & blocked).any()
+    with pytest.raises(ValueError):
+        fit_gate(fs, gold, alpha=0.1, delta=0.1, never_accept=np.zeros(3, dtype=bool))

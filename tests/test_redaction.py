@@ -25,7 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from api.redaction import REDACTION_VERSION, RedactedPair, find_entities, redact_many, redact_pair, redact_text
+from api.redaction import (
+    REDACTION_VERSION,
+    RedactedPair,
+    find_entities,
+    redact_many,
+    redact_pair,
+    redact_text,
+)
 
 DATA = Path(__file__).parent / "data" / "planted_pii.jsonl"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -345,8 +352,9 @@ def _values(rng: random.Random) -> list[tuple[str, str, str]]:
             out.append(("GITHUB_TOKEN", ["ghp_", "gho_", "ghs_"][i % 3] + _rand(rng, 36), ""))
     for i in range(12):
         if i % 4 == 3:
-            v = f"https://hooks.slack.com/services/T{_rand(rng, 8, upper_digits)}/B{_rand(rng, 8, upper_digits)}/"
-            out.append(("SLACK_TOKEN", v + _rand(rng, 24), "webhook"))
+            team, bot = _rand(rng, 8, upper_digits), _rand(rng, 8, upper_digits)
+            v = f"https://hooks.slack.com/services/T{team}/B{bot}/{_rand(rng, 24)}"
+            out.append(("SLACK_TOKEN", v, "webhook"))
         else:
             num = "".join(rng.choice(string.digits) for _ in range(12))
             out.append(("SLACK_TOKEN", f"xox{'bpa'[i % 3]}-{num}-{num[::-1]}-{_rand(rng, 24)}", ""))
@@ -362,19 +370,24 @@ def _values(rng: random.Random) -> list[tuple[str, str, str]]:
     for i in range(15):
         if i % 3 == 0:
             head = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
-            body = base64.urlsafe_b64encode(f'{{"sub":"{rng.randint(1, 10**6)}"}}'.encode()).decode().rstrip("=")
+            claims = f'{{"sub":"{rng.randint(1, 10**6)}"}}'.encode()
+            body = base64.urlsafe_b64encode(claims).decode().rstrip("=")
             out.append(("BEARER_TOKEN", f"{head}.{body}.{_rand(rng, 43)}", "jwt"))
         else:
-            out.append(("BEARER_TOKEN", _rand(rng, rng.randint(24, 48), string.ascii_letters + string.digits + "-_"), ""))
+            token = _rand(rng, rng.randint(24, 48), string.ascii_letters + string.digits + "-_")
+            out.append(("BEARER_TOKEN", token, ""))
     b64 = string.ascii_letters + string.digits + "+/"
     for i in range(12):
         label = ["RSA ", "OPENSSH ", "EC ", "", "ENCRYPTED "][i % 5]
         body = "\n".join(_rand(rng, 64, b64) for _ in range(rng.randint(3, 8)))
         end = "" if i % 6 == 5 else f"\n-----END {label}PRIVATE KEY-----"  # pasted truncated
-        out.append(("PRIVATE_KEY", f"-----BEGIN {label}PRIVATE KEY-----\n{body}{end}", label.strip() or "pkcs8"))
+        block = f"-----BEGIN {label}PRIVATE KEY-----\n{body}{end}"
+        out.append(("PRIVATE_KEY", block, label.strip() or "pkcs8"))
     secrets = []
     for i in range(25):
-        pw = rng.choice(["Tr0ub4dor&3", "hunter2!", "Summer2023!", "P@ssw0rd99", "correcthorse7", "mySecret#42"])
+        pw = rng.choice(
+            ["Tr0ub4dor&3", "hunter2!", "Summer2023!", "P@ssw0rd99", "correcthorse7", "mySecret#42"]
+        )
         form = i % 8
         if form == 0:
             secrets.append(("aws_secret_access_key = ", _rand(rng, 40, b64), ""))
@@ -385,18 +398,23 @@ def _values(rng: random.Random) -> list[tuple[str, str, str]]:
         elif form == 3:
             secrets.append(("my password is: ", pw, ""))
         elif form == 4:
-            secrets.append(("postgres://admin:", pw.replace("@", "a").replace("#", "h"), "@db.internal:5432/app"))
+            url_pw = pw.replace("@", "a").replace("#", "h")
+            secrets.append(("postgres://admin:", url_pw, "@db.internal:5432/app"))
         elif form == 5:
-            secrets.append(("SECRET_KEY = '", _rand(rng, 50, string.ascii_letters + string.digits + "!$%^*-_"), "'"))
+            django_key = _rand(rng, 50, string.ascii_letters + string.digits + "!$%^*-_")
+            secrets.append(("SECRET_KEY = '", django_key, "'"))
         elif form == 6:
             secrets.append(("webhook_token: ", _rand(rng, 40, string.hexdigits.lower()[:16]), ""))
         else:
             secrets.append(("password = ", pw, ""))
     for prefix, value, suffix in secrets:
         out.append(("SECRET", value, json.dumps([prefix, suffix])))
-    person_plan = [("en_US", "listed", 18), ("en_GB", "listed", 10), ("de_DE", "weak", 5), ("fr_FR", "weak", 5),
-                   ("es_ES", "weak", 5), ("it_IT", "weak", 5), ("nl_NL", "unlisted", 4), ("sv_SE", "unlisted", 4),
-                   ("fi_FI", "unlisted", 4), ("cs_CZ", "unlisted", 4), ("id_ID", "unlisted", 4)]
+    person_plan = [
+        ("en_US", "listed", 18),
+        ("en_GB", "listed", 10),
+        *[(loc, "weak", 5) for loc in ("de_DE", "fr_FR", "es_ES", "it_IT")],
+        *[(loc, "unlisted", 4) for loc in ("nl_NL", "sv_SE", "fi_FI", "cs_CZ", "id_ID")],
+    ]
     for loc, group, n in person_plan:
         for _ in range(n):
             out.append(("PERSON", f"{fakes[loc].first_name()} {fakes[loc].last_name()}", group))
@@ -446,7 +464,9 @@ def regenerate(path: Path = DATA) -> None:
                 "id": f"planted-{n}",
                 "host": host_id,
                 "text": text,
-                "planted": [{"type": kind, "value": value, "start": start, "end": start + len(value), "group": group}],
+                "planted": [
+                    {"type": kind, "value": value, "start": start, "end": start + len(value), "group": group}
+                ],
             }
         )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,9 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ]
             assert http.post(f"/v1/projects/{review}/jobs", json={"pairs": pairs}).status_code == 201
             incident = make_project(http, "app-incident", ["fake/both-bad"])
-            pairs = [{"client_id": "x0", "prompt": "Tell me a joke.", "response_a": "No.", "response_b": "..."}]
+            pairs = [
+                {"client_id": "x0", "prompt": "Tell me a joke.", "response_a": "No.", "response_b": "..."}
+            ]
             assert http.post(f"/v1/projects/{incident}/jobs", json={"pairs": pairs}).status_code == 201
         run_worker(engine, settings)
         previous = os.environ.get("PRELABEL_API_URL")
@@ -131,7 +133,9 @@ def test_incidents_page_serves_both_bad_items(api_url: str) -> None:
     assert not at.exception and "Saved: Both bad + safety flag" in at.success[0].value
     assert any("Nothing to label" in i.value for i in at.info)
     project = _project_id(api_url, "app-incident")
-    (label,) = httpx.get(f"{api_url}/v1/projects/{project}/review/labels", headers=auth(token)).json()["labels"]
+    (label,) = httpx.get(f"{api_url}/v1/projects/{project}/review/labels", headers=auth(token)).json()[
+        "labels"
+    ]
     assert label["both_bad"] and label["safety_flag"] and label["rationale"] == "Neither answers the request."
 
 

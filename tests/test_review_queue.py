@@ -85,6 +85,12 @@ def test_worker_enqueues_and_a_label_lands_in_the_label_table(
     assert progress["labelled_by_you"] == 1 and progress["remaining"] == 2
     labels = client.get(f"/v1/projects/{project}/review/labels", headers=auth(token)).json()["labels"]
     assert [lab["label_id"] for lab in labels] == [stored["label_id"]]
+    # Reviewers read only their own labels (others' would anchor them); the admin reads all.
+    other = new_reviewer(client, "bea")
+    assert client.get(f"/v1/projects/{project}/review/labels", headers=auth(other)).json()["labels"] == []
+    r = client.get(f"/v1/projects/{project}/review/labels", params={"annotator": "ana"}, headers=auth(other))
+    assert r.status_code == 403
+    assert len(client.get(f"/v1/projects/{project}/review/labels", headers=ADMIN).json()["labels"]) == 1
 
 
 def test_auth_reviewer_accounts_and_tokens(client: TestClient) -> None:

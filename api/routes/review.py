@@ -183,12 +183,17 @@ def review_stats(
 def review_labels(
     project: ProjectDep,
     session: SessionDep,
-    _: ReaderDep,
+    reader: ReaderDep,
     annotator: str | None = None,
     after: int = Query(0, ge=0, description="cursor: the last label_id of the previous page"),
     limit: int = Query(500, ge=1, le=5000),
 ) -> JSONResponse:
-    """Review and audit labels of a project, in id order."""
+    """Review and audit labels of a project, in id order. A reviewer sees only their own
+    (others' answers would anchor theirs); the admin sees all, or one ``annotator``'s."""
+    if reader is not None:
+        if annotator not in (None, reader.name):
+            raise HTTPException(403, "reviewers can read their own labels only")
+        annotator = reader.name
     rows = review_queue.list_labels(session, project.id, annotator, after, limit)  # type: ignore[arg-type]
     next_after = rows[-1]["label_id"] if len(rows) == limit else None
     return JSONResponse(jsonable_encoder({"labels": rows, "next_after": next_after}))

@@ -68,15 +68,22 @@ def _gate(api: Any, project_id: int) -> None:
         st.caption(f"Why: {gate['reason']}")
     versions = state.get("versions") or []
     if versions:
-        with st.expander(f"Versions ({len(versions)})"):
+        with st.expander(f"Gate versions ({len(versions)})"):
             st.dataframe(pd.DataFrame(versions), hide_index=True)
-    with st.expander("Calibration plots (report)", expanded=True):
+
+
+def _report(api: Any, project_id: int) -> None:
+    st.subheader("Calibration plots")
+    try:
         html = api.calibration_report_html(project_id)
-        if html:
-            components.html(html, height=900, scrolling=True)
-            st.caption(f"Full page: {api.calibration_report_url(project_id)}")
-        else:
-            st.info("No report yet.")
+    except Exception as exc:  # the report is optional: say why it is missing
+        st.info(f"No calibration report: {exc}")
+        return
+    if not html:
+        st.info("No calibration report from this API yet.")
+        return
+    components.html(html, height=900, scrolling=True)
+    st.caption(f"Full page: {api.calibration_report_url(project_id)}")
 
 
 def _review(api: Any, project_id: int) -> None:
@@ -128,7 +135,7 @@ def _review(api: Any, project_id: int) -> None:
             "the pre-label is shown suggests reviewers follow the judge (automation bias)."
         )
     with st.expander("Queue depth by state, labels by source, skips"):
-        st.dataframe(pd.DataFrame(depth).T, use_container_width=True)
+        st.dataframe(pd.DataFrame(depth).T, width="stretch")
         st.write({"labels by source": stats["labels_by_source"], "skips by reason": stats["skips_by_reason"]})
 
 
@@ -139,3 +146,4 @@ if project is not None:
     _jobs(api, project["id"])
     _gate(api, project["id"])
     _review(api, project["id"])
+    _report(api, project["id"])

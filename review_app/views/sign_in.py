@@ -24,15 +24,11 @@ if submitted:
     try:
         me = ApiClient(token=token.strip()).me()
     except ApiError as exc:
-        st.error(
-            "That token was not accepted." if exc.status == 401 else f"The API refused: {exc.detail}"
-        )
+        st.error("That token was not accepted." if exc.status == 401 else f"The API refused: {exc.detail}")
     except Exception as exc:  # network errors: the API is not reachable
         st.error(f"The API did not answer: {exc}")
     else:
         st.session_state[common.TOKEN] = token.strip()
         st.session_state[common.REVIEWER] = me["name"]
         st.rerun()
-st.caption(
-    "No token? An admin creates one with `POST /v1/reviewers` (admin token); `make demo` prints one."
-)
+st.caption("No token? An admin creates one with `POST /v1/reviewers` (admin token); `make demo` prints one.")

@@ -1,0 +1,118 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calibration.cascade import CascadeModel, cascade_decide, fit_cascade
+from calibration.features import build_features
+
+STAGES = [["cheap"], ["mid"], ["strong"]]
+ACC = {"cheap": 0.99, "mid": 0.99, "strong": 0.97}
+SLOPE = {"cheap": 0.5, "mid": 0.35, "strong": 0.0}
+
+
+def synth(
+    n: int, rng: np.random.Generator, start: int = 0, flip_rate: float = 0.0
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Easy pairs (d small) are judged right by everyone; hard ones only by the strong judge."""
+    ids = np.arange(start, start + n)
+    d = rng.uniform(size=n)
+    truth = rng.choice([1, -1], size=n)
+    human = np.where(rng.uniform(size=n) < 0.04 * d, -truth, truth)
+    frames = []
+    for judge, acc in ACC.items():
+        for order in ("ab", "ba"):
+            p = np.clip(acc - SLOPE[judge] * d, 0.5, 1.0)
+            right = rng.uniform(size=n) < p
+            sgn = np.where(right, truth, -truth)
+            if order == "ba":
+                sgn = np.where(rng.uniform(size=n) < flip_rate, -sgn, sgn)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "pair_id": ids,
+                        "judge": judge,
+                        "order": order,
+                        "verdict": np.where(sgn > 0, "A>B", "B>A"),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True), pd.Series(np.where(human > 0, "A", "B"), index=ids)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    df, gold = synth(500, rng)
+    return fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, random_state=0), df, gold
+
+
+def test_cascade_opens_and_saves_calls(fitted):
+    model, df, _ = fitted
+    assert model.open and model.guaranteed_agreement >= 0.9
+    assert len(model.calibrators) == 3 and model.stage_judges(1) == ["cheap", "mid"]
+    assert model.expected_calls_per_pair < 6, "some pairs must stop before the strong judge"
+    assert model.stage_accept_rates[0] > 0 and sum(model.stage_accept_rates) == pytest.approx(
+        model.expected_coverage
+    )
+    out = model.decide_table(df)
+    assert set(out["decision"]) <= {"accept", "review"}
+    assert out["calls"].max() == 6 and out["calls"].min() == 2
+    stopped_early = out[out["stage"] < 2]
+    assert (stopped_early["decision"] == "accept").all()
+
+
+def test_decide_per_stage(fitted):
+    model, df, _ = fitted
+    for k in range(3):
+        X = build_features(df, judges=model.stage_judges(k)).X
+        d = cascade_decide(model, k, X)
+        assert set(d) <= {"accept", "escalate", "review"}
+        assert ("escalate" in d) == (k < 2)
+
+
+def test_round_trip(fitted):
+    model, df, _ = fitted
+    same = CascadeModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    pd.testing.assert_frame_equal(same.decide_table(df), model.decide_table(df))
+
+
+def test_closed_with_too_few_labels(fitted):
+    _, df, gold = fitted
+    model = fit_cascade(df, gold.iloc[:20], STAGES, alpha=0.1, delta=0.1)
+    assert not model.open and "too few" in model.reason
+    out = model.decide_table(df)
+    assert (out["decision"] == "review").all() and (out["calls"] == 2).all(), "closed: stop after stage 0"
+
+
+def test_hard_rule_sends_flipped_pairs_to_review_early():
+    rng = np.random.default_rng(1)
+    df, gold = synth(500, rng, flip_rate=0.1)
+    model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, hard_rule=True)
+    out = model.decide_table(df).set_index("pair_id")
+    from calibration.features import order_sensitive
+
+    flagged = order_sensitive(df, judges=["cheap"]).reindex(out.index)
+    assert (out.loc[flagged, "decision"] == "review").all()
+    assert (out.loc[flagged, "stage"] == 0).all(), "a flip at stage 0 cannot be undone: stop there"
+
+
+def test_cascade_guarantee_on_fresh_pairs():
+    rng = np.random.default_rng(7)
+    big_df, big_gold = synth(5_000, rng, start=10**6)
+    reps, bad, opened = 20, 0, 0
+    for r in range(reps):
+        df, gold = synth(300, rng)
+        model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, random_state=r)
+        if not model.open:
+            continue
+        opened += 1
+        out = model.decide_table(big_df)
+        acc = out["decision"] == "accept"
+        agreement = np.mean(
+            out.loc[acc, "label"].to_numpy() == big_gold.reindex(out.loc[acc, "pair_id"]).to_numpy()
+        )
+        bad += agreement < 0.9
+    assert opened >= reps // 2
+    assert bad / reps <= 0.1 + 3 * np.sqrt(0.09 / reps)
