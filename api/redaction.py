@@ -19,16 +19,18 @@ which reach PyPI but not GitHub or model hubs):
   recogniser (tldextract) tries to fetch the public-suffix list, and it took ~16 ms per
   1.5 kB text -- over the 5 ms per *pair* budget of a request path.
 * spaCy English models are published on GitHub; the PyPI copies are third-party
-  re-uploads, and a CNN pipeline (~10k words/s per core, spaCy's published figure) would
-  take tens of ms on a long HH-RLHF pair anyway.
+  re-uploads, and a CNN pipeline (on the order of 10k words/s per core in spaCy's published
+  figures) would take tens of ms on a long HH-RLHF pair anyway.
 
 So: compiled regular expressions with validators (Luhn, :mod:`ipaddress`, entropy) for the
-structured types, and for names a dictionary heuristic: capitalised words found in the
-census-derived first-name lists that the maintained Faker package ships (en_US, en_GB,
-en_IE, en_NZ) and its last-name lists, minus first names that are ordinary words or places
-("Will", "Hope", "Georgia": those count only before a listed surname), plus titles
-("Dr. Okafor"). It misses names absent from those lists (measured recall is in
-``tests/test_redaction.py``) and redacts public figures too (it cannot tell them apart);
+structured types, and for names a dictionary heuristic over the person-name lists that the
+maintained Faker package ships (census-derived for en_US): a capitalised English first
+name (en_US/en_GB/en_IE/en_NZ) with the capitalised words after it; a first name that is
+also a word or place ("Will", "Hope", "Georgia"), or one from the de/fr/es/it/pt_BR/en_IN/
+Nigerian lists, only before a surname; an unlisted word before a listed surname ("Spike
+Lee"); a title ("Dr. Okafor"); and, once "John Smith" is found, a later bare "Smith" gets
+his token. It misses names from lists it does not have (recall per group is printed by
+``tests/test_redaction.py``) and redacts public figures too (it cannot tell them apart):
 over-redaction was preferred to leaks.
 
 Example
@@ -52,6 +54,7 @@ Example
 
 from __future__ import annotations
 
+import bisect
 import importlib
 import ipaddress
 import math
@@ -96,6 +99,8 @@ class Entity:
 
 @dataclass
 class RedactedPair:
+    """A pair as a reviewer may see it; ``mapping`` is for those allowed the originals."""
+
     prompt: str
     response_a: str
     response_b: str
@@ -153,18 +158,28 @@ _API_KEY = re.compile(
     r"|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])"
 )
 _BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+([A-Za-z0-9._~+/-]{16,}=*)")
+# A PEM private key: BEGIN line, base64 body and header lines, END line -- or, pasted
+# truncated, as much base64 as follows the BEGIN line. The body's character set excludes
+# nothing of a BEGIN line, so the body is bounded (a 4096-bit RSA key is ~3.3 kB) to keep
+# text with many BEGIN lines linear.
 _PRIVATE_KEY = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:\s*[A-Za-z0-9+/=:,-]{8,})*)"
+    r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:[A-Za-z0-9+/=\s:,.-]{0,16384}?-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+    r"|(?:\s*[A-Za-z0-9+/=:,-]{8,})*)"
 )
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:([^\s:/@]{3,128})@")
 # `name = value`, `"name": "value"`, `NAME=value`, "my password is: x" where the name
 # mentions a secret. Values of key/token names must look random; password values need not
 # (people choose words), but without ":" or "=" they need a digit or symbol ("is strong").
-_ASSIGNMENT = re.compile(
-    r"(?i)\b(?P<name>[A-Za-z0-9_.-]*?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|passwd|pwd|access[_-]?key"
-    r"|auth[_-]?key|credentials?|private[_-]?key)[A-Za-z0-9_-]*)[\"']?(?P<is>\s+(?:is|was)\b)?\s*(?P<sep>:=|=>|[:=])?\s*[\"']?"
+_SECRET_NAME = re.compile(
+    r"(?i)(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|passwd|pwd|access[_-]?key|auth[_-]?key"
+    r"|credentials?|private[_-]?key)"
+)
+# Matched from the end of a secret word. Every part is bounded, so text crafted to be full
+# of secret words stays linear (a lazy `\w*?secret` prefix was quadratic on "a.a.a...").
+_ASSIGNMENT_TAIL = re.compile(
+    r"[A-Za-z0-9_-]{0,40}[\"']?(?P<is>[ \t]{1,4}(?:is|was)\b)?[ \t]{0,4}(?P<sep>:=|=>|[:=])?[ \t]{0,4}[\"']?"
     r"(?P<value>[^\s\"'`,;()\[\]{}<>]{4,256})"
 )
 _PLACEHOLDER = re.compile(
@@ -228,7 +243,8 @@ def _structured(text: str) -> Iterator[Entity]:
         yield ent(m, "API_KEY")
     for m in _BEARER.finditer(text):
         # "Bearer" in prose ("basic understanding of...") is followed by words, not tokens.
-        if _looks_random(m.group(1).rstrip("=")) or len(m.group(1)) >= 24 and re.search(r"\d", m.group(1)):
+        token = m.group(1)
+        if _looks_random(token.rstrip("=")) or (len(token) >= 24 and re.search(r"\d", token)):
             yield ent(m, "BEARER_TOKEN", group=1)
     if "eyJ" in text:
         for m in _JWT.finditer(text):
@@ -236,15 +252,18 @@ def _structured(text: str) -> Iterator[Entity]:
     if "://" in text:
         for m in _URL_CREDENTIALS.finditer(text):
             yield ent(m, "SECRET", group=1)
-    for m in _ASSIGNMENT.finditer(text):
-        name, value, sep = m["name"].lower(), m["value"], m["sep"]
+    for name_match in _SECRET_NAME.finditer(text):
+        m = _ASSIGNMENT_TAIL.match(text, name_match.end())
+        if m is None:
+            continue
+        value, sep = m["value"], m["sep"]
         if not sep and not m["is"]:
             continue
         if not sep:
             value = value.rstrip(".!?")  # "my password is hunter2." ends a sentence
         if _PLACEHOLDER.match(value) or text[m.end("value") : m.end("value") + 1] in ("(", "["):
             continue
-        if re.search(r"passw|pwd", name):
+        if re.search(r"passw|pwd", name_match.group().lower()):
             # A dotted/underscored identifier is code, not a password; after a bare "is"
             # a plain word is prose ("the password is strong").
             ok = not re.fullmatch(r"[A-Za-z]+(?:[._][A-Za-z]+)+", value) and (bool(sep) or _has_symbol(value))
@@ -284,7 +303,7 @@ def _structured(text: str) -> Iterator[Entity]:
 
 
 def _phone_key(digits: str) -> str:
-    # +1 / 001 prefixes and the UK trunk "(0)" are the same line as without them.
+    # A +1 / 001 prefix is the same North American line as without it.
     if len(digits) == 11 and digits.startswith("1"):
         return digits[1:]
     if len(digits) == 13 and digits.startswith("001"):
@@ -462,11 +481,23 @@ def find_entities(text: str) -> list[Entity]:
     if _HAS_CAPITALISED.search(text):
         found.extend(_names(text))
     found.sort(key=lambda e: (-_PRIORITY[e.type], -(e.end - e.start), e.start))
-    kept: list[Entity] = []
-    for e in found:
-        if all(e.end <= k.start or e.start >= k.end for k in kept):
-            kept.append(e)
-    kept.sort(key=lambda e: e.start)
+    return _non_overlapping(found)
+
+
+def _non_overlapping(ranked: list[Entity], taken: list[Entity] | None = None) -> list[Entity]:
+    """Greedy by rank: keep each entity that overlaps nothing kept (nor ``taken``), sorted by
+    start. Kept spans are disjoint, so one bisect finds the only neighbours that matter
+    (a pairwise check was quadratic on texts with thousands of findings)."""
+    kept: list[Entity] = sorted(taken or [], key=lambda e: e.start)
+    starts = [e.start for e in kept]
+    for e in ranked:
+        i = bisect.bisect_right(starts, e.start)
+        if i > 0 and kept[i - 1].end > e.start:
+            continue
+        if i < len(kept) and kept[i].start < e.end:
+            continue
+        starts.insert(i, e.start)
+        kept.insert(i, e)
     return kept
 
 
@@ -530,11 +561,12 @@ class _Tokenizer:
         entities = find_entities(text)
         self._learn_parts(entities)
         if self._parts_re is not None:
-            for m in self._parts_re.finditer(text):
-                if all(m.end() <= e.start or m.start() >= e.end for e in entities):
-                    key = "PERSON:" + m.group().casefold()
-                    entities.append(Entity(m.start(), m.end(), "PERSON", m.group(), key))
-            entities.sort(key=lambda e: e.start)
+            parts = [
+                Entity(m.start(), m.end(), "PERSON", m.group(), "PERSON:" + m.group().casefold())
+                for m in self._parts_re.finditer(text)
+            ]
+            if parts:
+                entities = _non_overlapping(parts, taken=entities)
         out: list[str] = []
         pos = 0
         for e in entities:

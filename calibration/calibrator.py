@@ -20,8 +20,16 @@
   absolute value (a ranking, not a probability). With it every label can go to threshold
   selection and the guarantee is exact.
 
+``monotone=True`` (default) constrains the direction weights to be >= 0: a verdict for A
+never lowers P(A). Unconstrained fits put negative weights on collinear copies of the same
+vote and scramble the ranking at the top, which is all the guaranteed threshold uses.
+
 ``fit`` is cross-fitted: ``oof_confidence_`` / ``oof_side_`` are out-of-fold scores for the
 training pairs (what threshold selection needs) and the final model is refitted on all pairs.
+With ``pool_identical=True`` (default) pairs with identical features share the mean of their
+out-of-fold scores, as they would under one model: otherwise a block of identical pairs
+(say, every judge agrees in both orders) is split into per-fold groups whose order is noise,
+and the fixed-sequence search can stop at the first small unlucky group.
 All learned state is plain numpy/JSON (``params_``), so :meth:`to_dict` / :meth:`from_dict`
 round-trip through JSON without pickle.
 
@@ -134,7 +142,7 @@ class PairCalibrator:
     ``vote_column`` -- index of the panel net-strength feature for "vote" (default: the
     first signed column named ``panel|net_strength`` if ``feature_names`` is given);
     ``C_side`` / ``C`` -- inverse L2 strength of the side / two-stage confidence model;
-    ``n_splits`` -- folds for cross-fitting.
+    ``n_splits`` -- folds for cross-fitting; ``monotone`` / ``pool_identical`` -- see above.
     """
 
     def __init__(
@@ -293,6 +301,7 @@ class PairCalibrator:
             "n_splits": self.n_splits,
             "random_state": self.random_state,
             "monotone": bool(self.monotone),
+            "pool_identical": bool(self.pool_identical),
             "feature_names": list(self.feature_names) if self.feature_names is not None else None,
             "signed": self.signed_mask_.astype(bool).tolist(),
             "n_features_in": int(self.n_features_in_),
@@ -310,6 +319,7 @@ class PairCalibrator:
             n_splits=d["n_splits"],
             random_state=d["random_state"],
             monotone=bool(d.get("monotone", False)),
+            pool_identical=bool(d.get("pool_identical", False)),
         )
         cal.signed_mask_ = np.asarray(d["signed"], dtype=bool)
         cal.n_features_in_ = int(d["n_features_in"])

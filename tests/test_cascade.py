@@ -53,12 +53,11 @@ def test_cascade_opens_and_saves_calls(fitted):
     assert model.open and model.guaranteed_agreement >= 0.9
     assert len(model.calibrators) == 3 and model.stage_judges(1) == ["cheap", "mid"]
     assert model.expected_calls_per_pair < 6, "some pairs must stop before the strong judge"
-    assert model.stage_accept_rates[0] > 0 and sum(model.stage_accept_rates) == pytest.approx(
-        model.expected_coverage
-    )
+    assert sum(model.stage_accept_rates[:2]) > 0, "some pairs accepted before the strong judge"
+    assert sum(model.stage_accept_rates) == pytest.approx(model.expected_coverage)
     out = model.decide_table(df)
     assert set(out["decision"]) <= {"accept", "review"}
-    assert out["calls"].max() == 6 and out["calls"].min() == 2
+    assert out["calls"].max() == 6 and out["calls"].min() < 6
     stopped_early = out[out["stage"] < 2]
     assert (stopped_early["decision"] == "accept").all()
 

@@ -159,6 +159,25 @@ def test_speed_on_real_pairs() -> None:
     assert per_pair_ms < 5.0
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a." * 50_000,  # a word boundary at every other character
+        "John " * 20_000,  # thousands of findings
+        "-----BEGIN RSA PRIVATE KEY-----\n" * 3_000,
+        "token=" * 16_000,
+        "+1 2 " * 20_000,
+        "1 " * 50_000,
+    ],
+    ids=["boundaries", "many-names", "pem-begins", "secret-words", "phone-fragments", "digits"],
+)
+def test_adversarial_input_stays_fast(text: str) -> None:
+    """Fields may be 200k characters; no pattern may go quadratic on crafted text."""
+    t0 = time.perf_counter()
+    redact_pair(text, "", "")
+    assert time.perf_counter() - t0 < 2.0
+
+
 # --- recall on planted PII -------------------------------------------------------------------
 
 
