@@ -41,7 +41,7 @@ from api.models import (
     Project,
     utcnow,
 )
-from api.routing import JudgmentView, RouteDecision, route
+from api.routing import JudgmentView, RouteDecision, hard_reasons, route, summarize
 from calibration.drift import drift_alarm
 from calibration.features import build_features
 from calibration.gate import GateModel, fit_gate
@@ -174,6 +174,7 @@ def route_many(
     *,
     min_confidence: float,
     audit_rate: float,
+    order_sensitive_judges: list[str] | None = None,
 ) -> dict[int, RouteDecision]:
     """Route pairs under ``gate``: calibrated confidence and side when the gate is open."""
     confidence: dict[int, float] = {}
@@ -195,6 +196,7 @@ def route_many(
             gate=gate,
             calibrated_confidence=confidence.get(pid),
             audit=audit_draw(pid, version, audit_rate),
+            order_sensitive_judges=order_sensitive_judges,
         )
         if pid in sides and (decision.route == "auto_accept" or "audit" in decision.reasons):
             # What is auto-accepted is the calibrator's side: that is what the guarantee covers.
@@ -205,6 +207,38 @@ def route_many(
                 )
         out[pid] = decision
     return out
+
+
+def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[JudgmentView]]:
+    views: dict[int, list[JudgmentView]] = {pid: [] for pid in pair_ids}
+    for part in chunks(pair_ids):
+        for j in session.exec(select(Judgment).where(Judgment.pair_id.in_(part))):
+            views[j.pair_id].append(
+                JudgmentView(j.judge, j.order, j.verdict, j.both_bad, j.safety_flag, j.confidence, j.error)
+            )
+    return views
+
+
+def never_accept_flags(session: Session, project: Project, pair_ids: list[int]) -> pd.Series:
+    """Per pair: does routing hard-flag it (so no threshold could auto-accept it)?
+
+    The gate is fitted with exactly these flags, so its guarantee covers what routing accepts.
+    """
+    routing = project.routing_settings()
+    views = judgment_views(session, pair_ids)
+    precheck: dict[int, bool] = {}
+    for part in chunks(pair_ids):
+        precheck.update(session.exec(select(Pair.id, Pair.safety_flag).where(Pair.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
+    flags = {}
+    for pid in pair_ids:
+        summary = summarize(views[pid])
+        hard = hard_reasons(
+            summary,
+            precheck_safety=bool(precheck.get(pid)),
+            order_sensitive_judges=routing.order_sensitive_judges,
+        )
+        flags[pid] = bool(hard) or summary.both_bad
+    return pd.Series(flags, dtype=bool)
 
 
 def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> int:
@@ -223,14 +257,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
         ids = [pid for pid, _ in part]
         with Session(engine) as session:
             frame = judgments_frame(session, project.id, ids)  # type: ignore[arg-type]
-            full = session.exec(select(Judgment).where(Judgment.pair_id.in_(ids)))
-            views: dict[int, list[JudgmentView]] = {pid: [] for pid in ids}
-            for j in full:
-                views[j.pair_id].append(
-                    JudgmentView(
-                        j.judge, j.order, j.verdict, j.both_bad, j.safety_flag, j.confidence, j.error
-                    )
-                )
+            views = judgment_views(session, ids)
             inputs = {pid: GatedInput(views[pid], flag) for pid, flag in part}
             decisions = route_many(
                 ids,
@@ -240,6 +267,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
                 name,
                 min_confidence=routing.min_confidence,
                 audit_rate=routing.audit_rate,
+                order_sensitive_judges=routing.order_sensitive_judges,
             )
             now = utcnow()
             rows = [
@@ -288,7 +316,9 @@ def refit(
     routing = project.routing_settings()
     with Session(engine, expire_on_commit=False) as session:
         gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
-        frame = judgments_frame(session, project.id, [int(i) for i in gold.index])  # type: ignore[arg-type]
+        labelled = [int(i) for i in gold.index]
+        frame = judgments_frame(session, project.id, labelled)  # type: ignore[arg-type]
+        blocked = never_accept_flags(session, project, labelled)
         previous = latest_version(session, project.id)  # type: ignore[arg-type]
     judges = [spec.model for spec in project.judge_specs()]
     model: GateModel | None = None
@@ -301,7 +331,7 @@ def refit(
             delta=routing.delta,
             n_min=routing.n_min,
             random_state=random_state,
-            hard_rule=True,  # the router never auto-accepts an order-sensitive pair
+            never_accept=blocked,  # routing's hard flags, so the guarantee covers what is accepted
         )
         reason = model.reason
     else:
@@ -382,7 +412,7 @@ def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
             trigger="drift",
             open=False,
             reason=(
-                f"kill-switch: audited agreement {result.estimate:.3f} over {len(outcomes)} audits "
+                f"kill-switch: audited agreement {result.estimate:.3f} over the last {result.n} audits "
                 f"is below the target {routing.target_agreement:.2f} with confidence {1 - routing.delta:.2f} "
                 f"(alarm at audit {result.at_index})"
             ),

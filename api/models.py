@@ -59,6 +59,10 @@ class RoutingSettings(BaseModel):
     show_prelabel_rate: float = Field(default=0.3, ge=0.0, le=1.0)
     review_overlap: int = Field(default=1, ge=1, le=10)
     uncertainty_weight: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Judges whose AB/BA flip is a hard flag (never auto-accepted). None: every judge (strict).
+    # A weak judge flips on most pairs; naming the strong judge(s) here keeps the flag
+    # meaningful. The gate is fitted with the same rule, so its guarantee covers what is accepted.
+    order_sensitive_judges: list[str] | None = None
 
 
 # --- project -----------------------------------------------------------------------------

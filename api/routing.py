@@ -119,6 +119,29 @@ def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
     return summary
 
 
+def hard_reasons(
+    summary: PanelSummary,
+    *,
+    precheck_safety: bool = False,
+    order_sensitive_judges: Sequence[str] | None = None,
+) -> list[str]:
+    """Reasons no calibration can override: failure, order sensitivity, safety.
+
+    ``order_sensitive_judges`` limits which judges' flips count (None: any judge).
+    """
+    hard: list[str] = []
+    if summary.n_failed or summary.n_valid == 0:
+        hard.append("judge_failed")
+    flipped = summary.order_sensitive_judges
+    if order_sensitive_judges is not None:
+        flipped = [j for j in flipped if j in set(order_sensitive_judges)]
+    if flipped:
+        hard.append("order_sensitive")
+    if precheck_safety or summary.safety_flag:
+        hard.append("safety_flag")
+    return hard
+
+
 def route(
     judgments: Sequence[JudgmentView],
     *,
@@ -127,6 +150,7 @@ def route(
     gate: Gate | None = None,
     calibrated_confidence: float | None = None,
     audit: bool = False,
+    order_sensitive_judges: Sequence[str] | None = None,
 ) -> RouteDecision:
     """Decide auto_accept / review / incident, with every reason that applies.
 
@@ -139,18 +163,14 @@ def route(
     caller) diverts a would-be auto-accept to review.
     """
     s = summarize(judgments)
-    hard: list[str] = []
-    if s.n_failed or s.n_valid == 0:
-        hard.append("judge_failed")
-    if s.order_sensitive_judges:
-        hard.append("order_sensitive")
-    if precheck_safety or s.safety_flag:
-        hard.append("safety_flag")
+    hard = hard_reasons(s, precheck_safety=precheck_safety, order_sensitive_judges=order_sensitive_judges)
     informational = ["judges_disagree"] if s.judges_disagree else []
+    if s.order_sensitive_judges and "order_sensitive" not in hard:
+        informational.append("order_sensitive")  # a flip of a judge the project does not count as hard
     gate_open = gate is not None and gate.open and calibrated_confidence is not None
     confidence = calibrated_confidence if gate_open else s.confidence
     if s.both_bad:
-        return RouteDecision(s.label, s.chosen, confidence, "incident", [*hard, *informational, "both_bad"])
+        return RouteDecision(s.label, s.chosen, confidence, "incident", [*hard, "both_bad", *informational])
     if not gate_open:
         low = ["low_confidence"] if s.confidence is not None and s.confidence < min_confidence else []
         return RouteDecision(

@@ -243,6 +243,7 @@ class Worker:
             version,
             min_confidence=routing.min_confidence,
             audit_rate=routing.audit_rate,
+            order_sensitive_judges=routing.order_sensitive_judges,
         )[pair.id]  # type: ignore[index]
         PAIRS_ROUTED.labels(decision.route).inc()
         return PairOutcome(
