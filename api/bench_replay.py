@@ -103,6 +103,7 @@ def bench_replay(
     shift_to: str | None = None,
     audit_rate: float = 0.05,
     n_min: int = 100,
+    order_sensitive_judges: list[str] | None = None,
 ) -> dict[str, Any]:
     if not 0 < calibration_fraction < 1:
         raise SystemExit("--calibration-fraction must be between 0 and 1")
@@ -110,12 +111,22 @@ def bench_replay(
         raise SystemExit("--splits must be >= 1")
     data = str(Path(data).resolve())
     pairs = _with_gold(data)
-    panel = judges or judges_in(pairs)
+    # Default panel: the judges recorded on every pair (a judge missing on a pair would be a
+    # judging error there); a file where no judge covers every pair uses all of them.
+    covering = [j for j in judges_in(pairs) if all(any(x.judge == j for x in p.judgments) for p in pairs)]
+    panel = judges or covering or judges_in(pairs)
     unknown = sorted(set(panel) - set(judges_in(pairs)))
     if unknown:
         raise SystemExit(f"judges not in {data}: {', '.join(unknown)}")
     gold = {p.id: p.gold for p in pairs}
-    routing = {"target_agreement": target_agreement, "delta": delta, "n_min": n_min, "audit_rate": 0.0}
+    routing: dict[str, Any] = {
+        "target_agreement": target_agreement,
+        "delta": delta,
+        "n_min": n_min,
+        "audit_rate": 0.0,
+    }
+    if order_sensitive_judges is not None:
+        routing["order_sensitive_judges"] = [f"replay/{j}" for j in order_sensitive_judges]
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,6 +188,7 @@ def bench_replay(
         "judges": panel,
         "target_agreement": target_agreement,
         "delta": delta,
+        "order_sensitive_judges": order_sensitive_judges or "any",
         "splits": splits,
         "calibration_fraction": calibration_fraction,
         "coverage_mean": float(np.mean([s["coverage"] for s in per_split])),

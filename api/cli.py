@@ -98,6 +98,10 @@ def _bench(args: argparse.Namespace) -> int:
             seed=args.seed,
             shift_to=args.shift_to,
             audit_rate=args.audit_rate,
+            order_sensitive_judges=args.order_sensitive_judges.split(",")
+            if args.order_sensitive_judges
+            else None,
+            n_min=args.n_min,
         )
     elif args.bench == "queue":
         from api.bench_queue import bench_queue
@@ -176,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--seed", type=int, default=0)
     replay.add_argument("--shift-to", default=None, help="stream this file after calibrating, with audits on")
     replay.add_argument("--audit-rate", type=float, default=0.05)
+    replay.add_argument(
+        "--n-min", type=int, default=100, help="fewer usable gold labels keep the gate closed"
+    )
+    replay.add_argument(
+        "--order-sensitive-judges",
+        default=None,
+        help="comma-separated judges whose AB/BA flip is a hard flag (default: any judge)",
+    )
     replay.add_argument("--json", action="store_true")
     queue = bench_sub.add_parser("queue", help="latency of the review queue's next-item call")
     queue.add_argument("--pending", type=int, default=100_000)

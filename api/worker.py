@@ -32,6 +32,11 @@ log = logging.getLogger("prelabel.worker")
 
 FLUSH_EVERY_S = 0.2
 FLUSH_SIZE = 128
+# What a judge call (or a cache hit, which has the same attributes) stores per judgment.
+JUDGMENT_FIELDS = (
+    "judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "raw",
+    "latency_ms", "prompt_tokens", "completion_tokens", "cost", "attempts", "error",
+)  # fmt: skip
 MAINTAIN_EVERY_S = 5.0  # refit / kill-switch checks (api.calibrate.maintain)
 
 
@@ -263,39 +268,11 @@ class Worker:
 
     @staticmethod
     def _row(result: JudgeCallResult | Judgment, pair: Pair, project: Project) -> dict[str, object]:
-        common = {"content_hash": pair.content_hash, "prompt_version": project.prompt_version}
-        if isinstance(result, Judgment):  # a cache hit: same verdict, nothing paid
-            return dict(
-                common,
-                judge=result.judge,
-                order=result.order,
-                verdict=result.verdict,
-                both_bad=result.both_bad,
-                safety_flag=result.safety_flag,
-                confidence=result.confidence,
-                raw=result.raw,
-                latency_ms=0.0,
-                prompt_tokens=None,
-                completion_tokens=None,
-                cost=0.0,
-                attempts=0,
-                cached=True,
-                error=None,
+        """A judgment row; a cache hit keeps the verdict but records nothing paid."""
+        row: dict[str, object] = {name: getattr(result, name) for name in JUDGMENT_FIELDS}
+        row.update(content_hash=pair.content_hash, prompt_version=project.prompt_version, cached=False)
+        if isinstance(result, Judgment):
+            row.update(
+                latency_ms=0.0, prompt_tokens=None, completion_tokens=None, cost=0.0, attempts=0, cached=True
             )
-        return dict(
-            common,
-            judge=result.judge,
-            order=result.order,
-            verdict=result.verdict,
-            both_bad=result.both_bad,
-            safety_flag=result.safety_flag,
-            confidence=result.confidence,
-            raw=result.raw,
-            latency_ms=result.latency_ms,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            cost=result.cost,
-            attempts=result.attempts,
-            cached=False,
-            error=result.error,
-        )
+        return row

@@ -37,16 +37,22 @@ def setup_project(client: TestClient, recorded: list, name: str = "cal", **routi
     body = {"name": name, "judges": spec, "allow_empty_responses": True, "routing": routing}
     project = client.post("/v1/projects", json=body).json()["id"]
     lines = "\n".join(
-        json.dumps({"client_id": p.id, "prompt": p.prompt, "response_a": p.response_a, "response_b": p.response_b})
+        json.dumps(
+            {"client_id": p.id, "prompt": p.prompt, "response_a": p.response_a, "response_b": p.response_b}
+        )
         for p in recorded
     )
-    r = client.post(f"/v1/projects/{project}/jobs", content=lines, headers={"content-type": "application/x-ndjson"})
+    r = client.post(
+        f"/v1/projects/{project}/jobs", content=lines, headers={"content-type": "application/x-ndjson"}
+    )
     assert r.status_code == 201, r.text
     return project
 
 
 def post_labels(client: TestClient, project: int, items: list, source: str = "gold") -> object:
-    body = {"labels": [{"client_id": p.id, "label": p.gold, "source": source, "annotator": "t"} for p in items]}
+    body = {
+        "labels": [{"client_id": p.id, "label": p.gold, "source": source, "annotator": "t"} for p in items]
+    }
     return client.post(f"/v1/projects/{project}/labels", json=body)
 
 
@@ -58,7 +64,9 @@ def results(client: TestClient, project: int) -> list[dict]:
     return rows
 
 
-def test_labels_api_is_all_or_nothing_and_idempotent(client: TestClient, engine: Engine, recorded: list) -> None:
+def test_labels_api_is_all_or_nothing_and_idempotent(
+    client: TestClient, engine: Engine, recorded: list
+) -> None:
     project = setup_project(client, recorded[:5])
     good = {"client_id": recorded[0].id, "label": "A>B", "source": "gold", "annotator": "ann"}
     bad = [
@@ -72,14 +80,21 @@ def test_labels_api_is_all_or_nothing_and_idempotent(client: TestClient, engine:
     with Session(engine) as session:
         assert session.exec(select(Label)).all() == []
     ndjson = json.dumps(good) + "\n" + json.dumps({**good, "client_id": recorded[1].id, "label": "B"})
-    r = client.post(f"/v1/projects/{project}/labels", content=ndjson, headers={"content-type": "application/x-ndjson"})
+    r = client.post(
+        f"/v1/projects/{project}/labels", content=ndjson, headers={"content-type": "application/x-ndjson"}
+    )
     assert r.json() == {"labels_created": 2, "labels_existing": 0}
-    r = client.post(f"/v1/projects/{project}/labels", content=ndjson, headers={"content-type": "application/x-ndjson"})
+    r = client.post(
+        f"/v1/projects/{project}/labels", content=ndjson, headers={"content-type": "application/x-ndjson"}
+    )
     assert r.json() == {"labels_created": 0, "labels_existing": 2}
     r = client.post(f"/v1/projects/{project}/labels", json={"labels": [{**good, "label": "B>>A"}]})
     assert r.status_code == 409
     stored = client.get(f"/v1/projects/{project}/labels").json()["labels"]
-    assert [(x["client_id"], x["label"]) for x in stored] == [(recorded[0].id, "A>B"), (recorded[1].id, "B>A")]
+    assert [(x["client_id"], x["label"]) for x in stored] == [
+        (recorded[0].id, "A>B"),
+        (recorded[1].id, "B>A"),
+    ]
 
 
 def test_gate_opens_on_gold_and_auto_accepts_only_clean_confident_pairs(
@@ -138,7 +153,12 @@ def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(
     audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
     assert len(audits) > 40
     wrong = [
-        {"client_id": r["client_id"], "label": "B" if r["chosen"] == "A" else "A", "source": "audit", "annotator": "r"}
+        {
+            "client_id": r["client_id"],
+            "label": "B" if r["chosen"] == "A" else "A",
+            "source": "audit",
+            "annotator": "r",
+        }
         for r in audits[:40]
     ]
     assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": wrong}).status_code == 201
