@@ -124,6 +124,8 @@ def bench_replay(
         "delta": delta,
         "n_min": n_min,
         "audit_rate": 0.0,
+        # Gold arrives through the labels API here: no pair is held back as a calibration sample.
+        "calibration_sample_rate": 0.0,
     }
     if order_sensitive_judges is not None:
         routing["order_sensitive_judges"] = [f"replay/{j}" for j in order_sensitive_judges]

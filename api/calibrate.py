@@ -52,6 +52,7 @@ log = logging.getLogger("prelabel.calibrate")
 SOURCE_WHY = {
     "gold": "used: a random calibration sample, declared as such by the importer",
     "audit": "used: a random share of would-be auto-accepts (unbiased for auto-accept agreement)",
+    "calibration": "used: reviewers' labels on the random calibration sample of all pairs",
     "review": "not used: reviewers see pairs routed for uncertainty, a selected (biased) sample",
     "import": "not used: how these pairs were chosen is unknown; import them as source=gold if random",
 }
@@ -175,6 +176,7 @@ def route_many(
     min_confidence: float,
     audit_rate: float,
     order_sensitive_judges: list[str] | None = None,
+    calibration_sample_rate: float = 0.0,
 ) -> dict[int, RouteDecision]:
     """Route pairs under ``gate``: calibrated confidence and side when the gate is open."""
     confidence: dict[int, float] = {}
@@ -205,6 +207,10 @@ def route_many(
                 decision.label = {"A": "A>B", "B": "B>A", "tie": "tie"}.get(
                     decision.chosen or "", decision.label
                 )
+        if decision.route != "incident" and audit_draw(pid, "calibration-sample", calibration_sample_rate):
+            # Drawn once per pair (not per version), so the sample stays the same sample.
+            decision.route = "review"
+            decision.reasons = [*decision.reasons, "calibration_sample"]
         out[pid] = decision
     return out
 
@@ -268,6 +274,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
                 min_confidence=routing.min_confidence,
                 audit_rate=routing.audit_rate,
                 order_sensitive_judges=routing.order_sensitive_judges,
+                calibration_sample_rate=routing.calibration_sample_rate,
             )
             now = utcnow()
             rows = [

@@ -69,7 +69,9 @@ def demo_project(api: httpx.Client) -> dict[str, Any]:
             return project
     # The sample is small (200 pairs, 100 of them gold), so the demo project asks for 85%
     # agreement from 50 labels; production defaults are 90% from at least 100.
-    routing = {"target_agreement": 0.85, "n_min": 50}
+    # Reviewers' labels on the random calibration sample (a quarter of the pairs) refit the
+    # gate every 10 labels, so a newcomer sees recalibration after a few minutes of labelling.
+    routing = {"target_agreement": 0.85, "n_min": 50, "refit_every": 10, "calibration_sample_rate": 0.25}
     response = api.post(
         "/v1/projects",
         json={"name": name, "judges": judges, "allow_empty_responses": True, "routing": routing},

@@ -53,6 +53,9 @@ class RoutingSettings(BaseModel):
     delta: float = Field(default=0.1, gt=0.0, lt=1.0)
     n_min: int = Field(default=100, ge=1)
     audit_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    # A random share of all pairs goes to review as a calibration sample; reviewers' labels on
+    # it (source "calibration") are an unbiased sample, so they calibrate the gate.
+    calibration_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
     refit_every: int = Field(default=50, ge=1)
     # Review: share of items whose judge pre-label the reviewer sees (automation-bias control),
     # reviewers per item, and the uncertainty weight of the hybrid active-learning priority.
@@ -206,11 +209,12 @@ class Decision(SQLModel, table=True):
 
 # --- human labels (import, review, audit, gold) ------------------------------------------
 
-LabelSource = Literal["import", "review", "audit", "gold"]
+LabelSource = Literal["import", "review", "audit", "gold", "calibration"]
 # Sources whose selection calibration can account for: a random gold sample the user
-# declares as such, and the audit stream (a random share of would-be auto-accepts).
+# declares as such, reviewers' labels on the random calibration sample, and the audit
+# stream (a random share of would-be auto-accepts).
 # Review labels come from uncertain pairs, so they are kept out of the guarantee.
-CALIBRATION_SOURCES: tuple[str, ...] = ("gold", "audit")
+CALIBRATION_SOURCES: tuple[str, ...] = ("gold", "audit", "calibration")
 
 
 class LabelIn(BaseModel):

@@ -74,6 +74,7 @@ REASON_TEXT: dict[str, str] = {
     "below_threshold": "The calibrated confidence is below the auto-accept threshold.",
     # Deliberately says nothing about the judge's confidence: that would invite a rubber stamp.
     "audit": "Random quality-check sample (audits keep the automation honest).",
+    "calibration_sample": "Picked at random: labels on a random sample are what calibrate the automation.",
     "reviewer_safety_flag": "Another reviewer flagged this pair for a safety issue.",
 }
 SELECTED_TEXT: dict[str, str] = {
@@ -82,6 +83,15 @@ SELECTED_TEXT: dict[str, str] = {
     "audit": "Picked at random for a quality check.",
     "escalation": "Escalated for a safety review.",
 }
+
+
+def label_source(reasons: list[str] | None) -> str:
+    """Where a reviewer's label goes: the random samples calibrate, the rest is review."""
+    if reasons and "audit" in reasons:
+        return "audit"
+    if reasons and "calibration_sample" in reasons:
+        return "calibration"
+    return "review"
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -301,7 +311,8 @@ def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
                 stale.append(item.id)
         if target is None:
             continue
-        is_audit = "audit" in reasons
+        # Audits and the calibration sample are random samples; keep them out of the ranking.
+        is_audit = "audit" in reasons or "calibration_sample" in reasons
         uncertainty = uncertainty_of(confidence)
         # Audits are a random sample: a random priority interleaves them with the rest.
         priority = _unit_hash(f"audit:{pair_id}") if is_audit else uncertainty
@@ -746,7 +757,7 @@ def submit_label(
             safety_flag=body.safety_flag,
             rationale=body.rationale,
             # Audit labels are the random sample calibration's guarantee rests on.
-            source="audit" if decision is not None and "audit" in (decision.reasons or []) else "review",
+            source=label_source(decision.reasons if decision is not None else None),
             annotator=reviewer.name,
             idempotency_key=body.idempotency_key or f"review-lease-{lease_id}",
             time_on_task_s=body.time_on_task_s,
@@ -1096,7 +1107,7 @@ def review_stats(session: Session, project_id: int, hours: int = 24) -> dict[str
     for annotator, created in session.execute(
         select(Label.annotator, Label.created_at).where(
             Label.project_id == project_id,
-            Label.source.in_(("review", "audit")),  # type: ignore[attr-defined]
+            Label.source.in_(("review", "audit", "calibration")),  # type: ignore[attr-defined]
             Label.created_at >= since,  # type: ignore[operator]
         )
     ).all():
@@ -1162,7 +1173,7 @@ def list_labels(
         select(Label)
         .where(
             Label.project_id == project_id,
-            Label.source.in_(("review", "audit")),  # type: ignore[attr-defined]
+            Label.source.in_(("review", "audit", "calibration")),  # type: ignore[attr-defined]
             Label.id > after,  # type: ignore[operator]
         )
         .order_by(Label.id)  # type: ignore[arg-type]

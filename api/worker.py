@@ -249,6 +249,7 @@ class Worker:
             min_confidence=routing.min_confidence,
             audit_rate=routing.audit_rate,
             order_sensitive_judges=routing.order_sensitive_judges,
+            calibration_sample_rate=routing.calibration_sample_rate,
         )[pair.id]  # type: ignore[index]
         PAIRS_ROUTED.labels(decision.route).inc()
         return PairOutcome(

@@ -168,3 +168,31 @@ def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(
     assert all(r["route"] != "auto_accept" for r in results(client, project_id))
     state = client.get(f"/v1/projects/{project_id}/calibration").json()
     assert state["gate"]["state"] == "closed" and "kill-switch" in state["gate"]["reason"]
+
+
+def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
+    client: TestClient, engine: Engine, settings: Settings, recorded: list
+) -> None:
+    from api.review_queue import label_source
+
+    project_id = setup_project(client, recorded[:200], name="sample", calibration_sample_rate=0.5)
+    run_worker(engine, settings)
+    rows = results(client, project_id)
+    sampled = [r for r in rows if "calibration_sample" in r["reasons"]]
+    assert 60 < len(sampled) < 140 and all(r["route"] == "review" for r in sampled)
+    assert {label_source(r["reasons"]) for r in sampled} == {"calibration"}
+    assert label_source(["low_confidence", "gate_closed"]) == "review" and label_source(["audit"]) == "audit"
+    gold = {p.id: p.gold for p in recorded}
+    labels = [
+        {
+            "client_id": r["client_id"],
+            "label": gold[r["client_id"]],
+            "source": "calibration",
+            "annotator": "rev",
+        }
+        for r in sampled
+    ]
+    assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": labels}).status_code == 201
+    with Session(engine, expire_on_commit=False) as session:
+        usable, sources = calibrate.usable_labels(session, project_id)
+    assert len(usable) == len(sampled) and sources["calibration"]["used"]
