@@ -567,6 +567,9 @@ def next_item(
         pair = session.get(Pair, item.pair_id)
         redaction = ensure_redactions(session, [pair])[item.pair_id]  # type: ignore[list-item]
         rate = project.routing_settings().show_prelabel_rate
+        # A pair whose judges gave no label has no pre-label to show: record it as not shown.
+        decision = session.get(Decision, item.decision_id) if item.decision_id is not None else None
+        has_prelabel = decision is not None and decision.label is not None
         lease = ReviewLease(
             item_id=item.id,  # type: ignore[arg-type]
             project_id=project.id,  # type: ignore[arg-type]
@@ -574,7 +577,8 @@ def next_item(
             reviewer_id=reviewer.id,  # type: ignore[arg-type]
             queue=queue,
             decision_id=item.decision_id,
-            prelabel_shown=prelabel_shown_for(item.pair_id, reviewer.id, rate, item.is_audit),  # type: ignore[arg-type]
+            prelabel_shown=has_prelabel
+            and prelabel_shown_for(item.pair_id, reviewer.id, rate, item.is_audit),  # type: ignore[arg-type]
             redaction_version=redaction.version,
             leased_at=now,
             expires_at=now + timedelta(seconds=lease_seconds),
@@ -624,7 +628,7 @@ def _payload(
             "uncertainty": item.uncertainty,
         },
         "safety": "safety_flag" in reasons or item.queue == "incident" and bool(pair and pair.safety_flag),
-        "prelabel_shown": prelabel is not None,
+        "prelabel_shown": lease.prelabel_shown,
         "prelabel": prelabel,
         "labels_needed": item.labels_needed,
     }
