@@ -376,3 +376,18 @@ def test_without_embeddings_the_order_is_by_uncertainty(
     assert order == [ids[1], ids[2], ids[0]]
     with Session(engine) as session:
         assert session.exec(select(ReviewLease.state)).all() == ["submitted"] * 3
+
+
+def test_a_pair_without_a_judge_label_is_served_and_recorded_without_a_prelabel(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    # Garbage answers leave the pair with no provisional label: nothing can be shown, even
+    # when every item should show the pre-label, and the echo of what was served must submit.
+    project = judged_project(
+        client, engine, settings, n=1, routing={"show_prelabel_rate": 1.0}, judges=["fake/garbage"]
+    )
+    token = new_reviewer(client, "gus")
+    item = next_item(client, project, token)
+    assert item is not None and item["prelabel"] is None and item["prelabel_shown"] is False
+    r = submit(client, token, item["lease_id"], label="tie", prelabel_shown=item["prelabel_shown"])
+    assert r.status_code == 201, r.text
