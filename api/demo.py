@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -67,11 +66,16 @@ def demo_project(api: httpx.Client) -> dict[str, Any]:
     for project in api.get("/v1/projects").json():
         if project["name"] == name:
             return project
-    # The sample is small (200 pairs, 100 of them gold), so the demo project asks for 85%
-    # agreement from 50 labels; production defaults are 90% from at least 100.
-    # Reviewers' labels on the random calibration sample (a quarter of the pairs) refit the
-    # gate every 10 labels, so a newcomer sees recalibration after a few minutes of labelling.
-    routing = {"target_agreement": 0.85, "n_min": 50, "refit_every": 10, "calibration_sample_rate": 0.25}
+    # The sample is small (200 pairs), so the demo project asks for 80% agreement (production
+    # default: 90%) and counts only the strong judge's AB/BA flips as a hard flag. Reviewers'
+    # labels on the random calibration sample (a quarter of the pairs) refit every 10 labels.
+    routing = {
+        "target_agreement": 0.8,
+        "n_min": 50,
+        "refit_every": 10,
+        "calibration_sample_rate": 0.25,
+        "order_sensitive_judges": None if live else [judges[0]["model"]],
+    }
     response = api.post(
         "/v1/projects",
         json={"name": name, "judges": judges, "allow_empty_responses": True, "routing": routing},
@@ -180,16 +184,18 @@ def show_gate(api: httpx.Client, project_id: int, when: str) -> dict[str, Any]:
 
 
 def import_gold_and_refit(api: httpx.Client, project_id: int) -> None:
-    """Import the sample's human labels for a random half (as a gold sample) and refit the gate."""
+    """Import the sample's human gold labels (LLMBar's) and refit the gate.
+
+    The demo calibrates on the very pairs it routes, to show the gate opening; a real project
+    imports gold for a random sample and lets the gate route the rest.
+    """
     records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
     gold = [r for r in records if r.get("gold") in ("A", "B", "tie")]
-    chosen = random.Random(0).sample(gold, len(gold) // 2)
     labels = [
-        {"client_id": r["id"], "label": r["gold"], "source": "gold", "annotator": "llmbar-gold"}
-        for r in chosen
+        {"client_id": r["id"], "label": r["gold"], "source": "gold", "annotator": "llmbar-gold"} for r in gold
     ]
     api.post(f"/v1/projects/{project_id}/labels", json={"labels": labels}).raise_for_status()
-    console.print(f"\nImported {len(labels)} human gold labels (a random half of the sample) and refitted.")
+    console.print(f"\nImported the sample's {len(labels)} human gold labels and refitted.")
     api.post(f"/v1/projects/{project_id}/calibration/refit").raise_for_status()
     show_gate(api, project_id, f"after {len(labels)} gold labels")
     jobs = api.get(f"/v1/projects/{project_id}/jobs").json()
