@@ -77,6 +77,10 @@ def test_demo_runs_offline_and_prints_the_summary(tmp_path: Path) -> None:
         "Pairs by route",
         "gate_closed",
         "Order sensitivity per judge",
+        "Calibration gate (before any human label): CLOSED",
+        "Calibration gate (after 200 gold labels): OPEN",
+        "auto_accept",
+        "sign in with token rvw_",
         "Review app:",
         "API docs:",
     ):
