@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api import review_queue
-from api.crud import chunks
+from api.db import chunks
 from api.models import (
     CALIBRATION_SOURCES,
     CalibrationVersion,
@@ -290,8 +290,6 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
                 }
                 for pid, d in decisions.items()
             ]
-            from sqlalchemy import insert
-
             new_ids = session.execute(insert(Decision).returning(Decision.id, Decision.pair_id), rows).all()
             session.execute(update(Pair), [{"id": pid, "decision_id": did} for did, pid in new_ids])
             # Pairs whose route changed move in or out of the review queues, in this transaction.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -14,17 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from api import review_queue
+from api.db import chunks
 from api.models import Decision, Job, Judgment, Pair, PairIn, Project, utcnow
 from judge.content import content_hash
-
-# SQLite allows 32766 bound parameters; stay far below it for IN (...) lists.
-CHUNK = 500
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
 
 # --- ingest ------------------------------------------------------------------------------
 

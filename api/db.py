@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -13,6 +14,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# SQLite allows 32766 bound parameters; stay far below it for IN (...) lists.
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of ``items``, for IN (...) lists and batched writes."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:

@@ -30,7 +30,7 @@ import logging
 import os
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -46,6 +46,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel, exists, select
 
 from api.auth import Reviewer
+from api.db import chunks
 from api.models import Decision, Label, Pair, Project, utcnow
 from judge.verdicts import side
 
@@ -55,7 +56,6 @@ QUEUES: tuple[str, ...] = ("review", "incident")
 FIVE_POINT: tuple[str, ...] = ("A>>B", "A>B", "tie", "B>A", "B>>A")
 LEASE_SECONDS = float(os.environ.get("PRELABEL_REVIEW_LEASE_SECONDS", "600"))
 # SQLite allows 32766 bound parameters; stay far below it for IN (...) lists.
-CHUNK = 500
 # Hybrid ordering covers the top of each queue only: k-center greedy is O(pool x k), and
 # reviewers label hundreds of items an hour, so a re-ordered head of 200 is plenty.
 PRIORITY_POOL = 2000
@@ -92,11 +92,6 @@ def label_source(reasons: list[str] | None) -> str:
     if reasons and "calibration_sample" in reasons:
         return "calibration"
     return "review"
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 # --- tables ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from api import calibrate
-from api.crud import chunks
+from api.db import chunks
 from api.deps import EngineDep, ProjectDep, SettingsDep
 from api.ingest import LineError, _records_from_body
 from api.models import Label, LabelIn, Pair, utcnow
