@@ -46,7 +46,7 @@ def _project(client: TestClient, name: str, data: str, judges: list[str], routin
     return response.json()["id"]
 
 
-def _post_pairs(client: TestClient, project_id: int, pairs: list[RecordedPair]) -> int:
+def post_pairs(client: TestClient, project_id: int, pairs: list[RecordedPair]) -> int:
     body = "\n".join(
         json.dumps(
             {"client_id": p.id, "prompt": p.prompt, "response_a": p.response_a, "response_b": p.response_b}
@@ -60,7 +60,7 @@ def _post_pairs(client: TestClient, project_id: int, pairs: list[RecordedPair]) 
     return response.json()["job_id"]
 
 
-def _post_labels(client: TestClient, project_id: int, labels: list[tuple[str, str]], source: str) -> None:
+def post_labels(client: TestClient, project_id: int, labels: list[tuple[str, str]], source: str) -> None:
     if not labels:
         return
     body = "\n".join(
@@ -104,6 +104,7 @@ def bench_replay(
     audit_rate: float = 0.05,
     n_min: int = 100,
     order_sensitive_judges: list[str] | None = None,
+    cascade: bool = False,
 ) -> dict[str, Any]:
     if not 0 < calibration_fraction < 1:
         raise SystemExit("--calibration-fraction must be between 0 and 1")
@@ -126,6 +127,7 @@ def bench_replay(
         "audit_rate": 0.0,
         # Gold arrives through the labels API here: no pair is held back as a calibration sample.
         "calibration_sample_rate": 0.0,
+        "cascade": cascade,
     }
     if order_sensitive_judges is not None:
         routing["order_sensitive_judges"] = [f"replay/{j}" for j in order_sensitive_judges]
@@ -138,21 +140,31 @@ def bench_replay(
         upgrade(engine)
         with TestClient(create_app(settings, engine, run_worker=False)) as client:
             per_split = []
+            stages = None
             for split in range(splits):
                 project_id = _project(client, f"split-{split}", data, panel, routing)
-                job_id = _post_pairs(client, project_id, pairs)
-                _judge_all(engine, settings)
                 order = rng.permutation(len(pairs))
                 n_cal = int(round(calibration_fraction * len(pairs)))
                 cal = [pairs[i] for i in order[:n_cal]]
-                test_ids = {pairs[i].id for i in order[n_cal:]}
-                _post_labels(client, project_id, [(p.id, p.gold) for p in cal], "gold")  # type: ignore[misc]
+                # The calibration part is judged (by the whole panel: the gate is closed) and
+                # labelled first; the test part arrives afterwards, as new pairs do in
+                # production, so the worker routes it under the fitted gate (and cascade).
+                post_pairs(client, project_id, cal)
+                _judge_all(engine, settings)
+                post_labels(client, project_id, [(p.id, p.gold) for p in cal], "gold")  # type: ignore[misc]
                 version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
-                rows = [r for r in _results(client, job_id) if r["client_id"] in test_ids]
+                job_id = post_pairs(client, project_id, [pairs[i] for i in order[n_cal:]])
+                _judge_all(engine, settings)
+                rows = _results(client, job_id)
                 accepted = [r for r in rows if r["route"] == "auto_accept"]
                 agree = [r["chosen"] == gold[r["client_id"]] for r in accepted]
                 agreement = float(np.mean(agree)) if agree else None
+                # Judgments a test pair's decision read (cache hits included: each stands for
+                # a call the pair would have made), so a cascade's savings show here.
                 calls = sum(len(r["judgments"]) for r in rows) / max(1, len(rows))
+                if cascade:
+                    state = client.get(f"/v1/projects/{project_id}/calibration").json()
+                    stages = state["gate"]["cascade"]["stages"]
                 per_split.append(
                     {
                         "split": split,
@@ -168,6 +180,7 @@ def bench_replay(
                         # An empty accept set cannot violate the guarantee.
                         "guarantee_held": agreement is None or agreement >= target_agreement,
                         "judge_calls_per_pair": calls,
+                        "judge_calls_saved_per_pair": 2 * len(panel) - calls,
                     }
                 )
             shift = None
@@ -199,6 +212,10 @@ def bench_replay(
         "gate_open_fraction": float(np.mean([s["gate"] == "open" for s in per_split])),
         "gold_labels_used_mean": float(np.mean([s["gold_labels_used"] for s in per_split])),
         "judge_calls_per_pair_mean": float(np.mean([s["judge_calls_per_pair"] for s in per_split])),
+        "full_panel_calls_per_pair": 2 * len(panel),
+        "cascade_stages": [[j.removeprefix("replay/") for j in stage] for stage in stages]
+        if stages
+        else None,
         "shift": shift,
         "seconds": round(time.perf_counter() - started, 1),
         "per_split": per_split,
@@ -223,9 +240,9 @@ def _shift(
         raise SystemExit(f"--shift-to file lacks judges of the panel: {', '.join(missing)}")
     # One project, calibrated on every gold label of `data`, then fed `shift_to` with audits on.
     project_id = _project(client, "shift", replay_file, panel, {**routing, "audit_rate": audit_rate})
-    _post_pairs(client, project_id, pairs)
+    post_pairs(client, project_id, pairs)
     _judge_all(engine, settings)
-    _post_labels(client, project_id, [(p.id, p.gold) for p in pairs], "gold")  # type: ignore[misc]
+    post_labels(client, project_id, [(p.id, p.gold) for p in pairs], "gold")  # type: ignore[misc]
     opened = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
     streamed = accepted = agreed = 0
     closed_after: int | None = None
@@ -233,7 +250,7 @@ def _shift(
     gold = {p.id: p.gold for p in stream}
     for start in range(0, len(stream), SHIFT_CHUNK):
         chunk = stream[start : start + SHIFT_CHUNK]
-        job_id = _post_pairs(client, project_id, chunk)
+        job_id = post_pairs(client, project_id, chunk)
         _judge_all(engine, settings)
         rows = _results(client, job_id)
         streamed += len(chunk)
@@ -243,7 +260,7 @@ def _shift(
                 agreed += row["chosen"] == gold[row["client_id"]]
         audit_labels = [(r["client_id"], gold[r["client_id"]]) for r in rows if "audit" in r["reasons"]]
         audits += len(audit_labels)
-        _post_labels(client, project_id, audit_labels, "audit")  # type: ignore[arg-type]
+        post_labels(client, project_id, audit_labels, "audit")  # type: ignore[arg-type]
         if (
             closed_after is None
             and calibrate.check_drift(engine, _db_project(engine, project_id)) is not None

@@ -39,9 +39,11 @@ from api.models import (
     Label,
     Pair,
     Project,
+    RoutingSettings,
     utcnow,
 )
 from api.routing import JudgmentView, RouteDecision, hard_reasons, route, summarize
+from calibration.cascade import CascadeModel, fit_cascade
 from calibration.drift import drift_alarm
 from calibration.features import build_features
 from calibration.gate import GateModel, fit_gate
@@ -116,10 +118,18 @@ def latest_version(session: Session, project_id: int) -> CalibrationVersion | No
     ).first()
 
 
-def gate_model(version: CalibrationVersion | None) -> GateModel | None:
+Gate = GateModel | CascadeModel
+
+
+def load_model(stored: dict[str, Any]) -> Gate:
+    """A stored gate: a cascade when it has stages, else the single-panel gate."""
+    return CascadeModel.from_dict(stored) if "stages" in stored else GateModel.from_dict(stored)
+
+
+def gate_model(version: CalibrationVersion | None) -> Gate | None:
     if version is None or version.model is None:
         return None
-    model = GateModel.from_dict(version.model)
+    model = load_model(version.model)
     # A kill-switch version keeps the fitted model for the record but must not accept.
     model.open = bool(version.open and model.open)
     return model
@@ -131,9 +141,9 @@ class GateCache:
     def __init__(self, engine: Engine, ttl_s: float = 2.0) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
-        self._entries: dict[int, tuple[float, int | None, GateModel | None, str]] = {}
+        self._entries: dict[int, tuple[float, int | None, Gate | None, str]] = {}
 
-    def get(self, project_id: int) -> tuple[GateModel | None, str]:
+    def get(self, project_id: int) -> tuple[Gate | None, str]:
         now = time.monotonic()
         entry = self._entries.get(project_id)
         if entry is not None and now - entry[0] < self.ttl_s:
@@ -170,49 +180,129 @@ def route_many(
     pair_ids: list[int],
     inputs: dict[int, GatedInput],
     judgments: pd.DataFrame | None,
-    gate: GateModel | None,
+    gate: Gate | None,
     version: str,
-    *,
-    min_confidence: float,
-    audit_rate: float,
-    order_sensitive_judges: list[str] | None = None,
-    calibration_sample_rate: float = 0.0,
+    routing: RoutingSettings,
 ) -> dict[int, RouteDecision]:
-    """Route pairs under ``gate``: calibrated confidence and side when the gate is open."""
+    """Route pairs under ``gate``: calibrated confidence and side when the gate is open.
+
+    Under an open cascade a pair is routed stage by stage on the verdicts of stages <= k; a
+    pair whose next stage is needed but not judged yet gets ``next_stage`` set (provisional).
+    """
+    if isinstance(gate, CascadeModel) and gate.open and judgments is not None and len(judgments):
+        return _route_cascade(pair_ids, inputs, judgments, gate, version, routing)
     confidence: dict[int, float] = {}
     sides: dict[int, str] = {}
-    if gate is not None and gate.open and judgments is not None and len(judgments):
+    if isinstance(gate, GateModel) and gate.open and judgments is not None and len(judgments):
         features = build_features(judgments, judges=gate.judges)
-        for pid, conf, s in zip(
-            features.pair_ids.tolist(), gate.confidence(features), gate.predict_side(features), strict=True
-        ):
-            confidence[int(pid)] = float(conf)
-            sides[int(pid)] = str(s)
+        confidence, sides = _by_pair(
+            features.pair_ids, gate.confidence(features), gate.predict_side(features)
+        )
+    out: dict[int, RouteDecision] = {}
+    for pid in pair_ids:
+        decision = _route_one(
+            pid, inputs[pid].views, inputs[pid], gate, confidence.get(pid), version, routing
+        )
+        out[pid] = _finish(pid, decision, sides.get(pid), routing)
+    return out
+
+
+def _by_pair(pair_ids: np.ndarray, confidence: np.ndarray, sides: np.ndarray) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    ids = [int(pid) for pid in pair_ids.tolist()]
+    return dict(zip(ids, map(float, confidence), strict=True)), dict(zip(ids, map(str, sides), strict=True))
+
+
+def _route_one(
+    pid: int,
+    views: list[JudgmentView],
+    item: GatedInput,
+    gate: Gate | None,
+    confidence: float | None,
+    version: str,
+    routing: RoutingSettings,
+) -> RouteDecision:
+    return route(
+        views,
+        min_confidence=routing.min_confidence,
+        precheck_safety=item.precheck_safety,
+        gate=gate,
+        calibrated_confidence=confidence,
+        audit=audit_draw(pid, version, routing.audit_rate),
+        order_sensitive_judges=routing.order_sensitive_judges,
+    )
+
+
+def _route_cascade(
+    pair_ids: list[int],
+    inputs: dict[int, GatedInput],
+    judgments: pd.DataFrame,
+    cascade: CascadeModel,
+    version: str,
+    routing: RoutingSettings,
+) -> dict[int, RouteDecision]:
+    """Stage k sees the verdicts of stages <= k and its own calibrator, as in ``fit_cascade``.
+
+    A stage ends the cascade with an acceptance, an audit, an incident or a hard flag (no
+    later judge can undo one); a low confidence escalates to the next stage, and after the
+    last stage it is a review. This is the rule ``fit_cascade`` replays on the calibration
+    labels, so the guarantee covers what is accepted here.
+    """
+    stages = range(len(cascade.stages))
+    stage_judges = [set(cascade.stage_judges(k)) for k in stages]
+    scores = []
+    for k in stages:
+        features = build_features(judgments, judges=cascade.stage_judges(k))
+        X = features.X
+        scores.append(_by_pair(features.pair_ids, cascade.confidence(k, X), cascade.predict_side(k, X)))
     out: dict[int, RouteDecision] = {}
     for pid in pair_ids:
         item = inputs[pid]
-        decision = route(
-            item.views,
-            min_confidence=min_confidence,
-            precheck_safety=item.precheck_safety,
-            gate=gate,
-            calibrated_confidence=confidence.get(pid),
-            audit=audit_draw(pid, version, audit_rate),
-            order_sensitive_judges=order_sensitive_judges,
-        )
-        if pid in sides and (decision.route == "auto_accept" or "audit" in decision.reasons):
-            # What is auto-accepted is the calibrator's side: that is what the guarantee covers.
-            decision.chosen = sides.get(pid, decision.chosen)
-            if decision.label is None or side(decision.label) != decision.chosen:
-                decision.label = {"A": "A>B", "B": "B>A", "tie": "tie"}.get(
-                    decision.chosen or "", decision.label
-                )
-        if decision.route != "incident" and audit_draw(pid, "calibration-sample", calibration_sample_rate):
-            # Drawn once per pair (not per version), so the sample stays the same sample.
-            decision.route = "review"
-            decision.reasons = [*decision.reasons, "calibration_sample"]
-        out[pid] = decision
+        judged = {v.judge for v in item.views}
+        decision: RouteDecision | None = None
+        side_k: str | None = None
+        for k in stages:
+            if not set(cascade.stages[k]) <= judged:
+                if decision is None:  # nothing judged yet: a provisional review until stage 0 is in
+                    decision = RouteDecision(None, None, None, "review", ["gate_closed"])
+                decision.next_stage = k
+                break
+            confidence, sides = scores[k]
+            views = [v for v in item.views if v.judge in stage_judges[k]]
+            decision = _route_one(pid, views, item, cascade, confidence.get(pid), version, routing)
+            decision.stage, side_k = k, sides.get(pid)
+            if decision.route != "review" or decision.hard or "low_confidence" not in decision.reasons:
+                break
+        assert decision is not None
+        out[pid] = _finish(pid, decision, side_k, routing)
     return out
+
+
+def _finish(
+    pid: int, decision: RouteDecision, calibrated_side: str | None, routing: RoutingSettings
+) -> RouteDecision:
+    if calibrated_side is not None and (decision.route == "auto_accept" or "audit" in decision.reasons):
+        # What is auto-accepted is the calibrator's side: that is what the guarantee covers.
+        decision.chosen = calibrated_side
+        if decision.label is None or side(decision.label) != decision.chosen:
+            decision.label = {"A": "A>B", "B": "B>A", "tie": "tie"}.get(decision.chosen, decision.label)
+    if decision.route != "incident" and audit_draw(
+        pid, "calibration-sample", routing.calibration_sample_rate
+    ):
+        # Drawn once per pair (not per version), so the sample stays the same sample.
+        decision.route = "review"
+        decision.reasons = [*decision.reasons, "calibration_sample"]
+    return decision
+
+
+def needs_full_panel(pid: int, version: str, routing: RoutingSettings) -> bool:
+    """Pairs whose human label will calibrate the gate are judged by every stage of a cascade.
+
+    The calibration sample and the audits are drawn before judging (both draws are hashes of
+    the pair id), so their labels come with the verdicts the cascade fit needs.
+    """
+    return audit_draw(pid, version, routing.audit_rate) or audit_draw(
+        pid, "calibration-sample", routing.calibration_sample_rate
+    )
 
 
 def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[JudgmentView]]:
@@ -225,30 +315,43 @@ def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[Judg
     return views
 
 
-def never_accept_flags(session: Session, project: Project, pair_ids: list[int]) -> pd.Series:
-    """Per pair: does routing hard-flag it (so no threshold could auto-accept it)?
+def never_accept_flags(
+    session: Session, project: Project, pair_ids: list[int], stages: list[list[str]] | None = None
+) -> pd.DataFrame:
+    """Per pair and stage: does routing hard-flag it on the verdicts of stages <= k?
 
-    The gate is fitted with exactly these flags, so its guarantee covers what routing accepts.
+    One column (stage 0) without a cascade. A flagged pair can't be auto-accepted by any
+    threshold; the gate is fitted with exactly these flags, so its guarantee covers what
+    routing accepts.
     """
     routing = project.routing_settings()
     views = judgment_views(session, pair_ids)
     precheck: dict[int, bool] = {}
     for part in chunks(pair_ids):
         precheck.update(session.exec(select(Pair.id, Pair.safety_flag).where(Pair.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
-    flags = {}
+    prefixes = [None] if not stages else [{j for s in stages[: k + 1] for j in s} for k in range(len(stages))]
+    flags: dict[int, list[bool]] = {}
     for pid in pair_ids:
-        summary = summarize(views[pid])
-        hard = hard_reasons(
-            summary,
-            precheck_safety=bool(precheck.get(pid)),
-            order_sensitive_judges=routing.order_sensitive_judges,
-        )
-        flags[pid] = bool(hard) or summary.both_bad
-    return pd.Series(flags, dtype=bool)
+        row = []
+        for judges in prefixes:
+            summary = summarize([v for v in views[pid] if judges is None or v.judge in judges])
+            hard = hard_reasons(
+                summary,
+                precheck_safety=bool(precheck.get(pid)),
+                order_sensitive_judges=routing.order_sensitive_judges,
+            )
+            row.append(bool(hard) or summary.both_bad)
+        flags[pid] = row
+    return pd.DataFrame.from_dict(flags, orient="index", columns=list(range(len(prefixes))), dtype=bool)
 
 
 def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> int:
-    """Write a decision under ``version`` for every judged pair of the project."""
+    """Write a decision under ``version`` for every judged pair of the project.
+
+    Under a cascade, a pair that now needs a stage it was never judged by goes back to the
+    judging queue (state ``pending``) instead: the worker calls the missing stage (earlier
+    stages come from the judgment cache) and routes it.
+    """
     gate = gate_model(version)
     name = version_name(version)
     routing = project.routing_settings()
@@ -265,38 +368,106 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
             frame = judgments_frame(session, project.id, ids)  # type: ignore[arg-type]
             views = judgment_views(session, ids)
             inputs = {pid: GatedInput(views[pid], flag) for pid, flag in part}
-            decisions = route_many(
-                ids,
-                inputs,
-                frame,
-                gate,
-                name,
-                min_confidence=routing.min_confidence,
-                audit_rate=routing.audit_rate,
-                order_sensitive_judges=routing.order_sensitive_judges,
-                calibration_sample_rate=routing.calibration_sample_rate,
-            )
-            now = utcnow()
+            decisions = route_many(ids, inputs, frame, gate, name, routing)
+            unjudged = [pid for pid, d in decisions.items() if d.next_stage is not None]
+            if unjudged:
+                requeue(session, unjudged)
             rows = [
-                {
-                    "pair_id": pid,
-                    "label": d.label,
-                    "chosen": d.chosen,
-                    "confidence": d.confidence,
-                    "route": d.route,
-                    "reasons": d.reasons,
-                    "version": name,
-                    "created_at": now,
-                }
+                decision_row(pid, d, name, len(inputs[pid].views), project)
                 for pid, d in decisions.items()
+                if d.next_stage is None
             ]
-            new_ids = session.execute(insert(Decision).returning(Decision.id, Decision.pair_id), rows).all()
-            session.execute(update(Pair), [{"id": pid, "decision_id": did} for did, pid in new_ids])
+            if rows:
+                new_ids = session.execute(
+                    insert(Decision).returning(Decision.id, Decision.pair_id), rows
+                ).all()
+                session.execute(update(Pair), [{"id": pid, "decision_id": did} for did, pid in new_ids])
             # Pairs whose route changed move in or out of the review queues, in this transaction.
-            review_queue.on_decisions_written(session, ids)
+            review_queue.on_decisions_written(session, [row["pair_id"] for row in rows])
             session.commit()
             written += len(rows)
     return written
+
+
+def decision_row(
+    pid: int, decision: RouteDecision, version: str, n_judgments: int, project: Project
+) -> dict[str, Any]:
+    """The Decision table row of a routing decision (judge calls saved: cascade projects)."""
+    panel = 2 * len(project.judges)
+    return {
+        "pair_id": pid,
+        "label": decision.label,
+        "chosen": decision.chosen,
+        "confidence": decision.confidence,
+        "route": decision.route,
+        "reasons": decision.reasons,
+        "version": version,
+        "stage": decision.stage,
+        "judge_calls_saved": max(0, panel - n_judgments),
+        "created_at": utcnow(),
+    }
+
+
+def requeue(session: Session, pair_ids: list[int]) -> int:
+    """Send judged pairs back to the judging queue (their decision stays until re-routed)."""
+    n = 0
+    for part in chunks(pair_ids):
+        result = session.execute(
+            update(Pair)
+            .where(Pair.id.in_(part), Pair.state == "done")  # type: ignore[union-attr]
+            .values(state="pending", lease_owner=None, lease_expires_at=None)
+        )
+        n += result.rowcount  # type: ignore[attr-defined]
+    return n
+
+
+def requeue_for_backfill(engine: Engine, project: Project) -> int:
+    """Cascade projects: labelled pairs missing some judge's verdicts go back to judging.
+
+    Fitting a cascade needs every stage's verdicts on the calibration labels, but a pair that
+    was accepted at a cheap stage (and later audited, or labelled as gold) has only those.
+    The worker judges a pair with a usable label by the whole panel.
+    """
+    if project.cascade_stages() is None:
+        return 0
+    panel = {(spec.model, order) for spec in project.judge_specs() for order in ("ab", "ba")}
+    with Session(engine) as session:
+        labelled = session.exec(
+            select(Label.pair_id)
+            .join(Pair, Pair.id == Label.pair_id)
+            .where(
+                Label.project_id == project.id,
+                Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+                Pair.state == "done",
+            )
+            .distinct()
+        ).all()
+        have: dict[int, set[tuple[str, str]]] = {pid: set() for pid in labelled}
+        for part in chunks(list(labelled)):
+            for pid, judge, order in session.exec(
+                select(Judgment.pair_id, Judgment.judge, Judgment.order).where(Judgment.pair_id.in_(part))
+            ):
+                have[pid].add((judge, order))
+        missing = [pid for pid, got in have.items() if not panel <= got]
+        n = requeue(session, missing) if missing else 0
+        session.commit()
+    return n
+
+
+def labelled_pairs(engine: Engine, pair_ids: list[int]) -> set[int]:
+    """Which of these pairs carry a calibration-usable human label."""
+    found: set[int] = set()
+    with Session(engine) as session:
+        for part in chunks(pair_ids):
+            found.update(
+                session.exec(
+                    select(Label.pair_id).where(
+                        Label.pair_id.in_(part),
+                        Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+                    )
+                )
+            )
+    return found
 
 
 # --- fitting -----------------------------------------------------------------------------
@@ -323,11 +494,30 @@ def refit(
         gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
         labelled = [int(i) for i in gold.index]
         frame = judgments_frame(session, project.id, labelled)  # type: ignore[arg-type]
-        blocked = never_accept_flags(session, project, labelled)
+        stages = project.cascade_stages()
+        blocked = never_accept_flags(session, project, labelled, stages)
         previous = latest_version(session, project.id)  # type: ignore[arg-type]
     judges = [spec.model for spec in project.judge_specs()]
-    model: GateModel | None = None
-    if len(frame):
+    model: Gate | None = None
+    if stages and len(frame):
+        # A cascade is fitted on labelled pairs that carry every stage's verdicts; the others
+        # are being judged by the missing stages (requeue_for_backfill) and count next time.
+        complete = _complete_pairs(frame, judges)
+        waiting = len(gold) - len(complete)
+        model = fit_cascade(
+            frame[frame["pair_id"].isin(complete)],
+            gold.loc[complete],
+            stages,
+            alpha=1 - routing.target_agreement,
+            delta=routing.delta,
+            n_min=routing.n_min,
+            random_state=random_state,
+            never_accept=blocked.loc[complete],  # routing's hard flags per stage
+        )
+        reason = model.reason + (
+            f"; {waiting} labelled pairs wait for their missing judges" if waiting else ""
+        )
+    elif len(frame):
         features = build_features(frame, judges=judges)
         model = fit_gate(
             features,
@@ -336,7 +526,7 @@ def refit(
             delta=routing.delta,
             n_min=routing.n_min,
             random_state=random_state,
-            never_accept=blocked,  # routing's hard flags, so the guarantee covers what is accepted
+            never_accept=blocked[0],  # routing's hard flags, so the guarantee covers what is accepted
         )
         reason = model.reason
     else:
@@ -367,6 +557,13 @@ def refit(
         reason,
     )
     return version
+
+
+def _complete_pairs(frame: pd.DataFrame, judges: list[str]) -> list[int]:
+    """Pairs of the long table with a row for every (judge, order) of the panel."""
+    panel = frame[frame["judge"].isin(judges)]
+    counts = panel.drop_duplicates(["pair_id", "judge", "order"]).groupby("pair_id").size()
+    return [int(pid) for pid in counts.index[counts.to_numpy() == 2 * len(judges)]]
 
 
 # --- audits and the kill-switch ----------------------------------------------------------
@@ -465,6 +662,9 @@ def maintain(engine: Engine) -> list[str]:
             if current is not None
             else fresh >= min(routing.n_min, routing.refit_every)
         )
+        backfill = requeue_for_backfill(engine, project)
+        if backfill:
+            actions.append(f"project {project.id}: {backfill} labelled pairs sent to the missing judges")
         if due:
             version = refit(engine, project, trigger="auto")
             actions.append(f"project {project.id}: refit -> {version_name(version)}")
@@ -492,6 +692,29 @@ def version_public(version: CalibrationVersion) -> dict[str, Any]:
     }
 
 
+def cascade_summary(engine: Engine, project: Project, fitted: Gate | None) -> dict[str, Any] | None:
+    """The cascade part of the gate state: stages, expected calls, judge calls saved so far."""
+    stages = project.cascade_stages()
+    if stages is None:
+        return None
+    with Session(engine) as session:
+        saved, decided = session.exec(
+            select(func.coalesce(func.sum(Decision.judge_calls_saved), 0), func.count(Decision.id))
+            .join(Pair, Pair.decision_id == Decision.id)
+            .where(Pair.project_id == project.id)
+        ).one()
+    full = 2 * len(project.judges)
+    cascade = fitted if isinstance(fitted, CascadeModel) else None
+    return {
+        "stages": stages,
+        "full_panel_calls": full,
+        "expected_calls_per_pair": cascade.expected_calls_per_pair if cascade else float(full),
+        "stage_accept_rates": cascade.stage_accept_rates if cascade else [],
+        "judge_calls_saved": int(saved),
+        "saved_fraction": int(saved) / (full * decided) if decided else None,
+    }
+
+
 def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
     """Gate state, version history and the report data for ``GET .../calibration``."""
     from calibration.report import build_report
@@ -510,7 +733,7 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
         audits = audit_outcomes(session, project.id)  # type: ignore[arg-type]
     current = versions[-1] if versions else None
     model = gate_model(current)
-    fitted = GateModel.from_dict(current.model) if current is not None and current.model else None
+    fitted = load_model(current.model) if current is not None and current.model else None
     gate = {
         "state": "open" if current is not None and current.open else "closed",
         "open": bool(current is not None and current.open),
@@ -525,12 +748,18 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
         "n_labels": current.n_labels if current else int(len(gold)),
         "n_min": routing.n_min,
         "label_sources": [{"source": k, **v} for k, v in sources.items()],
+        "cascade": cascade_summary(engine, project, fitted),
     }
     confusion_true: list[str] | None = None
     confusion_pred: list[str] | None = None
     if fitted is not None and len(frame) and len(gold):
         features = build_features(frame, judges=fitted.judges)
-        predicted = pd.Series(fitted.predict_side(features), index=features.pair_ids)
+        sides = (
+            fitted.predict_side(len(fitted.stages) - 1, features.X)  # the most informed stage
+            if isinstance(fitted, CascadeModel)
+            else fitted.predict_side(features)
+        )
+        predicted = pd.Series(sides, index=features.pair_ids)
         common = [pid for pid in gold.index if pid in predicted.index]
         confusion_true, confusion_pred = gold.loc[common].tolist(), predicted.loc[common].tolist()
     judges_frame = (

@@ -102,6 +102,7 @@ def _bench(args: argparse.Namespace) -> int:
             if args.order_sensitive_judges
             else None,
             n_min=args.n_min,
+            cascade=args.cascade,
         )
     elif args.bench == "queue":
         from api.bench_queue import bench_queue
@@ -187,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--order-sensitive-judges",
         default=None,
         help="comma-separated judges whose AB/BA flip is a hard flag (default: any judge)",
+    )
+    replay.add_argument(
+        "--cascade",
+        action="store_true",
+        help="judge cheapest first (litellm prices) and call costlier judges only when needed",
     )
     replay.add_argument("--json", action="store_true")
     queue = bench_sub.add_parser("queue", help="latency of the review queue's next-item call")

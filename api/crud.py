@@ -166,6 +166,15 @@ def cached_judgments(
     return found
 
 
+def own_judgments(engine: Engine, pair_ids: list[int]) -> list[Judgment]:
+    """The judgments these pairs already have (failed and invalid ones included)."""
+    with Session(engine, expire_on_commit=False) as session:
+        found: list[Judgment] = []
+        for part in chunks(pair_ids):
+            found.extend(session.exec(select(Judgment).where(Judgment.pair_id.in_(part))))
+    return found
+
+
 @dataclass
 class PairOutcome:
     pair_id: int
@@ -232,12 +241,12 @@ def job_status(session: Session, job: Job) -> dict[str, Any]:
         session.exec(select(Pair.state, func.count()).where(Pair.job_id == job.id).group_by(Pair.state)).all()
     )
     decisions = session.exec(
-        select(Decision.route, Decision.reasons)
+        select(Decision.route, Decision.reasons, Decision.judge_calls_saved)
         .join(Pair, Pair.decision_id == Decision.id)
         .where(Pair.job_id == job.id)
     ).all()
-    by_route = Counter(route for route, _ in decisions)
-    by_reason = Counter(reason for _, reasons in decisions for reason in reasons)
+    by_route = Counter(route for route, _, _ in decisions)
+    by_reason = Counter(reason for _, reasons, _ in decisions for reason in reasons)
     cost, calls, errors = session.exec(
         select(
             func.coalesce(func.sum(Judgment.cost), 0.0), func.count(Judgment.id), func.count(Judgment.error)
@@ -267,6 +276,8 @@ def job_status(session: Session, job: Job) -> dict[str, Any]:
         "by_route": dict(by_route),
         "by_reason": dict(by_reason),
         "judge_calls": calls,
+        # Cascade projects: judge calls the pairs' decisions did not need (full panel minus made).
+        "judge_calls_saved": sum(saved or 0 for _, _, saved in decisions),
         "judge_errors": errors,
         "cost": float(cost),
         "recent_errors": [
@@ -302,6 +313,7 @@ def result_rows(session: Session, job_id: int, after: int, limit: int) -> list[d
                 "route": decision.route if decision else None,
                 "reasons": decision.reasons if decision else [],
                 "decision_version": decision.version if decision else None,
+                "decision_stage": decision.stage if decision else None,
                 "judgments": [
                     {
                         "judge": j.judge,

@@ -33,6 +33,12 @@ JUDGE_LATENCY = Histogram(
 JUDGE_COST = Counter(
     "prelabel_judge_cost_usd", "Judge cost in USD (litellm pricing)", ["judge"], registry=REGISTRY
 )
+JUDGE_CALLS_SAVED = Counter(
+    "prelabel_judge_calls_saved",
+    "Judge calls (one judge, one order) a cascade did not need, against the full panel",
+    ["project"],
+    registry=REGISTRY,
+)
 PAIRS_ROUTED = Counter("prelabel_pairs_routed", "Pairs routed by this process", ["route"], registry=REGISTRY)
 
 

@@ -66,6 +66,10 @@ class RoutingSettings(BaseModel):
     # A weak judge flips on most pairs; naming the strong judge(s) here keeps the flag
     # meaningful. The gate is fitted with the same rule, so its guarantee covers what is accepted.
     order_sensitive_judges: list[str] | None = None
+    # Judge cheapest-first (stages by cost_rank, else litellm price: judge.costs) and call the
+    # next stage only while the calibrated confidence is below the threshold. Takes effect
+    # once the gate is open; a closed gate judges with the whole panel (it needs the data).
+    cascade: bool = False
 
 
 # --- project -----------------------------------------------------------------------------
@@ -96,6 +100,14 @@ class Project(ProjectBase, table=True):
 
     def routing_settings(self) -> RoutingSettings:
         return RoutingSettings.model_validate(self.routing)
+
+    def cascade_stages(self) -> list[list[str]] | None:
+        """The panel in cascade stages (cheapest first), or None when the project has no cascade."""
+        from judge.costs import cascade_stages
+
+        if not self.routing_settings().cascade:
+            return None
+        return cascade_stages((spec.model, spec.cost_rank) for spec in self.judge_specs())
 
 
 class ProjectPublic(ProjectBase):
@@ -204,6 +216,10 @@ class Decision(SQLModel, table=True):
     route: str
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     version: str
+    # Cascade projects: the stage (0 = cheapest) whose verdicts decided, and the judge calls
+    # (one judge, one order) the pair did not need against the full panel.
+    stage: int | None = None
+    judge_calls_saved: int = 0
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -68,6 +68,12 @@ class RouteDecision:
     confidence: float | None
     route: str
     reasons: list[str]
+    # The hard reasons among ``reasons``: no calibration or further judge can undo them.
+    hard: list[str] = field(default_factory=list)
+    # Cascade only: the stage that decided, and the stage still to judge when the decision is
+    # provisional (the calibrated confidence asks for the next, costlier judges).
+    stage: int | None = None
+    next_stage: int | None = None
 
 
 class Gate(Protocol):
@@ -170,16 +176,25 @@ def route(
     gate_open = gate is not None and gate.open and calibrated_confidence is not None
     confidence = calibrated_confidence if gate_open else s.confidence
     if s.both_bad:
-        return RouteDecision(s.label, s.chosen, confidence, "incident", [*hard, "both_bad", *informational])
+        return RouteDecision(
+            s.label,
+            s.chosen,
+            confidence,
+            "incident",
+            [*hard, "both_bad", *informational],
+            hard=[*hard, "both_bad"],
+        )
     if not gate_open:
         low = ["low_confidence"] if s.confidence is not None and s.confidence < min_confidence else []
         return RouteDecision(
-            s.label, s.chosen, confidence, "review", [*hard, *informational, *low, "gate_closed"]
+            s.label, s.chosen, confidence, "review", [*hard, *informational, *low, "gate_closed"], hard=hard
         )
     assert gate is not None and calibrated_confidence is not None
     low = [] if gate.accepts(calibrated_confidence) else ["low_confidence"]
     if hard or low:
-        return RouteDecision(s.label, s.chosen, confidence, "review", [*hard, *informational, *low])
+        return RouteDecision(
+            s.label, s.chosen, confidence, "review", [*hard, *informational, *low], hard=hard
+        )
     if audit:
         return RouteDecision(s.label, s.chosen, confidence, "review", ["audit"])
     return RouteDecision(s.label, s.chosen, confidence, "auto_accept", [])

@@ -18,12 +18,30 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.calibrate import GateCache, GatedInput, maintain, route_many
-from api.crud import PairOutcome, cached_judgments, claim_pairs, store_outcomes
-from api.metrics import JUDGE_CACHE_HITS, JUDGE_CALLS, JUDGE_COST, JUDGE_ERRORS, JUDGE_LATENCY, PAIRS_ROUTED
-from api.models import JudgeSpec, Judgment, Pair, Project
-from api.routing import JudgmentView
+from api.calibrate import (
+    Gate,
+    GateCache,
+    GatedInput,
+    decision_row,
+    labelled_pairs,
+    maintain,
+    needs_full_panel,
+    route_many,
+)
+from api.crud import PairOutcome, cached_judgments, claim_pairs, own_judgments, store_outcomes
+from api.metrics import (
+    JUDGE_CACHE_HITS,
+    JUDGE_CALLS,
+    JUDGE_CALLS_SAVED,
+    JUDGE_COST,
+    JUDGE_ERRORS,
+    JUDGE_LATENCY,
+    PAIRS_ROUTED,
+)
+from api.models import JudgeSpec, Judgment, Pair, Project, RoutingSettings
+from api.routing import JudgmentView, RouteDecision
 from api.settings import Settings
+from calibration.cascade import CascadeModel
 from judge.client import JudgeCallResult, RetryPolicy, call_judge
 from judge.safety import safety_check_many
 from judge.verdicts import ORDERS
@@ -58,6 +76,9 @@ class Worker:
             timeout_s=settings.judge_timeout_s,
         )
         self._projects: dict[int, Project] = {}
+        # Parsed once per project (projects' panels and routing settings don't change).
+        self._routing: dict[int, RoutingSettings] = {}
+        self._specs: dict[int, dict[str, JudgeSpec]] = {}
         self.pairs_done = 0
 
     def _project(self, project_id: int) -> Project:
@@ -67,6 +88,8 @@ class Worker:
                 if project is None:
                     raise LookupError(f"project {project_id} vanished")
                 self._projects[project_id] = project
+                self._routing[project_id] = project.routing_settings()
+                self._specs[project_id] = {spec.model: spec for spec in project.judge_specs()}
         return self._projects[project_id]
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> int:
@@ -152,22 +175,33 @@ class Worker:
     ) -> list[asyncio.Task[PairOutcome]]:
         projects = {p.project_id: self._project(p.project_id) for p in pairs}
 
-        def prepare() -> tuple[dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str]]]]:
+        def prepare() -> tuple[dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str]]], set[int]]:
             cache: dict[tuple[str, str, str], Judgment] = {}
             for project_id, project in projects.items():
                 keys = [
                     (p.content_hash, spec.model)
                     for p in pairs
                     if p.project_id == project_id
-                    for spec in project.judge_specs()
+                    for spec in self._specs[project_id].values()
                 ]
                 cache.update(cached_judgments(self.engine, project.prompt_version, keys))
             checks = safety_check_many([(p.prompt, p.response_a, p.response_b) for p in pairs])
-            return cache, [(check.flagged, list(check.reasons)) for check in checks]
+            # A pair judged before (sent back for a cascade stage or a backfill) keeps the
+            # verdicts it has: they are read, not asked again nor stored twice.
+            again = [p.id for p in pairs if p.decision_id is not None]
+            if again:
+                for row in own_judgments(self.engine, again):  # type: ignore[arg-type]
+                    cache[(f"own:{row.pair_id}", row.judge, row.order)] = row
+            # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
+            cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
+            labelled = labelled_pairs(self.engine, cascading) if cascading else set()  # type: ignore[arg-type]
+            return cache, [(check.flagged, list(check.reasons)) for check in checks], labelled
 
-        cache, flags = await asyncio.to_thread(prepare)
+        cache, flags, labelled = await asyncio.to_thread(prepare)
         return [
-            asyncio.create_task(self._judge_pair(pair, projects[pair.project_id], cache, flag, semaphore))
+            asyncio.create_task(
+                self._judge_pair(pair, projects[pair.project_id], cache, flag, pair.id in labelled, semaphore)
+            )
             for pair, flag in zip(pairs, flags, strict=True)
         ]
 
@@ -201,71 +235,94 @@ class Worker:
         project: Project,
         cache: dict[tuple[str, str, str], Judgment],
         safety: tuple[bool, list[str]],
+        labelled: bool,
         semaphore: asyncio.Semaphore,
     ) -> PairOutcome:
-        plan: list[tuple[JudgeSpec, str]] = [
-            (spec, order) for spec in project.judge_specs() for order in ORDERS
-        ]
-        results: list[JudgeCallResult | Judgment] = []
-        calls = []
-        for spec, order in plan:
-            hit = cache.get((pair.content_hash, spec.model, order))
-            if hit is not None:
-                JUDGE_CACHE_HITS.labels(spec.model).inc()
-                results.append(hit)
-            else:
-                calls.append(self._call(spec, pair, order, project.rubric, semaphore))
-        results.extend(await asyncio.gather(*calls))
-        judgment_rows = [self._row(r, pair, project) for r in results]
+        """Judge a pair in both orders and route it; stage by stage under an open cascade.
+
+        Each stage's judges are called (cache first) only when the previous stage's calibrated
+        confidence asks for them. The whole panel judges when the gate is closed (calibration
+        needs every verdict), and pairs whose label will calibrate the gate.
+        """
+        routing, specs = self._routing[pair.project_id], self._specs[pair.project_id]
+        gate, version = self.gates.get(project.id)  # type: ignore[arg-type]
+        staged = (
+            isinstance(gate, CascadeModel)
+            and gate.open
+            and not labelled
+            and not needs_full_panel(pair.id, version, routing)  # type: ignore[arg-type]
+        )
+        stages = gate.stages if staged else [list(specs)]  # type: ignore[union-attr]
+        rows: list[dict[str, object]] = []  # every judgment routing reads
+        new_rows: list[dict[str, object]] = []  # the ones to store (not already this pair's)
+        for judges in stages:
+            results: list[JudgeCallResult | Judgment] = []
+            calls = []
+            for model in judges:
+                for order in ORDERS:
+                    hit = cache.get((f"own:{pair.id}", model, order)) or cache.get(
+                        (pair.content_hash, model, order)
+                    )
+                    if hit is not None:
+                        JUDGE_CACHE_HITS.labels(model).inc()
+                        results.append(hit)
+                    else:
+                        calls.append(self._call(specs[model], pair, order, project.rubric, semaphore))
+            results.extend(await asyncio.gather(*calls))
+            for result in results:
+                row = self._row(result, pair, project)
+                rows.append(row)
+                if not (isinstance(result, Judgment) and result.pair_id == pair.id):
+                    new_rows.append(row)
+            decision = self._route(pair, rows, safety[0], gate, version, routing)
+            if decision.next_stage is None:
+                break
+        saved = 2 * len(specs) - len(rows)
+        if saved:
+            JUDGE_CALLS_SAVED.labels(project.name).inc(saved)
+        PAIRS_ROUTED.labels(decision.route).inc()
+        stored = decision_row(pair.id, decision, version, len(rows), project)  # type: ignore[arg-type]
+        del stored["pair_id"], stored["created_at"]
+        return PairOutcome(
+            pair_id=pair.id,  # type: ignore[arg-type]
+            judgments=new_rows,
+            decision=stored,
+            safety_flag=safety[0],
+            safety_reasons=safety[1],
+        )
+
+    @staticmethod
+    def _route(
+        pair: Pair,
+        rows: list[dict[str, object]],
+        precheck_safety: bool,
+        gate: Gate | None,
+        version: str,
+        routing: RoutingSettings,
+    ) -> RouteDecision:
         views = [
             JudgmentView(
-                r["judge"],
-                r["order"],
-                r["verdict"],
-                r["both_bad"],
-                r["safety_flag"],
-                r["confidence"],
-                r["error"],
+                r["judge"],  # type: ignore[arg-type]
+                r["order"],  # type: ignore[arg-type]
+                r["verdict"],  # type: ignore[arg-type]
+                r["both_bad"],  # type: ignore[arg-type]
+                r["safety_flag"],  # type: ignore[arg-type]
+                r["confidence"],  # type: ignore[arg-type]
+                r["error"],  # type: ignore[arg-type]
             )
-            for r in judgment_rows
+            for r in rows
         ]
-        routing = project.routing_settings()
-        gate, version = self.gates.get(project.id)  # type: ignore[arg-type]
         frame = None
         if gate is not None and gate.open:  # features are only needed for a calibrated gate
             frame = pd.DataFrame(
                 [
                     (pair.id, r["judge"], r["order"], r["verdict"], r["confidence"], r["error"] is not None)
-                    for r in judgment_rows
+                    for r in rows
                 ],
                 columns=["pair_id", "judge", "order", "verdict", "confidence", "failed"],
             )
-        decision = route_many(
-            [pair.id],  # type: ignore[list-item]
-            {pair.id: GatedInput(views, safety[0])},  # type: ignore[dict-item]
-            frame,
-            gate,
-            version,
-            min_confidence=routing.min_confidence,
-            audit_rate=routing.audit_rate,
-            order_sensitive_judges=routing.order_sensitive_judges,
-            calibration_sample_rate=routing.calibration_sample_rate,
-        )[pair.id]  # type: ignore[index]
-        PAIRS_ROUTED.labels(decision.route).inc()
-        return PairOutcome(
-            pair_id=pair.id,  # type: ignore[arg-type]
-            judgments=judgment_rows,
-            decision={
-                "label": decision.label,
-                "chosen": decision.chosen,
-                "confidence": decision.confidence,
-                "route": decision.route,
-                "reasons": decision.reasons,
-                "version": version,
-            },
-            safety_flag=safety[0],
-            safety_reasons=safety[1],
-        )
+        inputs = {pair.id: GatedInput(views, precheck_safety)}
+        return route_many([pair.id], inputs, frame, gate, version, routing)[pair.id]  # type: ignore[list-item,index,dict-item]
 
     @staticmethod
     def _row(result: JudgeCallResult | Judgment, pair: Pair, project: Project) -> dict[str, object]:

@@ -22,10 +22,13 @@ plus: the calibration pairs must have verdicts from EVERY stage, so the replay c
 later stages would have said.
 
 ``hard_rule=True`` sends an order-sensitive pair to review as soon as a called judge flips
-(later judges cannot undo the flag, so calling them is wasted). ``review_below`` optionally
-gives up early: a pair whose confidence at a non-final stage is below it goes to review
-without calling further judges (fewer calls, fewer acceptances; part of the replayed rule,
-so the guarantee is unaffected).
+(later judges cannot undo the flag, so calling them is wasted). ``never_accept`` passes the
+service's own per-stage hard flags (judge failed, safety, both-bad, ...): a table indexed by
+pair with one boolean column per stage, True where the verdicts of stages <= k carry a flag;
+the cascade stops there, exactly as the worker does, so the guarantee covers what it accepts.
+``review_below`` optionally gives up early: a pair whose confidence at a non-final stage is
+below it goes to review without calling further judges (fewer calls, fewer acceptances;
+part of the replayed rule, so the guarantee is unaffected).
 
 Example
 -------
@@ -97,6 +100,15 @@ class CascadeModel:
     review_below: float | None = None
     stage_accept_rates: list[float] = field(default_factory=list)
     curve: dict[str, list[Any]] = field(default_factory=dict)
+    # Out-of-sample confidence and correctness of each calibration pair at the stage that
+    # decided it (the last stage when the gate is closed): for the report's reliability plot.
+    cal_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cal_correct: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def judges(self) -> list[str]:
+        """Every judge of the panel, cheapest stage first."""
+        return [j for s in self.stages for j in s]
 
     def stage_judges(self, stage_index: int) -> list[str]:
         """Judges whose verdicts the stage-k calibrator reads (stages 0..k)."""
@@ -194,6 +206,8 @@ class CascadeModel:
                 "review_below": self.review_below,
                 "stage_accept_rates": self.stage_accept_rates,
                 "curve": self.curve,
+                "cal_confidence": self.cal_confidence,
+                "cal_correct": self.cal_correct,
             }
         )
 
@@ -217,6 +231,8 @@ class CascadeModel:
             review_below=d.get("review_below"),
             stage_accept_rates=list(d.get("stage_accept_rates", [])),
             curve=d.get("curve", {}),
+            cal_confidence=np.asarray(d.get("cal_confidence", []), dtype=float),
+            cal_correct=np.asarray(d.get("cal_correct", []), dtype=float),
         )
 
     @property
@@ -253,6 +269,7 @@ def fit_cascade(
     method: str = "side",
     min_accept: int | None = None,
     review_below: float | None = None,
+    never_accept: pd.DataFrame | None = None,
     C: float = 1.0,
     C_side: float = 1.0,
     n_splits: int = 5,
@@ -299,7 +316,10 @@ def fit_cascade(
             cal.fit(X, labels)
             conf[:, k], correct[:, k] = cal.oof_confidence_, cal.oof_side_ == labels
         calibrators.append(cal)
-        flag[:, k] = order_sensitive_flags(X, fs.feature_names, rule_judges)
+        if hard_rule:
+            flag[:, k] = order_sensitive_flags(X, fs.feature_names, rule_judges)
+        if never_accept is not None:
+            flag[:, k] |= never_accept.reindex(pair_ids)[never_accept.columns[k]].fillna(False).to_numpy(bool)
         stage_calls[:, k] = calls_per_pair(sub, judges=stages[k]).reindex(pair_ids, fill_value=0).to_numpy()
 
     base: dict[str, Any] = dict(
@@ -329,12 +349,12 @@ def fit_cascade(
 
     # Which stages a pair may be accepted at, independent of lambda: stops (hard flag, give-up
     # rule) end the cascade at that stage; later stages are never reached.
-    stop = flag.copy() if hard_rule else np.zeros_like(flag)
+    stop = flag.copy()
     if review_below is not None:
         stop[:, :-1] |= conf[:, :-1] < review_below
     reached = np.ones((n, K), dtype=bool)
     reached[:, 1:] = np.cumprod(~stop[:, :-1], axis=1).astype(bool)
-    eligible = reached & ~(flag if hard_rule else np.zeros_like(flag))
+    eligible = reached & ~flag
 
     m = default_min_accept(alpha, delta) if min_accept is None else int(min_accept)
     cands = np.unique(conf[eligible])[::-1]
@@ -384,6 +404,8 @@ def fit_cascade(
             expected_calls_per_pair=float(calls.mean()),
             stage_accept_rates=[0.0] * K,
             curve=curve,
+            cal_confidence=conf[:, -1],
+            cal_correct=correct[:, -1],
             **base,
         )
     lam, n_acc, k_err, ub = chosen
@@ -398,6 +420,8 @@ def fit_cascade(
         reason=reason,
         guaranteed_agreement=1 - ub,
         expected_coverage=n_acc / n,
+        cal_confidence=conf[np.arange(n), end],
+        cal_correct=correct[np.arange(n), end],
         expected_calls_per_pair=float(calls.mean()),
         stage_accept_rates=rates,
         curve=curve,

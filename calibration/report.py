@@ -95,6 +95,9 @@ class GateState(TypedDict):
     expected_coverage: float | None  # share of future pairs expected to be auto-accepted
     n_labels: int  # human labels the decision used
     label_sources: list[LabelSource]
+    # Cascade projects: stages (cheapest first), share of calibration pairs accepted per
+    # stage, judge calls per pair expected and judge calls saved so far (None: no cascade).
+    cascade: dict[str, Any] | None
 
 
 class ReliabilitySection(TypedDict):
@@ -212,6 +215,7 @@ _GATE_DEFAULTS: GateState = {
     "expected_coverage": None,
     "n_labels": 0,
     "label_sources": [],
+    "cascade": None,
 }
 
 
@@ -471,12 +475,31 @@ def _section_gate(gate: Mapping[str, Any]) -> str:
     return (
         f'<section id="gate"><div class="gate {state}"><div class="state">{_esc(headline)}</div>'
         f"<p><b>Reason:</b> {_esc(gate.get('reason'))}</p>"
-        f"{f'<p>{_esc(claim)}</p>' if claim else ''}<div class='kpis'>{kpis}</div></div>"
+        f"{f'<p>{_esc(claim)}</p>' if claim else ''}<div class='kpis'>{kpis}</div>"
+        f"{_cascade_html(gate.get('cascade'))}</div>"
         f'<h2 id="labels">Human labels behind this decision</h2>{sources_html}'
         '<p class="note">Only labels on randomly drawn pairs count toward the guarantee. Labels that '
         "reviewers produce on pairs the system routed to them are a biased sample (the uncertain "
         "ones) and would understate or distort agreement on the pairs that are auto-accepted.</p>"
         "</section>"
+    )
+
+
+def _cascade_html(cascade: Mapping[str, Any] | None) -> str:
+    if not cascade:
+        return ""
+    rates = list(cascade.get("stage_accept_rates") or [])
+    rows = [
+        [str(k), _esc(", ".join(judges)), _fmt_pct(rates[k] if k < len(rates) else None)]
+        for k, judges in enumerate(cascade.get("stages") or [])
+    ]
+    table = _table(["stage", "judges (cheapest first)", "calibration pairs accepted here"], rows, (1,))
+    return (
+        f"<h3>Judge cascade</h3>{table}<p>Expected judge calls per pair: "
+        f"{_fmt_num(cascade.get('expected_calls_per_pair'), 2)} "
+        f"of {_fmt_num(cascade.get('full_panel_calls'))}; "
+        f"judge calls saved so far: {_fmt_num(cascade.get('judge_calls_saved') or 0)} "
+        f"({_fmt_pct(cascade.get('saved_fraction'))} of the full panel's calls).</p>"
     )
 
 

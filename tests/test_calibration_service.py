@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api import calibrate
+from api.bench_replay import post_pairs
 from api.models import Label, Project
 from api.settings import Settings
 from judge.recorded import load_recorded
@@ -36,16 +37,7 @@ def setup_project(client: TestClient, recorded: list, name: str = "cal", **routi
     routing = {"target_agreement": 0.85, "order_sensitive_judges": [f"replay/{JUDGES[0]}"], **routing}
     body = {"name": name, "judges": spec, "allow_empty_responses": True, "routing": routing}
     project = client.post("/v1/projects", json=body).json()["id"]
-    lines = "\n".join(
-        json.dumps(
-            {"client_id": p.id, "prompt": p.prompt, "response_a": p.response_a, "response_b": p.response_b}
-        )
-        for p in recorded
-    )
-    r = client.post(
-        f"/v1/projects/{project}/jobs", content=lines, headers={"content-type": "application/x-ndjson"}
-    )
-    assert r.status_code == 201, r.text
+    post_pairs(client, project, recorded)
     return project
 
 
