@@ -1,0 +1,51 @@
+"""`prelabel bench replay` through the CLI: the promised JSON, the cascade's savings, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parents[1] / "api" / "sample_data" / "llmbar_sample.jsonl"
+KEYS = {
+    "data", "target_agreement", "delta", "splits", "coverage_mean", "agreement_mean",
+    "guarantee_held_fraction", "gold_labels_used_mean", "judge_calls_per_pair_mean", "shift", "per_split",
+}  # fmt: skip
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", "bench", "replay", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_cascade_benchmark_prints_the_promised_json_and_saves_calls() -> None:
+    out = bench("--data", str(SAMPLE), "--splits", "2", "--target-agreement", "0.8", "--n-min", "50",
+                "--judges", "gpt-4/vanilla_norules,gpt-3.5-turbo/vanilla_norules", "--cascade",
+                "--order-sensitive-judges", "gpt-4/vanilla_norules", "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert KEYS <= set(result) and result["shift"] is None and len(result["per_split"]) == 2
+    assert result["cascade_stages"] == [["gpt-3.5-turbo/vanilla_norules"], ["gpt-4/vanilla_norules"]]
+    opened = [s for s in result["per_split"] if s["gate"] == "open"]
+    assert opened, result["per_split"]
+    for split in opened:  # the cheap judge settles some pairs alone
+        assert split["judge_calls_per_pair"] < 4 and split["auto_accepted"] > 0
+    assert result["judge_calls_per_pair_mean"] < result["full_panel_calls_per_pair"] == 4
+
+
+def test_a_file_without_gold_is_refused_with_a_message(tmp_path: Path) -> None:
+    row = json.loads(SAMPLE.read_text(encoding="utf-8").splitlines()[0])
+    row.pop("gold")
+    path = tmp_path / "nogold.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    out = bench("--data", str(path), "--splits", "1", "--json")
+    assert out.returncode != 0 and "no pair carries a gold label" in out.stderr
