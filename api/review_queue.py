@@ -5,7 +5,10 @@ A pair the router sends to a human becomes a ``review_item`` in one of two queue
 Reviewers take items with leases (``review_lease``): an item has ``labels_needed`` slots
 (the project's ``review_overlap``), each lease holds one until it is submitted, skipped or
 expires, so two reviewers never hold the same slot and an abandoned item comes back.
-A reviewer never gets the same item twice (one lease row per item and reviewer).
+A reviewer never gets the same item twice (one lease row per item and reviewer). A label
+submitted after its lease expired is stored only if the item still has a free slot, which
+it takes back; if the slot went to another reviewer (or the item is done or re-routed),
+it is refused, so an item never collects more labels than it needs.
 
 Order: ``priority`` (higher first). It starts as the uncertainty (1 - decision confidence)
 and :func:`reprioritize` (off the request path) rewrites the top of each queue with the
@@ -25,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +42,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, bindparam, case, func
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, and_, bindparam, case, func
+from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -47,7 +52,7 @@ from sqlmodel import Field, Session, SQLModel, exists, select
 
 from api.auth import Reviewer
 from api.db import chunks
-from api.models import Decision, Label, Pair, Project, utcnow
+from api.models import Decision, Label, Pair, Project, RoutingSettings, utcnow
 from judge.verdicts import side
 
 log = logging.getLogger("prelabel.review")
@@ -214,15 +219,21 @@ def queue_for(route: str | None, reasons: Sequence[str], pair_safety_flag: bool)
     return None
 
 
+@functools.cache
+def _insert_ignore_statement(table: Any, dialect: str, keys: tuple[str, ...]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
 def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING (two writers may prepare the same pair at once)."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    session.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+    connection = session.connection()
+    connection.execute(_insert_ignore_statement(table, connection.dialect.name, tuple(keys)), rows)
 
 
 _ITEM = ReviewItem.__table__  # type: ignore[attr-defined]
@@ -256,6 +267,68 @@ def _change_counts(session: Session, item_id: int, done_delta: int, active_delta
 
 # --- enqueue (the hook the worker and recalibration call) --------------------------------
 
+_PAIR = Pair.__table__  # type: ignore[attr-defined]
+_DECISION = Decision.__table__  # type: ignore[attr-defined]
+_PROJECT = Project.__table__  # type: ignore[attr-defined]
+_DEFAULT_OVERLAP: int = RoutingSettings.model_fields["review_overlap"].default
+
+# The hook runs inside the worker's store transaction for every batch, so its statements are
+# built once (no per-call construction and cache-key work) and run on the Core connection.
+# One read per batch: each pair's current decision, its project's review overlap, and its
+# routing items (none, or one per queue), one row per (pair, item).
+_HOOK_READ = (
+    sa_select(
+        _PAIR.c.id,
+        _PAIR.c.project_id,
+        _PAIR.c.safety_flag,
+        _DECISION.c.id.label("decision_id"),
+        _DECISION.c.route,
+        _DECISION.c.reasons,
+        _DECISION.c.confidence,
+        _PROJECT.c.routing["review_overlap"].as_integer().label("overlap"),
+        _c.id.label("item_id"),
+        _c.queue,
+        _c.state,
+    )
+    .select_from(
+        _PAIR.join(_DECISION, _DECISION.c.id == _PAIR.c.decision_id)
+        .join(_PROJECT, _PROJECT.c.id == _PAIR.c.project_id)
+        .outerjoin(_ITEM, and_(_c.pair_id == _PAIR.c.id, _c.origin == "routing"))
+    )
+    .where(_PAIR.c.id.in_(bindparam("pair_ids", expanding=True)))
+    .order_by(_PAIR.c.id, _c.id)
+)
+_HOOK_STALE = (
+    sa_update(_ITEM)
+    .where(_c.id.in_(bindparam("item_ids", expanding=True)), _c.state.in_(("open", "leased")))
+    .values(state="stale", updated_at=bindparam("b_now"))
+)
+_HOOK_FOLLOW = (
+    sa_update(_ITEM)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        decision_id=bindparam("b_decision_id"),
+        uncertainty=bindparam("b_uncertainty"),
+        priority=bindparam("b_priority"),
+        selected_by=bindparam("b_selected_by"),
+        is_audit=bindparam("b_is_audit"),
+        reasons=bindparam("b_reasons", type_=JSON),
+        updated_at=bindparam("b_updated_at"),
+        # A stale item that is routed back reopens with the state its counters give.
+        state=case(
+            (
+                _c.state == "stale",
+                case(
+                    (_c.labels_done >= _c.labels_needed, "done"),
+                    (_c.labels_done + _c.leases_active >= _c.labels_needed, "leased"),
+                    else_="open",
+                ),
+            ),
+            else_=_c.state,
+        ),
+    )
+)
+
 
 def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
     """Bring the queue in line with these pairs' current decisions; call inside the
@@ -264,109 +337,83 @@ def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
     A pair routed to review/incident gets an item in its queue (or its item follows the new
     decision); a pair routed elsewhere has its unfinished item marked stale. Items already
     labelled stay as they are: their labels count.
+
+    Per batch: one read, then at most one statement each for stale items, items that follow
+    a new decision, and new items (embeddings and the hybrid order come later, off this path).
     """
     if not pair_ids:
         return 0
+    session.flush()  # the read below is Core, which does not autoflush pending ORM writes
+    connection = session.connection()
     now = utcnow()
-    rows = []
-    for part in chunks(list(pair_ids)):
-        rows.extend(
-            session.execute(
-                select(
-                    Pair.id,
-                    Pair.project_id,
-                    Pair.safety_flag,
-                    Decision.id,
-                    Decision.route,
-                    Decision.reasons,
-                    Decision.confidence,
-                )
-                .join(Decision, Decision.id == Pair.decision_id)
-                .where(Pair.id.in_(part))  # type: ignore[union-attr]
-            ).all()
-        )
-    existing: dict[int, list[Any]] = defaultdict(list)
-    for part in chunks([r[0] for r in rows]):
-        for item in session.execute(
-            select(_c.id, _c.pair_id, _c.queue, _c.state).where(_c.pair_id.in_(part), _c.origin == "routing")
-        ).all():
-            existing[item.pair_id].append(item)
-    overlap: dict[int, int] = {}
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     stale: list[int] = []
-    for pair_id, project_id, safety, decision_id, route, reasons, confidence in rows:
-        reasons = list(reasons or [])
-        target = queue_for(route, reasons, safety)
-        current = None
-        for item in existing.get(pair_id, []):
-            if item.queue == target:
-                current = item
-            elif item.state in ("open", "leased"):
-                stale.append(item.id)
-        if target is None:
-            continue
-        # Audits and the calibration sample are random samples; keep them out of the ranking.
-        is_audit = "audit" in reasons or "calibration_sample" in reasons
-        uncertainty = uncertainty_of(confidence)
-        # Audits are a random sample: a random priority interleaves them with the rest.
-        priority = _unit_hash(f"audit:{pair_id}") if is_audit else uncertainty
-        fields = {
-            "decision_id": decision_id,
-            "uncertainty": uncertainty,
-            "priority": priority,
-            "selected_by": "audit" if is_audit else "uncertainty",
-            "is_audit": is_audit,
-            "reasons": reasons,
-            "updated_at": now,
-        }
-        if current is None:
-            if project_id not in overlap:
-                project = session.get(Project, project_id)
-                overlap[project_id] = project.routing_settings().review_overlap if project else 1
-            inserts.append(
-                dict(
-                    fields,
-                    project_id=project_id,
-                    pair_id=pair_id,
-                    queue=target,
-                    origin="routing",
-                    state="open",
-                    labels_needed=overlap[project_id],
-                    labels_done=0,
-                    leases_active=0,
-                    created_at=now,
+    for part in chunks(list(dict.fromkeys(pair_ids))):
+        # pair id -> (its first row, its routing items); rows come ordered by pair.
+        found: dict[int, tuple[Any, list[Any]]] = {}
+        for row in connection.execute(_HOOK_READ, {"pair_ids": list(part)}):
+            entry = found.get(row.id)
+            if entry is None:
+                entry = found[row.id] = (row, [])
+            if row.item_id is not None:
+                entry[1].append(row)
+        for row, items in found.values():
+            pair_id = row.id
+            reasons = list(row.reasons or [])
+            target = queue_for(row.route, reasons, row.safety_flag)
+            current = None
+            for item in items:
+                if item.queue == target:
+                    current = item
+                elif item.state in ("open", "leased"):
+                    stale.append(item.item_id)
+            if target is None:
+                continue
+            # Audits and the calibration sample are random samples; keep them out of the ranking.
+            is_audit = "audit" in reasons or "calibration_sample" in reasons
+            uncertainty = uncertainty_of(row.confidence)
+            # Audits are a random sample: a random priority interleaves them with the rest.
+            priority = _unit_hash(f"audit:{pair_id}") if is_audit else uncertainty
+            selected_by = "audit" if is_audit else "uncertainty"
+            if current is None:
+                inserts.append(
+                    {
+                        "decision_id": row.decision_id,
+                        "uncertainty": uncertainty,
+                        "priority": priority,
+                        "selected_by": selected_by,
+                        "is_audit": is_audit,
+                        "reasons": reasons,
+                        "updated_at": now,
+                        "project_id": row.project_id,
+                        "pair_id": pair_id,
+                        "queue": target,
+                        "origin": "routing",
+                        "state": "open",
+                        "labels_needed": _DEFAULT_OVERLAP if row.overlap is None else row.overlap,
+                        "labels_done": 0,
+                        "leases_active": 0,
+                        "created_at": now,
+                    }
                 )
-            )
-        else:
-            updates.append({"b_" + k: v for k, v in fields.items()} | {"b_id": current.id})
+            else:
+                updates.append(
+                    {
+                        "b_id": current.item_id,
+                        "b_decision_id": row.decision_id,
+                        "b_uncertainty": uncertainty,
+                        "b_priority": priority,
+                        "b_selected_by": selected_by,
+                        "b_is_audit": is_audit,
+                        "b_reasons": reasons,
+                        "b_updated_at": now,
+                    }
+                )
     for part in chunks(stale):
-        session.execute(
-            sa_update(_ITEM)
-            .where(_c.id.in_(part), _c.state.in_(("open", "leased")))
-            .values(state="stale", updated_at=now)
-        )
+        connection.execute(_HOOK_STALE, {"item_ids": list(part), "b_now": now})
     if updates:
-        reopened = case(
-            (_c.labels_done >= _c.labels_needed, "done"),
-            (_c.labels_done + _c.leases_active >= _c.labels_needed, "leased"),
-            else_="open",
-        )
-        statement = (
-            sa_update(_ITEM)
-            .where(_c.id == bindparam("b_id"))
-            .values(
-                decision_id=bindparam("b_decision_id"),
-                uncertainty=bindparam("b_uncertainty"),
-                priority=bindparam("b_priority"),
-                selected_by=bindparam("b_selected_by"),
-                is_audit=bindparam("b_is_audit"),
-                reasons=bindparam("b_reasons", type_=JSON),
-                updated_at=bindparam("b_updated_at"),
-                state=case((_c.state == "stale", reopened), else_=_c.state),
-            )
-        )
-        session.connection().execute(statement, updates)
+        connection.execute(_HOOK_FOLLOW, updates)
     if inserts:
         _insert_ignore(session, _ITEM, inserts, ["pair_id", "queue"])
     return len(inserts)
@@ -716,12 +763,50 @@ def _take_lease(session: Session, lease_id: int, new_state: str, **values: Any) 
     return None
 
 
+def _retake_slot(session: Session, item_id: int, now: datetime) -> bool:
+    """Count a late label on its item if a slot is still free; False if none is.
+
+    One conditional UPDATE: the row's own current counters decide, so a reviewer claiming
+    the slot at the same moment and this submit cannot both have it (on PostgreSQL the loser
+    re-checks the condition on the winner's row; on SQLite writes are serialized).
+    """
+    taken = session.execute(
+        sa_update(_ITEM)
+        .where(
+            _c.id == item_id,
+            _c.state == "open",
+            _c.labels_done + _c.leases_active < _c.labels_needed,
+        )
+        .values(labels_done=_c.labels_done + 1, state=_state_after(1, 0), updated_at=now)
+        .returning(_c.id)
+    ).first()
+    return taken is not None
+
+
+def _late_conflict(session: Session, lease: ReviewLease) -> Conflict:
+    item = session.get(ReviewItem, lease.item_id)
+    state = item.state if item is not None else "stale"
+    why = {
+        "done": "it already has all the labels it needs",
+        "stale": "the pair was re-routed and no longer needs review",
+    }.get(state, "another reviewer holds its free slot")
+    return Conflict(
+        f"lease {lease.id} expired at {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC and the item was "
+        f"reassigned ({why}); your label was not stored. Take the next item."
+    )
+
+
 def submit_label(
     engine: Engine, lease_id: int, reviewer: Reviewer, body: ReviewSubmit
 ) -> tuple[dict[str, Any], bool]:
     """Store a reviewer's label for a lease. Returns (label, created); a repeat is a no-op.
 
-    A late submit (lease expired) still counts: a human label is worth more than the slot.
+    A late submit (the lease expired and gave its slot back) is stored only if the item
+    still has a free slot, which it then takes: a human label is worth keeping, but not at
+    the price of a label more than the item needs or of another reviewer's slot. If the slot
+    went to someone else (or the item is done or no longer queued) it is refused with a
+    409 (:class:`Conflict`). A lease still active counts as usual, even past its expiry:
+    no one else can have its slot until it is expired.
     """
     with Session(engine, expire_on_commit=False) as session:
         lease = _own_lease(session, lease_id, reviewer)
@@ -745,6 +830,9 @@ def submit_label(
                     f"{' (both bad)' if label.both_bad else ''}; a different answer is not accepted"
                 )
             return _label_view(label, duplicate=True), False
+        if left == "expired" and not _retake_slot(session, lease.item_id, utcnow()):
+            session.rollback()  # the lease stays expired; nothing was stored
+            raise _late_conflict(session, lease)
         item = session.get(ReviewItem, lease.item_id)
         pair = session.get(Pair, lease.pair_id)
         decision = session.get(Decision, pair.decision_id) if pair and pair.decision_id else None
@@ -777,7 +865,8 @@ def submit_label(
             .values(label_id=label.id)
             .execution_options(synchronize_session=False)
         )
-        _change_counts(session, lease.item_id, 1, -1 if left == "active" else 0)
+        if left == "active":  # a late label took its slot back above
+            _change_counts(session, lease.item_id, 1, -1)
         if body.safety_flag and item is not None and item.queue == "review":
             _escalate(session, item)
         session.commit()

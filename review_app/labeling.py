@@ -65,7 +65,8 @@ def _submit(api: ApiClient, key: str, label: str | None, both_bad: bool = False)
     try:
         saved = api.submit(lease, body)
     except ApiError as exc:
-        if exc.status == 409 and "skipped" in exc.detail:
+        if exc.status == 409 and ("skipped" in exc.detail or "was reassigned" in exc.detail):
+            # This lease can never take a label now: drop the item, the next one is served.
             st.session_state.pop(key, None)
         st.session_state["flash_error"] = exc.detail
         return

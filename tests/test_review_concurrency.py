@@ -1,4 +1,5 @@
-"""Eight reviewers pulling and submitting at once: no item twice, no label lost.
+"""Eight reviewers pulling and submitting at once: no item twice, no label lost, and late
+submits on expired leases never give an item more labels than it needs.
 
 Runs on SQLite and, with PRELABEL_TEST_DATABASE_URL, on PostgreSQL (``any_engine``).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -15,8 +17,8 @@ from sqlmodel import Session, select
 from api import review_queue
 from api.auth import Reviewer, create_reviewer
 from api.bench_queue import seed_pending
-from api.models import Label, Project
-from api.review_queue import ReviewItem, ReviewSubmit
+from api.models import Label, Project, utcnow
+from api.review_queue import ReviewItem, ReviewLease, ReviewSubmit
 
 REVIEWERS = 8
 
@@ -96,3 +98,70 @@ def test_eight_reviewers_never_share_an_item_and_lose_no_label(any_engine: Engin
     # They really worked side by side. (Not "all eight": SQLite's lock is not fair, and with
     # zero think time one thread can lose every race for the lock; humans pause for seconds.)
     assert len({name for name, _ in result["labelled"]}) >= REVIEWERS // 2
+
+
+def test_late_submits_racing_fresh_claims_never_give_an_item_two_labels(any_engine: Engine) -> None:
+    # One reviewer walked away from every item (all leases expired); the others now claim
+    # and label those items while the first one comes back and submits all its old leases.
+    # Each item has one slot: exactly one of the two labels may be stored, never both.
+    project_id = seed_pending(any_engine, 40)
+    with Session(any_engine, expire_on_commit=False) as session:
+        project = session.get(Project, project_id)
+        late, *others = [create_reviewer(session, f"r{i}")[0] for i in range(REVIEWERS)]
+        review_items = session.exec(select(ReviewItem).where(ReviewItem.queue == "review")).all()
+    assert project is not None and len(review_items) > 30
+    stale_leases: dict[int, int] = {}  # lease -> pair
+    while (item := review_queue.next_item(any_engine, project, late, "review")) is not None:
+        stale_leases[item["lease_id"]] = item["pair_id"]
+        with Session(any_engine) as session:  # the lease lapses before it is submitted
+            review_queue.expire_leases(session, utcnow() + timedelta(hours=1))
+            session.commit()
+    assert len(stale_leases) == len(review_items)
+    # Whatever the race does, this slot is surely reassigned before the late submit arrives.
+    held = review_queue.next_item(any_engine, project, others[0], "review")
+    assert held is not None
+
+    accepted: list[int] = []
+    refused: list[str] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def come_back() -> None:
+        try:
+            start.wait()
+            # Lowest priority first: the others start at the top, so the two meet midway.
+            for lease_id in reversed(list(stale_leases)):
+                try:
+                    review_queue.submit_label(any_engine, lease_id, late, ReviewSubmit(label="B>A"))
+                    accepted.append(lease_id)
+                except review_queue.Conflict as exc:
+                    refused.append(exc.detail)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    returning = threading.Thread(target=come_back)
+    returning.start()
+    start.wait()
+    result = _run_reviewers(any_engine, project, others)  # type: ignore[arg-type]
+    returning.join(timeout=120)
+    assert not returning.is_alive(), "the late reviewer hung"
+
+    assert not errors and not result["errors"], (errors + result["errors"])[:3]
+    assert not result["clashes"], result["clashes"][:5]
+    assert all("expired" in detail and "reassigned" in detail for detail in refused)
+    assert held["pair_id"] not in {stale_leases[lease_id] for lease_id in accepted}
+    assert len(accepted) + len(refused) == len(stale_leases)
+    with Session(any_engine) as session:
+        labels = session.exec(select(Label)).all()
+        items = session.exec(select(ReviewItem).where(ReviewItem.queue == "review")).all()
+        leases = {lease.id: lease for lease in session.exec(select(ReviewLease))}
+    per_pair = Counter(lab.pair_id for lab in labels)
+    assert set(per_pair) == {i.pair_id for i in items} and set(per_pair.values()) == {1}
+    assert all((i.state, i.labels_done, i.leases_active) == ("done", 1, 0) for i in items)
+    assert sum(lab.annotator == late.name for lab in labels) == len(accepted)
+    assert len(labels) == len(accepted) + len(result["labelled"])
+    # A refused late submit leaves its lease expired and stores nothing.
+    for lease_id in stale_leases:
+        lease = leases[lease_id]
+        expected = ("submitted", True) if lease_id in accepted else ("expired", False)
+        assert (lease.state, lease.label_id is not None) == expected

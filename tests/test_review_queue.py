@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,8 +13,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api import review_queue
-from api.models import Decision, Label, Pair
-from api.review_queue import ReviewItem, ReviewLease, on_decisions_written
+from api.auth import Reviewer, create_reviewer
+from api.models import Decision, Job, Label, Pair, Project, RoutingSettings, utcnow
+from api.review_queue import ReviewItem, ReviewLease, ReviewSubmit, on_decisions_written
 from api.settings import Settings
 from tests import fakes
 from tests.conftest import run_worker
@@ -138,7 +140,7 @@ def test_validation_errors_are_clear(client: TestClient, engine: Engine, setting
     assert ok.status_code == 201 and ok.json()["label"] == "tie" and ok.json()["both_bad"] is True
 
 
-def test_abandoned_lease_comes_back_and_a_late_label_still_counts(
+def test_abandoned_lease_comes_back_and_a_late_label_is_refused_once_reassigned(
     client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = judged_project(client, engine, settings, n=1)
@@ -149,12 +151,37 @@ def test_abandoned_lease_comes_back_and_a_late_label_still_counts(
     time.sleep(0.3)
     retaken = next_item(client, project, second)
     assert retaken is not None and retaken["pair_id"] == item["pair_id"]  # type: ignore[index]
-    assert submit(client, first, item["lease_id"], label="A>B").status_code == 201  # type: ignore[index]
-    assert submit(client, second, retaken["lease_id"], label="A>B").status_code == 201
+    # Eve's lease expired and fay holds the only slot: eve's late label would be one too many.
+    late = submit(client, first, item["lease_id"], label="A>B")  # type: ignore[index]
+    assert late.status_code == 409, late.text
+    assert "expired" in late.json()["detail"] and "reassigned" in late.json()["detail"]
+    assert submit(client, second, retaken["lease_id"], label="B>A").status_code == 201
+    # Still refused once the item is done; nothing of eve's was stored.
+    assert submit(client, first, item["lease_id"], label="A>B").status_code == 409  # type: ignore[index]
     with Session(engine) as session:
-        assert len(session.exec(select(Label)).all()) == 2
+        assert [lab.annotator for lab in session.exec(select(Label)).all()] == ["fay"]
         (row,) = session.exec(select(ReviewItem)).all()
-        assert (row.state, row.labels_done, row.leases_active) == ("done", 2, 0)
+        assert (row.state, row.labels_done, row.leases_active) == ("done", 1, 0)
+
+
+def test_a_late_label_counts_when_nobody_took_the_slot(
+    client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = judged_project(client, engine, settings, n=1)
+    first, second = new_reviewer(client, "gia"), new_reviewer(client, "hugo")
+    monkeypatch.setattr(review_queue, "LEASE_SECONDS", 0.2)
+    item = next_item(client, project, first)
+    time.sleep(0.3)
+    # The background pass expires the lease: the slot is free, but nobody has taken it yet.
+    assert client.post("/v1/admin/review/prepare", headers=ADMIN).json()["expired"] == 1
+    late = submit(client, first, item["lease_id"], label="A>B")  # type: ignore[index]
+    assert late.status_code == 201, late.text
+    again = submit(client, first, item["lease_id"], label="A>B")  # type: ignore[index]
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert next_item(client, project, second) is None  # the late label filled the item
+    with Session(engine) as session:
+        (row,) = session.exec(select(ReviewItem)).all()
+        assert (row.state, row.labels_done, row.leases_active) == ("done", 1, 0)
 
 
 def test_skip_with_reason_hands_the_item_to_someone_else(
@@ -391,3 +418,174 @@ def test_a_pair_without_a_judge_label_is_served_and_recorded_without_a_prelabel(
     assert item is not None and item["prelabel"] is None and item["prelabel_shown"] is False
     r = submit(client, token, item["lease_id"], label="tie", prelabel_shown=item["prelabel_shown"])
     assert r.status_code == 201, r.text
+
+
+# --- late submits, at the service level, on SQLite and PostgreSQL ---------------------------
+
+
+def queued_project(engine: Engine, n: int, overlap: int = 1, name: str = "late") -> tuple[Project, list[int]]:
+    """A project with ``n`` pairs waiting in the review queue (no API, no worker)."""
+    with Session(engine, expire_on_commit=False) as session:
+        project = Project(
+            name=name,
+            judges=[{"model": "fake/ok"}],
+            routing=RoutingSettings(review_overlap=overlap).model_dump(),
+        )
+        session.add(project)
+        session.flush()
+        job = Job(project_id=project.id, n_pairs=n)  # type: ignore[arg-type]
+        session.add(job)
+        session.flush()
+        pairs = [
+            Pair(
+                project_id=project.id,  # type: ignore[arg-type]
+                job_id=job.id,  # type: ignore[arg-type]
+                client_id=f"c{i}",
+                prompt=f"Question {i}",
+                response_a=f"A {i}",
+                response_b=f"B {i}",
+                content_hash=f"{i:064x}",
+                state="done",
+            )
+            for i in range(n)
+        ]
+        session.add_all(pairs)
+        session.flush()
+        for pair in pairs:
+            decision = Decision(
+                pair_id=pair.id,  # type: ignore[arg-type]
+                label="A>B",
+                chosen="A",
+                confidence=0.5,
+                route="review",
+                reasons=["below_threshold"],
+                version="t",
+            )
+            session.add(decision)
+            session.flush()
+            pair.decision_id = decision.id
+        session.flush()
+        assert on_decisions_written(session, [p.id for p in pairs]) == n  # type: ignore[misc]
+        session.commit()
+        return project, [p.id for p in pairs]  # type: ignore[misc]
+
+
+def reviewers(engine: Engine, *names: str) -> list[Reviewer]:
+    with Session(engine, expire_on_commit=False) as session:
+        return [create_reviewer(session, name)[0] for name in names]
+
+
+def time_passes(engine: Engine, seconds: float = 3600) -> int:
+    """Expire every lease that would have lapsed ``seconds`` from now (what the sweep does)."""
+    with Session(engine) as session:
+        n = review_queue.expire_leases(session, utcnow() + timedelta(seconds=seconds))
+        session.commit()
+    return n
+
+
+def item_counts(engine: Engine, pair_id: int) -> tuple[str, int, int]:
+    with Session(engine) as session:
+        row = session.exec(select(ReviewItem).where(ReviewItem.pair_id == pair_id)).one()
+    return row.state, row.labels_done, row.leases_active
+
+
+def lease_row(engine: Engine, lease_id: int) -> ReviewLease:
+    with Session(engine) as session:
+        return session.get(ReviewLease, lease_id)  # type: ignore[return-value]
+
+
+ANSWER = ReviewSubmit(label="A>B", time_on_task_s=12)
+
+
+def test_late_submit_with_a_free_slot_is_stored_and_takes_the_slot(any_engine: Engine) -> None:
+    project, (pair_id,) = queued_project(any_engine, 1)
+    ana, bo = reviewers(any_engine, "ana", "bo")
+    item = review_queue.next_item(any_engine, project, ana)
+    assert item is not None and item_counts(any_engine, pair_id) == ("leased", 0, 1)
+    assert time_passes(any_engine) == 1
+    assert item_counts(any_engine, pair_id) == ("open", 0, 0)  # the slot is free again
+
+    label, created = review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)
+    assert created and label["annotator"] == "ana"
+    assert item_counts(any_engine, pair_id) == ("done", 1, 0)
+    lease = lease_row(any_engine, item["lease_id"])
+    assert (lease.state, lease.label_id) == ("submitted", label["label_id"])
+    # Idempotent as before: the same answer again is a no-op, a different one is refused.
+    again, created = review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)
+    assert not created and again["duplicate"] and again["label_id"] == label["label_id"]
+    with pytest.raises(review_queue.Conflict, match="already labelled"):
+        review_queue.submit_label(any_engine, item["lease_id"], ana, ReviewSubmit(label="B>A"))
+    # The late label filled the item: nobody else is served it.
+    assert review_queue.next_item(any_engine, project, bo) is None
+    assert item_counts(any_engine, pair_id) == ("done", 1, 0)
+
+
+def test_late_submit_is_refused_once_the_slot_was_reassigned(any_engine: Engine) -> None:
+    project, (pair_id,) = queued_project(any_engine, 1)
+    ana, bo = reviewers(any_engine, "ana", "bo")
+    first = review_queue.next_item(any_engine, project, ana)
+    time_passes(any_engine)
+    second = review_queue.next_item(any_engine, project, bo)
+    assert first and second and second["pair_id"] == pair_id
+
+    with pytest.raises(review_queue.Conflict, match=r"expired .* reassigned") as refused:
+        review_queue.submit_label(any_engine, first["lease_id"], ana, ANSWER)
+    assert refused.value.status == 409 and "another reviewer" in refused.value.detail
+    # Nothing of ana's was stored, and bo's slot is intact.
+    assert item_counts(any_engine, pair_id) == ("leased", 0, 1)
+    lease = lease_row(any_engine, first["lease_id"])
+    assert (lease.state, lease.label_id) == ("expired", None)
+    with Session(any_engine) as session:
+        assert session.exec(select(Label)).all() == []
+
+    label, created = review_queue.submit_label(any_engine, second["lease_id"], bo, ANSWER)
+    assert created and item_counts(any_engine, pair_id) == ("done", 1, 0)
+    # A retry of the refused submit stays refused (now: the item has its label).
+    with pytest.raises(review_queue.Conflict, match="all the labels it needs"):
+        review_queue.submit_label(any_engine, first["lease_id"], ana, ANSWER)
+    with Session(any_engine) as session:
+        assert [lab.annotator for lab in session.exec(select(Label)).all()] == ["bo"]
+
+
+def test_late_submit_is_refused_when_the_pair_left_the_queue(any_engine: Engine) -> None:
+    project, (pair_id,) = queued_project(any_engine, 1)
+    (ana,) = reviewers(any_engine, "ana")
+    item = review_queue.next_item(any_engine, project, ana)
+    time_passes(any_engine)
+    _decide(any_engine, pair_id, "auto_accept", [], 0.99)  # recalibration re-routes it
+    assert item_counts(any_engine, pair_id) == ("stale", 0, 0)
+    with pytest.raises(review_queue.Conflict, match="re-routed"):
+        review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)  # type: ignore[index]
+    assert item_counts(any_engine, pair_id) == ("stale", 0, 0)
+
+
+def test_with_overlap_late_labels_fill_free_slots_only(any_engine: Engine) -> None:
+    # Two labels needed; ana and bo both let their leases lapse, then cy takes one slot.
+    project, (pair_id,) = queued_project(any_engine, 1, overlap=2)
+    ana, bo, cy = reviewers(any_engine, "ana", "bo", "cy")
+    leases = [review_queue.next_item(any_engine, project, r)["lease_id"] for r in (ana, bo)]  # type: ignore[index]
+    assert item_counts(any_engine, pair_id) == ("leased", 0, 2)
+    assert time_passes(any_engine) == 2
+    taken = review_queue.next_item(any_engine, project, cy)
+    assert taken is not None and item_counts(any_engine, pair_id) == ("open", 0, 1)
+
+    assert review_queue.submit_label(any_engine, leases[0], ana, ANSWER)[1]  # the one free slot
+    assert item_counts(any_engine, pair_id) == ("leased", 1, 1)
+    with pytest.raises(review_queue.Conflict, match="expired"):
+        review_queue.submit_label(any_engine, leases[1], bo, ANSWER)  # would be a third label
+    assert review_queue.submit_label(any_engine, taken["lease_id"], cy, ANSWER)[1]
+    assert item_counts(any_engine, pair_id) == ("done", 2, 0)
+    with Session(any_engine) as session:
+        assert sorted(lab.annotator for lab in session.exec(select(Label)).all()) == ["ana", "cy"]
+
+
+def test_an_unswept_lease_past_its_expiry_still_holds_its_slot(any_engine: Engine) -> None:
+    # Nobody can take a slot before the sweep has expired its lease (every claim sweeps
+    # first), so a submit that beats the sweep counts as an ordinary one.
+    project, (pair_id,) = queued_project(any_engine, 1)
+    (ana,) = reviewers(any_engine, "ana")
+    item = review_queue.next_item(any_engine, project, ana, lease_seconds=-1)
+    assert item is not None and item_counts(any_engine, pair_id) == ("leased", 0, 1)
+    assert review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)[1]
+    assert item_counts(any_engine, pair_id) == ("done", 1, 0)
+    assert time_passes(any_engine) == 0  # nothing left to expire: the lease is submitted

@@ -135,7 +135,10 @@ def next_item(
 
 @router.post("/v1/review/leases/{lease_id}/submit")
 def submit(lease_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: EngineDep) -> JSONResponse:
-    """Label a leased item. 201 when stored; 200 with ``duplicate: true`` for a repeat."""
+    """Label a leased item. 201 when stored; 200 with ``duplicate: true`` for a repeat.
+
+    After the lease expired the label is still stored if the item's slot is free; 409 when
+    the item was reassigned to another reviewer (or is done, or left the queue)."""
     try:
         label, created = review_queue.submit_label(engine, lease_id, reviewer, body)
     except QueueError as exc:
