@@ -41,6 +41,7 @@ from api.models import (
     Project,
     RoutingSettings,
     utcnow,
+    version_label,
 )
 from api.routing import JudgmentView, RouteDecision, hard_reasons, route, summarize
 from calibration.cascade import CascadeModel, fit_cascade
@@ -61,7 +62,7 @@ SOURCE_WHY = {
 
 
 def version_name(version: CalibrationVersion | None) -> str:
-    return f"cal-{version.version}" if version is not None else "routing-v0"
+    return version_label(version.version if version is not None else None)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -143,10 +144,11 @@ class GateCache:
         self.ttl_s = ttl_s
         self._entries: dict[int, tuple[float, int | None, Gate | None, str]] = {}
 
-    def get(self, project_id: int) -> tuple[Gate | None, str]:
+    def get(self, project_id: int, fresh: bool = False) -> tuple[Gate | None, str]:
+        """``fresh``: look up the latest version now, whatever the age of the cached one."""
         now = time.monotonic()
         entry = self._entries.get(project_id)
-        if entry is not None and now - entry[0] < self.ttl_s:
+        if entry is not None and now - entry[0] < self.ttl_s and not fresh:
             return entry[2], entry[3]
         with Session(self.engine) as session:
             latest_id = session.exec(
@@ -249,6 +251,7 @@ def _route_cascade(
     """
     stages = range(len(cascade.stages))
     stage_judges = [set(cascade.stage_judges(k)) for k in stages]
+    stage_calls = [{(j, order) for j in cascade.stages[k] for order in ("ab", "ba")} for k in stages]
     scores = []
     for k in stages:
         features = build_features(judgments, judges=cascade.stage_judges(k))
@@ -257,11 +260,11 @@ def _route_cascade(
     out: dict[int, RouteDecision] = {}
     for pid in pair_ids:
         item = inputs[pid]
-        judged = {v.judge for v in item.views}
+        judged = {(v.judge, v.order) for v in item.views}
         decision: RouteDecision | None = None
         side_k: str | None = None
         for k in stages:
-            if not set(cascade.stages[k]) <= judged:
+            if not stage_calls[k] <= judged:  # a stage is judged when each judge saw both orders
                 if decision is None:  # nothing judged yet: a provisional review until stage 0 is in
                     decision = RouteDecision(None, None, None, "review", ["gate_closed"])
                 decision.next_stage = k
@@ -409,39 +412,46 @@ def decision_row(
 
 
 def requeue(session: Session, pair_ids: list[int]) -> int:
-    """Send judged pairs back to the judging queue (their decision stays until re-routed)."""
+    """Send judged pairs back to the judging queue, out of the review queues.
+
+    Until the worker routes them again they have no current decision (results show them
+    pending); their earlier decisions stay in the history.
+    """
     n = 0
     for part in chunks(pair_ids):
         result = session.execute(
             update(Pair)
             .where(Pair.id.in_(part), Pair.state == "done")  # type: ignore[union-attr]
-            .values(state="pending", lease_owner=None, lease_expires_at=None)
+            .values(state="pending", decision_id=None, lease_owner=None, lease_expires_at=None)
         )
         n += result.rowcount  # type: ignore[attr-defined]
+    review_queue.withdraw(session, pair_ids)
     return n
 
 
-def requeue_for_backfill(engine: Engine, project: Project) -> int:
+def requeue_for_backfill(engine: Engine, project: Project) -> tuple[int, int]:
     """Cascade projects: labelled pairs missing some judge's verdicts go back to judging.
 
     Fitting a cascade needs every stage's verdicts on the calibration labels, but a pair that
     was accepted at a cheap stage (and later audited, or labelled as gold) has only those.
-    The worker judges a pair with a usable label by the whole panel.
+    The worker judges a pair with a usable label by the whole panel. Returns (pairs sent
+    back now, labelled pairs still missing verdicts, in whatever state).
     """
     if project.cascade_stages() is None:
-        return 0
+        return 0, 0
     panel = {(spec.model, order) for spec in project.judge_specs() for order in ("ab", "ba")}
     with Session(engine) as session:
-        labelled = session.exec(
-            select(Label.pair_id)
-            .join(Pair, Pair.id == Label.pair_id)
-            .where(
-                Label.project_id == project.id,
-                Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
-                Pair.state == "done",
-            )
-            .distinct()
-        ).all()
+        labelled = dict(
+            session.exec(
+                select(Label.pair_id, Pair.state)
+                .join(Pair, Pair.id == Label.pair_id)
+                .where(
+                    Label.project_id == project.id,
+                    Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+                )
+                .distinct()
+            ).all()
+        )
         have: dict[int, set[tuple[str, str]]] = {pid: set() for pid in labelled}
         for part in chunks(list(labelled)):
             for pid, judge, order in session.exec(
@@ -449,9 +459,9 @@ def requeue_for_backfill(engine: Engine, project: Project) -> int:
             ):
                 have[pid].add((judge, order))
         missing = [pid for pid, got in have.items() if not panel <= got]
-        n = requeue(session, missing) if missing else 0
+        n = requeue(session, [pid for pid in missing if labelled[pid] == "done"]) if missing else 0
         session.commit()
-    return n
+    return n, len(missing)
 
 
 def labelled_pairs(engine: Engine, pair_ids: list[int]) -> set[int]:
@@ -499,11 +509,12 @@ def refit(
         previous = latest_version(session, project.id)  # type: ignore[arg-type]
     judges = [spec.model for spec in project.judge_specs()]
     model: Gate | None = None
+    n_used = len(gold)
     if stages and len(frame):
         # A cascade is fitted on labelled pairs that carry every stage's verdicts; the others
         # are being judged by the missing stages (requeue_for_backfill) and count next time.
         complete = _complete_pairs(frame, judges)
-        waiting = len(gold) - len(complete)
+        waiting, n_used = len(gold) - len(complete), len(complete)
         model = fit_cascade(
             frame[frame["pair_id"].isin(complete)],
             gold.loc[complete],
@@ -541,7 +552,7 @@ def refit(
             threshold=model.threshold if model else None,
             guaranteed_agreement=model.guaranteed_agreement if model else None,
             expected_coverage=model.expected_coverage if model else 0.0,
-            n_labels=int(len(gold)),
+            n_labels=int(n_used),
             label_sources=sources,
             model=model.to_dict() if model else None,
             report={},
@@ -662,13 +673,18 @@ def maintain(engine: Engine) -> list[str]:
             if current is not None
             else fresh >= min(routing.n_min, routing.refit_every)
         )
-        backfill = requeue_for_backfill(engine, project)
+        backfill, waiting = requeue_for_backfill(engine, project)
         if backfill:
             actions.append(f"project {project.id}: {backfill} labelled pairs sent to the missing judges")
-        if due:
+        if due and not waiting:
             version = refit(engine, project, trigger="auto")
             actions.append(f"project {project.id}: refit -> {version_name(version)}")
-        elif check_drift(engine, project) is not None:
+            continue
+        if due:
+            # Fitting now would leave out exactly the pairs the previous version settled early
+            # (a non-random subset of the labels); the refit runs once their verdicts are in.
+            actions.append(f"project {project.id}: refit waits for {waiting} labelled pairs' missing judges")
+        if check_drift(engine, project) is not None:
             actions.append(f"project {project.id}: kill-switch closed the gate")
     return actions
 
@@ -708,7 +724,10 @@ def cascade_summary(engine: Engine, project: Project, fitted: Gate | None) -> di
     return {
         "stages": stages,
         "full_panel_calls": full,
-        "expected_calls_per_pair": cascade.expected_calls_per_pair if cascade else float(full),
+        # A closed gate judges with the whole panel, whatever the fitted cascade would do.
+        "expected_calls_per_pair": cascade.expected_calls_per_pair
+        if cascade and cascade.open
+        else float(full),
         "stage_accept_rates": cascade.stage_accept_rates if cascade else [],
         "judge_calls_saved": int(saved),
         "saved_fraction": int(saved) / (full * decided) if decided else None,

@@ -15,7 +15,17 @@ from sqlmodel import Session, select
 
 from api import review_queue
 from api.db import chunks
-from api.models import Decision, Job, Judgment, Pair, PairIn, Project, utcnow
+from api.models import (
+    CalibrationVersion,
+    Decision,
+    Job,
+    Judgment,
+    Pair,
+    PairIn,
+    Project,
+    utcnow,
+    version_label,
+)
 from judge.content import content_hash
 
 # --- ingest ------------------------------------------------------------------------------
@@ -188,36 +198,46 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
     """Write judgments and decisions for pairs this worker still leases, in one transaction.
 
     A pair whose lease was lost (expired and re-claimed) is skipped: the new holder writes it.
+    A pair decided under a calibration version that is no longer its project's latest (a
+    refit or the kill-switch landed while it was being judged) keeps its judgments but goes
+    back to the queue, to be routed under the current gate. Returns the pairs now done.
     """
     if not outcomes:
         return 0
     now = utcnow()
     with Session(engine) as session:
-        held: set[int] = set()
+        held: dict[int, int] = {}
         for part in chunks([o.pair_id for o in outcomes]):
             held.update(
                 session.exec(
-                    select(Pair.id).where(
+                    select(Pair.id, Pair.project_id).where(
                         Pair.id.in_(part), Pair.lease_owner == worker_id, Pair.state == "judging"
                     )
-                )
+                ).all()  # type: ignore[arg-type]
             )
         kept = [o for o in outcomes if o.pair_id in held]
         if not kept:
             return 0
+        latest = latest_version_names(session, set(held.values()))
+        done = [o for o in kept if o.decision["version"] == latest[held[o.pair_id]]]
+        outdated = [o for o in kept if o.decision["version"] != latest[held[o.pair_id]]]
         judgment_rows = [dict(j, pair_id=o.pair_id, created_at=now) for o in kept for j in o.judgments]
         if judgment_rows:
             session.execute(insert(Judgment), judgment_rows)
-        decision_rows = [dict(o.decision, pair_id=o.pair_id, created_at=now) for o in kept]
-        ids = session.execute(insert(Decision).returning(Decision.id, Decision.pair_id), decision_rows).all()
-        decision_of = {pair_id: decision_id for decision_id, pair_id in ids}
+        decision_of: dict[int, int] = {}
+        if done:
+            decision_rows = [dict(o.decision, pair_id=o.pair_id, created_at=now) for o in done]
+            ids = session.execute(
+                insert(Decision).returning(Decision.id, Decision.pair_id), decision_rows
+            ).all()
+            decision_of = {pair_id: decision_id for decision_id, pair_id in ids}
         session.execute(
             update(Pair),
             [
                 {
                     "id": o.pair_id,
-                    "state": "done",
-                    "decision_id": decision_of[o.pair_id],
+                    "state": "done" if o.pair_id in decision_of else "pending",
+                    "decision_id": decision_of.get(o.pair_id),
                     "lease_owner": None,
                     "lease_expires_at": None,
                     "judged_at": now,
@@ -228,9 +248,22 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
             ],
         )
         # Review queue hook: enqueue pairs routed to a human, in this same transaction.
-        review_queue.on_decisions_written(session, [o.pair_id for o in kept])
+        review_queue.on_decisions_written(session, [o.pair_id for o in done])
+        review_queue.withdraw(session, [o.pair_id for o in outdated])
         session.commit()
-    return len(kept)
+    return len(done)
+
+
+def latest_version_names(session: Session, project_ids: set[int]) -> dict[int, str]:
+    """Name of each project's latest calibration version ("routing-v0" before the first)."""
+    rows = session.exec(
+        select(CalibrationVersion.project_id, func.max(CalibrationVersion.version))
+        .where(CalibrationVersion.project_id.in_(project_ids))  # type: ignore[attr-defined]
+        .group_by(CalibrationVersion.project_id)
+    ).all()
+    names = {pid: version_label(None) for pid in project_ids}
+    names.update({pid: version_label(version) for pid, version in rows})
+    return names
 
 
 # --- reading jobs ------------------------------------------------------------------------

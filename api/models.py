@@ -271,6 +271,11 @@ class Label(SQLModel, table=True):
 # --- calibration versions (the gate's history) -------------------------------------------
 
 
+def version_label(version: int | None) -> str:
+    """What a decision records as its calibration version: "cal-<n>", or "routing-v0" before any."""
+    return f"cal-{version}" if version is not None else "routing-v0"
+
+
 class CalibrationVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)

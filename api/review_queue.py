@@ -419,6 +419,20 @@ def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
     return len(inserts)
 
 
+def withdraw(session: Session, pair_ids: Sequence[int]) -> int:
+    """Pairs sent back to judging leave the queues until their new decision: their unfinished
+    routing items turn stale (labels already given stay). Returns the items withdrawn."""
+    n = 0
+    for part in chunks(list(dict.fromkeys(pair_ids))):
+        result = session.execute(
+            sa_update(_ITEM)
+            .where(_c.pair_id.in_(part), _c.origin == "routing", _c.state.in_(("open", "leased")))
+            .values(state="stale", updated_at=utcnow())
+        )
+        n += result.rowcount  # type: ignore[attr-defined]
+    return n
+
+
 def backfill(engine: Engine) -> int:
     """Enqueue decided pairs the hook has not seen (a database from before the queue
     existed, or decisions written by code that did not call the hook)."""

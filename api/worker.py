@@ -103,6 +103,7 @@ class Worker:
         inflight: set[asyncio.Task[PairOutcome]] = set()
         claiming: asyncio.Task[list[asyncio.Task[PairOutcome]]] | None = None
         storing: asyncio.Task[int] | None = None
+        storing_size = 0
         maintaining: asyncio.Task[list[str]] | None = None
         next_maintenance = time.monotonic() + MAINTAIN_EVERY_S
         outcomes: list[PairOutcome] = []
@@ -120,7 +121,7 @@ class Worker:
                 storing = asyncio.create_task(
                     asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
                 )
-                outcomes, last_flush = [], now
+                storing_size, outcomes, last_flush = len(outcomes), [], now
             if not until_idle and maintaining is None and now >= next_maintenance and not stopping:
                 maintaining = asyncio.create_task(asyncio.to_thread(maintain, self.engine))
                 next_maintenance = now + MAINTAIN_EVERY_S
@@ -141,8 +142,11 @@ class Worker:
                         next_claim_at = time.monotonic() + self.settings.poll_interval_s
                     claiming = None
                 elif task is storing:
-                    self.pairs_done += task.result()
+                    stored = task.result()
+                    self.pairs_done += stored
                     storing = None
+                    if stored < storing_size:  # some went back to the queue (a newer gate): claim again
+                        queue_empty, next_claim_at = False, time.monotonic()
                 elif task is maintaining:
                     maintaining = None
                     if task.exception() is not None:  # a failed refit must not stop judging
@@ -188,10 +192,13 @@ class Worker:
             checks = safety_check_many([(p.prompt, p.response_a, p.response_b) for p in pairs])
             # A pair judged before (sent back for a cascade stage or a backfill) keeps the
             # verdicts it has: they are read, not asked again nor stored twice.
-            again = [p.id for p in pairs if p.decision_id is not None]
+            again = [p for p in pairs if p.judged_at is not None]
             if again:
-                for row in own_judgments(self.engine, again):  # type: ignore[arg-type]
+                for row in own_judgments(self.engine, [p.id for p in again]):  # type: ignore[misc]
                     cache[(f"own:{row.pair_id}", row.judge, row.order)] = row
+                # They came back because the gate changed: route them under the latest version.
+                for project_id in {p.project_id for p in again}:
+                    self.gates.get(project_id, fresh=True)
             # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
             cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
             labelled = labelled_pairs(self.engine, cascading) if cascading else set()  # type: ignore[arg-type]
@@ -278,7 +285,7 @@ class Worker:
             if decision.next_stage is None:
                 break
         saved = 2 * len(specs) - len(rows)
-        if saved:
+        if saved and pair.judged_at is None:  # counted once, at a pair's first judging
             JUDGE_CALLS_SAVED.labels(project.name).inc(saved)
         PAIRS_ROUTED.labels(decision.route).inc()
         stored = decision_row(pair.id, decision, version, len(rows), project)  # type: ignore[arg-type]

@@ -115,3 +115,30 @@ def test_cascade_guarantee_on_fresh_pairs():
         bad += agreement < 0.9
     assert opened >= reps // 2
     assert bad / reps <= 0.1 + 3 * np.sqrt(0.09 / reps)
+
+
+def _flags(gold: pd.Series, columns: dict[int, np.ndarray]) -> pd.DataFrame:
+    """A never_accept table: one boolean column per stage."""
+    out = pd.DataFrame(False, index=gold.index, columns=range(len(STAGES)))
+    for k, flagged in columns.items():
+        out[k] = flagged
+    return out
+
+
+def test_never_accept_stops_the_cascade_where_the_service_would():
+    rng = np.random.default_rng(5)
+    df, gold = synth(500, rng)
+    everyone = np.ones(len(gold), dtype=bool)
+    # Flagged at stage 0: the worker stops there and sends the pair to review -> nothing to accept.
+    closed = fit_cascade(df, gold, STAGES, never_accept=_flags(gold, {0: everyone}), random_state=0)
+    assert not closed.open and closed.expected_coverage == 0.0
+    # Flagged at the last stage only: the earlier stages can still accept, the last cannot.
+    early = fit_cascade(df, gold, STAGES, never_accept=_flags(gold, {2: everyone}), random_state=0)
+    assert early.open and sum(early.stage_accept_rates[:2]) > 0.3
+    assert early.stage_accept_rates[2] == 0.0
+    # Half flagged at stage 0: at most the other half can be accepted, and they cost 2 calls.
+    half = rng.uniform(size=len(gold)) < 0.5
+    model = fit_cascade(df, gold, STAGES, never_accept=_flags(gold, {0: half}), random_state=0)
+    unflagged = fit_cascade(df, gold, STAGES, random_state=0)
+    assert model.expected_coverage <= 1 - half.mean() + 1e-9
+    assert model.expected_coverage < unflagged.expected_coverage

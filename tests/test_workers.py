@@ -98,3 +98,35 @@ def test_postgres_claim_uses_skip_locked(pg_engine: Engine) -> None:
         got = crud.claim_pairs(pg_engine, "w", 10, 60)
         trans.rollback()
     assert len(got) == 3  # the locked rows were skipped, not waited for
+
+
+def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine: Engine) -> None:
+    """A refit (or the kill-switch) lands while a pair is being judged: its verdicts are kept,
+    and it is routed again under the latest version instead of being stored as decided."""
+    from api import calibrate
+
+    fake = fakes.install()
+    project = seed(any_engine, 3, ["fake/ok"])
+    settings = fast_settings(str(any_engine.url))
+
+    class SlowGateWorker(Worker):
+        async def _judge_pair(self, pair, *args, **kwargs):  # type: ignore[no-untyped-def]
+            outcome = await super()._judge_pair(pair, *args, **kwargs)
+            if pair.judged_at is None:  # first pass: a new version lands before the store
+                await asyncio.to_thread(calibrate.refit, any_engine, project)
+            return outcome
+
+    worker = SlowGateWorker(any_engine, settings, "w")
+    asyncio.run(worker.run(until_idle=True))
+    with Session(any_engine) as session:
+        pairs = session.exec(select(Pair)).all()
+        latest = calibrate.version_name(calibrate.latest_version(session, project.id))  # type: ignore[arg-type]
+        decisions = {p.id: session.get(Decision, p.decision_id) for p in pairs}
+        judgments = session.exec(
+            select(crud.Judgment.pair_id, crud.Judgment.judge, crud.Judgment.order)
+        ).all()
+    assert latest != "routing-v0"
+    assert all(p.state == "done" for p in pairs)
+    assert all(d is not None and d.version == latest for d in decisions.values())
+    # The first pass's verdicts were kept and read again: each judged once, stored once.
+    assert len(fake.calls) == 2 * 3 and len(judgments) == len(set(judgments)) == 2 * 3
