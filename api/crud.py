@@ -176,6 +176,18 @@ def cached_judgments(
     return found
 
 
+def renew_lease(engine: Engine, worker_id: str, pair_id: int, lease_seconds: float) -> bool:
+    """Extend a lease this worker still holds (a cascade's next stage is another round of calls)."""
+    with Session(engine) as session:
+        result = session.execute(
+            update(Pair)
+            .where(Pair.id == pair_id, Pair.lease_owner == worker_id, Pair.state == "judging")  # type: ignore[arg-type]
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        )
+        session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def own_judgments(engine: Engine, pair_ids: list[int]) -> list[Judgment]:
     """The judgments these pairs already have (failed and invalid ones included)."""
     with Session(engine, expire_on_commit=False) as session:

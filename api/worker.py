@@ -28,7 +28,14 @@ from api.calibrate import (
     needs_full_panel,
     route_many,
 )
-from api.crud import PairOutcome, cached_judgments, claim_pairs, own_judgments, store_outcomes
+from api.crud import (
+    PairOutcome,
+    cached_judgments,
+    claim_pairs,
+    own_judgments,
+    renew_lease,
+    store_outcomes,
+)
 from api.metrics import (
     JUDGE_CACHE_HITS,
     JUDGE_CALLS,
@@ -262,7 +269,12 @@ class Worker:
         stages = gate.stages if staged else [list(specs)]  # type: ignore[union-attr]
         rows: list[dict[str, object]] = []  # every judgment routing reads
         new_rows: list[dict[str, object]] = []  # the ones to store (not already this pair's)
-        for judges in stages:
+        for k, judges in enumerate(stages):
+            if k and not await asyncio.to_thread(
+                renew_lease, self.engine, self.worker_id, pair.id, self.settings.lease_seconds
+            ):
+                log.warning("pair %s: lease lost before cascade stage %d; another worker has it", pair.id, k)
+                break  # store_outcomes will skip it: the new holder judges it
             results: list[JudgeCallResult | Judgment] = []
             calls = []
             for model in judges:

@@ -130,3 +130,12 @@ def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine:
     assert all(d is not None and d.version == latest for d in decisions.values())
     # The first pass's verdicts were kept and read again: each judged once, stored once.
     assert len(fake.calls) == 2 * 3 and len(judgments) == len(set(judgments)) == 2 * 3
+
+
+def test_only_the_lease_holder_can_renew(engine: Engine) -> None:
+    seed(engine, 1, ["fake/ok"])
+    (pair,) = crud.claim_pairs(engine, "holder", 10, lease_seconds=0.05)
+    assert crud.renew_lease(engine, "holder", pair.id, 60)  # type: ignore[arg-type]
+    assert not crud.renew_lease(engine, "someone-else", pair.id, 60)  # type: ignore[arg-type]
+    time.sleep(0.1)
+    assert crud.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # renewed: still held
