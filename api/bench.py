@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import resource
 import tempfile
 import time
@@ -15,15 +17,16 @@ from api.db import make_engine, upgrade
 from api.main import create_app
 from api.settings import Settings
 from api.worker import Worker
-from judge.client import litellm
+from judge.client import completion_kwargs, litellm
 from judge.prompt import render_messages
 
 
-def _synthetic_pairs(n: int) -> list[dict[str, str]]:
+def _synthetic_pairs(n: int, tag: str = "bench") -> list[dict[str, str]]:
+    note = "" if tag == "bench" else f" ({tag})"  # another tag, other texts: no shared content hash
     return [
         {
-            "client_id": f"bench-{i}",
-            "prompt": f"Question {i}: explain item {i * 7 % 101} briefly.",
+            "client_id": f"{tag}-{i}",
+            "prompt": f"Question {i}{note}: explain item {i * 7 % 101} briefly.",
             "response_a": f"Answer A to {i}: " + "alpha " * (i % 13 + 5),
             "response_b": f"Answer B to {i}: " + "beta " * (i % 11 + 5),
         }
@@ -31,10 +34,52 @@ def _synthetic_pairs(n: int) -> list[dict[str, str]]:
     ]
 
 
+try:  # litellm runs each call's success logging later, on a background queue
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER as _LITELLM_LOGGING
+except ImportError:  # older litellm: logging runs inside the call
+    _LITELLM_LOGGING = None
+
+
+class _Clock:
+    """Wall and process CPU time (all threads) of one benchmark phase.
+
+    Each phase starts from a collected heap and an empty litellm logging queue, and ends once
+    litellm has finished the deferred success logging of the phase's own calls. Without that the
+    bare calls, which return faster than that queue drains, left about half of their logging
+    (~1.4 s of 8000 calls) to run after their clock stopped, while the pipeline drains its own
+    inside its window. CPU time is the steadier number on a shared machine, where other
+    processes stretch wall time.
+    """
+
+    async def __aenter__(self) -> _Clock:
+        await _flush_litellm_logging()
+        gc.collect()  # neither phase pays for the other's garbage
+        self.flush_s = 0.0
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        flush_started = time.perf_counter()
+        await _flush_litellm_logging()
+        ended = time.perf_counter()
+        self.flush_s = ended - flush_started
+        self.wall, self.cpu = ended - self.wall, time.process_time() - self.cpu
+
+
+async def _flush_litellm_logging() -> None:
+    if _LITELLM_LOGGING is not None:
+        await _LITELLM_LOGGING.flush()
+
+
 async def _bare_calls(
-    models: list[str], api_base: str, pairs: list[dict[str, str]], concurrency: int
-) -> float:
-    """The same judge calls straight through litellm.acompletion: the floor we compare to."""
+    models: list[str], api_base: str, pairs: list[dict[str, str]], concurrency: int, timeout_s: float
+) -> _Clock:
+    """The same judge calls straight through litellm.acompletion: the floor we compare to.
+
+    Same models, provider, messages and arguments as the worker's calls (judge.client's
+    completion_kwargs), at the worker's concurrency.
+    """
+    kwargs = completion_kwargs(timeout_s, api_base)
     messages = [
         render_messages(p["prompt"], first, second)
         for p in pairs
@@ -44,13 +89,44 @@ async def _bare_calls(
 
     async def one(model: str, message: list[dict[str, str]]) -> None:
         async with semaphore:
-            await litellm.acompletion(
-                model=model, messages=message, api_base=api_base, max_retries=0, timeout=60
-            )
+            await litellm.acompletion(model=model, messages=message, **kwargs)
 
+    async with _Clock() as clock:
+        await asyncio.gather(*(one(model, m) for m in messages for model in models))
+    return clock
+
+
+async def _pipeline(
+    app: Any, engine: Any, settings: Settings, models: list[str], api_base: str, data: list[dict[str, str]]
+) -> tuple[dict[str, Any], float]:
+    """Create a project, ingest the pairs over the API, run a worker until idle: (job status, ingest s)."""
     started = time.perf_counter()
-    await asyncio.gather(*(one(model, m) for m in messages for model in models))
-    return time.perf_counter() - started
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        response = await client.post(
+            "/v1/projects",
+            json={
+                "name": f"bench-{time.time_ns()}",
+                "judges": [{"model": m, "api_base": api_base} for m in models],
+            },
+        )
+        response.raise_for_status()
+        project_id = response.json()["id"]
+        body = "\n".join(json.dumps(p) for p in data)
+        response = await client.post(
+            f"/v1/projects/{project_id}/jobs",
+            content=body,
+            headers={"content-type": "application/x-ndjson"},
+        )
+        response.raise_for_status()
+        job_id = response.json()["job_id"]
+        ingest_s = time.perf_counter() - started
+        worker = Worker(engine, settings)
+        await worker.run(until_idle=True)
+        status = (await client.get(f"/v1/jobs/{job_id}")).json()
+    if not status["complete"]:
+        raise RuntimeError(f"pipeline did not finish: {status['by_state']}")
+    return status, ingest_s
 
 
 async def bench_throughput(
@@ -76,37 +152,18 @@ async def bench_throughput(
         api_base = f"latency_ms={latency_ms:g}"
         models = [f"mock/bench-judge-{k}" for k in range(judges)]
         data = _synthetic_pairs(pairs)
-        await _bare_calls(models, api_base, data[:20], settings.judge_concurrency)  # warm-up both paths
+        timeout_s = settings.judge_timeout_s
+        # Warm-up of both paths: first calls pay one-off setup (litellm's, and the API's, the
+        # worker's and the database's) that neither measurement should. The pipeline warms up on
+        # other texts in another project, so the measured run gets no judgment cache hits from it.
+        await _bare_calls(models, api_base, data[:20], settings.judge_concurrency, timeout_s)
+        await _pipeline(app, engine, settings, models, api_base, _synthetic_pairs(20, "warm-up"))
 
-        started = time.perf_counter()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            response = await client.post(
-                "/v1/projects",
-                json={
-                    "name": f"bench-{time.time_ns()}",
-                    "judges": [{"model": m, "api_base": api_base} for m in models],
-                },
-            )
-            response.raise_for_status()
-            project_id = response.json()["id"]
-            body = "\n".join(__import__("json").dumps(p) for p in data)
-            response = await client.post(
-                f"/v1/projects/{project_id}/jobs",
-                content=body,
-                headers={"content-type": "application/x-ndjson"},
-            )
-            response.raise_for_status()
-            job_id = response.json()["job_id"]
-            ingest_s = time.perf_counter() - started
-            worker = Worker(engine, settings)
-            await worker.run(until_idle=True)
-            status = (await client.get(f"/v1/jobs/{job_id}")).json()
-        pipeline_s = time.perf_counter() - started
-        if not status["complete"]:
-            raise RuntimeError(f"pipeline did not finish: {status['by_state']}")
-        bare_s = await _bare_calls(models, api_base, data, settings.judge_concurrency)
+        async with _Clock() as pipeline:
+            status, ingest_s = await _pipeline(app, engine, settings, models, api_base, data)
+        bare = await _bare_calls(models, api_base, data, settings.judge_concurrency, timeout_s)
         engine.dispose()
+    pipeline_s, bare_s = pipeline.wall, bare.wall
     calls = pairs * judges * 2
     return {
         "pairs": pairs,
@@ -122,5 +179,11 @@ async def bench_throughput(
         "calls_per_s": round(calls / pipeline_s, 1),
         "bare_calls_per_s": round(calls / bare_s, 1),
         "overhead_ratio": round(pipeline_s / bare_s, 3),
+        "pipeline_cpu_s": round(pipeline.cpu, 3),
+        "bare_litellm_cpu_s": round(bare.cpu, 3),
+        "cpu_overhead_ratio": round(pipeline.cpu / bare.cpu, 3),
+        # Part of each wall time: waiting for litellm's deferred logging of the phase's calls.
+        "pipeline_log_flush_s": round(pipeline.flush_s, 3),
+        "bare_log_flush_s": round(bare.flush_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
