@@ -288,10 +288,7 @@ def _finish(
         decision.chosen = calibrated_side
         if decision.label is None or side(decision.label) != decision.chosen:
             decision.label = {"A": "A>B", "B": "B>A", "tie": "tie"}.get(decision.chosen, decision.label)
-    if decision.route != "incident" and audit_draw(
-        pid, "calibration-sample", routing.calibration_sample_rate
-    ):
-        # Drawn once per pair (not per version), so the sample stays the same sample.
+    if decision.route != "incident" and in_calibration_sample(pid, routing):
         decision.route = "review"
         decision.reasons = [*decision.reasons, "calibration_sample"]
     return decision
@@ -303,9 +300,12 @@ def needs_full_panel(pid: int, version: str, routing: RoutingSettings) -> bool:
     The calibration sample and the audits are drawn before judging (both draws are hashes of
     the pair id), so their labels come with the verdicts the cascade fit needs.
     """
-    return audit_draw(pid, version, routing.audit_rate) or audit_draw(
-        pid, "calibration-sample", routing.calibration_sample_rate
-    )
+    return audit_draw(pid, version, routing.audit_rate) or in_calibration_sample(pid, routing)
+
+
+def in_calibration_sample(pid: int, routing: RoutingSettings) -> bool:
+    """Drawn once per pair (not per version), so the sample stays the same sample."""
+    return audit_draw(pid, "calibration-sample", routing.calibration_sample_rate)
 
 
 def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[JudgmentView]]:
@@ -375,8 +375,9 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
             unjudged = [pid for pid, d in decisions.items() if d.next_stage is not None]
             if unjudged:
                 requeue(session, unjudged)
+            now = utcnow()
             rows = [
-                decision_row(pid, d, name, len(inputs[pid].views), project)
+                dict(decision_fields(d, name, len(inputs[pid].views), project), pair_id=pid, created_at=now)
                 for pid, d in decisions.items()
                 if d.next_stage is None
             ]
@@ -392,13 +393,12 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
     return written
 
 
-def decision_row(
-    pid: int, decision: RouteDecision, version: str, n_judgments: int, project: Project
+def decision_fields(
+    decision: RouteDecision, version: str, n_judgments: int, project: Project
 ) -> dict[str, Any]:
-    """The Decision table row of a routing decision (judge calls saved: cascade projects)."""
+    """A routing decision as Decision columns (its pair and time are the writer's to add)."""
     panel = 2 * len(project.judges)
     return {
-        "pair_id": pid,
         "label": decision.label,
         "chosen": decision.chosen,
         "confidence": decision.confidence,
@@ -407,7 +407,6 @@ def decision_row(
         "version": version,
         "stage": decision.stage,
         "judge_calls_saved": max(0, panel - n_judgments),
-        "created_at": utcnow(),
     }
 
 

@@ -954,6 +954,21 @@ def _embedding_module() -> Any | None:
     return embeddings
 
 
+def queued_pairs_without(session: Session, table: Any, limit: int) -> list[Pair]:
+    """Distinct queued pairs (open or leased items) with no row in ``table`` yet, likely-next first."""
+    pairs = session.exec(
+        select(Pair)
+        .join(ReviewItem, ReviewItem.pair_id == Pair.id)
+        .where(
+            ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
+            ~exists().where(table.pair_id == Pair.id),
+        )
+        .order_by(ReviewItem.priority.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).all()
+    return list({p.id: p for p in pairs}.values())
+
+
 def embed_missing(engine: Engine, limit: int = 64) -> int:
     """Embed up to ``limit`` queued pairs that have no embedding yet (likely-next first)."""
     global _embeddings_broken
@@ -961,17 +976,7 @@ def embed_missing(engine: Engine, limit: int = 64) -> int:
     if module is None:
         return 0
     with Session(engine) as session:
-        pairs = session.exec(
-            select(Pair)
-            .join(ReviewItem, ReviewItem.pair_id == Pair.id)
-            .where(
-                ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
-                ~exists().where(PairEmbedding.pair_id == Pair.id),
-            )
-            .order_by(ReviewItem.priority.desc())  # type: ignore[attr-defined]
-            .limit(limit)
-        ).all()
-    unique = list({p.id: p for p in pairs}.values())
+        unique = queued_pairs_without(session, PairEmbedding, limit)
     if not unique:
         return 0
     try:
@@ -1117,18 +1122,9 @@ def prepare_batch(engine: Engine, redact_limit: int = 256, embed_limit: int = 64
             out["expired"] = expire_leases(session, utcnow())
             session.commit()
         with Session(engine, expire_on_commit=False) as session:
-            pairs = session.exec(
-                select(Pair)
-                .join(ReviewItem, ReviewItem.pair_id == Pair.id)
-                .where(
-                    ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
-                    ~exists().where(PairRedaction.pair_id == Pair.id),
-                )
-                .order_by(ReviewItem.priority.desc())  # type: ignore[attr-defined]
-                .limit(redact_limit)
-            ).all()
+            pairs = queued_pairs_without(session, PairRedaction, redact_limit)
             if pairs:
-                ensure_redactions(session, list({p.id: p for p in pairs}.values()))
+                ensure_redactions(session, pairs)
                 session.commit()
                 out["redacted"] = len(pairs)
         out["embedded"] = embed_missing(engine, embed_limit)

@@ -22,7 +22,7 @@ from api.calibrate import (
     Gate,
     GateCache,
     GatedInput,
-    decision_row,
+    decision_fields,
     labelled_pairs,
     maintain,
     needs_full_panel,
@@ -300,12 +300,10 @@ class Worker:
         if saved and pair.judged_at is None:  # counted once, at a pair's first judging
             JUDGE_CALLS_SAVED.labels(project.name).inc(saved)
         PAIRS_ROUTED.labels(decision.route).inc()
-        stored = decision_row(pair.id, decision, version, len(rows), project)  # type: ignore[arg-type]
-        del stored["pair_id"], stored["created_at"]
         return PairOutcome(
             pair_id=pair.id,  # type: ignore[arg-type]
             judgments=new_rows,
-            decision=stored,
+            decision=decision_fields(decision, version, len(rows), project),
             safety_flag=safety[0],
             safety_reasons=safety[1],
         )

@@ -284,22 +284,27 @@ def fit_gate(
             monotone=monotone,
         )
 
-    def closed(reason: str, cal: PairCalibrator | None = None) -> GateModel:
+    # What every GateModel of this fit shares, open or closed.
+    common: dict[str, Any] = dict(
+        judges=list(features.judges),
+        feature_names=list(features.feature_names),
+        n_labels_used=n,
+        alpha=alpha,
+        delta=delta,
+        mode=mode,
+        hard_rule=hard_rule,
+        hard_rule_judges=rule_judges,
+    )
+
+    def closed(reason: str) -> GateModel:
         return GateModel(
-            calibrator=cal if cal is not None else _placeholder(features, method),
-            judges=features.judges,
-            feature_names=features.feature_names,
+            calibrator=_placeholder(features, method),
             threshold=None,
             open=False,
             reason=reason,
             guaranteed_agreement=None,
             expected_coverage=0.0,
-            n_labels_used=n,
-            alpha=alpha,
-            delta=delta,
-            mode=mode,
-            hard_rule=hard_rule,
-            hard_rule_judges=rule_judges,
+            **common,
         )
 
     if n < n_min:
@@ -333,19 +338,12 @@ def fit_gate(
     )
     return GateModel(
         calibrator=cal,
-        judges=list(features.judges),
-        feature_names=list(features.feature_names),
         threshold=res.threshold,
         open=res.open,
         reason=res.reason,
         guaranteed_agreement=res.agreement_lower_bound,
         expected_coverage=res.expected_coverage,
-        n_labels_used=n,
-        alpha=alpha,
-        delta=delta,
-        mode=mode,
-        hard_rule=hard_rule,
-        hard_rule_judges=rule_judges,
+        **common,
         n_threshold_labels=res.n_used,
         cal_confidence=np.asarray(score, dtype=float),
         cal_correct=correct,
