@@ -7,6 +7,7 @@ Schema changes go through Alembic migrations in ``api/migrations``.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -34,6 +35,13 @@ class JudgeSpec(BaseModel):
     logprobs: bool = False
     # Relative cost, used to order a cascade (cheapest first).
     cost_rank: float | None = None
+
+    @field_validator("cost_rank")
+    @classmethod
+    def _cost_rank_is_a_cost(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError("cost_rank must be a finite number >= 0 (lower: called earlier in a cascade)")
+        return value
 
     @field_validator("model")
     @classmethod

@@ -138,5 +138,9 @@ def test_project_validation(client: TestClient, project_id: int) -> None:
         ).status_code
         == 422
     )
+    for rank in (-1, "nan", "inf"):  # a cascade orders judges by it: it must be a real cost
+        bad = {"name": "q", "judges": [{"model": "fake/ok", "cost_rank": rank}]}
+        r = client.post("/v1/projects", json=bad)
+        assert r.status_code == 422 and "cost_rank" in r.text, r.text
     assert client.get(f"/v1/projects/{project_id}").json()["judges"][0]["model"] == "fake/ok"
     assert client.get("/v1/projects/12345").status_code == 404
