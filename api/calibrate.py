@@ -318,8 +318,24 @@ def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[Judg
     return views
 
 
+FRAME_COLUMNS = ["pair_id", "judge", "order", "verdict", "confidence", "failed"]
+
+
+def views_frame(views: dict[int, list[JudgmentView]]) -> pd.DataFrame:
+    """The long table the calibration code reads, from judgments already in hand."""
+    rows = [
+        (pid, v.judge, v.order, v.verdict, v.confidence, v.error is not None)
+        for pid, pair_views in views.items()
+        for v in pair_views
+    ]
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+
+
 def never_accept_flags(
-    session: Session, project: Project, pair_ids: list[int], stages: list[list[str]] | None = None
+    session: Session,
+    project: Project,
+    views: dict[int, list[JudgmentView]],
+    stages: list[list[str]] | None = None,
 ) -> pd.DataFrame:
     """Per pair and stage: does routing hard-flag it on the verdicts of stages <= k?
 
@@ -328,7 +344,7 @@ def never_accept_flags(
     routing accepts.
     """
     routing = project.routing_settings()
-    views = judgment_views(session, pair_ids)
+    pair_ids = list(views)
     precheck: dict[int, bool] = {}
     for part in chunks(pair_ids):
         precheck.update(session.exec(select(Pair.id, Pair.safety_flag).where(Pair.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
@@ -368,8 +384,8 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
     for part in chunks(pair_rows, 2000):
         ids = [pid for pid, _ in part]
         with Session(engine) as session:
-            frame = judgments_frame(session, project.id, ids)  # type: ignore[arg-type]
             views = judgment_views(session, ids)
+            frame = views_frame(views)
             inputs = {pid: GatedInput(views[pid], flag) for pid, flag in part}
             decisions = route_many(ids, inputs, frame, gate, name, routing)
             unjudged = [pid for pid, d in decisions.items() if d.next_stage is not None]
@@ -502,9 +518,10 @@ def refit(
     with Session(engine, expire_on_commit=False) as session:
         gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
         labelled = [int(i) for i in gold.index]
-        frame = judgments_frame(session, project.id, labelled)  # type: ignore[arg-type]
+        views = judgment_views(session, labelled)
+        frame = views_frame(views)
         stages = project.cascade_stages()
-        blocked = never_accept_flags(session, project, labelled, stages)
+        blocked = never_accept_flags(session, project, views, stages)
         previous = latest_version(session, project.id)  # type: ignore[arg-type]
     judges = [spec.model for spec in project.judge_specs()]
     model: Gate | None = None

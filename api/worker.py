@@ -14,7 +14,6 @@ import socket
 import time
 import uuid
 
-import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -27,6 +26,7 @@ from api.calibrate import (
     maintain,
     needs_full_panel,
     route_many,
+    views_frame,
 )
 from api.crud import (
     PairOutcome,
@@ -329,15 +329,8 @@ class Worker:
             )
             for r in rows
         ]
-        frame = None
-        if gate is not None and gate.open:  # features are only needed for a calibrated gate
-            frame = pd.DataFrame(
-                [
-                    (pair.id, r["judge"], r["order"], r["verdict"], r["confidence"], r["error"] is not None)
-                    for r in rows
-                ],
-                columns=["pair_id", "judge", "order", "verdict", "confidence", "failed"],
-            )
+        # Features are only needed for a calibrated gate.
+        frame = views_frame({pair.id: views}) if gate is not None and gate.open else None  # type: ignore[dict-item]
         inputs = {pair.id: GatedInput(views, precheck_safety)}
         return route_many([pair.id], inputs, frame, gate, version, routing)[pair.id]  # type: ignore[list-item,index,dict-item]
 
