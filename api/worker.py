@@ -116,6 +116,10 @@ class Worker:
         outcomes: list[PairOutcome] = []
         last_flush = next_claim_at = time.monotonic()
         queue_empty = False
+        # Bumped whenever a store sends pairs back to the queue. An empty claim that began
+        # before such a store may have read the queue before they returned, so it does not
+        # prove the queue empty.
+        requeues = claim_saw_requeues = 0
         while True:
             stopping = stop is not None and stop.is_set()
             now = time.monotonic()
@@ -123,6 +127,7 @@ class Worker:
             # Claim in batches (a quarter of capacity at least) to keep the database calm.
             if not stopping and claiming is None and free >= max(1, capacity // 4) and now >= next_claim_at:
                 claiming = asyncio.create_task(self._claim(free, semaphore))
+                claim_saw_requeues = requeues
             flush_due = len(outcomes) >= FLUSH_SIZE or now - last_flush >= FLUSH_EVERY_S or not inflight
             if storing is None and outcomes and flush_due:
                 storing = asyncio.create_task(
@@ -144,7 +149,7 @@ class Worker:
                 if task is claiming:
                     started = task.result()
                     inflight.update(started)
-                    queue_empty = not started
+                    queue_empty = not started and claim_saw_requeues == requeues
                     if queue_empty:  # nothing to do: look again after the poll interval
                         next_claim_at = time.monotonic() + self.settings.poll_interval_s
                     claiming = None
@@ -153,6 +158,7 @@ class Worker:
                     self.pairs_done += stored
                     storing = None
                     if stored < storing_size:  # some went back to the queue (a newer gate): claim again
+                        requeues += 1
                         queue_empty, next_claim_at = False, time.monotonic()
                 elif task is maintaining:
                     maintaining = None

@@ -132,6 +132,52 @@ def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine:
     assert len(fake.calls) == 2 * 3 and len(judgments) == len(set(judgments)) == 2 * 3
 
 
+def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
+    any_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim that read the queue before a store sent pairs back, and returned after it,
+    must not count as "nothing left": the worker claims again instead of stopping."""
+    import threading
+
+    from api import calibrate
+    from api import worker as worker_module
+
+    fake = fakes.install()
+    project = seed(any_engine, 3, ["fake/ok"])
+    settings = fast_settings(str(any_engine.url))
+    stored = threading.Event()
+    real_store = worker_module.store_outcomes
+
+    def store_then_signal(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return real_store(*args, **kwargs)
+        finally:
+            stored.set()
+
+    monkeypatch.setattr(worker_module, "store_outcomes", store_then_signal)
+
+    class RacingWorker(Worker):
+        async def _claim(self, limit, semaphore):  # type: ignore[no-untyped-def]
+            started = await super()._claim(limit, semaphore)
+            if not started and not stored.is_set():  # this empty read returns after the store
+                await asyncio.to_thread(stored.wait, 10)
+                await asyncio.sleep(0.2)  # ... and after the loop has taken the store's result
+            return started
+
+        async def _judge_pair(self, pair, *args, **kwargs):  # type: ignore[no-untyped-def]
+            outcome = await super()._judge_pair(pair, *args, **kwargs)
+            if pair.judged_at is None:  # a new version lands: the store sends the pair back
+                await asyncio.to_thread(calibrate.refit, any_engine, project)
+            return outcome
+
+    asyncio.run(RacingWorker(any_engine, settings, "w").run(until_idle=True))
+    with Session(any_engine) as session:
+        states = [p.state for p in session.exec(select(Pair)).all()]
+    assert stored.is_set()
+    assert states == ["done"] * 3
+    assert len(fake.calls) == 2 * 3
+
+
 def test_only_the_lease_holder_can_renew(engine: Engine) -> None:
     seed(engine, 1, ["fake/ok"])
     (pair,) = crud.claim_pairs(engine, "holder", 10, lease_seconds=0.05)
