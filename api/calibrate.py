@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api import review_queue
+from api.crud import hold_versions, latest_version_names
 from api.db import chunks
 from api.models import (
     CALIBRATION_SOURCES,
@@ -119,6 +120,16 @@ def latest_version(session: Session, project_id: int) -> CalibrationVersion | No
     ).first()
 
 
+def latest_version_to_follow(session: Session, project_id: int) -> CalibrationVersion | None:
+    """The latest version, with the project held until ``session`` commits the one after it.
+
+    Refits (two workers' maintenance passes, a manual refit) and the kill-switch may run at
+    once; each numbers its version after the latest it read here, so they never collide.
+    """
+    hold_versions(session, [project_id], adding=True)
+    return latest_version(session, project_id)
+
+
 Gate = GateModel | CascadeModel
 
 
@@ -142,6 +153,7 @@ class GateCache:
     def __init__(self, engine: Engine, ttl_s: float = 2.0) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
+        # project -> (read at, latest version number, its gate, its name)
         self._entries: dict[int, tuple[float, int | None, Gate | None, str]] = {}
 
     def get(self, project_id: int, fresh: bool = False) -> tuple[Gate | None, str]:
@@ -151,15 +163,17 @@ class GateCache:
         if entry is not None and now - entry[0] < self.ttl_s and not fresh:
             return entry[2], entry[3]
         with Session(self.engine) as session:
-            latest_id = session.exec(
-                select(func.max(CalibrationVersion.id)).where(CalibrationVersion.project_id == project_id)
+            number = session.exec(
+                select(func.max(CalibrationVersion.version)).where(
+                    CalibrationVersion.project_id == project_id
+                )
             ).one()
-            if entry is not None and entry[1] == latest_id:
-                self._entries[project_id] = (now, latest_id, entry[2], entry[3])
+            if entry is not None and entry[1] == number:
+                self._entries[project_id] = (now, number, entry[2], entry[3])
                 return entry[2], entry[3]
-            version = session.get(CalibrationVersion, latest_id) if latest_id is not None else None
+            version = latest_version(session, project_id) if number is not None else None
             model, name = gate_model(version), version_name(version)
-        self._entries[project_id] = (now, latest_id, model, name)
+        self._entries[project_id] = (now, version.version if version else None, model, name)
         return model, name
 
 
@@ -388,6 +402,11 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
             frame = views_frame(views)
             inputs = {pid: GatedInput(views[pid], flag) for pid, flag in part}
             decisions = route_many(ids, inputs, frame, gate, name, routing)
+            hold_versions(session, [project.id])  # type: ignore[list-item]
+            if latest_version_names(session, {project.id})[project.id] != name:  # type: ignore[index,arg-type]
+                # A newer version landed: its own re-routing covers every pair, and a decision
+                # under this one written after it would be stale.
+                break
             unjudged = [pid for pid, d in decisions.items() if d.next_stage is not None]
             if unjudged:
                 requeue(session, unjudged)
@@ -522,7 +541,7 @@ def refit(
         frame = views_frame(views)
         stages = project.cascade_stages()
         blocked = never_accept_flags(session, project, views, stages)
-        previous = latest_version(session, project.id)  # type: ignore[arg-type]
+        latest_when_read = latest_version(session, project.id)  # type: ignore[arg-type]
     judges = [spec.model for spec in project.judge_specs()]
     model: Gate | None = None
     n_used = len(gold)
@@ -559,11 +578,19 @@ def refit(
     else:
         reason = f"no usable labels yet (need {routing.n_min} from sources {', '.join(CALIBRATION_SOURCES)})"
     with Session(engine, expire_on_commit=False) as session:
+        previous = latest_version_to_follow(session, project.id)  # type: ignore[arg-type]
+        is_open = bool(model and model.open)
+        kill_switch = kill_switch_since(session, project.id, latest_when_read) if is_open else None  # type: ignore[arg-type]
+        if kill_switch is not None:
+            # Its labels were read before the kill-switch fired: a fit on them must not undo it.
+            # The next refit, on the labels that arrive after, may open the gate again.
+            is_open = False
+            reason = f"kept closed: {version_name(kill_switch)} closed the gate while this fit ran; {reason}"
         version = CalibrationVersion(
             project_id=project.id,  # type: ignore[arg-type]
             version=(previous.version + 1) if previous else 1,
             trigger=trigger,
-            open=bool(model and model.open),
+            open=is_open,
             reason=reason,
             threshold=model.threshold if model else None,
             guaranteed_agreement=model.guaranteed_agreement if model else None,
@@ -584,6 +611,18 @@ def refit(
         reason,
     )
     return version
+
+
+def kill_switch_since(
+    session: Session, project_id: int, after: CalibrationVersion | None
+) -> CalibrationVersion | None:
+    """The first kill-switch version stored after ``after`` (after none: the first ever)."""
+    query = select(CalibrationVersion).where(
+        CalibrationVersion.project_id == project_id, CalibrationVersion.trigger == "drift"
+    )
+    if after is not None:
+        query = query.where(CalibrationVersion.version > after.version)
+    return session.exec(query.order_by(CalibrationVersion.version).limit(1)).first()  # type: ignore[arg-type]
 
 
 def _complete_pairs(frame: pd.DataFrame, judges: list[str]) -> list[int]:
@@ -635,6 +674,9 @@ def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
     if not result.alarm:
         return None
     with Session(engine, expire_on_commit=False) as session:
+        if latest_version_to_follow(session, project.id).version != current.version:  # type: ignore[arg-type,union-attr]
+            # A refit landed while the audits were tested: its own audits are checked next pass.
+            return None
         closed = CalibrationVersion(
             project_id=project.id,  # type: ignore[arg-type]
             version=current.version + 1,

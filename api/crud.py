@@ -230,6 +230,7 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
         kept = [o for o in outcomes if o.pair_id in held]
         if not kept:
             return 0
+        hold_versions(session, held.values())  # no version lands between this check and the commit
         latest = latest_version_names(session, set(held.values()))
         done = [o for o in kept if o.decision["version"] == latest[held[o.pair_id]]]
         outdated = [o for o in kept if o.decision["version"] != latest[held[o.pair_id]]]
@@ -264,6 +265,31 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
         review_queue.withdraw(session, [o.pair_id for o in outdated])
         session.commit()
     return len(done)
+
+
+def hold_versions(session: Session, project_ids: Iterable[int], *, adding: bool = False) -> None:
+    """Keep these projects' calibration versions as they are until the transaction ends.
+
+    A decision is stored only under its project's latest version, and a new version's
+    re-routing must see every pair decided before it landed. So writers of decisions hold the
+    project rows shared and the writer of a new version (``adding``) holds them exclusively:
+    no version lands between a decision writer's check of "latest" and its commit, and two
+    version writers never read the same latest. PostgreSQL: row locks (FOR SHARE / FOR NO KEY
+    UPDATE, so inserting pairs, which only takes key-share locks, is never held up). SQLite
+    has one writer at a time: taking the write lock first (a no-op UPDATE) gives the same order.
+    """
+    ids = sorted(set(project_ids))
+    if not ids:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Project).where(Project.id.in_(ids)).values(id=Project.id))  # type: ignore[union-attr]
+    else:
+        session.execute(
+            select(Project.id)
+            .where(Project.id.in_(ids))  # type: ignore[union-attr]
+            .order_by(Project.id)
+            .with_for_update(read=not adding, key_share=adding)
+        )
 
 
 def latest_version_names(session: Session, project_ids: set[int]) -> dict[int, str]:

@@ -285,6 +285,11 @@ def version_label(version: int | None) -> str:
 
 
 class CalibrationVersion(SQLModel, table=True):
+    # One number per version: "the latest version" must mean the same row to every reader.
+    __table_args__ = (
+        UniqueConstraint("project_id", "version", name="uq_calibrationversion_project_version"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     version: int

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from api import calibrate
 from api.bench_replay import post_pairs
-from api.models import Label, Project
+from api.models import CalibrationVersion, Label, Project
 from api.settings import Settings
 from judge.recorded import load_recorded
 from judge.verdicts import side
@@ -188,3 +188,69 @@ def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
     with Session(engine, expire_on_commit=False) as session:
         usable, sources = calibrate.usable_labels(session, project_id)
     assert len(usable) == len(sampled) and sources["calibration"]["used"]
+
+
+
+def open_gate_with_wrong_audits(
+    client: TestClient, engine: Engine, settings: Settings, recorded: list, name: str
+) -> tuple[Project, dict]:
+    """An open gate (cal-1), and reviewers' labels that contradict its first 40 audited pairs."""
+    project_id = setup_project(client, recorded, name=name, audit_rate=1.0)
+    run_worker(engine, settings)
+    post_labels(client, project_id, recorded[:300])
+    with Session(engine, expire_on_commit=False) as session:
+        project = session.get(Project, project_id)
+    assert project is not None and calibrate.refit(engine, project).open
+    audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
+    wrong = [
+        {"client_id": r["client_id"], "label": "B" if r["chosen"] == "A" else "A", "source": "audit"}
+        for r in audits[:40]
+    ]
+    return project, {"labels": wrong}
+
+
+def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
+    client: TestClient, engine: Engine, settings: Settings, recorded: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill-switch tested cal-1's audits; cal-2 (fitted on them) landed meanwhile: no closure
+    is written on top of it. cal-2's own audits are tested on the next pass."""
+    project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, "drift-vs-refit")
+    assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
+    real_alarm = calibrate.drift_alarm
+    alarms = []
+
+    def refit_then_alarm(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calibrate.refit(engine, project, trigger="manual")
+        alarms.append(real_alarm(*args, **kwargs))
+        return alarms[-1]
+
+    monkeypatch.setattr(calibrate, "drift_alarm", refit_then_alarm)
+    assert calibrate.check_drift(engine, project) is None
+    assert alarms[0].alarm  # it would have closed cal-1
+    with Session(engine) as session:
+        versions = session.exec(select(CalibrationVersion.version, CalibrationVersion.trigger)).all()
+    assert sorted(versions) == [(1, "manual"), (2, "manual")]
+
+
+def test_a_kill_switch_landing_during_a_refit_is_not_undone(
+    client: TestClient, engine: Engine, settings: Settings, recorded: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refit read its labels; then audits contradicting the gate arrived and the kill-switch
+    closed it. The refit, fitted on labels from before, is stored closed; nothing is accepted."""
+    project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, "refit-vs-drift")
+    real_fit = calibrate.fit_gate
+    closures = []
+
+    def kill_switch_then_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
+        closures.append(calibrate.check_drift(engine, project))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(calibrate, "fit_gate", kill_switch_then_fit)
+    late = calibrate.refit(engine, project)
+    assert closures[0] is not None and closures[0].version == 2 and closures[0].trigger == "drift"
+    assert late.version == 3 and not late.open
+    assert late.reason.startswith("kept closed: cal-2 closed the gate while this fit ran")
+    rows = results(client, project.id)  # type: ignore[arg-type]
+    assert {r["decision_version"] for r in rows} == {"cal-3"}
+    assert all(r["route"] != "auto_accept" for r in rows)
