@@ -535,13 +535,15 @@ def refit(
     """Fit the gate on the usable labels, store a new version, re-route the project's pairs."""
     routing = project.routing_settings()
     with Session(engine, expire_on_commit=False) as session:
+        # Read before the labels: a kill-switch stored after this read is one the labels may
+        # predate, and the version written below must not undo it.
+        latest_when_read = latest_version(session, project.id)  # type: ignore[arg-type]
         gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
         labelled = [int(i) for i in gold.index]
         views = judgment_views(session, labelled)
         frame = views_frame(views)
         stages = project.cascade_stages()
         blocked = never_accept_flags(session, project, views, stages)
-        latest_when_read = latest_version(session, project.id)  # type: ignore[arg-type]
     judges = [spec.model for spec in project.judge_specs()]
     model: Gate | None = None
     n_used = len(gold)

@@ -206,6 +206,10 @@ class PairOutcome:
     safety_reasons: list[str] = field(default_factory=list)
 
 
+# The first key of the advisory locks that hold a project's calibration versions (hold_versions).
+VERSIONS_LOCK = 0x7072656C  # "prel"
+
+
 def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) -> int:
     """Write judgments and decisions for pairs this worker still leases, in one transaction.
 
@@ -272,24 +276,30 @@ def hold_versions(session: Session, project_ids: Iterable[int], *, adding: bool 
 
     A decision is stored only under its project's latest version, and a new version's
     re-routing must see every pair decided before it landed. So writers of decisions hold the
-    project rows shared and the writer of a new version (``adding``) holds them exclusively:
+    projects shared and the writer of a new version (``adding``) holds its project exclusively:
     no version lands between a decision writer's check of "latest" and its commit, and two
-    version writers never read the same latest. PostgreSQL: row locks (FOR SHARE / FOR NO KEY
-    UPDATE, so inserting pairs, which only takes key-share locks, is never held up). SQLite
-    has one writer at a time: taking the write lock first (a no-op UPDATE) gives the same order.
+    version writers never read the same latest.
+
+    PostgreSQL: transaction-level advisory locks, which queue fairly (a steady stream of
+    decision writers cannot starve a refit, as it could with FOR SHARE row locks) and leave
+    the project row alone. SQLite has one writer at a time: taking the write lock first, with
+    a no-op UPDATE of a column no foreign key points at (SET id=id would make SQLite check
+    every child row), gives the same order. That relies on pysqlite's default transaction
+    handling, where earlier SELECTs run outside any transaction and so hold no old snapshot.
     """
     ids = sorted(set(project_ids))
     if not ids:
         return
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(update(Project).where(Project.id.in_(ids)).values(id=Project.id))  # type: ignore[union-attr]
-    else:
         session.execute(
-            select(Project.id)
+            update(Project)
             .where(Project.id.in_(ids))  # type: ignore[union-attr]
-            .order_by(Project.id)
-            .with_for_update(read=not adding, key_share=adding)
+            .values(allow_empty_responses=Project.allow_empty_responses)
         )
+        return
+    lock = func.pg_advisory_xact_lock if adding else func.pg_advisory_xact_lock_shared
+    for project_id in ids:  # in order, so two writers of several projects cannot deadlock
+        session.execute(select(lock(VERSIONS_LOCK, project_id)))
 
 
 def latest_version_names(session: Session, project_ids: set[int]) -> dict[int, str]:

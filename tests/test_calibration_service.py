@@ -232,21 +232,27 @@ def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
     assert sorted(versions) == [(1, "manual"), (2, "manual")]
 
 
+@pytest.mark.parametrize("fires_in", ["never_accept_flags", "fit_gate"])  # while reading, while fitting
 def test_a_kill_switch_landing_during_a_refit_is_not_undone(
-    client: TestClient, engine: Engine, settings: Settings, recorded: list, monkeypatch: pytest.MonkeyPatch
+    client: TestClient,
+    engine: Engine,
+    settings: Settings,
+    recorded: list,
+    monkeypatch: pytest.MonkeyPatch,
+    fires_in: str,
 ) -> None:
     """A refit read its labels; then audits contradicting the gate arrived and the kill-switch
     closed it. The refit, fitted on labels from before, is stored closed; nothing is accepted."""
-    project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, "refit-vs-drift")
-    real_fit = calibrate.fit_gate
+    project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, f"refit-vs-{fires_in}")
+    real = getattr(calibrate, fires_in)
     closures = []
 
-    def kill_switch_then_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def kill_switch_then_go_on(*args, **kwargs):  # type: ignore[no-untyped-def]
         assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
         closures.append(calibrate.check_drift(engine, project))
-        return real_fit(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(calibrate, "fit_gate", kill_switch_then_fit)
+    monkeypatch.setattr(calibrate, fires_in, kill_switch_then_go_on)
     late = calibrate.refit(engine, project)
     assert closures[0] is not None and closures[0].version == 2 and closures[0].trigger == "drift"
     assert late.version == 3 and not late.open

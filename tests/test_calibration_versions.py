@@ -27,16 +27,21 @@ def test_concurrent_refits_take_one_number_each_and_the_last_routes_every_pair(a
     run_worker(any_engine, fast_settings(str(any_engine.url)))
     start = threading.Barrier(4)
     stored: list[CalibrationVersion] = []
+    errors: list[BaseException] = []
 
     def refit() -> None:
         start.wait()
-        stored.append(calibrate.refit(any_engine, project))
+        try:
+            stored.append(calibrate.refit(any_engine, project))
+        except BaseException as error:  # a thread's exception is otherwise only printed
+            errors.append(error)
 
     threads = [threading.Thread(target=refit) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    assert errors == []
     assert sorted(v.version for v in stored) == [1, 2, 3, 4]
     with Session(any_engine) as session:
         assert latest_version_names(session, {project.id}) == {project.id: "cal-4"}  # type: ignore[dict-item]

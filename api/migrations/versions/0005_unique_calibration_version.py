@@ -2,6 +2,8 @@
 
 Concurrent refits could store the same version number twice; readers then disagreed on which
 version is the latest. Existing duplicates are renumbered in the order they were stored.
+Decisions keep the version name they were stored with (two duplicates shared one name); the
+next refit re-routes every judged pair under a fresh, unambiguous name.
 
 Revision ID: 0005
 Revises: 0004
