@@ -153,27 +153,22 @@ class GateCache:
     def __init__(self, engine: Engine, ttl_s: float = 2.0) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
-        # project -> (read at, latest version number, its gate, its name)
-        self._entries: dict[int, tuple[float, int | None, Gate | None, str]] = {}
+        # project -> (read at, latest version's gate, its name)
+        self._entries: dict[int, tuple[float, Gate | None, str]] = {}
 
     def get(self, project_id: int, fresh: bool = False) -> tuple[Gate | None, str]:
         """``fresh``: look up the latest version now, whatever the age of the cached one."""
         now = time.monotonic()
         entry = self._entries.get(project_id)
         if entry is not None and now - entry[0] < self.ttl_s and not fresh:
-            return entry[2], entry[3]
+            return entry[1], entry[2]
         with Session(self.engine) as session:
-            number = session.exec(
-                select(func.max(CalibrationVersion.version)).where(
-                    CalibrationVersion.project_id == project_id
-                )
-            ).one()
-            if entry is not None and entry[1] == number:
-                self._entries[project_id] = (now, number, entry[2], entry[3])
-                return entry[2], entry[3]
-            version = latest_version(session, project_id) if number is not None else None
-            model, name = gate_model(version), version_name(version)
-        self._entries[project_id] = (now, version.version if version else None, model, name)
+            name = latest_version_names(session, {project_id})[project_id]
+            if entry is not None and entry[2] == name:
+                self._entries[project_id] = (now, entry[1], name)
+                return entry[1], name
+            model = gate_model(latest_version(session, project_id))
+        self._entries[project_id] = (now, model, name)
         return model, name
 
 

@@ -48,6 +48,19 @@ def post_labels(client: TestClient, project: int, items: list, source: str = "go
     return client.post(f"/v1/projects/{project}/labels", json=body)
 
 
+def contradicting_labels(audited: list[dict]) -> list[dict]:
+    """Reviewers' audit answers that pick the other side than each pair's auto-label."""
+    return [
+        {
+            "client_id": r["client_id"],
+            "label": "B" if r["chosen"] == "A" else "A",
+            "source": "audit",
+            "annotator": "r",
+        }
+        for r in audited
+    ]
+
+
 def results(client: TestClient, project: int) -> list[dict]:
     rows = []
     for job in client.get(f"/v1/projects/{project}/jobs").json():
@@ -144,15 +157,7 @@ def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(
     # Reviewers' audit answers contradict the auto-labels: the kill-switch must close the gate.
     audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
     assert len(audits) > 40
-    wrong = [
-        {
-            "client_id": r["client_id"],
-            "label": "B" if r["chosen"] == "A" else "A",
-            "source": "audit",
-            "annotator": "r",
-        }
-        for r in audits[:40]
-    ]
+    wrong = contradicting_labels(audits[:40])
     assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": wrong}).status_code == 201
     closed = calibrate.check_drift(engine, project)  # type: ignore[arg-type]
     assert closed is not None and not closed.open and closed.trigger == "drift"
@@ -190,7 +195,6 @@ def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
     assert len(usable) == len(sampled) and sources["calibration"]["used"]
 
 
-
 def open_gate_with_wrong_audits(
     client: TestClient, engine: Engine, settings: Settings, recorded: list, name: str
 ) -> tuple[Project, dict]:
@@ -202,11 +206,7 @@ def open_gate_with_wrong_audits(
         project = session.get(Project, project_id)
     assert project is not None and calibrate.refit(engine, project).open
     audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
-    wrong = [
-        {"client_id": r["client_id"], "label": "B" if r["chosen"] == "A" else "A", "source": "audit"}
-        for r in audits[:40]
-    ]
-    return project, {"labels": wrong}
+    return project, {"labels": contradicting_labels(audits[:40])}
 
 
 def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
