@@ -1,9 +1,9 @@
-"""Engine, sessions and schema upgrades (Alembic, run programmatically at start-up)."""
+"""Engine, schema upgrades (Alembic, run programmatically at start-up) and batching helpers."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +55,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+@functools.cache
+def _insert_ignore_statement(table: Any, dialect: str, keys: tuple[str, ...]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING (two writers may prepare the same pair at once)."""
+    if not rows:
+        return
+    connection = session.connection()
+    connection.execute(_insert_ignore_statement(table, connection.dialect.name, tuple(keys)), rows)

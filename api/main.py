@@ -1,4 +1,4 @@
-"""The FastAPI application; with ``run_worker`` it also judges in-process."""
+"""The FastAPI application: routes per resource, and the one place background work starts."""
 
 from __future__ import annotations
 
@@ -11,11 +11,34 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from api.db import make_engine, upgrade
-from api.routes import calibration, health, jobs, projects, review
+from api.pipeline.worker import Worker
+from api.review.prepare import prepare_loop
+from api.routes import calibration, health, jobs, labels, projects, review
 from api.settings import Settings, get_settings
-from api.worker import Worker
 
 log = logging.getLogger("prelabel.api")
+
+
+async def run_background(
+    engine: Engine, stop: asyncio.Event, *, worker: Worker | None, prepare: bool, until_idle: bool = False
+) -> int:
+    """A process's background work until ``stop``: judging (``worker``) and the review queue's
+    preparation (redaction, embeddings, priority). Returns the pairs the worker judged.
+
+    ``until_idle``: return once the worker finds nothing left to judge (``prelabel worker
+    --until-idle``). Used by the API's lifespan and by ``prelabel worker``.
+    """
+    preparing = asyncio.create_task(prepare_loop(engine, stop)) if prepare else None
+    try:
+        if worker is not None:
+            return await worker.run(None if until_idle else stop, until_idle=until_idle)
+        await stop.wait()
+        return 0
+    finally:
+        stop.set()
+        if preparing is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(preparing, timeout=30)
 
 
 def create_app(
@@ -24,22 +47,24 @@ def create_app(
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     run_worker = settings.run_worker_in_api if run_worker is None else run_worker
+    # Review preparation runs where the API judges in-process, unless forced on or off.
+    prepare = settings.review_prepare == "1" or (settings.review_prepare == "auto" and run_worker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade, engine)
         stop = asyncio.Event()
+        worker = Worker(engine, settings) if run_worker else None
         task = None
-        if run_worker:
-            app.state.worker = Worker(engine, settings)
-            task = asyncio.create_task(app.state.worker.run(stop))
+        if worker is not None or prepare:
+            task = asyncio.create_task(run_background(engine, stop, worker=worker, prepare=prepare))
         try:
             yield
         finally:
             stop.set()
             if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(task, timeout=10)
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(task, timeout=30)
 
     app = FastAPI(
         title="prelabel",
@@ -50,9 +75,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.include_router(health.router)
-    app.include_router(projects.router)
-    app.include_router(jobs.router)
-    app.include_router(review.router)
-    app.include_router(calibration.router)
+    for module in (health, projects, jobs, review, labels, calibration):
+        app.include_router(module.router)
     return app

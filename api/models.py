@@ -1,104 +1,44 @@
-"""Database tables and API schemas (SQLModel: base / create / public / table classes).
+"""Every table, in one file (Alembic's ``env.py`` imports this module and sees them all).
 
-Tables: project, job, pair, judgment (every judge call, the call log), decision
-(append-only routing history; pair.decision_id points at the current one).
-Schema changes go through Alembic migrations in ``api/migrations``.
+Pipeline: project, job, pair, judgment (every judge call: the call log), decision
+(append-only routing history; ``pair.decision_id`` points at the current one), label (human
+labels), calibrationversion (the gate's history). Review: reviewer, review_item,
+review_lease, pair_redaction, redaction_mapping, pair_embedding.
+Each table has one writer module (named on the class). Request and response bodies are in
+``api/schemas.py``; schema changes go through Alembic migrations in ``api/migrations``.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from api.schemas import JudgeSpec, RoutingSettings
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# --- judge panel -------------------------------------------------------------------------
-
-
-class JudgeSpec(BaseModel):
-    """One judge of a panel: a litellm model string plus call options."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    # Passed to litellm as api_base: a provider URL, or for replay/ judges the recorded file.
-    api_base: str | None = None
-    # Ask for token logprobs (only providers that return them: OpenAI-style).
-    logprobs: bool = False
-    # Relative cost, used to order a cascade (cheapest first).
-    cost_rank: float | None = None
-
-    @field_validator("cost_rank")
-    @classmethod
-    def _cost_rank_is_a_cost(cls, value: float | None) -> float | None:
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise ValueError("cost_rank must be a finite number >= 0 (lower: called earlier in a cascade)")
-        return value
-
-    @field_validator("model")
-    @classmethod
-    def _model_has_provider(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("judge model must not be empty")
-        return value
-
-
-class RoutingSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # Provisional (pre-calibration) confidence under which a pair is low_confidence.
-    min_confidence: float = Field(default=0.75, ge=0.0, le=1.0)
-    target_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
-    delta: float = Field(default=0.1, gt=0.0, lt=1.0)
-    n_min: int = Field(default=100, ge=1)
-    audit_rate: float = Field(default=0.05, ge=0.0, le=1.0)
-    # A random share of all pairs goes to review as a calibration sample; reviewers' labels on
-    # it (source "calibration") are an unbiased sample, so they calibrate the gate.
-    calibration_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
-    refit_every: int = Field(default=50, ge=1)
-    # Review: share of items whose judge pre-label the reviewer sees (automation-bias control),
-    # reviewers per item, and the uncertainty weight of the hybrid active-learning priority.
-    show_prelabel_rate: float = Field(default=0.3, ge=0.0, le=1.0)
-    review_overlap: int = Field(default=1, ge=1, le=10)
-    uncertainty_weight: float = Field(default=0.6, ge=0.0, le=1.0)
-    # Judges whose AB/BA flip is a hard flag (never auto-accepted). None: every judge (strict).
-    # A weak judge flips on most pairs; naming the strong judge(s) here keeps the flag
-    # meaningful. The gate is fitted with the same rule, so its guarantee covers what is accepted.
-    order_sensitive_judges: list[str] | None = None
-    # Judge cheapest-first (stages by cost_rank, else litellm price: judge.costs) and call the
-    # next stage only while the calibrated confidence is below the threshold. Takes effect
-    # once the gate is open; a closed gate judges with the whole panel (it needs the data).
-    cascade: bool = False
+def version_label(version: int | None) -> str:
+    """What a decision records as its calibration version: "cal-<n>", or "routing-v0" before any."""
+    return f"cal-{version}" if version is not None else "routing-v0"
 
 
 # --- project -----------------------------------------------------------------------------
 
 
-class ProjectBase(SQLModel):
+class Project(SQLModel, table=True):
+    """Written by routes/projects.py."""
+
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, min_length=1, max_length=200)
     rubric: str | None = Field(default=None, sa_column=Column(Text))
     prompt_version: str = "rubric-v1"
-    # Empty responses are refused by default; some real datasets hold an empty reply as a
-    # legitimate (usually losing) response, so a project may accept them.
     allow_empty_responses: bool = False
-
-
-class ProjectCreate(ProjectBase):
-    judges: list[JudgeSpec | str] = []
-    routing: RoutingSettings = RoutingSettings()
-
-
-class Project(ProjectBase, table=True):
-    id: int | None = Field(default=None, primary_key=True)
     judges: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     routing: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
@@ -118,13 +58,6 @@ class Project(ProjectBase, table=True):
         return cascade_stages((spec.model, spec.cost_rank) for spec in self.judge_specs())
 
 
-class ProjectPublic(ProjectBase):
-    id: int
-    judges: list[JudgeSpec]
-    routing: RoutingSettings
-    created_at: datetime
-
-
 # --- job ---------------------------------------------------------------------------------
 
 
@@ -137,22 +70,6 @@ class Job(SQLModel, table=True):
 
 
 # --- pair --------------------------------------------------------------------------------
-
-PairState = Literal["pending", "judging", "done"]
-Split = Literal["train", "frozen_eval"]
-
-
-class PairIn(BaseModel):
-    """One pair as a client posts it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    client_id: str
-    prompt: str
-    response_a: str
-    response_b: str
-    metadata: dict[str, Any] = {}
-    split: Split = "train"
 
 
 class Pair(SQLModel, table=True):
@@ -212,8 +129,6 @@ class Judgment(SQLModel, table=True):
 
 # --- decision ----------------------------------------------------------------------------
 
-Route = Literal["auto_accept", "review", "incident"]
-
 
 class Decision(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
@@ -232,29 +147,6 @@ class Decision(SQLModel, table=True):
 
 
 # --- human labels (import, review, audit, gold) ------------------------------------------
-
-LabelSource = Literal["import", "review", "audit", "gold", "calibration"]
-# Sources whose selection calibration can account for: a random gold sample the user
-# declares as such, reviewers' labels on the random calibration sample, and the audit
-# stream (a random share of would-be auto-accepts).
-# Review labels come from uncertain pairs, so they are kept out of the guarantee.
-CALIBRATION_SOURCES: tuple[str, ...] = ("gold", "audit", "calibration")
-
-
-class LabelIn(BaseModel):
-    """One human label as a client or reviewer posts it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    client_id: str
-    label: Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "A", "B"]
-    both_bad: bool = False
-    safety_flag: bool = False
-    rationale: str | None = None
-    source: LabelSource = "import"
-    annotator: str = "unknown"
-    # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
-    idempotency_key: str | None = None
 
 
 class Label(SQLModel, table=True):
@@ -279,11 +171,6 @@ class Label(SQLModel, table=True):
 # --- calibration versions (the gate's history) -------------------------------------------
 
 
-def version_label(version: int | None) -> str:
-    """What a decision records as its calibration version: "cal-<n>", or "routing-v0" before any."""
-    return f"cal-{version}" if version is not None else "routing-v0"
-
-
 class CalibrationVersion(SQLModel, table=True):
     # One number per version: "the latest version" must mean the same row to every reader.
     __table_args__ = (
@@ -305,3 +192,104 @@ class CalibrationVersion(SQLModel, table=True):
     # The fitted gate (calibrator + threshold) as JSON; None when no model could be fitted.
     model: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --- reviewers and the review queue ----------------------------------------------------
+
+
+class Reviewer(SQLModel, table=True):
+    __tablename__ = "reviewer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, min_length=1, max_length=200)
+    token_hash: str = Field(max_length=64, index=True, unique=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewItem(SQLModel, table=True):
+    __tablename__ = "review_item"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "queue", name="uq_review_item_pair_queue"),
+        # The next-item scan: equality on project, queue and state, then priority order.
+        Index("ix_review_item_next", "project_id", "queue", "state", "priority", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    pair_id: int = Field(foreign_key="pair.id", index=True)
+    queue: str  # review | incident
+    origin: str = "routing"  # routing | escalation (a reviewer's safety flag)
+    decision_id: int | None = None
+    # open: a slot is free | leased: all free slots are leased | done | stale (re-routed away)
+    state: str = "open"
+    labels_needed: int = 1
+    labels_done: int = 0
+    leases_active: int = 0
+    uncertainty: float = 1.0
+    priority: float = 0.0
+    selected_by: str = "uncertainty"  # uncertainty | hybrid | audit | escalation
+    is_audit: bool = False
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewLease(SQLModel, table=True):
+    __tablename__ = "review_lease"
+    __table_args__ = (
+        UniqueConstraint("item_id", "reviewer_id", name="uq_review_lease_item_reviewer"),
+        Index("ix_review_lease_expiry", "state", "expires_at"),
+        Index("ix_review_lease_reviewer", "reviewer_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="review_item.id")
+    project_id: int = Field(foreign_key="project.id", index=True)
+    pair_id: int = Field(foreign_key="pair.id")
+    reviewer_id: int = Field(foreign_key="reviewer.id")
+    queue: str
+    state: str = "active"  # active | submitted | skipped | expired
+    decision_id: int | None = None  # the decision whose pre-label the reviewer could see
+    prelabel_shown: bool = False
+    redaction_version: str | None = None
+    leased_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    finished_at: datetime | None = None
+    skip_reason: str | None = Field(default=None, sa_column=Column(Text))
+    label_id: int | None = None
+
+
+class PairRedaction(SQLModel, table=True):
+    """What reviewers see: the pair with PII replaced by per-pair tokens."""
+
+    __tablename__ = "pair_redaction"
+
+    pair_id: int = Field(foreign_key="pair.id", primary_key=True)
+    version: str
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    response_a: str = Field(sa_column=Column(Text, nullable=False))
+    response_b: str = Field(sa_column=Column(Text, nullable=False))
+    n_tokens: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RedactionMapping(SQLModel, table=True):
+    """Token -> original text, kept apart from what reviewers read: admins only."""
+
+    __tablename__ = "redaction_mapping"
+
+    pair_id: int = Field(foreign_key="pair.id", primary_key=True)
+    version: str
+    mapping: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PairEmbedding(SQLModel, table=True):
+    __tablename__ = "pair_embedding"
+
+    pair_id: int = Field(foreign_key="pair.id", primary_key=True)
+    model: str
+    dim: int
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = 256 * 1024 * 1024
     run_worker_in_api: bool = True
     admin_token: str = "admin-dev-token"
+    # Review: how long a reviewer holds an item, and whether the API process runs the review
+    # queue's background preparation (redaction, embeddings, priority): "auto" = where it
+    # also judges (``prelabel serve``, the demo), or "1" / "0" to force it on or off.
+    review_lease_seconds: float = 600.0
+    review_prepare: Literal["auto", "1", "0"] = "auto"
 
     @field_validator("judges", mode="before")
     @classmethod

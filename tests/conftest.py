@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine  # noqa: E402
 
 from api.db import make_engine, upgrade  # noqa: E402
 from api.main import create_app  # noqa: E402
+from api.pipeline.worker import Worker  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from api.worker import Worker  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LLMBAR = SHARED_DATA / "replay" / "llmbar_dev.jsonl"

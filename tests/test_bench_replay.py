@@ -18,7 +18,7 @@ KEYS = {
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", "bench", "replay", *args],
+        [sys.executable, "-m", "api.tools.cli", "bench", "replay", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.auth import ensure_demo_reviewer
 from api.db import make_engine, upgrade
 from api.main import create_app
+from api.tools.demo import ensure_demo_reviewer
 from review_app.launch import run_streamlit
 from tests.conftest import fast_settings
 from tests.test_review_support import ADMIN_TOKEN, auth, free_port, live_api, make_project

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api import calibrate
-from api.bench_replay import post_pairs
 from api.models import CalibrationVersion, Label, Project
+from api.pipeline import gate, versions
 from api.settings import Settings
+from api.tools.bench_replay import post_pairs
 from judge.recorded import load_recorded
 from judge.verdicts import side
 from tests.conftest import LLMBAR, run_worker
@@ -149,17 +149,17 @@ def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(
     project_id = setup_project(client, recorded, name="drift", refit_every=50, audit_rate=1.0)
     run_worker(engine, settings)
     post_labels(client, project_id, recorded[:300])
-    assert any("refit" in action for action in calibrate.maintain(engine))
+    assert any("refit" in action for action in gate.maintain(engine))
     with Session(engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
-        assert calibrate.latest_version(session, project_id).open  # type: ignore[union-attr]
-    assert calibrate.maintain(engine) == []  # nothing new: no refit
+        assert versions.latest_version(session, project_id).open  # type: ignore[union-attr]
+    assert gate.maintain(engine) == []  # nothing new: no refit
     # Reviewers' audit answers contradict the auto-labels: the kill-switch must close the gate.
     audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
     assert len(audits) > 40
     wrong = contradicting_labels(audits[:40])
     assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": wrong}).status_code == 201
-    closed = calibrate.check_drift(engine, project)  # type: ignore[arg-type]
+    closed = gate.check_drift(engine, project)  # type: ignore[arg-type]
     assert closed is not None and not closed.open and closed.trigger == "drift"
     assert "kill-switch" in closed.reason
     assert all(r["route"] != "auto_accept" for r in results(client, project_id))
@@ -170,7 +170,7 @@ def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(
 def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
     client: TestClient, engine: Engine, settings: Settings, recorded: list
 ) -> None:
-    from api.review_queue import label_source
+    from api.vocab import label_source
 
     project_id = setup_project(client, recorded[:200], name="sample", calibration_sample_rate=0.5)
     run_worker(engine, settings)
@@ -191,7 +191,7 @@ def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
     ]
     assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": labels}).status_code == 201
     with Session(engine, expire_on_commit=False) as session:
-        usable, sources = calibrate.usable_labels(session, project_id)
+        usable, sources = gate.usable_labels(session, project_id)
     assert len(usable) == len(sampled) and sources["calibration"]["used"]
 
 
@@ -204,7 +204,7 @@ def open_gate_with_wrong_audits(
     post_labels(client, project_id, recorded[:300])
     with Session(engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
-    assert project is not None and calibrate.refit(engine, project).open
+    assert project is not None and gate.refit(engine, project).open
     audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
     return project, {"labels": contradicting_labels(audits[:40])}
 
@@ -216,16 +216,16 @@ def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
     is written on top of it. cal-2's own audits are tested on the next pass."""
     project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, "drift-vs-refit")
     assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
-    real_alarm = calibrate.drift_alarm
+    real_alarm = gate.drift_alarm
     alarms = []
 
     def refit_then_alarm(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calibrate.refit(engine, project, trigger="manual")
+        gate.refit(engine, project, trigger="manual")
         alarms.append(real_alarm(*args, **kwargs))
         return alarms[-1]
 
-    monkeypatch.setattr(calibrate, "drift_alarm", refit_then_alarm)
-    assert calibrate.check_drift(engine, project) is None
+    monkeypatch.setattr(gate, "drift_alarm", refit_then_alarm)
+    assert gate.check_drift(engine, project) is None
     assert alarms[0].alarm  # it would have closed cal-1
     with Session(engine) as session:
         versions = session.exec(select(CalibrationVersion.version, CalibrationVersion.trigger)).all()
@@ -244,16 +244,16 @@ def test_a_kill_switch_landing_during_a_refit_is_not_undone(
     """A refit read its labels; then audits contradicting the gate arrived and the kill-switch
     closed it. The refit, fitted on labels from before, is stored closed; nothing is accepted."""
     project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, f"refit-vs-{fires_in}")
-    real = getattr(calibrate, fires_in)
+    real = getattr(gate, fires_in)
     closures = []
 
     def kill_switch_then_go_on(*args, **kwargs):  # type: ignore[no-untyped-def]
         assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
-        closures.append(calibrate.check_drift(engine, project))
+        closures.append(gate.check_drift(engine, project))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(calibrate, fires_in, kill_switch_then_go_on)
-    late = calibrate.refit(engine, project)
+    monkeypatch.setattr(gate, fires_in, kill_switch_then_go_on)
+    late = gate.refit(engine, project)
     assert closures[0] is not None and closures[0].version == 2 and closures[0].trigger == "drift"
     assert late.version == 3 and not late.open
     assert late.reason.startswith("kept closed: cal-2 closed the gate while this fit ran")

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api import calibrate
-from api.crud import latest_version_names
 from api.db import alembic_config, upgrade
 from api.models import CalibrationVersion, Decision, Pair
+from api.pipeline import decisions, gate, versions
+from api.pipeline.versions import latest_version_names
 from tests import fakes
 from tests.conftest import fast_settings, run_worker
 from tests.test_workers import seed
@@ -32,7 +32,7 @@ def test_concurrent_refits_take_one_number_each_and_the_last_routes_every_pair(a
     def refit() -> None:
         start.wait()
         try:
-            stored.append(calibrate.refit(any_engine, project))
+            stored.append(gate.refit(any_engine, project))
         except BaseException as error:  # a thread's exception is otherwise only printed
             errors.append(error)
 
@@ -45,12 +45,12 @@ def test_concurrent_refits_take_one_number_each_and_the_last_routes_every_pair(a
     assert sorted(v.version for v in stored) == [1, 2, 3, 4]
     with Session(any_engine) as session:
         assert latest_version_names(session, {project.id}) == {project.id: "cal-4"}  # type: ignore[dict-item]
-    assert calibrate.GateCache(any_engine).get(project.id)[1] == "cal-4"  # type: ignore[arg-type]
+    assert versions.GateCache(any_engine).get(project.id)[1] == "cal-4"  # type: ignore[arg-type]
     # Older versions' re-routing stopped once a newer one landed: no pair is left on one.
     assert current_decision_versions(any_engine) == ["cal-4"] * 60
     # Re-routing under a superseded version writes nothing.
     first = min(stored, key=lambda v: v.version)
-    assert calibrate.reroute(any_engine, project, first) == 0
+    assert decisions.reroute(any_engine, project, first) == 0
     assert current_decision_versions(any_engine) == ["cal-4"] * 60
 
 

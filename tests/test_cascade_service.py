@@ -12,11 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api import calibrate
-from api.bench_replay import post_labels, post_pairs
-from api.models import CalibrationVersion, Judgment, Pair, Project, RoutingSettings
-from api.routing import JudgmentView
+from api.models import CalibrationVersion, Judgment, Pair, Project
+from api.pipeline import decisions, gate, versions
+from api.pipeline.routing import GatedInput, JudgmentView, needs_full_panel, route_many
+from api.schemas import RoutingSettings
 from api.settings import Settings
+from api.tools.bench_replay import post_labels, post_pairs
 from judge.recorded import load_recorded
 from judge.verdicts import from_side
 from tests.conftest import LLMBAR, run_worker
@@ -88,7 +89,7 @@ def test_open_cascade_judges_stage_by_stage_and_records_calls_saved(
         stage = row["decision_stage"]
         # Exactly the judges of stages <= the deciding stage were asked, each in both orders;
         # audited pairs (drawn before judging) get the whole panel, for the next fit.
-        drawn = calibrate.needs_full_panel(row["pair_id"], row["decision_version"], routing)
+        drawn = needs_full_panel(row["pair_id"], row["decision_version"], routing)
         asked = len(STAGES) if drawn else stage + 1
         assert judges_of(row) == {j for s in STAGES[:asked] for j in s}, row
         assert len(row["judgments"]) == 2 * asked
@@ -118,12 +119,12 @@ def test_staged_judging_decides_as_the_full_panel_replay_would(
     rows = job_rows(client, job)
     by_client = {p.id: p for p in recorded}
     with Session(engine) as session:
-        version = calibrate.latest_version(session, project)
+        version = versions.latest_version(session, project)
         db_project = session.get(Project, project)
         assert db_project is not None
         routing = db_project.routing_settings()
         precheck = dict(session.exec(select(Pair.id, Pair.safety_flag).where(Pair.job_id == job)).all())
-    gate, name = calibrate.gate_model(version), calibrate.version_name(version)
+    gate, name = versions.gate_model(version), versions.version_name(version)
     frame_rows, inputs = [], {}
     for row in rows:
         views = []
@@ -133,9 +134,9 @@ def test_staged_judging_decides_as_the_full_panel_replay_would(
                 verdict = from_side(j.verdict) if j.verdict != "invalid" else "invalid"
                 views.append(JudgmentView(judge, j.order, verdict))
                 frame_rows.append((row["pair_id"], judge, j.order, verdict, None, False))
-        inputs[row["pair_id"]] = calibrate.GatedInput(views, precheck[row["pair_id"]])
+        inputs[row["pair_id"]] = GatedInput(views, precheck[row["pair_id"]])
     frame = pd.DataFrame(frame_rows, columns=["pair_id", "judge", "order", "verdict", "confidence", "failed"])
-    replayed = calibrate.route_many(list(inputs), inputs, frame, gate, name, routing)
+    replayed = route_many(list(inputs), inputs, frame, gate, name, routing)
     for row in rows:
         expected = replayed[row["pair_id"]]
         assert (row["route"], row["decision_stage"], row["chosen"]) == (
@@ -155,7 +156,7 @@ def test_labelled_pairs_get_the_missing_judges_and_stricter_versions_escalate(
     by_client = {p.id: p for p in recorded}
     # Gold on pairs accepted at stage 0: the fit needs every stage's verdicts on them.
     post_gold(client, project, [by_client[r["client_id"]] for r in cheap[:5]])
-    actions = calibrate.maintain(engine)
+    actions = gate.maintain(engine)
     assert any("5 labelled pairs sent to the missing judges" in a for a in actions), actions
     assert client.get(f"/v1/jobs/{job}").json()["by_state"]["pending"] == 5
     run_worker(engine, settings)
@@ -166,11 +167,11 @@ def test_labelled_pairs_get_the_missing_judges_and_stricter_versions_escalate(
         )
         counts = Counter(got)
     assert len(counts) == 5 * 6 and set(counts.values()) == {1}  # whole panel, nothing stored twice
-    assert calibrate.maintain(engine) == []  # nothing left to backfill
+    assert gate.maintain(engine) == []  # nothing left to backfill
 
     # A stricter version (threshold no stage-0 score reaches): stage-0 accepts need stage 1.
     with Session(engine, expire_on_commit=False) as session:
-        current = calibrate.latest_version(session, project)
+        current = versions.latest_version(session, project)
         db_project = session.get(Project, project)
         assert current is not None and db_project is not None
         strict = CalibrationVersion(
@@ -187,7 +188,7 @@ def test_labelled_pairs_get_the_missing_judges_and_stricter_versions_escalate(
         )
         session.add(strict)
         session.commit()
-    calibrate.reroute(engine, db_project, strict)
+    decisions.reroute(engine, db_project, strict)
     with Session(engine) as session:
         pending = set(session.exec(select(Pair.id).where(Pair.job_id == job, Pair.state == "pending")))
     assert {r["pair_id"] for r in cheap[5:]} <= pending

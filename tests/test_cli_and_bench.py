@@ -12,10 +12,10 @@ from pathlib import Path
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 
-from api.bench import bench_throughput
 from api.db import make_engine, upgrade
 from api.models import Project
 from api.settings import Settings
+from api.tools.bench_throughput import bench_throughput
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_demo_runs_offline_and_prints_the_summary(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRELABEL_")}
     env.update(PRELABEL_DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}", NO_COLOR="1", COLUMNS="160")
     process = subprocess.run(
-        [sys.executable, "-m", "api.cli", "demo", "--no-wait", "--api-port", "0", "--review-port", "0"],
+        [sys.executable, "-m", "api.tools.cli", "demo", "--no-wait", "--api-port", "0", "--review-port", "0"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api import embeddings
-from api.embeddings import EMBEDDING_DIM, embed_texts, from_bytes, load_model, pair_text, to_bytes
+from api.review import embeddings
+from api.review.embeddings import EMBEDDING_DIM, embed_texts, from_bytes, load_model, pair_text, to_bytes
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -135,7 +135,7 @@ def pandalm_sample() -> tuple[np.ndarray, np.ndarray]:
     """240 PandaLM pairs in random order (so index order carries no structure for ties),
     their pair embeddings and a pre-calibration uncertainty: disagreement among the two
     judges' verdicts and the three annotators' labels (0, 0.2, 0.4 or 0.6)."""
-    from api.embeddings import embed_texts, pair_text
+    from api.review.embeddings import embed_texts, pair_text
 
     rows = [json.loads(line) for line in (SHARED / "pandalm" / "testset_3annotators.jsonl").open()]
     random.Random(0).shuffle(rows)

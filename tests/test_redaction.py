@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from api.redaction import (
+from api.review.redaction import (
     REDACTION_VERSION,
     RedactedPair,
     find_entities,

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from api.models import Judgment, Pair
 from api.settings import Settings
-from api.summary import order_sensitivity
 from judge.recorded import load_recorded, recorded_to_five_point
+from judge.verdicts import order_sensitivity
 from tests.conftest import LLMBAR, run_worker
 
 pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")

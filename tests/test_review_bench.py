@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from api.bench_queue import bench_queue
-from api.cli import main
+from api.tools.bench_queue import bench_queue
+from api.tools.cli import main
 
 
 def test_bench_queue_reports_latency(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api import review_queue
-from api.auth import Reviewer, create_reviewer
-from api.bench_queue import seed_pending
-from api.models import Label, Project, utcnow
-from api.review_queue import ReviewItem, ReviewLease, ReviewSubmit
+from api.models import Label, Project, Reviewer, ReviewItem, ReviewLease, utcnow
+from api.review import queue, submit
+from api.review.reviewers import create_reviewer
+from api.schemas import ReviewSubmit
+from api.tools.bench_queue import seed_pending
 
 REVIEWERS = 8
 
@@ -37,7 +37,7 @@ def _run_reviewers(engine: Engine, project: Project, reviewers: list[Reviewer]) 
             start.wait()
             n = 0
             while True:
-                item = review_queue.next_item(engine, project, reviewer, "review")
+                item = queue.next_item(engine, project, reviewer, "review")
                 if item is None:
                     return
                 pair = item["pair_id"]
@@ -51,11 +51,11 @@ def _run_reviewers(engine: Engine, project: Project, reviewers: list[Reviewer]) 
                     # One reviewer skips now and then: the item must still reach someone.
                     with lock:
                         holding.pop(pair, None)
-                    review_queue.skip_item(engine, item["lease_id"], reviewer, "unsure")
+                    submit.skip_item(engine, item["lease_id"], reviewer, "unsure")
                     continue
                 with lock:
                     holding.pop(pair, None)
-                review_queue.submit_label(
+                submit.submit_label(
                     engine, item["lease_id"], reviewer, ReviewSubmit(label="A>B", time_on_task_s=0.1)
                 )
                 with lock:
@@ -111,14 +111,14 @@ def test_late_submits_racing_fresh_claims_never_give_an_item_two_labels(any_engi
         review_items = session.exec(select(ReviewItem).where(ReviewItem.queue == "review")).all()
     assert project is not None and len(review_items) > 30
     stale_leases: dict[int, int] = {}  # lease -> pair
-    while (item := review_queue.next_item(any_engine, project, late, "review")) is not None:
+    while (item := queue.next_item(any_engine, project, late, "review")) is not None:
         stale_leases[item["lease_id"]] = item["pair_id"]
         with Session(any_engine) as session:  # the lease lapses before it is submitted
-            review_queue.expire_leases(session, utcnow() + timedelta(hours=1))
+            queue.expire_leases(session, utcnow() + timedelta(hours=1))
             session.commit()
     assert len(stale_leases) == len(review_items)
     # Whatever the race does, this slot is surely reassigned before the late submit arrives.
-    held = review_queue.next_item(any_engine, project, others[0], "review")
+    held = queue.next_item(any_engine, project, others[0], "review")
     assert held is not None
 
     accepted: list[int] = []
@@ -132,9 +132,9 @@ def test_late_submits_racing_fresh_claims_never_give_an_item_two_labels(any_engi
             # Lowest priority first: the others start at the top, so the two meet midway.
             for lease_id in reversed(list(stale_leases)):
                 try:
-                    review_queue.submit_label(any_engine, lease_id, late, ReviewSubmit(label="B>A"))
+                    submit.submit_label(any_engine, lease_id, late, ReviewSubmit(label="B>A"))
                     accepted.append(lease_id)
-                except review_queue.Conflict as exc:
+                except queue.Conflict as exc:
                     refused.append(exc.detail)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)

@@ -12,10 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api import review_queue
-from api.auth import Reviewer, create_reviewer
-from api.models import Decision, Job, Label, Pair, Project, RoutingSettings, utcnow
-from api.review_queue import ReviewItem, ReviewLease, ReviewSubmit, on_decisions_written
+from api.models import Decision, Job, Label, Pair, Project, Reviewer, ReviewItem, ReviewLease, utcnow
+from api.review import prepare, queue
+from api.review.queue import on_decisions_written
+from api.review.reviewers import create_reviewer
+from api.review.submit import submit_label
+from api.schemas import ReviewSubmit, RoutingSettings
 from api.settings import Settings
 from tests import fakes
 from tests.conftest import run_worker
@@ -145,7 +147,7 @@ def test_abandoned_lease_comes_back_and_a_late_label_is_refused_once_reassigned(
 ) -> None:
     project = judged_project(client, engine, settings, n=1)
     first, second = new_reviewer(client, "eve"), new_reviewer(client, "fay")
-    monkeypatch.setattr(review_queue, "LEASE_SECONDS", 0.2)
+    monkeypatch.setattr(settings, "review_lease_seconds", 0.2)
     item = next_item(client, project, first)
     assert next_item(client, project, second) is None  # held by eve
     time.sleep(0.3)
@@ -169,7 +171,7 @@ def test_a_late_label_counts_when_nobody_took_the_slot(
 ) -> None:
     project = judged_project(client, engine, settings, n=1)
     first, second = new_reviewer(client, "gia"), new_reviewer(client, "hugo")
-    monkeypatch.setattr(review_queue, "LEASE_SECONDS", 0.2)
+    monkeypatch.setattr(settings, "review_lease_seconds", 0.2)
     item = next_item(client, project, first)
     time.sleep(0.3)
     # The background pass expires the lease: the slot is free, but nobody has taken it yet.
@@ -366,7 +368,7 @@ class FakeEmbeddings(SimpleNamespace):
 def test_background_prepare_redacts_embeds_and_reranks(
     client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(review_queue, "_embedding_module", lambda: FakeEmbeddings())
+    monkeypatch.setattr(prepare, "_embedding_module", lambda: FakeEmbeddings())
     project = judged_project(client, engine, settings, n=6)
     result = client.post("/v1/admin/review/prepare", headers=ADMIN).json()
     assert result["redacted"] == 6 and result["embedded"] == 6 and result["reprioritized"] == 6
@@ -387,7 +389,7 @@ def test_background_prepare_redacts_embeds_and_reranks(
 def test_without_embeddings_the_order_is_by_uncertainty(
     client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(review_queue, "_embedding_module", lambda: None)
+    monkeypatch.setattr(prepare, "_embedding_module", lambda: None)
     project = judged_project(client, engine, settings, n=3)
     with Session(engine) as session:
         ids = session.exec(select(Pair.id).order_by(Pair.id)).all()
@@ -478,7 +480,7 @@ def reviewers(engine: Engine, *names: str) -> list[Reviewer]:
 def time_passes(engine: Engine, seconds: float = 3600) -> int:
     """Expire every lease that would have lapsed ``seconds`` from now (what the sweep does)."""
     with Session(engine) as session:
-        n = review_queue.expire_leases(session, utcnow() + timedelta(seconds=seconds))
+        n = queue.expire_leases(session, utcnow() + timedelta(seconds=seconds))
         session.commit()
     return n
 
@@ -500,36 +502,36 @@ ANSWER = ReviewSubmit(label="A>B", time_on_task_s=12)
 def test_late_submit_with_a_free_slot_is_stored_and_takes_the_slot(any_engine: Engine) -> None:
     project, (pair_id,) = queued_project(any_engine, 1)
     ana, bo = reviewers(any_engine, "ana", "bo")
-    item = review_queue.next_item(any_engine, project, ana)
+    item = queue.next_item(any_engine, project, ana)
     assert item is not None and item_counts(any_engine, pair_id) == ("leased", 0, 1)
     assert time_passes(any_engine) == 1
     assert item_counts(any_engine, pair_id) == ("open", 0, 0)  # the slot is free again
 
-    label, created = review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)
+    label, created = submit_label(any_engine, item["lease_id"], ana, ANSWER)
     assert created and label["annotator"] == "ana"
     assert item_counts(any_engine, pair_id) == ("done", 1, 0)
     lease = lease_row(any_engine, item["lease_id"])
     assert (lease.state, lease.label_id) == ("submitted", label["label_id"])
     # Idempotent as before: the same answer again is a no-op, a different one is refused.
-    again, created = review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)
+    again, created = submit_label(any_engine, item["lease_id"], ana, ANSWER)
     assert not created and again["duplicate"] and again["label_id"] == label["label_id"]
-    with pytest.raises(review_queue.Conflict, match="already labelled"):
-        review_queue.submit_label(any_engine, item["lease_id"], ana, ReviewSubmit(label="B>A"))
+    with pytest.raises(queue.Conflict, match="already labelled"):
+        submit_label(any_engine, item["lease_id"], ana, ReviewSubmit(label="B>A"))
     # The late label filled the item: nobody else is served it.
-    assert review_queue.next_item(any_engine, project, bo) is None
+    assert queue.next_item(any_engine, project, bo) is None
     assert item_counts(any_engine, pair_id) == ("done", 1, 0)
 
 
 def test_late_submit_is_refused_once_the_slot_was_reassigned(any_engine: Engine) -> None:
     project, (pair_id,) = queued_project(any_engine, 1)
     ana, bo = reviewers(any_engine, "ana", "bo")
-    first = review_queue.next_item(any_engine, project, ana)
+    first = queue.next_item(any_engine, project, ana)
     time_passes(any_engine)
-    second = review_queue.next_item(any_engine, project, bo)
+    second = queue.next_item(any_engine, project, bo)
     assert first and second and second["pair_id"] == pair_id
 
-    with pytest.raises(review_queue.Conflict, match=r"expired .* reassigned") as refused:
-        review_queue.submit_label(any_engine, first["lease_id"], ana, ANSWER)
+    with pytest.raises(queue.Conflict, match=r"expired .* reassigned") as refused:
+        submit_label(any_engine, first["lease_id"], ana, ANSWER)
     assert refused.value.status == 409 and "another reviewer" in refused.value.detail
     # Nothing of ana's was stored, and bo's slot is intact.
     assert item_counts(any_engine, pair_id) == ("leased", 0, 1)
@@ -538,11 +540,11 @@ def test_late_submit_is_refused_once_the_slot_was_reassigned(any_engine: Engine)
     with Session(any_engine) as session:
         assert session.exec(select(Label)).all() == []
 
-    label, created = review_queue.submit_label(any_engine, second["lease_id"], bo, ANSWER)
+    label, created = submit_label(any_engine, second["lease_id"], bo, ANSWER)
     assert created and item_counts(any_engine, pair_id) == ("done", 1, 0)
     # A retry of the refused submit stays refused (now: the item has its label).
-    with pytest.raises(review_queue.Conflict, match="all the labels it needs"):
-        review_queue.submit_label(any_engine, first["lease_id"], ana, ANSWER)
+    with pytest.raises(queue.Conflict, match="all the labels it needs"):
+        submit_label(any_engine, first["lease_id"], ana, ANSWER)
     with Session(any_engine) as session:
         assert [lab.annotator for lab in session.exec(select(Label)).all()] == ["bo"]
 
@@ -550,12 +552,12 @@ def test_late_submit_is_refused_once_the_slot_was_reassigned(any_engine: Engine)
 def test_late_submit_is_refused_when_the_pair_left_the_queue(any_engine: Engine) -> None:
     project, (pair_id,) = queued_project(any_engine, 1)
     (ana,) = reviewers(any_engine, "ana")
-    item = review_queue.next_item(any_engine, project, ana)
+    item = queue.next_item(any_engine, project, ana)
     time_passes(any_engine)
     _decide(any_engine, pair_id, "auto_accept", [], 0.99)  # recalibration re-routes it
     assert item_counts(any_engine, pair_id) == ("stale", 0, 0)
-    with pytest.raises(review_queue.Conflict, match="re-routed"):
-        review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)  # type: ignore[index]
+    with pytest.raises(queue.Conflict, match="re-routed"):
+        submit_label(any_engine, item["lease_id"], ana, ANSWER)  # type: ignore[index]
     assert item_counts(any_engine, pair_id) == ("stale", 0, 0)
 
 
@@ -563,17 +565,17 @@ def test_with_overlap_late_labels_fill_free_slots_only(any_engine: Engine) -> No
     # Two labels needed; ana and bo both let their leases lapse, then cy takes one slot.
     project, (pair_id,) = queued_project(any_engine, 1, overlap=2)
     ana, bo, cy = reviewers(any_engine, "ana", "bo", "cy")
-    leases = [review_queue.next_item(any_engine, project, r)["lease_id"] for r in (ana, bo)]  # type: ignore[index]
+    leases = [queue.next_item(any_engine, project, r)["lease_id"] for r in (ana, bo)]  # type: ignore[index]
     assert item_counts(any_engine, pair_id) == ("leased", 0, 2)
     assert time_passes(any_engine) == 2
-    taken = review_queue.next_item(any_engine, project, cy)
+    taken = queue.next_item(any_engine, project, cy)
     assert taken is not None and item_counts(any_engine, pair_id) == ("open", 0, 1)
 
-    assert review_queue.submit_label(any_engine, leases[0], ana, ANSWER)[1]  # the one free slot
+    assert submit_label(any_engine, leases[0], ana, ANSWER)[1]  # the one free slot
     assert item_counts(any_engine, pair_id) == ("leased", 1, 1)
-    with pytest.raises(review_queue.Conflict, match="expired"):
-        review_queue.submit_label(any_engine, leases[1], bo, ANSWER)  # would be a third label
-    assert review_queue.submit_label(any_engine, taken["lease_id"], cy, ANSWER)[1]
+    with pytest.raises(queue.Conflict, match="expired"):
+        submit_label(any_engine, leases[1], bo, ANSWER)  # would be a third label
+    assert submit_label(any_engine, taken["lease_id"], cy, ANSWER)[1]
     assert item_counts(any_engine, pair_id) == ("done", 2, 0)
     with Session(any_engine) as session:
         assert sorted(lab.annotator for lab in session.exec(select(Label)).all()) == ["ana", "cy"]
@@ -584,8 +586,8 @@ def test_an_unswept_lease_past_its_expiry_still_holds_its_slot(any_engine: Engin
     # first), so a submit that beats the sweep counts as an ordinary one.
     project, (pair_id,) = queued_project(any_engine, 1)
     (ana,) = reviewers(any_engine, "ana")
-    item = review_queue.next_item(any_engine, project, ana, lease_seconds=-1)
+    item = queue.next_item(any_engine, project, ana, lease_seconds=-1)
     assert item is not None and item_counts(any_engine, pair_id) == ("leased", 0, 1)
-    assert review_queue.submit_label(any_engine, item["lease_id"], ana, ANSWER)[1]
+    assert submit_label(any_engine, item["lease_id"], ana, ANSWER)[1]
     assert item_counts(any_engine, pair_id) == ("done", 1, 0)
     assert time_passes(any_engine) == 0  # nothing left to expire: the lease is submitted

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api import crud
-from api.models import Decision, Pair, PairIn, Project
-from api.worker import Worker
+from api.models import Decision, Judgment, Pair, Project
+from api.pipeline import decisions, gate, ingest, judging, versions
+from api.pipeline.worker import Worker
+from api.schemas import PairIn
 from tests import fakes
 from tests.conftest import fast_settings
 
@@ -24,7 +25,7 @@ def seed(engine: Engine, n: int, judges: list[str]) -> Project:
     pairs = [
         PairIn(client_id=f"c{i}", prompt=f"p{i}", response_a=f"a{i}", response_b=f"b{i}") for i in range(n)
     ]
-    crud.create_job(engine, project, pairs)
+    ingest.create_job(engine, project, pairs)
     return project
 
 
@@ -54,7 +55,7 @@ def test_claims_are_disjoint_under_concurrency(any_engine: Engine) -> None:
 
     async def claim_many() -> list[list[Pair]]:
         return await asyncio.gather(
-            *(asyncio.to_thread(crud.claim_pairs, any_engine, f"w{i}", 25, 60) for i in range(8))
+            *(asyncio.to_thread(judging.claim_pairs, any_engine, f"w{i}", 25, 60) for i in range(8))
         )
 
     claimed = asyncio.run(claim_many())
@@ -64,14 +65,14 @@ def test_claims_are_disjoint_under_concurrency(any_engine: Engine) -> None:
 
 def test_expired_lease_is_reclaimed_and_the_late_writer_is_ignored(engine: Engine) -> None:
     seed(engine, 3, ["fake/ok"])
-    stale = crud.claim_pairs(engine, "crashed-worker", 10, lease_seconds=0.05)
+    stale = judging.claim_pairs(engine, "crashed-worker", 10, lease_seconds=0.05)
     assert len(stale) == 3
-    assert crud.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # still leased
+    assert judging.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # still leased
     time.sleep(0.1)
-    fresh = crud.claim_pairs(engine, "other", 10, lease_seconds=60)
+    fresh = judging.claim_pairs(engine, "other", 10, lease_seconds=60)
     assert [p.id for p in fresh] == [p.id for p in stale]
     assert all(p.attempts == 2 for p in fresh)
-    late = crud.PairOutcome(
+    late = decisions.PairOutcome(
         pair_id=stale[0].id,  # type: ignore[arg-type]
         judgments=[],
         decision={
@@ -83,7 +84,7 @@ def test_expired_lease_is_reclaimed_and_the_late_writer_is_ignored(engine: Engin
             "version": "x",
         },
     )
-    assert crud.store_outcomes(engine, "crashed-worker", [late]) == 0
+    assert decisions.store_outcomes(engine, "crashed-worker", [late]) == 0
 
 
 @pytest.mark.postgres
@@ -95,7 +96,7 @@ def test_postgres_claim_uses_skip_locked(pg_engine: Engine) -> None:
         from sqlalchemy import text
 
         conn.execute(text("SELECT id FROM pair ORDER BY id LIMIT 2 FOR UPDATE"))
-        got = crud.claim_pairs(pg_engine, "w", 10, 60)
+        got = judging.claim_pairs(pg_engine, "w", 10, 60)
         trans.rollback()
     assert len(got) == 3  # the locked rows were skipped, not waited for
 
@@ -103,7 +104,7 @@ def test_postgres_claim_uses_skip_locked(pg_engine: Engine) -> None:
 def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine: Engine) -> None:
     """A refit (or the kill-switch) lands while a pair is being judged: its verdicts are kept,
     and it is routed again under the latest version instead of being stored as decided."""
-    from api import calibrate
+    from api.pipeline import decisions, gate
 
     fake = fakes.install()
     project = seed(any_engine, 3, ["fake/ok"])
@@ -113,17 +114,17 @@ def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine:
         async def _judge_pair(self, pair, *args, **kwargs):  # type: ignore[no-untyped-def]
             outcome = await super()._judge_pair(pair, *args, **kwargs)
             if pair.judged_at is None:  # first pass: a new version lands before the store
-                await asyncio.to_thread(calibrate.refit, any_engine, project)
+                await asyncio.to_thread(gate.refit, any_engine, project)
             return outcome
 
     worker = SlowGateWorker(any_engine, settings, "w")
     asyncio.run(worker.run(until_idle=True))
     with Session(any_engine) as session:
         pairs = session.exec(select(Pair)).all()
-        latest = calibrate.version_name(calibrate.latest_version(session, project.id))  # type: ignore[arg-type]
+        latest = versions.version_name(versions.latest_version(session, project.id))  # type: ignore[arg-type]
         decisions = {p.id: session.get(Decision, p.decision_id) for p in pairs}
         judgments = session.exec(
-            select(crud.Judgment.pair_id, crud.Judgment.judge, crud.Judgment.order)
+            select(Judgment.pair_id, Judgment.judge, Judgment.order)
         ).all()
     assert latest != "routing-v0"
     assert all(p.state == "done" for p in pairs)
@@ -139,8 +140,7 @@ def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
     must not count as "nothing left": the worker claims again instead of stopping."""
     import threading
 
-    from api import calibrate
-    from api import worker as worker_module
+    from api.pipeline import worker as worker_module
 
     fake = fakes.install()
     project = seed(any_engine, 3, ["fake/ok"])
@@ -167,7 +167,7 @@ def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
         async def _judge_pair(self, pair, *args, **kwargs):  # type: ignore[no-untyped-def]
             outcome = await super()._judge_pair(pair, *args, **kwargs)
             if pair.judged_at is None:  # a new version lands: the store sends the pair back
-                await asyncio.to_thread(calibrate.refit, any_engine, project)
+                await asyncio.to_thread(gate.refit, any_engine, project)
             return outcome
 
     asyncio.run(RacingWorker(any_engine, settings, "w").run(until_idle=True))
@@ -180,8 +180,8 @@ def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
 
 def test_only_the_lease_holder_can_renew(engine: Engine) -> None:
     seed(engine, 1, ["fake/ok"])
-    (pair,) = crud.claim_pairs(engine, "holder", 10, lease_seconds=0.05)
-    assert crud.renew_lease(engine, "holder", pair.id, 60)  # type: ignore[arg-type]
-    assert not crud.renew_lease(engine, "someone-else", pair.id, 60)  # type: ignore[arg-type]
+    (pair,) = judging.claim_pairs(engine, "holder", 10, lease_seconds=0.05)
+    assert judging.renew_lease(engine, "holder", pair.id, 60)  # type: ignore[arg-type]
+    assert not judging.renew_lease(engine, "someone-else", pair.id, 60)  # type: ignore[arg-type]
     time.sleep(0.1)
-    assert crud.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # renewed: still held
+    assert judging.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # renewed: still held

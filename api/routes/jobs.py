@@ -11,10 +11,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session, select
 
-from api import crud
 from api.deps import EngineDep, JobDep, ProjectDep, SessionDep, SettingsDep
-from api.ingest import parse_job_request
 from api.models import Job
+from api.pipeline import ingest, results
+from api.pipeline.ingest import parse_job_request
 
 router = APIRouter(tags=["jobs"])
 
@@ -62,8 +62,8 @@ async def create_job(
             },
         )
     try:
-        created = crud.create_job(engine, project, parsed.pairs)
-    except crud.ClientIdConflict as exc:
+        created = ingest.create_job(engine, project, parsed.pairs)
+    except ingest.ClientIdConflict as exc:
         return JSONResponse(
             status_code=409,
             content={
@@ -88,13 +88,13 @@ async def create_job(
 @router.get("/v1/projects/{project_id}/jobs")
 def list_jobs(project: ProjectDep, session: SessionDep) -> list[dict[str, Any]]:
     jobs = session.exec(select(Job).where(Job.project_id == project.id).order_by(Job.id)).all()
-    return [crud.job_status(session, job) for job in jobs]
+    return [results.job_status(session, job) for job in jobs]
 
 
 @router.get("/v1/jobs/{job_id}")
 def read_job(job: JobDep, session: SessionDep) -> dict[str, Any]:
     """Counts by state and route, reasons, progress, cost so far, errors."""
-    return crud.job_status(session, job)
+    return results.job_status(session, job)
 
 
 @router.get("/v1/jobs/{job_id}/results", response_model=None)
@@ -111,7 +111,7 @@ def job_results(
     wants_ndjson = format == "ndjson" or (format is None and NDJSON in request.headers.get("accept", ""))
     if wants_ndjson:
         return StreamingResponse(_stream(engine, job.id), media_type=NDJSON)  # type: ignore[arg-type]
-    rows = crud.result_rows(session, job.id, after, limit)  # type: ignore[arg-type]
+    rows = results.result_rows(session, job.id, after, limit)  # type: ignore[arg-type]
     next_cursor = rows[-1]["pair_id"] if len(rows) == limit else None
     return JSONResponse(jsonable_encoder({"job_id": job.id, "results": rows, "next_after": next_cursor}))
 
@@ -120,7 +120,7 @@ def _stream(engine: Any, job_id: int) -> Iterator[bytes]:
     after = 0
     while True:
         with Session(engine) as session:
-            rows = crud.result_rows(session, job_id, after, 1000)
+            rows = results.result_rows(session, job_id, after, 1000)
         if not rows:
             return
         yield "".join(json.dumps(jsonable_encoder(r)) + "\n" for r in rows).encode()

@@ -7,7 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.deps import ProjectDep, SessionDep, SettingsDep
-from api.models import JudgeSpec, Project, ProjectCreate, ProjectPublic
+from api.models import Project
+from api.schemas import JudgeSpec, ProjectCreate, ProjectPublic
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 

@@ -6,51 +6,23 @@ Auth: ``Authorization: Bearer <token>``; reviewer tokens come from ``POST /v1/re
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
-from pydantic import Field as PField
 from sqlmodel import Session, select
 
-from api import review_queue
-from api.auth import AdminDep, ReaderDep, Reviewer, ReviewerDep, ReviewerExists, create_reviewer, rotate_token
-from api.deps import EngineDep, ProjectDep, SessionDep
-from api.models import Pair
-from api.review_queue import QueueError, ReviewSubmit
+from api.deps import AdminDep, EngineDep, ProjectDep, ReaderDep, ReviewerDep, SessionDep, SettingsDep
+from api.models import Pair, Reviewer
+from api.review import queue, stats
+from api.review.prepare import prepare_batch
+from api.review.queue import QueueError
+from api.review.reviewers import ReviewerExists, create_reviewer, rotate_token
+from api.review.submit import skip_item, submit_label
+from api.schemas import NextRequest, ReviewerCreate, ReviewSubmit, SkipRequest
 
-log = logging.getLogger("prelabel.review")
-
-
-@contextlib.asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Redact, embed and re-rank queued pairs in the background, off the request path.
-
-    On by default where the API judges in-process (``prelabel serve``, the demo); set
-    PRELABEL_REVIEW_PREPARE=1/0 to force it on or off (standalone workers can call
-    ``api.review_queue.prepare_batch`` instead).
-    """
-    flag = os.environ.get("PRELABEL_REVIEW_PREPARE", "auto")
-    enabled = flag == "1" or (flag == "auto" and getattr(app.state, "worker", None) is not None)
-    stop = asyncio.Event()
-    task = asyncio.create_task(review_queue.prepare_loop(app.state.engine, stop)) if enabled else None
-    try:
-        yield
-    finally:
-        stop.set()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, timeout=30)
-
-
-router = APIRouter(tags=["review"], lifespan=lifespan)
+router = APIRouter(tags=["review"])
 
 
 def _fail(exc: QueueError) -> HTTPException:
@@ -58,12 +30,6 @@ def _fail(exc: QueueError) -> HTTPException:
 
 
 # --- reviewer accounts (admin) -----------------------------------------------------------
-
-
-class ReviewerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = PField(min_length=1, max_length=200, pattern=r"\S")
 
 
 def _reviewer_view(reviewer: Reviewer) -> dict[str, Any]:
@@ -109,26 +75,24 @@ def whoami(reviewer: ReviewerDep) -> dict[str, Any]:
 # --- the queue ---------------------------------------------------------------------------
 
 
-class NextRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    queue: str = PField("review", pattern="^(review|incident)$")
-
-
 @router.post("/v1/projects/{project_id}/review/next")
 def next_item(
-    project: ProjectDep, reviewer: ReviewerDep, engine: EngineDep, body: NextRequest | None = None
+    project: ProjectDep,
+    reviewer: ReviewerDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    body: NextRequest | None = None,
 ) -> JSONResponse:
     """Lease the next item (redacted) with the reasons it is here; ``{"item": null}`` when
     there is nothing for this reviewer. Asking again while holding a lease returns it."""
-    queue = (body or NextRequest()).queue
+    queue_name = (body or NextRequest()).queue
     try:
-        item = review_queue.next_item(engine, project, reviewer, queue)
+        item = queue.next_item(engine, project, reviewer, queue_name, settings.review_lease_seconds)
     except QueueError as exc:
         raise _fail(exc) from None
     if item is None:
         with Session(engine) as session:
-            why = review_queue.queue_is_empty_reason(session, project.id, queue)  # type: ignore[arg-type]
+            why = queue.queue_is_empty_reason(session, project.id, queue_name)  # type: ignore[arg-type]
         return JSONResponse({"item": None, "detail": why})
     return JSONResponse(jsonable_encoder({"item": item}))
 
@@ -140,23 +104,17 @@ def submit(lease_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: Eng
     After the lease expired the label is still stored if the item's slot is free; 409 when
     the item was reassigned to another reviewer (or is done, or left the queue)."""
     try:
-        label, created = review_queue.submit_label(engine, lease_id, reviewer, body)
+        label, created = submit_label(engine, lease_id, reviewer, body)
     except QueueError as exc:
         raise _fail(exc) from None
     return JSONResponse(jsonable_encoder(label), status_code=201 if created else 200)
-
-
-class SkipRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = PField(min_length=1, max_length=500, pattern=r"\S")
 
 
 @router.post("/v1/review/leases/{lease_id}/skip")
 def skip(lease_id: int, body: SkipRequest, reviewer: ReviewerDep, engine: EngineDep) -> dict[str, Any]:
     """Give an item back (with a reason); it goes to another reviewer, never back to you."""
     try:
-        return review_queue.skip_item(engine, lease_id, reviewer, body.reason)
+        return skip_item(engine, lease_id, reviewer, body.reason)
     except QueueError as exc:
         raise _fail(exc) from None
 
@@ -168,7 +126,7 @@ def review_progress(
     session: SessionDep,
     queue: str = Query("review", pattern="^(review|incident)$"),
 ) -> dict[str, Any]:
-    return review_queue.progress(session, project.id, queue, reviewer)  # type: ignore[arg-type]
+    return stats.progress(session, project.id, queue, reviewer)  # type: ignore[arg-type]
 
 
 # --- dashboards (reviewer or admin) ------------------------------------------------------
@@ -179,7 +137,7 @@ def review_stats(
     project: ProjectDep, session: SessionDep, _: ReaderDep, hours: int = Query(24, ge=1, le=24 * 90)
 ) -> JSONResponse:
     """Queue depth, labels per reviewer per hour, override rates with / without pre-label."""
-    return JSONResponse(jsonable_encoder(review_queue.review_stats(session, project.id, hours)))  # type: ignore[arg-type]
+    return JSONResponse(jsonable_encoder(stats.review_stats(session, project.id, hours)))  # type: ignore[arg-type]
 
 
 @router.get("/v1/projects/{project_id}/review/labels")
@@ -197,7 +155,7 @@ def review_labels(
         if annotator not in (None, reader.name):
             raise HTTPException(403, "reviewers can read their own labels only")
         annotator = reader.name
-    rows = review_queue.list_labels(session, project.id, annotator, after, limit)  # type: ignore[arg-type]
+    rows = stats.list_labels(session, project.id, annotator, after, limit)  # type: ignore[arg-type]
     next_after = rows[-1]["label_id"] if len(rows) == limit else None
     return JSONResponse(jsonable_encoder({"labels": rows, "next_after": next_after}))
 
@@ -210,7 +168,7 @@ def read_redaction_mapping(pair_id: int, session: SessionDep, _: AdminDep) -> JS
     """Token -> original text for one pair (PII: admins only)."""
     if session.get(Pair, pair_id) is None:
         raise HTTPException(404, f"pair {pair_id} not found")
-    mapping = review_queue.redaction_for_admin(session, pair_id)
+    mapping = stats.redaction_for_admin(session, pair_id)
     if mapping is None:
         raise HTTPException(404, f"pair {pair_id} has not been redacted yet (it was never queued for review)")
     return JSONResponse(jsonable_encoder(mapping))
@@ -220,4 +178,4 @@ def read_redaction_mapping(pair_id: int, session: SessionDep, _: AdminDep) -> JS
 def prepare_now(engine: EngineDep, _: AdminDep) -> dict[str, int]:
     """Run one pass of the queue's background work now (backfill, expiry, redaction,
     embeddings, priority)."""
-    return review_queue.prepare_batch(engine)
+    return prepare_batch(engine)

@@ -23,11 +23,12 @@ import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from api import calibrate
 from api.db import make_engine, upgrade
 from api.main import create_app
+from api.models import Project
+from api.pipeline.gate import check_drift
+from api.pipeline.worker import Worker
 from api.settings import Settings
-from api.worker import Worker
 from judge.recorded import RecordedPair, judges_in, load_recorded
 
 SHIFT_CHUNK = 20  # pairs per streamed job in the shift phase
@@ -261,10 +262,7 @@ def _shift(
         audit_labels = [(r["client_id"], gold[r["client_id"]]) for r in rows if "audit" in r["reasons"]]
         audits += len(audit_labels)
         post_labels(client, project_id, audit_labels, "audit")  # type: ignore[arg-type]
-        if (
-            closed_after is None
-            and calibrate.check_drift(engine, _db_project(engine, project_id)) is not None
-        ):
+        if closed_after is None and check_drift(engine, _db_project(engine, project_id)) is not None:
             closed_after = streamed
     return {
         "data": shift_to,
@@ -277,10 +275,10 @@ def _shift(
     }
 
 
-def _db_project(engine: Engine, project_id: int) -> calibrate.Project:
+def _db_project(engine: Engine, project_id: int) -> Project:
     from sqlmodel import Session
 
     with Session(engine, expire_on_commit=False) as session:
-        project = session.get(calibrate.Project, project_id)
+        project = session.get(Project, project_id)
         assert project is not None
         return project

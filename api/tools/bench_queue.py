@@ -21,11 +21,13 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import review_queue
-from api.auth import Reviewer, create_reviewer
 from api.db import make_engine, upgrade
 from api.main import create_app
-from api.models import Decision, Job, Pair, Project, RoutingSettings, utcnow
+from api.models import Decision, Job, Pair, Project, Reviewer, utcnow
+from api.review import queue
+from api.review.reviewers import create_reviewer
+from api.review.submit import submit_label
+from api.schemas import ReviewSubmit, RoutingSettings
 from api.settings import Settings
 
 SEED_CHUNK = 5000
@@ -112,7 +114,7 @@ def seed_pending(engine: Engine, pending: int, project_name: str = "bench-queue"
                 )
             session.execute(insert(Pair), pairs)
             session.execute(insert(Decision), decisions)
-            review_queue.on_decisions_written(session, [p["id"] for p in pairs])
+            queue.on_decisions_written(session, [p["id"] for p in pairs])
             session.commit()
         if engine.dialect.name == "postgresql":
             # Explicit ids above leave the sequences behind; later inserts must not collide.
@@ -169,7 +171,7 @@ def bench_queue(
         # No worker and so no background preparation competing for the CPU. Entered once (the
         # lifespan only re-checks the schema) so requests share one event loop, as in a server.
         client = TestClient(create_app(settings, engine, run_worker=False))
-        answer = review_queue.ReviewSubmit(label="A>B", time_on_task_s=1.0)
+        answer = ReviewSubmit(label="A>B", time_on_task_s=1.0)
 
         def http_next(i: int) -> float:
             reviewer, token = reviewers[i % REVIEWERS]
@@ -181,15 +183,15 @@ def bench_queue(
             )
             elapsed = time.perf_counter() - t0
             item = response.json()["item"]
-            review_queue.submit_label(engine, item["lease_id"], reviewer, answer)
+            submit_label(engine, item["lease_id"], reviewer, answer)
             return elapsed
 
         def service_next(i: int) -> float:
             reviewer, _ = reviewers[i % REVIEWERS]
             t0 = time.perf_counter()
-            item = review_queue.next_item(engine, project, reviewer, "review")  # type: ignore[arg-type]
+            item = queue.next_item(engine, project, reviewer, "review")  # type: ignore[arg-type]
             elapsed = time.perf_counter() - t0
-            review_queue.submit_label(engine, item["lease_id"], reviewer, answer)  # type: ignore[index]
+            submit_label(engine, item["lease_id"], reviewer, answer)  # type: ignore[index]
             return elapsed
 
         with client:

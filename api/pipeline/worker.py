@@ -17,25 +17,6 @@ import uuid
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.calibrate import (
-    Gate,
-    GateCache,
-    GatedInput,
-    decision_fields,
-    labelled_pairs,
-    maintain,
-    needs_full_panel,
-    route_many,
-    views_frame,
-)
-from api.crud import (
-    PairOutcome,
-    cached_judgments,
-    claim_pairs,
-    own_judgments,
-    renew_lease,
-    store_outcomes,
-)
 from api.metrics import (
     JUDGE_CACHE_HITS,
     JUDGE_CALLS,
@@ -45,8 +26,13 @@ from api.metrics import (
     JUDGE_LATENCY,
     PAIRS_ROUTED,
 )
-from api.models import JudgeSpec, Judgment, Pair, Project, RoutingSettings
-from api.routing import JudgmentView, RouteDecision
+from api.models import Judgment, Pair, Project
+from api.pipeline.decisions import PairOutcome, decision_fields, store_outcomes
+from api.pipeline.gate import maintain
+from api.pipeline.judging import cached_judgments, claim_pairs, labelled_pairs, own_judgments, renew_lease
+from api.pipeline.routing import JudgmentView, needs_full_panel, route_pair
+from api.pipeline.versions import GateCache
+from api.schemas import JudgeSpec, RoutingSettings
 from api.settings import Settings
 from calibration.cascade import CascadeModel
 from judge.client import JudgeCallResult, RetryPolicy, call_judge
@@ -62,7 +48,9 @@ JUDGMENT_FIELDS = (
     "judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "raw",
     "latency_ms", "prompt_tokens", "completion_tokens", "cost", "attempts", "error",
 )  # fmt: skip
-MAINTAIN_EVERY_S = 5.0  # refit / kill-switch checks (api.calibrate.maintain)
+# What routing reads of a judgment row, in JudgmentView's order.
+VIEW_FIELDS = ("judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "error")
+MAINTAIN_EVERY_S = 5.0  # refit / kill-switch checks (api.pipeline.gate.maintain)
 
 
 class Worker:
@@ -299,7 +287,8 @@ class Worker:
                 rows.append(row)
                 if not (isinstance(result, Judgment) and result.pair_id == pair.id):
                     new_rows.append(row)
-            decision = self._route(pair, rows, safety[0], gate, version, routing)
+            views = [JudgmentView(*(row[name] for name in VIEW_FIELDS)) for row in rows]  # type: ignore[arg-type]
+            decision = route_pair(pair.id, views, safety[0], gate, version, routing)  # type: ignore[arg-type]
             if decision.next_stage is None:
                 break
         saved = 2 * len(specs) - len(rows)
@@ -313,32 +302,6 @@ class Worker:
             safety_flag=safety[0],
             safety_reasons=safety[1],
         )
-
-    @staticmethod
-    def _route(
-        pair: Pair,
-        rows: list[dict[str, object]],
-        precheck_safety: bool,
-        gate: Gate | None,
-        version: str,
-        routing: RoutingSettings,
-    ) -> RouteDecision:
-        views = [
-            JudgmentView(
-                r["judge"],  # type: ignore[arg-type]
-                r["order"],  # type: ignore[arg-type]
-                r["verdict"],  # type: ignore[arg-type]
-                r["both_bad"],  # type: ignore[arg-type]
-                r["safety_flag"],  # type: ignore[arg-type]
-                r["confidence"],  # type: ignore[arg-type]
-                r["error"],  # type: ignore[arg-type]
-            )
-            for r in rows
-        ]
-        # Features are only needed for a calibrated gate.
-        frame = views_frame({pair.id: views}) if gate is not None and gate.open else None  # type: ignore[dict-item]
-        inputs = {pair.id: GatedInput(views, precheck_safety)}
-        return route_many([pair.id], inputs, frame, gate, version, routing)[pair.id]  # type: ignore[list-item,index,dict-item]
 
     @staticmethod
     def _row(result: JudgeCallResult | Judgment, pair: Pair, project: Project) -> dict[str, object]:

@@ -21,13 +21,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.auth import ensure_demo_reviewer
 from api.settings import get_settings
-from api.summary import order_sensitivity
 from judge.recorded import load_recorded, recorded_to_five_point
+from judge.verdicts import order_sensitivity
 from review_app.launch import run_streamlit
 
-SAMPLE = Path(__file__).parent / "sample_data" / "llmbar_sample.jsonl"
+SAMPLE = Path(__file__).parents[1] / "sample_data" / "llmbar_sample.jsonl"
 REPLAY_JUDGES = ("gpt-4/vanilla_norules", "gpt-3.5-turbo/vanilla_norules")
 console = Console(width=max(Console().width, 110))
 
@@ -205,6 +204,27 @@ def import_gold_and_refit(api: httpx.Client, project_id: int) -> None:
     console.print("  pairs by route now: " + ", ".join(f"{k} {v}" for k, v in routes.most_common()))
 
 
+def ensure_demo_reviewer(api_base_url: str, admin_token: str, name: str = "demo-reviewer") -> str:
+    """Create (or re-key) reviewer ``name`` through the API and return a working token.
+
+    Tokens are stored hashed, so an existing reviewer gets a fresh token (the old one stops
+    working): the demo always prints a token that signs in.
+    """
+    headers = {"authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=api_base_url.rstrip("/"), headers=headers, timeout=10) as http:
+        response = http.post("/v1/reviewers", json={"name": name})
+        if response.status_code == 201:
+            return response.json()["token"]
+        if response.status_code != 409:
+            response.raise_for_status()
+        listing = http.get("/v1/reviewers")
+        listing.raise_for_status()
+        reviewer = next(r for r in listing.json() if r["name"] == name)
+        rotated = http.post(f"/v1/reviewers/{reviewer['id']}/token")
+        rotated.raise_for_status()
+        return rotated.json()["token"]
+
+
 def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -> int:
     api_port, review_port = free_port(api_port), free_port(review_port)
     api_url, review_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{review_port}"
@@ -212,7 +232,8 @@ def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -
     console.print(f"[bold]prelabel demo[/bold] — database {database}")
     env = dict(os.environ)
     api_proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(api_port), "--log-level", "warning"], env=env
+        [sys.executable, "-m", "api.tools.cli", "serve", "--port", str(api_port), "--log-level", "warning"],
+        env=env,
     )
     review_proc = run_streamlit(review_port, api_url)
     children = [api_proc, review_proc]

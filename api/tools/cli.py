@@ -26,28 +26,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from api.db import make_engine, upgrade
+    from api.main import run_background
+    from api.pipeline.worker import Worker
     from api.settings import get_settings
-    from api.worker import Worker
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
     upgrade(engine)
     worker = Worker(engine, settings)
     logging.getLogger("prelabel").info("worker %s on %s", worker.worker_id, engine.dialect.name)
-
-    async def judge_and_prepare() -> int:
-        # Beside judging: redaction, embeddings and queue ranking for the review app.
-        from api.review_queue import prepare_loop
-
-        stop = asyncio.Event()
-        preparing = asyncio.create_task(prepare_loop(engine, stop))
-        try:
-            return await worker.run(until_idle=args.until_idle)
-        finally:
-            stop.set()
-            await preparing
-
-    done = asyncio.run(judge_and_prepare())
+    # Beside judging: redaction, embeddings and queue ranking for the review app.
+    done = asyncio.run(
+        run_background(engine, asyncio.Event(), worker=worker, prepare=True, until_idle=args.until_idle)
+    )
     print(f"worker {worker.worker_id}: {done} pairs judged")
     return 0
 
@@ -59,7 +50,7 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from api.demo import run_demo
+    from api.tools.demo import run_demo
 
     return run_demo(api_port=args.api_port, review_port=args.review_port, wait=not args.no_wait)
 
@@ -74,7 +65,7 @@ def _print(result: dict, as_json: bool) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     if args.bench == "throughput":
-        from api.bench import bench_throughput
+        from api.tools.bench_throughput import bench_throughput
 
         result = asyncio.run(
             bench_throughput(
@@ -86,7 +77,7 @@ def _bench(args: argparse.Namespace) -> int:
             )
         )
     elif args.bench == "replay":
-        from api.bench_replay import bench_replay
+        from api.tools.bench_replay import bench_replay
 
         result = bench_replay(
             data=args.data,
@@ -105,7 +96,7 @@ def _bench(args: argparse.Namespace) -> int:
             cascade=args.cascade,
         )
     elif args.bench == "queue":
-        from api.bench_queue import bench_queue
+        from api.tools.bench_queue import bench_queue
 
         result = bench_queue(pending=args.pending, database_url=args.database_url, samples=args.samples)
     else:
@@ -114,9 +105,49 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate(args: argparse.Namespace) -> int:
-    from api.calibrate import calibrate_cli
+def calibrate_cli(project: str | None, report: str | None) -> int:
+    """``prelabel calibrate``: refit now, print the gate state, optionally write the HTML report."""
+    from pathlib import Path
 
+    from sqlmodel import Session, select
+
+    from api.db import make_engine, upgrade
+    from api.models import Project
+    from api.pipeline.gate import refit
+    from api.pipeline.versions import version_name
+    from api.reports import calibration_state
+    from api.settings import get_settings
+    from calibration.report import render_report_html
+
+    engine = make_engine(get_settings().database_url)
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        projects = list(session.exec(select(Project).order_by(Project.id)))  # type: ignore[arg-type]
+    if project is not None:
+        projects = [p for p in projects if str(p.id) == project or p.name == project]
+        if not projects:
+            raise SystemExit(f"no project {project!r}")
+    if report and len(projects) != 1:
+        raise SystemExit("--report needs exactly one project: name it with --project")
+    for item in projects:
+        version = refit(engine, item, trigger="manual")
+        state = "OPEN" if version.open else "closed"
+        print(f"project {item.id} {item.name!r}: {version_name(version)} gate {state} — {version.reason}")
+        if version.open:
+            print(
+                f"  threshold {version.threshold:.3f}, "
+                f"guaranteed agreement >= {version.guaranteed_agreement:.3f}, "
+                f"expected coverage {version.expected_coverage:.1%}, {version.n_labels} labels"
+            )
+        if report:
+            Path(report).write_text(
+                render_report_html(calibration_state(engine, item)["report"]), encoding="utf-8"
+            )
+            print(f"  report written to {report}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
     return calibrate_cli(project=args.project, report=args.report)
 
 

@@ -15,8 +15,8 @@ import httpx
 
 from api.db import make_engine, upgrade
 from api.main import create_app
+from api.pipeline.worker import Worker
 from api.settings import Settings
-from api.worker import Worker
 from judge.client import completion_kwargs, litellm
 from judge.prompt import render_messages
 

@@ -1,0 +1,179 @@
+"""The one writer of decisions: a pair's routing outcome stored, its review item kept in step.
+
+Two paths write decisions, both through here: the worker's batches (:func:`store_outcomes`,
+with the judgments they were made from) and re-routing under a new calibration version
+(:func:`reroute`). Each stores a decision only under its project's latest version, holding
+the versions lock (``versions.hold_versions``) until it commits, and brings the review
+queue in line in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.db import chunks
+from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, utcnow
+from api.pipeline.judging import judgment_views
+from api.pipeline.routing import GatedInput, RouteDecision, route_many, views_frame
+from api.pipeline.versions import gate_model, hold_versions, latest_version_names, version_name
+from api.review import queue
+
+
+@dataclass
+class PairOutcome:
+    pair_id: int
+    judgments: list[dict[str, Any]]
+    decision: dict[str, Any]
+    safety_flag: bool = False
+    safety_reasons: list[str] = field(default_factory=list)
+
+
+def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) -> int:
+    """Write judgments and decisions for pairs this worker still leases, in one transaction.
+
+    A pair whose lease was lost (expired and re-claimed) is skipped: the new holder writes it.
+    A pair decided under a calibration version that is no longer its project's latest (a
+    refit or the kill-switch landed while it was being judged) keeps its judgments but goes
+    back to the queue, to be routed under the current gate. Returns the pairs now done.
+    """
+    if not outcomes:
+        return 0
+    now = utcnow()
+    with Session(engine) as session:
+        held: dict[int, int] = {}
+        for part in chunks([o.pair_id for o in outcomes]):
+            held.update(
+                session.exec(
+                    select(Pair.id, Pair.project_id).where(
+                        Pair.id.in_(part), Pair.lease_owner == worker_id, Pair.state == "judging"
+                    )
+                ).all()  # type: ignore[arg-type]
+            )
+        kept = [o for o in outcomes if o.pair_id in held]
+        if not kept:
+            return 0
+        hold_versions(session, held.values())  # no version lands between this check and the commit
+        latest = latest_version_names(session, set(held.values()))
+        done = [o for o in kept if o.decision["version"] == latest[held[o.pair_id]]]
+        outdated = [o for o in kept if o.decision["version"] != latest[held[o.pair_id]]]
+        judgment_rows = [dict(j, pair_id=o.pair_id, created_at=now) for o in kept for j in o.judgments]
+        if judgment_rows:
+            session.execute(insert(Judgment), judgment_rows)
+        decision_of: dict[int, int] = {}
+        if done:
+            decision_rows = [dict(o.decision, pair_id=o.pair_id, created_at=now) for o in done]
+            ids = session.execute(
+                insert(Decision).returning(Decision.id, Decision.pair_id), decision_rows
+            ).all()
+            decision_of = {pair_id: decision_id for decision_id, pair_id in ids}
+        session.execute(
+            update(Pair),
+            [
+                {
+                    "id": o.pair_id,
+                    "state": "done" if o.pair_id in decision_of else "pending",
+                    "decision_id": decision_of.get(o.pair_id),
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "judged_at": now,
+                    "safety_flag": o.safety_flag,
+                    "safety_reasons": o.safety_reasons,
+                }
+                for o in kept
+            ],
+        )
+        # Review queue hook: enqueue pairs routed to a human, in this same transaction.
+        queue.on_decisions_written(session, [o.pair_id for o in done])
+        queue.withdraw(session, [o.pair_id for o in outdated])
+        session.commit()
+    return len(done)
+
+
+def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> int:
+    """Write a decision under ``version`` for every judged pair of the project.
+
+    Under a cascade, a pair that now needs a stage it was never judged by goes back to the
+    judging queue (state ``pending``) instead: the worker calls the missing stage (earlier
+    stages come from the judgment cache) and routes it.
+    """
+    gate = gate_model(version)
+    name = version_name(version)
+    routing = project.routing_settings()
+    written = 0
+    with Session(engine) as session:
+        pair_rows = session.exec(
+            select(Pair.id, Pair.safety_flag)
+            .where(Pair.project_id == project.id, Pair.state == "done")
+            .order_by(Pair.id)
+        ).all()
+    for part in chunks(pair_rows, 2000):
+        ids = [pid for pid, _ in part]
+        with Session(engine) as session:
+            views = judgment_views(session, ids)
+            frame = views_frame(views)
+            inputs = {pid: GatedInput(views[pid], flag) for pid, flag in part}
+            decisions = route_many(ids, inputs, frame, gate, name, routing)
+            hold_versions(session, [project.id])  # type: ignore[list-item]
+            if latest_version_names(session, {project.id})[project.id] != name:  # type: ignore[index,arg-type]
+                # A newer version landed: its own re-routing covers every pair, and a decision
+                # under this one written after it would be stale.
+                break
+            unjudged = [pid for pid, d in decisions.items() if d.next_stage is not None]
+            if unjudged:
+                requeue(session, unjudged)
+            now = utcnow()
+            rows = [
+                dict(decision_fields(d, name, len(inputs[pid].views), project), pair_id=pid, created_at=now)
+                for pid, d in decisions.items()
+                if d.next_stage is None
+            ]
+            if rows:
+                new_ids = session.execute(
+                    insert(Decision).returning(Decision.id, Decision.pair_id), rows
+                ).all()
+                session.execute(update(Pair), [{"id": pid, "decision_id": did} for did, pid in new_ids])
+            # Pairs whose route changed move in or out of the review queues, in this transaction.
+            queue.on_decisions_written(session, [row["pair_id"] for row in rows])
+            session.commit()
+            written += len(rows)
+    return written
+
+
+def decision_fields(
+    decision: RouteDecision, version: str, n_judgments: int, project: Project
+) -> dict[str, Any]:
+    """A routing decision as Decision columns (its pair and time are the writer's to add)."""
+    panel = 2 * len(project.judges)
+    return {
+        "label": decision.label,
+        "chosen": decision.chosen,
+        "confidence": decision.confidence,
+        "route": decision.route,
+        "reasons": decision.reasons,
+        "version": version,
+        "stage": decision.stage,
+        "judge_calls_saved": max(0, panel - n_judgments),
+    }
+
+
+def requeue(session: Session, pair_ids: list[int]) -> int:
+    """Send judged pairs back to the judging queue, out of the review queues.
+
+    Until the worker routes them again they have no current decision (results show them
+    pending); their earlier decisions stay in the history.
+    """
+    n = 0
+    for part in chunks(pair_ids):
+        result = session.execute(
+            update(Pair)
+            .where(Pair.id.in_(part), Pair.state == "done")  # type: ignore[union-attr]
+            .values(state="pending", decision_id=None, lease_owner=None, lease_expires_at=None)
+        )
+        n += result.rowcount  # type: ignore[attr-defined]
+    queue.withdraw(session, pair_ids)
+    return n

@@ -1,0 +1,349 @@
+"""The calibration gate as a service: labels in, versions out, pairs re-routed.
+
+The math lives in ``calibration/`` (pure); this module only moves data between the
+database and those functions:
+
+* :func:`refit` reads the project's judgments and its *usable* human labels (sources in
+  ``CALIBRATION_SOURCES``: a random gold sample and the audit stream — review labels are
+  left out because reviewers see the uncertain pairs, a selected sample), fits the gate,
+  stores a new :class:`CalibrationVersion` and re-routes every judged pair under it.
+* :func:`check_drift` runs the kill-switch test on the audit labels since the gate opened
+  and closes the gate at once when audited agreement is below target with confidence.
+* :func:`maintain` is what workers call every few seconds: refit after ``refit_every`` new
+  usable labels, then the drift check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.db import chunks
+from api.models import CalibrationVersion, Decision, Judgment, Label, Pair, Project
+from api.pipeline.decisions import requeue, reroute
+from api.pipeline.judging import judgment_views
+from api.pipeline.routing import FittedGate, JudgmentView, hard_reasons, summarize, views_frame
+from api.pipeline.versions import (
+    kill_switch_since,
+    latest_version,
+    latest_version_to_follow,
+    version_name,
+)
+from api.vocab import CALIBRATION_SOURCES, SOURCE_WHY
+from calibration.cascade import fit_cascade
+from calibration.drift import drift_alarm
+from calibration.features import build_features
+from calibration.gate import fit_gate
+from judge.verdicts import side
+
+log = logging.getLogger("prelabel.calibrate")
+
+
+def label_side(label: str) -> str | None:
+    return side(label) if label not in ("A", "B") else label
+
+
+def human_sides(labels: list[Label]) -> pd.Series:
+    """One side per pair: the majority of its labels' sides; a split pair is left out."""
+    votes: dict[int, Counter[str]] = {}
+    for label in labels:
+        s = label_side(label.label)
+        if s is not None:
+            votes.setdefault(label.pair_id, Counter())[s] += 1
+    out = {}
+    for pair_id, counter in votes.items():
+        (top, n), *rest = counter.most_common()
+        if not rest or rest[0][1] < n:
+            out[pair_id] = top
+    return pd.Series(out, dtype=object)
+
+
+def usable_labels(session: Session, project_id: int) -> tuple[pd.Series, dict[str, Any]]:
+    """Human sides of pairs with calibration-usable labels, and what each source contributed."""
+    labels = list(session.exec(select(Label).where(Label.project_id == project_id)))
+    counts = Counter(label.source for label in labels)
+    sources = {
+        source: {"n": counts.get(source, 0), "used": source in CALIBRATION_SOURCES, "why": SOURCE_WHY[source]}
+        for source in SOURCE_WHY
+    }
+    usable = [label for label in labels if label.source in CALIBRATION_SOURCES]
+    return human_sides(usable), sources
+
+
+def never_accept_flags(
+    session: Session,
+    project: Project,
+    views: dict[int, list[JudgmentView]],
+    stages: list[list[str]] | None = None,
+) -> pd.DataFrame:
+    """Per pair and stage: does routing hard-flag it on the verdicts of stages <= k?
+
+    One column (stage 0) without a cascade. A flagged pair can't be auto-accepted by any
+    threshold; the gate is fitted with exactly these flags, so its guarantee covers what
+    routing accepts.
+    """
+    routing = project.routing_settings()
+    pair_ids = list(views)
+    precheck: dict[int, bool] = {}
+    for part in chunks(pair_ids):
+        precheck.update(session.exec(select(Pair.id, Pair.safety_flag).where(Pair.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
+    prefixes = [None] if not stages else [{j for s in stages[: k + 1] for j in s} for k in range(len(stages))]
+    flags: dict[int, list[bool]] = {}
+    for pid in pair_ids:
+        row = []
+        for judges in prefixes:
+            summary = summarize([v for v in views[pid] if judges is None or v.judge in judges])
+            hard = hard_reasons(
+                summary,
+                precheck_safety=bool(precheck.get(pid)),
+                order_sensitive_judges=routing.order_sensitive_judges,
+            )
+            row.append(bool(hard) or summary.both_bad)
+        flags[pid] = row
+    return pd.DataFrame.from_dict(flags, orient="index", columns=list(range(len(prefixes))), dtype=bool)
+
+
+def _complete_pairs(frame: pd.DataFrame, judges: list[str]) -> list[int]:
+    """Pairs of the long table with a row for every (judge, order) of the panel."""
+    panel = frame[frame["judge"].isin(judges)]
+    counts = panel.drop_duplicates(["pair_id", "judge", "order"]).groupby("pair_id").size()
+    return [int(pid) for pid in counts.index[counts.to_numpy() == 2 * len(judges)]]
+
+
+def refit(
+    engine: Engine, project: Project, trigger: str = "manual", random_state: int = 0
+) -> CalibrationVersion:
+    """Fit the gate on the usable labels, store a new version, re-route the project's pairs."""
+    routing = project.routing_settings()
+    with Session(engine, expire_on_commit=False) as session:
+        # Read before the labels: a kill-switch stored after this read is one the labels may
+        # predate, and the version written below must not undo it.
+        latest_when_read = latest_version(session, project.id)  # type: ignore[arg-type]
+        gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
+        labelled = [int(i) for i in gold.index]
+        views = judgment_views(session, labelled)
+        frame = views_frame(views)
+        stages = project.cascade_stages()
+        blocked = never_accept_flags(session, project, views, stages)
+    judges = [spec.model for spec in project.judge_specs()]
+    model: FittedGate | None = None
+    n_used = len(gold)
+    if stages and len(frame):
+        # A cascade is fitted on labelled pairs that carry every stage's verdicts; the others
+        # are being judged by the missing stages (requeue_for_backfill) and count next time.
+        complete = _complete_pairs(frame, judges)
+        waiting, n_used = len(gold) - len(complete), len(complete)
+        model = fit_cascade(
+            frame[frame["pair_id"].isin(complete)],
+            gold.loc[complete],
+            stages,
+            alpha=1 - routing.target_agreement,
+            delta=routing.delta,
+            n_min=routing.n_min,
+            random_state=random_state,
+            never_accept=blocked.loc[complete],  # routing's hard flags per stage
+        )
+        reason = model.reason + (
+            f"; {waiting} labelled pairs wait for their missing judges" if waiting else ""
+        )
+    elif len(frame):
+        features = build_features(frame, judges=judges)
+        model = fit_gate(
+            features,
+            gold,
+            alpha=1 - routing.target_agreement,
+            delta=routing.delta,
+            n_min=routing.n_min,
+            random_state=random_state,
+            never_accept=blocked[0],  # routing's hard flags, so the guarantee covers what is accepted
+        )
+        reason = model.reason
+    else:
+        reason = f"no usable labels yet (need {routing.n_min} from sources {', '.join(CALIBRATION_SOURCES)})"
+    with Session(engine, expire_on_commit=False) as session:
+        previous = latest_version_to_follow(session, project.id)  # type: ignore[arg-type]
+        is_open = bool(model and model.open)
+        kill_switch = kill_switch_since(session, project.id, latest_when_read) if is_open else None  # type: ignore[arg-type]
+        if kill_switch is not None:
+            # Its labels were read before the kill-switch fired: a fit on them must not undo it.
+            # The next refit, on the labels that arrive after, may open the gate again.
+            is_open = False
+            reason = f"kept closed: {version_name(kill_switch)} closed the gate while this fit ran; {reason}"
+        version = CalibrationVersion(
+            project_id=project.id,  # type: ignore[arg-type]
+            version=(previous.version + 1) if previous else 1,
+            trigger=trigger,
+            open=is_open,
+            reason=reason,
+            threshold=model.threshold if model else None,
+            guaranteed_agreement=model.guaranteed_agreement if model else None,
+            expected_coverage=model.expected_coverage if model else 0.0,
+            n_labels=int(n_used),
+            label_sources=sources,
+            model=model.to_dict() if model else None,
+            report={},
+        )
+        session.add(version)
+        session.commit()
+    reroute(engine, project, version)
+    log.info(
+        "project %s: %s %s (%s)",
+        project.id,
+        version_name(version),
+        "open" if version.open else "closed",
+        reason,
+    )
+    return version
+
+
+def audit_outcomes(session: Session, project_id: int, since: Any = None) -> list[tuple[Any, int, int]]:
+    """(time, pair_id, agrees) for audit labels, in arrival order.
+
+    Agreement compares the human side with the side the audit decision would have accepted.
+    """
+    query = (
+        select(Label.created_at, Label.pair_id, Label.label, Decision.chosen)
+        .join(Decision, Decision.pair_id == Label.pair_id)
+        .where(Label.project_id == project_id, Label.source == "audit", Decision.route == "review")
+        .order_by(Label.created_at, Label.id)
+    )
+    if since is not None:
+        query = query.where(Label.created_at >= since)
+    seen: set[int] = set()
+    out = []
+    for created, pair_id, label, chosen in session.exec(query):
+        if pair_id in seen or chosen is None:
+            continue
+        seen.add(pair_id)
+        out.append((created, pair_id, int(label_side(label) == chosen)))
+    return out
+
+
+def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
+    """Close the gate (a new version, trigger "drift") when audits show agreement below target."""
+    routing = project.routing_settings()
+    with Session(engine, expire_on_commit=False) as session:
+        current = latest_version(session, project.id)  # type: ignore[arg-type]
+        if current is None or not current.open:
+            return None
+        outcomes = audit_outcomes(session, project.id, since=current.created_at)  # type: ignore[arg-type]
+    if not outcomes:
+        return None
+    result = drift_alarm(
+        [agree for _, _, agree in outcomes], target=routing.target_agreement, delta=routing.delta
+    )
+    if not result.alarm:
+        return None
+    with Session(engine, expire_on_commit=False) as session:
+        if latest_version_to_follow(session, project.id).version != current.version:  # type: ignore[arg-type,union-attr]
+            # A refit landed while the audits were tested: its own audits are checked next pass.
+            return None
+        closed = CalibrationVersion(
+            project_id=project.id,  # type: ignore[arg-type]
+            version=current.version + 1,
+            trigger="drift",
+            open=False,
+            reason=(
+                f"kill-switch: audited agreement {result.estimate:.3f} over the last {result.n} audits "
+                f"is below the target {routing.target_agreement:.2f} with confidence {1 - routing.delta:.2f} "
+                f"(alarm at audit {result.at_index})"
+            ),
+            threshold=current.threshold,
+            guaranteed_agreement=None,
+            expected_coverage=0.0,
+            n_labels=current.n_labels,
+            label_sources=current.label_sources,
+            model=current.model,
+            report={"drift": {"estimate": result.estimate, "bound": result.bound, "audits": len(outcomes)}},
+        )
+        session.add(closed)
+        session.commit()
+    reroute(engine, project, closed)
+    log.warning("project %s: gate closed by the drift kill-switch", project.id)
+    return closed
+
+
+def new_usable_labels(session: Session, project_id: int, since: Any) -> int:
+    query = (
+        select(func.count())
+        .select_from(Label)
+        .where(
+            Label.project_id == project_id,
+            Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+        )
+    )
+    if since is not None:
+        query = query.where(Label.created_at > since)
+    return session.exec(query).one()
+
+
+def requeue_for_backfill(engine: Engine, project: Project) -> tuple[int, int]:
+    """Cascade projects: labelled pairs missing some judge's verdicts go back to judging.
+
+    Fitting a cascade needs every stage's verdicts on the calibration labels, but a pair that
+    was accepted at a cheap stage (and later audited, or labelled as gold) has only those.
+    The worker judges a pair with a usable label by the whole panel. Returns (pairs sent
+    back now, labelled pairs still missing verdicts, in whatever state).
+    """
+    if project.cascade_stages() is None:
+        return 0, 0
+    panel = {(spec.model, order) for spec in project.judge_specs() for order in ("ab", "ba")}
+    with Session(engine) as session:
+        labelled = dict(
+            session.exec(
+                select(Label.pair_id, Pair.state)
+                .join(Pair, Pair.id == Label.pair_id)
+                .where(
+                    Label.project_id == project.id,
+                    Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+                )
+                .distinct()
+            ).all()
+        )
+        have: dict[int, set[tuple[str, str]]] = {pid: set() for pid in labelled}
+        for part in chunks(list(labelled)):
+            for pid, judge, order in session.exec(
+                select(Judgment.pair_id, Judgment.judge, Judgment.order).where(Judgment.pair_id.in_(part))
+            ):
+                have[pid].add((judge, order))
+        missing = [pid for pid, got in have.items() if not panel <= got]
+        n = requeue(session, [pid for pid in missing if labelled[pid] == "done"]) if missing else 0
+        session.commit()
+    return n, len(missing)
+
+
+def maintain(engine: Engine) -> list[str]:
+    """Refit projects with ``refit_every`` new usable labels; run the drift check. Returns actions."""
+    actions = []
+    with Session(engine, expire_on_commit=False) as session:
+        projects = list(session.exec(select(Project)))
+    for project in projects:
+        routing = project.routing_settings()
+        with Session(engine) as session:
+            current = latest_version(session, project.id)  # type: ignore[arg-type]
+            fresh = new_usable_labels(session, project.id, current.created_at if current else None)  # type: ignore[arg-type]
+        due = (
+            fresh >= routing.refit_every
+            if current is not None
+            else fresh >= min(routing.n_min, routing.refit_every)
+        )
+        backfill, waiting = requeue_for_backfill(engine, project)
+        if backfill:
+            actions.append(f"project {project.id}: {backfill} labelled pairs sent to the missing judges")
+        if due and not waiting:
+            version = refit(engine, project, trigger="auto")
+            actions.append(f"project {project.id}: refit -> {version_name(version)}")
+            continue
+        if due:
+            # Fitting now would leave out exactly the pairs the previous version settled early
+            # (a non-random subset of the labels); the refit runs once their verdicts are in.
+            actions.append(f"project {project.id}: refit waits for {waiting} labelled pairs' missing judges")
+        if check_drift(engine, project) is not None:
+            actions.append(f"project {project.id}: kill-switch closed the gate")
+    return actions

@@ -1,0 +1,342 @@
+"""Ingest: jobs of pairs and human labels, JSON or NDJSON, all-or-nothing.
+
+Parsing is pure (every bad line is reported, nothing half-read); storing happens only when
+every line is valid, in one transaction, idempotent by client id (pairs) or idempotency key
+(labels).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from api.db import chunks
+from api.models import Job, Label, Pair, Project, utcnow
+from api.schemas import LabelIn, PairIn
+from judge.content import content_hash
+from judge.verdicts import from_side
+
+
+@dataclass
+class LineError:
+    line: int  # 1-based line (NDJSON) or position in the "pairs" array (JSON)
+    client_id: str | None
+    errors: list[str]
+
+
+@dataclass
+class ParsedRequest:
+    pairs: list[PairIn] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+
+
+def _records_from_body(
+    body: bytes, content_type: str, key: str = "pairs"
+) -> tuple[list[tuple[int, Any]], list[LineError]]:
+    """Raw records with their line numbers; JSON syntax errors as LineErrors.
+
+    JSON bodies are an array or ``{key: [...]}``; NDJSON bodies hold one record per line.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [], [LineError(0, None, [f"body is not UTF-8: {exc}"])]
+    if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
+        records: list[tuple[int, Any]] = []
+        errors: list[LineError] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                errors.append(LineError(number, None, [f"invalid JSON: {exc.msg} at column {exc.colno}"]))
+        return records, errors
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [], [LineError(exc.lineno, None, [f"invalid JSON: {exc.msg} at line {exc.lineno}"])]
+    items = document.get(key) if isinstance(document, dict) else document
+    if not isinstance(items, list):
+        return [], [LineError(0, None, [f'body must be a JSON array of {key} or {{"{key}": [...]}}'])]
+    return list(enumerate(items, start=1)), []
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        out.append(f"{where}: {err['msg']}")
+    return out
+
+
+def parse_job_request(
+    body: bytes,
+    content_type: str,
+    *,
+    max_field_chars: int,
+    max_pairs: int,
+    allow_empty_responses: bool = False,
+) -> ParsedRequest:
+    records, errors = _records_from_body(body, content_type)
+    result = ParsedRequest(errors=errors)
+    if not records and not errors:
+        result.errors.append(LineError(0, None, ["request holds no pairs"]))
+        return result
+    if len(records) > max_pairs:
+        result.errors.append(LineError(0, None, [f"{len(records)} pairs exceed the limit of {max_pairs}"]))
+        return result
+    first_line: dict[str, int] = {}
+    for number, record in records:
+        client_id = record.get("client_id") if isinstance(record, dict) else None
+        client_id = client_id if isinstance(client_id, str) else None
+        if not isinstance(record, dict):
+            result.errors.append(LineError(number, None, ["each pair must be a JSON object"]))
+            continue
+        try:
+            pair = PairIn.model_validate(record)
+        except ValidationError as exc:
+            result.errors.append(LineError(number, client_id, _describe(exc)))
+            continue
+        problems = []
+        if not pair.client_id.strip():
+            problems.append("client_id: must not be empty")
+        elif len(pair.client_id) > 512:
+            problems.append("client_id: longer than 512 characters")
+        for name in ("prompt", "response_a", "response_b"):
+            value: str = getattr(pair, name)
+            if not value.strip() and not (allow_empty_responses and name != "prompt"):
+                problems.append(f"{name}: must not be empty")
+            elif len(value) > max_field_chars:
+                problems.append(f"{name}: {len(value)} characters exceed the limit of {max_field_chars}")
+        if len(json.dumps(pair.metadata)) > max_field_chars:
+            problems.append(f"metadata: larger than {max_field_chars} characters as JSON")
+        if pair.client_id in first_line:
+            problems.append(f"client_id: duplicate of line {first_line[pair.client_id]} in this request")
+        else:
+            first_line[pair.client_id] = number
+        if problems:
+            result.errors.append(LineError(number, pair.client_id, problems))
+        else:
+            result.pairs.append(pair)
+    return result
+
+
+# --- storing a job ----------------------------------------------------------------------
+
+
+class ClientIdConflict(Exception):
+    def __init__(self, client_ids: list[str]) -> None:
+        super().__init__(", ".join(client_ids))
+        self.client_ids = client_ids
+
+
+@dataclass
+class JobCreated:
+    job: Job
+    created: int
+    existing: list[str] = field(default_factory=list)
+
+
+def _existing(session: Session, project_id: int, client_ids: list[str]) -> dict[str, Pair]:
+    found: dict[str, Pair] = {}
+    for part in chunks(client_ids):
+        rows = session.exec(select(Pair).where(Pair.project_id == project_id, Pair.client_id.in_(part)))
+        found.update({row.client_id: row for row in rows})
+    return found
+
+
+def create_job(engine: Engine, project: Project, pairs: list[PairIn]) -> JobCreated:
+    """Store a job's new pairs in one transaction; same id + same content is a no-op.
+
+    Raises ClientIdConflict (nothing stored) when an id already holds different content.
+    """
+    hashes = {p.client_id: content_hash(p.prompt, p.response_a, p.response_b) for p in pairs}
+    for attempt in range(2):
+        with Session(engine, expire_on_commit=False) as session:
+            existing = _existing(session, project.id, list(hashes))  # type: ignore[arg-type]
+            conflicts = [
+                p.client_id
+                for p in pairs
+                if p.client_id in existing
+                and (
+                    existing[p.client_id].content_hash != hashes[p.client_id]
+                    or existing[p.client_id].meta != p.metadata
+                    or existing[p.client_id].split != p.split
+                )
+            ]
+            if conflicts:
+                raise ClientIdConflict(conflicts)
+            new = [p for p in pairs if p.client_id not in existing]
+            job = Job(project_id=project.id, n_pairs=len(new), n_existing=len(pairs) - len(new))  # type: ignore[arg-type]
+            session.add(job)
+            session.flush()
+            rows = [
+                {
+                    "project_id": project.id,
+                    "job_id": job.id,
+                    "client_id": p.client_id,
+                    "prompt": p.prompt,
+                    "response_a": p.response_a,
+                    "response_b": p.response_b,
+                    "meta": p.metadata,
+                    "split": p.split,
+                    "content_hash": hashes[p.client_id],
+                    "state": "pending",
+                    "attempts": 0,
+                    "safety_flag": False,
+                    "safety_reasons": [],
+                    "created_at": job.created_at,
+                }
+                for p in new
+            ]
+            try:
+                if rows:
+                    session.execute(insert(Pair), rows)
+                session.commit()
+            except IntegrityError:
+                # A concurrent request stored one of these ids first: check again against it.
+                session.rollback()
+                if attempt:
+                    raise
+                continue
+            return JobCreated(
+                job=job, created=len(new), existing=[p.client_id for p in pairs if p.client_id in existing]
+            )
+    raise AssertionError("unreachable")
+
+
+# --- human labels ------------------------------------------------------------------------
+
+
+class LabelsRefused(Exception):
+    """Some lines are invalid (or name no pair of the project): nothing was stored."""
+
+    def __init__(self, errors: list[LineError]) -> None:
+        super().__init__(f"{len(errors)} invalid line(s); nothing was stored")
+        self.errors = sorted(errors, key=lambda e: e.line)
+
+
+class LabelKeyConflict(Exception):
+    """An idempotency key was reused with a different label: nothing was stored."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__("idempotency key reused with a different label: " + ", ".join(keys[:20]))
+        self.keys = keys
+
+
+@dataclass
+class LabelsStored:
+    created: int
+    existing: int
+
+
+def _five_point(label: str) -> str:
+    return from_side(label) if label in ("A", "B") else label
+
+
+def _idempotency_key(item: LabelIn) -> str:
+    return item.idempotency_key or f"{item.source}:{item.annotator}:{item.client_id}"
+
+
+def parse_labels(body: bytes, content_type: str) -> tuple[list[tuple[int, LabelIn]], list[LineError]]:
+    """Validated labels with their line numbers, and every invalid line."""
+    records, errors = _records_from_body(body, content_type, key="labels")
+    if not records and not errors:
+        errors.append(LineError(0, None, ["request holds no labels"]))
+    parsed: list[tuple[int, LabelIn]] = []
+    for number, record in records:
+        client_id = record.get("client_id") if isinstance(record, dict) else None
+        try:
+            parsed.append((number, LabelIn.model_validate(record)))
+        except ValidationError as exc:
+            errors.append(
+                LineError(number, client_id if isinstance(client_id, str) else None, _describe(exc))
+            )
+    return parsed, errors
+
+
+def store_labels(engine: Engine, project: Project, body: bytes, content_type: str) -> LabelsStored:
+    """Store human labels, all or nothing; the same idempotency key with the same label is a no-op.
+
+    Raises :class:`LabelsRefused` (bad lines, unknown client ids, a key repeated in the
+    request), :class:`LabelKeyConflict` (a stored key with a different label), or
+    ``IntegrityError`` when a concurrent request stored some of the same keys first.
+    """
+    parsed, errors = parse_labels(body, content_type)
+    with Session(engine) as session:
+        pair_of: dict[str, int] = {}
+        for part in chunks([item.client_id for _, item in parsed]):
+            pair_of.update(
+                session.exec(
+                    select(Pair.client_id, Pair.id).where(
+                        Pair.project_id == project.id, Pair.client_id.in_(part)
+                    )
+                ).all()  # type: ignore[arg-type]
+            )
+        keys: dict[str, int] = {}
+        for number, item in parsed:
+            if item.client_id not in pair_of:
+                errors.append(
+                    LineError(
+                        number, item.client_id, [f"client_id: no pair {item.client_id!r} in this project"]
+                    )
+                )
+            key = _idempotency_key(item)
+            if key in keys:
+                errors.append(
+                    LineError(number, item.client_id, [f"idempotency key {key!r} repeats line {keys[key]}"])
+                )
+            keys.setdefault(key, number)
+        if errors:
+            raise LabelsRefused(errors)
+        existing: dict[str, Label] = {}
+        for part in chunks(list(keys)):
+            existing.update(
+                {
+                    row.idempotency_key: row
+                    for row in session.exec(
+                        select(Label).where(Label.project_id == project.id, Label.idempotency_key.in_(part))
+                    )  # type: ignore[attr-defined]
+                }
+            )
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        conflicts = []
+        for _, item in parsed:
+            key = _idempotency_key(item)
+            row = {
+                "project_id": project.id,
+                "pair_id": pair_of[item.client_id],
+                "label": _five_point(item.label),
+                "both_bad": item.both_bad,
+                "safety_flag": item.safety_flag,
+                "rationale": item.rationale,
+                "source": str(item.source),
+                "annotator": item.annotator,
+                "idempotency_key": key,
+                "created_at": now,
+            }
+            if key in existing:
+                old = existing[key]
+                if (old.label, old.pair_id, old.source) != (row["label"], row["pair_id"], row["source"]):
+                    conflicts.append(key)
+                continue
+            rows.append(row)
+        if conflicts:
+            raise LabelKeyConflict(conflicts)
+        try:
+            if rows:
+                session.execute(insert(Label), rows)
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise
+    return LabelsStored(created=len(rows), existing=len(parsed) - len(rows))

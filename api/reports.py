@@ -1,0 +1,162 @@
+"""The gate's state and report data behind ``GET /v1/projects/{id}/calibration``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.db import chunks
+from api.models import CalibrationVersion, Decision, Judgment, Pair, Project
+from api.pipeline.gate import audit_outcomes, usable_labels
+from api.pipeline.routing import FittedGate
+from api.pipeline.versions import gate_model, load_model, version_name
+from calibration.cascade import CascadeModel
+from calibration.features import build_features
+
+
+def judgments_frame(session: Session, project_id: int, pair_ids: list[int] | None = None) -> pd.DataFrame:
+    """Long table (pair_id, judge, order, verdict, confidence, failed) of a project's judgments."""
+    query = select(
+        Judgment.pair_id,
+        Judgment.judge,
+        Judgment.order,
+        Judgment.verdict,
+        Judgment.confidence,
+        Judgment.error,
+    )
+    rows: list[Any] = []
+    if pair_ids is None:
+        rows = list(
+            session.exec(query.join(Pair, Pair.id == Judgment.pair_id).where(Pair.project_id == project_id))
+        )
+    else:
+        for part in chunks(pair_ids):
+            rows.extend(session.exec(query.where(Judgment.pair_id.in_(part))))
+    frame = pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict", "confidence", "error"])
+    frame["failed"] = frame["error"].notna()
+    return frame.drop(columns=["error"])
+
+
+def version_public(version: CalibrationVersion) -> dict[str, Any]:
+    return {
+        "version": version_name(version),
+        "created_at": version.created_at,
+        "trigger": version.trigger,
+        "state": "open" if version.open else "closed",
+        "open": version.open,
+        "reason": version.reason,
+        "threshold": version.threshold,
+        "guaranteed_agreement": version.guaranteed_agreement,
+        "expected_coverage": version.expected_coverage,
+        "n_labels": version.n_labels,
+        "label_sources": version.label_sources,
+    }
+
+
+def cascade_summary(engine: Engine, project: Project, fitted: FittedGate | None) -> dict[str, Any] | None:
+    """The cascade part of the gate state: stages, expected calls, judge calls saved so far."""
+    stages = project.cascade_stages()
+    if stages is None:
+        return None
+    with Session(engine) as session:
+        saved, decided = session.exec(
+            select(func.coalesce(func.sum(Decision.judge_calls_saved), 0), func.count(Decision.id))
+            .join(Pair, Pair.decision_id == Decision.id)
+            .where(Pair.project_id == project.id)
+        ).one()
+    full = 2 * len(project.judges)
+    cascade = fitted if isinstance(fitted, CascadeModel) else None
+    return {
+        "stages": stages,
+        "full_panel_calls": full,
+        # A closed gate judges with the whole panel, whatever the fitted cascade would do.
+        "expected_calls_per_pair": cascade.expected_calls_per_pair
+        if cascade and cascade.open
+        else float(full),
+        "stage_accept_rates": cascade.stage_accept_rates if cascade else [],
+        "judge_calls_saved": int(saved),
+        "saved_fraction": int(saved) / (full * decided) if decided else None,
+    }
+
+
+def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
+    """Gate state, version history and the report data for ``GET .../calibration``."""
+    from calibration.report import build_report
+
+    routing = project.routing_settings()
+    with Session(engine, expire_on_commit=False) as session:
+        versions = list(
+            session.exec(
+                select(CalibrationVersion)
+                .where(CalibrationVersion.project_id == project.id)
+                .order_by(CalibrationVersion.version)  # type: ignore[arg-type]
+            )
+        )
+        gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
+        frame = judgments_frame(session, project.id, [int(i) for i in gold.index])  # type: ignore[arg-type]
+        audits = audit_outcomes(session, project.id)  # type: ignore[arg-type]
+    current = versions[-1] if versions else None
+    model = gate_model(current)
+    fitted = load_model(current.model) if current is not None and current.model else None
+    gate = {
+        "state": "open" if current is not None and current.open else "closed",
+        "open": bool(current is not None and current.open),
+        "reason": current.reason if current else "not calibrated yet: import gold labels and refit",
+        "version": version_name(current),
+        "threshold": current.threshold if current else None,
+        "target_agreement": routing.target_agreement,
+        "delta": routing.delta,
+        "agreement_lower_bound": current.guaranteed_agreement if current else None,
+        "guaranteed_agreement": current.guaranteed_agreement if current else None,
+        "expected_coverage": current.expected_coverage if current else 0.0,
+        "n_labels": current.n_labels if current else int(len(gold)),
+        "n_min": routing.n_min,
+        "label_sources": [{"source": k, **v} for k, v in sources.items()],
+        "cascade": cascade_summary(engine, project, fitted),
+    }
+    confusion_true: list[str] | None = None
+    confusion_pred: list[str] | None = None
+    if fitted is not None and len(frame) and len(gold):
+        features = build_features(frame, judges=fitted.judges)
+        sides = (
+            fitted.predict_side(len(fitted.stages) - 1, features.X)  # the most informed stage
+            if isinstance(fitted, CascadeModel)
+            else fitted.predict_side(features)
+        )
+        predicted = pd.Series(sides, index=features.pair_ids)
+        common = [pid for pid in gold.index if pid in predicted.index]
+        confusion_true, confusion_pred = gold.loc[common].tolist(), predicted.loc[common].tolist()
+    judges_frame = (
+        frame.assign(verdict=frame["verdict"].where(~frame["failed"], "invalid")) if len(frame) else None
+    )
+    kill = next((v for v in reversed(versions) if v.trigger == "drift"), None)
+    report = build_report(
+        project=project.name,
+        calibration_version=version_name(current),
+        gate=gate,
+        confidence=fitted.cal_confidence[np.isfinite(fitted.cal_confidence)] if fitted is not None else (),
+        correct=fitted.cal_correct[np.isfinite(fitted.cal_confidence)] if fitted is not None else (),
+        judgments=judges_frame,
+        gold=gold.to_dict() if len(gold) else None,
+        confusion_true=confusion_true,
+        confusion_pred=confusion_pred,
+        confusion_compared="gate's predicted side vs human (calibration labels, in-sample)",
+        audit_timestamps=[t for t, _, _ in audits],
+        audit_agree=[a for _, _, a in audits],
+        kill_switch={"tripped": True, "rule": kill.reason, "tripped_at": kill.created_at}
+        if kill is not None
+        else None,
+        versions=[version_public(v) for v in versions],
+    )
+    return {
+        "project_id": project.id,
+        "gate": gate,
+        "active": model is not None and model.open,
+        "versions": [version_public(v) for v in versions],
+        "report": report,
+    }

@@ -1,0 +1,548 @@
+"""The human review queue: items, leases, labels, redaction, priority.
+
+A pair the router sends to a human becomes a ``review_item`` in one of two queues:
+``incident`` (route incident, or anything safety-flagged) or ``review`` (the rest).
+Reviewers take items with leases (``review_lease``): an item has ``labels_needed`` slots
+(the project's ``review_overlap``), each lease holds one until it is submitted, skipped or
+expires, so two reviewers never hold the same slot and an abandoned item comes back.
+A reviewer never gets the same item twice (one lease row per item and reviewer). A label
+submitted after its lease expired is stored only if the item still has a free slot, which
+it takes back; if the slot went to another reviewer (or the item is done or re-routed),
+it is refused, so an item never collects more labels than it needs.
+
+Order: ``priority`` (higher first). It starts as the uncertainty (1 - decision confidence)
+and :func:`reprioritize` (off the request path) rewrites the top of each queue with the
+hybrid active-learning order (uncertainty + k-center diversity in embedding space). Audit
+items get a random priority instead: they must stay a random sample, not the hard cases.
+
+Reviewers see redacted text only (``pair_redaction``); token -> original lives apart in
+``redaction_mapping`` for admins. Labels go to the ``label`` table that calibration reads.
+
+Concurrency: on PostgreSQL a claim locks its candidate with FOR UPDATE SKIP LOCKED; on
+SQLite every claim starts with a write, so claims are serialized by the database lock.
+Counters change only in single UPDATE statements whose CASE expressions read the row's
+own current values, so no read-modify-write race can lose a slot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, and_, bindparam, case, func
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, exists, select
+
+from api.db import chunks, insert_ignore
+from api.models import (
+    Decision,
+    Pair,
+    PairRedaction,
+    Project,
+    RedactionMapping,
+    Reviewer,
+    ReviewItem,
+    ReviewLease,
+    utcnow,
+)
+from api.review.redaction import redact_pair
+from api.schemas import RoutingSettings
+from api.vocab import REASON_TEXT, unit_draw
+
+QUEUES: tuple[str, ...] = ("review", "incident")
+SELECTED_TEXT: dict[str, str] = {
+    "uncertainty": "Picked early because the judges are unsure about it.",
+    "hybrid": "Picked early because the judges are unsure and it differs from pairs already reviewed.",
+    "audit": "Picked at random for a quality check.",
+    "escalation": "Escalated for a safety review.",
+}
+
+
+# --- small helpers -----------------------------------------------------------------------
+
+
+def prelabel_shown_for(pair_id: int, reviewer_id: int, rate: float, is_audit: bool) -> bool:
+    """Whether this reviewer sees the judge's pre-label for this pair.
+
+    Deterministic per (pair, reviewer) so a re-served lease shows the same thing. Audit
+    labels feed the calibration guarantee, so they are never primed with the judge's answer.
+    """
+    return not is_audit and unit_draw(f"prelabel:{pair_id}:{reviewer_id}") < rate
+
+
+def uncertainty_of(confidence: float | None) -> float:
+    return 1.0 if confidence is None else float(min(1.0, max(0.0, 1.0 - confidence)))
+
+
+def queue_for(route: str | None, reasons: Sequence[str], pair_safety_flag: bool) -> str | None:
+    if route == "incident":
+        return "incident"
+    if route == "review":
+        return "incident" if pair_safety_flag or "safety_flag" in reasons else "review"
+    return None
+
+
+ITEM = ReviewItem.__table__  # type: ignore[attr-defined]
+_c = ITEM.c
+
+
+def state_after(done_delta: int, active_delta: int) -> Any:
+    """SQL for an item's state after its counters change by these amounts (stale stays stale)."""
+    done = _c.labels_done + done_delta
+    active = _c.leases_active + active_delta
+    return case(
+        (_c.state == "stale", "stale"),
+        (done >= _c.labels_needed, "done"),
+        (done + active >= _c.labels_needed, "leased"),
+        else_="open",
+    )
+
+
+def change_counts(session: Session, item_id: int, done_delta: int, active_delta: int) -> None:
+    session.execute(
+        sa_update(ITEM)
+        .where(_c.id == item_id)
+        .values(
+            labels_done=_c.labels_done + done_delta,
+            leases_active=_c.leases_active + active_delta,
+            state=state_after(done_delta, active_delta),
+            updated_at=utcnow(),
+        )
+    )
+
+
+# --- enqueue (the hook the decision writer calls) ----------------------------------------
+
+_PAIR = Pair.__table__  # type: ignore[attr-defined]
+_DECISION = Decision.__table__  # type: ignore[attr-defined]
+_PROJECT = Project.__table__  # type: ignore[attr-defined]
+_DEFAULT_OVERLAP: int = RoutingSettings.model_fields["review_overlap"].default
+
+# The hook runs inside the worker's store transaction for every batch, so its statements are
+# built once (no per-call construction and cache-key work) and run on the Core connection.
+# One read per batch: each pair's current decision, its project's review overlap, and its
+# routing items (none, or one per queue), one row per (pair, item).
+_HOOK_READ = (
+    sa_select(
+        _PAIR.c.id,
+        _PAIR.c.project_id,
+        _PAIR.c.safety_flag,
+        _DECISION.c.id.label("decision_id"),
+        _DECISION.c.route,
+        _DECISION.c.reasons,
+        _DECISION.c.confidence,
+        _PROJECT.c.routing["review_overlap"].as_integer().label("overlap"),
+        _c.id.label("item_id"),
+        _c.queue,
+        _c.state,
+    )
+    .select_from(
+        _PAIR.join(_DECISION, _DECISION.c.id == _PAIR.c.decision_id)
+        .join(_PROJECT, _PROJECT.c.id == _PAIR.c.project_id)
+        .outerjoin(ITEM, and_(_c.pair_id == _PAIR.c.id, _c.origin == "routing"))
+    )
+    .where(_PAIR.c.id.in_(bindparam("pair_ids", expanding=True)))
+    .order_by(_PAIR.c.id, _c.id)
+)
+_HOOK_STALE = (
+    sa_update(ITEM)
+    .where(_c.id.in_(bindparam("item_ids", expanding=True)), _c.state.in_(("open", "leased")))
+    .values(state="stale", updated_at=bindparam("b_now"))
+)
+_HOOK_FOLLOW = (
+    sa_update(ITEM)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        decision_id=bindparam("b_decision_id"),
+        uncertainty=bindparam("b_uncertainty"),
+        priority=bindparam("b_priority"),
+        selected_by=bindparam("b_selected_by"),
+        is_audit=bindparam("b_is_audit"),
+        reasons=bindparam("b_reasons", type_=JSON),
+        updated_at=bindparam("b_updated_at"),
+        # A stale item that is routed back reopens with the state its counters give.
+        state=case(
+            (
+                _c.state == "stale",
+                case(
+                    (_c.labels_done >= _c.labels_needed, "done"),
+                    (_c.labels_done + _c.leases_active >= _c.labels_needed, "leased"),
+                    else_="open",
+                ),
+            ),
+            else_=_c.state,
+        ),
+    )
+)
+
+
+def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
+    """Bring the queue in line with these pairs' current decisions; call inside the
+    transaction that wrote the decisions (and set pair.decision_id). Returns items added.
+
+    A pair routed to review/incident gets an item in its queue (or its item follows the new
+    decision); a pair routed elsewhere has its unfinished item marked stale. Items already
+    labelled stay as they are: their labels count.
+
+    Per batch: one read, then at most one statement each for stale items, items that follow
+    a new decision, and new items (embeddings and the hybrid order come later, off this path).
+    """
+    if not pair_ids:
+        return 0
+    session.flush()  # the read below is Core, which does not autoflush pending ORM writes
+    connection = session.connection()
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    stale: list[int] = []
+    for part in chunks(list(dict.fromkeys(pair_ids))):
+        # pair id -> (its first row, its routing items); rows come ordered by pair.
+        found: dict[int, tuple[Any, list[Any]]] = {}
+        for row in connection.execute(_HOOK_READ, {"pair_ids": list(part)}):
+            entry = found.get(row.id)
+            if entry is None:
+                entry = found[row.id] = (row, [])
+            if row.item_id is not None:
+                entry[1].append(row)
+        for row, items in found.values():
+            pair_id = row.id
+            reasons = list(row.reasons or [])
+            target = queue_for(row.route, reasons, row.safety_flag)
+            current = None
+            for item in items:
+                if item.queue == target:
+                    current = item
+                elif item.state in ("open", "leased"):
+                    stale.append(item.item_id)
+            if target is None:
+                continue
+            # Audits and the calibration sample are random samples; keep them out of the ranking.
+            is_audit = "audit" in reasons or "calibration_sample" in reasons
+            uncertainty = uncertainty_of(row.confidence)
+            # Audits are a random sample: a random priority interleaves them with the rest.
+            priority = unit_draw(f"audit:{pair_id}") if is_audit else uncertainty
+            selected_by = "audit" if is_audit else "uncertainty"
+            if current is None:
+                inserts.append(
+                    {
+                        "decision_id": row.decision_id,
+                        "uncertainty": uncertainty,
+                        "priority": priority,
+                        "selected_by": selected_by,
+                        "is_audit": is_audit,
+                        "reasons": reasons,
+                        "updated_at": now,
+                        "project_id": row.project_id,
+                        "pair_id": pair_id,
+                        "queue": target,
+                        "origin": "routing",
+                        "state": "open",
+                        "labels_needed": _DEFAULT_OVERLAP if row.overlap is None else row.overlap,
+                        "labels_done": 0,
+                        "leases_active": 0,
+                        "created_at": now,
+                    }
+                )
+            else:
+                updates.append(
+                    {
+                        "b_id": current.item_id,
+                        "b_decision_id": row.decision_id,
+                        "b_uncertainty": uncertainty,
+                        "b_priority": priority,
+                        "b_selected_by": selected_by,
+                        "b_is_audit": is_audit,
+                        "b_reasons": reasons,
+                        "b_updated_at": now,
+                    }
+                )
+    for part in chunks(stale):
+        connection.execute(_HOOK_STALE, {"item_ids": list(part), "b_now": now})
+    if updates:
+        connection.execute(_HOOK_FOLLOW, updates)
+    if inserts:
+        insert_ignore(session, ITEM, inserts, ["pair_id", "queue"])
+    return len(inserts)
+
+
+def withdraw(session: Session, pair_ids: Sequence[int]) -> int:
+    """Pairs sent back to judging leave the queues until their new decision: their unfinished
+    routing items turn stale (labels already given stay). Returns the items withdrawn."""
+    n = 0
+    for part in chunks(list(dict.fromkeys(pair_ids))):
+        result = session.execute(
+            sa_update(ITEM)
+            .where(_c.pair_id.in_(part), _c.origin == "routing", _c.state.in_(("open", "leased")))
+            .values(state="stale", updated_at=utcnow())
+        )
+        n += result.rowcount  # type: ignore[attr-defined]
+    return n
+
+
+def backfill(engine: Engine) -> int:
+    """Enqueue decided pairs the hook has not seen (a database from before the queue
+    existed, or decisions written by code that did not call the hook)."""
+    current = aliased(ReviewItem)
+    with Session(engine) as session:
+        missing = session.exec(
+            select(Pair.id)
+            .join(Decision, Decision.id == Pair.decision_id)
+            .where(
+                Decision.route.in_(("review", "incident")),  # type: ignore[attr-defined]
+                ~exists().where(
+                    current.pair_id == Pair.id,
+                    current.origin == "routing",
+                    current.decision_id == Pair.decision_id,
+                ),
+            )
+        ).all()
+        moved = session.exec(
+            select(current.pair_id)
+            .join(Pair, Pair.id == current.pair_id)
+            .where(
+                current.origin == "routing",
+                current.state.in_(("open", "leased")),  # type: ignore[attr-defined]
+                current.decision_id != Pair.decision_id,
+            )
+        ).all()
+        ids = sorted(set(missing) | set(moved))
+        added = 0
+        for part in chunks(ids, 5000):
+            added += on_decisions_written(session, part)
+            session.commit()
+    return added
+
+
+# --- redaction: what reviewers read -------------------------------------------------------
+
+
+def ensure_redactions(session: Session, pairs: Sequence[Pair]) -> dict[int, PairRedaction]:
+    """Redacted texts for these pairs, computing and storing the missing ones."""
+    ids = [p.id for p in pairs]
+    found = {
+        r.pair_id: r
+        for part in chunks(ids)
+        for r in session.exec(select(PairRedaction).where(PairRedaction.pair_id.in_(part)))  # type: ignore[attr-defined]
+    }
+    missing = [p for p in pairs if p.id not in found]
+    if missing:
+        now = utcnow()
+        shown, secret = [], []
+        for pair in missing:
+            red = redact_pair(pair.prompt, pair.response_a, pair.response_b)
+            shown.append(
+                {
+                    "pair_id": pair.id,
+                    "version": red.version,
+                    "prompt": red.prompt,
+                    "response_a": red.response_a,
+                    "response_b": red.response_b,
+                    "n_tokens": len(red.mapping),
+                    "created_at": now,
+                }
+            )
+            secret.append(
+                {"pair_id": pair.id, "version": red.version, "mapping": red.mapping, "created_at": now}
+            )
+        insert_ignore(session, PairRedaction.__table__, shown, ["pair_id"])
+        insert_ignore(session, RedactionMapping.__table__, secret, ["pair_id"])
+        # Redaction is deterministic per version, so a row another writer stored first holds
+        # the same text: no need to read it back.
+        found.update({row["pair_id"]: PairRedaction(**row) for row in shown})
+    return found
+
+
+# --- leasing -----------------------------------------------------------------------------
+
+
+class QueueError(Exception):
+    status = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(QueueError):
+    status = 404
+
+
+class Forbidden(QueueError):
+    status = 403
+
+
+class Conflict(QueueError):
+    status = 409
+
+
+class Invalid(QueueError):
+    status = 422
+
+
+def expire_leases(session: Session, now: datetime, project_id: int | None = None) -> int:
+    """Return the slots of leases past their expiry to their items."""
+    statement = (
+        sa_update(ReviewLease)
+        .where(ReviewLease.state == "active", ReviewLease.expires_at < now)  # type: ignore[operator]
+        .values(state="expired", finished_at=now)
+        .returning(ReviewLease.item_id)
+        .execution_options(synchronize_session=False)
+    )
+    if project_id is not None:
+        statement = statement.where(ReviewLease.project_id == project_id)
+    expired = Counter(session.scalars(statement))
+    for item_id, n in sorted(expired.items()):
+        change_counts(session, item_id, 0, -n)
+    return sum(expired.values())
+
+
+def _claim(session: Session, project_id: int, queue: str, reviewer_id: int, now: datetime) -> Any:
+    """Take one free slot of the best item this reviewer has not seen; the item row or None."""
+    candidate = aliased(ReviewItem)
+    seen = exists().where(ReviewLease.item_id == candidate.id, ReviewLease.reviewer_id == reviewer_id)
+    best = (
+        select(candidate.id)
+        .where(candidate.project_id == project_id, candidate.queue == queue, candidate.state == "open", ~seen)
+        .order_by(candidate.priority.desc(), candidate.id.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Skip rows another reviewer is claiming right now instead of queueing behind them.
+        chosen = session.execute(best.with_for_update(skip_locked=True, of=candidate)).scalar()
+        if chosen is None:
+            return None
+        target = _c.id == chosen
+    else:
+        target = _c.id == best.scalar_subquery()
+    statement = (
+        sa_update(ITEM)
+        .where(target, _c.state == "open")
+        .values(leases_active=_c.leases_active + 1, state=state_after(0, 1), updated_at=now)
+        .returning(*ITEM.c)
+    )
+    return session.execute(statement).first()
+
+
+def next_item(
+    engine: Engine,
+    project: Project,
+    reviewer: Reviewer,
+    queue: str = "review",
+    lease_seconds: float = 600.0,
+) -> dict[str, Any] | None:
+    """Lease the next item of ``queue`` for ``reviewer`` (or give back the one they hold)."""
+    if queue not in QUEUES:
+        raise Invalid(f"queue must be one of {list(QUEUES)}, got {queue!r}")
+    now = utcnow()
+    with Session(engine, expire_on_commit=False) as session:
+        # A write first: on SQLite it takes the database write lock for the whole claim.
+        expire_leases(session, now, project.id)
+        held = session.exec(
+            select(ReviewLease)
+            .where(
+                ReviewLease.reviewer_id == reviewer.id,
+                ReviewLease.state == "active",
+                ReviewLease.project_id == project.id,
+                ReviewLease.queue == queue,
+                ReviewLease.expires_at > now,  # type: ignore[operator]
+            )
+            .order_by(ReviewLease.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        ).first()
+        if held is not None:
+            item = session.get(ReviewItem, held.item_id)
+            payload = _payload(session, held, item)  # type: ignore[arg-type]
+            session.commit()
+            return payload
+        row = _claim(session, project.id, queue, reviewer.id, now)  # type: ignore[arg-type]
+        if row is None:
+            session.commit()
+            return None
+        item = ReviewItem.model_validate(dict(row._mapping))
+        pair = session.get(Pair, item.pair_id)
+        redaction = ensure_redactions(session, [pair])[item.pair_id]  # type: ignore[list-item]
+        rate = project.routing_settings().show_prelabel_rate
+        # A pair whose judges gave no label has no pre-label to show: record it as not shown.
+        decision = session.get(Decision, item.decision_id) if item.decision_id is not None else None
+        has_prelabel = decision is not None and decision.label is not None
+        lease = ReviewLease(
+            item_id=item.id,  # type: ignore[arg-type]
+            project_id=project.id,  # type: ignore[arg-type]
+            pair_id=item.pair_id,
+            reviewer_id=reviewer.id,  # type: ignore[arg-type]
+            queue=queue,
+            decision_id=item.decision_id,
+            prelabel_shown=has_prelabel
+            and prelabel_shown_for(item.pair_id, reviewer.id, rate, item.is_audit),  # type: ignore[arg-type]
+            redaction_version=redaction.version,
+            leased_at=now,
+            expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        session.add(lease)
+        session.flush()
+        payload = _payload(session, lease, item, pair, redaction)
+        session.commit()
+        return payload
+
+
+def _payload(
+    session: Session,
+    lease: ReviewLease,
+    item: ReviewItem,
+    pair: Pair | None = None,
+    redaction: PairRedaction | None = None,
+) -> dict[str, Any]:
+    pair = pair or session.get(Pair, lease.pair_id)
+    if redaction is None:
+        redaction = ensure_redactions(session, [pair])[lease.pair_id]  # type: ignore[list-item]
+    prelabel = None
+    if lease.prelabel_shown and lease.decision_id is not None:
+        decision = session.get(Decision, lease.decision_id)
+        if decision is not None and decision.label is not None:
+            prelabel = {"label": decision.label, "confidence": decision.confidence}
+    reasons = list(item.reasons)
+    if item.origin == "escalation":
+        reasons = ["reviewer_safety_flag", *[r for r in reasons if r != "reviewer_safety_flag"]]
+    return {
+        "lease_id": lease.id,
+        "item_id": item.id,
+        "pair_id": lease.pair_id,
+        "project_id": lease.project_id,
+        "queue": lease.queue,
+        "leased_at": lease.leased_at,
+        "expires_at": lease.expires_at,
+        "prompt": redaction.prompt,
+        "response_a": redaction.response_a,
+        "response_b": redaction.response_b,
+        "redaction_version": redaction.version,
+        "redacted_values": redaction.n_tokens,
+        "why": {
+            "reasons": [{"code": r, "text": REASON_TEXT.get(r, r)} for r in reasons],
+            "selected_by": item.selected_by,
+            "priority_text": SELECTED_TEXT.get(item.selected_by, ""),
+            "uncertainty": item.uncertainty,
+        },
+        "safety": "safety_flag" in reasons or item.queue == "incident" and bool(pair and pair.safety_flag),
+        "prelabel_shown": lease.prelabel_shown,
+        "prelabel": prelabel,
+        "labels_needed": item.labels_needed,
+    }
+
+
+def queue_is_empty_reason(session: Session, project_id: int, queue: str) -> str:
+    """Why there is nothing to serve, in words for the app."""
+    waiting = session.execute(
+        select(func.count()).where(
+            ReviewItem.project_id == project_id,
+            ReviewItem.queue == queue,
+            ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
+        )
+    ).scalar_one()
+    if waiting:
+        return f"{waiting} item(s) are held by other reviewers or were already seen by you."
+    return "The queue is empty."

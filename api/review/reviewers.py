@@ -1,0 +1,60 @@
+"""Reviewer accounts and bearer-token auth for the review API.
+
+Reviewers sign in with a random token; only its SHA-256 is stored, so a leaked database
+does not leak working tokens (the tokens are 256-bit random, so a plain hash is enough:
+there is nothing to brute-force). The admin authenticates with ``settings.admin_token``
+(env ``PRELABEL_ADMIN_TOKEN``); only the admin creates reviewers and reads PII mappings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from api.models import Reviewer
+
+TOKEN_PREFIX = "rvw_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    # The prefix makes a pasted reviewer token recognisable (and greppable in secret scanners).
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class ReviewerExists(Exception):
+    pass
+
+
+def create_reviewer(session: Session, name: str) -> tuple[Reviewer, str]:
+    """Store a reviewer and return it with its token (the only time the token is visible)."""
+    token = new_token()
+    reviewer = Reviewer(name=name.strip(), token_hash=hash_token(token))
+    session.add(reviewer)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise ReviewerExists(name) from None
+    session.refresh(reviewer)
+    return reviewer, token
+
+
+def rotate_token(session: Session, reviewer: Reviewer) -> str:
+    """Replace a reviewer's token (the old one stops working at once)."""
+    token = new_token()
+    reviewer.token_hash = hash_token(token)
+    session.add(reviewer)
+    session.commit()
+    return token
+
+
+def reviewer_for_token(session: Session, token: str) -> Reviewer | None:
+    reviewer = session.exec(select(Reviewer).where(Reviewer.token_hash == hash_token(token))).first()
+    return reviewer if reviewer is not None and reviewer.active else None

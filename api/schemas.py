@@ -1,0 +1,185 @@
+"""Request and response bodies (pydantic only: no table, no session).
+
+Tables live in ``api/models.py``; these are what clients post and read. Routing settings and
+judge specs are stored as JSON on the project and validated with these same classes.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from api.vocab import LabelSource
+
+FIVE_POINT: tuple[str, ...] = ("A>>B", "A>B", "tie", "B>A", "B>>A")
+Split = Literal["train", "frozen_eval"]
+
+
+# --- projects ----------------------------------------------------------------------------
+
+
+class JudgeSpec(BaseModel):
+    """One judge of a panel: a litellm model string plus call options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    # Passed to litellm as api_base: a provider URL, or for replay/ judges the recorded file.
+    api_base: str | None = None
+    # Ask for token logprobs (only providers that return them: OpenAI-style).
+    logprobs: bool = False
+    # Relative cost, used to order a cascade (cheapest first).
+    cost_rank: float | None = None
+
+    @field_validator("cost_rank")
+    @classmethod
+    def _cost_rank_is_a_cost(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError("cost_rank must be a finite number >= 0 (lower: called earlier in a cascade)")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("judge model must not be empty")
+        return value
+
+
+class RoutingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Provisional (pre-calibration) confidence under which a pair is low_confidence.
+    min_confidence: float = Field(default=0.75, ge=0.0, le=1.0)
+    target_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
+    delta: float = Field(default=0.1, gt=0.0, lt=1.0)
+    n_min: int = Field(default=100, ge=1)
+    audit_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    # A random share of all pairs goes to review as a calibration sample; reviewers' labels on
+    # it (source "calibration") are an unbiased sample, so they calibrate the gate.
+    calibration_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    refit_every: int = Field(default=50, ge=1)
+    # Review: share of items whose judge pre-label the reviewer sees (automation-bias control),
+    # reviewers per item, and the uncertainty weight of the hybrid active-learning priority.
+    show_prelabel_rate: float = Field(default=0.3, ge=0.0, le=1.0)
+    review_overlap: int = Field(default=1, ge=1, le=10)
+    uncertainty_weight: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Judges whose AB/BA flip is a hard flag (never auto-accepted). None: every judge (strict).
+    # A weak judge flips on most pairs; naming the strong judge(s) here keeps the flag
+    # meaningful. The gate is fitted with the same rule, so its guarantee covers what is accepted.
+    order_sensitive_judges: list[str] | None = None
+    # Judge cheapest-first (stages by cost_rank, else litellm price: judge.costs) and call the
+    # next stage only while the calibrated confidence is below the threshold. Takes effect
+    # once the gate is open; a closed gate judges with the whole panel (it needs the data).
+    cascade: bool = False
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    rubric: str | None = None
+    prompt_version: str = "rubric-v1"
+    # Empty responses are refused by default; some real datasets hold an empty reply as a
+    # legitimate (usually losing) response, so a project may accept them.
+    allow_empty_responses: bool = False
+    judges: list[JudgeSpec | str] = []
+    routing: RoutingSettings = RoutingSettings()
+
+
+class ProjectPublic(BaseModel):
+    id: int
+    name: str
+    rubric: str | None
+    prompt_version: str
+    allow_empty_responses: bool
+    judges: list[JudgeSpec]
+    routing: RoutingSettings
+    created_at: datetime
+
+
+# --- pairs and labels --------------------------------------------------------------------
+
+
+class PairIn(BaseModel):
+    """One pair as a client posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    metadata: dict[str, Any] = {}
+    split: Split = "train"
+
+
+class LabelIn(BaseModel):
+    """One human label as a client or reviewer posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str
+    label: Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "A", "B"]
+    both_bad: bool = False
+    safety_flag: bool = False
+    rationale: str | None = None
+    source: LabelSource = "import"
+    annotator: str = "unknown"
+    # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
+    idempotency_key: str | None = None
+
+
+# --- review ------------------------------------------------------------------------------
+
+
+class ReviewSubmit(BaseModel):
+    """A reviewer's answer for one lease."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Literal["A>>B", "A>B", "tie", "B>A", "B>>A"] | None = Field(
+        None, description="five-point preference in terms of response A / response B"
+    )
+    both_bad: bool = False
+    safety_flag: bool = False
+    rationale: str | None = Field(None, max_length=10_000)
+    time_on_task_s: float | None = Field(None, ge=0, le=86_400)
+    prelabel_shown: bool | None = Field(
+        None, description="what the client displayed; must agree with the lease if given"
+    )
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ReviewSubmit:
+        if self.rationale is not None:
+            self.rationale = self.rationale.strip() or None
+        if self.both_bad and not self.rationale:
+            raise ValueError("both_bad needs a rationale: say why neither response is acceptable")
+        if self.label is None and not self.both_bad:
+            raise ValueError("give a label (A>>B, A>B, tie, B>A, B>>A), or both_bad with a rationale")
+        return self
+
+    def stored_label(self) -> str:
+        # Both bad without a preference is stored as a tie: neither side is preferred.
+        return self.label or "tie"
+
+
+class ReviewerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class NextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str = Field("review", pattern="^(review|incident)$")
+
+
+class SkipRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
