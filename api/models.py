@@ -4,7 +4,7 @@ Pipeline: project, job, pair, judgment (every judge call: the call log), decisio
 (append-only routing history; ``pair.decision_id`` points at the current one), label (human
 labels), calibrationversion (the gate's history). Review: reviewer, review_item,
 review_lease, pair_redaction, redaction_mapping, pair_embedding.
-Each table has one writer module (named on the class). Request and response bodies are in
+Each class names the module(s) that write it. Request and response bodies are in
 ``api/schemas.py``; schema changes go through Alembic migrations in ``api/migrations``.
 """
 
@@ -32,7 +32,7 @@ def version_label(version: int | None) -> str:
 
 
 class Project(SQLModel, table=True):
-    """Written by routes/projects.py."""
+    """A rubric, a judge panel and routing settings. Written by routes/projects.py."""
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, min_length=1, max_length=200)
@@ -62,6 +62,8 @@ class Project(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
+    """A batch of pairs as one request posted them. Written by pipeline/ingest.py."""
+
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     n_pairs: int = 0
@@ -73,6 +75,9 @@ class Job(SQLModel, table=True):
 
 
 class Pair(SQLModel, table=True):
+    """One (prompt, response A, response B). Inserted by pipeline/ingest.py; its lease by
+    pipeline/judging.py; its state and current decision by pipeline/decisions.py."""
+
     __table_args__ = (
         UniqueConstraint("project_id", "client_id", name="uq_pair_project_client"),
         Index("ix_pair_claim", "state", "lease_expires_at"),
@@ -103,6 +108,9 @@ class Pair(SQLModel, table=True):
 
 
 class Judgment(SQLModel, table=True):
+    """One judge call (or cache hit): the call log. Written by pipeline/decisions.py
+    (with the decision made from it)."""
+
     __table_args__ = (Index("ix_judgment_cache", "content_hash", "judge", "prompt_version", "order"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -131,6 +139,9 @@ class Judgment(SQLModel, table=True):
 
 
 class Decision(SQLModel, table=True):
+    """Append-only routing history; ``pair.decision_id`` is the current one.
+    Written by pipeline/decisions.py only."""
+
     id: int | None = Field(default=None, primary_key=True)
     pair_id: int = Field(foreign_key="pair.id", index=True)
     label: str | None = None
@@ -150,6 +161,8 @@ class Decision(SQLModel, table=True):
 
 
 class Label(SQLModel, table=True):
+    """A human label. Imported by pipeline/ingest.py; given in review by review/submit.py."""
+
     __table_args__ = (UniqueConstraint("project_id", "idempotency_key", name="uq_label_idempotency"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -172,6 +185,8 @@ class Label(SQLModel, table=True):
 
 
 class CalibrationVersion(SQLModel, table=True):
+    """The gate's history (refits, kill-switch closures). Written by pipeline/gate.py."""
+
     # One number per version: "the latest version" must mean the same row to every reader.
     __table_args__ = (
         UniqueConstraint("project_id", "version", name="uq_calibrationversion_project_version"),
@@ -198,6 +213,8 @@ class CalibrationVersion(SQLModel, table=True):
 
 
 class Reviewer(SQLModel, table=True):
+    """A reviewer account; only a hash of its token is kept. Written by review/reviewers.py."""
+
     __tablename__ = "reviewer"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -208,6 +225,8 @@ class Reviewer(SQLModel, table=True):
 
 
 class ReviewItem(SQLModel, table=True):
+    """A pair waiting in a review queue. Written by review/ (queue.py, submit.py, prepare.py)."""
+
     __tablename__ = "review_item"
     __table_args__ = (
         UniqueConstraint("pair_id", "queue", name="uq_review_item_pair_queue"),
@@ -236,6 +255,8 @@ class ReviewItem(SQLModel, table=True):
 
 
 class ReviewLease(SQLModel, table=True):
+    """One reviewer's hold on one slot of an item. Written by review/queue.py and review/submit.py."""
+
     __tablename__ = "review_lease"
     __table_args__ = (
         UniqueConstraint("item_id", "reviewer_id", name="uq_review_lease_item_reviewer"),
@@ -261,7 +282,7 @@ class ReviewLease(SQLModel, table=True):
 
 
 class PairRedaction(SQLModel, table=True):
-    """What reviewers see: the pair with PII replaced by per-pair tokens."""
+    """What reviewers see: the pair with PII replaced by per-pair tokens. Written by review/queue.py."""
 
     __tablename__ = "pair_redaction"
 
@@ -275,7 +296,8 @@ class PairRedaction(SQLModel, table=True):
 
 
 class RedactionMapping(SQLModel, table=True):
-    """Token -> original text, kept apart from what reviewers read: admins only."""
+    """Token -> original text, kept apart from what reviewers read: admins only. Written by
+    review/queue.py."""
 
     __tablename__ = "redaction_mapping"
 
@@ -286,6 +308,8 @@ class RedactionMapping(SQLModel, table=True):
 
 
 class PairEmbedding(SQLModel, table=True):
+    """A MiniLM embedding of a queued pair, for the hybrid priority. Written by review/prepare.py."""
+
     __tablename__ = "pair_embedding"
 
     pair_id: int = Field(foreign_key="pair.id", primary_key=True)

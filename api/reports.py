@@ -16,11 +16,11 @@ from api.pipeline.gate import audit_outcomes, usable_labels
 from api.pipeline.routing import FittedGate
 from api.pipeline.versions import gate_model, load_model, version_name
 from calibration.cascade import CascadeModel
-from calibration.features import build_features
+from calibration.features import build_features, judgments_table
 
 
 def judgments_frame(session: Session, project_id: int, pair_ids: list[int] | None = None) -> pd.DataFrame:
-    """Long table (pair_id, judge, order, verdict, confidence, failed) of a project's judgments."""
+    """The long table (:func:`calibration.features.judgments_table`) of a project's judgments."""
     query = select(
         Judgment.pair_id,
         Judgment.judge,
@@ -37,9 +37,10 @@ def judgments_frame(session: Session, project_id: int, pair_ids: list[int] | Non
     else:
         for part in chunks(pair_ids):
             rows.extend(session.exec(query.where(Judgment.pair_id.in_(part))))
-    frame = pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict", "confidence", "error"])
-    frame["failed"] = frame["error"].notna()
-    return frame.drop(columns=["error"])
+    return judgments_table(
+        (pid, judge, order, verdict, confidence, error is not None)
+        for pid, judge, order, verdict, confidence, error in rows
+    )
 
 
 def version_public(version: CalibrationVersion) -> dict[str, Any]:

@@ -9,8 +9,8 @@ Two input shapes, both plain data:
   missing are dropped.
 
 Labels are three-way sides ("A", "tie", "B"); the five-point verdicts of
-:mod:`judge.verdicts` ("A>>B", ..., "B>>A") are also accepted and reduced to their side where a
-function compares with human gold labels.
+:mod:`judge.verdicts` ("A>>B", ..., "B>>A") are also accepted and reduced to their side
+(:func:`judge.verdicts.to_side`) where a function compares with human gold labels.
 
 Example
 -------
@@ -48,41 +48,18 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
-from judge.verdicts import INVALID, VERDICTS
-from judge.verdicts import side as _verdict_side
+from judge.verdicts import SIDES, VERDICTS, to_side
 
 __all__ = [
-    "SIDES",
     "cohen_kappa",
     "confusion",
     "fleiss_kappa",
     "judge_vs_human",
     "krippendorff_alpha",
     "pairwise_cohen_kappa",
-    "to_side",
 ]
 
-SIDES: tuple[str, str, str] = ("A", "tie", "B")
 LONG_COLUMNS = ("item", "annotator", "label")
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
-def to_side(label: Any) -> str | None:
-    """Side ("A", "tie" or "B") of a side label or a five-point verdict; None for invalid / missing.
-
-    Unknown strings raise instead of silently counting as invalid: a typo in a label source
-    would otherwise look like a judge failure.
-    """
-    if _missing(label) or label == INVALID:
-        return None
-    if label in SIDES:
-        return str(label)
-    if label in VERDICTS:
-        return _verdict_side(label)
-    raise ValueError(f"unknown label {label!r}: expected one of {SIDES + VERDICTS} or {INVALID!r}")
 
 
 def _categories(values: Sequence[Any], categories: Sequence[Any] | None) -> list[Any]:
@@ -242,7 +219,8 @@ def judge_vs_human(judgments: pd.DataFrame, gold: Mapping[Any, Any] | pd.Series)
     * ``accuracy``: share of verdicts (both orders) whose side equals gold. An invalid verdict
       counts as wrong, because the pipeline could not use it either;
     * ``swap_consistency``: share of pairs judged in both orders whose two sides agree (both
-      valid). ``nan`` if the judge never saw a pair in both orders;
+      valid and no :func:`~judge.verdicts.order_flip`; a pair with an invalid order counts as
+      seen but not consistent). ``nan`` if the judge never saw a pair in both orders;
     * ``consistent_accuracy``: accuracy of the agreed side on the swap-consistent pairs -- the
       precision of "accept only when both orders agree";
     * ``kappa``: Cohen's kappa between valid verdict sides and gold (agreement beyond chance, which

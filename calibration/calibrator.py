@@ -63,9 +63,11 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 
-__all__ = ["PairCalibrator", "SIDES"]
+__all__ = ["PairCalibrator"]
 
-SIDES: tuple[str, str, str] = ("A", "B", "tie")
+# The side model's probability columns (judge.verdicts.SIDES in model order): an exact tie in
+# probability goes to the earlier column, so this order is part of the fitted behaviour.
+_COLUMNS: tuple[str, str, str] = ("A", "B", "tie")
 _EPS = 1e-6
 
 
@@ -195,9 +197,9 @@ class PairCalibrator:
         y = np.asarray(y, dtype=object)
         if X.shape[0] != y.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows, y has {y.shape[0]}")
-        bad = set(y.tolist()) - set(SIDES)
+        bad = set(y.tolist()) - set(_COLUMNS)
         if bad:
-            raise ValueError(f"labels must be in {SIDES}; got {sorted(map(str, bad))}")
+            raise ValueError(f"labels must be in {_COLUMNS}; got {sorted(map(str, bad))}")
         mask = self._signed_mask(X.shape[1])
         self.signed_mask_ = mask
         self.n_features_in_ = X.shape[1]
@@ -338,7 +340,7 @@ def _pool_identical(
     search can stop at a small unlucky one. Pooling uses features only, never labels.
     The side is mirrored with the features, so it is pooled as agreement with the mirror.
     """
-    s = np.where(side == "A", 1.0, np.where(side == "B", -1.0, 0.0))
+    s = _sign(side)
     # Canonical orientation: flip signed features so that the pair's predicted side is "A".
     canon = X.copy()
     canon[:, mask] *= np.where(s < 0, -1.0, 1.0)[:, None]
@@ -348,6 +350,11 @@ def _pool_identical(
     sums = np.bincount(inv, weights=conf)
     counts = np.bincount(inv)
     return side, sums[inv] / counts[inv]
+
+
+def _sign(side: np.ndarray) -> np.ndarray:
+    """Sides as the sign of their strength (+1 "A", -1 "B", 0 "tie"; judge.verdicts.STRENGTH), vectorised."""
+    return np.where(side == "A", 1.0, np.where(side == "B", -1.0, 0.0))
 
 
 def _is_signed_name(name: str) -> bool:
@@ -376,7 +383,7 @@ def _side_and_logodds(
     )
     probs = np.c_[(1 - p_tie) * p_a, (1 - p_tie) * (1 - p_a), p_tie]
     idx = probs.argmax(axis=1)
-    return np.asarray(SIDES, dtype=object)[idx], _logit(probs[np.arange(len(X)), idx])
+    return np.asarray(_COLUMNS, dtype=object)[idx], _logit(probs[np.arange(len(X)), idx])
 
 
 def _aligned(X: np.ndarray, mask: np.ndarray, side: np.ndarray, logodds: np.ndarray) -> np.ndarray:
@@ -384,7 +391,7 @@ def _aligned(X: np.ndarray, mask: np.ndarray, side: np.ndarray, logodds: np.ndar
 
     For a predicted tie, any directional evidence counts against it, hence -|x|.
     """
-    s = np.where(side == "A", 1.0, np.where(side == "B", -1.0, 0.0))
+    s = _sign(side)
     signed = X[:, mask]
     rel = np.where(s[:, None] == 0, -np.abs(signed), signed * s[:, None])
     return np.c_[rel, X[:, ~mask], logodds, (side == "tie").astype(float)]

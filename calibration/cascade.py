@@ -67,7 +67,8 @@ import pandas as pd
 from calibration.calibrator import PairCalibrator
 from calibration.features import build_features, calls_per_pair, order_sensitive_flags
 from calibration.gate import _jsonable, labels_for
-from calibration.threshold import clopper_pearson_upper, default_min_accept
+from calibration.metrics import clopper_pearson_upper
+from calibration.threshold import default_min_accept
 
 __all__ = ["CascadeModel", "fit_cascade", "cascade_decide"]
 

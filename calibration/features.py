@@ -1,12 +1,15 @@
 """Per-pair features from a long table of judge verdicts, for the calibrator.
 
-Input is a long table, one row per (pair, judge, display order)::
+Input is a long table, one row per (pair, judge, display order), columns
+:data:`JUDGMENT_COLUMNS`::
 
     pair_id | judge | order ("ab"/"ba") | verdict | confidence (float or NaN) | failed (bool)
 
 ``verdict`` is a five-point verdict ("A>>B", "A>B", "tie", "B>A", "B>>A"), a three-way side
-("A", "B", "tie" -- recorded-judgment files use these; mapped with :func:`judge.verdicts.from_side`)
-or "invalid", always about the ORIGINAL response A/B. ``confidence`` and ``failed`` are optional.
+("A", "B", "tie" -- recorded-judgment files use these; mapped with
+:func:`judge.verdicts.to_five_point`) or "invalid", always about the ORIGINAL response A/B.
+``confidence`` and ``failed`` are optional. :func:`judgments_table` builds the table from rows
+in hand (the service's judgments, from memory or from the database).
 
 Output is a :class:`FeatureSet`: one row per pair, columns fixed by the judge list. Pass the
 ``judges`` of a fitted FeatureSet back in at predict time so the same columns come out; judges
@@ -43,17 +46,20 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from judge.verdicts import INVALID, ORDERS, STRENGTH, from_side
+from judge.verdicts import INVALID, ORDERS, STRENGTH, to_five_point
 
 __all__ = [
+    "JUDGMENT_COLUMNS",
     "FeatureSet",
     "build_features",
+    "judgments_table",
     "normalize_judgments",
     "order_sensitive",
     "order_sensitive_flags",
@@ -61,7 +67,12 @@ __all__ = [
     "calls_per_pair",
 ]
 
-_SIDES = {"A", "B", "tie"}
+JUDGMENT_COLUMNS: list[str] = ["pair_id", "judge", "order", "verdict", "confidence", "failed"]
+
+
+def judgments_table(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
+    """The long table from rows of (pair_id, judge, order, verdict, confidence, failed)."""
+    return pd.DataFrame(list(rows), columns=JUDGMENT_COLUMNS)
 
 
 @dataclass
@@ -80,17 +91,6 @@ class FeatureSet:
     def frame(self) -> pd.DataFrame:
         """The features as a DataFrame indexed by pair_id (for inspection)."""
         return pd.DataFrame(self.X, index=pd.Index(self.pair_ids, name="pair_id"), columns=self.feature_names)
-
-
-def _to_verdict(v: object) -> str:
-    """Map any accepted verdict spelling to the five-point vocabulary (or "invalid")."""
-    if not isinstance(v, str):
-        return INVALID
-    if v in STRENGTH or v == INVALID:
-        return v
-    if v in _SIDES:
-        return from_side(v)
-    return INVALID
 
 
 def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
@@ -112,7 +112,7 @@ def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
     df["failed"] = df["failed"].fillna(False).astype(bool)
     # Map each distinct spelling once (tables can have millions of rows, few distinct verdicts).
     codes, uniques = pd.factorize(df["verdict"].astype(object), use_na_sentinel=True)
-    lookup = np.array([_to_verdict(u) for u in uniques] + [INVALID], dtype=object)
+    lookup = np.array([to_five_point(u) for u in uniques] + [INVALID], dtype=object)
     df["verdict"] = np.where(df["failed"].to_numpy(), INVALID, lookup[codes])
     df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce").astype(float)
     bad_order = ~df["order"].isin(ORDERS)
@@ -135,7 +135,7 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     Per judge j and order o: ``j|o|strength`` (signed, -2..2, 0 if missing), ``j|o|present``,
     ``j|o|sconf`` (signed confidence, 0 if none) and ``j|o|has_conf``. Per judge:
     ``j|mean_strength`` (signed), ``j|swap_consistent`` (both orders valid, same side),
-    ``j|order_sensitive`` (both valid, different sides), ``j|n_invalid``, ``j|n_failed``.
+    ``j|order_sensitive`` (:func:`judge.verdicts.order_flip`), ``j|n_invalid``, ``j|n_failed``.
     Panel: signed net strength / net votes / mean confidence-weighted vote, and unsigned
     counts (valid, invalid, failed, ties, judges present, consistent, order-sensitive),
     the absolute net vote and the share of valid verdicts on the majority side.
@@ -174,6 +174,7 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
 
     side = np.sign(strength)  # 0 for tie and for missing; use `present` to tell them apart
     both = present.all(axis=2)
+    # judge.verdicts.order_flip, vectorised (tests/test_definitions.py checks they agree).
     consistent = both & (side[..., 0] == side[..., 1])
     sensitive = both & (side[..., 0] != side[..., 1])
     n_present = present.sum(axis=2)
@@ -239,23 +240,17 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
 
 
 def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:
-    """Per pair: does any judge's "ab" verdict point to a different side than its "ba" verdict?
+    """Per pair: is any judge (of ``judges``; default all) order-sensitive on it?
 
-    Same definition as the service's hard flag (api/routing.py): sides "A", "B", "tie" compared
-    for judges with a valid verdict in both orders, so "A>B" vs "tie" counts as sensitive.
-    Indexed by pair_id in order of first appearance.
+    Order sensitivity as :func:`judge.verdicts.order_flip` defines it (the service's hard
+    flag), read from the ``panel|n_order_sensitive`` feature. Indexed by pair_id in order of
+    first appearance.
     """
-    df = normalize_judgments(judgments)
-    pair_ids = pd.unique(df["pair_id"])
-    if judges is not None:
-        df = df[df["judge"].astype(str).isin([str(j) for j in judges])]
-    v = df[df["valid"]]
-    sides = np.sign(v["strength"])
-    per = pd.DataFrame({"pair_id": v["pair_id"], "judge": v["judge"], "side": sides})
-    nunique = per.groupby(["pair_id", "judge"])["side"].nunique()
-    flagged = nunique[nunique > 1].index.get_level_values(0).unique()
+    fs = build_features(judgments, judges=judges)
     return pd.Series(
-        pd.Index(pair_ids).isin(flagged), index=pd.Index(pair_ids, name="pair_id"), name="order_sensitive"
+        order_sensitive_flags(fs.X, fs.feature_names),
+        index=pd.Index(fs.pair_ids, name="pair_id"),
+        name="order_sensitive",
     )
 
 
@@ -272,7 +267,8 @@ def calls_per_pair(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
 def order_sensitive_flags(
     X: np.ndarray, feature_names: Sequence[str], judges: Sequence[str] | None = None
 ) -> np.ndarray:
-    """Order-sensitivity per row of a feature matrix: any judge (or any of ``judges``) flipped sides.
+    """Order sensitivity (:func:`judge.verdicts.order_flip`) per row of a feature matrix: did any
+    judge (or any of ``judges``) flip sides?
 
     Read from the ``panel|n_order_sensitive`` / ``{judge}|order_sensitive`` features, so it
     needs no access to the raw judgments. Judges not in the feature set are ignored.

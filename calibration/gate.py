@@ -9,18 +9,18 @@ agreement of auto-accepted pairs with humans is >= 1 - alpha (assumptions: see
 * ``mode="crossfit"`` (default): the threshold is chosen on out-of-fold scores of all
   labels and the deployed model is refitted on all of them. More labels for both jobs; the
   guarantee is approximate because the deployed model saw the threshold labels. With the
-  low-capacity logistic calibrator the effect is small: on LLMBar (100 random 50/50 splits)
-  test agreement reached the target in 95% of splits, and tests/test_calibration_gate.py
-  checks the true agreement on synthetic data with known truth.
+  low-capacity logistic calibrator the effect is small (LLMBar figures: README's
+  measurements), and tests/test_calibration_gate.py checks the true agreement on synthetic
+  data with known truth.
 * ``mode="split"``: calibrator fitted on ``split_fraction`` of the labels, threshold chosen
   on the rest with that fixed model. The guarantee is exact (score independent of the
-  threshold labels) but with a few hundred labels each half is too small: on LLMBar it
-  opened in 2-5% of splits against ~80% for cross-fitting.
+  threshold labels) but with a few hundred labels each half is too small, and the gate
+  rarely opens.
 * ``method="vote"`` needs no labels to build its score, so all labels go to the threshold and
-  the guarantee is exact in either mode (LLMBar: coverage ~0.10 vs ~0.14-0.16 for "side").
+  the guarantee is exact in either mode, at a lower coverage than "side".
 
-``hard_rule=True`` never auto-accepts an order-sensitive pair (a judge's "ab" and "ba"
-verdicts name different sides -- the service's definition, ties included). With
+``hard_rule=True`` never auto-accepts an order-sensitive pair (:func:`judge.verdicts.order_flip`:
+a judge's "ab" and "ba" verdicts name different sides, ties included). With
 ``hard_rule_judges`` only those judges' flips count (e.g. the strongest judge);
 ``never_accept`` passes any other per-pair rule of the service. Rules are applied before
 threshold selection, so the guarantee covers exactly the pairs accepted; a rule applied only
@@ -65,9 +65,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from calibration.calibrator import SIDES, PairCalibrator
+from calibration.calibrator import PairCalibrator
 from calibration.features import FeatureSet, order_sensitive_flags
 from calibration.threshold import ThresholdResult, select_threshold
+from judge.verdicts import SIDES
 
 __all__ = ["GateModel", "fit_gate", "labels_for"]
 

@@ -7,6 +7,11 @@ knows about judges, pairs or databases: the caller builds the two arrays.
 Empty input is legal (a project with no gold labels yet): scalar metrics return ``nan`` and
 curves return empty arrays, so a report can say "not enough data" instead of crashing.
 
+The exact (Clopper--Pearson) binomial bounds live here too, the one copy the gate's threshold
+test (:mod:`calibration.threshold`), the cascade and the report all use:
+:func:`clopper_pearson_upper` / :func:`clopper_pearson_lower` (one-sided, level 1 - delta) and
+:func:`clopper_pearson_interval` (two-sided, built from the two).
+
 Example
 -------
 >>> import numpy as np
@@ -19,6 +24,8 @@ Example
 >>> thresholds, coverage, agreement = coverage_agreement_curve(conf, ok)
 >>> thresholds.tolist(), coverage.tolist(), [round(float(a), 3) for a in agreement]
 ([0.9, 0.8, 0.6, 0.55], [0.25, 0.5, 0.75, 1.0], [1.0, 1.0, 0.667, 0.75])
+>>> round(clopper_pearson_upper(0, 22, 0.1), 3), round(clopper_pearson_lower(22, 22, 0.1), 3)
+(0.099, 0.901)
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from scipy.stats import beta
 __all__ = [
     "brier_score",
     "clopper_pearson_interval",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
     "coverage_agreement_curve",
     "expected_calibration_error",
     "reliability_curve",
@@ -129,27 +138,52 @@ def coverage_agreement_curve(
     return thresholds, coverage, agreement
 
 
+def clopper_pearson_upper(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> float | np.ndarray:
+    """One-sided exact (Clopper--Pearson) upper bound, level 1 - delta, on a binomial rate.
+
+    ``k`` events in ``n`` trials (the gate bounds its disagreement rate this way); 1 where
+    k == n and for n == 0, where nothing bounds the rate. Scalars in, float out; arrays in,
+    array out.
+    """
+    k_arr = np.asarray(k, dtype=float)
+    n_arr = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # beta.ppf is undefined at k == n (a zero shape parameter); that end is 1.
+        ub = beta.ppf(1.0 - delta, k_arr + 1.0, np.maximum(n_arr - k_arr, 1e-12))
+    ub = np.where((n_arr <= 0) | (k_arr >= n_arr), 1.0, ub)
+    return float(ub) if ub.ndim == 0 else ub
+
+
+def clopper_pearson_lower(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> float | np.ndarray:
+    """One-sided exact (Clopper--Pearson) lower bound, level 1 - delta, on a binomial rate.
+
+    ``k`` events in ``n`` trials (the report bounds agreement this way); 0 where k == 0 and
+    for n == 0. Scalars in, float out; arrays in, array out.
+    """
+    k_arr = np.asarray(k, dtype=float)
+    n_arr = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # beta.ppf is undefined at k == 0 (a zero shape parameter); that end is 0.
+        lb = beta.ppf(delta, np.maximum(k_arr, 1e-12), n_arr - k_arr + 1)
+    lb = np.where((n_arr <= 0) | (k_arr <= 0), 0.0, lb)
+    return float(lb) if lb.ndim == 0 else lb
+
+
 def clopper_pearson_interval(
     k: npt.ArrayLike, n: npt.ArrayLike, alpha: float = 0.05
 ) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
     """Exact two-sided (1 - alpha) binomial interval for ``k`` successes out of ``n``.
 
-    Each side has ``alpha / 2``; for a one-sided lower bound at level ``delta`` call with
-    ``alpha = 2 * delta`` and use the first value. ``(nan, nan)`` where ``n == 0``. Scalars in,
-    floats out; arrays in, arrays out (vectorised, so a running audit band over thousands of audits
+    The one-sided bounds at ``alpha / 2`` each (so ``clopper_pearson_lower(k, n, delta)`` is the
+    first value at ``alpha = 2 * delta``). ``(nan, nan)`` where ``n == 0``. Scalars in, floats
+    out; arrays in, arrays out (vectorised, so a running audit band over thousands of audits
     costs one call).
     """
     k_arr, n_arr = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     if np.any(n_arr < 0) or np.any(k_arr < 0) or np.any(k_arr > n_arr):
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # beta.ppf is undefined at k == 0 / k == n (a zero shape parameter); those ends are 0 and 1.
-        lower = np.where(k_arr == 0, 0.0, beta.ppf(alpha / 2, np.maximum(k_arr, 1e-12), n_arr - k_arr + 1))
-        upper = np.where(
-            k_arr == n_arr, 1.0, beta.ppf(1 - alpha / 2, k_arr + 1, np.maximum(n_arr - k_arr, 1e-12))
-        )
-    lower = np.where(n_arr == 0, np.nan, lower)
-    upper = np.where(n_arr == 0, np.nan, upper)
+    lower = np.where(n_arr == 0, np.nan, clopper_pearson_lower(k_arr, n_arr, alpha / 2))
+    upper = np.where(n_arr == 0, np.nan, clopper_pearson_upper(k_arr, n_arr, alpha / 2))
     if lower.ndim == 0:
         return float(lower), float(upper)
     return lower, upper

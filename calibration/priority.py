@@ -20,8 +20,8 @@ disagreement (:func:`uncertainty_from_verdicts`).
 Speed: the greedy step needs the arg-max over all candidates of a score that only ever
 decreases (distances to the selected set shrink as it grows), so distances are kept as upper
 bounds and refreshed lazily, only for the few candidates that could still win (the "lazy
-greedy" trick). The result is exactly the eager algorithm's; at n=100k, d=384, k=50 it runs
-in ~0.1-0.3 s instead of ~1 s for 50 full passes over the matrix (tests print the figure).
+greedy" trick). The result is exactly the eager algorithm's, several times faster at queue
+scale than full passes over the matrix (tests/test_priority.py prints the timing).
 An already-labelled set of m pairs costs one exact n x m distance pass (O(n m d)): pass a
 few hundred representative labelled pairs, not tens of thousands.
 
@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from judge.verdicts import from_side, side
+from judge.verdicts import to_side
 
 # Candidates refreshed per lazy round at first; grows x4 when the bound is not yet tight.
 _LAZY_BATCH = 64
@@ -140,7 +140,8 @@ def uncertainty_from_verdicts(verdicts: Sequence[Sequence[str | None]]) -> np.nd
     be five-point ("A>B") or sides ("A", "B", "tie")."""
     out = np.ones(len(verdicts), dtype=np.float64)
     for i, pair in enumerate(verdicts):
-        sides = [_side(v) for v in pair]
+        # Lenient: an unreadable verdict is one more reason to look, not an error.
+        sides = [to_side(v, strict=False) for v in pair]
         if sides:
             counts: dict[str | None, int] = {}
             for s in sides:
@@ -149,17 +150,11 @@ def uncertainty_from_verdicts(verdicts: Sequence[Sequence[str | None]]) -> np.nd
     return out
 
 
-def _side(verdict: str | None) -> str | None:
-    if verdict in ("A", "B", "tie"):
-        verdict = from_side(verdict)
-    return side(verdict) if verdict else None
-
-
 def _single_threaded_blas() -> threadpool_limits:
     """The lazy steps are many small matrix products; multi-threaded OpenBLAS spends more
-    on waking threads than on the work, and on a busy 2-core machine it was measured ~8x
-    slower on them (700 ms vs 80 ms at n=100k, k=50). The one big product, distances to the
-    labelled set, runs before this, with all threads."""
+    on waking threads than on the work (several times slower on a busy machine; figure in
+    the README's measurements). The one big product, distances to the labelled set, runs
+    before this, with all threads."""
     return threadpool_limits(limits=1, user_api="blas")
 
 

@@ -41,14 +41,16 @@ import pandas as pd
 # state, so reports can be rendered from worker threads and no display backend is ever needed.
 from matplotlib.figure import Figure
 
-from calibration.agreement import SIDES, cohen_kappa, confusion, judge_vs_human, to_side
+from calibration.agreement import cohen_kappa, confusion, judge_vs_human
 from calibration.metrics import (
     brier_score,
     clopper_pearson_interval,
+    clopper_pearson_lower,
     coverage_agreement_curve,
     expected_calibration_error,
     reliability_curve,
 )
+from judge.verdicts import SIDES, to_side
 
 __all__ = [
     "AuditOutcome",
@@ -609,7 +611,7 @@ def _section_coverage(curve: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
     if delta is not None and n_accepted.size == coverage.size:
         # The quantity the gate actually tests: the one-sided (1 - delta) lower bound per threshold.
         k = np.rint(agreement * n_accepted).astype(int)
-        bound = clopper_pearson_interval(k, n_accepted, alpha=2 * delta)[0]
+        bound = clopper_pearson_lower(k, n_accepted, delta)
         ax.plot(coverage, bound, "-", color=_BLUE, alpha=0.5, lw=1, label=f"lower bound ({1 - delta:.0%})")
     if target is not None:
         ax.axhline(target, color=_RED, ls="--", label=f"target {target:.0%}")

@@ -10,28 +10,8 @@ with gold, and whether that agreement reached the target. The summary aggregates
 nothing counts as held -- nothing wrong was accepted), ``gold_labels_used_mean`` and
 ``judge_calls_per_pair_mean`` (one call = one judge in one order).
 
-Measured on LLMBar (``replay/llmbar_dev.jsonl``, 566 pairs, target 0.9, delta 0.1, 50%
-calibration, 20 splits, seed 0; default gate = monotone side model, cross-fitted, pooled
-out-of-fold scores, every judge/strategy in the file; "held" = test agreement >= 0.9):
-
-==============================================  ========  =========  ====  ====  =====
-configuration                                   coverage  agreement  held  open  calls
-==============================================  ========  =========  ====  ====  =====
-default, no order-sensitivity rule                0.135     0.975    0.95  0.80  10.7
-default + service rule (any judge flips)          0.000       --     1.00  0.00  10.7
-default + rule on gpt-4 flips only                0.164     0.976    0.90  0.85  10.7
-label-free vote score                             0.108     0.954    0.90  0.55  10.7
-split mode (exact guarantee)                      0.034     0.874    0.95  0.05  10.7
-4 vanilla_norules judges only                     0.000       --     1.00  0.00   8.0
-cascade llama < palm < gpt-3.5 < gpt-4 < rest     0.120     0.983    1.00  0.85   9.4
-==============================================  ========  =========  ====  ====  =====
-
-Over 100 splits (seed 1) the default gives coverage 0.157, held 0.95; with the gpt-4-only
-rule 0.143, held 0.97. The 0.65 coverage goal is out of reach on this file with any
-judgment-derived score: even when all four main judges agree in both orders humans agree
-only 88% (LLMEval2 subset: 82%), and cross-validated models reach ~0.87 agreement at 65%
-coverage with no guarantee at all. What clears a 90%/90% bound from ~283 labels is mostly
-the LLMBar-Natural block, where 12 judge/strategy verdicts exist and agree (~15% of pairs).
+What it measured on LLMBar (per gate setting: coverage, agreement, held, open, calls) is in
+the README's measurements, with the command; figures in a docstring go stale as the code moves.
 
 Note that the benchmark's "held" compares the *observed* test agreement with the target,
 which is stricter than the guarantee (about the population rate): a gate whose true
@@ -60,13 +40,12 @@ Example
 >>> out.summary["gold_labels_used_mean"]
 100.0
 
-Command line: ``python -m calibration.simulate FILE [--target 0.9 --delta 0.1 --cal-fraction 0.5
---splits 20 --seed 0 --hard-rule --mode crossfit --method logistic --cascade J1 J2,J3 ...]``.
+Command line: ``prelabel bench simulate FILE [--target 0.9 --delta 0.1 --cal-fraction 0.5
+--splits 20 --seed 0 --hard-rule --mode crossfit --method side --cascade J1 --cascade J2,J3 ...]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,7 +58,7 @@ from calibration.cascade import fit_cascade
 from calibration.features import build_features, calls_per_pair, judges_in
 from calibration.gate import fit_gate
 
-__all__ = ["SimulationResult", "load_recorded", "simulate", "main"]
+__all__ = ["SimulationResult", "load_recorded", "simulate"]
 
 
 def load_recorded(path: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -227,52 +206,3 @@ def fs_subset(fs: Any, rows: np.ndarray) -> Any:
         judges=fs.judges,
         signed=fs.signed,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("path")
-    p.add_argument("--target", type=float, default=0.9)
-    p.add_argument("--delta", type=float, default=0.1)
-    p.add_argument("--cal-fraction", type=float, default=0.5)
-    p.add_argument("--splits", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hard-rule", action="store_true", help="never auto-accept order-sensitive pairs")
-    p.add_argument("--hard-rule-judges", nargs="*", default=None, help="only these judges' flips count")
-    p.add_argument("--mode", default="crossfit", choices=["crossfit", "split"])
-    p.add_argument("--method", default="side", choices=["side", "two_stage", "vote"])
-    p.add_argument("--min-accept", type=int, default=None)
-    p.add_argument("--judges", nargs="*", default=None, help="panel (default: every judge in the file)")
-    p.add_argument(
-        "--cascade",
-        nargs="*",
-        default=None,
-        help="stages cheapest first; judges within a stage joined by commas",
-    )
-    p.add_argument("--per-split", action="store_true")
-    a = p.parse_args(argv)
-    judgments, gold = load_recorded(a.path)
-    stages = [s.split(",") for s in a.cascade] if a.cascade else None
-    res = simulate(
-        judgments,
-        gold,
-        a.target,
-        a.delta,
-        a.cal_fraction,
-        a.splits,
-        a.seed,
-        hard_rule=a.hard_rule,
-        hard_rule_judges=a.hard_rule_judges,
-        judges=a.judges,
-        cascade=stages,
-        mode=a.mode,
-        method=a.method,
-        min_accept=a.min_accept,
-    )
-    if a.per_split:
-        print(res.per_split.to_string())
-    print(json.dumps(res.summary, indent=2))
-
-
-if __name__ == "__main__":
-    main()

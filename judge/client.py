@@ -6,8 +6,8 @@ there) fails at once. A call that still fails comes back as a JudgeCallResult wi
 ``error`` set; the caller routes the pair to review, it never raises.
 
 The first attempt runs without tenacity: building its retry loop for every call was most of a
-judge call's own overhead (~30 us of direct work, ~0.25 ms of CPU a call once the garbage
-collection its allocations cause is counted), and almost every call succeeds at once. Only a
+judge call's own overhead (with the garbage collection its allocations cause; figures in the
+README's measurements), and almost every call succeeds at once. Only a
 failed first attempt builds the loop, which replays that failure as its attempt 1, so tenacity
 itself decides whether to retry, how long to wait and when to stop, as if it had run from the start.
 """
@@ -111,7 +111,8 @@ def completion_kwargs(
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
     return AsyncRetrying(
         retry=retry_if_exception_type(RETRYABLE),
-        wait=wait_exponential_jitter(initial=policy.initial_s, max=policy.max_s),
+        # multiplier= (tenacity >= 9.2) is the first wait, as initial= was; initial= now warns.
+        wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s),
         stop=stop_after_attempt(policy.max_attempts),
         reraise=True,
     )

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judge.verdicts import INVALID, ORDERS, from_side
+from judge.verdicts import INVALID, ORDERS, to_five_point
 
 RECORDED_VERDICTS = ("A", "B", "tie", INVALID)
 GOLD_LABELS = ("A", "B", "tie")
@@ -55,12 +55,13 @@ class RecordedPair:
 
 
 def recorded_to_five_point(verdict: str) -> str:
-    """A recorded three-way verdict ("A", "B", "tie", "invalid") as a five-point verdict."""
-    if verdict == INVALID:
-        return INVALID
-    if verdict not in GOLD_LABELS:
+    """A recorded three-way verdict ("A", "B", "tie", "invalid") as a five-point verdict.
+
+    :func:`judge.verdicts.to_five_point`, strict: a recorded file holds only these four words.
+    """
+    if verdict not in RECORDED_VERDICTS:
         raise ValueError(f"not a recorded verdict: {verdict!r}")
-    return from_side(verdict)
+    return to_five_point(verdict)
 
 
 def judges_in(pairs: Iterable[RecordedPair]) -> list[str]:

@@ -8,16 +8,21 @@ responses in a display order ("ab" or "ba") and answer positionally (first / sec
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Literal
 
 Verdict = Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "invalid"]
 Order = Literal["ab", "ba"]
+Side = Literal["A", "B", "tie"]
 
 VERDICTS: tuple[str, ...] = ("A>>B", "A>B", "tie", "B>A", "B>>A")
 INVALID = "invalid"
 ORDERS: tuple[str, ...] = ("ab", "ba")
+# The three-way labels (gold files, human shorthand, panel and calibrator sides), in ordinal
+# order: ordinal agreement statistics and confusion matrices rely on "tie" sitting between.
+SIDES: tuple[str, str, str] = ("A", "tie", "B")
 
 # Signed strength: positive prefers A, negative prefers B.
 STRENGTH: dict[str, int] = {"A>>B": 2, "A>B": 1, "tie": 0, "B>A": -1, "B>>A": -2}
@@ -53,26 +58,84 @@ def from_strength(value: int) -> str:
     return _FROM_STRENGTH[max(-2, min(2, int(value)))]
 
 
-def side(verdict: str) -> Literal["A", "B", "tie"] | None:
-    """The direction of a verdict: "A", "B", "tie", or None for ``invalid``."""
+def side(verdict: str) -> Side | None:
+    """The direction of a five-point verdict: "A", "B", "tie"; None for ``invalid`` or anything else.
+
+    Strict on purpose: a judge answers in five points, so routing treats any other string from
+    a judge as unreadable. Labels that may be written as sides go through :func:`to_side`.
+    """
     s = STRENGTH.get(verdict)
     if s is None:
         return None
     return "A" if s > 0 else "B" if s < 0 else "tie"
 
 
-def from_side(label: str) -> str:
-    """A three-way label ("A", "B", "tie") as the weak five-point verdict."""
-    return {"A": "A>B", "B": "B>A", "tie": "tie"}[label]
+def _missing(label: object) -> bool:
+    return label is None or (isinstance(label, float) and math.isnan(label))
+
+
+def to_side(label: object, *, strict: bool = True) -> Side | None:
+    """The side of a label in any spelling: a five-point verdict or a side ("A", "B", "tie").
+
+    None for ``invalid``, None and NaN (a missing label or an unreadable verdict has no side).
+    Any other value raises ``ValueError`` -- a typo in a label source would otherwise look like
+    a judge failure -- unless ``strict=False``, which reads it as no side (for stored rows,
+    where one unreadable value must not fail a whole refit or dashboard).
+    """
+    if _missing(label) or label == INVALID:
+        return None
+    if label in SIDES:
+        return str(label)  # type: ignore[return-value]
+    if label in VERDICTS:
+        return side(label)  # type: ignore[arg-type]
+    if strict:
+        raise ValueError(f"unknown label {label!r}: expected one of {SIDES + VERDICTS} or {INVALID!r}")
+    return None
+
+
+def from_side(label: str, *, strong: bool = False) -> str:
+    """A side ("A", "B", "tie") as a five-point verdict: the weak one ("A>B"), or with
+    ``strong=True`` the strong one ("A>>B"). A tie is "tie" either way."""
+    return {"A": "A>>B" if strong else "A>B", "B": "B>>A" if strong else "B>A", "tie": "tie"}[label]
+
+
+def to_five_point(label: object) -> str:
+    """Any accepted spelling as a five-point verdict: five-point verdicts and ``invalid`` are
+    kept, a side becomes its weak verdict (:func:`from_side`), anything else is ``invalid``."""
+    if not isinstance(label, str):
+        return INVALID
+    if label in STRENGTH or label == INVALID:
+        return label  # type: ignore[return-value]
+    if label in SIDES:
+        return from_side(label)  # type: ignore[arg-type]
+    return INVALID
+
+
+def order_flip(side_ab: str | None, side_ba: str | None) -> bool:
+    """Order sensitivity -- the one definition every part of prelabel uses.
+
+    A judge is *order-sensitive* on a pair when its verdicts in both display orders ("ab" and
+    "ba", mapped back to the original A/B) are valid and name different sides. Sides, not
+    strengths: "A>B" vs "A>>B" is consistent, "A>B" vs "tie" IS a flip. An order with no valid
+    verdict (invalid, failed or never asked; pass None) makes the pair neither sensitive nor
+    swap-consistent: nothing can be said about position bias from one order.
+
+    The same rule, vectorised, gives the ``{judge}|order_sensitive`` and
+    ``panel|n_order_sensitive`` features (:func:`calibration.features.build_features`);
+    ``tests/test_definitions.py`` checks that they agree.
+
+    >>> order_flip("A", "tie"), order_flip("A", "A"), order_flip("A", None)
+    (True, False, False)
+    """
+    return side_ab is not None and side_ba is not None and side_ab != side_ba
 
 
 def order_sensitivity(rows: Iterable[tuple[str, str, str, str | None]]) -> dict[str, dict[str, float | int]]:
     """Per judge, over pairs it judged in both orders: how often the two orders disagree.
 
-    ``rows`` are (judge, pair key, order, five-point verdict or "invalid"/None).
-    A pair is order-sensitive for a judge when both orders gave a valid verdict and their
-    directions differ; swap-consistent when both are valid and agree. A pair with an
-    invalid or failed order is neither (it is counted in ``incomplete``).
+    ``rows`` are (judge, pair key, order, five-point verdict or "invalid"/None). A pair with
+    both orders valid is order-sensitive or swap-consistent as :func:`order_flip` says; one
+    with an invalid or failed order is neither (it is counted in ``incomplete``).
     """
     sides: dict[str, dict[str, dict[str, str | None]]] = defaultdict(lambda: defaultdict(dict))
     for judge, pair_key, order, verdict in rows:
@@ -81,7 +144,7 @@ def order_sensitivity(rows: Iterable[tuple[str, str, str, str | None]]) -> dict[
     for judge in sorted(sides):
         both = [o for o in sides[judge].values() if "ab" in o and "ba" in o]
         complete = [o for o in both if o["ab"] is not None and o["ba"] is not None]
-        sensitive = sum(o["ab"] != o["ba"] for o in complete)
+        sensitive = sum(order_flip(o["ab"], o["ba"]) for o in complete)
         n = len(both)
         out[judge] = {
             "pairs": n,

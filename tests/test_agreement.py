@@ -30,8 +30,8 @@ from calibration.agreement import (
     judge_vs_human,
     krippendorff_alpha,
     pairwise_cohen_kappa,
-    to_side,
 )
+from judge.verdicts import to_side
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PANDALM = DATA / "pandalm" / "testset_3annotators.jsonl"

@@ -17,12 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.db import make_engine, upgrade
 from api.main import create_app
-from api.tools.demo import ensure_demo_reviewer
 from review_app.launch import run_streamlit
-from tests.conftest import fast_settings
-from tests.test_review_support import ADMIN_TOKEN, auth, free_port, live_api, make_project
+from tests.helpers import (
+    auth,
+    copy_sqlite,
+    fast_settings,
+    free_port,
+    live_api,
+    make_project,
+    new_reviewer,
+    sqlite_url_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,14 +85,12 @@ def _wait_http(url: str, process: subprocess.Popen[bytes] | None = None, seconds
 
 
 @pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path) -> Iterator[dict[str, str]]:
     """The API with its in-process worker (mock judges) and the Streamlit app, on loopback."""
     # Embedding the pairs would load a sentence-transformers model: not what this test is about.
     monkeypatch.setenv("PRELABEL_REVIEW_PREPARE", "0")
-    url = f"sqlite:///{tmp_path / 'e2e.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    settings = fast_settings(url)
+    engine = copy_sqlite(migrated_sqlite, tmp_path / "e2e.db")
+    settings = fast_settings(sqlite_url_for(tmp_path / "e2e.db"))
     with live_api(create_app(settings, engine, run_worker=True)) as api_url:
         with httpx.Client(base_url=api_url) as http:
             project = make_project(http, "e2e", ["mock/alpha", "mock/beta"])
@@ -95,7 +99,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
             while not http.get(f"/v1/projects/{project}/jobs").json()[0]["complete"]:
                 assert time.monotonic() < deadline, "the worker did not judge the pairs"
                 time.sleep(0.2)
-        token = ensure_demo_reviewer(api_url, ADMIN_TOKEN, name="e2e-reviewer")
+            token = new_reviewer(http, "e2e-reviewer")  # a fresh database: the name is free
         port = free_port()
         app = run_streamlit(port, api_url, headless=True)
         try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,10 +16,9 @@ from sqlmodel import Session, select
 from api.models import CalibrationVersion, Label, Project
 from api.pipeline import gate, versions
 from api.settings import Settings
-from api.tools.bench_replay import post_pairs
 from judge.recorded import load_recorded
 from judge.verdicts import side
-from tests.conftest import LLMBAR, run_worker
+from tests.helpers import LLMBAR, fold_wal, post_recorded_pairs, run_worker, served_copy
 
 pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")
 JUDGES = ["gpt-4/vanilla_norules", "gpt-3.5-turbo/vanilla_norules", "palm-2/vanilla_norules"]
@@ -37,7 +39,7 @@ def setup_project(client: TestClient, recorded: list, name: str = "cal", **routi
     routing = {"target_agreement": 0.85, "order_sensitive_judges": [f"replay/{JUDGES[0]}"], **routing}
     body = {"name": name, "judges": spec, "allow_empty_responses": True, "routing": routing}
     project = client.post("/v1/projects", json=body).json()["id"]
-    post_pairs(client, project, recorded)
+    post_recorded_pairs(client, project, recorded)
     return project
 
 
@@ -143,11 +145,37 @@ def test_gate_opens_on_gold_and_auto_accepts_only_clean_confident_pairs(
     assert html.status_code == 200 and "How this guarantee works" in html.text and "<img" in html.text
 
 
-def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(
-    client: TestClient, engine: Engine, settings: Settings, recorded: list
-) -> None:
-    project_id = setup_project(client, recorded, name="drift", refit_every=50, audit_rate=1.0)
-    run_worker(engine, settings)
+class Judged(NamedTuple):
+    client: TestClient
+    engine: Engine
+    settings: Settings
+    project: int
+
+
+@pytest.fixture(scope="module")
+def judged_db(
+    migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory, recorded: list
+) -> tuple[Path, int]:
+    """Every pair judged (gate closed) in a project that audits every accept and refits every
+    50 new labels. Judging takes ~20 s, so it is built once per module; tests copy it."""
+    path = tmp_path_factory.mktemp("judged") / "judged.db"
+    with served_copy(migrated_sqlite, path) as (client, engine, settings):
+        project = setup_project(client, recorded, name="drift", refit_every=50, audit_rate=1.0)
+        run_worker(engine, settings)
+    fold_wal(path)
+    return path, project
+
+
+@pytest.fixture
+def judged(judged_db: tuple[Path, int], tmp_path: Path) -> Iterator[Judged]:
+    """This test's own copy of ``judged_db``, with the API on it."""
+    path, project = judged_db
+    with served_copy(path, tmp_path / "test.db") as served:
+        yield Judged(*served, project)
+
+
+def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(judged: Judged, recorded: list) -> None:
+    client, engine, project_id = judged.client, judged.engine, judged.project
     post_labels(client, project_id, recorded[:300])
     assert any("refit" in action for action in gate.maintain(engine))
     with Session(engine, expire_on_commit=False) as session:
@@ -195,26 +223,48 @@ def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
     assert len(usable) == len(sampled) and sources["calibration"]["used"]
 
 
-def open_gate_with_wrong_audits(
-    client: TestClient, engine: Engine, settings: Settings, recorded: list, name: str
-) -> tuple[Project, dict]:
-    """An open gate (cal-1), and reviewers' labels that contradict its first 40 audited pairs."""
-    project_id = setup_project(client, recorded, name=name, audit_rate=1.0)
-    run_worker(engine, settings)
-    post_labels(client, project_id, recorded[:300])
-    with Session(engine, expire_on_commit=False) as session:
-        project = session.get(Project, project_id)
-    assert project is not None and gate.refit(engine, project).open
-    audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
-    return project, {"labels": contradicting_labels(audits[:40])}
+@pytest.fixture(scope="module")
+def opened_db(
+    judged_db: tuple[Path, int], tmp_path_factory: pytest.TempPathFactory, recorded: list
+) -> tuple[Path, int, dict]:
+    """``judged_db`` with an open gate (cal-1, fitted on 300 gold labels), and reviewers' labels
+    (not posted yet) that contradict its first 40 audited pairs. Built once; tests copy it."""
+    source, project_id = judged_db
+    path = tmp_path_factory.mktemp("opened") / "opened.db"
+    with served_copy(source, path) as (client, engine, _):
+        post_labels(client, project_id, recorded[:300])
+        with Session(engine, expire_on_commit=False) as session:
+            project = session.get(Project, project_id)
+        assert project is not None and gate.refit(engine, project).open
+        audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
+    fold_wal(path)
+    return path, project_id, {"labels": contradicting_labels(audits[:40])}
+
+
+class Opened(NamedTuple):
+    client: TestClient
+    engine: Engine
+    project: Project
+    wrong: dict
+
+
+@pytest.fixture
+def opened(opened_db: tuple[Path, int, dict], tmp_path: Path) -> Iterator[Opened]:
+    """This test's own copy of ``opened_db``, with the API on it."""
+    path, project_id, wrong = opened_db
+    with served_copy(path, tmp_path / "test.db") as (client, engine, _):
+        with Session(engine, expire_on_commit=False) as session:
+            project = session.get(Project, project_id)
+        assert project is not None
+        yield Opened(client, engine, project, wrong)
 
 
 def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
-    client: TestClient, engine: Engine, settings: Settings, recorded: list, monkeypatch: pytest.MonkeyPatch
+    opened: Opened, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The kill-switch tested cal-1's audits; cal-2 (fitted on them) landed meanwhile: no closure
     is written on top of it. cal-2's own audits are tested on the next pass."""
-    project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, "drift-vs-refit")
+    client, engine, project, wrong = opened
     assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
     real_alarm = gate.drift_alarm
     alarms = []
@@ -234,16 +284,11 @@ def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
 
 @pytest.mark.parametrize("fires_in", ["never_accept_flags", "fit_gate"])  # while reading, while fitting
 def test_a_kill_switch_landing_during_a_refit_is_not_undone(
-    client: TestClient,
-    engine: Engine,
-    settings: Settings,
-    recorded: list,
-    monkeypatch: pytest.MonkeyPatch,
-    fires_in: str,
+    opened: Opened, monkeypatch: pytest.MonkeyPatch, fires_in: str
 ) -> None:
     """A refit read its labels; then audits contradicting the gate arrived and the kill-switch
     closed it. The refit, fitted on labels from before, is stored closed; nothing is accepted."""
-    project, wrong = open_gate_with_wrong_audits(client, engine, settings, recorded, f"refit-vs-{fires_in}")
+    client, engine, project, wrong = opened
     real = getattr(gate, fires_in)
     closures = []
 

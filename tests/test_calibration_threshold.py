@@ -2,12 +2,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from calibration.threshold import (
-    clopper_pearson_upper,
-    default_min_accept,
-    min_accept_for,
-    select_threshold,
-)
+from calibration.metrics import clopper_pearson_upper
+from calibration.threshold import default_min_accept, min_accept_for, select_threshold
 
 ALPHA, DELTA = 0.1, 0.1
 

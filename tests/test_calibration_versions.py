@@ -17,8 +17,7 @@ from api.models import CalibrationVersion, Decision, Pair
 from api.pipeline import decisions, gate, versions
 from api.pipeline.versions import latest_version_names
 from tests import fakes
-from tests.conftest import fast_settings, run_worker
-from tests.test_workers import seed
+from tests.helpers import fast_settings, run_worker, seed
 
 
 def test_concurrent_refits_take_one_number_each_and_the_last_routes_every_pair(any_engine: Engine) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pytest
@@ -17,10 +20,9 @@ from api.pipeline import decisions, gate, versions
 from api.pipeline.routing import GatedInput, JudgmentView, needs_full_panel, route_many
 from api.schemas import RoutingSettings
 from api.settings import Settings
-from api.tools.bench_replay import post_labels, post_pairs
 from judge.recorded import load_recorded
 from judge.verdicts import from_side
-from tests.conftest import LLMBAR, run_worker
+from tests.helpers import LLMBAR, fold_wal, post_labels, post_recorded_pairs, run_worker, served_copy
 
 pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")
 # Cheapest first by cost_rank: the cascade calls gpt-3.5, then gpt-4, then palm-2.
@@ -49,37 +51,63 @@ def judges_of(row: dict) -> set[str]:
     return {j["judge"] for j in row["judgments"]}
 
 
+@pytest.fixture(scope="module")
+def calibrated_db(
+    migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory, recorded: list
+) -> tuple[Path, int, int]:
+    """A cascade project calibrated on 300 gold labels, then fed the other 266 pairs.
+
+    Judging 566 pairs takes ~20 s, so the database is built once per module; each test gets
+    a copy of it (``calibrated``), so a test that labels or re-routes changes only its own.
+    Returns the database file, the project and the job of the 266 pairs.
+    """
+    path = tmp_path_factory.mktemp("cascade") / "calibrated.db"
+    with served_copy(migrated_sqlite, path) as (client, engine, settings):
+        spec = [{"model": f"replay/{j}", "api_base": str(LLMBAR), "cost_rank": rank} for j, rank in PANEL]
+        routing = {
+            "cascade": True,
+            "target_agreement": 0.8,
+            "order_sensitive_judges": [f"replay/{PANEL[1][0]}"],
+            "calibration_sample_rate": 0.0,
+            "refit_every": 1000,
+        }
+        body = {"name": "cascade", "judges": spec, "allow_empty_responses": True, "routing": routing}
+        project = client.post("/v1/projects", json=body).json()["id"]
+        cal_job = post_recorded_pairs(client, project, recorded[:N_CAL])
+        run_worker(engine, settings)
+        # Gate closed: the whole panel judges every pair (the calibration needs every verdict).
+        cal_rows = job_rows(client, cal_job)
+        assert all(len(r["judgments"]) == 6 and r["reasons"][-1] == "gate_closed" for r in cal_rows)
+        assert client.get(f"/v1/jobs/{cal_job}").json()["judge_calls_saved"] == 0
+        post_gold(client, project, recorded[:N_CAL])
+        version = client.post(f"/v1/projects/{project}/calibration/refit").json()
+        assert version["state"] == "open", version
+        job = post_recorded_pairs(client, project, recorded[N_CAL:])
+        run_worker(engine, settings)
+    fold_wal(path)
+    return path, project, job
+
+
+class Calibrated(NamedTuple):
+    client: TestClient
+    engine: Engine
+    settings: Settings
+    project: int
+    job: int
+
+
 @pytest.fixture
-def calibrated(client: TestClient, engine: Engine, settings: Settings, recorded: list) -> tuple[int, int]:
-    """A cascade project calibrated on 300 gold labels, then fed the other 266 pairs."""
-    spec = [{"model": f"replay/{j}", "api_base": str(LLMBAR), "cost_rank": rank} for j, rank in PANEL]
-    routing = {
-        "cascade": True,
-        "target_agreement": 0.8,
-        "order_sensitive_judges": [f"replay/{PANEL[1][0]}"],
-        "calibration_sample_rate": 0.0,
-        "refit_every": 1000,
-    }
-    body = {"name": "cascade", "judges": spec, "allow_empty_responses": True, "routing": routing}
-    project = client.post("/v1/projects", json=body).json()["id"]
-    cal_job = post_pairs(client, project, recorded[:N_CAL])
-    run_worker(engine, settings)
-    # Gate closed: the whole panel judges every pair (the calibration needs every verdict).
-    cal_rows = job_rows(client, cal_job)
-    assert all(len(r["judgments"]) == 6 and r["reasons"][-1] == "gate_closed" for r in cal_rows)
-    assert client.get(f"/v1/jobs/{cal_job}").json()["judge_calls_saved"] == 0
-    post_gold(client, project, recorded[:N_CAL])
-    version = client.post(f"/v1/projects/{project}/calibration/refit").json()
-    assert version["state"] == "open", version
-    job = post_pairs(client, project, recorded[N_CAL:])
-    run_worker(engine, settings)
-    return project, job
+def calibrated(calibrated_db: tuple[Path, int, int], tmp_path: Path) -> Iterator[Calibrated]:
+    """This test's own copy of the calibrated database, with the API on it."""
+    path, project, job = calibrated_db
+    with served_copy(path, tmp_path / "test.db") as served:
+        yield Calibrated(*served, project, job)
 
 
 def test_open_cascade_judges_stage_by_stage_and_records_calls_saved(
-    client: TestClient, engine: Engine, calibrated: tuple[int, int], recorded: list
+    calibrated: Calibrated, recorded: list
 ) -> None:
-    project, job = calibrated
+    client, project, job = calibrated.client, calibrated.project, calibrated.job
     rows = job_rows(client, job)
     assert len(rows) == len(recorded) - N_CAL
     routing = RoutingSettings.model_validate(client.get(f"/v1/projects/{project}").json()["routing"])
@@ -112,10 +140,10 @@ def test_open_cascade_judges_stage_by_stage_and_records_calls_saved(
 
 
 def test_staged_judging_decides_as_the_full_panel_replay_would(
-    client: TestClient, engine: Engine, calibrated: tuple[int, int], recorded: list
+    calibrated: Calibrated, recorded: list
 ) -> None:
     """The worker's incremental calls reach the decision that routing on every verdict gives."""
-    project, job = calibrated
+    client, engine, project, job = calibrated.client, calibrated.engine, calibrated.project, calibrated.job
     rows = job_rows(client, job)
     by_client = {p.id: p for p in recorded}
     with Session(engine) as session:
@@ -147,9 +175,10 @@ def test_staged_judging_decides_as_the_full_panel_replay_would(
 
 
 def test_labelled_pairs_get_the_missing_judges_and_stricter_versions_escalate(
-    client: TestClient, engine: Engine, settings: Settings, calibrated: tuple[int, int], recorded: list
+    calibrated: Calibrated, recorded: list
 ) -> None:
-    project, job = calibrated
+    client, engine, settings = calibrated.client, calibrated.engine, calibrated.settings
+    project, job = calibrated.project, calibrated.job
     rows = job_rows(client, job)
     cheap = [r for r in rows if r["decision_stage"] == 0 and r["route"] == "auto_accept"]
     assert len(cheap) >= 10

@@ -6,15 +6,13 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from api.review import embeddings
 from api.review.embeddings import EMBEDDING_DIM, embed_texts, from_bytes, load_model, pair_text, to_bytes
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.helpers import SHARED_DATA
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,7 +78,7 @@ def test_bytes_round_trip() -> None:
 
 def test_speed_on_real_pairs() -> None:
     pairs = []
-    with (SHARED / "pandalm" / "testset_3annotators.jsonl").open() as f:
+    with (SHARED_DATA / "pandalm" / "testset_3annotators.jsonl").open() as f:
         for _, line in zip(range(64), f, strict=False):
             r = json.loads(line)
             pairs.append(pair_text(str(r["prompt"]), str(r["response_a"]), str(r["response_b"])))

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from api.models import Judgment
 from api.settings import Settings
 from tests import fakes
-from tests.conftest import run_worker
+from tests.helpers import fast_settings, run_worker
 
 
 @pytest.fixture(autouse=True)
@@ -108,8 +108,6 @@ def test_repeated_500s_fail_the_call_and_route_to_review(
 
 
 def test_timeout_is_a_judge_failure(client: TestClient, engine: Engine, sqlite_url: str) -> None:
-    from tests.conftest import fast_settings
-
     settings = fast_settings(sqlite_url, judge_timeout_s=0.2, judge_max_attempts=2)
     project = make_project(client, "p", ["fake/slow"])
     job = post_pairs(client, project, 1)

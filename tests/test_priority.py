@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,7 @@ from calibration.priority import (
     pure_uncertainty_order,
     uncertainty_from_verdicts,
 )
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.helpers import SHARED_DATA
 
 
 def eager_reference(
@@ -137,7 +135,7 @@ def pandalm_sample() -> tuple[np.ndarray, np.ndarray]:
     judges' verdicts and the three annotators' labels (0, 0.2, 0.4 or 0.6)."""
     from api.review.embeddings import embed_texts, pair_text
 
-    rows = [json.loads(line) for line in (SHARED / "pandalm" / "testset_3annotators.jsonl").open()]
+    rows = [json.loads(line) for line in (SHARED_DATA / "pandalm" / "testset_3annotators.jsonl").open()]
     random.Random(0).shuffle(rows)
     rows = rows[:240]
     votes = [[j["verdict"] for j in r["judgments"]] + [a["label"] for a in r["annotations"]] for r in rows]

@@ -14,7 +14,7 @@ from api.models import Judgment, Pair
 from api.settings import Settings
 from judge.recorded import load_recorded, recorded_to_five_point
 from judge.verdicts import order_sensitivity
-from tests.conftest import LLMBAR, run_worker
+from tests.helpers import LLMBAR, run_worker
 
 pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")
 

@@ -24,10 +24,9 @@ from judge.recorded import (
     recorded_to_five_point,
 )
 from judge.verdicts import STRENGTH, to_original
+from tests.helpers import LLMBAR, SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-LLMBAR = SHARED / "replay" / "llmbar_dev.jsonl"
-PANDALM = SHARED / "pandalm" / "testset_3annotators.jsonl"  # single order, also this format
+PANDALM = SHARED_DATA / "pandalm" / "testset_3annotators.jsonl"  # single order, also this format
 
 register_providers()
 

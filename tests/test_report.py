@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from calibration import report as report_module
-from calibration.agreement import to_side
 from calibration.metrics import clopper_pearson_interval, coverage_agreement_curve
 from calibration.report import CalibrationReport, build_report, render_report_html
+from judge.verdicts import to_side
 
 LLMBAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "replay" / "llmbar_dev.jsonl"
 MAIN_JUDGES = [f"{m}/vanilla_norules" for m in ("gpt-4", "gpt-3.5-turbo", "palm-2", "llama-2-70b-chat")]

@@ -14,22 +14,29 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from api.db import make_engine, upgrade
 from api.main import create_app
 from tests import fakes
-from tests.conftest import fast_settings, run_worker
-from tests.test_review_support import ADMIN, auth, live_api, make_project, new_reviewer
+from tests.helpers import (
+    ADMIN,
+    auth,
+    copy_sqlite,
+    fast_settings,
+    live_api,
+    make_project,
+    new_reviewer,
+    run_worker,
+    sqlite_url_for,
+)
 
 APP = Path(__file__).resolve().parents[1] / "review_app" / "app.py"
 
 
 @pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api_url(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> Iterator[str]:
     fakes.install()
-    url = f"sqlite:///{tmp_path_factory.mktemp('review-app') / 'app.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    settings = fast_settings(url)
+    path = tmp_path_factory.mktemp("review-app") / "app.db"
+    engine = copy_sqlite(migrated_sqlite, path)
+    settings = fast_settings(sqlite_url_for(path))
     with live_api(create_app(settings, engine, run_worker=False)) as base:
         with httpx.Client(base_url=base) as http:
             review = make_project(http, "app-review", ["fake/ok"])

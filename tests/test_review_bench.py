@@ -8,6 +8,7 @@ import pytest
 
 from api.tools.bench_queue import bench_queue
 from api.tools.cli import main
+from tests.helpers import PG_URL
 
 
 def test_bench_queue_reports_latency(capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,8 +21,6 @@ def test_bench_queue_reports_latency(capsys: pytest.CaptureFixture[str]) -> None
 
 @pytest.mark.postgres
 def test_bench_queue_on_postgres_cleans_up_its_schema() -> None:
-    from tests.conftest import PG_URL
-
     if not PG_URL:
         pytest.skip("PostgreSQL tests need PRELABEL_TEST_DATABASE_URL")
     result = bench_queue(pending=300, database_url=PG_URL, samples=10)

@@ -18,7 +18,7 @@ from api.models import Label, Project, Reviewer, ReviewItem, ReviewLease, utcnow
 from api.review import queue, submit
 from api.review.reviewers import create_reviewer
 from api.schemas import ReviewSubmit
-from api.tools.bench_queue import seed_pending
+from tests.helpers import seed_review_queue
 
 REVIEWERS = 8
 
@@ -74,7 +74,7 @@ def _run_reviewers(engine: Engine, project: Project, reviewers: list[Reviewer]) 
 
 def test_eight_reviewers_never_share_an_item_and_lose_no_label(any_engine: Engine) -> None:
     pending = 120
-    project_id = seed_pending(any_engine, pending)
+    project_id = seed_review_queue(any_engine, pending)
     with Session(any_engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
         reviewers = [create_reviewer(session, f"r{i}")[0] for i in range(REVIEWERS)]
@@ -104,7 +104,7 @@ def test_late_submits_racing_fresh_claims_never_give_an_item_two_labels(any_engi
     # One reviewer walked away from every item (all leases expired); the others now claim
     # and label those items while the first one comes back and submits all its old leases.
     # Each item has one slot: exactly one of the two labels may be stored, never both.
-    project_id = seed_pending(any_engine, 40)
+    project_id = seed_review_queue(any_engine, 40)
     with Session(any_engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
         late, *others = [create_reviewer(session, f"r{i}")[0] for i in range(REVIEWERS)]

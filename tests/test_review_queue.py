@@ -20,8 +20,7 @@ from api.review.submit import submit_label
 from api.schemas import ReviewSubmit, RoutingSettings
 from api.settings import Settings
 from tests import fakes
-from tests.conftest import run_worker
-from tests.test_review_support import ADMIN, auth, make_project, new_reviewer, post_pairs
+from tests.helpers import ADMIN, auth, make_project, new_reviewer, post_question_pairs, run_worker
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +32,7 @@ def judged_project(
     client: TestClient, engine: Engine, settings: Settings, n: int = 3, routing: dict | None = None, **kw
 ) -> int:
     project = make_project(client, kw.get("name", "p"), kw.get("judges"), routing)
-    post_pairs(client, project, n, kw.get("pairs"))
+    post_question_pairs(client, project, n, kw.get("pairs"))
     run_worker(engine, settings)
     return project
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from api.tools.bench_replay import bench_replay
-from tests.conftest import LLMBAR
+from tests.helpers import LLMBAR
 
 pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")
 JUDGES = [

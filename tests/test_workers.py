@@ -9,24 +9,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api.models import Decision, Judgment, Pair, Project
-from api.pipeline import decisions, gate, ingest, judging, versions
+from api.models import Decision, Judgment, Pair
+from api.pipeline import decisions, gate, judging, versions
 from api.pipeline.worker import Worker
-from api.schemas import PairIn
 from tests import fakes
-from tests.conftest import fast_settings
-
-
-def seed(engine: Engine, n: int, judges: list[str]) -> Project:
-    with Session(engine, expire_on_commit=False) as session:
-        project = Project(name="p", judges=[{"model": m} for m in judges], routing={})
-        session.add(project)
-        session.commit()
-    pairs = [
-        PairIn(client_id=f"c{i}", prompt=f"p{i}", response_a=f"a{i}", response_b=f"b{i}") for i in range(n)
-    ]
-    ingest.create_job(engine, project, pairs)
-    return project
+from tests.helpers import fast_settings, seed
 
 
 def test_two_workers_never_judge_the_same_pair(any_engine: Engine) -> None:
@@ -123,9 +110,7 @@ def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine:
         pairs = session.exec(select(Pair)).all()
         latest = versions.version_name(versions.latest_version(session, project.id))  # type: ignore[arg-type]
         decisions = {p.id: session.get(Decision, p.decision_id) for p in pairs}
-        judgments = session.exec(
-            select(Judgment.pair_id, Judgment.judge, Judgment.order)
-        ).all()
+        judgments = session.exec(select(Judgment.pair_id, Judgment.judge, Judgment.order)).all()
     assert latest != "routing-v0"
     assert all(p.state == "done" for p in pairs)
     assert all(d is not None and d.version == latest for d in decisions.values())

@@ -64,13 +64,9 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
         judgment_rows = [dict(j, pair_id=o.pair_id, created_at=now) for o in kept for j in o.judgments]
         if judgment_rows:
             session.execute(insert(Judgment), judgment_rows)
-        decision_of: dict[int, int] = {}
-        if done:
-            decision_rows = [dict(o.decision, pair_id=o.pair_id, created_at=now) for o in done]
-            ids = session.execute(
-                insert(Decision).returning(Decision.id, Decision.pair_id), decision_rows
-            ).all()
-            decision_of = {pair_id: decision_id for decision_id, pair_id in ids}
+        decision_of = _insert_decisions(
+            session, [dict(o.decision, pair_id=o.pair_id, created_at=now) for o in done]
+        )
         session.execute(
             update(Pair),
             [
@@ -132,16 +128,24 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
                 for pid, d in decisions.items()
                 if d.next_stage is None
             ]
-            if rows:
-                new_ids = session.execute(
-                    insert(Decision).returning(Decision.id, Decision.pair_id), rows
-                ).all()
-                session.execute(update(Pair), [{"id": pid, "decision_id": did} for did, pid in new_ids])
+            decision_of = _insert_decisions(session, rows)
+            if decision_of:
+                session.execute(
+                    update(Pair), [{"id": pid, "decision_id": did} for pid, did in decision_of.items()]
+                )
             # Pairs whose route changed move in or out of the review queues, in this transaction.
             queue.on_decisions_written(session, [row["pair_id"] for row in rows])
             session.commit()
             written += len(rows)
     return written
+
+
+def _insert_decisions(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """Insert decision rows; the new decision id of each pair (its pair row is the caller's to point)."""
+    if not rows:
+        return {}
+    ids = session.execute(insert(Decision).returning(Decision.id, Decision.pair_id), rows).all()
+    return {pair_id: decision_id for decision_id, pair_id in ids}
 
 
 def decision_fields(

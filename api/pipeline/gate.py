@@ -36,32 +36,30 @@ from api.pipeline.versions import (
     version_name,
 )
 from api.vocab import CALIBRATION_SOURCES, SOURCE_WHY
+from calibration.aggregation import majority_vote
 from calibration.cascade import fit_cascade
 from calibration.drift import drift_alarm
 from calibration.features import build_features
 from calibration.gate import fit_gate
-from judge.verdicts import side
+from judge.verdicts import to_side
 
 log = logging.getLogger("prelabel.calibrate")
 
 
-def label_side(label: str) -> str | None:
-    return side(label) if label not in ("A", "B") else label
-
-
 def human_sides(labels: list[Label]) -> pd.Series:
-    """One side per pair: the majority of its labels' sides; a split pair is left out."""
-    votes: dict[int, Counter[str]] = {}
-    for label in labels:
-        s = label_side(label.label)
-        if s is not None:
-            votes.setdefault(label.pair_id, Counter())[s] += 1
-    out = {}
-    for pair_id, counter in votes.items():
-        (top, n), *rest = counter.most_common()
-        if not rest or rest[0][1] < n:
-            out[pair_id] = top
-    return pd.Series(out, dtype=object)
+    """One side per pair: the majority of its labels' sides; a split pair is left out.
+
+    Each label is one vote (:func:`calibration.aggregation.majority_vote`, abstaining on a
+    split); a stored label without a side is no vote. Pairs come in the order of their first
+    vote, which becomes the row order of the fit, so a refit on the same labels is the same fit.
+    """
+    votes = pd.DataFrame(
+        [(label.pair_id, label.annotator, to_side(label.label, strict=False)) for label in labels],
+        columns=["item", "annotator", "label"],
+    )
+    winners = majority_vote(votes, on_tie="abstain").labels.dropna().to_dict()
+    first_vote = pd.unique(votes["item"][votes["label"].notna()])
+    return pd.Series({pid: winners[pid] for pid in first_vote if pid in winners}, dtype=object)
 
 
 def usable_labels(session: Session, project_id: int) -> tuple[pd.Series, dict[str, Any]]:
@@ -221,7 +219,7 @@ def audit_outcomes(session: Session, project_id: int, since: Any = None) -> list
         if pair_id in seen or chosen is None:
             continue
         seen.add(pair_id)
-        out.append((created, pair_id, int(label_side(label) == chosen)))
+        out.append((created, pair_id, int(to_side(label, strict=False) == chosen)))
     return out
 
 

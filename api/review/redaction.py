@@ -16,11 +16,10 @@ which reach PyPI but not GitHub or model hubs):
 
 * presidio-analyzer's default engine downloads a spaCy model from GitHub at start-up and
   fails offline; with a blank spaCy pipeline it runs but finds no names, its URL
-  recogniser (tldextract) tries to fetch the public-suffix list, and it took ~16 ms per
-  1.5 kB text -- over the 5 ms per *pair* budget of a request path.
+  recogniser (tldextract) tries to fetch the public-suffix list, and it was several times
+  over the per-pair time budget of a request path (figures in the README's measurements).
 * spaCy English models are published on GitHub; the PyPI copies are third-party
-  re-uploads, and a CNN pipeline (on the order of 10k words/s per core in spaCy's published
-  figures) would take tens of ms on a long HH-RLHF pair anyway.
+  re-uploads, and a CNN pipeline would be too slow on a long HH-RLHF pair anyway.
 
 So: compiled regular expressions with validators (Luhn, :mod:`ipaddress`, entropy) for the
 structured types, and for names a dictionary heuristic over the person-name lists that the

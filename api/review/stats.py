@@ -21,7 +21,7 @@ from api.models import (
 )
 from api.review.queue import QUEUES
 from api.review.submit import label_view
-from judge.verdicts import side
+from judge.verdicts import side, to_side
 
 
 def progress(session: Session, project_id: int, queue: str, reviewer: Reviewer) -> dict[str, Any]:
@@ -90,8 +90,9 @@ def review_stats(session: Session, project_id: int, hours: int = 24) -> dict[str
             continue
         bucket = override["shown" if shown else "hidden"]
         bucket["labels"] += 1
-        # An override: the human's side (A / B / tie) differs from the judge's.
-        bucket["overrides"] += int(side(label) != side(prelabel))
+        # An override: the human's side (A / B / tie), read as calibration reads it, differs
+        # from the judge's.
+        bucket["overrides"] += int(to_side(label, strict=False) != side(prelabel))
     for bucket in override.values():
         bucket["rate"] = bucket["overrides"] / bucket["labels"] if bucket["labels"] else None  # type: ignore[assignment]
     skips = dict(

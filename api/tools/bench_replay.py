@@ -30,6 +30,7 @@ from api.pipeline.gate import check_drift
 from api.pipeline.worker import Worker
 from api.settings import Settings
 from judge.recorded import RecordedPair, judges_in, load_recorded
+from judge.verdicts import SIDES
 
 SHIFT_CHUNK = 20  # pairs per streamed job in the shift phase
 
@@ -87,7 +88,7 @@ def _project_results(client: TestClient, project_id: int) -> list[dict[str, Any]
 
 
 def _with_gold(path: str) -> list[RecordedPair]:
-    pairs = [p for p in load_recorded(path) if p.gold in ("A", "B", "tie")]
+    pairs = [p for p in load_recorded(path) if p.gold in SIDES]
     if not pairs:
         raise SystemExit(f"{path}: no pair carries a gold label (A, B or tie)")
     return pairs

@@ -1,30 +1,105 @@
-"""The one command line: ``prelabel serve | worker | demo | review | bench | db``."""
+"""The one command line: ``prelabel serve | worker | review | demo | bench | calibrate | db``.
+
+Heavy imports stay inside the commands so that ``prelabel --help`` starts fast; nothing on the
+serving path imports this module.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
 import os
 import sys
+from typing import Any
+
+import click
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+CONTEXT_SETTINGS: dict[str, Any] = {
+    "help_option_names": ["-h", "--help"],
+    "max_content_width": 100,
+    "show_default": True,
+}
 
-def _serve(args: argparse.Namespace) -> int:
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:>28}: {value}")
+
+
+def _names(values: tuple[str, ...]) -> list[str] | None:
+    """Judge names given by repeating an option and/or joining names with commas; None if absent."""
+    names = [name for value in values for name in value.split(",") if name]
+    return names or None
+
+
+# Applied to several commands: each application creates its own click.Option.
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of aligned key: value lines."
+)
+database_url_option = click.option(
+    "--database-url",
+    default=None,
+    help="Database to benchmark on (default: a temporary SQLite file).",
+)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+def prelabel() -> None:
+    """Pre-label pairwise preference data with LLM judges; send only what needs a human to review.
+
+    \b
+    A typical session:
+      prelabel db        # create or upgrade the database schema
+      prelabel serve     # the API on :8000, with an in-process worker
+      prelabel review    # the review app on :8501
+      prelabel demo      # all of the above on a bundled sample, offline
+
+    Settings (database, judges, tokens) come from PRELABEL_* environment variables.
+    Run `prelabel COMMAND --help` for a command's options.
+    """
+
+
+@prelabel.command()
+@click.option("--host", default="127.0.0.1", help="Interface to listen on.")
+@click.option("--port", type=int, default=8000, help="Port to listen on.")
+@click.option("--no-worker", is_flag=True, help="API only; run `prelabel worker` elsewhere.")
+@click.option("--log-level", default="info", help="uvicorn log level (debug, info, warning, ...).")
+def serve(host: str, port: int, no_worker: bool, log_level: str) -> int:
+    """Run the HTTP API, with an in-process worker.
+
+    The worker judges submitted pairs; with --no-worker, run `prelabel worker` processes instead.
+
+    \b
+    Examples:
+      prelabel serve                      # http://127.0.0.1:8000/docs
+      prelabel serve --no-worker --port 9000
+    """
     import uvicorn
 
     from api.main import create_app
     from api.settings import get_settings
 
-    app = create_app(get_settings(), run_worker=not args.no_worker)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    app = create_app(get_settings(), run_worker=not no_worker)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
     return 0
 
 
-def _worker(args: argparse.Namespace) -> int:
+@prelabel.command()
+@click.option("--until-idle", is_flag=True, help="Exit when nothing is left to judge.")
+def worker(until_idle: bool) -> int:
+    """Run a standalone worker against the same database as the API.
+
+    Besides judging, it redacts, embeds and ranks pairs for the review queue. Start several
+    to judge faster; with --until-idle it exits once the queue is empty and prints how many
+    pairs it judged.
+    """
     from api.db import make_engine, upgrade
     from api.main import run_background
     from api.pipeline.worker import Worker
@@ -33,80 +108,329 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    worker = Worker(engine, settings)
-    logging.getLogger("prelabel").info("worker %s on %s", worker.worker_id, engine.dialect.name)
-    # Beside judging: redaction, embeddings and queue ranking for the review app.
+    judge_worker = Worker(engine, settings)
+    logging.getLogger("prelabel").info("worker %s on %s", judge_worker.worker_id, engine.dialect.name)
     done = asyncio.run(
-        run_background(engine, asyncio.Event(), worker=worker, prepare=True, until_idle=args.until_idle)
+        run_background(engine, asyncio.Event(), worker=judge_worker, prepare=True, until_idle=until_idle)
     )
-    print(f"worker {worker.worker_id}: {done} pairs judged")
+    print(f"worker {judge_worker.worker_id}: {done} pairs judged")
     return 0
 
 
-def _review(args: argparse.Namespace) -> int:
+@prelabel.command()
+@click.option("--port", type=int, default=8501, help="Port of the review app.")
+@click.option(
+    "--api-url",
+    envvar="PRELABEL_API_URL",
+    show_envvar=True,
+    default="http://127.0.0.1:8000",
+    help="The API the review app talks to.",
+)
+def review(port: int, api_url: str) -> int:
+    """Start the Streamlit review app, where humans label pairs.
+
+    Reviewers see the pairs the judges could not settle, plus audit and calibration samples.
+
+    \b
+    Example:
+      prelabel review --api-url http://127.0.0.1:8000
+    """
     from review_app.launch import run_streamlit
 
-    return run_streamlit(port=args.port, api_url=args.api_url, headless=True).wait()
+    return run_streamlit(port=port, api_url=api_url, headless=True).wait()
 
 
-def _demo(args: argparse.Namespace) -> int:
+@prelabel.command()
+@click.option("--api-port", type=int, default=8000, help="Port of the API (0: any free port).")
+@click.option("--review-port", type=int, default=8501, help="Port of the review app (0: any free port).")
+@click.option("--no-wait", is_flag=True, help="Stop everything after the summary.")
+def demo(api_port: int, review_port: int, no_wait: bool) -> int:
+    """Run API + worker + review app on a bundled sample, offline.
+
+    Judges the sample with replay judges serving recorded GPT-4 and GPT-3.5 verdicts (or with
+    live judges when PRELABEL_JUDGES and provider keys are set), prints routes, order
+    sensitivity and the calibration gate before and after gold labels, then keeps the
+    servers up until Ctrl-C.
+    """
     from api.tools.demo import run_demo
 
-    return run_demo(api_port=args.api_port, review_port=args.review_port, wait=not args.no_wait)
+    return run_demo(api_port=api_port, review_port=review_port, wait=not no_wait)
 
 
-def _print(result: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:>28}: {value}")
+@prelabel.group()
+def bench() -> None:
+    """Benchmarks: ratios measured in one run on this machine.
+
+    \b
+    Examples:
+      prelabel bench throughput --pairs 2000 --judges 2 --json
+      prelabel bench replay --data ../shared/data/replay/llmbar_dev.jsonl --splits 20 --json
+      prelabel bench simulate ../shared/data/replay/llmbar_dev.jsonl --splits 20
+      prelabel bench queue --pending 100000 --json
+    """
 
 
-def _bench(args: argparse.Namespace) -> int:
-    if args.bench == "throughput":
-        from api.tools.bench_throughput import bench_throughput
+@bench.command()
+@click.option("--pairs", type=int, default=2000, help="Pairs to judge.")
+@click.option("--judges", type=int, default=2, help="Mock judges per pair.")
+@click.option("--latency-ms", type=float, default=0.0, help="Simulated latency of each judge call.")
+@click.option(
+    "--concurrency", type=int, default=None, help="Judge calls in flight (default: from the settings)."
+)
+@database_url_option
+@json_option
+def throughput(
+    pairs: int,
+    judges: int,
+    latency_ms: float,
+    concurrency: int | None,
+    database_url: str | None,
+    as_json: bool,
+) -> int:
+    """Pipeline throughput vs bare litellm calls, on a mock judge.
 
-        result = asyncio.run(
-            bench_throughput(
-                args.pairs,
-                args.judges,
-                args.latency_ms,
-                concurrency=args.concurrency,
-                database_url=args.database_url,
-            )
-        )
-    elif args.bench == "replay":
-        from api.tools.bench_replay import bench_replay
+    \b
+    Example:
+      prelabel bench throughput --pairs 2000 --judges 2 --latency-ms 0 --json
+    """
+    from api.tools.bench_throughput import bench_throughput
 
-        result = bench_replay(
-            data=args.data,
-            judges=args.judges.split(",") if args.judges else None,
-            target_agreement=args.target_agreement,
-            delta=args.delta,
-            calibration_fraction=args.calibration_fraction,
-            splits=args.splits,
-            seed=args.seed,
-            shift_to=args.shift_to,
-            audit_rate=args.audit_rate,
-            order_sensitive_judges=args.order_sensitive_judges.split(",")
-            if args.order_sensitive_judges
-            else None,
-            n_min=args.n_min,
-            cascade=args.cascade,
-        )
-    elif args.bench == "queue":
-        from api.tools.bench_queue import bench_queue
-
-        result = bench_queue(pending=args.pending, database_url=args.database_url, samples=args.samples)
-    else:
-        raise SystemExit(f"unknown benchmark {args.bench!r}")
-    _print(result, args.json)
+    result = asyncio.run(
+        bench_throughput(pairs, judges, latency_ms, concurrency=concurrency, database_url=database_url)
+    )
+    _print(result, as_json)
     return 0
 
 
-def calibrate_cli(project: str | None, report: str | None) -> int:
-    """``prelabel calibrate``: refit now, print the gate state, optionally write the HTML report."""
+@bench.command()
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file in the recorded-judgments format (JSONL with gold labels).",
+)
+@click.option("--judges", default=None, help="Comma-separated judge names (default: all in the file).")
+@click.option("--target-agreement", type=float, default=0.9, help="Agreement with humans the gate promises.")
+@click.option("--delta", type=float, default=0.1, help="Allowed probability that the promise fails.")
+@click.option(
+    "--calibration-fraction",
+    type=float,
+    default=0.5,
+    help="Share of the gold-labelled pairs used to calibrate; the rest is the test set.",
+)
+@click.option("--splits", type=int, default=20, help="Random calibration/test splits.")
+@click.option("--seed", type=int, default=0, help="Seed of the splits.")
+@click.option(
+    "--shift-to",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Stream this file after calibrating, with audits on (checks the kill-switch).",
+)
+@click.option("--audit-rate", type=float, default=0.05, help="Share of pairs drawn for a human audit.")
+@click.option("--n-min", type=int, default=100, help="Fewer usable gold labels keep the gate closed.")
+@click.option(
+    "--order-sensitive-judges",
+    default=None,
+    help="Comma-separated judges whose AB/BA flip is a hard flag (default: any judge).",
+)
+@click.option(
+    "--cascade",
+    is_flag=True,
+    help="Judge cheapest first (litellm prices) and call costlier judges only when needed.",
+)
+@json_option
+def replay(
+    data: str,
+    judges: str | None,
+    target_agreement: float,
+    delta: float,
+    calibration_fraction: float,
+    splits: int,
+    seed: int,
+    shift_to: str | None,
+    audit_rate: float,
+    n_min: int,
+    order_sensitive_judges: str | None,
+    cascade: bool,
+    as_json: bool,
+) -> int:
+    """Calibration gate on recorded judgments, through the service.
+
+    Pairs go in through the jobs API, replay judges serve the recorded verdicts, gold labels
+    of the calibration part go in through the labels API; the test part measures coverage
+    (share auto-accepted) and agreement of the auto-accepted labels with gold.
+
+    \b
+    Examples:
+      prelabel bench replay --data ../shared/data/replay/llmbar_dev.jsonl --splits 20 --json
+      prelabel bench replay --data FILE --target-agreement 0.8 --cascade \\
+          --order-sensitive-judges gpt-4/vanilla_norules --json
+    """
+    from api.tools.bench_replay import bench_replay
+
+    result = bench_replay(
+        data=data,
+        judges=judges.split(",") if judges else None,
+        target_agreement=target_agreement,
+        delta=delta,
+        calibration_fraction=calibration_fraction,
+        splits=splits,
+        seed=seed,
+        shift_to=shift_to,
+        audit_rate=audit_rate,
+        order_sensitive_judges=order_sensitive_judges.split(",") if order_sensitive_judges else None,
+        n_min=n_min,
+        cascade=cascade,
+    )
+    _print(result, as_json)
+    return 0
+
+
+@bench.command()
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", type=float, default=0.9, help="Agreement with humans the gate promises.")
+@click.option("--delta", type=float, default=0.1, help="Allowed probability that the promise fails.")
+@click.option(
+    "--cal-fraction", type=float, default=0.5, help="Share of the gold-labelled pairs to calibrate on."
+)
+@click.option("--splits", type=int, default=20, help="Random calibration/test splits.")
+@click.option("--seed", type=int, default=0, help="Seed of the splits.")
+@click.option("--hard-rule", is_flag=True, help="Never auto-accept order-sensitive pairs.")
+@click.option(
+    "--hard-rule-judges",
+    multiple=True,
+    help="Only these judges' AB/BA flips count for --hard-rule (repeat or comma-separate).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["crossfit", "split"]),
+    default="crossfit",
+    help="crossfit: threshold on out-of-fold scores of all labels; "
+    "split: exact guarantee, but each half of the labels does one job.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["side", "two_stage", "vote"]),
+    default="side",
+    help="Score of a pair: side model, two-stage model, or the label-free vote score.",
+)
+@click.option(
+    "--min-accept",
+    type=int,
+    default=None,
+    help="Start testing thresholds at the first one accepting this many calibration pairs "
+    "(default: derived from --target and --delta).",
+)
+@click.option(
+    "--judges",
+    multiple=True,
+    help="Panel (repeat or comma-separate; default: every judge in the file).",
+)
+@click.option(
+    "--cascade",
+    multiple=True,
+    help="A cascade stage, cheapest first: repeat once per stage, judges of a stage joined by commas.",
+)
+@click.option("--per-split", is_flag=True, help="Print the per-split table before the summary.")
+def simulate(
+    path: str,
+    target: float,
+    delta: float,
+    cal_fraction: float,
+    splits: int,
+    seed: int,
+    hard_rule: bool,
+    hard_rule_judges: tuple[str, ...],
+    mode: str,
+    method: str,
+    min_accept: int | None,
+    judges: tuple[str, ...],
+    cascade: tuple[str, ...],
+    per_split: bool,
+) -> int:
+    """Calibration gate on recorded judgments, in memory (fast).
+
+    The gate (or cascade) on the same calibration/test splits as `bench replay`, without the
+    service: fast enough to compare gate settings. FILE is in the recorded-judgments format
+    (JSONL with gold labels). Prints the summary as JSON (coverage, agreement, share of splits
+    where the guarantee held, gold labels used, judge calls per pair).
+
+    \b
+    Examples:
+      prelabel bench simulate ../shared/data/replay/llmbar_dev.jsonl --splits 20
+      prelabel bench simulate FILE --hard-rule --hard-rule-judges gpt-4/vanilla_norules
+      prelabel bench simulate FILE --cascade llama-2-70b-chat/vanilla_norules \\
+          --cascade gpt-4/vanilla_norules,gpt-3.5-turbo/vanilla_norules
+    """
+    from calibration.simulate import load_recorded
+    from calibration.simulate import simulate as run_simulation
+
+    recorded, gold = load_recorded(path)
+    try:
+        result = run_simulation(
+            recorded,
+            gold,
+            target,
+            delta,
+            cal_fraction,
+            splits,
+            seed,
+            hard_rule=hard_rule,
+            hard_rule_judges=_names(hard_rule_judges),
+            judges=_names(judges),
+            cascade=[stage.split(",") for stage in cascade] or None,
+            mode=mode,
+            method=method,
+            min_accept=min_accept,
+        )
+    except ValueError as exc:
+        # calibration/ rejects incompatible settings (e.g. --cascade with --mode split) this way:
+        # an error message, not a traceback.
+        raise click.ClickException(str(exc)) from exc
+    if per_split:
+        print(result.per_split.to_string())
+    print(json.dumps(result.summary, indent=2))
+    return 0
+
+
+@bench.command()
+@click.option("--pending", type=int, default=100_000, help="Judged pairs waiting for review.")
+@click.option("--samples", type=int, default=500, help="Timed next-item calls.")
+@database_url_option
+@json_option
+def queue(pending: int, samples: int, database_url: str | None, as_json: bool) -> int:
+    """Latency of the review queue's next-item call.
+
+    Seeds --pending judged pairs routed to review, then times --samples next-item calls.
+
+    \b
+    Example:
+      prelabel bench queue --pending 100000 --json
+    """
+    from api.tools.bench_queue import bench_queue
+
+    _print(bench_queue(pending=pending, database_url=database_url, samples=samples), as_json)
+    return 0
+
+
+@prelabel.command()
+@click.option("--project", default=None, help="Project id or name (default: every project).")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the HTML calibration report here (needs --project).",
+)
+def calibrate(project: str | None, report: str | None) -> int:
+    """Refit projects' calibration gates now and print their state.
+
+    For an open gate it prints the threshold, the guaranteed agreement and the expected
+    coverage; --report writes the HTML report (reliability diagram, coverage curve).
+
+    \b
+    Example:
+      prelabel calibrate --project NAME --report out.html
+    """
     from pathlib import Path
 
     from sqlmodel import Session, select
@@ -147,11 +471,13 @@ def calibrate_cli(project: str | None, report: str | None) -> int:
     return 0
 
 
-def _calibrate(args: argparse.Namespace) -> int:
-    return calibrate_cli(project=args.project, report=args.report)
+@prelabel.command()
+def db() -> int:
+    """Upgrade the database schema to the latest migration.
 
-
-def _db(args: argparse.Namespace) -> int:
+    Creates the tables on a new database. The database is PRELABEL_DATABASE_URL (default:
+    sqlite:///./prelabel.db).
+    """
     from api.db import make_engine, upgrade
     from api.settings import get_settings
 
@@ -161,95 +487,21 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prelabel", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the API (with an in-process worker)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--no-worker", action="store_true", help="API only; run `prelabel worker` elsewhere")
-    serve.add_argument("--log-level", default="info")
-    serve.set_defaults(func=_serve)
-
-    worker = sub.add_parser("worker", help="run a standalone worker against the same database")
-    worker.add_argument("--until-idle", action="store_true", help="exit when nothing is left to judge")
-    worker.set_defaults(func=_worker)
-
-    review = sub.add_parser("review", help="start the Streamlit review app")
-    review.add_argument("--port", type=int, default=8501)
-    review.add_argument("--api-url", default=os.environ.get("PRELABEL_API_URL", "http://127.0.0.1:8000"))
-    review.set_defaults(func=_review)
-
-    demo = sub.add_parser("demo", help="API + worker + review app on a bundled sample, offline")
-    demo.add_argument("--api-port", type=int, default=8000)
-    demo.add_argument("--review-port", type=int, default=8501)
-    demo.add_argument("--no-wait", action="store_true", help="stop everything after the summary")
-    demo.set_defaults(func=_demo)
-
-    bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
-    bench_sub = bench.add_subparsers(dest="bench", required=True)
-    throughput = bench_sub.add_parser("throughput", help="pipeline vs bare litellm calls on a mock judge")
-    throughput.add_argument("--pairs", type=int, default=2000)
-    throughput.add_argument("--judges", type=int, default=2)
-    throughput.add_argument("--latency-ms", type=float, default=0.0)
-    throughput.add_argument(
-        "--concurrency", type=int, default=None, help="judge calls in flight (default: settings)"
-    )
-    throughput.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
-    throughput.add_argument("--json", action="store_true")
-    replay = bench_sub.add_parser(
-        "replay", help="calibration gate on a recorded-judgments file, through the service"
-    )
-    replay.add_argument("--data", required=True, help="a file in the recorded-judgments format")
-    replay.add_argument(
-        "--judges", default=None, help="comma-separated judge names (default: all in the file)"
-    )
-    replay.add_argument("--target-agreement", type=float, default=0.9)
-    replay.add_argument("--delta", type=float, default=0.1)
-    replay.add_argument("--calibration-fraction", type=float, default=0.5)
-    replay.add_argument("--splits", type=int, default=20)
-    replay.add_argument("--seed", type=int, default=0)
-    replay.add_argument("--shift-to", default=None, help="stream this file after calibrating, with audits on")
-    replay.add_argument("--audit-rate", type=float, default=0.05)
-    replay.add_argument(
-        "--n-min", type=int, default=100, help="fewer usable gold labels keep the gate closed"
-    )
-    replay.add_argument(
-        "--order-sensitive-judges",
-        default=None,
-        help="comma-separated judges whose AB/BA flip is a hard flag (default: any judge)",
-    )
-    replay.add_argument(
-        "--cascade",
-        action="store_true",
-        help="judge cheapest first (litellm prices) and call costlier judges only when needed",
-    )
-    replay.add_argument("--json", action="store_true")
-    queue = bench_sub.add_parser("queue", help="latency of the review queue's next-item call")
-    queue.add_argument("--pending", type=int, default=100_000)
-    queue.add_argument("--samples", type=int, default=500)
-    queue.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
-    queue.add_argument("--json", action="store_true")
-    bench.set_defaults(func=_bench)
-
-    calibrate = sub.add_parser(
-        "calibrate", help="refit a project's calibration gate now; write the HTML report"
-    )
-    calibrate.add_argument("--project", default=None, help="project id or name (default: every project)")
-    calibrate.add_argument("--report", default=None, help="write the HTML calibration report here")
-    calibrate.set_defaults(func=_calibrate)
-
-    db = sub.add_parser("db", help="upgrade the database schema to the latest migration")
-    db.set_defaults(func=_db)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run ``prelabel`` on ``argv`` (default: the process arguments) and return the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("prelabel").setLevel(logging.INFO)
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        # Not standalone: return the command's exit code instead of exiting, so callers such as
+        # tests get an int; --help still comes back as 0 (click's Exit is handled inside).
+        code = prelabel.main(args=argv, prog_name="prelabel", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return int(code or 0)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23 06:00:00
 
-Written by hand (the tables live in api/auth.py and api/review_queue.py, which env.py does
-not import); keep the two in step.
+Written by hand: when it was written these tables lived outside api/models.py, where env.py
+could not see them. They are in api/models.py now (tests/test_layering.py checks that an
+autogenerate against a migrated database proposes no change).
 """
 
 from collections.abc import Sequence
