@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -115,6 +116,14 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path
     engine.dispose()
 
 
+def _screens(page: Any, name: str) -> None:
+    """What a reviewer sees on a laptop and on a desktop screen (viewport only, as they would)."""
+    for width, height in ((1366, 768), (1920, 1080)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(SHOTS / f"{name}_{width}x{height}.png"))
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
 def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, str]) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -139,6 +148,7 @@ def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, 
             # Streamlit scrolls an inner element, so "full page" is the viewport: make it tall.
             page.set_viewport_size({"width": 1440, "height": 1500})
             page.screenshot(path=str(SHOTS / "review.png"))
+            _screens(page, "review")
 
             # Label with the keyboard: focus away from any input, then press 2 (A > B).
             page.evaluate("document.activeElement && document.activeElement.blur()")
@@ -161,5 +171,6 @@ def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, 
             page.set_viewport_size({"width": 1440, "height": 2400})
             page.wait_for_timeout(1500)  # charts draw after the data arrives
             page.screenshot(path=str(SHOTS / "dashboard.png"))
+            _screens(page, "dashboard")
         finally:
             browser.close()
