@@ -19,9 +19,10 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/prelabel demo
 
+# Two processes, one test file each at a time: module-scoped set-ups stay in one process.
 test: install
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check .

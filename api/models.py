@@ -111,7 +111,7 @@ class Judgment(SQLModel, table=True):
     """One judge call (or cache hit): the call log. Written by pipeline/decisions.py
     (with the decision made from it)."""
 
-    __table_args__ = (Index("ix_judgment_cache", "content_hash", "judge", "prompt_version", "order"),)
+    __table_args__ = (Index("ix_judgment_cache_key", "content_hash", "judge_key", "order"),)
 
     id: int | None = Field(default=None, primary_key=True)
     pair_id: int = Field(foreign_key="pair.id", index=True)
@@ -125,6 +125,9 @@ class Judgment(SQLModel, table=True):
     raw: str | None = Field(default=None, sa_column=Column(Text))
     prompt_version: str
     content_hash: str = Field(max_length=64)
+    # judge.client.judge_key: the cache serves this verdict only to a call with the same key.
+    # None on judgments stored before the key existed: never served from the cache.
+    judge_key: str | None = Field(default=None, max_length=64)
     latency_ms: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None

@@ -70,7 +70,7 @@ def cascade_summary(engine: Engine, project: Project, fitted: FittedGate | None)
             .join(Pair, Pair.decision_id == Decision.id)
             .where(Pair.project_id == project.id)
         ).one()
-    full = 2 * len(project.judges)
+    full = sum(spec.calls_per_pair for spec in project.judge_specs())
     cascade = fitted if isinstance(fitted, CascadeModel) else None
     return {
         "stages": stages,

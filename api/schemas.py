@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.vocab import LabelSource
+from judge.verdicts import OrderSetting
 
 FIVE_POINT: tuple[str, ...] = ("A>>B", "A>B", "tie", "B>A", "B>>A")
 Split = Literal["train", "frozen_eval"]
@@ -33,6 +34,14 @@ class JudgeSpec(BaseModel):
     logprobs: bool = False
     # Relative cost, used to order a cascade (cheapest first).
     cost_rank: float | None = None
+    # Display orders asked (judge.verdicts.orders_to_ask): "both" (AB and BA), "ab" or "ba"
+    # only, or "random" (one per pair, from a hash of the pair: half the calls).
+    orders: OrderSetting = "both"
+
+    @property
+    def calls_per_pair(self) -> int:
+        """Judge calls this judge makes on a pair (one per display order asked)."""
+        return 2 if self.orders == "both" else 1
 
     @field_validator("cost_rank")
     @classmethod

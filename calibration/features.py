@@ -93,6 +93,77 @@ class FeatureSet:
         return pd.DataFrame(self.X, index=pd.Index(self.pair_ids, name="pair_id"), columns=self.feature_names)
 
 
+@dataclass
+class _Columns:
+    """A judgments table as typed column arrays, one row per (pair, judge, order)."""
+
+    pair_id: np.ndarray
+    judge: np.ndarray
+    order: np.ndarray
+    verdict: np.ndarray
+    confidence: np.ndarray
+    failed: np.ndarray
+    strength: np.ndarray  # NaN for invalid
+    rows: np.ndarray  # positions of these rows in the input table
+
+    @property
+    def valid(self) -> np.ndarray:
+        return ~np.isnan(self.strength)
+
+
+def _columns(judgments: pd.DataFrame) -> _Columns:
+    """The normalisation :func:`normalize_judgments` documents, on numpy arrays.
+
+    Plain arrays rather than DataFrame operations: the worker builds features for one pair at
+    a time, where pandas' per-operation overhead was most of the cost.
+    """
+    required = {"pair_id", "judge", "order", "verdict"}
+    missing = required - set(judgments.columns)
+    if missing:
+        raise ValueError(f"judgments lacks columns {sorted(missing)}")
+    n = len(judgments)
+    order = judgments["order"].to_numpy(dtype=object)
+    bad_order = ~np.isin(order, ORDERS)
+    if bad_order.any():
+        raise ValueError(
+            f"order must be one of {ORDERS}; got {sorted(set(order[bad_order].tolist()), key=str)}"
+        )
+    failed = (
+        judgments["failed"].fillna(False).to_numpy(dtype=bool)
+        if "failed" in judgments
+        else np.zeros(n, dtype=bool)
+    )
+    confidence = (
+        pd.to_numeric(judgments["confidence"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if "confidence" in judgments
+        else np.full(n, np.nan)
+    )
+    # Map each distinct spelling once (tables can have millions of rows, few distinct verdicts).
+    codes, uniques = pd.factorize(judgments["verdict"].to_numpy(dtype=object), use_na_sentinel=True)
+    lookup = np.array([to_five_point(u) for u in uniques] + [INVALID], dtype=object)
+    verdict = np.where(failed, INVALID, lookup[codes])
+    strength_of = np.array([float(STRENGTH.get(v, np.nan)) for v in lookup] + [np.nan])
+    strength = np.where(failed, np.nan, strength_of[codes])
+    pair_id = judgments["pair_id"].to_numpy()
+    judge = judgments["judge"].to_numpy(dtype=object)
+    # Duplicate (pair, judge, order) rows keep the last one: a retry supersedes the failed attempt.
+    pair_codes, _ = pd.factorize(pair_id)
+    judge_codes, judge_uniques = pd.factorize(judge)
+    key = (pair_codes.astype(np.int64) * max(len(judge_uniques), 1) + judge_codes) * 2 + (order == ORDERS[1])
+    _, last_from_end = np.unique(key[::-1], return_index=True)
+    keep = np.sort(n - 1 - last_from_end)
+    return _Columns(
+        pair_id=pair_id[keep],
+        judge=judge[keep],
+        order=order[keep],
+        verdict=verdict[keep],
+        confidence=confidence[keep],
+        failed=failed[keep],
+        strength=strength[keep],
+        rows=keep,
+    )
+
+
 def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
     """Return a copy with all columns present and typed: verdict five-point, strength, confidence, failed.
 
@@ -100,28 +171,23 @@ def normalize_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
     treated as missing. Duplicate (pair, judge, order) rows keep the last one (a retry
     supersedes the failed attempt).
     """
-    required = {"pair_id", "judge", "order", "verdict"}
-    missing = required - set(judgments.columns)
-    if missing:
-        raise ValueError(f"judgments lacks columns {sorted(missing)}")
-    df = judgments.copy()
-    if "confidence" not in df:
-        df["confidence"] = np.nan
-    if "failed" not in df:
-        df["failed"] = False
-    df["failed"] = df["failed"].fillna(False).astype(bool)
-    # Map each distinct spelling once (tables can have millions of rows, few distinct verdicts).
-    codes, uniques = pd.factorize(df["verdict"].astype(object), use_na_sentinel=True)
-    lookup = np.array([to_five_point(u) for u in uniques] + [INVALID], dtype=object)
-    df["verdict"] = np.where(df["failed"].to_numpy(), INVALID, lookup[codes])
-    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce").astype(float)
-    bad_order = ~df["order"].isin(ORDERS)
-    if bad_order.any():
-        raise ValueError(f"order must be one of {ORDERS}; got {sorted(set(df.loc[bad_order, 'order']))}")
-    df["strength"] = df["verdict"].map(STRENGTH).astype(float)  # NaN for invalid
-    df["valid"] = df["strength"].notna()
-    df = df.drop_duplicates(["pair_id", "judge", "order"], keep="last")
-    return df.reset_index(drop=True)
+    cols = _columns(judgments)
+    df = pd.DataFrame(
+        {
+            "pair_id": cols.pair_id,
+            "judge": cols.judge,
+            "order": cols.order,
+            "verdict": cols.verdict,
+            "confidence": cols.confidence,
+            "failed": cols.failed,
+        }
+    )
+    for c in judgments.columns:  # other columns ride along, aligned on the kept rows
+        if c not in df:
+            df[c] = judgments[c].to_numpy()[cols.rows]
+    df["strength"] = cols.strength
+    df["valid"] = cols.valid
+    return df
 
 
 def judges_in(judgments: pd.DataFrame) -> list[str]:
@@ -142,15 +208,17 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
 
     Pairs appear in order of first appearance in the table. Judges not in ``judges`` are ignored.
     """
-    df = normalize_judgments(judgments)
-    judges = judges_in(df) if judges is None else [str(j) for j in judges]
-    pair_ids = pd.unique(df["pair_id"])
+    cols = _columns(judgments)
+    judges = sorted({str(j) for j in cols.judge}) if judges is None else [str(j) for j in judges]
+    pos, pair_ids = pd.factorize(cols.pair_id)  # pairs in order of first appearance
     n = len(pair_ids)
-    pos = pd.Index(pair_ids).get_indexer(df["pair_id"])
-    jpos = pd.Index(judges).get_indexer(df["judge"].astype(str))
+    judge_index = {j: k for k, j in enumerate(judges)}
+    jpos = np.fromiter(
+        (judge_index.get(str(j), -1) for j in cols.judge), dtype=np.int64, count=len(cols.judge)
+    )
     keep = jpos >= 0
-    df, pos, jpos = df[keep], pos[keep], jpos[keep]
-    opos = np.where(df["order"].to_numpy() == "ab", 0, 1)
+    pos, jpos = pos[keep], jpos[keep]
+    opos = (cols.order[keep] == ORDERS[1]).astype(np.int64)
 
     nj = len(judges)
     strength = np.zeros((n, nj, 2))
@@ -159,9 +227,10 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     has_conf = np.zeros((n, nj, 2))
     invalid = np.zeros((n, nj, 2))
     failed = np.zeros((n, nj, 2))
-    valid = df["valid"].to_numpy()
-    s = df["strength"].fillna(0.0).to_numpy()
-    c = df["confidence"].to_numpy()
+    valid = cols.valid[keep]
+    s = np.nan_to_num(cols.strength[keep])
+    c = cols.confidence[keep]
+    row_failed = cols.failed[keep]
     cvalid = valid & np.isfinite(c)
     strength[pos, jpos, opos] = s
     present[pos, jpos, opos] = valid
@@ -169,8 +238,8 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     # A tie carries no direction, so its confidence only enters the unsigned panel mean below.
     sconf[pos, jpos, opos] = np.where(cvalid, np.sign(s) * np.nan_to_num(c), 0.0)
     has_conf[pos, jpos, opos] = cvalid
-    failed[pos, jpos, opos] = df["failed"].to_numpy()
-    invalid[pos, jpos, opos] = ~valid & ~df["failed"].to_numpy()
+    failed[pos, jpos, opos] = row_failed
+    invalid[pos, jpos, opos] = ~valid & ~row_failed
 
     side = np.sign(strength)  # 0 for tie and for missing; use `present` to tell them apart
     both = present.all(axis=2)
@@ -208,9 +277,9 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     majority = np.maximum(np.maximum(votes_a, votes_b), ties)
     n_conf = has_conf.sum(axis=(1, 2))
     # Tie confidences were zeroed in sconf; recover the raw mean from the table for the panel.
-    raw_conf = pd.Series(np.where(cvalid, np.nan_to_num(c), np.nan)).groupby(pos).mean()
-    mean_conf = np.zeros(n)
-    mean_conf[raw_conf.index.to_numpy()] = raw_conf.fillna(0.0).to_numpy()
+    conf_sum = np.bincount(pos, weights=np.where(cvalid, np.nan_to_num(c), 0.0), minlength=n)
+    conf_count = np.bincount(pos, weights=cvalid.astype(float), minlength=n)
+    mean_conf = np.divide(conf_sum, conf_count, out=np.zeros(n), where=conf_count > 0)
 
     net_strength = strength.sum(axis=(1, 2))
     add("panel|net_strength", net_strength, True)

@@ -1,4 +1,4 @@
-"""Calling one judge on one pair in one order: litellm.acompletion, retries, timeout, parse.
+"""Calling one judge on one pair in one order: the model call, retries, timeout, parse.
 
 Retries (tenacity) cover what a later attempt can fix: rate limits, 5xx, timeouts and
 connection errors. Anything else (bad request, unknown model, a replay record that is not
@@ -15,16 +15,17 @@ itself decides whether to retry, how long to wait and when to stop, as if it had
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
-
-import litellm  # noqa: E402
-from tenacity import (  # noqa: E402
+from tenacity import (
     AsyncRetrying,
     RetryError,
     retry_if_exception_type,
@@ -32,27 +33,43 @@ from tenacity import (  # noqa: E402
     wait_exponential_jitter,
 )
 
-from judge.parse import confidence_from_logprobs, parse_verdict  # noqa: E402
-from judge.prompt import render_messages  # noqa: E402
-from judge.providers import register_providers  # noqa: E402
-from judge.verdicts import to_original  # noqa: E402
+from judge.parse import confidence_from_logprobs, parse_verdict
+from judge.prompt import render_messages
+from judge.providers import REPLAY_PROVIDER, ReplayError, approx_tokens, replay_answer
+from judge.verdicts import to_original
 
-litellm.suppress_debug_info = True
-# litellm logs every call at INFO; thousands of calls a minute would drown everything else.
-for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-litellm.drop_params = True  # a judge that does not take logprobs still gets called
-register_providers()
 
-RETRYABLE: tuple[type[BaseException], ...] = (
-    litellm.RateLimitError,
-    litellm.InternalServerError,
-    litellm.ServiceUnavailableError,
-    litellm.BadGatewayError,
-    litellm.Timeout,
-    litellm.APIConnectionError,
-    TimeoutError,
-)
+@functools.cache
+def load_litellm() -> ModuleType:
+    """litellm, imported and set up on first use. Importing it takes seconds of CPU, and a
+    process that only replays recorded judgments (benchmarks, the demo, tests) never needs it."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+    import litellm
+
+    from judge.litellm_providers import register_providers
+
+    litellm.suppress_debug_info = True
+    # litellm logs every call at INFO; thousands of calls a minute would drown everything else.
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    litellm.drop_params = True  # a judge that does not take logprobs still gets called
+    register_providers()
+    return litellm
+
+
+@functools.cache
+def retryable_errors() -> tuple[type[BaseException], ...]:
+    """What a later attempt can fix: rate limits, 5xx, timeouts, connection errors."""
+    litellm = load_litellm()
+    return (
+        litellm.RateLimitError,
+        litellm.InternalServerError,
+        litellm.ServiceUnavailableError,
+        litellm.BadGatewayError,
+        litellm.Timeout,
+        litellm.APIConnectionError,
+        TimeoutError,
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ def _cost(response: Any, model: str) -> float:
     cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
     if cost is not None:
         return float(cost)
+    litellm = load_litellm()
     if model in litellm.model_cost:  # completion_cost raises (slowly) for unknown models
         try:
             return float(litellm.completion_cost(completion_response=response))
@@ -108,9 +126,56 @@ def completion_kwargs(
     return kwargs
 
 
+@dataclass(frozen=True)
+class _Reply:
+    text: str
+    logprobs: Any = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float = 0.0
+
+
+async def _complete(model: str, messages: list[dict[str, str]], kwargs: dict[str, Any]) -> _Reply:
+    """One attempt. Replay judges answer in-process (:func:`judge.providers.replay_answer`: the
+    same answer as through litellm, minus litellm's per-call logging and pricing, which cost
+    more than the answer itself); every other model goes through litellm."""
+    if model.startswith(f"{REPLAY_PROVIDER}/"):
+        judge = model.removeprefix(f"{REPLAY_PROVIDER}/")
+        text = replay_answer(judge, messages, kwargs.get("api_base"))
+        prompt_tokens = sum(approx_tokens(m["content"]) for m in messages)
+        return _Reply(text, prompt_tokens=prompt_tokens, completion_tokens=approx_tokens(text))
+    response = await load_litellm().acompletion(model=model, messages=messages, **kwargs)
+    choice = response.choices[0]
+    usage = getattr(response, "usage", None)
+    return _Reply(
+        text=choice.message.content or "",
+        logprobs=getattr(choice, "logprobs", None),
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        cost=_cost(response, model),
+    )
+
+
+def judge_key(
+    model: str, *, api_base: str | None, logprobs: bool, rubric: str | None, prompt_version: str
+) -> str:
+    """A digest of everything but the pair and the display order that can change a judge's
+    answer: model, endpoint (a replay judge's file), prompt template with its rubric, prompt
+    version and call parameters. The judgment cache serves a verdict only under the same key."""
+    params = completion_kwargs(0, api_base, logprobs)
+    del params["timeout"]  # how long we wait does not change the answer
+    described = {
+        "model": model,
+        "prompt_version": prompt_version,
+        "messages": render_messages("", "", "", rubric),  # the template and rubric as sent
+        "params": params,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
     return AsyncRetrying(
-        retry=retry_if_exception_type(RETRYABLE),
+        retry=retry_if_exception_type(retryable_errors()),
         # multiplier= (tenacity >= 9.2) is the first wait, as initial= was; initial= now warns.
         wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s),
         stop=stop_after_attempt(policy.max_attempts),
@@ -125,7 +190,7 @@ async def _retry_after(
     kwargs: dict[str, Any],
     policy: RetryPolicy,
     result: JudgeCallResult,
-) -> Any:
+) -> _Reply | None:
     """Attempts 2.. under tenacity. Attempt 1 already ran (and failed with ``first_error``):
     tenacity sees that failure as its own attempt 1, so it applies the one retry policy to it
     (retryable or not, backoff, attempts left) and re-raises the last error when it gives up."""
@@ -136,7 +201,7 @@ async def _retry_after(
             if result.attempts == 1:
                 raise first_error
             async with asyncio.timeout(policy.timeout_s):
-                response = await litellm.acompletion(model=model, messages=messages, **kwargs)
+                response = await _complete(model, messages, kwargs)
     return response
 
 
@@ -161,9 +226,13 @@ async def call_judge(
     failed: Exception | None = None
     try:  # attempt 1, the one nearly every call needs: no retry machinery
         async with asyncio.timeout(policy.timeout_s):
-            response = await litellm.acompletion(model=model, messages=messages, **kwargs)
+            response = await _complete(model, messages, kwargs)
     except Exception as exc:  # noqa: BLE001 - tenacity decides below, as it would have here
         failed = exc
+    if isinstance(failed, ReplayError):  # nothing recorded answers: no attempt can change that
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        result.error = f"{type(failed).__name__}: {failed}"[:2000]
+        return result
     if failed is not None:
         try:
             response = await _retry_after(failed, model, messages, kwargs, policy, result)
@@ -174,18 +243,14 @@ async def call_judge(
         finally:
             del failed  # the exception's traceback holds this frame: break the cycle
     result.latency_ms = (time.perf_counter() - started) * 1000
-    choice = response.choices[0]
-    text = choice.message.content or ""
-    parsed = parse_verdict(text)
-    result.raw = text
+    assert response is not None  # tenacity re-raises when it gives up
+    parsed = parse_verdict(response.text)
+    result.raw = response.text
     result.verdict = to_original(parsed.verdict, order)
     result.both_bad = parsed.both_bad
     result.safety_flag = parsed.safety_flag
-    from_logprobs = confidence_from_logprobs(getattr(choice, "logprobs", None), parsed.verdict)
+    from_logprobs = confidence_from_logprobs(response.logprobs, parsed.verdict)
     result.confidence = from_logprobs if from_logprobs is not None else parsed.confidence
-    usage = getattr(response, "usage", None)
-    if usage is not None:
-        result.prompt_tokens = getattr(usage, "prompt_tokens", None)
-        result.completion_tokens = getattr(usage, "completion_tokens", None)
-    result.cost = _cost(response, model)
+    result.prompt_tokens, result.completion_tokens = response.prompt_tokens, response.completion_tokens
+    result.cost = response.cost
     return result

@@ -13,20 +13,49 @@ waste money, calling a cheap one late only wastes a little.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import math
+import sys
 from collections.abc import Iterable
-
-import litellm
+from pathlib import Path
+from typing import Any
 
 __all__ = ["price_per_token", "cascade_stages"]
+
+_PRICE_FILE = "model_prices_and_context_window_backup.json"
+
+
+def _price_table() -> dict[str, Any]:
+    """litellm's price table: the live one once litellm is loaded (it may hold models a user
+    registered), else the copy litellm ships, read without importing litellm (seconds of CPU
+    that a replay-only process would spend to order its cascade)."""
+    if "litellm" in sys.modules:
+        return sys.modules["litellm"].model_cost
+    return _shipped_prices()
+
+
+@functools.cache
+def _shipped_prices() -> dict[str, Any]:
+    spec = importlib.util.find_spec("litellm")  # locates the package; does not import it
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = Path(folder) / _PRICE_FILE
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    from judge.client import load_litellm  # a litellm without the file: ask litellm itself
+
+    return load_litellm().model_cost
 
 
 def price_per_token(model: str) -> float | None:
     """litellm's input + output price per token for ``model`` or a recognisable part of it."""
     parts = model.split("/")
     candidates = [model, *("/".join(parts[i:]) for i in range(1, len(parts))), *parts]
+    table = _price_table()
     for name in candidates:
-        info = litellm.model_cost.get(name)
+        info = table.get(name)
         if info and info.get("input_cost_per_token") is not None:
             return float(info["input_cost_per_token"]) + float(info.get("output_cost_per_token") or 0.0)
     return None

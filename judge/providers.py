@@ -1,30 +1,27 @@
-"""litellm custom providers that stand in for live judges.
+"""The judges that stand in for live ones: their answers, without litellm.
 
 ``replay/<judge>`` answers from a recorded-judgments file (``api_base`` = its path) exactly as the
 recorded judge answered when it was shown the same texts in the same order. ``mock/<name>``
 synthesises cheap deterministic verdicts for tests and benchmarks (``api_base`` = query-string
 options, e.g. ``"latency_ms=300&invalid_rate=0.05"``). Both reply with the JSON object the rubric
-prompt asks for, so callers use the same code path as for a live model.
+prompt asks for, so callers use the same code path as for a live model. ``judge.client`` asks
+replay judges through :func:`replay_answer` (the same answer, without litellm's per-call
+work); mock judges stand in for network models in load benchmarks, so they go through litellm.
+``judge/litellm_providers.py`` serves both to litellm as custom providers; this module does not
+import litellm (a replay-only process never pays for loading it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
-import random
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
-
-import litellm
-from litellm import CustomLLM
-from litellm.types.utils import ModelResponse, Usage
 
 from judge.content import content_hash
 from judge.prompt import extract_shown
@@ -35,33 +32,26 @@ REPLAY_PROVIDER = "replay"
 MOCK_PROVIDER = "mock"
 
 
-def _respond(
-    model_response: ModelResponse, model: str, messages: list[dict[str, Any]], content: str
-) -> ModelResponse:
-    model_response.choices[0].message.content = content  # type: ignore[union-attr]
-    model_response.choices[0].finish_reason = "stop"
-    model_response.model = model
-    # Rough token counts (~4 characters a token) so usage accounting has something plausible.
-    prompt_chars = sum(len(m.get("content") or "") for m in messages if isinstance(m.get("content"), str))
-    prompt_tokens, completion_tokens = prompt_chars // 4 + 1, len(content) // 4 + 1
-    model_response.usage = Usage(  # type: ignore[attr-defined]
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-    )
-    model_response._hidden_params["response_cost"] = 0.0  # nothing was spent
-    return model_response
+def approx_tokens(text: str) -> int:
+    """A rough token count (~4 characters a token) for judges that report none."""
+    return len(text) // 4 + 1
+
+
+class ReplayError(LookupError):
+    """A replay judge cannot answer: no file, a bad file, or nothing recorded for what it was
+    shown. Never worth a retry. ``not_found`` tells a missing recording from a bad request."""
+
+    def __init__(self, message: str, *, not_found: bool) -> None:
+        super().__init__(message)
+        self.not_found = not_found
 
 
 def _shown(messages: list[dict[str, Any]], model: str, provider: str) -> tuple[str, str, str]:
     try:
         return extract_shown(messages)
     except ValueError as exc:
-        raise litellm.BadRequestError(
-            message=f"{provider}/{model}: messages were not rendered by judge.prompt.render_messages ({exc})",
-            model=model,
-            llm_provider=provider,
-        ) from exc
+        message = f"{provider}/{model}: messages were not rendered by judge.prompt.render_messages ({exc})"
+        raise ReplayError(message, not_found=False) from exc
 
 
 # --- replay ----------------------------------------------------------------------------------
@@ -111,26 +101,33 @@ def replay_index(path: str) -> _ReplayIndex:
         return cached[1]
 
 
-def _replay_content(
-    model: str, messages: list[dict[str, Any]], api_base: str | None, hints: dict[str, Any]
+def replay_answer(
+    judge: str, messages: list[dict[str, Any]], api_base: str | None, hints: dict[str, Any] | None = None
 ) -> str:
-    judge = model  # litellm strips the "replay/" prefix; the rest is the judge name, "/" and all
+    """The reply text of replay judge ``judge`` (the name after ``replay/``, "/" and all): the
+    recorded judgment for the texts shown in ``messages``, in their display order, as the JSON
+    object the rubric prompt asks for. ``api_base`` is the recorded-judgments file; ``hints``
+    (litellm metadata ``replay_order`` / ``replay_pair_id``) pick among texts recorded twice.
+    Raises :class:`ReplayError` when nothing recorded answers.
+    """
+    hints = hints or {}
+    model = judge
 
-    def fail(cls: type[litellm.BadRequestError] | type[litellm.NotFoundError], message: str) -> Exception:
-        return cls(message=f"replay judge {judge!r}: {message}", model=model, llm_provider=REPLAY_PROVIDER)
+    def fail(not_found: bool, message: str) -> Exception:
+        return ReplayError(f"replay judge {judge!r}: {message}", not_found=not_found)
 
     if not api_base:
-        raise fail(litellm.BadRequestError, "api_base must be the path of a recorded-judgments file")
+        raise fail(False, "api_base must be the path of a recorded-judgments file")
     try:
         index = replay_index(api_base)
     except FileNotFoundError as exc:
-        raise fail(litellm.NotFoundError, f"recorded-judgments file not found: {api_base}") from exc
+        raise fail(True, f"recorded-judgments file not found: {api_base}") from exc
     except RecordedFormatError as exc:
-        raise fail(litellm.BadRequestError, str(exc)) from exc
+        raise fail(False, str(exc)) from exc
     shown = _shown(messages, model, REPLAY_PROVIDER)
     key = content_hash(*shown)
     if key not in index.shown_as:
-        raise fail(litellm.NotFoundError, f"no pair in {index.path} matches the shown prompt and responses")
+        raise fail(True, f"no pair in {index.path} matches the shown prompt and responses")
     candidates = index.answers.get((key, judge), [])
     # The same texts can be recorded more than once (a duplicate pair under another id, or stored
     # with A and B swapped). A live judge gives one answer, so the first recording in the file wins,
@@ -144,7 +141,7 @@ def _replay_content(
             f"pair {pid!r} in order {order!r} (recorded: {', '.join(index.recorded[pid]) or 'nothing'})"
             for pid, order in index.shown_as[key]
         )
-        raise fail(litellm.NotFoundError, f"no recorded judgment by this judge in the shown order: {seen}")
+        raise fail(True, f"no recorded judgment by this judge in the shown order: {seen}")
     chosen = candidates[0]
     body: dict[str, Any] = {
         "reasoning": chosen.judgment.raw or "",
@@ -155,24 +152,6 @@ def _replay_content(
     if chosen.judgment.confidence is not None:
         body["confidence"] = chosen.judgment.confidence
     return json.dumps(body, ensure_ascii=False)
-
-
-class ReplayJudge(CustomLLM):
-    """``replay/<judge>``: the recorded judgment for the shown texts, judge and display order."""
-
-    # litellm passes every argument by keyword; only these matter here.
-    def completion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
-    ) -> ModelResponse:
-        metadata = (kwargs.get("litellm_params") or {}).get("metadata")
-        hints = metadata if isinstance(metadata, dict) else {}
-        content = _replay_content(model, messages, api_base, hints)
-        return _respond(model_response, model, messages, content)
-
-    async def acompletion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
-    ) -> ModelResponse:
-        return self.completion(model, messages, api_base, model_response, **kwargs)
 
 
 # --- mock --------------------------------------------------------------------------------------
@@ -223,59 +202,3 @@ def mock_answer(name: str, prompt: str, first: str, second: str, options: MockOp
     confidence = round(0.5 + 0.5 * _unit(name, "confidence", prompt, first, second), 3)
     body = {"reasoning": f"mock judge {name}", "verdict": verdict, "both_bad": False, "safety_flag": False}
     return json.dumps({**body, "confidence": confidence})
-
-
-class MockJudge(CustomLLM):
-    """``mock/<name>``: deterministic synthetic verdicts after ``latency_ms``."""
-
-    def _answer(self, model: str, messages: list, api_base: str | None) -> tuple[str, MockOptions]:
-        try:
-            options = mock_options(api_base)
-        except ValueError as exc:
-            message = f"mock/{model}: {exc}"
-            raise litellm.BadRequestError(message=message, model=model, llm_provider=MOCK_PROVIDER) from exc
-        if options.error_rate and random.random() < options.error_rate:
-            raise litellm.RateLimitError(
-                message=f"mock/{model}: simulated rate limit", model=model, llm_provider=MOCK_PROVIDER
-            )
-        try:
-            shown = extract_shown(messages)
-        except ValueError:
-            # Benchmarks may send arbitrary messages: still answer, deterministically.
-            shown = (json.dumps(messages, sort_keys=True, default=str), "", "")
-        return mock_answer(model, *shown, options), options
-
-    def completion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
-    ) -> ModelResponse:
-        content, options = self._answer(model, messages, api_base)
-        if options.latency_ms > 0:
-            time.sleep(options.latency_ms / 1000)
-        return _respond(model_response, model, messages, content)
-
-    async def acompletion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
-    ) -> ModelResponse:
-        content, options = self._answer(model, messages, api_base)
-        if options.latency_ms > 0:
-            await asyncio.sleep(options.latency_ms / 1000)
-        return _respond(model_response, model, messages, content)
-
-
-# --- registration --------------------------------------------------------------------------------
-
-_REPLAY_JUDGE = ReplayJudge()
-_MOCK_JUDGE = MockJudge()
-_REGISTER_LOCK = threading.Lock()
-
-
-def register_providers() -> None:
-    """Register ``replay`` and ``mock`` in ``litellm.custom_provider_map``; safe to call repeatedly."""
-    ours = {REPLAY_PROVIDER: _REPLAY_JUDGE, MOCK_PROVIDER: _MOCK_JUDGE}
-    with _REGISTER_LOCK:
-        registry = litellm.custom_provider_map
-        if all(any(e.get("custom_handler") is h for e in registry) for h in ours.values()):
-            return
-        # Edit in place (others may hold the list) and drop stale handlers under our provider names.
-        registry[:] = [e for e in registry if e.get("provider") not in ours]
-        registry.extend({"provider": name, "custom_handler": handler} for name, handler in ours.items())

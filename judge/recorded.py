@@ -1,7 +1,10 @@
 """Load and validate files in the recorded-judgments format (JSON lines).
 
-One object per line: {"id", "source"?, "prompt", "response_a", "response_b", "gold"?, "judgments":
+One object per line: {"id", "source"?, "prompt", "response_a", "response_b", "gold"?,
+"annotations"?: [{"annotator"?, "label": "A"|"B"|"tie"}], "judgments":
 [{"judge", "order": "ab"|"ba", "verdict": "A"|"B"|"tie"|"invalid", "confidence"?, "raw"?}]}.
+Human labels come as one ``gold`` or as several ``annotations`` (each person's label; whoever
+aggregates them decides how: the service takes the majority and calls a split a tie).
 Verdicts are about the ORIGINAL response_a / response_b whatever order they were shown in.
 Unknown top-level keys are kept in ``extra``; unknown judgment keys are ignored. A JSON scalar where
 a text belongs (PandaLM has ``true`` for the answer "True") becomes its Python ``str``.
@@ -19,7 +22,7 @@ from judge.verdicts import INVALID, ORDERS, to_five_point
 
 RECORDED_VERDICTS = ("A", "B", "tie", INVALID)
 GOLD_LABELS = ("A", "B", "tie")
-_PAIR_KEYS = {"id", "source", "prompt", "response_a", "response_b", "gold", "judgments"}
+_PAIR_KEYS = {"id", "source", "prompt", "response_a", "response_b", "gold", "annotations", "judgments"}
 
 
 class RecordedFormatError(ValueError):
@@ -52,6 +55,13 @@ class RecordedPair:
     gold: str | None
     judgments: list[RecordedJudgment]
     extra: dict[str, object] = field(default_factory=dict)
+    annotations: list[tuple[str, str]] = field(default_factory=list)  # (annotator, label)
+
+    def human_labels(self) -> list[tuple[str, str]]:
+        """(annotator, label) of every human label: the annotations, else the gold label."""
+        if self.annotations:
+            return self.annotations
+        return [("gold", self.gold)] if self.gold is not None else []
 
 
 def recorded_to_five_point(verdict: str) -> str:
@@ -125,6 +135,7 @@ def _pair(obj: object, where: str, problems: list[str]) -> RecordedPair | None:
     gold = obj.get("gold")
     if gold is not None and gold not in GOLD_LABELS:
         problems.append(f"{where}: 'gold' must be one of {GOLD_LABELS} or absent, got {gold!r}")
+    annotations = _annotations(obj.get("annotations"), where, problems)
     raw_judgments = obj.get("judgments")
     if not isinstance(raw_judgments, list):
         problems.append(f"{where}: 'judgments' must be a list" + ("" if "judgments" in obj else " (missing)"))
@@ -146,7 +157,30 @@ def _pair(obj: object, where: str, problems: list[str]) -> RecordedPair | None:
     extra = {k: v for k, v in obj.items() if k not in _PAIR_KEYS}
     if coerced:
         extra["coerced_to_text"] = coerced  # JSON scalars turned into text, e.g. true -> "True"
-    return RecordedPair(str(pair_id), str(source), *texts, gold, judgments, extra)
+    return RecordedPair(str(pair_id), str(source), *texts, gold, judgments, extra, annotations)
+
+
+def _annotations(raw: object, where: str, problems: list[str]) -> list[tuple[str, str]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append(f"{where}: 'annotations' must be a list or absent")
+        return []
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(raw):
+        label = item.get("label") if isinstance(item, dict) else None
+        annotator = item.get("annotator", f"annotator{i + 1}") if isinstance(item, dict) else None
+        if label not in GOLD_LABELS or not isinstance(annotator, str) or not annotator:
+            problems.append(
+                f"{where}: annotations[{i}] must be {{'annotator': name, 'label': one of {GOLD_LABELS}}}, "
+                f"got {item!r}"
+            )
+            continue
+        if annotator in {a for a, _ in out}:
+            problems.append(f"{where}: annotations[{i}]: duplicate annotator {annotator!r}")
+            continue
+        out.append((annotator, label))
+    return out
 
 
 def parse_recorded_lines(lines: Iterable[str], path: str | Path = "<lines>") -> list[RecordedPair]:

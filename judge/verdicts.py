@@ -8,6 +8,7 @@ responses in a display order ("ab" or "ba") and answer positionally (first / sec
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,6 +31,25 @@ _FROM_STRENGTH = {v: k for k, v in STRENGTH.items()}
 
 # Mirror image of a verdict: what a verdict about (first, second) means about (second, first).
 _SWAP = {"A>>B": "B>>A", "A>B": "B>A", "tie": "tie", "B>A": "A>B", "B>>A": "A>>B", INVALID: INVALID}
+
+
+# Which display orders a judge is asked in (its config's "orders"): both, one fixed order, or
+# one order per pair drawn from a hash of the pair and judge (position bias then averages out
+# over pairs at half the calls).
+OrderSetting = Literal["both", "ab", "ba", "random"]
+ORDER_SETTINGS: tuple[str, ...] = ("both", "ab", "ba", "random")
+
+
+def orders_to_ask(setting: str, judge: str, content_hash: str) -> tuple[str, ...]:
+    """The display orders a judge configured with ``setting`` is asked on one pair."""
+    if setting == "both":
+        return ORDERS
+    if setting in ORDERS:
+        return (setting,)
+    if setting == "random":
+        draw = hashlib.blake2b(f"{judge}\x1f{content_hash}".encode(), digest_size=1).digest()[0]
+        return (ORDERS[draw & 1],)
+    raise ValueError(f"orders must be one of {ORDER_SETTINGS}, got {setting!r}")
 
 
 def swap(verdict: str) -> str:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from api.tools.bench_replay import bench_replay, human_gold, judge_orders
 from api.tools.cli import main
+from judge.recorded import load_recorded
 
 SAMPLE = Path(__file__).resolve().parents[1] / "api" / "sample_data" / "llmbar_sample.jsonl"
 KEYS = {
@@ -57,4 +59,30 @@ def test_a_file_without_gold_is_refused_with_a_message(tmp_path: Path) -> None:
     # exiting with status 1 -- the same refusal a shell sees.
     with pytest.raises(SystemExit) as exited:
         main(["bench", "replay", "--data", str(path), "--splits", "1", "--json"])
-    assert exited.value.code not in (0, None) and "no pair carries a gold label" in str(exited.value.code)
+    assert exited.value.code not in (0, None) and "no pair carries a human label" in str(exited.value.code)
+
+
+def test_a_single_order_file_with_annotators_replays_and_its_orders_are_inferred(tmp_path: Path) -> None:
+    """One order per judge and several annotators instead of gold: the bench asks each judge in
+    the order the file recorded (no call fails for want of the other) and aggregates the
+    annotators as the service does (majority; a split is a tie)."""
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    names = ("ann1", "ann2", "ann3")
+    for i, row in enumerate(rows):
+        gold = row.pop("gold")
+        other = "B" if gold == "A" else "A"
+        labels = (gold, gold, other) if i % 3 else (gold, other, "tie")  # every third pair: a split
+        row["annotations"] = [{"annotator": a, "label": lab} for a, lab in zip(names, labels, strict=True)]
+        row["judgments"] = [j for j in row["judgments"] if j["order"] == "ab"]
+    path = tmp_path / "single_order.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    pairs = load_recorded(path)
+    judges = ["gpt-4/vanilla_norules", "gpt-3.5-turbo/vanilla_norules"]
+    assert judge_orders(pairs, judges) == {j: "ab" for j in judges}
+    gold = human_gold(pairs)
+    assert sum(label == "tie" for label in gold.values()) == sum(1 for i in range(len(rows)) if i % 3 == 0)
+    result = bench_replay(str(path), judges=judges, target_agreement=0.7, splits=1, n_min=30)
+    assert result["judge_orders"] == {j: "ab" for j in judges}
+    assert result["full_panel_calls_per_pair"] == 2 and result["judge_calls_per_pair_mean"] == 2
+    (split,) = result["per_split"]
+    assert split["gold_labels_used"] == len(rows) // 2  # every calibration pair, splits included

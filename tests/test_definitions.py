@@ -183,7 +183,7 @@ def test_human_sides_is_the_majority_vote() -> None:
         _Label(7, "A>B"),
         _Label(3, "B>A"),
         _Label(7, "A>>B", "s"),
-        _Label(3, "A>B", "s"),  # split A/B: left out
+        _Label(3, "A>B", "s"),  # split A/B: a tie
         _Label(5, "invalid"),  # no side, no vote
         _Label(9, "tie"),
         _Label(9, "B>A", "s"),
@@ -191,12 +191,12 @@ def test_human_sides_is_the_majority_vote() -> None:
         _Label(4, "B", "s"),  # shorthand reads as its side
     ]
     sides = human_sides(labels)  # type: ignore[arg-type]
-    assert sides.to_dict() == {7: "A", 9: "tie", 4: "B"}
-    assert sides.index.tolist() == [7, 9, 4], "pairs in order of their first vote"
+    assert sides.to_dict() == {7: "A", 3: "tie", 9: "tie", 4: "B"}
+    assert sides.index.tolist() == [7, 3, 9, 4], "pairs in order of their first vote"
     long = pd.DataFrame(
         [(x.pair_id, x.annotator, to_side(x.label)) for x in labels], columns=["item", "annotator", "label"]
     )
-    assert majority_vote(long).labels.dropna().to_dict() == sides.to_dict()
+    assert majority_vote(long, on_tie="label").labels.dropna().to_dict() == sides.to_dict()
     assert human_sides([]).empty
 
 

@@ -15,7 +15,7 @@ import litellm
 import pytest
 from litellm import CustomLLM
 
-from judge.client import RETRYABLE, RetryPolicy, call_judge
+from judge.client import RetryPolicy, call_judge, retryable_errors
 from judge.prompt import extract_shown
 
 FAST = RetryPolicy(max_attempts=4, initial_s=0.001, max_s=0.002, timeout_s=5.0)
@@ -90,7 +90,7 @@ def test_transient_error_then_success_takes_two_attempts(judge: ScriptedJudge) -
 
 @pytest.mark.parametrize("error", [litellm.InternalServerError, litellm.APIConnectionError])
 def test_every_retryable_kind_is_retried(judge: ScriptedJudge, error: type[Exception]) -> None:
-    assert issubclass(error, RETRYABLE)
+    assert issubclass(error, retryable_errors())
     judge.script = [error(message="flaky", llm_provider="clienttest", model="j"), _rate_limit()]
     result = _call()
     assert judge.calls == 3 and result.attempts == 3 and result.error is None

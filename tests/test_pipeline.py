@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -151,6 +152,85 @@ def test_cache_never_pays_twice(
     rows = results(client, job)
     assert all(j["cached"] for row in rows for j in row["judgments"])
     assert client.get(f"/v1/jobs/{job}").json()["cost"] == 0.0
+
+
+def test_cache_key_covers_everything_that_changes_the_answer(
+    client: TestClient, engine: Engine, settings: Settings, fake: fakes.FakeJudge
+) -> None:
+    """A verdict is reused only for the same model, endpoint, rubric, prompt version and call
+    parameters; any one of them differing means a fresh call."""
+    base = {"judges": [{"model": "fake/ok"}]}
+    variants = {
+        "base": base,
+        "same-again": base,
+        "api_base": {"judges": [{"model": "fake/ok", "api_base": "http://127.0.0.1:9/v1"}]},
+        "logprobs": {"judges": [{"model": "fake/ok", "logprobs": True}]},
+        "rubric": {**base, "rubric": "Prefer the shorter answer."},
+        "prompt_version": {**base, "prompt_version": "rubric-v2"},
+    }
+    paid: dict[str, int] = {}
+    for name, body in variants.items():
+        before = fake.total()
+        project = client.post("/v1/projects", json={"name": name, **body}).json()["id"]
+        post_pairs(client, project, 2, prefix=f"{name}-")
+        run_worker(engine, settings)
+        paid[name] = fake.total() - before
+    assert paid == {
+        "base": 4,
+        "same-again": 0,
+        "api_base": 4,
+        "logprobs": 4,
+        "rubric": 4,
+        "prompt_version": 4,
+    }
+
+
+def test_a_replay_judge_on_a_missing_file_is_not_served_another_files_verdicts(
+    client: TestClient, engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """The regression: the cache ignored api_base, so a replay judge pointing at a file that
+    does not exist was served the verdicts another project's replay judge had recorded."""
+    recorded = tmp_path / "recorded.jsonl"
+    pair = {"prompt": "2+2?", "response_a": "4", "response_b": "5"}
+    judgments = [{"judge": "j", "order": o, "verdict": "A"} for o in ("ab", "ba")]
+    recorded.write_text(json.dumps({"id": "x", **pair, "judgments": judgments}) + "\n", encoding="utf-8")
+    for name, path in (("real", recorded), ("missing", tmp_path / "missing.jsonl")):
+        spec = [{"model": "replay/j", "api_base": str(path)}]
+        project = client.post("/v1/projects", json={"name": name, "judges": spec}).json()["id"]
+        r = client.post(f"/v1/projects/{project}/jobs", json={"pairs": [{"client_id": "x", **pair}]})
+        run_worker(engine, settings)
+        (row,) = results(client, r.json()["job_id"])
+        if name == "real":
+            assert [j["verdict"] for j in row["judgments"]] == ["A>B", "A>B"]
+        else:
+            assert row["route"] == "review" and "judge_failed" in row["reasons"]
+            assert all(j["error"] and "not found" in j["error"] for j in row["judgments"])
+
+
+def test_a_judge_is_asked_in_the_orders_its_config_names(
+    client: TestClient, engine: Engine, settings: Settings, fake: fakes.FakeJudge
+) -> None:
+    """ "ab": one call a pair, always AB; "random": one call a pair, the order drawn from the
+    pair (both orders occur, the same pair always gets the same one). Nothing is a failure."""
+    judges = [{"model": "fake/ok", "orders": "ab"}]
+    one = client.post("/v1/projects", json={"name": "ab", "judges": judges}).json()["id"]
+    job = post_pairs(client, one, 6, prefix="ab-")
+    run_worker(engine, settings)
+    rows = results(client, job)
+    assert fake.total() == 6
+    assert all([j["order"] for j in r["judgments"]] == ["ab"] for r in rows)
+    assert not any("judge_failed" in r["reasons"] or "order_sensitive" in r["reasons"] for r in rows)
+
+    judges = [{"model": "fake/ok", "orders": "random"}]
+    drawn = client.post("/v1/projects", json={"name": "random", "judges": judges}).json()["id"]
+    job = post_pairs(client, drawn, 40, prefix="r-")
+    run_worker(engine, settings)
+    rows = results(client, job)
+    orders = [j["order"] for r in rows for j in r["judgments"]]
+    assert len(orders) == 40 and 8 < orders.count("ab") < 32
+    assert client.get(f"/v1/jobs/{job}").json()["judge_calls_saved"] == 0  # one call is the full panel
+    bad = client.post("/v1/projects", json={"name": "bad", "judges": [{"model": "fake/ok", "orders": "xy"}]})
+    assert bad.status_code == 422 and "orders" in bad.text
 
 
 def test_health_and_metrics(client: TestClient, engine: Engine, settings: Settings) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import litellm
 import pytest
 
 from judge.content import content_hash
+from judge.litellm_providers import register_providers
 from judge.parse import parse_verdict
 from judge.prompt import render_messages
-from judge.providers import MockOptions, mock_answer, mock_options, register_providers
+from judge.providers import MockOptions, mock_answer, mock_options, replay_answer
 from judge.recorded import (
     RecordedFormatError,
     RecordedPair,
@@ -145,7 +148,9 @@ def test_register_is_idempotent() -> None:
     ("path", "count", "hints"), [(LLMBAR, 6128, False), (PANDALM, 1998, True)], ids=["llmbar", "pandalm"]
 )
 def test_replay_whole_file(path: Path, count: int, hints: bool) -> None:
-    """Every recorded judgment comes back, through litellm.acompletion, as recorded.
+    """Every recorded judgment comes back as recorded: all of them through ``replay_answer``
+    (how the service asks a replay judge), and a sample through litellm.acompletion, with every
+    judgment of a pair whose texts are recorded more than once.
 
     PandaLM holds a few pairs with identical texts but different recorded answers; metadata hints
     select each recording (without them the first one in the file answers).
@@ -153,27 +158,51 @@ def test_replay_whole_file(path: Path, count: int, hints: bool) -> None:
     if not path.exists():
         pytest.skip(f"shared data not available: {path}")
     pairs = load_recorded(path)
-    semaphore = asyncio.Semaphore(128)
+    calls = [(p, j.judge, j.order) for p in pairs for j in p.judgments]
+    expected = [recorded_to_five_point(j.verdict) for p in pairs for j in p.judgments]
 
-    async def replay(pair: RecordedPair, judge: str, order: str) -> str:
-        metadata = {"replay_pair_id": pair.id, "replay_order": order} if hints else None
-        async with semaphore:
-            response = await litellm.acompletion(
-                model=f"replay/{judge}", messages=shown(pair, order), api_base=str(path), metadata=metadata
-            )
-        return to_original(parse_verdict(response.choices[0].message.content).verdict, order)
+    def hint(pair: RecordedPair, order: str) -> dict[str, str] | None:
+        return {"replay_pair_id": pair.id, "replay_order": order} if hints else None
 
-    async def replay_all() -> list[str]:
-        calls = [replay(p, j.judge, j.order) for p in pairs for j in p.judgments]
-        return await asyncio.gather(*calls)
+    def verdict(text: str, order: str) -> str:
+        return to_original(parse_verdict(text).verdict, order)
 
     started = time.perf_counter()
-    got = asyncio.run(replay_all())
+    direct = [
+        verdict(replay_answer(judge, shown(p, order), str(path), hint(p, order)), order)
+        for p, judge, order in calls
+    ]
     elapsed = time.perf_counter() - started
-    expected = [recorded_to_five_point(j.verdict) for p in pairs for j in p.judgments]
-    mismatches = sum(g != e for g, e in zip(got, expected, strict=True))
-    print(f"replayed {len(got)} judgments from {path.name} in {elapsed:.1f}s ({len(got) / elapsed:.0f}/s)")
-    assert len(got) == count and mismatches == 0
+    print(
+        f"replayed {len(direct)} judgments from {path.name} in {elapsed:.1f}s ({len(direct) / elapsed:.0f}/s)"
+    )
+    assert len(direct) == count
+    assert [i for i, (g, e) in enumerate(zip(direct, expected, strict=True)) if g != e] == []
+
+    texts = Counter(content_hash(p.prompt, *sorted((p.response_a, p.response_b))) for p in pairs)
+    repeated = [
+        i
+        for i, (p, _, _) in enumerate(calls)
+        if texts[content_hash(p.prompt, *sorted((p.response_a, p.response_b)))] > 1
+    ]
+    sample = sorted(set(random.Random(0).sample(range(len(calls)), 300)) | set(repeated))
+    semaphore = asyncio.Semaphore(64)
+
+    async def through_litellm(i: int) -> str:
+        pair, judge, order = calls[i]
+        async with semaphore:
+            response = await litellm.acompletion(
+                model=f"replay/{judge}",
+                messages=shown(pair, order),
+                api_base=str(path),
+                metadata=hint(pair, order),
+            )
+        return verdict(response.choices[0].message.content, order)
+
+    async def replay_sample() -> list[str]:
+        return await asyncio.gather(*(through_litellm(i) for i in sample))
+
+    assert asyncio.run(replay_sample()) == [expected[i] for i in sample]
 
 
 @pytest.mark.skipif(not LLMBAR.exists(), reason="shared LLMBar data not available")
@@ -340,3 +369,28 @@ def test_mock_handler_is_cheap() -> None:
         mock_answer("m", *extract_shown(messages), MockOptions())
     per_call_us = (time.perf_counter() - started) / 2000 * 1e6
     assert per_call_us < 200, per_call_us
+
+
+def test_annotations_are_read_and_bad_ones_are_named() -> None:
+    base = {"prompt": "p", "response_a": "a", "response_b": "b", "judgments": []}
+    good = {"id": "1", **base, "annotations": [{"annotator": "x", "label": "A"}, {"label": "tie"}]}
+    (pair,) = parse_recorded_lines([json.dumps(good)])
+    assert pair.annotations == [("x", "A"), ("annotator2", "tie")] and pair.gold is None
+    assert pair.human_labels() == [("x", "A"), ("annotator2", "tie")]
+    gold_only = {"id": "2", **base, "gold": "B"}
+    assert parse_recorded_lines([json.dumps(gold_only)])[0].human_labels() == [("gold", "B")]
+    bad = [
+        {"id": "3", **base, "annotations": "A"},
+        {"id": "4", **base, "annotations": [{"annotator": "x", "label": "A>B"}]},
+        {
+            "id": "5",
+            **base,
+            "annotations": [{"annotator": "x", "label": "A"}, {"annotator": "x", "label": "B"}],
+        },
+    ]
+    with pytest.raises(RecordedFormatError) as raised:
+        parse_recorded_lines([json.dumps(row) for row in bad], "f.jsonl")
+    errors = "\n".join(raised.value.errors)
+    assert "f.jsonl:1: 'annotations' must be a list" in errors
+    assert "f.jsonl:2: annotations[0] must be" in errors and "'A>B'" in errors
+    assert "f.jsonl:3: annotations[1]: duplicate annotator 'x'" in errors

@@ -7,6 +7,7 @@ Runs on SQLite and, with PRELABEL_TEST_DATABASE_URL, on PostgreSQL (``any_engine
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -27,21 +28,33 @@ def _run_reviewers(engine: Engine, project: Project, reviewers: list[Reviewer]) 
     served: list[tuple[str, int]] = []  # (reviewer, pair) for every item handed out
     labelled: list[tuple[str, int]] = []
     holding: dict[int, str] = {}  # pair -> reviewer holding it right now
+    # Items served and not yet submitted or skipped. A reviewer stops only when the queue is
+    # empty and nobody holds an item: a skipped item comes back for the others (stopping on
+    # the first empty answer left it unlabelled when the skip landed after everyone stopped).
+    outstanding = 0
     clashes: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
     start = threading.Barrier(len(reviewers))
 
     def work(reviewer: Reviewer, index: int) -> None:
+        nonlocal outstanding
+        held = False
         try:
             start.wait()
             n = 0
             while True:
                 item = queue.next_item(engine, project, reviewer, "review")
                 if item is None:
-                    return
+                    with lock:
+                        if outstanding == 0:
+                            return
+                    time.sleep(0.01)
+                    continue
                 pair = item["pair_id"]
                 with lock:
+                    outstanding += 1
+                    held = True
                     served.append((reviewer.name, pair))
                     if pair in holding:
                         clashes.append(f"{reviewer.name} got pair {pair} held by {holding[pair]}")
@@ -52,6 +65,9 @@ def _run_reviewers(engine: Engine, project: Project, reviewers: list[Reviewer]) 
                     with lock:
                         holding.pop(pair, None)
                     submit.skip_item(engine, item["lease_id"], reviewer, "unsure")
+                    with lock:
+                        outstanding -= 1
+                        held = False
                     continue
                 with lock:
                     holding.pop(pair, None)
@@ -60,8 +76,13 @@ def _run_reviewers(engine: Engine, project: Project, reviewers: list[Reviewer]) 
                 )
                 with lock:
                     labelled.append((reviewer.name, pair))
+                    outstanding -= 1
+                    held = False
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
+            if held:  # the others must not wait for an item this reviewer will never return
+                with lock:
+                    outstanding -= 1
 
     threads = [threading.Thread(target=work, args=(r, i)) for i, r in enumerate(reviewers)]
     for t in threads:

@@ -152,7 +152,7 @@ def decision_fields(
     decision: RouteDecision, version: str, n_judgments: int, project: Project
 ) -> dict[str, Any]:
     """A routing decision as Decision columns (its pair and time are the writer's to add)."""
-    panel = 2 * len(project.judges)
+    panel = sum(spec.calls_per_pair for spec in project.judge_specs())
     return {
         "label": decision.label,
         "chosen": decision.chosen,

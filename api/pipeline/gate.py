@@ -47,17 +47,19 @@ log = logging.getLogger("prelabel.calibrate")
 
 
 def human_sides(labels: list[Label]) -> pd.Series:
-    """One side per pair: the majority of its labels' sides; a split pair is left out.
+    """One side per pair: the majority of its labels' sides; a split vote is a tie.
 
-    Each label is one vote (:func:`calibration.aggregation.majority_vote`, abstaining on a
-    split); a stored label without a side is no vote. Pairs come in the order of their first
+    Each label is one vote (:func:`calibration.aggregation.majority_vote`). People split
+    between the sides (A/B, or A/B/tie from three) is evidence that neither response is
+    clearly better, so such a pair calibrates as a tie: an auto-accepted side on it counts as
+    a disagreement. A stored label without a side is no vote. Pairs come in the order of their first
     vote, which becomes the row order of the fit, so a refit on the same labels is the same fit.
     """
     votes = pd.DataFrame(
         [(label.pair_id, label.annotator, to_side(label.label, strict=False)) for label in labels],
         columns=["item", "annotator", "label"],
     )
-    winners = majority_vote(votes, on_tie="abstain").labels.dropna().to_dict()
+    winners = majority_vote(votes, on_tie="label", tie_label="tie").labels.dropna().to_dict()
     first_vote = pd.unique(votes["item"][votes["label"].notna()])
     return pd.Series({pid: winners[pid] for pid in first_vote if pid in winners}, dtype=object)
 
@@ -108,10 +110,11 @@ def never_accept_flags(
 
 
 def _complete_pairs(frame: pd.DataFrame, judges: list[str]) -> list[int]:
-    """Pairs of the long table with a row for every (judge, order) of the panel."""
+    """Pairs of the long table with a verdict row from every judge of the panel (in the orders
+    each is asked in: the worker calls a judge's orders together)."""
     panel = frame[frame["judge"].isin(judges)]
-    counts = panel.drop_duplicates(["pair_id", "judge", "order"]).groupby("pair_id").size()
-    return [int(pid) for pid in counts.index[counts.to_numpy() == 2 * len(judges)]]
+    counts = panel.drop_duplicates(["pair_id", "judge"]).groupby("pair_id").size()
+    return [int(pid) for pid in counts.index[counts.to_numpy() == len(set(judges))]]
 
 
 def refit(
@@ -291,7 +294,8 @@ def requeue_for_backfill(engine: Engine, project: Project) -> tuple[int, int]:
     """
     if project.cascade_stages() is None:
         return 0, 0
-    panel = {(spec.model, order) for spec in project.judge_specs() for order in ("ab", "ba")}
+    # A judge's orders are called together, so a judge with any verdict on a pair has all of them.
+    panel = {spec.model for spec in project.judge_specs()}
     with Session(engine) as session:
         labelled = dict(
             session.exec(
@@ -304,12 +308,12 @@ def requeue_for_backfill(engine: Engine, project: Project) -> tuple[int, int]:
                 .distinct()
             ).all()
         )
-        have: dict[int, set[tuple[str, str]]] = {pid: set() for pid in labelled}
+        have: dict[int, set[str]] = {pid: set() for pid in labelled}
         for part in chunks(list(labelled)):
-            for pid, judge, order in session.exec(
-                select(Judgment.pair_id, Judgment.judge, Judgment.order).where(Judgment.pair_id.in_(part))
+            for pid, judge in session.exec(
+                select(Judgment.pair_id, Judgment.judge).where(Judgment.pair_id.in_(part))
             ):
-                have[pid].add((judge, order))
+                have[pid].add(judge)
         missing = [pid for pid, got in have.items() if not panel <= got]
         n = requeue(session, [pid for pid in missing if labelled[pid] == "done"]) if missing else 0
         session.commit()

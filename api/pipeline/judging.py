@@ -69,27 +69,29 @@ def renew_lease(engine: Engine, worker_id: str, pair_id: int, lease_seconds: flo
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def cached_judgments(
-    engine: Engine, prompt_version: str, keys: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str, str], Judgment]:
-    """Successful earlier judgments by (content_hash, judge, order) for this prompt version."""
+def cached_judgments(engine: Engine, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str, str], Judgment]:
+    """Successful earlier judgments by (content_hash, judge_key, order).
+
+    ``judge_key`` (judge.client.judge_key) covers the model, endpoint, prompt, rubric and call
+    parameters, so a verdict is only reused where the same call would have been made.
+    """
     by_hash: dict[str, set[str]] = {}
-    for digest, judge in keys:
-        by_hash.setdefault(digest, set()).add(judge)
+    for digest, key in keys:
+        by_hash.setdefault(digest, set()).add(key)
     found: dict[tuple[str, str, str], Judgment] = {}
     with Session(engine) as session:
         for part in chunks(sorted(by_hash)):
             rows = session.exec(
                 select(Judgment).where(
                     Judgment.content_hash.in_(part),
-                    Judgment.prompt_version == prompt_version,
+                    Judgment.judge_key.is_not(None),  # type: ignore[union-attr]
                     Judgment.error.is_(None),  # type: ignore[union-attr]
                     Judgment.verdict != "invalid",
                 )
             )
             for row in rows:
-                if row.judge in by_hash[row.content_hash]:
-                    found.setdefault((row.content_hash, row.judge, row.order), row)
+                if row.judge_key in by_hash[row.content_hash]:
+                    found.setdefault((row.content_hash, row.judge_key, row.order), row)  # type: ignore[arg-type]
     return found
 
 

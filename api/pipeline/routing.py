@@ -30,7 +30,7 @@ from api.vocab import Reason, Route, unit_draw
 from calibration.cascade import CascadeModel
 from calibration.features import build_features, judgments_table
 from calibration.gate import GateModel
-from judge.verdicts import ORDERS, from_side, order_flip, side, strength
+from judge.verdicts import from_side, order_flip, side, strength
 
 
 @dataclass(frozen=True)
@@ -320,25 +320,31 @@ def _route_cascade(
     """
     stages = range(len(cascade.stages))
     stage_judges = [set(cascade.stage_judges(k)) for k in stages]
-    stage_calls = [{(j, order) for j in cascade.stages[k] for order in ORDERS} for k in stages]
-    scores = []
-    for k in stages:
-        features = build_features(judgments, judges=cascade.stage_judges(k))
-        X = features.X
-        scores.append(_by_pair(features.pair_ids, cascade.confidence(k, X), cascade.predict_side(k, X)))
+    scores: dict[int, tuple[dict[int, float], dict[int, str]]] = {}
+
+    def stage_scores(k: int) -> tuple[dict[int, float], dict[int, str]]:
+        # Built when a pair first reaches stage k: one pair routed as its verdicts come in
+        # rarely needs the later stages' features.
+        if k not in scores:
+            X = (features := build_features(judgments, judges=cascade.stage_judges(k))).X
+            scores[k] = _by_pair(features.pair_ids, cascade.confidence(k, X), cascade.predict_side(k, X))
+        return scores[k]
+
     out: dict[int, RouteDecision] = {}
     for pid in pair_ids:
         item = inputs[pid]
-        judged = {(v.judge, v.order) for v in item.views}
+        judged = {v.judge for v in item.views}
         decision: RouteDecision | None = None
         side_k: str | None = None
         for k in stages:
-            if not stage_calls[k] <= judged:  # a stage is judged when each judge saw both orders
+            # A stage is judged once each of its judges answered (in the orders it is asked in:
+            # the worker calls a stage's judges in all their orders at once).
+            if not stage_judges[k] <= judged:
                 if decision is None:  # nothing judged yet: a provisional review until stage 0 is in
                     decision = RouteDecision(None, None, None, Route.REVIEW, [Reason.GATE_CLOSED])
                 decision.next_stage = k
                 break
-            confidence, sides = scores[k]
+            confidence, sides = stage_scores(k)
             views = [v for v in item.views if v.judge in stage_judges[k]]
             decision = _route_one(pid, views, item, cascade, confidence.get(pid), version, routing)
             decision.stage, side_k = k, sides.get(pid)

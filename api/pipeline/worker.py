@@ -35,9 +35,9 @@ from api.pipeline.versions import GateCache
 from api.schemas import JudgeSpec, RoutingSettings
 from api.settings import Settings
 from calibration.cascade import CascadeModel
-from judge.client import JudgeCallResult, RetryPolicy, call_judge
+from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
 from judge.safety import safety_check_many
-from judge.verdicts import ORDERS
+from judge.verdicts import orders_to_ask
 
 log = logging.getLogger("prelabel.worker")
 
@@ -74,6 +74,7 @@ class Worker:
         # Parsed once per project (projects' panels and routing settings don't change).
         self._routing: dict[int, RoutingSettings] = {}
         self._specs: dict[int, dict[str, JudgeSpec]] = {}
+        self._judge_keys: dict[int, dict[str, str]] = {}  # per project: model -> judge_key
         self.pairs_done = 0
 
     def _project(self, project_id: int) -> Project:
@@ -85,6 +86,16 @@ class Worker:
                 self._projects[project_id] = project
                 self._routing[project_id] = project.routing_settings()
                 self._specs[project_id] = {spec.model: spec for spec in project.judge_specs()}
+                self._judge_keys[project_id] = {
+                    spec.model: judge_key(
+                        spec.model,
+                        api_base=spec.api_base,
+                        logprobs=spec.logprobs,
+                        rubric=project.rubric,
+                        prompt_version=project.prompt_version,
+                    )
+                    for spec in self._specs[project_id].values()
+                }
         return self._projects[project_id]
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> int:
@@ -182,14 +193,8 @@ class Worker:
 
         def prepare() -> tuple[dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str]]], set[int]]:
             cache: dict[tuple[str, str, str], Judgment] = {}
-            for project_id, project in projects.items():
-                keys = [
-                    (p.content_hash, spec.model)
-                    for p in pairs
-                    if p.project_id == project_id
-                    for spec in self._specs[project_id].values()
-                ]
-                cache.update(cached_judgments(self.engine, project.prompt_version, keys))
+            keys = [(p.content_hash, key) for p in pairs for key in self._judge_keys[p.project_id].values()]
+            cache.update(cached_judgments(self.engine, keys))
             checks = safety_check_many([(p.prompt, p.response_a, p.response_b) for p in pairs])
             # A pair judged before (sent back for a cascade stage or a backfill) keeps the
             # verdicts it has: they are read, not asked again nor stored twice.
@@ -253,6 +258,7 @@ class Worker:
         needs every verdict), and pairs whose label will calibrate the gate.
         """
         routing, specs = self._routing[pair.project_id], self._specs[pair.project_id]
+        keys = self._judge_keys[pair.project_id]
         gate, version = self.gates.get(project.id)  # type: ignore[arg-type]
         staged = (
             isinstance(gate, CascadeModel)
@@ -272,9 +278,9 @@ class Worker:
             results: list[JudgeCallResult | Judgment] = []
             calls = []
             for model in judges:
-                for order in ORDERS:
+                for order in orders_to_ask(specs[model].orders, model, pair.content_hash):
                     hit = cache.get((f"own:{pair.id}", model, order)) or cache.get(
-                        (pair.content_hash, model, order)
+                        (pair.content_hash, keys[model], order)
                     )
                     if hit is not None:
                         JUDGE_CACHE_HITS.labels(model).inc()
@@ -283,7 +289,7 @@ class Worker:
                         calls.append(self._call(specs[model], pair, order, project.rubric, semaphore))
             results.extend(await asyncio.gather(*calls))
             for result in results:
-                row = self._row(result, pair, project)
+                row = self._row(result, pair, project, keys[result.judge])
                 rows.append(row)
                 if not (isinstance(result, Judgment) and result.pair_id == pair.id):
                     new_rows.append(row)
@@ -291,7 +297,7 @@ class Worker:
             decision = route_pair(pair.id, views, safety[0], gate, version, routing)  # type: ignore[arg-type]
             if decision.next_stage is None:
                 break
-        saved = 2 * len(specs) - len(rows)
+        saved = sum(spec.calls_per_pair for spec in specs.values()) - len(rows)
         if saved and pair.judged_at is None:  # counted once, at a pair's first judging
             JUDGE_CALLS_SAVED.labels(project.name).inc(saved)
         PAIRS_ROUTED.labels(decision.route).inc()
@@ -304,10 +310,12 @@ class Worker:
         )
 
     @staticmethod
-    def _row(result: JudgeCallResult | Judgment, pair: Pair, project: Project) -> dict[str, object]:
+    def _row(result: JudgeCallResult | Judgment, pair: Pair, project: Project, key: str) -> dict[str, object]:
         """A judgment row; a cache hit keeps the verdict but records nothing paid."""
         row: dict[str, object] = {name: getattr(result, name) for name in JUDGMENT_FIELDS}
-        row.update(content_hash=pair.content_hash, prompt_version=project.prompt_version, cached=False)
+        row.update(
+            content_hash=pair.content_hash, prompt_version=project.prompt_version, judge_key=key, cached=False
+        )
         if isinstance(result, Judgment):
             row.update(
                 latency_ms=0.0, prompt_tokens=None, completion_tokens=None, cost=0.0, attempts=0, cached=True

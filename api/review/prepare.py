@@ -45,6 +45,8 @@ PRIORITY_TOP_K = 200
 SELECTED_HISTORY = 1000
 
 _embeddings_broken = False
+_model_loading: threading.Thread | None = None
+_model_lock = threading.Lock()
 
 
 def _embedding_module() -> Any | None:
@@ -56,6 +58,37 @@ def _embedding_module() -> Any | None:
     except ImportError:
         return None
     return embeddings
+
+
+def _model_ready(module: Any) -> bool:
+    """Is the embedding model loaded? If not, start loading it (once per process).
+
+    Loading takes seconds (torch and the weights) and cannot be interrupted, so it runs on a
+    daemon thread of its own: a server shutting down does not wait for it, and the queue keeps
+    its uncertainty order until the model is in.
+    """
+    global _model_loading
+    load = getattr(module, "load_model", None)
+    if load is None or not hasattr(load, "cache_info"):
+        return True  # a module without a lazily loaded model embeds directly
+    if load.cache_info().currsize:
+        return True
+    with _model_lock:
+        if _model_loading is None:
+            _model_loading = threading.Thread(
+                target=_load_model, args=(load,), name="embedding-model-load", daemon=True
+            )
+            _model_loading.start()
+    return False
+
+
+def _load_model(load: Any) -> None:
+    global _embeddings_broken
+    try:
+        load()
+    except Exception:  # a missing model must not stop the queue: uncertainty order still works
+        log.exception("embedding model failed to load; review priority falls back to uncertainty order")
+        _embeddings_broken = True
 
 
 def queued_pairs_without(session: Session, table: Any, limit: int) -> list[Pair]:
@@ -77,7 +110,7 @@ def embed_missing(engine: Engine, limit: int = 64) -> int:
     """Embed up to ``limit`` queued pairs that have no embedding yet (likely-next first)."""
     global _embeddings_broken
     module = _embedding_module()
-    if module is None:
+    if module is None or not _model_ready(module):
         return 0
     with Session(engine) as session:
         unique = queued_pairs_without(session, PairEmbedding, limit)

@@ -1,9 +1,11 @@
 """``prelabel bench replay``: the calibration gate measured through the real service.
 
 Everything goes through the product's own path, in-process: pairs in through the jobs API,
-replay judges through litellm and the worker, gold labels for the calibration part through
-the labels API, a refit through the calibration API, routes read back through the results
-API. Judgments are cached by content, so only the first split pays for judging.
+replay judges through the worker (``judge.client`` serves them in-process), human labels for
+the calibration part through the labels API (every annotator's, when a file has several), a
+refit through the calibration API, routes read back through the results API. Judgments are
+cached by content, so only the first split pays for judging. Each judge is asked in the
+orders the file recorded for it (:func:`judge_orders`).
 
 With ``shift_to``, a project calibrated on all gold of ``data`` then receives the pairs of
 ``shift_to`` in small jobs with audit sampling on; audit items are answered with their gold
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -29,8 +32,9 @@ from api.models import Project
 from api.pipeline.gate import check_drift
 from api.pipeline.worker import Worker
 from api.settings import Settings
+from calibration.aggregation import majority_vote
 from judge.recorded import RecordedPair, judges_in, load_recorded
-from judge.verdicts import SIDES
+from judge.verdicts import ORDERS
 
 SHIFT_CHUNK = 20  # pairs per streamed job in the shift phase
 
@@ -39,8 +43,36 @@ def _judge_all(engine: Engine, settings: Settings) -> None:
     asyncio.run(Worker(engine, settings, "bench-replay").run(until_idle=True))
 
 
-def _project(client: TestClient, name: str, data: str, judges: list[str], routing: dict[str, Any]) -> int:
-    spec = [{"model": f"replay/{j}", "api_base": data} for j in judges]
+def judge_orders(pairs: list[RecordedPair], judges: list[str]) -> dict[str, str]:
+    """Each judge's ``orders`` setting, read from the file: "both" when every pair it judged
+    has both orders recorded, "ab" or "ba" when it was only ever shown one order. A judge with
+    a mix is asked both orders (a pair lacking one then counts as a failed call there)."""
+    recorded: dict[str, list[set[str]]] = {j: [] for j in judges}
+    for pair in pairs:
+        seen: dict[str, set[str]] = {}
+        for j in pair.judgments:
+            seen.setdefault(j.judge, set()).add(j.order)
+        for judge, orders in seen.items():
+            if judge in recorded:
+                recorded[judge].append(orders)
+    out: dict[str, str] = {}
+    for judge, per_pair in recorded.items():
+        union = set().union(*per_pair) if per_pair else set(ORDERS)
+        out[judge] = union.pop() if len(union) == 1 else "both"
+    return out
+
+
+def _project(
+    client: TestClient,
+    name: str,
+    data: str,
+    judges: list[str],
+    routing: dict[str, Any],
+    orders: dict[str, str] | None = None,
+) -> int:
+    spec = [
+        {"model": f"replay/{j}", "api_base": data, "orders": (orders or {}).get(j, "both")} for j in judges
+    ]
     response = client.post(
         "/v1/projects", json={"name": name, "judges": spec, "routing": routing, "allow_empty_responses": True}
     )
@@ -62,11 +94,17 @@ def post_pairs(client: TestClient, project_id: int, pairs: list[RecordedPair]) -
     return response.json()["job_id"]
 
 
-def post_labels(client: TestClient, project_id: int, labels: list[tuple[str, str]], source: str) -> None:
+def post_labels(
+    client: TestClient,
+    project_id: int,
+    labels: list[tuple[str, str]],
+    source: str,
+    annotator: str = "bench-gold",
+) -> None:
     if not labels:
         return
     body = "\n".join(
-        json.dumps({"client_id": cid, "label": gold, "source": source, "annotator": "bench-gold"})
+        json.dumps({"client_id": cid, "label": gold, "source": source, "annotator": annotator})
         for cid, gold in labels
     )
     response = client.post(
@@ -88,10 +126,30 @@ def _project_results(client: TestClient, project_id: int) -> list[dict[str, Any]
 
 
 def _with_gold(path: str) -> list[RecordedPair]:
-    pairs = [p for p in load_recorded(path) if p.gold in SIDES]
+    pairs = [p for p in load_recorded(path) if p.human_labels()]
     if not pairs:
-        raise SystemExit(f"{path}: no pair carries a gold label (A, B or tie)")
+        raise SystemExit(f"{path}: no pair carries a human label ('gold' or 'annotations')")
     return pairs
+
+
+def human_gold(pairs: list[RecordedPair]) -> dict[str, str]:
+    """The side humans chose per pair: its gold, or its annotators' majority (a split is a tie),
+    the same aggregation the service applies to the labels it is sent."""
+    votes = pd.DataFrame(
+        [(p.id, annotator, label) for p in pairs for annotator, label in p.human_labels()],
+        columns=["item", "annotator", "label"],
+    )
+    return majority_vote(votes, on_tie="label", tie_label="tie").labels.dropna().to_dict()
+
+
+def post_human_labels(client: TestClient, project_id: int, pairs: list[RecordedPair], source: str) -> None:
+    """Every human label of ``pairs``, one request per annotator (the service aggregates them)."""
+    by_annotator: dict[str, list[tuple[str, str]]] = {}
+    for p in pairs:
+        for annotator, label in p.human_labels():
+            by_annotator.setdefault(annotator, []).append((p.id, label))
+    for annotator, labels in by_annotator.items():
+        post_labels(client, project_id, labels, source, annotator)
 
 
 def bench_replay(
@@ -121,7 +179,9 @@ def bench_replay(
     unknown = sorted(set(panel) - set(judges_in(pairs)))
     if unknown:
         raise SystemExit(f"judges not in {data}: {', '.join(unknown)}")
-    gold = {p.id: p.gold for p in pairs}
+    gold = human_gold(pairs)
+    orders = judge_orders(pairs, panel)
+    full_calls = sum(2 if orders[j] == "both" else 1 for j in panel)
     routing: dict[str, Any] = {
         "target_agreement": target_agreement,
         "delta": delta,
@@ -137,14 +197,17 @@ def bench_replay(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        settings = Settings(database_url=url, judge_retry_initial_s=0.01, judge_max_attempts=2)
+        # A short poll: each judging round ends by finding the queue empty once.
+        settings = Settings(
+            database_url=url, judge_retry_initial_s=0.01, judge_max_attempts=2, poll_interval_s=0.02
+        )
         engine = make_engine(url)
         upgrade(engine)
         with TestClient(create_app(settings, engine, run_worker=False)) as client:
             per_split = []
             stages = None
             for split in range(splits):
-                project_id = _project(client, f"split-{split}", data, panel, routing)
+                project_id = _project(client, f"split-{split}", data, panel, routing, orders)
                 order = rng.permutation(len(pairs))
                 n_cal = int(round(calibration_fraction * len(pairs)))
                 cal = [pairs[i] for i in order[:n_cal]]
@@ -153,7 +216,7 @@ def bench_replay(
                 # production, so the worker routes it under the fitted gate (and cascade).
                 post_pairs(client, project_id, cal)
                 _judge_all(engine, settings)
-                post_labels(client, project_id, [(p.id, p.gold) for p in cal], "gold")  # type: ignore[misc]
+                post_human_labels(client, project_id, cal, "gold")
                 version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
                 job_id = post_pairs(client, project_id, [pairs[i] for i in order[n_cal:]])
                 _judge_all(engine, settings)
@@ -182,7 +245,7 @@ def bench_replay(
                         # An empty accept set cannot violate the guarantee.
                         "guarantee_held": agreement is None or agreement >= target_agreement,
                         "judge_calls_per_pair": calls,
-                        "judge_calls_saved_per_pair": 2 * len(panel) - calls,
+                        "judge_calls_saved_per_pair": full_calls - calls,
                     }
                 )
             shift = None
@@ -196,7 +259,7 @@ def bench_replay(
                     encoding="utf-8",
                 )
                 shift = _shift(
-                    client, engine, settings, str(merged), pairs, panel, routing, shift_to, audit_rate
+                    client, engine, settings, str(merged), pairs, panel, routing, shift_to, audit_rate, orders
                 )
         engine.dispose()
     agreements = [s["agreement"] for s in per_split if s["agreement"] is not None]
@@ -214,7 +277,8 @@ def bench_replay(
         "gate_open_fraction": float(np.mean([s["gate"] == "open" for s in per_split])),
         "gold_labels_used_mean": float(np.mean([s["gold_labels_used"] for s in per_split])),
         "judge_calls_per_pair_mean": float(np.mean([s["judge_calls_per_pair"] for s in per_split])),
-        "full_panel_calls_per_pair": 2 * len(panel),
+        "full_panel_calls_per_pair": full_calls,
+        "judge_orders": orders,
         "cascade_stages": [[j.removeprefix("replay/") for j in stage] for stage in stages]
         if stages
         else None,
@@ -234,6 +298,7 @@ def _shift(
     routing: dict[str, Any],
     shift_to: str,
     audit_rate: float,
+    orders: dict[str, str],
 ) -> dict[str, Any]:
     shift_to = str(Path(shift_to).resolve())
     stream = _with_gold(shift_to)
@@ -241,15 +306,15 @@ def _shift(
     if missing:
         raise SystemExit(f"--shift-to file lacks judges of the panel: {', '.join(missing)}")
     # One project, calibrated on every gold label of `data`, then fed `shift_to` with audits on.
-    project_id = _project(client, "shift", replay_file, panel, {**routing, "audit_rate": audit_rate})
+    project_id = _project(client, "shift", replay_file, panel, {**routing, "audit_rate": audit_rate}, orders)
     post_pairs(client, project_id, pairs)
     _judge_all(engine, settings)
-    post_labels(client, project_id, [(p.id, p.gold) for p in pairs], "gold")  # type: ignore[misc]
+    post_human_labels(client, project_id, pairs, "gold")
     opened = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
     streamed = accepted = agreed = 0
     closed_after: int | None = None
     audits = 0
-    gold = {p.id: p.gold for p in stream}
+    gold = human_gold(stream)
     for start in range(0, len(stream), SHIFT_CHUNK):
         chunk = stream[start : start + SHIFT_CHUNK]
         job_id = post_pairs(client, project_id, chunk)

@@ -17,7 +17,7 @@ from api.db import make_engine, upgrade
 from api.main import create_app
 from api.pipeline.worker import Worker
 from api.settings import Settings
-from judge.client import completion_kwargs, litellm
+from judge.client import completion_kwargs, load_litellm
 from judge.prompt import render_messages
 
 
@@ -89,7 +89,7 @@ async def _bare_calls(
 
     async def one(model: str, message: list[dict[str, str]]) -> None:
         async with semaphore:
-            await litellm.acompletion(model=model, messages=message, **kwargs)
+            await load_litellm().acompletion(model=model, messages=message, **kwargs)
 
     async with _Clock() as clock:
         await asyncio.gather(*(one(model, m) for m in messages for model in models))
