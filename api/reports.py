@@ -15,6 +15,7 @@ from api.models import CalibrationVersion, Decision, Judgment, Pair, Project
 from api.pipeline.gate import audit_outcomes, usable_labels
 from api.pipeline.routing import FittedGate
 from api.pipeline.versions import gate_model, load_model, version_name
+from api.schemas import panel_calls
 from calibration.cascade import CascadeModel
 from calibration.features import build_features, judgments_table
 
@@ -70,7 +71,7 @@ def cascade_summary(engine: Engine, project: Project, fitted: FittedGate | None)
             .join(Pair, Pair.decision_id == Decision.id)
             .where(Pair.project_id == project.id)
         ).one()
-    full = sum(spec.calls_per_pair for spec in project.judge_specs())
+    full = panel_calls(project.judge_specs())
     cascade = fitted if isinstance(fitted, CascadeModel) else None
     return {
         "stages": stages,

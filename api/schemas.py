@@ -7,6 +7,7 @@ judge specs are stored as JSON on the project and validated with these same clas
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -42,6 +43,11 @@ class JudgeSpec(BaseModel):
     def calls_per_pair(self) -> int:
         """Judge calls this judge makes on a pair (one per display order asked)."""
         return 2 if self.orders == "both" else 1
+
+
+def panel_calls(specs: Iterable[JudgeSpec]) -> int:
+    """Judge calls the whole panel makes on a pair: what a cascade's savings are counted against."""
+    return sum(spec.calls_per_pair for spec in specs)
 
     @field_validator("cost_rank")
     @classmethod

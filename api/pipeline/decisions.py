@@ -22,6 +22,7 @@ from api.pipeline.judging import judgment_views
 from api.pipeline.routing import GatedInput, RouteDecision, route_many, views_frame
 from api.pipeline.versions import gate_model, hold_versions, latest_version_names, version_name
 from api.review import queue
+from api.schemas import panel_calls
 
 
 @dataclass
@@ -100,6 +101,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
     gate = gate_model(version)
     name = version_name(version)
     routing = project.routing_settings()
+    panel = panel_calls(project.judge_specs())
     written = 0
     with Session(engine) as session:
         pair_rows = session.exec(
@@ -124,7 +126,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
                 requeue(session, unjudged)
             now = utcnow()
             rows = [
-                dict(decision_fields(d, name, len(inputs[pid].views), project), pair_id=pid, created_at=now)
+                dict(decision_fields(d, name, len(inputs[pid].views), panel), pair_id=pid, created_at=now)
                 for pid, d in decisions.items()
                 if d.next_stage is None
             ]
@@ -148,11 +150,9 @@ def _insert_decisions(session: Session, rows: list[dict[str, Any]]) -> dict[int,
     return {pair_id: decision_id for decision_id, pair_id in ids}
 
 
-def decision_fields(
-    decision: RouteDecision, version: str, n_judgments: int, project: Project
-) -> dict[str, Any]:
-    """A routing decision as Decision columns (its pair and time are the writer's to add)."""
-    panel = sum(spec.calls_per_pair for spec in project.judge_specs())
+def decision_fields(decision: RouteDecision, version: str, n_judgments: int, panel: int) -> dict[str, Any]:
+    """A routing decision as Decision columns (its pair and time are the writer's to add).
+    ``panel``: the calls the whole panel makes on a pair (:func:`api.schemas.panel_calls`)."""
     return {
         "label": decision.label,
         "chosen": decision.chosen,

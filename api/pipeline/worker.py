@@ -32,7 +32,7 @@ from api.pipeline.gate import maintain
 from api.pipeline.judging import cached_judgments, claim_pairs, labelled_pairs, own_judgments, renew_lease
 from api.pipeline.routing import JudgmentView, needs_full_panel, route_pair
 from api.pipeline.versions import GateCache
-from api.schemas import JudgeSpec, RoutingSettings
+from api.schemas import JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
@@ -297,14 +297,15 @@ class Worker:
             decision = route_pair(pair.id, views, safety[0], gate, version, routing)  # type: ignore[arg-type]
             if decision.next_stage is None:
                 break
-        saved = sum(spec.calls_per_pair for spec in specs.values()) - len(rows)
+        panel = panel_calls(specs.values())
+        saved = panel - len(rows)
         if saved and pair.judged_at is None:  # counted once, at a pair's first judging
             JUDGE_CALLS_SAVED.labels(project.name).inc(saved)
         PAIRS_ROUTED.labels(decision.route).inc()
         return PairOutcome(
             pair_id=pair.id,  # type: ignore[arg-type]
             judgments=new_rows,
-            decision=decision_fields(decision, version, len(rows), project),
+            decision=decision_fields(decision, version, len(rows), panel),
             safety_flag=safety[0],
             safety_reasons=safety[1],
         )

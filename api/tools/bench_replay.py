@@ -31,6 +31,7 @@ from api.main import create_app
 from api.models import Project
 from api.pipeline.gate import check_drift
 from api.pipeline.worker import Worker
+from api.schemas import JudgeSpec, panel_calls
 from api.settings import Settings
 from calibration.aggregation import majority_vote
 from judge.recorded import RecordedPair, judges_in, load_recorded
@@ -181,7 +182,7 @@ def bench_replay(
         raise SystemExit(f"judges not in {data}: {', '.join(unknown)}")
     gold = human_gold(pairs)
     orders = judge_orders(pairs, panel)
-    full_calls = sum(2 if orders[j] == "both" else 1 for j in panel)
+    full_calls = panel_calls(JudgeSpec(model=f"replay/{j}", orders=orders[j]) for j in panel)  # type: ignore[arg-type]
     routing: dict[str, Any] = {
         "target_agreement": target_agreement,
         "delta": delta,
