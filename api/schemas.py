@@ -44,11 +44,6 @@ class JudgeSpec(BaseModel):
         """Judge calls this judge makes on a pair (one per display order asked)."""
         return 2 if self.orders == "both" else 1
 
-
-def panel_calls(specs: Iterable[JudgeSpec]) -> int:
-    """Judge calls the whole panel makes on a pair: what a cascade's savings are counted against."""
-    return sum(spec.calls_per_pair for spec in specs)
-
     @field_validator("cost_rank")
     @classmethod
     def _cost_rank_is_a_cost(cls, value: float | None) -> float | None:
@@ -63,6 +58,11 @@ def panel_calls(specs: Iterable[JudgeSpec]) -> int:
         if not value:
             raise ValueError("judge model must not be empty")
         return value
+
+
+def panel_calls(specs: Iterable[JudgeSpec]) -> int:
+    """Judge calls the whole panel makes on a pair: what a cascade's savings are counted against."""
+    return sum(spec.calls_per_pair for spec in specs)
 
 
 class RoutingSettings(BaseModel):
