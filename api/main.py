@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from api.db import make_engine, upgrade
 from api.pipeline.worker import Worker
 from api.review.prepare import prepare_loop
-from api.routes import calibration, health, jobs, labels, projects, review
+from api.routes import calibration, docs, health, jobs, labels, projects, review
 from api.settings import Settings, get_settings
 
 log = logging.getLogger("prelabel.api")
@@ -72,9 +72,12 @@ def create_app(
         description="Pre-label pairwise preference data with LLM judges in both orders; "
         "route what needs a human to review.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.routes.docs from packaged assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     for module in (health, projects, jobs, review, labels, calibration):
         app.include_router(module.router)
+    docs.install(app)
     return app

@@ -199,7 +199,7 @@ class CalibrationVersion(SQLModel, table=True):
     project_id: int = Field(foreign_key="project.id", index=True)
     version: int
     created_at: datetime = Field(default_factory=utcnow)
-    trigger: str  # refit | auto | drift | manual
+    trigger: str  # refit | auto | drift | shift | manual
     open: bool = False
     reason: str = Field(sa_column=Column(Text, nullable=False))
     threshold: float | None = None
@@ -210,6 +210,10 @@ class CalibrationVersion(SQLModel, table=True):
     # The fitted gate (calibrator + threshold) as JSON; None when no model could be fitted.
     model: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The label-free shift detector over the pairs decided while this version is open
+    # (calibration.shift.ShiftDetector state and the stream cursor). Unlike the rest of the row
+    # it changes after the version is stored: pipeline/gate.py's check_shift updates it.
+    shift: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 # --- reviewers and the review queue ----------------------------------------------------

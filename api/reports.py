@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api.db import chunks
-from api.models import CalibrationVersion, Decision, Judgment, Pair, Project
+from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, version_label
 from api.pipeline.gate import audit_outcomes, usable_labels
 from api.pipeline.routing import FittedGate
-from api.pipeline.versions import gate_model, load_model, version_name
+from api.pipeline.versions import KILL_SWITCH_TRIGGERS, gate_model, load_model, version_name
 from api.schemas import panel_calls
 from calibration.cascade import CascadeModel
 from calibration.features import build_features, judgments_table
@@ -86,6 +86,22 @@ def cascade_summary(engine: Engine, project: Project, fitted: FittedGate | None)
     }
 
 
+def shift_summary(versions: list[CalibrationVersion]) -> dict[str, Any] | None:
+    """The shift detector of the latest version that ran one: its summary (evidence over time),
+    or why it was skipped. A version the detector closed carries the summary in its report."""
+    from calibration.shift import ShiftDetector
+
+    for v in reversed(versions):
+        if v.trigger == "shift" and v.report.get("shift"):
+            # The closing version's record names the version whose stream it tested.
+            return {**v.report["shift"], "version": version_label(v.version - 1)}
+        if v.shift is not None:
+            if "skipped" in v.shift:
+                return {"version": version_name(v), "skipped": v.shift["skipped"]}
+            return {**ShiftDetector.from_dict(v.shift["detector"]).summary(), "version": version_name(v)}
+    return None
+
+
 def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
     """Gate state, version history and the report data for ``GET .../calibration``."""
     from calibration.report import build_report
@@ -136,7 +152,7 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
     judges_frame = (
         frame.assign(verdict=frame["verdict"].where(~frame["failed"], "invalid")) if len(frame) else None
     )
-    kill = next((v for v in reversed(versions) if v.trigger == "drift"), None)
+    kill = next((v for v in reversed(versions) if v.trigger in KILL_SWITCH_TRIGGERS), None)
     report = build_report(
         project=project.name,
         calibration_version=version_name(current),
@@ -154,6 +170,7 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
         if kill is not None
         else None,
         versions=[version_public(v) for v in versions],
+        shift=shift_summary(versions),
     )
     return {
         "project_id": project.id,

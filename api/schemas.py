@@ -74,6 +74,16 @@ class RoutingSettings(BaseModel):
     delta: float = Field(default=0.1, gt=0.0, lt=1.0)
     n_min: int = Field(default=100, ge=1)
     audit_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    # Denser audits right after a gate opens or is refitted, when a bad gate does the most harm:
+    # the first ``audit_boost_pairs`` pairs decided under a new open version are audited at
+    # max(audit_rate, audit_boost_rate), then the configured rate. audit_rate=0 turns audits off.
+    audit_boost_rate: float = Field(default=0.25, ge=0.0, le=1.0)
+    audit_boost_pairs: int = Field(default=200, ge=0)
+    # Label-free shift detector (calibration.shift): closes an open gate when the judgments of
+    # the pairs decided under it stop looking like the calibration sample's. shift_delta is the
+    # probability of ever closing on a stream exchangeable with the calibration sample.
+    shift_check: bool = True
+    shift_delta: float = Field(default=0.05, gt=0.0, lt=1.0)
     # A random share of all pairs goes to review as a calibration sample; reviewers' labels on
     # it (source "calibration") are an unbiased sample, so they calibrate the gate.
     calibration_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -83,9 +93,11 @@ class RoutingSettings(BaseModel):
     show_prelabel_rate: float = Field(default=0.3, ge=0.0, le=1.0)
     review_overlap: int = Field(default=1, ge=1, le=10)
     uncertainty_weight: float = Field(default=0.6, ge=0.0, le=1.0)
-    # Judges whose AB/BA flip is a hard flag (never auto-accepted). None: every judge (strict).
-    # A weak judge flips on most pairs; naming the strong judge(s) here keeps the flag
-    # meaningful. The gate is fitted with the same rule, so its guarantee covers what is accepted.
+    # A pair is order-sensitive (a hard flag: never auto-accepted) when the panel's majority
+    # reverses with the order shown (judge.verdicts.panel_order_flip). Judges named here add
+    # their own AB/BA flip to that rule (for judges trusted to be order-stable); other judges'
+    # flips are features the calibrator prices. The gate is fitted with the same rule, so its
+    # guarantee covers what is accepted.
     order_sensitive_judges: list[str] | None = None
     # Judge cheapest-first (stages by cost_rank, else litellm price: judge.costs) and call the
     # next stage only while the calibrated confidence is below the threshold. Takes effect

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from calibration.agreement import _categories, _long, cohen_kappa, confusion
+from calibration.agreement import checked_long_table, cohen_kappa, confusion, label_categories
 
 __all__ = ["AggregationResult", "dawid_skene", "majority_vote", "reviewer_confusion", "reviewer_quality"]
 
@@ -65,8 +65,8 @@ class AggregationResult:
 
 
 def _encode(long_table: pd.DataFrame, categories: Sequence[Any] | None) -> tuple[pd.DataFrame, list[Any]]:
-    table = _long(long_table)
-    cats = _categories(table["label"].tolist(), categories)
+    table = checked_long_table(long_table)
+    cats = label_categories(table["label"].tolist(), categories)
     unknown = set(table["label"]) - set(cats)
     if unknown:
         raise ValueError(f"labels {sorted(map(str, unknown))} not in categories {cats}")
@@ -192,7 +192,7 @@ def reviewer_quality(long_table: pd.DataFrame, reference: pd.Series | None = Non
     items where the others split are skipped. Columns: annotator, n (items compared), accuracy,
     kappa (Cohen's, vs the reference), tie_rate (share of this annotator's labels that are "tie").
     """
-    table = _long(long_table)
+    table = checked_long_table(long_table)
     rows = []
     for annotator, g in table.groupby("annotator", sort=True):
         ref = _reference(table, reference, annotator)
@@ -221,11 +221,11 @@ def reviewer_confusion(
     labels: Sequence[Any] | None = None,
 ) -> pd.DataFrame:
     """Confusion of one annotator against the reference: rows = reference, columns = annotator."""
-    table = _long(long_table)
+    table = checked_long_table(long_table)
     g = table[table["annotator"] == annotator]
     ref = _reference(table, reference, annotator)
     truth = g["item"].map(ref)
-    cats = _categories(table["label"].tolist(), labels)
+    cats = label_categories(table["label"].tolist(), labels)
     matrix = confusion(truth.to_numpy(), g["label"].to_numpy(), labels=cats)
     return pd.DataFrame(
         matrix, index=pd.Index(cats, name="reference"), columns=pd.Index(cats, name=str(annotator))

@@ -62,7 +62,7 @@ __all__ = [
 LONG_COLUMNS = ("item", "annotator", "label")
 
 
-def _categories(values: Sequence[Any], categories: Sequence[Any] | None) -> list[Any]:
+def label_categories(values: Sequence[Any], categories: Sequence[Any] | None) -> list[Any]:
     """Category order. Matters for ordinal alpha and for readable matrices."""
     if categories is not None:
         return list(categories)
@@ -74,7 +74,7 @@ def _categories(values: Sequence[Any], categories: Sequence[Any] | None) -> list
     return sorted(present, key=str)
 
 
-def _long(long_table: pd.DataFrame) -> pd.DataFrame:
+def checked_long_table(long_table: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in LONG_COLUMNS if c not in long_table.columns]
     if missing:
         raise ValueError(f"long table needs columns {LONG_COLUMNS}, missing {missing}")
@@ -84,8 +84,8 @@ def _long(long_table: pd.DataFrame) -> pd.DataFrame:
 
 def _count_matrix(long_table: pd.DataFrame, categories: Sequence[Any] | None) -> tuple[np.ndarray, list[Any]]:
     """Items x categories matrix of how many annotators gave each label."""
-    table = _long(long_table)
-    cats = _categories(table["label"].tolist(), categories)
+    table = checked_long_table(long_table)
+    cats = label_categories(table["label"].tolist(), categories)
     if table.empty:
         return np.zeros((0, len(cats))), cats
     counts = pd.crosstab(table["item"], table["label"]).reindex(columns=cats, fill_value=0)
@@ -159,7 +159,7 @@ def krippendorff_alpha(
 
 def pairwise_cohen_kappa(long_table: pd.DataFrame) -> pd.DataFrame:
     """Cohen's kappa and raw agreement for every pair of annotators on the items both labelled."""
-    table = _long(long_table)
+    table = checked_long_table(long_table)
     wide = table.pivot_table(index="item", columns="annotator", values="label", aggfunc="first")
     rows = []
     for a, b in combinations(sorted(wide.columns, key=str), 2):

@@ -21,11 +21,15 @@ functions fixed independently of the threshold labels -- approximate under cross
 plus: the calibration pairs must have verdicts from EVERY stage, so the replay can see what
 later stages would have said.
 
-``hard_rule=True`` sends an order-sensitive pair to review as soon as a called judge flips
-(later judges cannot undo the flag, so calling them is wasted). ``never_accept`` passes the
-service's own per-stage hard flags (judge failed, safety, both-bad, ...): a table indexed by
-pair with one boolean column per stage, True where the verdicts of stages <= k carry a flag;
-the cascade stops there, exactly as the worker does, so the guarantee covers what it accepts.
+``hard_rule=True`` never accepts an order-sensitive pair
+(:func:`~calibration.features.order_sensitive_flags`): when the panel so far reverses with the
+order shown, the pair goes to the next stage (more judges may outvote the reversal) and to
+review after the last; when one of ``hard_rule_judges`` flips it goes to review at once
+(later judges cannot undo that). ``never_accept`` passes the service's own per-stage hard
+flags (judge failed, safety, both-bad, panel reversal...): a table indexed by pair with one
+boolean column per stage, True where the verdicts of stages <= k carry a flag; ``final_flags``
+(same shape; default: every flag) marks the ones that also end the cascade, exactly as the
+worker does, so the guarantee covers what it accepts.
 ``review_below`` optionally gives up early: a pair whose confidence at a non-final stage is
 below it goes to review without calling further judges (fewer calls, fewer acceptances;
 part of the replayed rule, so the guarantee is unaffected).
@@ -65,8 +69,8 @@ import numpy as np
 import pandas as pd
 
 from calibration.calibrator import PairCalibrator
-from calibration.features import build_features, calls_per_pair, order_sensitive_flags
-from calibration.gate import _jsonable, labels_for
+from calibration.features import build_features, calls_per_pair, judge_flip_flags, order_sensitive_flags
+from calibration.gate import jsonable, labels_for
 from calibration.metrics import clopper_pearson_upper
 from calibration.threshold import default_min_accept
 
@@ -139,7 +143,8 @@ class CascadeModel:
             out[conf < self.review_below] = "review"
         out[conf >= self.threshold] = "accept"
         if self.hard_rule:
-            out[order_sensitive_flags(X, names, self.hard_rule_judges)] = "review"
+            out[order_sensitive_flags(X, names)] = "review" if last else "escalate"
+            out[judge_flip_flags(X, names, self.hard_rule_judges or ())] = "review"
         return out
 
     def decide_table(
@@ -187,7 +192,7 @@ class CascadeModel:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "format_version": FORMAT_VERSION,
                 "stages": self.stages,
@@ -271,6 +276,7 @@ def fit_cascade(
     min_accept: int | None = None,
     review_below: float | None = None,
     never_accept: pd.DataFrame | None = None,
+    final_flags: pd.DataFrame | None = None,
     C: float = 1.0,
     C_side: float = 1.0,
     n_splits: int = 5,
@@ -299,7 +305,8 @@ def fit_cascade(
     calibrators: list[PairCalibrator] = []
     conf = np.zeros((n, K))
     correct = np.zeros((n, K))
-    flag = np.zeros((n, K), dtype=bool)
+    flag = np.zeros((n, K), dtype=bool)  # not acceptable at stage k
+    final = np.zeros((n, K), dtype=bool)  # ... and the cascade ends there
     stage_calls = np.zeros((n, K))
     for k, fs in enumerate(fs_list):
         X = _rows_for(fs.pair_ids, fs.X, pair_ids)
@@ -319,8 +326,11 @@ def fit_cascade(
         calibrators.append(cal)
         if hard_rule:
             flag[:, k] = order_sensitive_flags(X, fs.feature_names, rule_judges)
+            final[:, k] = judge_flip_flags(X, fs.feature_names, rule_judges or ())
         if never_accept is not None:
-            flag[:, k] |= never_accept.reindex(pair_ids)[never_accept.columns[k]].fillna(False).to_numpy(bool)
+            column = _stage_column(never_accept, pair_ids, k)
+            flag[:, k] |= column
+            final[:, k] |= column if final_flags is None else _stage_column(final_flags, pair_ids, k)
         stage_calls[:, k] = calls_per_pair(sub, judges=stages[k]).reindex(pair_ids, fill_value=0).to_numpy()
 
     base: dict[str, Any] = dict(
@@ -350,7 +360,7 @@ def fit_cascade(
 
     # Which stages a pair may be accepted at, independent of lambda: stops (hard flag, give-up
     # rule) end the cascade at that stage; later stages are never reached.
-    stop = flag.copy()
+    stop = final.copy()
     if review_below is not None:
         stop[:, :-1] |= conf[:, :-1] < review_below
     reached = np.ones((n, K), dtype=bool)
@@ -428,6 +438,10 @@ def fit_cascade(
         curve=curve,
         **base,
     )
+
+
+def _stage_column(flags: pd.DataFrame, pair_ids: np.ndarray, k: int) -> np.ndarray:
+    return flags.reindex(pair_ids)[flags.columns[k]].fillna(False).to_numpy(bool)
 
 
 def _make_placeholder(cal: PairCalibrator, fs: Any) -> None:

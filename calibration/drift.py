@@ -54,7 +54,14 @@ from typing import Any
 import numpy as np
 from scipy.special import betainc, betaln
 
-__all__ = ["DriftResult", "DriftMonitor", "drift_alarm", "log_evidence", "upper_confidence_bound"]
+__all__ = [
+    "DriftResult",
+    "DriftMonitor",
+    "drift_alarm",
+    "log_evidence",
+    "restart_weights",
+    "upper_confidence_bound",
+]
 
 
 @dataclass
@@ -113,7 +120,7 @@ def upper_confidence_bound(
     return np.where(none_rejected, 1.0, hi)
 
 
-def _weights(i: np.ndarray) -> np.ndarray:
+def restart_weights(i: np.ndarray) -> np.ndarray:
     """Prior weight of the test started at the i-th restart point; sums to 1 over i = 0, 1, ..."""
     return 1.0 / ((i + 1.0) * (i + 2.0))
 
@@ -169,7 +176,7 @@ def drift_alarm(
         total = ev[0]
         w = np.ones(1)
     else:
-        w = _weights(np.arange(starts.size, dtype=float))
+        w = restart_weights(np.arange(starts.size, dtype=float))
         # Tests not started yet sit at 1, contributing their weight: 1 - sum of started weights.
         started = active.sum(axis=0)
         pending = 1.0 / (started + 1.0)
@@ -235,7 +242,7 @@ class DriftMonitor:
         ev = log_evidence(sf[:, 0], sf[:, 1], self.target)
         if self.restart_every is None:
             return float(ev[0])
-        w = _weights(np.arange(len(ev), dtype=float))
+        w = restart_weights(np.arange(len(ev), dtype=float))
         return float(np.logaddexp(np.log(np.sum(w * np.exp(np.minimum(ev, 700.0)))), -np.log(len(ev) + 1.0)))
 
     def update(self, agree: int | bool) -> bool:

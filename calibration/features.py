@@ -63,6 +63,8 @@ __all__ = [
     "normalize_judgments",
     "order_sensitive",
     "order_sensitive_flags",
+    "judge_flip_flags",
+    "panel_order_flags",
     "judges_in",
     "calls_per_pair",
 ]
@@ -309,11 +311,11 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
 
 
 def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:
-    """Per pair: is any judge (of ``judges``; default all) order-sensitive on it?
+    """Per pair: is the panel (of ``judges``; default all) order-sensitive on it?
 
-    Order sensitivity as :func:`judge.verdicts.order_flip` defines it (the service's hard
-    flag), read from the ``panel|n_order_sensitive`` feature. Indexed by pair_id in order of
-    first appearance.
+    Order sensitivity as :func:`judge.verdicts.panel_order_flip` defines it (the service's
+    hard flag), read from the feature matrix (:func:`order_sensitive_flags`). Indexed by
+    pair_id in order of first appearance.
     """
     fs = build_features(judgments, judges=judges)
     return pd.Series(
@@ -333,19 +335,48 @@ def calls_per_pair(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     return df.groupby("pair_id").size().reindex(pair_ids, fill_value=0).astype(float)
 
 
-def order_sensitive_flags(
-    X: np.ndarray, feature_names: Sequence[str], judges: Sequence[str] | None = None
-) -> np.ndarray:
-    """Order sensitivity (:func:`judge.verdicts.order_flip`) per row of a feature matrix: did any
-    judge (or any of ``judges``) flip sides?
+def panel_order_flags(X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
+    """:func:`judge.verdicts.panel_order_flip` per row of a feature matrix, vectorised.
 
-    Read from the ``panel|n_order_sensitive`` / ``{judge}|order_sensitive`` features, so it
-    needs no access to the raw judgments. Judges not in the feature set are ignored.
+    Read from the per-judge ``{j}|{order}|strength`` / ``{j}|{order}|present`` columns, so
+    gates stored before this rule existed need no new feature (tests/test_definitions.py
+    checks that the two agree).
     """
     X = np.asarray(X, dtype=float)
     names = list(feature_names)
-    if judges is None:
-        return X[:, names.index("panel|n_order_sensitive")] > 0
+    judges = [n.removesuffix(f"|{ORDERS[0]}|strength") for n in names if n.endswith(f"|{ORDERS[0]}|strength")]
+    if not judges:
+        return np.zeros(len(X), dtype=bool)
+
+    def block(kind: str, order: str) -> np.ndarray:
+        return X[:, [names.index(f"{j}|{order}|{kind}") for j in judges]]
+
+    both = (block("present", ORDERS[0]) > 0) & (block("present", ORDERS[1]) > 0)
+    majority = []
+    for order in ORDERS:
+        side = np.sign(block("strength", order))  # +1 A, -1 B, 0 tie
+        votes = [((side == v) & both).sum(axis=1) for v in (1, -1, 0)]
+        # A side wins only with strictly more votes than each other answer (a split is a tie).
+        a_wins = (votes[0] > votes[1]) & (votes[0] > votes[2])
+        b_wins = (votes[1] > votes[0]) & (votes[1] > votes[2])
+        majority.append(np.where(a_wins, 1, np.where(b_wins, -1, 0)))
+    return majority[0] * majority[1] < 0
+
+
+def order_sensitive_flags(
+    X: np.ndarray, feature_names: Sequence[str], judges: Sequence[str] | None = None
+) -> np.ndarray:
+    """The hard order-sensitivity flag per row of a feature matrix: the panel reverses
+    (:func:`panel_order_flags`), or one of the named ``judges`` flips on its own
+    (:func:`judge.verdicts.order_flip`; judges not in the feature set are ignored).
+    """
+    return panel_order_flags(X, feature_names) | judge_flip_flags(X, feature_names, judges or ())
+
+
+def judge_flip_flags(X: np.ndarray, feature_names: Sequence[str], judges: Sequence[str]) -> np.ndarray:
+    """Per row: does any of ``judges`` flip on its own (:func:`judge.verdicts.order_flip`)?"""
+    X = np.asarray(X, dtype=float)
+    names = list(feature_names)
     cols = [names.index(f"{j}|order_sensitive") for j in judges if f"{j}|order_sensitive" in names]
     if not cols:
         return np.zeros(len(X), dtype=bool)

@@ -19,9 +19,10 @@ agreement of auto-accepted pairs with humans is >= 1 - alpha (assumptions: see
 * ``method="vote"`` needs no labels to build its score, so all labels go to the threshold and
   the guarantee is exact in either mode, at a lower coverage than "side".
 
-``hard_rule=True`` never auto-accepts an order-sensitive pair (:func:`judge.verdicts.order_flip`:
-a judge's "ab" and "ba" verdicts name different sides, ties included). With
-``hard_rule_judges`` only those judges' flips count (e.g. the strongest judge);
+``hard_rule=True`` never auto-accepts an order-sensitive pair
+(:func:`judge.verdicts.panel_order_flip`: the panel's majority names A in one order and B in
+the other). ``hard_rule_judges`` adds judges whose own flip also counts (e.g. the strongest
+judge); one judge's flip is otherwise a feature the calibrator prices;
 ``never_accept`` passes any other per-pair rule of the service. Rules are applied before
 threshold selection, so the guarantee covers exactly the pairs accepted; a rule applied only
 at routing time (accepting a subset of what the gate accepts) is NOT covered.
@@ -171,7 +172,7 @@ class GateModel:
             "cal_confidence": [float(c) if np.isfinite(c) else None for c in self.cal_confidence],
             "cal_correct": [int(c) for c in self.cal_correct],
             "cal_side": [str(s) for s in self.cal_side],
-            "curve": _jsonable(self.curve),
+            "curve": jsonable(self.curve),
         }
 
     @classmethod
@@ -203,11 +204,11 @@ class GateModel:
         )
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.bool_ | bool):
         return bool(obj)
     if isinstance(obj, np.integer):
@@ -248,6 +249,8 @@ def fit_gate(
     never_accept: pd.Series | Sequence[bool] | np.ndarray | None = None,
     split_fraction: float = 0.5,
     min_accept: int | None = None,
+    starts: int = 1,
+    grid: int | None = None,
     C: float = 1.0,
     C_side: float = 1.0,
     n_splits: int = 5,
@@ -263,8 +266,9 @@ def fit_gate(
     ``alpha``: allowed disagreement (target agreement 1 - alpha); ``delta``: allowed
     probability that the guarantee fails; ``n_min``: fewer usable labels than this keeps the
     gate closed. ``method`` / ``mode`` / ``hard_rule``: see the module docstring;
-    ``min_accept``: see :func:`calibration.threshold.select_threshold`; ``monotone``: constrain
-    the side model so that a verdict for A never lowers P(A) (helps the ranking at the top).
+    ``min_accept`` / ``starts`` / ``grid``: see :func:`calibration.threshold.select_threshold`;
+    ``monotone``: constrain the side model so that a verdict for A never lowers P(A) (helps
+    the ranking at the top).
     """
     labels = labels_for(features, y)
     has = np.array([v is not None for v in labels])
@@ -335,7 +339,7 @@ def fit_gate(
         flags |= order_sensitive_flags(X_thr, features.feature_names, rule_judges)
     score = np.where(flags, -np.inf, conf)
     res: ThresholdResult = select_threshold(
-        score, correct, alpha=alpha, delta=delta, n_min=n_min, min_accept=min_accept
+        score, correct, alpha=alpha, delta=delta, n_min=n_min, min_accept=min_accept, starts=starts, grid=grid
     )
     return GateModel(
         calibrator=cal,

@@ -160,6 +160,22 @@ class AuditSection(TypedDict):
     kill_switch: NotRequired[KillSwitch | None]
 
 
+class ShiftSection(TypedDict, total=False):
+    """The label-free shift detector of the latest version that ran one (calibration.shift)."""
+
+    version: str
+    skipped: str  # why no detector ran for this version
+    items: int  # stream pairs tested
+    n_reference: int  # calibration pairs compared with
+    delta: float
+    threshold: float  # alarm when evidence (log, nats) >= this = log(K / delta)
+    evidence: float
+    alarm: bool
+    alarm_at: int | None  # 0-based stream index of the alarm
+    alarm_statistic: str | None
+    history: list[list[Any]]  # [items, evidence, statistic] over time
+
+
 class VersionRow(TypedDict, total=False):
     version: str
     created_at: str
@@ -185,12 +201,19 @@ class CalibrationReport(TypedDict):
     judges: list[JudgeRow]
     confusion: ConfusionSection | None
     audits: AuditSection
+    shift: NotRequired[ShiftSection | None]
     versions: list[VersionRow]
 
 
 # --------------------------------------------------------------------------------------------
 # build_report
 # --------------------------------------------------------------------------------------------
+
+
+def _shift_section(shift: Mapping[str, Any] | None) -> ShiftSection | None:
+    if not shift:
+        return None
+    return {k: v for k, v in dict(shift).items() if k in ShiftSection.__annotations__}  # type: ignore[return-value]
 
 
 def _num(value: Any) -> float | None:
@@ -258,6 +281,7 @@ def build_report(
     kill_switch: Mapping[str, Any] | None = None,
     versions: Sequence[Mapping[str, Any]] = (),
     generated_at: str | datetime | None = None,
+    shift: Mapping[str, Any] | None = None,
 ) -> CalibrationReport:
     """Compute every metric of the report from raw arrays; see :class:`CalibrationReport`.
 
@@ -268,6 +292,8 @@ def build_report(
       panel label per pair) feed the confusion matrix and kappa.
     * ``audit_timestamps`` / ``audit_agree``: random audits of auto-accepted pairs, any order
       (sorted here by time).
+    * ``shift``: the shift detector's summary (:class:`ShiftSection`), shown as its evidence over
+      the stream against the alarm threshold.
     """
     gate_state: GateState = {**_GATE_DEFAULTS, **_normalize_gate(gate)}  # type: ignore[typeddict-item]
     for key in ("threshold", "target_agreement", "delta", "agreement_lower_bound", "expected_coverage"):
@@ -353,6 +379,7 @@ def build_report(
         "judges": judges,
         "confusion": confusion_section,
         "audits": audits,
+        "shift": _shift_section(shift),
         "versions": [
             {k: (_num(v) if isinstance(v, float) else v) for k, v in dict(row).items()}  # type: ignore[misc]
             for row in versions
@@ -797,6 +824,61 @@ def _section_audits(audits: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
     )
 
 
+def _section_shift(shift: Mapping[str, Any] | None) -> str:
+    head = '<section id="shift"><h2>Shift detector: is the stream still like the calibration sample?</h2>'
+    note = (
+        '<p class="note">No labels needed: per decided pair the judges\' verdicts (majority side, dissent, '
+        "order flips and their direction, each judge against the panel), the gate's score and acceptance and "
+        "the texts' lengths are ranked against the calibration sample; a betting martingale per statistic "
+        "grows when the ranks stop looking uniform. The gate closes when one reaches K/δ (K statistics): "
+        "on a stream like the calibration sample that happens with probability at most δ.</p>"
+    )
+    if not shift:
+        # Not a lack of data: the detector starts with the first open gate.
+        return (
+            head
+            + "<p>No shift detector has run yet: it starts when the gate opens.</p>"
+            + note
+            + "</section>"
+        )
+    version = _esc(shift.get("version") or "—")
+    if shift.get("skipped"):
+        return head + _empty(f"no shift test for {version}: {_esc(shift['skipped'])}.") + note + "</section>"
+    history = [h for h in shift.get("history") or [] if _num(h[1]) is not None]
+    threshold = _num(shift.get("threshold"))
+    fired = bool(shift.get("alarm"))
+    at = shift.get("alarm_at")
+    status = (
+        f"<span class=\"warn\">FIRED at pair {int(at) + 1} on '{_esc(shift.get('alarm_statistic'))}'</span>"
+        if fired and at is not None
+        else "watching, not fired"
+    )
+    kpis = "".join(
+        [
+            _kpi("version", version),
+            _kpi("stream pairs tested", str(shift.get("items", 0))),
+            _kpi("calibration pairs", str(shift.get("n_reference", "—"))),
+            _kpi("false-alarm bound δ", _fmt_num(shift.get("delta"))),
+        ]
+    )
+    img = ""
+    if len(history) > 1 and threshold is not None:
+        x = np.array([float(h[0]) for h in history])
+        y = np.array([float(h[1]) for h in history])
+        fig = Figure(figsize=(7.6, 3.6))
+        ax = fig.subplots()
+        ax.plot(x, y, color=_BLUE, label="evidence (largest statistic)")
+        ax.axhline(threshold, color=_RED, ls="--", label="alarm: log(K/δ)")
+        if fired and at is not None:
+            ax.axvline(int(at) + 1, color=_ORANGE, lw=1, label="alarm")
+        ax.set_xlabel("stream pairs decided under the version")
+        ax.set_ylabel("log evidence (nats)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+        img = _png(fig, "Shift detector evidence over the stream with the alarm threshold")
+    return head + f"<p><b>Status:</b> {status}.</p><div class='kpis'>{kpis}</div>{img}{note}</section>"
+
+
 _VERSION_COLUMNS = [
     ("version", "version", "text"),
     ("created_at", "created", "text"),
@@ -875,7 +957,10 @@ a provider silently updating a judge model. The bound then says nothing about th
 </ul>
 <p>That is why a random share of auto-accepted pairs keeps going to humans (the audit plot above)
 and why a <b>drift kill-switch</b> closes the gate when audit agreement falls significantly below
-the target, until a new calibration on fresh random labels reopens it.</p>
+the target, until a new calibration on fresh random labels reopens it. Audits are slow to show a
+sudden shift, so a <b>shift detector</b> also closes the gate when the judgments themselves stop
+looking like the calibration sample's (no labels needed; it cannot see judges that are wrong in
+the same way as on the calibration sample).</p>
 </section>
 """
 
@@ -900,6 +985,7 @@ def render_report_html(report: Mapping[str, Any]) -> str:
             ("judges", "Judges"),
             ("confusion", "Confusion"),
             ("audits", "Audits"),
+            ("shift", "Shift"),
             ("versions", "Versions"),
             ("guarantee", "How the guarantee works"),
         ]
@@ -919,6 +1005,7 @@ def render_report_html(report: Mapping[str, Any]) -> str:
         _section_judges(report.get("judges") or []),
         _section_confusion(report.get("confusion")),
         _section_audits(report.get("audits") or {}, gate),
+        _section_shift(report.get("shift")),
         _section_versions(report.get("versions") or [], version),
         _GUARANTEE,
         "</main></body></html>",

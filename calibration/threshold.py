@@ -127,8 +127,17 @@ def select_threshold(
     delta: float,
     n_min: int = 50,
     min_accept: int | None = None,
+    starts: int = 1,
+    grid: int | None = None,
 ) -> ThresholdResult:
     """Fixed-sequence Clopper--Pearson threshold selection (see module docstring).
+
+    ``starts`` > 1 runs that many fixed sequences, each at level delta / starts (Bonferroni:
+    with probability >= 1 - delta none of them passes a bad threshold), starting at accepted
+    counts spread evenly from the first start to the last scored pair, and keeps the lowest
+    threshold any of them passed: one unlucky block near the top no longer ends the search.
+    ``grid`` keeps only the candidates at ``grid`` evenly spaced quantiles of the scores
+    (chosen from the scores alone, so without looking at the labels): fewer, larger steps.
 
     ``confidence``: score per calibration pair (higher = more likely correct). ``-inf`` marks a
     pair that may never be auto-accepted (a hard flag): it counts as a usable label but no
@@ -145,7 +154,10 @@ def select_threshold(
     usable = ~np.isnan(conf) & ~np.isnan(corr)
     conf, corr = conf[usable], corr[usable]
     n_used = int(conf.size)
-    m = default_min_accept(alpha, delta) if min_accept is None else int(min_accept)
+    if starts < 1 or (grid is not None and grid < 1):
+        raise ValueError("starts and grid must be >= 1")
+    level = delta / starts  # each sequence's share of delta
+    m = default_min_accept(alpha, level) if min_accept is None else int(min_accept)
     base = dict(n_used=n_used, alpha=alpha, delta=delta)
     if n_used < n_min:
         return ThresholdResult(
@@ -167,20 +179,30 @@ def select_threshold(
     cum_k = np.cumsum(errs)
     last_of_run = np.r_[s[1:] != s[:-1], True] if s.size else np.zeros(0, dtype=bool)
     thr, n_acc, k_acc = s[last_of_run], cum_n[last_of_run], cum_k[last_of_run]
-    ub = np.asarray(clopper_pearson_upper(k_acc, n_acc, delta), dtype=float).reshape(-1)
+    ub = np.asarray(clopper_pearson_upper(k_acc, n_acc, level), dtype=float).reshape(-1)
     eligible = n_acc >= m
+    if grid is not None and s.size:
+        # The first candidate at or past each quantile count; the counts depend on scores only.
+        marks = np.unique(np.ceil(np.arange(1, grid + 1) / grid * s.size))
+        eligible &= np.isin(np.arange(n_acc.size), np.searchsorted(n_acc, marks))
     tested = np.zeros_like(eligible)
     passed = np.zeros_like(eligible)
     chosen = -1
-    failed_at = -1
-    for i in np.flatnonzero(eligible):
-        tested[i] = True
-        if ub[i] <= alpha:
+    candidates = np.flatnonzero(eligible)
+    first_counts = m + np.arange(starts) / starts * max(0, s.size - m)
+    for start in np.unique(np.searchsorted(n_acc[candidates], first_counts)):
+        for i in candidates[start:]:
+            if tested[i] and not passed[i]:
+                break  # an earlier sequence failed here at the same level: this one would too
+            tested[i] = True
+            if ub[i] > alpha:
+                break
             passed[i] = True
-            chosen = i
-        else:
-            failed_at = i
-            break
+            chosen = max(chosen, i)
+    # For the reason: the first failure, or the one right after the chosen threshold.
+    fails = np.flatnonzero(tested & ~passed)
+    later = fails[fails > chosen]
+    failed_at = int(later[0]) if later.size else -1
     curve = {
         "threshold": thr.tolist(),
         "n_accepted": n_acc.astype(int).tolist(),

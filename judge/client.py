@@ -5,6 +5,15 @@ connection errors. Anything else (bad request, unknown model, a replay record th
 there) fails at once. A call that still fails comes back as a JudgeCallResult with
 ``error`` set; the caller routes the pair to review, it never raises.
 
+Waits between attempts double from ``initial_s`` with up to 1 s of jitter, capped at ``max_s``,
+but are never shorter than the wait a provider asks for in its ``Retry-After`` (or
+``retry-after-ms``) header, itself capped at ``retry_after_max_s``: retrying a 429 sooner only
+earns another 429.
+
+A provider answer without a readable message (no choices, no message, content None or not
+text) is not an error to retry but an answer no parser can read: the judgment is ``invalid``,
+as for unparseable text, with ``error`` saying what was malformed.
+
 The first attempt runs without tenacity: building its retry loop for every call was most of a
 judge call's own overhead (with the garbage collection its allocations cause; figures in the
 README's measurements), and almost every call succeeds at once. Only a
@@ -15,28 +24,35 @@ itself decides whether to retry, how long to wait and when to stop, as if it had
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import functools
 import hashlib
 import json
 import logging
+import math
 import os
+import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     RetryError,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.wait import wait_base
 
 from judge.parse import confidence_from_logprobs, parse_verdict
 from judge.prompt import render_messages
 from judge.providers import REPLAY_PROVIDER, ReplayError, approx_tokens, replay_answer
-from judge.verdicts import to_original
+from judge.verdicts import INVALID, to_original
 
 
 @functools.cache
@@ -78,13 +94,19 @@ class RetryPolicy:
     initial_s: float = 1.0
     max_s: float = 30.0
     timeout_s: float = 60.0
+    # The longest a provider's Retry-After may make us wait. 60 s is what litellm's and the
+    # OpenAI SDK's own retries honour; a provider asking for more (a quota window of hours) is
+    # not worth holding a pair's lease for: the last attempt fails and the pair goes to review.
+    retry_after_max_s: float = 60.0
 
 
 @dataclass
 class JudgeCallResult:
     judge: str
     order: str
-    verdict: str | None  # five-point, ORIGINAL A/B terms, "invalid", or None when the call failed
+    # five-point, ORIGINAL A/B terms; "invalid" for an answer no parser can read (also a malformed
+    # one, with ``error`` set); None when the call failed
+    verdict: str | None
     both_bad: bool = False
     safety_flag: bool = False
     confidence: float | None = None
@@ -128,11 +150,41 @@ def completion_kwargs(
 
 @dataclass(frozen=True)
 class _Reply:
-    text: str
+    text: str | None  # None when the answer is malformed
     logprobs: Any = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost: float = 0.0
+    malformed: str | None = None  # what is wrong with an answer that has no readable text
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``: litellm's objects are both, a proxy's JSON only the second."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _read_answer(response: Any) -> tuple[str | None, Any, str | None]:
+    """(text, logprobs, problem) of the first choice. Providers and gateways do return 200s
+    without an answer: no choices (content filters, some proxies), a choice without a message,
+    content None (a refusal, or every token spent on reasoning) or content that is not text."""
+    choices = _field(response, "choices")
+    if not isinstance(choices, list | tuple):
+        return None, None, f"response has no choices list (got {type(choices).__name__})"
+    if not choices:
+        return None, None, "response.choices is empty"
+    choice = choices[0]
+    message = _field(choice, "message")
+    if message is None:
+        return None, None, "choices[0] has no message"
+    content = _field(message, "content")
+    if content is None:
+        finish = _field(choice, "finish_reason")
+        return None, None, f"choices[0].message.content is None (finish_reason={finish!r})"
+    if not isinstance(content, str):
+        return None, None, f"choices[0].message.content is {type(content).__name__}, not text"
+    return content, _field(choice, "logprobs"), None
 
 
 async def _complete(model: str, messages: list[dict[str, str]], kwargs: dict[str, Any]) -> _Reply:
@@ -145,14 +197,16 @@ async def _complete(model: str, messages: list[dict[str, str]], kwargs: dict[str
         prompt_tokens = sum(approx_tokens(m["content"]) for m in messages)
         return _Reply(text, prompt_tokens=prompt_tokens, completion_tokens=approx_tokens(text))
     response = await load_litellm().acompletion(model=model, messages=messages, **kwargs)
-    choice = response.choices[0]
-    usage = getattr(response, "usage", None)
+    text, logprobs, malformed = _read_answer(response)
+    usage = _field(response, "usage")
+    prompt_tokens, completion_tokens = _field(usage, "prompt_tokens"), _field(usage, "completion_tokens")
     return _Reply(
-        text=choice.message.content or "",
-        logprobs=getattr(choice, "logprobs", None),
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        cost=_cost(response, model),
+        text=text,
+        logprobs=logprobs,
+        prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
+        completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
+        cost=_cost(response, model),  # a malformed answer is billed all the same
+        malformed=malformed,
     )
 
 
@@ -173,17 +227,96 @@ def judge_key(
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def _error_headers(exc: BaseException) -> list[Any]:
+    """The response headers an error carries, most specific first. litellm keeps the provider's
+    on ``response.headers`` (and, for some mapped errors, ``litellm_response_headers``);
+    ``headers`` are ones attached explicitly (e.g. by a litellm proxy)."""
+    found = []
+    for get in (
+        lambda: getattr(exc, "litellm_response_headers", None),
+        lambda: getattr(exc, "headers", None),
+        lambda: getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        try:  # openai's errors build some attributes lazily; a broken one is no header
+            headers = get()
+        except Exception:  # noqa: BLE001
+            continue
+        if headers:
+            found.append(headers)
+    return found
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not hasattr(headers, "items"):
+        return None
+    return next((str(v) for k, v in headers.items() if str(k).lower() == name), None)
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds the provider asked to wait before the next attempt, or None: ``retry-after-ms``
+    (OpenAI, Azure), else ``retry-after`` as seconds or an HTTP-date (RFC 9110)."""
+    for headers in _error_headers(exc):
+        if (ms := _header(headers, "retry-after-ms")) is not None:
+            try:
+                seconds = float(ms) / 1000
+            except ValueError:
+                seconds = math.nan
+            if math.isfinite(seconds) and seconds >= 0:
+                return seconds
+        value = _header(headers, "retry-after")
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            if when.tzinfo is None:  # "-0000": UTC with no zone said, not local time
+                when = when.replace(tzinfo=datetime.UTC)
+            seconds = max(0.0, when.timestamp() - time.time())  # a date in the past: no wait
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+class _WaitRetryAfter(wait_base):
+    """Exponential backoff with jitter, but at least the provider's Retry-After (plus up to
+    1 s of jitter, so a panel's calls do not all return in the same instant), capped at
+    ``policy.retry_after_max_s``."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        # multiplier= (tenacity >= 9.2) is the first wait, as initial= was; initial= now warns.
+        self.backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s)
+        self.cap = policy.retry_after_max_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        wait = self.backoff(retry_state)
+        outcome = retry_state.outcome
+        if outcome is not None and outcome.failed:
+            asked = retry_after_s(outcome.exception())
+            if asked is not None:
+                wait = max(wait, min(asked + random.uniform(0, 1), self.cap))
+        return wait
+
+
+async def _sleep(seconds: float) -> None:
+    """tenacity's sleep between attempts; a module attribute so tests can replace it."""
+    await asyncio.sleep(seconds)
+
+
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
     return AsyncRetrying(
         retry=retry_if_exception_type(retryable_errors()),
-        # multiplier= (tenacity >= 9.2) is the first wait, as initial= was; initial= now warns.
-        wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s),
+        wait=_WaitRetryAfter(policy),
         stop=stop_after_attempt(policy.max_attempts),
+        sleep=_sleep,
         reraise=True,
     )
 
 
-async def _retry_after(
+async def _attempts_after_first(
     first_error: Exception,
     model: str,
     messages: list[dict[str, str]],
@@ -235,7 +368,7 @@ async def call_judge(
         return result
     if failed is not None:
         try:
-            response = await _retry_after(failed, model, messages, kwargs, policy, result)
+            response = await _attempts_after_first(failed, model, messages, kwargs, policy, result)
         except (Exception, RetryError) as exc:  # noqa: BLE001 - every failure is recorded, none raised
             result.latency_ms = (time.perf_counter() - started) * 1000
             result.error = f"{type(exc).__name__}: {exc}"[:2000] or type(exc).__name__
@@ -244,6 +377,12 @@ async def call_judge(
             del failed  # the exception's traceback holds this frame: break the cycle
     result.latency_ms = (time.perf_counter() - started) * 1000
     assert response is not None  # tenacity re-raises when it gives up
+    result.prompt_tokens, result.completion_tokens = response.prompt_tokens, response.completion_tokens
+    result.cost = response.cost
+    if response.text is None:  # a malformed answer: unreadable, like garbage text, and said why
+        result.verdict = INVALID
+        result.error = f"MalformedAnswer: {response.malformed}"[:2000]
+        return result
     parsed = parse_verdict(response.text)
     result.raw = response.text
     result.verdict = to_original(parsed.verdict, order)
@@ -251,6 +390,4 @@ async def call_judge(
     result.safety_flag = parsed.safety_flag
     from_logprobs = confidence_from_logprobs(response.logprobs, parsed.verdict)
     result.confidence = from_logprobs if from_logprobs is not None else parsed.confidence
-    result.prompt_tokens, result.completion_tokens = response.prompt_tokens, response.completion_tokens
-    result.cost = response.cost
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Literal
 
@@ -132,7 +132,8 @@ def to_five_point(label: object) -> str:
 
 
 def order_flip(side_ab: str | None, side_ba: str | None) -> bool:
-    """Order sensitivity -- the one definition every part of prelabel uses.
+    """One judge's order sensitivity -- the per-judge definition every part of prelabel uses
+    (the panel's is :func:`panel_order_flip`).
 
     A judge is *order-sensitive* on a pair when its verdicts in both display orders ("ab" and
     "ba", mapped back to the original A/B) are valid and name different sides. Sides, not
@@ -148,6 +149,43 @@ def order_flip(side_ab: str | None, side_ba: str | None) -> bool:
     (True, False, False)
     """
     return side_ab is not None and side_ba is not None and side_ab != side_ba
+
+
+def majority_side(sides: Iterable[str | None]) -> str | None:
+    """The side most of ``sides`` name ("A", "B" or "tie"); a split top is "tie"; None if
+    no side is given (Nones are skipped).
+
+    >>> majority_side(["A", "A", "B"]), majority_side(["A", "B"]), majority_side([None])
+    ('A', 'tie', None)
+    """
+    counts = Counter(s for s in sides if s is not None)
+    if not counts:
+        return None
+    (top, n), *rest = counts.most_common()
+    return "tie" if rest and rest[0][1] == n else str(top)
+
+
+def panel_order_flip(judge_sides: Iterable[tuple[str | None, str | None]]) -> bool:
+    """Order sensitivity of a panel -- the definition the hard flag ``order_sensitive`` uses.
+
+    ``judge_sides``: one (side in "ab", side in "ba") per judge, mapped back to the original
+    A/B, None where that order has no valid verdict. Among the judges valid in both orders,
+    the pair is order-sensitive when the majority of the "ab" verdicts and the majority of
+    the "ba" verdicts (:func:`majority_side`) name opposite sides: shown one way the panel
+    picks A, shown the other way B. A panel split or tied in one order is weaker evidence,
+    not a reversal: the calibrated confidence prices it. One judge's flip
+    (:func:`order_flip`) is a feature, and a hard flag only for judges a project names;
+    judges asked in one order cannot show a reversal and are left out.
+
+    >>> panel_order_flip([("A", "B"), ("A", "A"), ("A", "A")])  # one judge flips, the panel holds
+    False
+    >>> panel_order_flip([("A", "B"), ("A", "B"), ("B", "B")])
+    True
+    >>> panel_order_flip([("A", "tie")]), panel_order_flip([("A", None), (None, "B")])
+    (False, False)
+    """
+    both = [(ab, ba) for ab, ba in judge_sides if ab is not None and ba is not None]
+    return {majority_side(ab for ab, _ in both), majority_side(ba for _, ba in both)} == {"A", "B"}
 
 
 def order_sensitivity(rows: Iterable[tuple[str, str, str, str | None]]) -> dict[str, dict[str, float | int]]:

@@ -38,6 +38,17 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LLMBAR = SHARED_DATA / "replay" / "llmbar_dev.jsonl"
 PG_URL = os.environ.get("PRELABEL_TEST_DATABASE_URL")
 
+# Debian's chromium for real-browser tests (never a browser a tool downloads), headless and offline.
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
 
 def fast_settings(url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {

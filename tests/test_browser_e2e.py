@@ -8,7 +8,6 @@ Needs Debian's chromium (``apt-get install chromium``); Playwright never downloa
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ import pytest
 from api.main import create_app
 from review_app.launch import run_streamlit
 from tests.helpers import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
     auth,
     copy_sqlite,
     fast_settings,
@@ -33,18 +34,9 @@ from tests.helpers import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium")
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-output" / "screenshots"
 SAMPLE = ROOT / "api" / "sample_data" / "llmbar_sample.jsonl"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def _pairs() -> list[dict[str, str]]:

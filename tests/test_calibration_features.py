@@ -128,10 +128,30 @@ def test_order_sensitive_matches_service_definition():
             (4, "a", "ba", "invalid"),  # one valid order only
         ]
     )
-    assert order_sensitive(df).tolist() == [True, True, False, False]
+    # One judge is the panel: a reversal is A in one order and B in the other; "tie" in one
+    # order weakens the panel's answer without reversing it.
+    assert order_sensitive(df).tolist() == [True, False, False, False]
     fs = build_features(df)
-    assert order_sensitive_flags(fs.X, fs.feature_names).tolist() == [True, True, False, False]
-    assert order_sensitive_flags(fs.X, fs.feature_names, judges=["other"]).tolist() == [False] * 4
+    assert order_sensitive_flags(fs.X, fs.feature_names).tolist() == [True, False, False, False]
+    # A named judge's own flip (judge.verdicts.order_flip) counts, ties included.
+    assert order_sensitive_flags(fs.X, fs.feature_names, judges=["a"]).tolist() == [True, True, False, False]
+    assert order_sensitive_flags(fs.X, fs.feature_names, judges=["other"]).tolist() == [
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_one_judge_flipping_does_not_make_the_panel_order_sensitive():
+    rows = []
+    for judge, ab, ba in [("a", "A>B", "B>A"), ("b", "A>B", "A>B"), ("c", "A>>B", "A>B")]:
+        rows += [(1, judge, "ab", ab), (1, judge, "ba", ba)]
+    for judge, ab, ba in [("a", "A>B", "B>A"), ("b", "A>B", "B>A"), ("c", "B>A", "B>A")]:
+        rows += [(2, judge, "ab", ab), (2, judge, "ba", ba)]
+    fs = build_features(_df(rows))
+    assert order_sensitive_flags(fs.X, fs.feature_names).tolist() == [False, True]
+    assert order_sensitive_flags(fs.X, fs.feature_names, judges=["a"]).tolist() == [True, True]
 
 
 def test_calls_per_pair_counts_failed_calls():

@@ -90,9 +90,10 @@ def test_hard_rule_never_accepts_order_sensitive(data):
     flagged = order_sensitive(df).reindex(fs.pair_ids).to_numpy()
     assert flagged.any() and not (gate.accept(fs.X) & flagged).any()
     assert np.isneginf(gate.cal_confidence[flagged]).all()
-    # Only the named judges' flips count when hard_rule_judges is given.
-    g2 = fit_gate(fs, gold, alpha=0.1, delta=0.1, hard_rule=True, hard_rule_judges=["j95"], random_state=0)
-    assert g2.hard_flags(fs.X).sum() < gate.hard_flags(fs.X).sum()
+    # hard_rule_judges adds the named judges' own flips to the panel's reversals.
+    g2 = fit_gate(fs, gold, alpha=0.1, delta=0.1, hard_rule=True, hard_rule_judges=["j65"], random_state=0)
+    assert (g2.hard_flags(fs.X) >= gate.hard_flags(fs.X)).all()
+    assert g2.hard_flags(fs.X).sum() > gate.hard_flags(fs.X).sum()
 
 
 def test_split_mode_and_ties_in_gold(data):

@@ -88,13 +88,30 @@ def test_closed_with_too_few_labels(fitted):
 def test_hard_rule_sends_flipped_pairs_to_review_early():
     rng = np.random.default_rng(1)
     df, gold = synth(500, rng, flip_rate=0.1)
-    model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, hard_rule=True)
+    model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, hard_rule=True, hard_rule_judges=["cheap"])
     out = model.decide_table(df).set_index("pair_id")
     from calibration.features import order_sensitive
 
     flagged = order_sensitive(df, judges=["cheap"]).reindex(out.index)
+    assert flagged.any()
     assert (out.loc[flagged, "decision"] == "review").all()
-    assert (out.loc[flagged, "stage"] == 0).all(), "a flip at stage 0 cannot be undone: stop there"
+    assert (out.loc[flagged, "stage"] == 0).all(), "a named judge's flip cannot be undone: stop there"
+
+
+def test_a_panel_reversal_escalates_to_the_next_stage():
+    rng = np.random.default_rng(1)
+    df, gold = synth(500, rng, flip_rate=0.1)
+    model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, hard_rule=True)
+    assert model.open
+    out = model.decide_table(df).set_index("pair_id")
+    from calibration.features import order_sensitive
+
+    reversed_at = [order_sensitive(df, judges=model.stage_judges(k)).reindex(out.index) for k in range(3)]
+    assert (out.loc[reversed_at[0], "stage"] > 0).all(), "more judges may outvote a reversal"
+    assert (out.loc[reversed_at[0], "decision"] == "accept").any()
+    for k in range(3):  # nothing is accepted where the panel called so far reverses
+        assert not ((out["decision"] == "accept") & (out["stage"] == k) & reversed_at[k]).any()
+    assert (out.loc[reversed_at[2] & (out["stage"] == 2), "decision"] == "review").all()
 
 
 def test_cascade_guarantee_on_fresh_pairs():

@@ -70,6 +70,8 @@ def calibrated_db(
             "order_sensitive_judges": [f"replay/{PANEL[1][0]}"],
             "calibration_sample_rate": 0.0,
             "refit_every": 1000,
+            # Audits at the configured rate from the first pair: the tests replay the audit draw.
+            "audit_boost_pairs": 0,
         }
         body = {"name": "cascade", "judges": spec, "allow_empty_responses": True, "routing": routing}
         project = client.post("/v1/projects", json=body).json()["id"]

@@ -17,7 +17,8 @@ import pytest
 from scipy.stats import binomtest
 
 from api.pipeline.gate import human_sides
-from api.pipeline.routing import JudgmentView, summarize, views_frame
+from api.pipeline.routing import JudgmentView, hard_reasons, summarize, views_frame
+from api.vocab import Reason
 from calibration.aggregation import majority_vote
 from calibration.features import (
     JUDGMENT_COLUMNS,
@@ -25,6 +26,7 @@ from calibration.features import (
     judgments_table,
     order_sensitive,
     order_sensitive_flags,
+    panel_order_flags,
 )
 from calibration.metrics import clopper_pearson_interval, clopper_pearson_lower, clopper_pearson_upper
 from judge import verdicts as verdicts_module
@@ -112,6 +114,26 @@ def _expected_flips(rows: list[tuple[int, str, str, str | None, bool]]) -> dict[
     return {key: order_flip(s.get("ab"), s.get("ba")) for key, s in sides.items()}
 
 
+def _expected_reversal(rows: list[tuple], pair: int) -> bool:
+    """The panel's reversal, spelled out: per order, the strict majority of the sides named
+    by judges valid in both orders; A in one order and B in the other."""
+    sides: dict[str, dict[str, str | None]] = {}
+    for p, judge, order, verdict, failed in rows:
+        if p == pair:
+            sides.setdefault(judge, {})[order] = None if failed else to_side(verdict)
+    both = [s for s in sides.values() if s.get("ab") is not None and s.get("ba") is not None]
+    majority = []
+    for order in ("ab", "ba"):
+        counts = sorted((sum(s[order] == side for s in both), side) for side in ("A", "B", "tie"))
+        (n2, _), (n1, top) = counts[-2], counts[-1]
+        majority.append(top if n1 > n2 else "tie")
+    return set(majority) == {"A", "B"}
+
+
+def any_flip_of(expected: dict, judges: list[str]):  # type: ignore[no-untyped-def]
+    return lambda p: any(expected.get((int(p), j), False) for j in judges)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_every_order_sensitivity_computes_order_flip(seed: int) -> None:
     rows = _random_judgments(seed)
@@ -125,12 +147,19 @@ def test_every_order_sensitivity_computes_order_flip(seed: int) -> None:
         for judge in fs.judges:
             got = fs.X[i, fs.feature_names.index(f"{judge}|order_sensitive")] > 0
             assert got == expected.get((int(pair), judge), False), (pair, judge)
-    any_flip = [any(expected.get((int(p), j), False) for j in fs.judges) for p in fs.pair_ids]
-    assert order_sensitive_flags(fs.X, fs.feature_names).tolist() == any_flip
-    assert order_sensitive(df).tolist() == any_flip
-    only_x = [expected.get((int(p), "x"), False) for p in fs.pair_ids]
-    assert order_sensitive_flags(fs.X, fs.feature_names, judges=["x"]).tolist() == only_x
-    assert order_sensitive(df, judges=["x"]).tolist() == only_x
+    # The panel's reversal (judge.verdicts.panel_order_flip), vectorised, plus named judges.
+    reversal = [_expected_reversal(rows, int(p)) for p in fs.pair_ids]
+    assert any(reversal) and sum(reversal) < sum(map(any_flip_of(expected, fs.judges), fs.pair_ids))
+    assert panel_order_flags(fs.X, fs.feature_names).tolist() == reversal
+    assert order_sensitive_flags(fs.X, fs.feature_names).tolist() == reversal
+    assert order_sensitive(df).tolist() == reversal
+    with_x = [r or expected.get((int(p), "x"), False) for r, p in zip(reversal, fs.pair_ids, strict=True)]
+    assert order_sensitive_flags(fs.X, fs.feature_names, judges=["x"]).tolist() == with_x
+    # judges= of order_sensitive picks the panel: x alone reverses only from A to B or back.
+    x_rows = [r for r in rows if r[1] == "x"]
+    assert order_sensitive(df, judges=["x"]).tolist() == [
+        _expected_reversal(x_rows, int(p)) for p in fs.pair_ids
+    ]
 
     # The service's hard flag.
     by_pair: dict[int, list[JudgmentView]] = {}
@@ -139,7 +168,11 @@ def test_every_order_sensitivity_computes_order_flip(seed: int) -> None:
         by_pair.setdefault(pair, []).append(view)
     for pair, views in by_pair.items():
         flipped = [j for j in ("x", "y", "z") if expected.get((pair, j), False)]
-        assert summarize(views).order_sensitive_judges == flipped, pair
+        summary = summarize(views)
+        assert summary.order_sensitive_judges == flipped, pair
+        assert summary.panel_order_sensitive == _expected_reversal(rows, pair), pair
+        hard = hard_reasons(summary, order_sensitive_judges=["x"])
+        assert (Reason.ORDER_SENSITIVE in hard) == (summary.panel_order_sensitive or "x" in flipped)
 
     # The per-judge rates of the demo and the replay tests.
     rates = order_sensitivity((j, p, o, v) for p, j, o, v, _ in rows)

@@ -8,12 +8,14 @@ format). Regenerate it with ``PYTHONPATH=. python tests/test_redaction.py --rege
 Names are planted from three groups so that the figure is honest about the dictionary
 recogniser: ``listed`` (Faker en_US/en_GB, the lists the recogniser uses), ``weak``
 (de/fr/es/it, listed but only counted before a surname) and ``unlisted`` (nl/sv/fi/cs/id
-names the recogniser has never seen).
+names the recogniser has never seen). IBANs, street addresses and provider keys carry a
+group too (compact/spaced, country, provider), and each group is reported on its own.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import random
 import re
@@ -22,6 +24,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,23 +40,27 @@ from api.review.redaction import (
 DATA = Path(__file__).parent / "data" / "planted_pii.jsonl"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-# Recall floors per type (share of planted values fully covered by a redaction). Set a few
-# points under the measured figures so a regression fails, and PERSON lower: the dictionary
-# recogniser misses names from lists it has not seen (reported per group below).
-RECALL_FLOOR = {
-    "EMAIL": 0.98,
-    "PHONE": 0.90,
-    "CREDIT_CARD": 0.98,
-    "IP_ADDRESS": 0.98,
-    "AWS_KEY": 0.98,
-    "GITHUB_TOKEN": 0.98,
-    "SLACK_TOKEN": 0.98,
-    "API_KEY": 0.98,
-    "BEARER_TOKEN": 0.95,
-    "PRIVATE_KEY": 0.98,
-    "SECRET": 0.90,
-    "PERSON": 0.75,
-}
+# Kinds found by their format plus a check (checksum, length, prefix, street type): every
+# planted value must be fully redacted -- 0 leaks per kind, and per group within a kind
+# (each provider's key format, each country's address format).
+ZERO_LEAK = (
+    "EMAIL",
+    "CREDIT_CARD",
+    "IBAN",
+    "IP_ADDRESS",
+    "STREET_ADDRESS",
+    "AWS_KEY",
+    "GITHUB_TOKEN",
+    "SLACK_TOKEN",
+    "API_KEY",
+    "PRIVATE_KEY",
+)
+# Recall floors for the heuristic kinds (share of planted values fully covered by a
+# redaction), a few points under the measured figures so a regression fails; PERSON lower:
+# the dictionary recogniser misses names from lists it has not seen (reported per group).
+RECALL_FLOOR = {"PHONE": 0.90, "BEARER_TOKEN": 0.95, "SECRET": 0.90, "PERSON": 0.75}
+# Groups reported (and, for ZERO_LEAK kinds, asserted) one by one.
+GROUPED = ("IBAN", "STREET_ADDRESS", "API_KEY", "SLACK_TOKEN", "PERSON")
 PERSON_LISTED_FLOOR = 0.90
 
 
@@ -91,7 +98,9 @@ def test_each_type_and_its_token() -> None:
         f"AWS {aws}, GitHub {ghp}, Slack xoxb-2048-1024-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2, "
         "OpenAI sk-proj-Q3v9Xw2Lm8Np4Rt7Yz1Bc6Df0Gh5Jk, Authorization: Bearer 9f8e7d6c5b4a39281716aBcDeF, "
         "db_password = Tr0ub4dor&3, John Smith met Dr. Okafor.\n"
-        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq98zXa\n-----END RSA PRIVATE KEY-----"
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq98zXa\n-----END RSA PRIVATE KEY-----\n"
+        "Pay DE89370400440532013000 at 1600 Pennsylvania Avenue NW, Washington, DC 20500. "
+        "HF hf_Q3v9Xw2Lm8Np4Rt7Yz1Bc6Df0Gh5JkLmNp and GitLab glpat-a1B2c3D4e5F6g7H8i9J0."
     )
     redacted, mapping = redact_text(text)
     kinds = Counter(re.sub(r"_\d+>$", "", tok).lstrip("<") for tok in mapping)
@@ -103,11 +112,13 @@ def test_each_type_and_its_token() -> None:
             "AWS_KEY": 1,
             "GITHUB_TOKEN": 1,
             "SLACK_TOKEN": 1,
-            "API_KEY": 1,
+            "API_KEY": 3,
             "BEARER_TOKEN": 1,
             "SECRET": 1,
             "PERSON": 2,
             "PRIVATE_KEY": 1,
+            "IBAN": 1,
+            "STREET_ADDRESS": 1,
         }
     ), redacted
     for original in mapping.values():
@@ -124,6 +135,95 @@ def test_validators_reject_lookalikes() -> None:
         'api_key = os.environ["API_KEY"], secret: <your-secret-here>. A basic understanding of math.'
     )
     assert find_entities(clean) == []
+
+
+def test_an_iban_wins_over_the_phone_and_card_its_digits_look_like() -> None:
+    # "number" in front made the phone recogniser take the middle of this IBAN (issue 10).
+    text, mapping = redact_text("My IBAN number is DE89 3704 0044 0532 0130 00. Thanks!")
+    assert text == "My IBAN number is <IBAN_1>. Thanks!"
+    assert mapping == {"<IBAN_1>": "DE89 3704 0044 0532 0130 00"}
+    # The compact and the spaced form of one IBAN are one account: one token.
+    text, mapping = redact_text("Pay GB29 NWBK 6016 1331 9268 19, i.e. GB29NWBK60161331926819.")
+    assert text == "Pay <IBAN_1>, i.e. <IBAN_1>." and len(mapping) == 1
+    # Capitals after the IBAN are not part of it: the country's length says where it ends.
+    assert redact_text("IBAN GB29 NWBK 6016 1331 9268 19 BIC NWBKGB2L")[0] == "IBAN <IBAN_1> BIC NWBKGB2L"
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("I live at 221B Baker Street, London NW1 6XE.", "221B Baker Street, London NW1 6XE"),
+        (
+            "Send it to 1600 Pennsylvania Avenue NW, Washington, DC 20500 please.",
+            "1600 Pennsylvania Avenue NW, Washington, DC 20500",
+        ),
+        ("Ship to:\nFlat 3, 12 High St\nLondon\nSW1A 1AA\nThanks", "Flat 3, 12 High St\nLondon\nSW1A 1AA"),
+        (
+            "Office: 350 5th Ave, Suite 210, New York, NY 10118, USA",
+            "350 5th Ave, Suite 210, New York, NY 10118, USA",
+        ),
+        ("He was a tenant of 1510 S. Barrington Avenue in Tampa.", "1510 S. Barrington Avenue"),
+        ("I live at 42 Oak Grove.", "42 Oak Grove"),  # a weak street type after "live at"
+        ("Meine Adresse: Musterstraße 12, 10115 Berlin.", "Musterstraße 12, 10115 Berlin"),
+        ("Wir wohnen in der Berliner Straße 5a.", "Berliner Straße 5a"),
+        ("Kantoor: Keizersgracht 123, 1016 EE Amsterdam", "Keizersgracht 123, 1016 EE Amsterdam"),
+        ("Envoyez à 12, rue de la Paix, 75002 Paris", "12, rue de la Paix, 75002 Paris"),
+        ("La oficina está en Calle Mayor 5, 28013 Madrid.", "Calle Mayor 5, 28013 Madrid"),
+        ("Vivo en Plaza de España 3.", "Plaza de España 3"),
+        ("Abito in Via Roma 10, 00184 Roma (RM).", "Via Roma 10, 00184 Roma (RM)"),
+        ("Moro na Rua Augusta 100, 1100-053 Lisboa.", "Rua Augusta 100, 1100-053 Lisboa"),
+    ],
+)
+def test_street_address_forms(text: str, address: str) -> None:
+    """The street line with its unit, city and postcode is one token; the words around stay."""
+    redacted, mapping = redact_text(text)
+    assert mapping == {"<STREET_ADDRESS_1>": address}, redacted
+    assert redacted == text.replace(address, "<STREET_ADDRESS_1>")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "In 1969 Abbey Road was released.",  # a year, not a house number
+        "All 9 Supreme Court justices agreed.",  # "Court" is a word too: needs an address around it
+        "Top 5 Central Park sights and 3 Times Square shows.",
+        "The Plaza Hotel 5 stars review.",
+        "Chapter 12 Main Points to remember.",
+        "Wire 25 GBP to account 12345678, sort code 60-16-13.",  # UK account numbers are not IBANs
+        "GB29 NWBK 6016 1331 9268 18 and DE89370400440532013001",  # IBAN checksums fail
+        "AB12 3456 7890 1234 5678 90",  # not a country's IBAN
+        "Use sk-learn, hf_hub_download(), glpat-token and npm_modules in the docs.",
+        "Set GITLAB_TOKEN=glpat-xxxx and HF_TOKEN=hf_your_token_here.",  # placeholders
+    ],
+)
+def test_new_recognisers_reject_lookalikes(text: str) -> None:
+    found = [(e.type, e.value) for e in find_entities(text) if e.type != "PERSON"]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "hf_" + "aB3dE6gH9jK2mN5pQ8rS1tU4vW7xY0zAbC",
+        "glpat-" + "a1B2c3D4e5F6g7H8i9J0",
+        "glpat-" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N.01.0abc12def",
+        "gldt-" + "a1B2c3D4e5F6g7H8i9J0",
+        "AIza" + "SyD3v9Xw2Lm8Np4Rt7Yz1Bc6Df0Gh5JkLmN",
+        "sk-ant-api03-" + "Q3v9Xw2Lm8Np4Rt7Yz1Bc6Df0Gh5JkLmNpQrSt",
+        "sk-proj-" + "Q3v9Xw2Lm8Np4Rt7Yz1Bc6Df0Gh5JkLmNpQrSt",
+        "npm_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+        "pypi-AgEIcHlwaS5vcmc" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0",
+        "gsk_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V2w3X4y5Z6",
+        "ya29." + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0",
+        "SG." + "a1B2c3D4e5F6g7H8i9J0k1" + "." + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V",
+        "ATBB" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6",
+        "r8_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s",
+        "xapp-1-A0123456789-1234567890123-" + "0a1b2c3d4e5f" * 5,
+    ],
+)
+def test_provider_key_formats(key: str) -> None:
+    redacted, mapping = redact_text(f"I pasted {key}. Is that safe?")
+    assert list(mapping.values()) == [key] and key not in redacted
 
 
 def test_name_heuristics() -> None:
@@ -168,8 +268,23 @@ def test_speed_on_real_pairs() -> None:
         "token=" * 16_000,
         "+1 2 " * 20_000,
         "1 " * 50_000,
+        "12 Baker " * 25_000,  # house numbers and street-name words, never a street type
+        "12 Oak Street, " + "London " * 30_000,  # a city that never reaches a postcode
+        "Via Roma " * 25_000,
+        "GB29 " * 40_000,  # IBAN candidates that all fail
     ],
-    ids=["boundaries", "many-names", "pem-begins", "secret-words", "phone-fragments", "digits"],
+    ids=[
+        "boundaries",
+        "many-names",
+        "pem-begins",
+        "secret-words",
+        "phone-fragments",
+        "digits",
+        "street-words",
+        "city-run",
+        "type-first",
+        "iban-groups",
+    ],
 )
 def test_adversarial_input_stays_fast(text: str) -> None:
     """Fields may be 200k characters; no pattern may go quadratic on crafted text."""
@@ -186,7 +301,7 @@ def test_recall_on_planted_pii() -> None:
     total: Counter[str] = Counter()
     covered: Counter[str] = Counter()
     typed: Counter[str] = Counter()
-    person_groups: dict[str, list[bool]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[bool]] = defaultdict(list)
     misses: list[tuple[str, str]] = []
     for rec in records:
         entities = find_entities(rec["text"])
@@ -203,36 +318,52 @@ def test_recall_on_planted_pii() -> None:
             total[kind] += 1
             covered[kind] += ok
             typed[kind] += ok and all(e.type == kind for e in spans)
-            if kind == "PERSON":
-                person_groups[item["group"]].append(ok)
+            if kind in GROUPED:
+                groups[kind, item["group"]].append(ok)
             if not ok:
                 misses.append((kind, item["value"]))
             else:
                 assert item["value"] not in redacted or len(item["value"]) < 4
-    assert sum(total.values()) >= 200
+    assert sum(total.values()) >= 300
     print(f"\nplanted items: {sum(total.values())} in {len(records)} texts")
-    print(f"{'type':<14}{'n':>5}{'recall':>8}{'typed':>8}{'floor':>7}")
-    for kind in RECALL_FLOOR:
+    print(f"{'type':<16}{'n':>5}{'leaks':>7}{'recall':>8}{'typed':>8}{'floor':>7}")
+    for kind in (*ZERO_LEAK, *RECALL_FLOOR):
         n = total[kind]
-        print(f"{kind:<14}{n:>5}{covered[kind] / n:>8.3f}{typed[kind] / n:>8.3f}{RECALL_FLOOR[kind]:>7.2f}")
-    for group, hits in sorted(person_groups.items()):
-        print(f"  PERSON {group:<10}{len(hits):>4}{sum(hits) / len(hits):>8.3f}")
+        floor = RECALL_FLOOR.get(kind, 1.0)
+        recall, typed_share = covered[kind] / n, typed[kind] / n
+        print(f"{kind:<16}{n:>5}{n - covered[kind]:>7}{recall:>8.3f}{typed_share:>8.3f}{floor:>7.2f}")
+    for (kind, group), hits in sorted(groups.items()):
+        print(f"  {kind} {group or '-':<16}{len(hits):>4}{len(hits) - sum(hits):>7}")
     print("misses:", misses[:40])
+    for kind in ZERO_LEAK:
+        assert total[kind] >= 10, kind
+        assert covered[kind] == total[kind], (kind, [v for k, v in misses if k == kind])
+        assert typed[kind] == total[kind], kind  # not cut short by another type's token either
     for kind, floor in RECALL_FLOOR.items():
         assert total[kind] >= 10, kind
         assert covered[kind] / total[kind] >= floor, (kind, covered[kind] / total[kind])
-    listed = person_groups["listed"]
+    listed = groups["PERSON", "listed"]
     assert sum(listed) / len(listed) >= PERSON_LISTED_FLOOR
 
 
 # --- false positives on clean text ---------------------------------------------------------
 
 
+# Real data in the clean corpora: a business phone number in a sample advert, and the
+# addresses of property listings the PandaLM instructions ask to describe.
+PANDALM_REAL = {
+    ("PHONE", "650-636-4884"),
+    ("STREET_ADDRESS", "412 Monterey Ave, Capitola, CA 95010"),
+    ("STREET_ADDRESS", "100 Capitola Knolls Way, Capitola, CA 95010"),
+    ("STREET_ADDRESS", "1700 Pacific Coast Hwy, Capitola, CA"),
+    ("STREET_ADDRESS", "444 29th St."),
+}
+
+
 def test_false_positives_on_clean_pandalm() -> None:
-    """PandaLM instructions and model answers hold no real contact data or secrets, so any
-    non-name finding is a false positive (bar the one business phone number in a sample
-    advert, which is real). Names are counted and shown: most are public figures or
-    characters, which the heuristic redacts too."""
+    """PandaLM instructions and model answers hold no private contact data or secrets, so any
+    non-name finding is a false positive (bar the real ones in PANDALM_REAL). Names are
+    counted and shown: most are public figures or characters, which the heuristic redacts too."""
     counts: Counter[str] = Counter()
     found: list[tuple[str, str]] = []
     n_texts = 0
@@ -248,8 +379,27 @@ def test_false_positives_on_clean_pandalm() -> None:
     print(f"\nPandaLM clean texts: {n_texts}; findings by type: {dict(counts)}")
     print("non-name findings:", sorted(set(non_name)))
     print("most frequent names:", Counter(v for t, v in found if t == "PERSON").most_common(15))
-    assert set(non_name) <= {("PHONE", "650-636-4884")}
+    assert set(non_name) <= PANDALM_REAL
     assert counts["PERSON"] / n_texts < 0.3
+
+
+def test_new_kinds_on_hh_rlhf() -> None:
+    """HH-RLHF dialogues (2,307, every turn) hold no IBANs or provider keys, so any is a false
+    positive. They do hold street addresses: users ask for celebrities' and politicians' home
+    addresses and the assistant answers with real or invented ones. Those are shown, and
+    bounded so a recogniser that starts firing on prose fails."""
+    found: Counter[tuple[str, str]] = Counter()
+    with (SHARED / "hh-rlhf" / "harmless_base_test.jsonl").open() as f:
+        for line in f:
+            r = json.loads(line)
+            for field in ("prompt", "chosen", "rejected"):
+                for e in find_entities(r[field]):
+                    if e.type in ("IBAN", "STREET_ADDRESS", "API_KEY", "SLACK_TOKEN"):
+                        found[e.type, e.value] += 1
+    print("\nHH-RLHF findings of the redact-v2 kinds:", sorted(found))
+    assert not [k for k in found if k[0] != "STREET_ADDRESS"]
+    # 37 distinct at redact-v2, every one an address on inspection (printed above).
+    assert sum(t == "STREET_ADDRESS" for t, _ in found) <= 45
 
 
 # --- regenerating the planted set ----------------------------------------------------------
@@ -323,6 +473,21 @@ _TEMPLATES: dict[str, list[str]] = {
         "The letter was signed by {v}.",
         "{v} called me twice this week.",
     ],
+    "IBAN": [
+        "My IBAN is {v}, please send the refund there.",
+        "Transfer the deposit to IBAN {v} before the 5th.",
+        "My IBAN number is {v}.",  # "number" invites the phone recogniser: the IBAN must win
+        "Bank details: {v} (account holder: me).",
+        "You can wire the money to {v} today.",
+    ],
+    "STREET_ADDRESS": [
+        "I live at {v}, come by any time.",
+        "Please send the package to {v}.",
+        "Our new office is {v}; parking is behind the building.",
+        "The party is at {v} on Saturday.",
+        "Ship to:\n{v}\nThanks!",
+        "{v} is where my grandmother lived.",
+    ],
 }
 
 
@@ -337,8 +502,22 @@ def _values(rng: random.Random) -> list[tuple[str, str, str]]:
     from faker import Faker
 
     Faker.seed(20240611)
-    fakes = {loc: Faker(loc) for loc in ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT",
-                                         "nl_NL", "sv_SE", "fi_FI", "cs_CZ", "id_ID")}
+    fakes = {
+        loc: Faker(loc)
+        for loc in (
+            "en_US",
+            "en_GB",
+            "de_DE",
+            "fr_FR",
+            "es_ES",
+            "it_IT",
+            "nl_NL",
+            "sv_SE",
+            "fi_FI",
+            "cs_CZ",
+            "id_ID",
+        )
+    }
     us = fakes["en_US"]
     out: list[tuple[str, str, str]] = []
     for i in range(25):
@@ -385,7 +564,7 @@ def _values(rng: random.Random) -> list[tuple[str, str, str]]:
             "sk_live_" + _rand(rng, 24),
             "AIza" + _rand(rng, 35, string.ascii_letters + string.digits + "_-"),
         ][i % 5]
-        out.append(("API_KEY", v, ""))
+        out.append(("API_KEY", v, ["openai", "openai_project", "anthropic", "stripe", "google"][i % 5]))
     for i in range(15):
         if i % 3 == 0:
             head = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
@@ -437,6 +616,138 @@ def _values(rng: random.Random) -> list[tuple[str, str, str]]:
     for loc, group, n in person_plan:
         for _ in range(n):
             out.append(("PERSON", f"{fakes[loc].first_name()} {fakes[loc].last_name()}", group))
+    # Kinds added with redact-v2 come last, so the values above stay what they were.
+    out.extend(_ibans(rng))
+    out.extend(_addresses(rng))
+    out.extend(_provider_keys(rng))
+    return out
+
+
+def _ibans(rng: random.Random) -> list[tuple[str, str, str]]:
+    """The issue's two examples, then Faker's (checksum-valid) IBANs of eight countries,
+    alternately compact and in the print format's groups of four."""
+    from faker import Faker
+
+    out = [("IBAN", "GB29 NWBK 6016 1331 9268 19", "spaced"), ("IBAN", "DE89370400440532013000", "compact")]
+    locales = ("en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_PT", "pl_PL")
+    for i in range(18):
+        iban = Faker(locales[i % len(locales)]).iban()
+        if i % 2:
+            out.append(("IBAN", iban, "compact"))
+        else:
+            out.append(("IBAN", " ".join(iban[j : j + 4] for j in range(0, len(iban), 4)), "spaced"))
+    return out
+
+
+def _street_name(fake: Any) -> str:
+    """A one-word surname from the locale (particles like "van Olst" make no street name)."""
+    while True:
+        name = fake.last_name()
+        if " " not in name and "'" not in name:
+            return name
+
+
+def _addresses(rng: random.Random) -> list[tuple[str, str, str]]:
+    """Street addresses in the formats people write: the issue's two examples, then US, UK,
+    German, French, Spanish, Italian, Dutch and Portuguese ones built from Faker's names,
+    cities and postcodes (Faker's own street addresses use the full USPS list of ~200 street
+    types, most of which nobody writes, and are not realistic enough to measure with)."""
+    from faker import Faker
+
+    out = [
+        ("STREET_ADDRESS", "221B Baker Street, London NW1 6XE", "uk"),
+        ("STREET_ADDRESS", "1600 Pennsylvania Avenue NW, Washington, DC 20500", "us"),
+    ]
+    us, uk, de, fr = Faker("en_US"), Faker("en_GB"), Faker("de_DE"), Faker("fr_FR")
+    es, it, nl, pt = Faker("es_ES"), Faker("it_IT"), Faker("nl_NL"), Faker("pt_PT")
+    us_types = ["Street", "St", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Drive", "Court"]
+    us_types += ["Place", "Way", "Parkway", "Terrace", "Circle"]
+    us_names = ["Oak", "Maple", "Cedar", "Elm", "Main", "Highland", "Sunset", "Park", "Lake", "5th", "42nd"]
+    for i in range(8):
+        name = rng.choice(us_names) if i % 2 else _street_name(us)
+        street = f"{rng.randint(1, 19999)} {'N ' if i % 4 == 1 else ''}{name} {rng.choice(us_types)}"
+        unit = [", Apt 4B", " Suite 210", "", " #12"][i % 4]
+        city = f"{us.city()}, {us.state_abbr(include_territories=False)} {us.zipcode()}"
+        sep = ", " if i % 3 else "\n"  # the city line on the same line or the next
+        out.append(("STREET_ADDRESS", f"{street}{unit}{sep}{city}", "us"))
+    uk_types = [
+        "Street",
+        "Road",
+        "Lane",
+        "Avenue",
+        "Close",
+        "Crescent",
+        "Gardens",
+        "Drive",
+        "Terrace",
+        "Mews",
+    ]
+    for i in range(8):
+        number = f"{rng.randint(1, 250)}{'A' if i % 5 == 2 else ''}"
+        street = f"{number} {_street_name(uk)} {rng.choice(uk_types)}"
+        if i % 4 == 1:
+            street = f"Flat {rng.randint(1, 30)}, {street}"
+        city, postcode = uk.city(), uk.postcode()
+        tail = [f", {city} {postcode}", f"\n{city}\n{postcode}", f", {postcode}"][i % 3]
+        out.append(("STREET_ADDRESS", street + tail, "uk"))
+    for i in range(6):
+        number = de.building_number()
+        if i % 3 == 2:
+            street = f"{rng.choice(['Berliner', 'Hamburger', 'Kölner', 'Frankfurter'])} Straße {number}"
+        else:
+            suffix = ["straße", "str.", "weg", "allee", "platz", "gasse"][i % 6]
+            street = f"{_street_name(de)}{suffix} {number}"
+        out.append(("STREET_ADDRESS", f"{street}, {de.postcode()} {de.city()}" if i % 2 else street, "de"))
+    for i in range(5):
+        kind = ["rue", "avenue", "boulevard", "place", "rue"][i]
+        particle = ["de ", "", "du ", "", "des "][i]
+        street = f"{rng.randint(1, 120)}{', ' if i % 2 else ' '}{kind} {particle}{_street_name(fr)}"
+        out.append(("STREET_ADDRESS", f"{street}, {fr.postcode()} {fr.city()}" if i != 3 else street, "fr"))
+    for i in range(5):
+        kind = ["Calle", "Avenida de", "Paseo de la", "Plaza de", "C/"][i]
+        street = f"{kind} {_street_name(es)}{', ' if i == 1 else ' '}{rng.randint(1, 200)}"
+        tail = f", {es.postcode()} {es.city()}" if i % 2 == 0 else ""
+        out.append(("STREET_ADDRESS", street + tail, "es"))
+    # Faker's it_IT cities come from a set, in an order that changes with the hash seed.
+    it_cities = sorted(importlib.import_module("faker.providers.address.it_IT").Provider.cities)
+    for i in range(5):
+        kind = ["Via", "Corso", "Piazza", "Viale", "Via"][i]
+        street = f"{kind} {_street_name(it)}{', ' if i == 1 else ' '}{rng.randint(1, 200)}"
+        tail = f", {it.postcode()} {rng.choice(it_cities)}" + (f" ({it.state_abbr()})" if i == 2 else "")
+        out.append(("STREET_ADDRESS", street + tail if i != 3 else street, "it"))
+    for i in range(5):
+        suffix = ["straat", "laan", "gracht", "weg", "plein"][i]
+        street = f"{_street_name(nl).capitalize()}{suffix} {rng.randint(1, 300)}"
+        tail = [f", {nl.postcode()} {nl.city()}", f"\n{nl.postcode()} {nl.city()}", ""][i % 3]
+        out.append(("STREET_ADDRESS", street + tail, "nl"))
+    for i in range(3):
+        kind = ["Rua", "Avenida da", "Rua de"][i]
+        street = f"{kind} {_street_name(pt)} {rng.randint(1, 300)}"
+        out.append(("STREET_ADDRESS", f"{street}, {pt.postcode()} {pt.city()}" if i != 1 else street, "pt"))
+    return out
+
+
+def _provider_keys(rng: random.Random) -> list[tuple[str, str, str]]:
+    """Key formats of model providers, code hosts and registries, random in each format."""
+    urlsafe = string.ascii_letters + string.digits + "_-"
+    formats = {
+        "huggingface": lambda: "hf_" + _rand(rng, 34),
+        "gitlab": lambda: "glpat-" + _rand(rng, 20, urlsafe),
+        "gitlab_routable": lambda: "glpat-" + _rand(rng, 27, urlsafe) + ".01." + _rand(rng, 9),
+        "gitlab_deploy": lambda: "gldt-" + _rand(rng, 20, urlsafe),
+        "npm": lambda: "npm_" + _rand(rng, 36),
+        "pypi": lambda: "pypi-AgEIcHlwaS5vcmc" + _rand(rng, 70, urlsafe),
+        "groq": lambda: "gsk_" + _rand(rng, 52),
+        "google_oauth": lambda: "ya29." + _rand(rng, 80, urlsafe),
+        "sendgrid": lambda: f"SG.{_rand(rng, 22, urlsafe)}.{_rand(rng, 43, urlsafe)}",
+        "bitbucket": lambda: "ATBB" + _rand(rng, 32),
+        "replicate": lambda: "r8_" + _rand(rng, 37),
+    }
+    out = [("API_KEY", make(), group) for group, make in formats.items() for _ in range(2)]
+    for _ in range(2):
+        app_id = _rand(rng, 10, string.ascii_uppercase + string.digits)
+        app = f"xapp-1-A{app_id}-{rng.randint(10**12, 10**13 - 1)}"
+        out.append(("SLACK_TOKEN", f"{app}-{_rand(rng, 64, string.hexdigits.lower()[:16])}", "app"))
     return out
 
 

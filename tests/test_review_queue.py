@@ -590,3 +590,30 @@ def test_an_unswept_lease_past_its_expiry_still_holds_its_slot(any_engine: Engin
     assert submit_label(any_engine, item["lease_id"], ana, ANSWER)[1]
     assert item_counts(any_engine, pair_id) == ("done", 1, 0)
     assert time_passes(any_engine) == 0  # nothing left to expire: the lease is submitted
+
+
+def test_redactions_of_an_older_version_are_redone(any_engine: Engine) -> None:
+    """A redaction stored by an older version may let through PII found since (IBANs came
+    with redact-v2): it is redone, text and admin mapping, the next time the pair is served."""
+    from api.models import PairRedaction, RedactionMapping
+    from api.review.redaction import REDACTION_VERSION
+
+    _, (pid, *_) = queued_project(any_engine, 1, name="stale")
+    iban = "GB29 NWBK 6016 1331 9268 19"
+    with Session(any_engine, expire_on_commit=False) as session:
+        pair = session.get(Pair, pid)
+        assert pair is not None
+        pair.response_a = f"Pay to {iban} today."
+        old = {"prompt": pair.prompt, "response_a": pair.response_a, "response_b": pair.response_b}
+        session.add(PairRedaction(pair_id=pid, version="redact-v1", n_tokens=0, **old))
+        session.add(RedactionMapping(pair_id=pid, version="redact-v1", mapping={}))
+        session.commit()
+        redaction = queue.ensure_redactions(session, [pair])[pid]
+        session.commit()
+        assert redaction.version == REDACTION_VERSION and iban not in redaction.response_a
+        stored = session.exec(select(PairRedaction).where(PairRedaction.pair_id == pid)).all()
+        assert [r.version for r in stored] == [REDACTION_VERSION]
+        mapping = session.exec(select(RedactionMapping).where(RedactionMapping.pair_id == pid)).one()
+        assert mapping.version == REDACTION_VERSION and iban.replace(" ", "") in str(mapping.mapping).replace(
+            " ", ""
+        )

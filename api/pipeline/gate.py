@@ -9,13 +9,17 @@ database and those functions:
   stores a new :class:`CalibrationVersion` and re-routes every judged pair under it.
 * :func:`check_drift` runs the kill-switch test on the audit labels since the gate opened
   and closes the gate at once when audited agreement is below target with confidence.
+* :func:`check_shift` runs the label-free shift detector (:mod:`calibration.shift`) over the
+  pairs decided since the gate opened and closes the gate as soon as their judgments stop
+  looking like the calibration sample's, without waiting for audits.
 * :func:`maintain` is what workers call every few seconds: refit after ``refit_every`` new
-  usable labels, then the drift check.
+  usable labels, then the drift and shift checks.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from typing import Any
 
@@ -28,19 +32,28 @@ from api.db import chunks
 from api.models import CalibrationVersion, Decision, Judgment, Label, Pair, Project
 from api.pipeline.decisions import requeue, reroute
 from api.pipeline.judging import judgment_views
-from api.pipeline.routing import FittedGate, JudgmentView, hard_reasons, summarize, views_frame
+from api.pipeline.routing import (
+    FittedGate,
+    JudgmentView,
+    hard_reasons,
+    more_judges_may_clear,
+    summarize,
+    views_frame,
+)
 from api.pipeline.versions import (
+    gate_model,
     kill_switch_since,
     latest_version,
     latest_version_to_follow,
     version_name,
 )
-from api.vocab import CALIBRATION_SOURCES, SOURCE_WHY
+from api.vocab import CALIBRATION_SOURCES, SOURCE_WHY, LabelSource
 from calibration.aggregation import majority_vote
-from calibration.cascade import fit_cascade
+from calibration.cascade import CascadeModel, fit_cascade
 from calibration.drift import drift_alarm
 from calibration.features import build_features
 from calibration.gate import fit_gate
+from calibration.shift import ShiftDetector, pair_statistics, text_statistics
 from judge.verdicts import to_side
 
 log = logging.getLogger("prelabel.calibrate")
@@ -81,8 +94,9 @@ def never_accept_flags(
     project: Project,
     views: dict[int, list[JudgmentView]],
     stages: list[list[str]] | None = None,
-) -> pd.DataFrame:
-    """Per pair and stage: does routing hard-flag it on the verdicts of stages <= k?
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per pair and stage: does routing hard-flag it on the verdicts of stages <= k, and is
+    that flag final (no later stage can clear it: routing.more_judges_may_clear)?
 
     One column (stage 0) without a cascade. A flagged pair can't be auto-accepted by any
     threshold; the gate is fitted with exactly these flags, so its guarantee covers what
@@ -95,8 +109,9 @@ def never_accept_flags(
         precheck.update(session.exec(select(Pair.id, Pair.safety_flag).where(Pair.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
     prefixes = [None] if not stages else [{j for s in stages[: k + 1] for j in s} for k in range(len(stages))]
     flags: dict[int, list[bool]] = {}
+    final: dict[int, list[bool]] = {}
     for pid in pair_ids:
-        row = []
+        row, row_final = [], []
         for judges in prefixes:
             summary = summarize([v for v in views[pid] if judges is None or v.judge in judges])
             hard = hard_reasons(
@@ -104,9 +119,16 @@ def never_accept_flags(
                 precheck_safety=bool(precheck.get(pid)),
                 order_sensitive_judges=routing.order_sensitive_judges,
             )
-            row.append(bool(hard) or summary.both_bad)
-        flags[pid] = row
-    return pd.DataFrame.from_dict(flags, orient="index", columns=list(range(len(prefixes))), dtype=bool)
+            flagged = bool(hard) or summary.both_bad
+            row.append(flagged)
+            clearable = more_judges_may_clear(summary, hard, routing.order_sensitive_judges)
+            row_final.append(flagged and not clearable)
+        flags[pid], final[pid] = row, row_final
+    columns = list(range(len(prefixes)))
+    return (
+        pd.DataFrame.from_dict(flags, orient="index", columns=columns, dtype=bool),
+        pd.DataFrame.from_dict(final, orient="index", columns=columns, dtype=bool),
+    )
 
 
 def _complete_pairs(frame: pd.DataFrame, judges: list[str]) -> list[int]:
@@ -131,7 +153,7 @@ def refit(
         views = judgment_views(session, labelled)
         frame = views_frame(views)
         stages = project.cascade_stages()
-        blocked = never_accept_flags(session, project, views, stages)
+        blocked, final = never_accept_flags(session, project, views, stages)
     judges = [spec.model for spec in project.judge_specs()]
     model: FittedGate | None = None
     n_used = len(gold)
@@ -149,6 +171,7 @@ def refit(
             n_min=routing.n_min,
             random_state=random_state,
             never_accept=blocked.loc[complete],  # routing's hard flags per stage
+            final_flags=final.loc[complete],
         )
         reason = model.reason + (
             f"; {waiting} labelled pairs wait for their missing judges" if waiting else ""
@@ -226,6 +249,27 @@ def audit_outcomes(session: Session, project_id: int, since: Any = None) -> list
     return out
 
 
+def closing_version(
+    current: CalibrationVersion, trigger: str, reason: str, report: dict[str, Any]
+) -> CalibrationVersion:
+    """The version that closes ``current``'s gate (kill-switch, shift detector): same model
+    and threshold, kept for the record; nothing is accepted under it."""
+    return CalibrationVersion(
+        project_id=current.project_id,
+        version=current.version + 1,
+        trigger=trigger,
+        open=False,
+        reason=reason,
+        threshold=current.threshold,
+        guaranteed_agreement=None,
+        expected_coverage=0.0,
+        n_labels=current.n_labels,
+        label_sources=current.label_sources,
+        model=current.model,
+        report=report,
+    )
+
+
 def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
     """Close the gate (a new version, trigger "drift") when audits show agreement below target."""
     routing = project.routing_settings()
@@ -245,29 +289,223 @@ def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
         if latest_version_to_follow(session, project.id).version != current.version:  # type: ignore[arg-type,union-attr]
             # A refit landed while the audits were tested: its own audits are checked next pass.
             return None
-        closed = CalibrationVersion(
-            project_id=project.id,  # type: ignore[arg-type]
-            version=current.version + 1,
-            trigger="drift",
-            open=False,
-            reason=(
-                f"kill-switch: audited agreement {result.estimate:.3f} over the last {result.n} audits "
-                f"is below the target {routing.target_agreement:.2f} with confidence {1 - routing.delta:.2f} "
-                f"(alarm at audit {result.at_index})"
-            ),
-            threshold=current.threshold,
-            guaranteed_agreement=None,
-            expected_coverage=0.0,
-            n_labels=current.n_labels,
-            label_sources=current.label_sources,
-            model=current.model,
-            report={"drift": {"estimate": result.estimate, "bound": result.bound, "audits": len(outcomes)}},
+        closed = closing_version(
+            current,
+            "drift",
+            f"kill-switch: audited agreement {result.estimate:.3f} over the last {result.n} audits "
+            f"is below the target {routing.target_agreement:.2f} with confidence {1 - routing.delta:.2f} "
+            f"(alarm at audit {result.at_index})",
+            {"drift": {"estimate": result.estimate, "bound": result.bound, "audits": len(outcomes)}},
         )
         session.add(closed)
         session.commit()
     reroute(engine, project, closed)
     log.warning("project %s: gate closed by the drift kill-switch", project.id)
     return closed
+
+
+# --- the label-free shift detector --------------------------------------------------------
+
+# Label sources that are random samples of ALL pairs: the shift detector's reference. Audits
+# are drawn from would-be auto-accepts only (more confident than the stream as a whole).
+RANDOM_SAMPLE_SOURCES: tuple[str, ...] = (LabelSource.GOLD, LabelSource.CALIBRATION)
+SHIFT_MIN_REFERENCE = 30  # fewer reference pairs than this: no shift test for the version
+SHIFT_BATCH = 2000  # stream pairs one maintenance pass reads at most (the rest: next pass)
+
+
+def shift_statistics(
+    session: Session, project: Project, gate: FittedGate, pair_ids: list[int]
+) -> pd.DataFrame:
+    """Label-free statistics of judged pairs under ``gate``, one row per pair in ``pair_ids``
+    order (pairs without judgments are left out).
+
+    The panel's verdicts (:func:`calibration.shift.pair_statistics`), the gate's calibrated
+    score and whether routing would accept the pair (score over the threshold, no hard flag;
+    audits and the calibration sample aside), and the texts' lengths. A cascade is read at its
+    first stage, the one every pair has.
+    """
+    views = {pid: v for pid, v in judgment_views(session, pair_ids).items() if v}
+    if not views:
+        return pd.DataFrame()
+    frame = views_frame(views)
+    if isinstance(gate, CascadeModel):
+        judges = gate.stage_judges(0)
+        features = build_features(frame, judges=judges)
+        confidence = gate.confidence(0, features.X)
+        flags, _ = never_accept_flags(session, project, views, gate.stages)
+    else:
+        judges = gate.judges
+        features = build_features(frame, judges=judges)
+        confidence = gate.confidence(features)
+        flags, _ = never_accept_flags(session, project, views)
+    score = pd.Series(confidence, index=features.pair_ids, dtype=float)
+    hard = flags[0].reindex(score.index).fillna(True).astype(bool)
+    accepted = score.map(gate.accepts).astype(bool) & ~hard
+    lengths: list[Any] = []
+    for part in chunks(list(views)):
+        lengths.extend(
+            session.exec(
+                select(
+                    Pair.id,
+                    func.length(Pair.prompt),
+                    func.length(Pair.response_a) + func.length(Pair.response_b),
+                ).where(Pair.id.in_(part))  # type: ignore[union-attr]
+            ).all()
+        )
+    ids, prompt_chars, response_chars = zip(*lengths, strict=True)
+    stats = pair_statistics(frame, judges, score, accepted).join(
+        text_statistics(ids, prompt_chars, response_chars)
+    )
+    return stats.loc[[pid for pid in pair_ids if pid in views]]
+
+
+def shift_reference(session: Session, project_id: int, version: CalibrationVersion) -> list[int]:
+    """The calibration sample the stream is compared with: judged pairs with a random-sample
+    label (gold, calibration sample) given before ``version`` was stored."""
+    return list(
+        session.exec(
+            select(Label.pair_id)
+            .join(Pair, Pair.id == Label.pair_id)
+            .where(
+                Label.project_id == project_id,
+                Label.source.in_(RANDOM_SAMPLE_SOURCES),  # type: ignore[attr-defined]
+                Label.created_at <= version.created_at,
+                Pair.judged_at.is_not(None),  # type: ignore[union-attr]
+            )
+            .distinct()
+            .order_by(Label.pair_id)
+        )
+    )
+
+
+def _stream_query(project_id: int, version: CalibrationVersion) -> Any:
+    """(decision id, pair id) of the pairs judged after ``version`` landed whose current
+    decision was made under it: the stream it is tested on. Pairs re-routed when it landed
+    (its calibration sample among them) are not."""
+    return (
+        select(Decision.id, Decision.pair_id)
+        .join(Pair, Pair.decision_id == Decision.id)
+        .where(
+            Pair.project_id == project_id,
+            Decision.version == version_name(version),
+            Pair.judged_at >= version.created_at,  # type: ignore[operator]
+        )
+    )
+
+
+def decided_under(session: Session, project_id: int, version: CalibrationVersion) -> int:
+    """How many pairs of its stream (:func:`check_shift`) ``version`` has decided so far."""
+    stream = _stream_query(project_id, version).subquery()
+    return int(session.exec(select(func.count()).select_from(stream)).one())
+
+
+def check_shift(engine: Engine, project: Project) -> CalibrationVersion | None:
+    """Feed the pairs decided since the last pass to the shift detector; close the gate (a new
+    version, trigger "shift") when it fires.
+
+    The detector (:class:`calibration.shift.ShiftDetector`) compares the judgments of the pairs
+    decided under the open version, in decision order, with those of its calibration sample
+    (:func:`shift_reference`) and fires when they are distinguishable: on a stream
+    exchangeable with the calibration sample it fires with probability at most
+    ``routing.shift_delta``, however long the stream. Its state lives in the version's
+    ``shift`` column with a cursor (the last decision read); of two passes that read the same
+    state only the first to write keeps its result, so no pair counts twice. A decision that
+    commits after a later one was read is skipped: that depends on timing, not on the pair, so
+    the test stays valid.
+    """
+    routing = project.routing_settings()
+    if not routing.shift_check:
+        return None
+    with Session(engine, expire_on_commit=False) as session:
+        current = latest_version(session, project.id)  # type: ignore[arg-type]
+        if current is None or not current.open or current.model is None:
+            return None
+        gate = gate_model(current)
+        assert gate is not None
+        state = current.shift
+        if state is not None and ("skipped" in state or state["detector"].get("alarm_at") is not None):
+            return None
+        if state is None:
+            reference = shift_statistics(
+                session,
+                project,
+                gate,
+                shift_reference(session, project.id, current),  # type: ignore[arg-type]
+            )
+            if len(reference) < SHIFT_MIN_REFERENCE:
+                skipped = {
+                    "skipped": f"{len(reference)} judged pairs with gold or calibration-sample labels before "
+                    f"{version_name(current)}; the shift test needs {SHIFT_MIN_REFERENCE}"
+                }
+                _store_shift(engine, project, current, state, skipped)
+                return None
+            detector = ShiftDetector(delta=routing.shift_delta, seed=current.version).fit(reference)
+            cursor = 0
+        else:
+            detector = ShiftDetector.from_dict(state["detector"])
+            cursor = int(state["cursor"])
+        rows = session.exec(
+            _stream_query(project.id, current)  # type: ignore[arg-type]
+            .where(Decision.id > cursor)
+            .order_by(Decision.id)
+            .limit(SHIFT_BATCH)
+        ).all()
+        if not rows and state is not None:
+            return None
+        # In ingest order within a pass (the order pairs were decided in depends on timing): any
+        # order that does not look at the judgments keeps the test valid, and this one repeats.
+        items = shift_statistics(session, project, gate, sorted(pid for _, pid in rows))
+    if len(items):
+        detector.update_many(items)
+    new_state = {"cursor": int(rows[-1][0]) if rows else cursor, "detector": detector.to_dict()}
+    closed = _shift_closure(project, current, detector) if detector.alarm else None
+    if not _store_shift(engine, project, current, state, new_state, closed):
+        return None
+    if closed is not None:
+        reroute(engine, project, closed)
+        log.warning("project %s: gate closed by the shift detector: %s", project.id, closed.reason)
+    return closed
+
+
+def _shift_closure(
+    project: Project, current: CalibrationVersion, detector: ShiftDetector
+) -> CalibrationVersion:
+    """The closed version a fired detector stores: reason in words, the evidence over time."""
+    at = detector.alarm_at or 0
+    evidence = next((e for n, e, _ in detector.history_ if n == at + 1), detector.evidence_)
+    return closing_version(
+        current,
+        "shift",
+        f"shift detector: the judgments of the pairs decided under {version_name(current)} are unlike "
+        f"those of its {detector.n_reference_} calibration pairs: '{detector.alarm_statistic}' reached "
+        f"evidence {math.exp(min(evidence, 700.0)):.0f} >= "
+        f"{len(detector.statistics_)}/{detector.delta:g} "
+        f"at pair {at + 1} of the stream (an unshifted stream closes the gate with probability "
+        f"<= {detector.delta:g})",
+        {"shift": detector.summary()},
+    )
+
+
+def _store_shift(
+    engine: Engine,
+    project: Project,
+    current: CalibrationVersion,
+    read: dict[str, Any] | None,
+    state: dict[str, Any],
+    closed: CalibrationVersion | None = None,
+) -> bool:
+    """Store the detector's state on ``current`` (and the closing version) if nothing changed
+    since it was read: ``current`` still the latest version, its state still the one read."""
+    with Session(engine, expire_on_commit=False) as session:
+        latest = latest_version_to_follow(session, project.id)  # type: ignore[arg-type]
+        if latest is None or latest.version != current.version or latest.shift != read:
+            return False  # a newer version, or another pass stored first
+        latest.shift = state
+        session.add(latest)
+        if closed is not None:
+            session.add(closed)
+        session.commit()
+    return True
 
 
 def new_usable_labels(session: Session, project_id: int, since: Any) -> int:
@@ -348,4 +586,10 @@ def maintain(engine: Engine) -> list[str]:
             actions.append(f"project {project.id}: refit waits for {waiting} labelled pairs' missing judges")
         if check_drift(engine, project) is not None:
             actions.append(f"project {project.id}: kill-switch closed the gate")
+            continue
+        try:
+            if check_shift(engine, project) is not None:
+                actions.append(f"project {project.id}: shift detector closed the gate")
+        except Exception:  # a failed shift check must not stop the other projects' refits
+            log.exception("project %s: shift check failed", project.id)
     return actions

@@ -30,7 +30,7 @@ from api.vocab import Reason, Route, unit_draw
 from calibration.cascade import CascadeModel
 from calibration.features import build_features, judgments_table
 from calibration.gate import GateModel
-from judge.verdicts import from_side, order_flip, side, strength
+from judge.verdicts import from_side, majority_side, order_flip, panel_order_flip, side, strength
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,10 @@ class PanelSummary:
     confidence: float | None
     n_valid: int
     n_failed: int
+    # Judges whose own two orders name different sides (judge.verdicts.order_flip).
     order_sensitive_judges: list[str] = field(default_factory=list)
+    # The panel's majority reverses with the order shown (judge.verdicts.panel_order_flip).
+    panel_order_sensitive: bool = False
     judges_disagree: bool = False
     both_bad: bool = False
     safety_flag: bool = False
@@ -78,6 +81,9 @@ class RouteDecision:
     # provisional (the calibrated confidence asks for the next, costlier judges).
     stage: int | None = None
     next_stage: int | None = None
+    # The hard flags are ones more judges may clear (routing.more_judges_may_clear): a
+    # cascade asks its next stage instead of stopping.
+    escalate: bool = False
 
 
 class Gate(Protocol):
@@ -91,7 +97,8 @@ class Gate(Protocol):
 def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
     """Majority side over valid verdicts; strength strong when most of its votes are strong.
 
-    A judge is order-sensitive as :func:`judge.verdicts.order_flip` defines it.
+    A judge is order-sensitive as :func:`judge.verdicts.order_flip` defines it, the panel as
+    :func:`judge.verdicts.panel_order_flip` does.
     """
     valid = [j for j in judgments if j.valid]
     failed = [j for j in judgments if j.error is not None]
@@ -109,6 +116,7 @@ def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
         n_valid=len(valid),
         n_failed=len(failed),
         order_sensitive_judges=order_sensitive,
+        panel_order_sensitive=panel_order_flip((s.get("ab"), s.get("ba")) for s in by_judge.values()),
         judges_disagree=len(judge_sides) > 1,
         both_bad=bool(valid) and both_bad_votes * 2 > len(valid),
         safety_flag=any(j.safety_flag for j in valid),
@@ -116,9 +124,8 @@ def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
     if not valid:
         return summary
     votes = Counter(side(j.verdict) for j in valid)  # type: ignore[arg-type]
-    (top, top_n), *rest = votes.most_common()
-    if rest and rest[0][1] == top_n:
-        top = "tie"  # a split panel is no majority for either side
+    top = majority_side(votes.elements())  # a split panel is no majority for either side: "tie"
+    assert top is not None
     summary.chosen = top
     summary.confidence = votes.get(top, 0) / len(valid)
     strong = sum(1 for j in valid if side(j.verdict) == top and abs(strength(j.verdict) or 0) == 2)  # type: ignore[arg-type]
@@ -134,19 +141,34 @@ def hard_reasons(
 ) -> list[str]:
     """Reasons no calibration can override: failure, order sensitivity, safety.
 
-    ``order_sensitive_judges`` limits which judges' flips count (None: any judge).
+    Order sensitivity is hard when the panel reverses with the order shown, or when one of
+    ``order_sensitive_judges`` (judges the project trusts to be order-stable) flips.
     """
     hard: list[str] = []
     if summary.n_failed or summary.n_valid == 0:
         hard.append(Reason.JUDGE_FAILED)
-    flipped = summary.order_sensitive_judges
-    if order_sensitive_judges is not None:
-        flipped = [j for j in flipped if j in set(order_sensitive_judges)]
-    if flipped:
+    if summary.panel_order_sensitive or _named_flips(summary, order_sensitive_judges):
         hard.append(Reason.ORDER_SENSITIVE)
     if precheck_safety or summary.safety_flag:
         hard.append(Reason.SAFETY_FLAG)
     return hard
+
+
+def more_judges_may_clear(
+    summary: PanelSummary, hard: Sequence[str], order_sensitive_judges: Sequence[str] | None = None
+) -> bool:
+    """Whether later judges (a cascade's next stage) can undo the hard flags: only the
+    panel's reversal can be outvoted; failures, safety, both-bad and a named judge's flip stay."""
+    return (
+        list(hard) == [Reason.ORDER_SENSITIVE]
+        and not summary.both_bad
+        and not _named_flips(summary, order_sensitive_judges)
+    )
+
+
+def _named_flips(summary: PanelSummary, order_sensitive_judges: Sequence[str] | None) -> list[str]:
+    named = set(order_sensitive_judges or ())
+    return [j for j in summary.order_sensitive_judges if j in named]
 
 
 def route(
@@ -199,7 +221,13 @@ def route(
     low = [] if gate.accepts(calibrated_confidence) else [Reason.LOW_CONFIDENCE]
     if hard or low:
         return RouteDecision(
-            s.label, s.chosen, confidence, Route.REVIEW, [*hard, *informational, *low], hard=hard
+            s.label,
+            s.chosen,
+            confidence,
+            Route.REVIEW,
+            [*hard, *informational, *low],
+            hard=hard,
+            escalate=more_judges_may_clear(s, hard, order_sensitive_judges),
         )
     if audit:
         return RouteDecision(s.label, s.chosen, confidence, Route.REVIEW, [Reason.AUDIT])
@@ -313,10 +341,11 @@ def _route_cascade(
 ) -> dict[int, RouteDecision]:
     """Stage k sees the verdicts of stages <= k and its own calibrator, as in ``fit_cascade``.
 
-    A stage ends the cascade with an acceptance, an audit, an incident or a hard flag (no
-    later judge can undo one); a low confidence escalates to the next stage, and after the
-    last stage it is a review. This is the rule ``fit_cascade`` replays on the calibration
-    labels, so the guarantee covers what is accepted here.
+    A stage ends the cascade with an acceptance, an audit, an incident or a hard flag no
+    later judge can undo; a low confidence or the panel's order reversal (which more judges
+    may outvote) escalates to the next stage, and after the last stage it is a review. This
+    is the rule ``fit_cascade`` replays on the calibration labels, so the guarantee covers
+    what is accepted here.
     """
     stages = range(len(cascade.stages))
     stage_judges = [set(cascade.stage_judges(k)) for k in stages]
@@ -348,10 +377,8 @@ def _route_cascade(
             views = [v for v in item.views if v.judge in stage_judges[k]]
             decision = _route_one(pid, views, item, cascade, confidence.get(pid), version, routing)
             decision.stage, side_k = k, sides.get(pid)
-            if (
-                decision.route != Route.REVIEW
-                or decision.hard
-                or Reason.LOW_CONFIDENCE not in decision.reasons
+            if decision.route != Route.REVIEW or not (
+                decision.escalate or (not decision.hard and Reason.LOW_CONFIDENCE in decision.reasons)
             ):
                 break
         assert decision is not None

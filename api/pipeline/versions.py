@@ -100,12 +100,17 @@ def latest_version_to_follow(session: Session, project_id: int) -> CalibrationVe
     return latest_version(session, project_id)
 
 
+# Triggers of versions that closed an open gate: the audit kill-switch and the shift detector.
+KILL_SWITCH_TRIGGERS: tuple[str, ...] = ("drift", "shift")
+
+
 def kill_switch_since(
     session: Session, project_id: int, after: CalibrationVersion | None
 ) -> CalibrationVersion | None:
-    """The first kill-switch version stored after ``after`` (after none: the first ever)."""
+    """The first kill-switch version (drift or shift) stored after ``after`` (after none: the first ever)."""
     query = select(CalibrationVersion).where(
-        CalibrationVersion.project_id == project_id, CalibrationVersion.trigger == "drift"
+        CalibrationVersion.project_id == project_id,
+        CalibrationVersion.trigger.in_(KILL_SWITCH_TRIGGERS),  # type: ignore[attr-defined]
     )
     if after is not None:
         query = query.where(CalibrationVersion.version > after.version)

@@ -28,10 +28,10 @@ from api.metrics import (
 )
 from api.models import Judgment, Pair, Project
 from api.pipeline.decisions import PairOutcome, decision_fields, store_outcomes
-from api.pipeline.gate import maintain
+from api.pipeline.gate import decided_under, maintain
 from api.pipeline.judging import cached_judgments, claim_pairs, labelled_pairs, own_judgments, renew_lease
 from api.pipeline.routing import JudgmentView, needs_full_panel, route_pair
-from api.pipeline.versions import GateCache
+from api.pipeline.versions import GateCache, latest_version, version_name
 from api.schemas import JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
@@ -73,8 +73,13 @@ class Worker:
         self._projects: dict[int, Project] = {}
         # Parsed once per project (projects' panels and routing settings don't change).
         self._routing: dict[int, RoutingSettings] = {}
+        self._boosted_routing: dict[int, RoutingSettings] = {}  # the same, audits at the boosted rate
         self._specs: dict[int, dict[str, JudgeSpec]] = {}
         self._judge_keys: dict[int, dict[str, str]] = {}  # per project: model -> judge_key
+        # Adaptive audits: per (project, version) the pairs this worker has routed under it,
+        # and the versions whose first audit_boost_pairs pairs are all decided.
+        self._routed_under: dict[tuple[int, str], int] = {}
+        self._boost_over: set[tuple[int, str]] = set()
         self.pairs_done = 0
 
     def _project(self, project_id: int) -> Project:
@@ -85,6 +90,10 @@ class Worker:
                     raise LookupError(f"project {project_id} vanished")
                 self._projects[project_id] = project
                 self._routing[project_id] = project.routing_settings()
+                routing = self._routing[project_id]
+                self._boosted_routing[project_id] = routing.model_copy(
+                    update={"audit_rate": max(routing.audit_rate, routing.audit_boost_rate)}
+                )
                 self._specs[project_id] = {spec.model: spec for spec in project.judge_specs()}
                 self._judge_keys[project_id] = {
                     spec.model: judge_key(
@@ -191,7 +200,9 @@ class Worker:
     ) -> list[asyncio.Task[PairOutcome]]:
         projects = {p.project_id: self._project(p.project_id) for p in pairs}
 
-        def prepare() -> tuple[dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str]]], set[int]]:
+        def prepare() -> tuple[
+            dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str]]], set[int], set[int]
+        ]:
             cache: dict[tuple[str, str, str], Judgment] = {}
             keys = [(p.content_hash, key) for p in pairs for key in self._judge_keys[p.project_id].values()]
             cache.update(cached_judgments(self.engine, keys))
@@ -208,15 +219,54 @@ class Worker:
             # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
             cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
             labelled = labelled_pairs(self.engine, cascading) if cascading else set()  # type: ignore[arg-type]
-            return cache, [(check.flagged, list(check.reasons)) for check in checks], labelled
+            flags = [(check.flagged, list(check.reasons)) for check in checks]
+            return cache, flags, labelled, self._boosted_audits(pairs)
 
-        cache, flags, labelled = await asyncio.to_thread(prepare)
+        cache, flags, labelled, boosted = await asyncio.to_thread(prepare)
         return [
             asyncio.create_task(
-                self._judge_pair(pair, projects[pair.project_id], cache, flag, pair.id in labelled, semaphore)
+                self._judge_pair(
+                    pair,
+                    projects[pair.project_id],
+                    cache,
+                    flag,
+                    pair.id in labelled,
+                    pair.id in boosted,
+                    semaphore,
+                )
             )
             for pair, flag in zip(pairs, flags, strict=True)
         ]
+
+    def _boosted_audits(self, pairs: list[Pair]) -> set[int]:
+        """Pairs audited at the boosted rate: the first ``audit_boost_pairs`` pairs decided under
+        a newly opened (or refitted) gate, when a bad gate does the most harm and the drift test
+        has the fewest audits. Counted from the decisions stored so far, or this worker's own
+        pairs routed under the version if more (several workers may each boost a batch more)."""
+        boosted: set[int] = set()
+        by_project: dict[int, list[Pair]] = {}
+        for pair in pairs:
+            by_project.setdefault(pair.project_id, []).append(pair)
+        for project_id, group in by_project.items():
+            routing = self._routing[project_id]
+            if routing.audit_rate <= 0 or routing.audit_boost_rate <= routing.audit_rate:
+                continue
+            gate, name = self.gates.get(project_id)
+            key = (project_id, name)
+            if gate is None or not gate.open or key in self._boost_over:
+                continue
+            with Session(self.engine, expire_on_commit=False) as session:
+                version = latest_version(session, project_id)
+                if version is None or not version.open or version_name(version) != name:
+                    continue
+                decided = decided_under(session, project_id, version)
+            seen = max(decided, self._routed_under.get(key, 0))
+            left = max(0, routing.audit_boost_pairs - seen)
+            boosted.update(p.id for p in group[:left])  # type: ignore[misc]
+            self._routed_under[key] = seen + len(group)
+            if left <= len(group):
+                self._boost_over.add(key)
+        return boosted
 
     async def _call(
         self, spec: JudgeSpec, pair: Pair, order: str, rubric: str | None, semaphore: asyncio.Semaphore
@@ -249,6 +299,7 @@ class Worker:
         cache: dict[tuple[str, str, str], Judgment],
         safety: tuple[bool, list[str]],
         labelled: bool,
+        boosted: bool,
         semaphore: asyncio.Semaphore,
     ) -> PairOutcome:
         """Judge a pair in both orders and route it; stage by stage under an open cascade.
@@ -258,6 +309,8 @@ class Worker:
         needs every verdict), and pairs whose label will calibrate the gate.
         """
         routing, specs = self._routing[pair.project_id], self._specs[pair.project_id]
+        if boosted:  # one of the first pairs under a new gate: audited at the boosted rate
+            routing = self._boosted_routing[pair.project_id]
         keys = self._judge_keys[pair.project_id]
         gate, version = self.gates.get(project.id)  # type: ignore[arg-type]
         staged = (

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, and_, bindparam, case, func
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
@@ -50,7 +51,7 @@ from api.models import (
     ReviewLease,
     utcnow,
 )
-from api.review.redaction import redact_pair
+from api.review.redaction import REDACTION_VERSION, redact_pair
 from api.schemas import RoutingSettings
 from api.vocab import REASON_TEXT, unit_draw
 
@@ -329,6 +330,14 @@ def ensure_redactions(session: Session, pairs: Sequence[Pair]) -> dict[int, Pair
         for part in chunks(ids)
         for r in session.exec(select(PairRedaction).where(PairRedaction.pair_id.in_(part)))  # type: ignore[attr-defined]
     }
+    # Rows of an older redaction version may let through kinds of PII found since: redo them.
+    stale = [pid for pid, r in found.items() if r.version != REDACTION_VERSION]
+    if stale:
+        for part in chunks(stale):
+            session.exec(sa_delete(PairRedaction).where(PairRedaction.pair_id.in_(part)))  # type: ignore[attr-defined,call-overload]
+            session.exec(sa_delete(RedactionMapping).where(RedactionMapping.pair_id.in_(part)))  # type: ignore[attr-defined,call-overload]
+        for pid in stale:
+            del found[pid]
     missing = [p for p in pairs if p.id not in found]
     if missing:
         now = utcnow()

@@ -9,7 +9,13 @@ orders the file recorded for it (:func:`judge_orders`).
 
 With ``shift_to``, a project calibrated on all gold of ``data`` then receives the pairs of
 ``shift_to`` in small jobs with audit sampling on; audit items are answered with their gold
-label (as a reviewer would) and the kill-switch is checked after every job.
+label (as a reviewer would), and the drift kill-switch and the label-free shift detector are
+checked after every job; :func:`bench_shift` runs that phase alone.
+
+With ``baseline="toe"``, Trust or Escalate's cascaded selective rule (:mod:`calibration.toe`,
+both its valid and its as-published variant) is fitted and scored in-process on the recorded
+file, on exactly the calibration/test split of each service split, and its numbers sit
+beside the service's under ``"baseline"``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ import asyncio
 import json
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +34,32 @@ import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from api.db import make_engine, upgrade
 from api.main import create_app
-from api.models import Project
-from api.pipeline.gate import check_drift
+from api.models import CalibrationVersion, Project
+from api.pipeline.gate import check_drift, check_shift, shift_reference, shift_statistics
+from api.pipeline.versions import gate_model, latest_version
 from api.pipeline.worker import Worker
 from api.schemas import JudgeSpec, panel_calls
 from api.settings import Settings
 from calibration.aggregation import majority_vote
+from calibration.shift import ShiftDetector, false_alarm_rate
+from calibration.toe import VARIANTS, TrustOrEscalate
+from judge.costs import price_per_token
 from judge.recorded import RecordedPair, judges_in, load_recorded
 from judge.verdicts import ORDERS
 
-SHIFT_CHUNK = 20  # pairs per streamed job in the shift phase
+SHIFT_CHUNK = 10  # pairs per streamed job in the shift phase (a check of both kill-switches after each)
+BASELINES = ("toe",)
+BASELINE_KEYS = (
+    "name",
+    "coverage_mean",
+    "agreement_mean",
+    "guarantee_held_fraction",
+    "judge_calls_per_pair_mean",
+)
 
 
 def _judge_all(engine: Engine, settings: Settings) -> None:
@@ -166,7 +188,10 @@ def bench_replay(
     n_min: int = 100,
     order_sensitive_judges: list[str] | None = None,
     cascade: bool = False,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
+    if baseline is not None and baseline not in BASELINES:
+        raise SystemExit(f"--baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
     if not 0 < calibration_fraction < 1:
         raise SystemExit("--calibration-fraction must be between 0 and 1")
     if splits < 1:
@@ -175,11 +200,7 @@ def bench_replay(
     pairs = _with_gold(data)
     # Default panel: the judges recorded on every pair (a judge missing on a pair would be a
     # judging error there); a file where no judge covers every pair uses all of them.
-    covering = [j for j in judges_in(pairs) if all(any(x.judge == j for x in p.judgments) for p in pairs)]
-    panel = judges or covering or judges_in(pairs)
-    unknown = sorted(set(panel) - set(judges_in(pairs)))
-    if unknown:
-        raise SystemExit(f"judges not in {data}: {', '.join(unknown)}")
+    panel = _panel(pairs, judges, data)
     gold = human_gold(pairs)
     orders = judge_orders(pairs, panel)
     full_calls = panel_calls(JudgeSpec(model=f"replay/{j}", orders=orders[j]) for j in panel)  # type: ignore[arg-type]
@@ -195,81 +216,83 @@ def bench_replay(
     if order_sensitive_judges is not None:
         routing["order_sensitive_judges"] = [f"replay/{j}" for j in order_sensitive_judges]
     rng = np.random.default_rng(seed)
+    toe_table = _recorded_table(pairs, panel) if baseline else pd.DataFrame()
+    toe_gold, toe_judges = pd.Series(gold, dtype=object), cheapest_first(pairs, panel) if baseline else []
+    toe_splits: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        # A short poll: each judging round ends by finding the queue empty once.
-        settings = Settings(
-            database_url=url, judge_retry_initial_s=0.01, judge_max_attempts=2, poll_interval_s=0.02
-        )
-        engine = make_engine(url)
-        upgrade(engine)
-        with TestClient(create_app(settings, engine, run_worker=False)) as client:
-            per_split = []
-            stages = None
-            for split in range(splits):
-                project_id = _project(client, f"split-{split}", data, panel, routing, orders)
-                order = rng.permutation(len(pairs))
-                n_cal = int(round(calibration_fraction * len(pairs)))
-                cal = [pairs[i] for i in order[:n_cal]]
-                # The calibration part is judged (by the whole panel: the gate is closed) and
-                # labelled first; the test part arrives afterwards, as new pairs do in
-                # production, so the worker routes it under the fitted gate (and cascade).
-                post_pairs(client, project_id, cal)
-                _judge_all(engine, settings)
-                post_human_labels(client, project_id, cal, "gold")
-                version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
-                job_id = post_pairs(client, project_id, [pairs[i] for i in order[n_cal:]])
-                _judge_all(engine, settings)
-                rows = _results(client, job_id)
-                accepted = [r for r in rows if r["route"] == "auto_accept"]
-                agree = [r["chosen"] == gold[r["client_id"]] for r in accepted]
-                agreement = float(np.mean(agree)) if agree else None
-                # Judgments a test pair's decision read (cache hits included: each stands for
-                # a call the pair would have made), so a cascade's savings show here.
-                calls = sum(len(r["judgments"]) for r in rows) / max(1, len(rows))
-                if cascade:
-                    state = client.get(f"/v1/projects/{project_id}/calibration").json()
-                    stages = state["gate"]["cascade"]["stages"]
-                per_split.append(
-                    {
-                        "split": split,
-                        "gate": version["state"],
-                        "reason": version["reason"],
-                        "threshold": version["threshold"],
-                        "guaranteed_agreement": version["guaranteed_agreement"],
-                        "gold_labels_used": version["n_labels"],
-                        "test_pairs": len(rows),
-                        "auto_accepted": len(accepted),
-                        "coverage": len(accepted) / len(rows) if rows else 0.0,
-                        "agreement": agreement,
-                        # An empty accept set cannot violate the guarantee.
-                        "guarantee_held": agreement is None or agreement >= target_agreement,
-                        "judge_calls_per_pair": calls,
-                        "judge_calls_saved_per_pair": full_calls - calls,
-                    }
-                )
-            shift = None
-            if shift_to:
-                # The shift project's replay judges serve both files: one merged recorded file.
-                merged = Path(tmp) / "merged.jsonl"
-                merged.write_text(
-                    Path(data).read_text(encoding="utf-8").rstrip("\n")
-                    + "\n"
-                    + Path(shift_to).read_text(encoding="utf-8"),
-                    encoding="utf-8",
-                )
-                shift = _shift(
-                    client, engine, settings, str(merged), pairs, panel, routing, shift_to, audit_rate, orders
-                )
-        engine.dispose()
+    with tempfile.TemporaryDirectory() as tmp, _service(tmp) as (client, engine, settings):
+        per_split = []
+        stages = None
+        for split in range(splits):
+            project_id = _project(client, f"split-{split}", data, panel, routing, orders)
+            order = rng.permutation(len(pairs))
+            n_cal = int(round(calibration_fraction * len(pairs)))
+            cal = [pairs[i] for i in order[:n_cal]]
+            if baseline:  # the same split, pure and in-process
+                ids = [pairs[i].id for i in order]
+                for variant in VARIANTS:
+                    toe_splits[variant].append(
+                        _toe_split(
+                            toe_table,
+                            toe_gold,
+                            ids[:n_cal],
+                            ids[n_cal:],
+                            variant,
+                            toe_judges,
+                            target_agreement,
+                            delta,
+                        )
+                    )
+            # The calibration part is judged (by the whole panel: the gate is closed) and
+            # labelled first; the test part arrives afterwards, as new pairs do in
+            # production, so the worker routes it under the fitted gate (and cascade).
+            post_pairs(client, project_id, cal)
+            _judge_all(engine, settings)
+            post_human_labels(client, project_id, cal, "gold")
+            version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
+            job_id = post_pairs(client, project_id, [pairs[i] for i in order[n_cal:]])
+            _judge_all(engine, settings)
+            rows = _results(client, job_id)
+            accepted = [r for r in rows if r["route"] == "auto_accept"]
+            agree = [r["chosen"] == gold[r["client_id"]] for r in accepted]
+            agreement = float(np.mean(agree)) if agree else None
+            # Judgments a test pair's decision read (cache hits included: each stands for
+            # a call the pair would have made), so a cascade's savings show here.
+            calls = sum(len(r["judgments"]) for r in rows) / max(1, len(rows))
+            if cascade:
+                state = client.get(f"/v1/projects/{project_id}/calibration").json()
+                stages = state["gate"]["cascade"]["stages"]
+            per_split.append(
+                {
+                    "split": split,
+                    "gate": version["state"],
+                    "reason": version["reason"],
+                    "threshold": version["threshold"],
+                    "guaranteed_agreement": version["guaranteed_agreement"],
+                    "gold_labels_used": version["n_labels"],
+                    "test_pairs": len(rows),
+                    "auto_accepted": len(accepted),
+                    "coverage": len(accepted) / len(rows) if rows else 0.0,
+                    "agreement": agreement,
+                    # An empty accept set cannot violate the guarantee.
+                    "guarantee_held": agreement is None or agreement >= target_agreement,
+                    "judge_calls_per_pair": calls,
+                    "judge_calls_saved_per_pair": full_calls - calls,
+                }
+            )
+        shift = None
+        if shift_to:
+            merged = _merged(tmp, data, shift_to)
+            shift = _shift(
+                client, engine, settings, merged, pairs, panel, routing, shift_to, audit_rate, orders
+            )
     agreements = [s["agreement"] for s in per_split if s["agreement"] is not None]
     return {
         "data": data,
         "judges": panel,
         "target_agreement": target_agreement,
         "delta": delta,
-        "order_sensitive_judges": order_sensitive_judges or "any",
+        "order_sensitive_judges": order_sensitive_judges or "panel reversal only",
         "splits": splits,
         "calibration_fraction": calibration_fraction,
         "coverage_mean": float(np.mean([s["coverage"] for s in per_split])),
@@ -284,9 +307,176 @@ def bench_replay(
         if stages
         else None,
         "shift": shift,
+        "baseline": _baseline_summary(toe_splits, toe_judges) if baseline else None,
         "seconds": round(time.perf_counter() - started, 1),
         "per_split": per_split,
     }
+
+
+def _recorded_table(pairs: list[RecordedPair], judges: list[str]) -> pd.DataFrame:
+    """The long judgments table (:mod:`calibration.features`) of ``judges`` on ``pairs``."""
+    keep = set(judges)
+    rows = [
+        (p.id, j.judge, j.order, j.verdict, j.confidence)
+        for p in pairs
+        for j in p.judgments
+        if j.judge in keep
+    ]
+    return pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict", "confidence"])
+
+
+def cheapest_first(pairs: list[RecordedPair], judges: list[str]) -> list[str]:
+    """The baseline's cascade order: litellm's price per token (:func:`judge.costs.price_per_token`,
+    which prices "gpt-4/vanilla_norules" as gpt-4), cheapest first; judges with no known price
+    last (as :mod:`judge.costs` puts them), in the order they first appear in the file."""
+    first: dict[str, int] = {}
+    for pair in pairs:
+        for judgment in pair.judgments:
+            first.setdefault(judgment.judge, len(first))
+
+    def key(judge: str) -> tuple[bool, float, int]:
+        price = price_per_token(judge)
+        return price is None, price or 0.0, first.get(judge, len(first))
+
+    return sorted(judges, key=key)
+
+
+def _toe_split(
+    table: pd.DataFrame,
+    gold: pd.Series,
+    cal_ids: list[str],
+    test_ids: list[str],
+    variant: str,
+    judges: list[str],
+    target_agreement: float,
+    delta: float,
+) -> dict[str, Any]:
+    """Trust or Escalate fitted on one split's calibration pairs, scored on its test pairs the
+    way the service is: coverage, agreement of the decided pairs, guarantee held, calls."""
+    model = TrustOrEscalate(1.0 - target_agreement, delta, variant, judges)  # type: ignore[arg-type]
+    model.fit(table[table["pair_id"].isin(cal_ids)], gold)
+    out = model.predict(table[table["pair_id"].isin(test_ids)])
+    decided = out[out["stage"] >= 0]
+    agreement = float((decided["side"] == gold.reindex(decided.index)).mean()) if len(decided) else None
+    n_test = max(1, len(test_ids))  # a test pair with no recorded judgment abstains at no cost
+    return {
+        "coverage": len(decided) / n_test,
+        "agreement": agreement,
+        "guarantee_held": agreement is None or agreement >= target_agreement,
+        "judge_calls_per_pair": float(out["calls"].sum()) / n_test,
+        "thresholds": dict(zip(model.judges_, model.thresholds_, strict=True)),
+        "rules": {s["judge"]: s["rule"] for s in model.stages_},
+    }
+
+
+def _baseline_summary(per_variant: dict[str, list[dict[str, Any]]], judges: list[str]) -> dict[str, Any]:
+    """The baseline's JSON: each variant's means over splits, the valid one also at the top."""
+    variants: dict[str, dict[str, Any]] = {}
+    for variant, splits in per_variant.items():
+        agreements = [s["agreement"] for s in splits if s["agreement"] is not None]
+        variants[variant] = {
+            "name": variant,
+            "coverage_mean": float(np.mean([s["coverage"] for s in splits])),
+            "agreement_mean": float(np.mean(agreements)) if agreements else None,
+            "guarantee_held_fraction": float(np.mean([s["guarantee_held"] for s in splits])),
+            "judge_calls_per_pair_mean": float(np.mean([s["judge_calls_per_pair"] for s in splits])),
+            # How each judge's threshold was set, counted over splits (calibration.toe.RULES).
+            "rules": dict(Counter(rule for s in splits for rule in s["rules"].values())),
+            "per_split": splits,
+        }
+    valid = variants["toe-valid"]
+    return {
+        **{k: valid[k] for k in BASELINE_KEYS},
+        "family": "toe",
+        "judge_order": judges,
+        "variants": variants,
+    }
+
+
+def _panel(pairs: list[RecordedPair], judges: list[str] | None, data: str) -> list[str]:
+    """The panel: ``judges``, else the judges recorded on every pair (a judge missing on a pair
+    would be a judging error there); a file where no judge covers every pair uses all of them."""
+    covering = [j for j in judges_in(pairs) if all(any(x.judge == j for x in p.judgments) for p in pairs)]
+    panel = judges or covering or judges_in(pairs)
+    unknown = sorted(set(panel) - set(judges_in(pairs)))
+    if unknown:
+        raise SystemExit(f"judges not in {data}: {', '.join(unknown)}")
+    return panel
+
+
+def _merged(tmp: str, data: str, shift_to: str) -> str:
+    """The shift project's replay judges serve both files: one merged recorded file."""
+    merged = Path(tmp) / "merged.jsonl"
+    merged.write_text(
+        Path(data).read_text(encoding="utf-8").rstrip("\n")
+        + "\n"
+        + Path(shift_to).read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    return str(merged)
+
+
+def bench_shift(
+    data: str,
+    shift_to: str,
+    judges: list[str] | None = None,
+    target_agreement: float = 0.9,
+    delta: float = 0.1,
+    n_min: int = 100,
+    audit_rate: float = 0.05,
+    order_sensitive_judges: list[str] | None = None,
+    shift_check: bool = True,
+    shift_delta: float = 0.05,
+    false_alarm_runs: int = 200,
+) -> dict[str, Any]:
+    """Only the shift phase of :func:`bench_replay`: calibrate on every gold label of ``data``,
+    stream ``shift_to`` (see :func:`_shift`). ``shift_check=False`` leaves only the audits'
+    kill-switch to notice."""
+    data = str(Path(data).resolve())
+    pairs = _with_gold(data)
+    panel = _panel(pairs, judges, data)
+    routing: dict[str, Any] = {
+        "target_agreement": target_agreement,
+        "delta": delta,
+        "n_min": n_min,
+        "calibration_sample_rate": 0.0,
+        "shift_check": shift_check,
+        "shift_delta": shift_delta,
+    }
+    if order_sensitive_judges is not None:
+        routing["order_sensitive_judges"] = [f"replay/{j}" for j in order_sensitive_judges]
+    with tempfile.TemporaryDirectory() as tmp, _service(tmp) as (client, engine, settings):
+        result = _shift(
+            client,
+            engine,
+            settings,
+            _merged(tmp, data, shift_to),
+            pairs,
+            panel,
+            routing,
+            shift_to,
+            audit_rate,
+            judge_orders(pairs, panel),
+            false_alarm_runs=false_alarm_runs,
+        )
+    return result
+
+
+@contextmanager
+def _service(tmp: str) -> Iterator[tuple[TestClient, Engine, Settings]]:
+    """The real app on a fresh SQLite file in ``tmp``, its worker driven by the bench."""
+    url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+    # A short poll: each judging round ends by finding the queue empty once.
+    settings = Settings(
+        database_url=url, judge_retry_initial_s=0.01, judge_max_attempts=2, poll_interval_s=0.02
+    )
+    engine = make_engine(url)
+    upgrade(engine)
+    try:
+        with TestClient(create_app(settings, engine, run_worker=False)) as client:
+            yield client, engine, settings
+    finally:
+        engine.dispose()
 
 
 def _shift(
@@ -300,21 +490,32 @@ def _shift(
     shift_to: str,
     audit_rate: float,
     orders: dict[str, str],
+    *,
+    false_alarm_runs: int = 200,
 ) -> dict[str, Any]:
+    """Calibrate one project on every gold label of ``pairs``, then stream ``shift_to`` in jobs
+    of ``SHIFT_CHUNK`` pairs with audits on (the first pairs at the boosted rate). After each
+    job the audits are answered with gold, and the drift kill-switch and the shift detector
+    run, as a worker's maintenance pass would. Reports when the gate closed and what it
+    accepted before; the shift detector's false-alarm rate is measured on the calibration
+    sample itself (random halves as reference and stream, ``false_alarm_runs`` times; the gate
+    was fitted on all of it, so both halves' scores are in-sample)."""
     shift_to = str(Path(shift_to).resolve())
     stream = _with_gold(shift_to)
     missing = sorted(set(panel) - set(judges_in(stream)))
     if missing:
         raise SystemExit(f"--shift-to file lacks judges of the panel: {', '.join(missing)}")
-    # One project, calibrated on every gold label of `data`, then fed `shift_to` with audits on.
     project_id = _project(client, "shift", replay_file, panel, {**routing, "audit_rate": audit_rate}, orders)
     post_pairs(client, project_id, pairs)
     _judge_all(engine, settings)
     post_human_labels(client, project_id, pairs, "gold")
     opened = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
-    streamed = accepted = agreed = 0
+    project = _db_project(engine, project_id)
+    false_alarms = _false_alarms(engine, project, false_alarm_runs) if opened["state"] == "open" else None
+    streamed = accepted = agreed = audits = 0
+    closed: CalibrationVersion | None = None
     closed_after: int | None = None
-    audits = 0
+    accepted_before = agreed_before = 0
     gold = human_gold(stream)
     for start in range(0, len(stream), SHIFT_CHUNK):
         chunk = stream[start : start + SHIFT_CHUNK]
@@ -329,8 +530,23 @@ def _shift(
         audit_labels = [(r["client_id"], gold[r["client_id"]]) for r in rows if "audit" in r["reasons"]]
         audits += len(audit_labels)
         post_labels(client, project_id, audit_labels, "audit")  # type: ignore[arg-type]
-        if closed_after is None and check_drift(engine, _db_project(engine, project_id)) is not None:
-            closed_after = streamed
+        if closed is None:
+            closed = check_drift(engine, project) or check_shift(engine, project)
+            if closed is not None:
+                closed_after, accepted_before, agreed_before = streamed, accepted, agreed
+    shift = closed.report.get("shift") if closed is not None and closed.trigger == "shift" else None
+    if shift is None:
+        # Not fired: the open version's detector, where the stream left it.
+        with Session(engine) as session:
+            stored = session.exec(
+                select(CalibrationVersion.shift)
+                .where(CalibrationVersion.project_id == project_id)
+                .order_by(CalibrationVersion.version)  # type: ignore[arg-type]
+            ).all()
+        states = [state for state in stored if state and "detector" in state]
+        shift = ShiftDetector.from_dict(states[-1]["detector"]).summary() if states else None
+    if closed is None:
+        accepted_before, agreed_before = accepted, agreed
     return {
         "data": shift_to,
         "items": streamed,
@@ -339,12 +555,37 @@ def _shift(
         "auto_accepted_agreement": agreed / accepted if accepted else None,
         "audits": audits,
         "gate_closed_after_items": closed_after,
+        "closed_by": closed.trigger if closed is not None else None,
+        # The drift kill-switch's audited agreement and its upper bound, when it closed the gate.
+        "drift": closed.report.get("drift") if closed is not None else None,
+        "accepted_before_close": accepted_before,
+        "accepted_before_close_agreement": agreed_before / accepted_before if accepted_before else None,
+        # The detector's own count: the stream pair at which it fired (the gate closes at the
+        # next check, here after the job it was in).
+        "shift_alarm_at_item": shift["alarm_at"] + 1 if shift and shift["alarm_at"] is not None else None,
+        "shift_statistic": shift["alarm_statistic"] if shift else None,
+        "shift_evidence": shift["evidence"] if shift else None,
+        "shift_threshold": shift["threshold"] if shift else None,
+        "shift_false_alarm_rate": false_alarms,
     }
 
 
-def _db_project(engine: Engine, project_id: int) -> Project:
-    from sqlmodel import Session
+def _false_alarms(engine: Engine, project: Project, runs: int) -> dict[str, Any] | None:
+    """The shift detector on random halves of the calibration sample (one half the reference,
+    the other the stream): how often it fires on pairs that are exchangeable by construction."""
+    if runs <= 0:
+        return None
+    routing = project.routing_settings()
+    with Session(engine, expire_on_commit=False) as session:
+        version = latest_version(session, project.id)  # type: ignore[arg-type]
+        gate = gate_model(version)
+        assert version is not None and gate is not None
+        stats = shift_statistics(session, project, gate, shift_reference(session, project.id, version))  # type: ignore[arg-type]
+    rate = false_alarm_rate(stats, delta=routing.shift_delta, runs=runs, seed=0)
+    return {"rate": rate, "runs": runs, "pairs": len(stats), "delta": routing.shift_delta}
 
+
+def _db_project(engine: Engine, project_id: int) -> Project:
     with Session(engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
         assert project is not None

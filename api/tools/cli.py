@@ -224,19 +224,27 @@ def throughput(
     "--shift-to",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Stream this file after calibrating, with audits on (checks the kill-switch).",
+    help="Stream this file after calibrating, with audits on: when the drift kill-switch or the "
+    "shift detector closes the gate, and what was accepted before.",
 )
 @click.option("--audit-rate", type=float, default=0.05, help="Share of pairs drawn for a human audit.")
 @click.option("--n-min", type=int, default=100, help="Fewer usable gold labels keep the gate closed.")
 @click.option(
     "--order-sensitive-judges",
     default=None,
-    help="Comma-separated judges whose AB/BA flip is a hard flag (default: any judge).",
+    help="Judges (comma-separated) whose own AB/BA flip is also a hard flag (default: panel reversal only).",
 )
 @click.option(
     "--cascade",
     is_flag=True,
     help="Judge cheapest first (litellm prices) and call costlier judges only when needed.",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["toe"]),
+    default=None,
+    help="Also score a baseline on the same splits: toe = Trust or Escalate's cascaded selective "
+    "rule (valid and as-published variants), in-process on the recorded file.",
 )
 @json_option
 def replay(
@@ -252,6 +260,7 @@ def replay(
     n_min: int,
     order_sensitive_judges: str | None,
     cascade: bool,
+    baseline: str | None,
     as_json: bool,
 ) -> int:
     """Calibration gate on recorded judgments, through the service.
@@ -265,6 +274,7 @@ def replay(
       prelabel bench replay --data ../shared/data/replay/llmbar_dev.jsonl --splits 20 --json
       prelabel bench replay --data FILE --target-agreement 0.8 --cascade \\
           --order-sensitive-judges gpt-4/vanilla_norules --json
+      prelabel bench replay --data FILE --target-agreement 0.85 --baseline toe --json
     """
     from api.tools.bench_replay import bench_replay
 
@@ -281,6 +291,7 @@ def replay(
         order_sensitive_judges=order_sensitive_judges.split(",") if order_sensitive_judges else None,
         n_min=n_min,
         cascade=cascade,
+        baseline=baseline,
     )
     _print(result, as_json)
     return 0
@@ -299,7 +310,7 @@ def replay(
 @click.option(
     "--hard-rule-judges",
     multiple=True,
-    help="Only these judges' AB/BA flips count for --hard-rule (repeat or comma-separate).",
+    help="Judges whose own AB/BA flip also counts for --hard-rule (repeat or comma-separate).",
 )
 @click.option(
     "--mode",

@@ -66,7 +66,8 @@ def demo_project(api: httpx.Client) -> dict[str, Any]:
         if project["name"] == name:
             return project
     # The sample is small (200 pairs), so the demo project asks for 80% agreement (production
-    # default: 90%) and counts only the strong judge's AB/BA flips as a hard flag. Reviewers'
+    # default: 90%); the strong judge's own AB/BA flip is a hard flag on top of the panel's
+    # reversal (with two judges a reversal needs both to flip). Reviewers'
     # labels on the random calibration sample (a quarter of the pairs) refit every 10 labels.
     routing = {
         "target_agreement": 0.8,
