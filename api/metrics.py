@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -13,6 +15,9 @@ from sqlmodel import Session, select
 
 from api.models import Pair
 
+# prometheus_client's multiprocess mode, chosen by this variable before its first import:
+# `prelabel serve` sets it, so the counters of its judging child process reach /metrics.
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
 REGISTRY = CollectorRegistry(auto_describe=True)
 JUDGE_CALLS = Counter(
     "prelabel_judge_calls", "Judge calls made (cache hits excluded)", ["judge", "outcome"], registry=REGISTRY
@@ -22,6 +27,12 @@ JUDGE_CACHE_HITS = Counter(
 )
 JUDGE_ERRORS = Counter(
     "prelabel_judge_errors", "Judge calls that failed after retries", ["judge"], registry=REGISTRY
+)
+JUDGE_RETRIES = Counter(
+    "prelabel_judge_retries",
+    "Judge call attempts after the first (rate limits, 5xx, timeouts)",
+    ["judge"],
+    registry=REGISTRY,
 )
 JUDGE_LATENCY = Histogram(
     "prelabel_judge_latency_seconds",
@@ -60,4 +71,8 @@ class PairStateCollector(Collector):
 def render(engine: Engine) -> bytes:
     per_db = CollectorRegistry()
     per_db.register(PairStateCollector(engine))
-    return generate_latest(REGISTRY) + generate_latest(per_db)
+    counters = REGISTRY
+    if MULTIPROCESS:  # this server's processes' counters, summed from their files
+        counters = CollectorRegistry()
+        MultiProcessCollector(counters)
+    return generate_latest(counters) + generate_latest(per_db)

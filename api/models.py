@@ -99,6 +99,11 @@ class Pair(SQLModel, table=True):
     attempts: int = 0
     safety_flag: bool = False
     safety_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # judge.injection's findings (text in a response addressed to the judge): a hard flag when
+    # not empty. Set with the safety check by the worker; '[]' for rows inserted without it.
+    injection_reasons: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     decision_id: int | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     judged_at: datetime | None = None
@@ -229,6 +234,31 @@ class Reviewer(SQLModel, table=True):
     token_hash: str = Field(max_length=64, index=True, unique=True)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewerProject(SQLModel, table=True):
+    """A reviewer's assignment to a project: the only projects whose queues, progress and
+    dashboards the reviewer may use. Written by review/reviewers.py."""
+
+    __tablename__ = "reviewer_project"
+
+    reviewer_id: int = Field(foreign_key="reviewer.id", primary_key=True)
+    project_id: int = Field(foreign_key="project.id", primary_key=True, index=True)
+
+
+class ApiKey(SQLModel, table=True):
+    """A project client's API key; only its SHA-256 is kept (the key is shown once). Written
+    by api/keys.py."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    name: str = Field(min_length=1, max_length=200)
+    prefix: str = Field(max_length=16)  # the key's first characters, to tell keys apart in lists
+    key_hash: str = Field(max_length=64, index=True, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
 
 
 class ReviewItem(SQLModel, table=True):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from api.fields import ModelName, Text, check_metadata
 from api.vocab import LabelSource
 from judge.verdicts import OrderSetting
 
@@ -26,11 +27,12 @@ Split = Literal["train", "frozen_eval"]
 class JudgeSpec(BaseModel):
     """One judge of a panel: a litellm model string plus call options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str
+    model: Text = Field(max_length=300)
     # Passed to litellm as api_base: a provider URL, or for replay/ judges the recorded file.
-    api_base: str | None = None
+    # Checked when a project is created (api/pipeline/judge_checks.py) and before every call.
+    api_base: Text | None = Field(None, max_length=2048)
     # Ask for token logprobs (only providers that return them: OpenAI-style).
     logprobs: bool = False
     # Relative cost, used to order a cascade (cheapest first).
@@ -38,6 +40,9 @@ class JudgeSpec(BaseModel):
     # Display orders asked (judge.verdicts.orders_to_ask): "both" (AB and BA), "ab" or "ba"
     # only, or "random" (one per pair, from a hash of the pair: half the calls).
     orders: OrderSetting = "both"
+    # A live model litellm's price table does not list (a fine-tune, a self-hosted model):
+    # accepted at project creation only when marked custom, so a typo is not.
+    custom: bool = False
 
     @property
     def calls_per_pair(self) -> int:
@@ -66,19 +71,19 @@ def panel_calls(specs: Iterable[JudgeSpec]) -> int:
 
 
 class RoutingSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # Provisional (pre-calibration) confidence under which a pair is low_confidence.
     min_confidence: float = Field(default=0.75, ge=0.0, le=1.0)
     target_agreement: float = Field(default=0.9, gt=0.0, lt=1.0)
     delta: float = Field(default=0.1, gt=0.0, lt=1.0)
-    n_min: int = Field(default=100, ge=1)
+    n_min: int = Field(default=100, ge=1, le=10**9)
     audit_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     # Denser audits right after a gate opens or is refitted, when a bad gate does the most harm:
     # the first ``audit_boost_pairs`` pairs decided under a new open version are audited at
     # max(audit_rate, audit_boost_rate), then the configured rate. audit_rate=0 turns audits off.
     audit_boost_rate: float = Field(default=0.25, ge=0.0, le=1.0)
-    audit_boost_pairs: int = Field(default=200, ge=0)
+    audit_boost_pairs: int = Field(default=200, ge=0, le=10**9)
     # Label-free shift detector (calibration.shift): closes an open gate when the judgments of
     # the pairs decided under it stop looking like the calibration sample's. shift_delta is the
     # probability of ever closing on a stream exchangeable with the calibration sample.
@@ -87,7 +92,7 @@ class RoutingSettings(BaseModel):
     # A random share of all pairs goes to review as a calibration sample; reviewers' labels on
     # it (source "calibration") are an unbiased sample, so they calibrate the gate.
     calibration_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
-    refit_every: int = Field(default=50, ge=1)
+    refit_every: int = Field(default=50, ge=1, le=10**9)
     # Review: share of items whose judge pre-label the reviewer sees (automation-bias control),
     # reviewers per item, and the uncertainty weight of the hybrid active-learning priority.
     show_prelabel_rate: float = Field(default=0.3, ge=0.0, le=1.0)
@@ -98,21 +103,34 @@ class RoutingSettings(BaseModel):
     # their own AB/BA flip to that rule (for judges trusted to be order-stable); other judges'
     # flips are features the calibrator prices. The gate is fitted with the same rule, so its
     # guarantee covers what is accepted.
-    order_sensitive_judges: list[str] | None = None
+    order_sensitive_judges: list[ModelName] | None = Field(None, max_length=100)
     # Judge cheapest-first (stages by cost_rank, else litellm price: judge.costs) and call the
     # next stage only while the calibrated confidence is below the threshold. Takes effect
     # once the gate is open; a closed gate judges with the whole panel (it needs the data).
     cascade: bool = False
 
 
+def _judge_kind(value: Any) -> str:
+    return "name" if isinstance(value, str) else "spec"
+
+
+# A judge on a project body: a model string, or a JudgeSpec object.
+JudgeEntry = Annotated[
+    Annotated[JudgeSpec, Tag("spec")] | Annotated[ModelName, Tag("name")], Discriminator(_judge_kind)
+]
+
+
 class ProjectCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    rubric: str | None = None
-    prompt_version: str = "rubric-v1"
+    # Unknown fields are refused: a typo ("judgs") must not silently mean "no judges".
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=200)
+    rubric: Text | None = Field(None, max_length=100_000)
+    prompt_version: Text = Field("rubric-v1", max_length=200)
     # Empty responses are refused by default; some real datasets hold an empty reply as a
     # legitimate (usually losing) response, so a project may accept them.
     allow_empty_responses: bool = False
-    judges: list[JudgeSpec | str] = []
+    judges: list[JudgeEntry] = Field([], max_length=50)
     routing: RoutingSettings = RoutingSettings()
 
 
@@ -135,12 +153,17 @@ class PairIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str
-    prompt: str
-    response_a: str
-    response_b: str
+    client_id: Text
+    prompt: Text
+    response_a: Text
+    response_b: Text
     metadata: dict[str, Any] = {}
     split: Split = "train"
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata(value)
 
 
 class LabelIn(BaseModel):
@@ -148,15 +171,15 @@ class LabelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str
+    client_id: Text = Field(max_length=512)
     label: Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "A", "B"]
     both_bad: bool = False
     safety_flag: bool = False
-    rationale: str | None = None
+    rationale: Text | None = Field(None, max_length=100_000)
     source: LabelSource = "import"
-    annotator: str = "unknown"
+    annotator: Text = Field("unknown", max_length=200)
     # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
-    idempotency_key: str | None = None
+    idempotency_key: Text | None = Field(None, max_length=512)
 
 
 # --- review ------------------------------------------------------------------------------
@@ -172,12 +195,12 @@ class ReviewSubmit(BaseModel):
     )
     both_bad: bool = False
     safety_flag: bool = False
-    rationale: str | None = Field(None, max_length=10_000)
+    rationale: Text | None = Field(None, max_length=10_000)
     time_on_task_s: float | None = Field(None, ge=0, le=86_400)
     prelabel_shown: bool | None = Field(
         None, description="what the client displayed; must agree with the lease if given"
     )
-    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    idempotency_key: Text | None = Field(None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _complete(self) -> ReviewSubmit:
@@ -197,7 +220,21 @@ class ReviewSubmit(BaseModel):
 class ReviewerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    name: Text = Field(min_length=1, max_length=200, pattern=r"\S")
+    # The projects whose queues the reviewer may work; none until an admin assigns some.
+    projects: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(default_factory=list, max_length=10_000)
+
+
+class ReviewerProjects(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    projects: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(max_length=10_000)
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=200, pattern=r"\S")
 
 
 class NextRequest(BaseModel):
@@ -209,4 +246,4 @@ class NextRequest(BaseModel):
 class SkipRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    reason: Text = Field(min_length=1, max_length=500, pattern=r"\S")

@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     # Default judge panel as litellm model strings (comma-separated in the environment).
     # Empty means: projects must name their own panel.
     judges: Annotated[list[str], NoDecode] = []
+    # Where replay judges may read recorded-judgments files (comma-separated); empty means
+    # ./data. The packaged demo sample is always allowed. Paths outside are refused (422).
+    replay_dirs: Annotated[list[str], NoDecode] = []
+    # Extra endpoints a live judge's api_base may name (comma-separated): "URL" (called
+    # without any provider key) or "provider=URL" (that provider's key goes there, e.g. an
+    # Azure resource). The providers' own HTTPS hosts are always allowed (judge/endpoints.py).
+    judge_api_bases: Annotated[list[str], NoDecode] = []
     judge_timeout_s: float = 60.0
     judge_max_attempts: int = 4
     judge_retry_initial_s: float = 1.0
@@ -24,21 +31,25 @@ class Settings(BaseSettings):
     judge_concurrency: int = 128
     # Pairs a worker holds at once; each pair is 2 x panel-size judge calls.
     worker_pairs_in_flight: int = 256
-    lease_seconds: float = 300.0
+    # A claimed pair returns to the queue this long after its worker stops renewing the lease
+    # (a live worker's heartbeat renews it every third of this).
+    lease_seconds: float = 30.0
     poll_interval_s: float = 0.5
     # Ingest limits: a request over these is refused whole.
     max_field_chars: int = 200_000
     max_pairs_per_request: int = 50_000
     max_request_bytes: int = 256 * 1024 * 1024
     run_worker_in_api: bool = True
-    admin_token: str = "admin-dev-token"
+    # The admin's bearer token. No default: without one nothing can act as admin, and
+    # `prelabel serve` refuses to start unless `--dev` (which makes up a token and prints it).
+    admin_token: str | None = None
     # Review: how long a reviewer holds an item, and whether the API process runs the review
     # queue's background preparation (redaction, embeddings, priority): "auto" = where it
     # also judges (``prelabel serve``, the demo), or "1" / "0" to force it on or off.
     review_lease_seconds: float = 600.0
     review_prepare: Literal["auto", "1", "0"] = "auto"
 
-    @field_validator("judges", mode="before")
+    @field_validator("judges", "replay_dirs", "judge_api_bases", mode="before")
     @classmethod
     def _split_judges(cls, value: object) -> object:
         if isinstance(value, str):

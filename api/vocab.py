@@ -37,6 +37,7 @@ class Reason(_Word):
     JUDGES_DISAGREE = "judges_disagree"
     LOW_CONFIDENCE = "low_confidence"
     SAFETY_FLAG = "safety_flag"
+    INJECTION_SUSPECTED = "injection_suspected"
     BOTH_BAD = "both_bad"
     GATE_CLOSED = "gate_closed"
     AUDIT = "audit"
@@ -52,6 +53,10 @@ REASON_TEXT: dict[str, str] = {
     Reason.JUDGES_DISAGREE: "The judges on the panel disagree with each other.",
     Reason.LOW_CONFIDENCE: "The panel's majority is weak.",
     Reason.SAFETY_FLAG: "Possible safety issue, flagged by a judge or by the safety pre-check.",
+    Reason.INJECTION_SUSPECTED: (
+        "A response seems to address the judge (instructions, a verdict, fake prompt markers or "
+        "hidden text): the judges' verdict may be what the text told them. Judge it yourself."
+    ),
     Reason.BOTH_BAD: "The judges think both responses may be bad.",
     Reason.GATE_CLOSED: "Automatic acceptance is off until enough human labels calibrate it.",
     # Deliberately says nothing about the judge's confidence: that would invite a rubber stamp.

@@ -49,6 +49,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from judge.endpoints import NO_KEY, EndpointRefused, check_api_base, parse_allowed
 from judge.parse import confidence_from_logprobs, parse_verdict
 from judge.prompt import render_messages
 from judge.providers import REPLAY_PROVIDER, ReplayError, approx_tokens, replay_answer
@@ -338,6 +339,22 @@ async def _attempts_after_first(
     return response
 
 
+def guard_endpoint(model: str, kwargs: dict[str, Any], allowed_api_bases: tuple[str, ...] | None) -> None:
+    """Refuse a live judge's ``api_base`` that is neither its provider's host nor allow-listed
+    (:mod:`judge.endpoints`), and keep the provider's key from an allow-listed endpoint that is
+    not the provider's own. Replay and in-process providers (mock/, tests' fakes) have no
+    network endpoint. Raises :class:`EndpointRefused` before anything is sent."""
+    api_base = kwargs.get("api_base")
+    if not api_base or model.startswith(f"{REPLAY_PROVIDER}/"):
+        return
+    in_process = {entry.get("provider") for entry in load_litellm().custom_provider_map}
+    if "/" in model and model.split("/", 1)[0] in in_process:
+        return
+    allowed = parse_allowed(allowed_api_bases)
+    if not check_api_base(model, api_base, allowed).send_key:
+        kwargs["api_key"] = NO_KEY
+
+
 async def call_judge(
     model: str,
     prompt: str,
@@ -349,13 +366,22 @@ async def call_judge(
     logprobs: bool = False,
     rubric: str | None = None,
     policy: RetryPolicy = RetryPolicy(),
+    allowed_api_bases: tuple[str, ...] | None = None,
 ) -> JudgeCallResult:
-    """Show the pair in ``order`` ("ab" or "ba"), parse the answer, map it back to A/B."""
+    """Show the pair in ``order`` ("ab" or "ba"), parse the answer, map it back to A/B.
+
+    ``allowed_api_bases``: the admin's extra endpoints (:mod:`judge.endpoints`); None reads
+    ``PRELABEL_JUDGE_API_BASES``."""
     first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
     messages = render_messages(prompt, first, second, rubric)
     kwargs = completion_kwargs(policy.timeout_s, api_base, logprobs)
     result = JudgeCallResult(judge=model, order=order, verdict=None, attempts=1)
     started = time.perf_counter()
+    try:
+        guard_endpoint(model, kwargs, allowed_api_bases)
+    except EndpointRefused as exc:  # nothing was sent; no attempt can change that
+        result.error = f"EndpointRefused: {exc}"[:2000]
+        return result
     failed: Exception | None = None
     try:  # attempt 1, the one nearly every call needs: no retry machinery
         async with asyncio.timeout(policy.timeout_s):

@@ -9,6 +9,7 @@ clones a migrated template database per test (``CREATE DATABASE ... TEMPLATE``, 
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The admin token every test service (and `prelabel` subprocess) runs with: tests.helpers.ADMIN.
+os.environ.setdefault("PRELABEL_ADMIN_TOKEN", "admin-test-token")
+# Replay judges read recorded files from the shared data and from tests' temporary directories.
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+os.environ.setdefault("PRELABEL_REPLAY_DIRS", f"{_SHARED_DATA},{tempfile.gettempdir()}")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import make_url, text  # noqa: E402
@@ -27,7 +33,7 @@ from sqlalchemy.exc import ProgrammingError  # noqa: E402
 from api.db import make_engine, upgrade  # noqa: E402
 from api.main import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from tests.helpers import PG_URL, copy_sqlite, fast_settings, fold_wal, sqlite_url_for  # noqa: E402
+from tests.helpers import ADMIN, PG_URL, copy_sqlite, fast_settings, fold_wal, sqlite_url_for  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -154,6 +160,8 @@ def settings(engine: Engine) -> Settings:
 
 @pytest.fixture
 def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    """The API as the admin (the role that may do everything); a test of another role sends
+    its own Authorization header, which replaces this one."""
     app = create_app(settings, engine, run_worker=False)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=ADMIN) as test_client:
         yield test_client

@@ -57,6 +57,7 @@ def fast_settings(url: str, **overrides: object) -> Settings:
         "judge_retry_max_s": 0.01,
         "judge_timeout_s": 5.0,
         "poll_interval_s": 0.05,
+        "admin_token": ADMIN_TOKEN,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -107,7 +108,7 @@ def served_copy(source: Path, target: Path) -> Iterator[Served]:
     engine = copy_sqlite(source, target)
     settings = fast_settings(sqlite_url_for(target))
     try:
-        with TestClient(create_app(settings, engine, run_worker=False)) as client:
+        with TestClient(create_app(settings, engine, run_worker=False), headers=ADMIN) as client:
             yield Served(client, engine, settings)
     finally:
         engine.dispose()
@@ -223,8 +224,9 @@ def seed_review_queue(engine: Engine, pending: int, seed: int = 0) -> int:
 
 # --- review: accounts, projects and a live API on loopback ----------------------------------
 
-ADMIN_TOKEN = "admin-dev-token"  # Settings' default, which the test settings keep
+ADMIN_TOKEN = os.environ.get("PRELABEL_ADMIN_TOKEN", "admin-test-token")  # set by tests/conftest.py
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+NO_AUTH = {"authorization": ""}  # replaces a client's default header: a request with no token
 
 
 def auth(token: str) -> dict[str, str]:
@@ -262,8 +264,11 @@ def post_question_pairs(
     return r.json()["job_id"]
 
 
-def new_reviewer(client: TestClient | httpx.Client, name: str) -> str:
-    r = client.post("/v1/reviewers", json={"name": name}, headers=ADMIN)
+def new_reviewer(client: TestClient | httpx.Client, name: str, projects: list[int] | None = None) -> str:
+    """A reviewer's token; assigned to ``projects``, by default to every project there is."""
+    if projects is None:
+        projects = [p["id"] for p in client.get("/v1/projects", headers=ADMIN).json()]
+    r = client.post("/v1/reviewers", json={"name": name, "projects": projects}, headers=ADMIN)
     assert r.status_code == 201, r.text
     return r.json()["token"]
 

@@ -20,6 +20,7 @@ import pytest
 from api.main import create_app
 from review_app.launch import run_streamlit
 from tests.helpers import (
+    ADMIN,
     CHROMIUM,
     CHROMIUM_FLAGS,
     auth,
@@ -85,7 +86,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path
     engine = copy_sqlite(migrated_sqlite, tmp_path / "e2e.db")
     settings = fast_settings(sqlite_url_for(tmp_path / "e2e.db"))
     with live_api(create_app(settings, engine, run_worker=True)) as api_url:
-        with httpx.Client(base_url=api_url) as http:
+        with httpx.Client(base_url=api_url, headers=ADMIN) as http:
             project = make_project(http, "e2e", ["mock/alpha", "mock/beta"])
             assert http.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs()}).status_code == 201
             deadline = time.monotonic() + 30

@@ -91,3 +91,17 @@ def test_demo_runs_offline_and_prints_the_summary(tmp_path: Path) -> None:
     cells = [c.strip() for c in rows[0].split("│") if c.strip()]
     assert cells[3] == cells[5], rows[0]
     json.dumps(out)  # printable
+
+
+def test_serve_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PRELABEL_ADMIN_TOKEN"}
+    env["PRELABEL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "api.tools.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "PRELABEL_ADMIN_TOKEN is not set" in done.stderr and "--dev" in done.stderr

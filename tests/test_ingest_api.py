@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from api.models import Pair
+from tests import fakes
 
 
 def pair(i: int, **overrides: object) -> dict[str, object]:
@@ -21,6 +22,12 @@ def pair(i: int, **overrides: object) -> dict[str, object]:
 def count_pairs(engine: Engine) -> int:
     with Session(engine) as session:
         return session.exec(select(func.count()).select_from(Pair)).one()
+
+
+@pytest.fixture(autouse=True)
+def fake() -> fakes.FakeJudge:
+    """``fake/`` judges are known to litellm here (project creation checks that judges exist)."""
+    return fakes.install()
 
 
 @pytest.fixture

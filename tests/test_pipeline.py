@@ -196,7 +196,11 @@ def test_a_replay_judge_on_a_missing_file_is_not_served_another_files_verdicts(
     recorded.write_text(json.dumps({"id": "x", **pair, "judgments": judgments}) + "\n", encoding="utf-8")
     for name, path in (("real", recorded), ("missing", tmp_path / "missing.jsonl")):
         spec = [{"model": "replay/j", "api_base": str(path)}]
+        if name == "missing":  # a file that is there at creation (which checks it), gone by judging time
+            path.write_bytes(recorded.read_bytes())
         project = client.post("/v1/projects", json={"name": name, "judges": spec}).json()["id"]
+        if name == "missing":
+            path.unlink()
         r = client.post(f"/v1/projects/{project}/jobs", json={"pairs": [{"client_id": "x", **pair}]})
         run_worker(engine, settings)
         (row,) = results(client, r.json()["job_id"])

@@ -38,7 +38,7 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> 
     engine = copy_sqlite(migrated_sqlite, path)
     settings = fast_settings(sqlite_url_for(path))
     with live_api(create_app(settings, engine, run_worker=False)) as base:
-        with httpx.Client(base_url=base) as http:
+        with httpx.Client(base_url=base, headers=ADMIN) as http:
             review = make_project(http, "app-review", ["fake/ok"])
             pairs = [
                 {
@@ -69,11 +69,12 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> 
 
 
 def _project_id(api_url: str, name: str) -> int:
-    return next(p["id"] for p in httpx.get(f"{api_url}/v1/projects").json() if p["name"] == name)
+    projects = httpx.get(f"{api_url}/v1/projects", headers=ADMIN).json()
+    return next(p["id"] for p in projects if p["name"] == name)
 
 
 def _signed_in_app(api_url: str, name: str, project: str, page: str) -> tuple[AppTest, str]:
-    token = new_reviewer(httpx.Client(base_url=api_url), name)
+    token = new_reviewer(httpx.Client(base_url=api_url, headers=ADMIN), name)
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.session_state["token"] = token
     at.session_state["reviewer_name"] = name
@@ -89,7 +90,7 @@ def _texts(at: AppTest) -> str:
 
 
 def test_sign_in_page_accepts_a_token_and_refuses_a_bad_one(api_url: str) -> None:
-    token = new_reviewer(httpx.Client(base_url=api_url), "signer")
+    token = new_reviewer(httpx.Client(base_url=api_url, headers=ADMIN), "signer")
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception and at.title[0].value == "Sign in"
     at.text_input[0].input("rvw_wrong")
@@ -158,4 +159,4 @@ def test_dashboard_page_reports_progress_queues_and_overrides(api_url: str) -> N
 
 def test_admin_token_is_not_a_reviewer_token(api_url: str) -> None:
     # The app signs reviewers in; the admin token is for account management only.
-    assert httpx.get(f"{api_url}/v1/review/me", headers=ADMIN).status_code == 401
+    assert httpx.get(f"{api_url}/v1/review/me", headers=ADMIN).status_code == 403

@@ -20,7 +20,7 @@ from api.review.submit import submit_label
 from api.schemas import ReviewSubmit, RoutingSettings
 from api.settings import Settings
 from tests import fakes
-from tests.helpers import ADMIN, auth, make_project, new_reviewer, post_question_pairs, run_worker
+from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, post_question_pairs, run_worker
 
 
 @pytest.fixture(autouse=True)
@@ -98,8 +98,8 @@ def test_worker_enqueues_and_a_label_lands_in_the_label_table(
 
 def test_auth_reviewer_accounts_and_tokens(client: TestClient) -> None:
     project = make_project(client, "p")
-    assert client.post(f"/v1/projects/{project}/review/next").status_code == 401
-    assert client.post("/v1/reviewers", json={"name": "x"}).status_code == 401
+    assert client.post(f"/v1/projects/{project}/review/next", headers=NO_AUTH).status_code == 401
+    assert client.post("/v1/reviewers", json={"name": "x"}, headers=NO_AUTH).status_code == 401
     token = new_reviewer(client, "bo")
     assert token.startswith("rvw_")
     assert client.post("/v1/reviewers", json={"name": "y"}, headers=auth(token)).status_code == 403
@@ -219,12 +219,12 @@ def test_incident_queue_holds_both_bad_and_safety_items(
     client: TestClient, engine: Engine, settings: Settings
 ) -> None:
     project = judged_project(client, engine, settings, n=2, judges=["fake/both-bad"])
+    other = judged_project(client, engine, settings, n=1, name="q")
     token = new_reviewer(client, "lea")
     assert next_item(client, project, token, "review") is None
     item = next_item(client, project, token, "incident")
     assert item is not None and "both_bad" in {r["code"] for r in item["why"]["reasons"]}
 
-    other = judged_project(client, engine, settings, n=1, name="q")
     routine = next_item(client, other, token)
     r = submit(client, token, routine["lease_id"], label="tie", safety_flag=True)  # type: ignore[index]
     assert r.status_code == 201 and r.json()["safety_flag"] is True

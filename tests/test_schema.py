@@ -36,6 +36,7 @@ DOCTESTED = [
     "api.review.redaction",
     "api.review.embeddings",
     "judge.costs",
+    "api.fields",
 ]
 
 

@@ -23,7 +23,7 @@ from api.pipeline import gate
 from api.settings import Settings
 from api.tools.bench_replay import bench_shift
 from judge.recorded import load_recorded
-from tests.helpers import LLMBAR, fast_settings, post_labels, post_recorded_pairs, run_worker
+from tests.helpers import ADMIN, LLMBAR, fast_settings, post_labels, post_recorded_pairs, run_worker
 
 pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")
 JUDGES = [
@@ -154,7 +154,7 @@ def test_flipped_judges_close_the_gate_and_the_report_shows_the_evidence(
 ) -> None:
     """Through the worker and the maintenance pass, as in production (SQLite and PostgreSQL)."""
     settings = fast_settings(str(any_engine.url))
-    with TestClient(create_app(settings, any_engine, run_worker=False)) as client:
+    with TestClient(create_app(settings, any_engine, run_worker=False), headers=ADMIN) as client:
         closed_after, state, html = _stream_flipped_verdicts(client, any_engine, settings, tmp_path)
     print("flip_all:", closed_after, state["gate"]["reason"])
     assert closed_after is not None and closed_after <= 50, state["gate"]

@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api.models import Decision, Judgment, Pair
-from api.pipeline import decisions, gate, judging, versions
+from api.models import Decision, Judgment, Pair, Project
+from api.pipeline import decisions, gate, ingest, judging, versions
 from api.pipeline.worker import Worker
+from api.schemas import PairIn
+from judge.client import load_litellm
 from tests import fakes
 from tests.helpers import fast_settings, seed
 
@@ -170,3 +172,45 @@ def test_only_the_lease_holder_can_renew(engine: Engine) -> None:
     assert not judging.renew_lease(engine, "someone-else", pair.id, 60)  # type: ignore[arg-type]
     time.sleep(0.1)
     assert judging.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # renewed: still held
+
+
+def test_renewal_extends_held_leases_and_reports_the_lost_ones(engine: Engine) -> None:
+    seed(engine, 3, ["fake/ok"])
+    held = judging.claim_pairs(engine, "w", 10, lease_seconds=0.05)
+    time.sleep(0.1)
+    (taken,) = judging.claim_pairs(
+        engine, "other", 1, lease_seconds=60
+    )  # one lease ran out and changed hands
+    ids = {p.id for p in held}
+    assert judging.renew_leases(engine, "w", ids, 60) == ids - {taken.id}  # type: ignore[arg-type]
+    time.sleep(0.1)
+    assert judging.claim_pairs(engine, "third", 10, lease_seconds=60) == []  # renewed: still held
+
+
+def test_heartbeats_keep_leases_shorter_than_the_judging(any_engine: Engine) -> None:
+    """Each pair takes longer to judge than a lease lasts: only the heartbeat keeps a second
+    worker from claiming pairs the first is still judging."""
+    with Session(any_engine, expire_on_commit=False) as session:
+        project = Project(
+            name="slow", judges=[{"model": "mock/slow", "api_base": "latency_ms=2000"}], routing={}
+        )
+        session.add(project)
+        session.commit()
+    ingest.create_job(
+        any_engine,
+        project,
+        [PairIn(client_id=f"c{i}", prompt=f"p{i}", response_a="a", response_b="b") for i in range(8)],
+    )
+    settings = fast_settings(str(any_engine.url), lease_seconds=0.6)
+    load_litellm()  # its first import (seconds of CPU) would starve the heartbeat of this test
+
+    async def both() -> list[int]:
+        first = asyncio.create_task(Worker(any_engine, settings, "w1").run(until_idle=True))
+        await asyncio.sleep(1.5)  # past two leases, while the first is still judging
+        second = await Worker(any_engine, settings, "w2").run(until_idle=True)
+        return [await first, second]
+
+    assert asyncio.run(both()) == [8, 0]
+    with Session(any_engine) as session:
+        assert [p.attempts for p in session.exec(select(Pair)).all()] == [1] * 8
+        assert len(session.exec(select(Judgment)).all()) == 8 * 2

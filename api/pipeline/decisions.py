@@ -32,12 +32,15 @@ class PairOutcome:
     decision: dict[str, Any]
     safety_flag: bool = False
     safety_reasons: list[str] = field(default_factory=list)
+    injection_reasons: list[str] = field(default_factory=list)  # judge.injection: a hard flag if any
 
 
 def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) -> int:
     """Write judgments and decisions for pairs this worker still leases, in one transaction.
 
     A pair whose lease was lost (expired and re-claimed) is skipped: the new holder writes it.
+    The lease check locks the rows it passes until the commit, so a pair cannot change hands
+    between the check and the writes: one worker's judgments and decision per pair, never two.
     A pair decided under a calibration version that is no longer its project's latest (a
     refit or the kill-switch landed while it was being judged) keeps its judgments but goes
     back to the queue, to be routed under the current gate. Returns the pairs now done.
@@ -46,19 +49,30 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
         return 0
     now = utcnow()
     with Session(engine) as session:
+        ids = [o.pair_id for o in outcomes]
+        projects: set[int] = set()
+        for part in chunks(ids):
+            projects.update(session.exec(select(Pair.project_id).where(Pair.id.in_(part))))
+        if not projects:
+            return 0
+        # The versions lock first, then the pairs' (the order re-routing takes them in).
+        hold_versions(session, projects)  # no version lands between this check and the commit
         held: dict[int, int] = {}
-        for part in chunks([o.pair_id for o in outcomes]):
+        for part in chunks(ids):
+            # A no-op UPDATE, not a SELECT: it locks the rows it finds held until the commit,
+            # so a claim skips them (SKIP LOCKED) or, had it won the race, they are not found.
             held.update(
-                session.exec(
-                    select(Pair.id, Pair.project_id).where(
-                        Pair.id.in_(part), Pair.lease_owner == worker_id, Pair.state == "judging"
-                    )
+                session.execute(
+                    update(Pair)
+                    .where(Pair.id.in_(part), Pair.lease_owner == worker_id, Pair.state == "judging")  # type: ignore[union-attr]
+                    .values(lease_owner=worker_id)
+                    .returning(Pair.id, Pair.project_id)
                 ).all()  # type: ignore[arg-type]
             )
-        kept = [o for o in outcomes if o.pair_id in held]
+        # One outcome per pair, should a pair have been judged twice in one batch.
+        kept = list({o.pair_id: o for o in outcomes if o.pair_id in held}.values())
         if not kept:
             return 0
-        hold_versions(session, held.values())  # no version lands between this check and the commit
         latest = latest_version_names(session, set(held.values()))
         done = [o for o in kept if o.decision["version"] == latest[held[o.pair_id]]]
         outdated = [o for o in kept if o.decision["version"] != latest[held[o.pair_id]]]
@@ -80,6 +94,7 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
                     "judged_at": now,
                     "safety_flag": o.safety_flag,
                     "safety_reasons": o.safety_reasons,
+                    "injection_reasons": o.injection_reasons,
                 }
                 for o in kept
             ],
@@ -105,16 +120,16 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
     written = 0
     with Session(engine) as session:
         pair_rows = session.exec(
-            select(Pair.id, Pair.safety_flag)
+            select(Pair.id, Pair.safety_flag, Pair.injection_reasons)
             .where(Pair.project_id == project.id, Pair.state == "done")
             .order_by(Pair.id)
         ).all()
     for part in chunks(pair_rows, 2000):
-        ids = [pid for pid, _ in part]
+        ids = [pid for pid, _, _ in part]
         with Session(engine) as session:
             views = judgment_views(session, ids)
             frame = views_frame(views)
-            inputs = {pid: GatedInput(views[pid], flag) for pid, flag in part}
+            inputs = {pid: GatedInput(views[pid], flag, bool(injection)) for pid, flag, injection in part}
             decisions = route_many(ids, inputs, frame, gate, name, routing)
             hold_versions(session, [project.id])  # type: ignore[list-item]
             if latest_version_names(session, {project.id})[project.id] != name:  # type: ignore[index,arg-type]

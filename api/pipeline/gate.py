@@ -104,9 +104,11 @@ def never_accept_flags(
     """
     routing = project.routing_settings()
     pair_ids = list(views)
-    precheck: dict[int, bool] = {}
+    precheck: dict[int, tuple[bool, list[str]]] = {}  # pair -> (safety pre-check, injection findings)
+    query = select(Pair.id, Pair.safety_flag, Pair.injection_reasons)
     for part in chunks(pair_ids):
-        precheck.update(session.exec(select(Pair.id, Pair.safety_flag).where(Pair.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
+        rows = session.exec(query.where(Pair.id.in_(part)))  # type: ignore[union-attr]
+        precheck.update((pid, (safety, injection)) for pid, safety, injection in rows)
     prefixes = [None] if not stages else [{j for s in stages[: k + 1] for j in s} for k in range(len(stages))]
     flags: dict[int, list[bool]] = {}
     final: dict[int, list[bool]] = {}
@@ -116,7 +118,8 @@ def never_accept_flags(
             summary = summarize([v for v in views[pid] if judges is None or v.judge in judges])
             hard = hard_reasons(
                 summary,
-                precheck_safety=bool(precheck.get(pid)),
+                precheck_safety=bool(precheck.get(pid, (False, []))[0]),
+                precheck_injection=bool(precheck.get(pid, (False, []))[1]),
                 order_sensitive_judges=routing.order_sensitive_judges,
             )
             flagged = bool(hard) or summary.both_bad

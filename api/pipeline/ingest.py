@@ -2,7 +2,12 @@
 
 Parsing is pure (every bad line is reported, nothing half-read); storing happens only when
 every line is valid, in one transaction, idempotent by client id (pairs) or idempotency key
-(labels).
+(labels). A job posted again with the same pairs (a client's retry) is the job it created the
+first time, not a new empty one.
+
+JSON is read strictly: NaN, Infinity, numbers beyond a float (1e400) and integer literals of
+more than 40 digits (Python refuses to read 4,300 and more) are refused where they stand, with
+the field named (``api.fields``), as is text no column can hold (NUL, lone surrogates).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from api.db import chunks
+from api.fields import printable
 from api.models import Job, Label, Pair, Project, utcnow
 from api.schemas import LabelIn, PairIn
 from judge.content import content_hash
@@ -35,6 +41,34 @@ class LineError:
 class ParsedRequest:
     pairs: list[PairIn] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
+
+
+_MAX_INT_DIGITS = 40
+# The label table's idempotency_key column (VARCHAR(512) on PostgreSQL).
+MAX_IDEMPOTENCY_KEY = 512
+
+
+def _int(literal: str) -> int:
+    """A JSON integer; one too long to be a sane number reads as ±10^40, which every field
+    that takes a number refuses as out of range (Python itself refuses 4,300 digits with a
+    ValueError that was a 500)."""
+    if len(literal.lstrip("-")) > _MAX_INT_DIGITS:
+        return -(10**_MAX_INT_DIGITS) if literal.startswith("-") else 10**_MAX_INT_DIGITS
+    return int(literal)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``; RecursionError (nesting thousands deep) as a JSONDecodeError."""
+    try:
+        return json.loads(text, parse_int=_int)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+def _client_id(record: Any) -> str | None:
+    """A record's client_id as it may be echoed in an error."""
+    client_id = record.get("client_id") if isinstance(record, dict) else None
+    return printable(client_id, 512) if isinstance(client_id, str) else None
 
 
 def _records_from_body(
@@ -55,12 +89,12 @@ def _records_from_body(
             if not line.strip():
                 continue
             try:
-                records.append((number, json.loads(line)))
+                records.append((number, _loads(line)))
             except json.JSONDecodeError as exc:
                 errors.append(LineError(number, None, [f"invalid JSON: {exc.msg} at column {exc.colno}"]))
         return records, errors
     try:
-        document = json.loads(text)
+        document = _loads(text)
     except json.JSONDecodeError as exc:
         return [], [LineError(exc.lineno, None, [f"invalid JSON: {exc.msg} at line {exc.lineno}"])]
     items = document.get(key) if isinstance(document, dict) else document
@@ -72,8 +106,8 @@ def _records_from_body(
 def _describe(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "record"
-        out.append(f"{where}: {err['msg']}")
+        where = ".".join(printable(str(p)) for p in err["loc"]) or "record"
+        out.append(f"{where}: {printable(err['msg'], 500)}")
     return out
 
 
@@ -95,8 +129,7 @@ def parse_job_request(
         return result
     first_line: dict[str, int] = {}
     for number, record in records:
-        client_id = record.get("client_id") if isinstance(record, dict) else None
-        client_id = client_id if isinstance(client_id, str) else None
+        client_id = _client_id(record)
         if not isinstance(record, dict):
             result.errors.append(LineError(number, None, ["each pair must be a JSON object"]))
             continue
@@ -143,6 +176,20 @@ class JobCreated:
     job: Job
     created: int
     existing: list[str] = field(default_factory=list)
+    # The same pairs were posted before, as one job: ``job`` is that job, nothing was stored.
+    resubmitted: bool = False
+
+
+def _job_posted_before(session: Session, project_id: int, existing: dict[str, Pair]) -> Job | None:
+    """The job that stored exactly these pairs, if one did: every pair is one job's, and that
+    job stored as many new pairs as this request holds (so the sets are equal)."""
+    job_ids = {pair.job_id for pair in existing.values()}
+    if len(job_ids) != 1:
+        return None
+    job = session.get(Job, job_ids.pop())
+    if job is None or job.project_id != project_id or (job.n_pairs, job.n_existing) != (len(existing), 0):
+        return None
+    return job
 
 
 def _existing(session: Session, project_id: int, client_ids: list[str]) -> dict[str, Pair]:
@@ -154,7 +201,8 @@ def _existing(session: Session, project_id: int, client_ids: list[str]) -> dict[
 
 
 def create_job(engine: Engine, project: Project, pairs: list[PairIn]) -> JobCreated:
-    """Store a job's new pairs in one transaction; same id + same content is a no-op.
+    """Store a job's new pairs in one transaction; same id + same content is a no-op, and
+    the same pairs as an earlier job (a retry) give that job back (``resubmitted``).
 
     Raises ClientIdConflict (nothing stored) when an id already holds different content.
     """
@@ -175,6 +223,9 @@ def create_job(engine: Engine, project: Project, pairs: list[PairIn]) -> JobCrea
             if conflicts:
                 raise ClientIdConflict(conflicts)
             new = [p for p in pairs if p.client_id not in existing]
+            if not new and (before := _job_posted_before(session, project.id, existing)) is not None:  # type: ignore[arg-type]
+                ids = [p.client_id for p in pairs]
+                return JobCreated(job=before, created=0, existing=ids, resubmitted=True)
             job = Job(project_id=project.id, n_pairs=len(new), n_existing=len(pairs) - len(new))  # type: ignore[arg-type]
             session.add(job)
             session.flush()
@@ -249,13 +300,24 @@ def parse_labels(body: bytes, content_type: str) -> tuple[list[tuple[int, LabelI
         errors.append(LineError(0, None, ["request holds no labels"]))
     parsed: list[tuple[int, LabelIn]] = []
     for number, record in records:
-        client_id = record.get("client_id") if isinstance(record, dict) else None
         try:
-            parsed.append((number, LabelIn.model_validate(record)))
+            item = LabelIn.model_validate(record)
         except ValidationError as exc:
+            errors.append(LineError(number, _client_id(record), _describe(exc)))
+            continue
+        if len(_idempotency_key(item)) > MAX_IDEMPOTENCY_KEY:
             errors.append(
-                LineError(number, client_id if isinstance(client_id, str) else None, _describe(exc))
+                LineError(
+                    number,
+                    item.client_id,
+                    [
+                        f"idempotency_key: the default key (source:annotator:client_id) is longer than "
+                        f"{MAX_IDEMPOTENCY_KEY} characters; give a shorter idempotency_key"
+                    ],
+                )
             )
+            continue
+        parsed.append((number, item))
     return parsed, errors
 
 

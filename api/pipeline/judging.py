@@ -1,8 +1,9 @@
 """Judging work in the database: claim pairs under leases, renew them, read earlier verdicts.
 
 Workers claim pending pairs (or pairs whose lease expired) and hold a lease while they
-judge; the judgment cache serves a verdict already given for the same content, judge,
-order and prompt version.
+judge, renewed by a heartbeat (a third of a lease apart) while the worker lives: leases can
+be short, so a dead worker's pairs are judged again within a lease. The judgment cache
+serves a verdict already given for the same content, judge, order and prompt version.
 """
 
 from __future__ import annotations
@@ -67,6 +68,25 @@ def renew_lease(engine: Engine, worker_id: str, pair_id: int, lease_seconds: flo
         )
         session.commit()
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def renew_leases(engine: Engine, worker_id: str, pair_ids: Iterable[int], lease_seconds: float) -> set[int]:
+    """The worker's heartbeat: extend the leases it still holds on these pairs, in one UPDATE
+    per chunk; returns the ids renewed (the others were lost: expired and claimed by another)."""
+    renewed: set[int] = set()
+    expires = utcnow() + timedelta(seconds=lease_seconds)
+    with Session(engine) as session:
+        for part in chunks(sorted(pair_ids)):
+            renewed.update(
+                session.scalars(
+                    update(Pair)
+                    .where(Pair.id.in_(part), Pair.lease_owner == worker_id, Pair.state == "judging")  # type: ignore[union-attr]
+                    .values(lease_expires_at=expires)
+                    .returning(Pair.id)
+                )
+            )
+        session.commit()
+    return renewed
 
 
 def cached_judgments(engine: Engine, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str, str], Judgment]:

@@ -4,8 +4,8 @@ No session, no I/O: the worker and re-routing gather the inputs, call :func:`rou
 (or :func:`route_pair` for one pair), and hand the decisions to ``pipeline/decisions.py``.
 
 * :func:`route` decides one pair from its verdicts: hard flags (judge failure, order
-  sensitivity, safety, both-bad) always go to a human; with the gate open the calibrated
-  confidence decides; otherwise the panel's own signals are reported.
+  sensitivity, safety, suspected prompt injection, both-bad) always go to a human; with the
+  gate open the calibrated confidence decides; otherwise the panel's own signals are reported.
 * :func:`route_many` routes pairs under a fitted gate (single panel or cascade, stage by
   stage), draws the audits and the calibration sample.
 
@@ -137,9 +137,12 @@ def hard_reasons(
     summary: PanelSummary,
     *,
     precheck_safety: bool = False,
+    precheck_injection: bool = False,
     order_sensitive_judges: Sequence[str] | None = None,
 ) -> list[str]:
-    """Reasons no calibration can override: failure, order sensitivity, safety.
+    """Reasons no calibration can override: failure, order sensitivity, safety, and text in a
+    response addressed to the judge (``judge.injection``: a judge that obeys it does so in both
+    orders, so nothing else would show).
 
     Order sensitivity is hard when the panel reverses with the order shown, or when one of
     ``order_sensitive_judges`` (judges the project trusts to be order-stable) flips.
@@ -151,6 +154,8 @@ def hard_reasons(
         hard.append(Reason.ORDER_SENSITIVE)
     if precheck_safety or summary.safety_flag:
         hard.append(Reason.SAFETY_FLAG)
+    if precheck_injection:
+        hard.append(Reason.INJECTION_SUSPECTED)
     return hard
 
 
@@ -158,7 +163,8 @@ def more_judges_may_clear(
     summary: PanelSummary, hard: Sequence[str], order_sensitive_judges: Sequence[str] | None = None
 ) -> bool:
     """Whether later judges (a cascade's next stage) can undo the hard flags: only the
-    panel's reversal can be outvoted; failures, safety, both-bad and a named judge's flip stay."""
+    panel's reversal can be outvoted; failures, safety, injection, both-bad and a named judge's
+    flip stay."""
     return (
         list(hard) == [Reason.ORDER_SENSITIVE]
         and not summary.both_bad
@@ -176,6 +182,7 @@ def route(
     *,
     min_confidence: float = 0.75,
     precheck_safety: bool = False,
+    precheck_injection: bool = False,
     gate: FittedGate | None = None,
     calibrated_confidence: float | None = None,
     audit: bool = False,
@@ -183,8 +190,8 @@ def route(
 ) -> RouteDecision:
     """Decide auto_accept / review / incident, with every reason that applies.
 
-    Hard flags (judge failure, order sensitivity, safety, both-bad) always send a pair to a
-    human. Before calibration (gate closed) nothing is auto-accepted and the panel's own
+    Hard flags (judge failure, order sensitivity, safety, injection, both-bad) always send a
+    pair to a human. Before calibration (gate closed) nothing is auto-accepted and the panel's own
     signals (judges disagree, provisional confidence below ``min_confidence``) are reported.
     With the gate open the calibrated confidence decides: ``low_confidence`` means below the
     gate's threshold; panel disagreement is already priced into that confidence, so it is
@@ -192,7 +199,12 @@ def route(
     caller) diverts a would-be auto-accept to review.
     """
     s = summarize(judgments)
-    hard = hard_reasons(s, precheck_safety=precheck_safety, order_sensitive_judges=order_sensitive_judges)
+    hard = hard_reasons(
+        s,
+        precheck_safety=precheck_safety,
+        precheck_injection=precheck_injection,
+        order_sensitive_judges=order_sensitive_judges,
+    )
     informational = [Reason.JUDGES_DISAGREE] if s.judges_disagree else []
     if s.order_sensitive_judges and Reason.ORDER_SENSITIVE not in hard:
         informational.append(Reason.ORDER_SENSITIVE)  # a flip of a judge the project does not count as hard
@@ -264,6 +276,7 @@ def needs_full_panel(pid: int, version: str, routing: RoutingSettings) -> bool:
 class GatedInput:
     views: list[JudgmentView]
     precheck_safety: bool
+    precheck_injection: bool = False
 
 
 def views_frame(views: dict[int, list[JudgmentView]]) -> pd.DataFrame:
@@ -324,6 +337,7 @@ def _route_one(
         views,
         min_confidence=routing.min_confidence,
         precheck_safety=item.precheck_safety,
+        precheck_injection=item.precheck_injection,
         gate=gate,
         calibrated_confidence=confidence,
         audit=audit_draw(pid, version, routing.audit_rate),
@@ -409,10 +423,17 @@ def route_pair(
     gate: FittedGate | None,
     version: str,
     routing: RoutingSettings,
+    *,
+    precheck_injection: bool = False,
 ) -> RouteDecision:
     """Route one pair (the worker's call, as its verdicts come in)."""
     # Features are only needed for a calibrated gate.
     frame = views_frame({pair_id: views}) if gate is not None and gate.open else None
     return route_many(
-        [pair_id], {pair_id: GatedInput(views, precheck_safety)}, frame, gate, version, routing
+        [pair_id],
+        {pair_id: GatedInput(views, precheck_safety, precheck_injection)},
+        frame,
+        gate,
+        version,
+        routing,
     )[pair_id]

@@ -24,18 +24,29 @@ from api.metrics import (
     JUDGE_COST,
     JUDGE_ERRORS,
     JUDGE_LATENCY,
+    JUDGE_RETRIES,
     PAIRS_ROUTED,
 )
 from api.models import Judgment, Pair, Project
 from api.pipeline.decisions import PairOutcome, decision_fields, store_outcomes
 from api.pipeline.gate import decided_under, maintain
-from api.pipeline.judging import cached_judgments, claim_pairs, labelled_pairs, own_judgments, renew_lease
+from api.pipeline.judge_checks import allowed_api_bases
+from api.pipeline.judging import (
+    cached_judgments,
+    claim_pairs,
+    labelled_pairs,
+    own_judgments,
+    renew_lease,
+    renew_leases,
+)
 from api.pipeline.routing import JudgmentView, needs_full_panel, route_pair
 from api.pipeline.versions import GateCache, latest_version, version_name
 from api.schemas import JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
-from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
+from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key, load_litellm
+from judge.injection import injection_check_many
+from judge.providers import REPLAY_PROVIDER
 from judge.safety import safety_check_many
 from judge.verdicts import orders_to_ask
 
@@ -70,6 +81,8 @@ class Worker:
             max_s=settings.judge_retry_max_s,
             timeout_s=settings.judge_timeout_s,
         )
+        # Where judge calls may go with a provider key (judge/endpoints.py), checked per call.
+        self._allowed_api_bases = allowed_api_bases(settings)
         self._projects: dict[int, Project] = {}
         # Parsed once per project (projects' panels and routing settings don't change).
         self._routing: dict[int, RoutingSettings] = {}
@@ -80,6 +93,8 @@ class Worker:
         # and the versions whose first audit_boost_pairs pairs are all decided.
         self._routed_under: dict[tuple[int, str], int] = {}
         self._boost_over: set[tuple[int, str]] = set()
+        # Pairs claimed and not yet handed to a store: the ones the heartbeat renews.
+        self._held: set[int] = set()
         self.pairs_done = 0
 
     def _project(self, project_id: int) -> Project:
@@ -108,11 +123,42 @@ class Worker:
         return self._projects[project_id]
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> int:
-        """Judge until ``stop`` is set (or, with ``until_idle``, until nothing is left to claim).
+        """Judge until ``stop`` is set (or, with ``until_idle``, until nothing is left to claim),
+        renewing the leases of the pairs in hand meanwhile. Returns the pairs judged."""
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            return await self._judge(stop, until_idle)
+        finally:
+            heartbeat.cancel()
 
-        Claiming and storing run as background tasks beside the judge calls, so the
-        database round trips overlap with judging instead of pausing it.
-        """
+    async def _heartbeat(self) -> None:
+        """Renew this worker's leases every third of a lease, so leases can be short: a worker
+        that dies (SIGKILL, OOM, a lost host) stops renewing and its pairs are claimed again
+        within one lease, while a slow pair (retries, a hung provider) stays with its live
+        worker. It runs on the judging loop, so a loop stalled for a whole lease lets go too."""
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            held = set(self._held)
+            if not held:
+                continue
+            try:
+                renewed = await asyncio.to_thread(
+                    renew_leases, self.engine, self.worker_id, held, self.settings.lease_seconds
+                )
+            except Exception:  # a database hiccup: the next beat tries again, the lease has slack
+                log.exception("lease renewal failed")
+                continue
+            # Pairs handed to a store meanwhile left self._held: those were not lost.
+            lost = (held - renewed) & self._held
+            if lost:
+                # Another worker holds them now; store_outcomes will skip this worker's results.
+                log.warning("%d leases lost (expired and claimed elsewhere)", len(lost))
+                self._held -= lost
+
+    async def _judge(self, stop: asyncio.Event | None, until_idle: bool) -> int:
+        """The loop behind :meth:`run`. Claiming and storing run as background tasks beside the
+        judge calls, so the database round trips overlap with judging instead of pausing it."""
         semaphore = asyncio.Semaphore(self.settings.judge_concurrency)
         capacity = max(1, self.settings.worker_pairs_in_flight)
         inflight: set[asyncio.Task[PairOutcome]] = set()
@@ -138,6 +184,7 @@ class Worker:
                 claim_saw_requeues = requeues
             flush_due = len(outcomes) >= FLUSH_SIZE or now - last_flush >= FLUSH_EVERY_S or not inflight
             if storing is None and outcomes and flush_due:
+                self._held.difference_update(o.pair_id for o in outcomes)  # the store takes over
                 storing = asyncio.create_task(
                     asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
                 )
@@ -193,6 +240,9 @@ class Worker:
         pairs = await asyncio.to_thread(
             claim_pairs, self.engine, self.worker_id, limit, self.settings.lease_seconds
         )
+        # One of our own pairs whose lease ran out (renewals failed) is already being judged here.
+        pairs = [p for p in pairs if p.id not in self._held]
+        self._held.update(p.id for p in pairs)  # type: ignore[misc]
         return await self._start(pairs, semaphore) if pairs else []
 
     async def _start(
@@ -201,12 +251,17 @@ class Worker:
         projects = {p.project_id: self._project(p.project_id) for p in pairs}
 
         def prepare() -> tuple[
-            dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str]]], set[int], set[int]
+            dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str], list[str]]], set[int], set[int]
         ]:
+            # litellm's first import takes seconds of CPU: pay it here, in a thread, and not in
+            # the first judge call on the event loop, where it would stall the lease heartbeat.
+            if any(not m.startswith(f"{REPLAY_PROVIDER}/") for p in projects for m in self._specs[p]):
+                load_litellm()
             cache: dict[tuple[str, str, str], Judgment] = {}
             keys = [(p.content_hash, key) for p in pairs for key in self._judge_keys[p.project_id].values()]
             cache.update(cached_judgments(self.engine, keys))
-            checks = safety_check_many([(p.prompt, p.response_a, p.response_b) for p in pairs])
+            texts = [(p.prompt, p.response_a, p.response_b) for p in pairs]
+            checks, screens = safety_check_many(texts), injection_check_many(texts)
             # A pair judged before (sent back for a cascade stage or a backfill) keeps the
             # verdicts it has: they are read, not asked again nor stored twice.
             again = [p for p in pairs if p.judged_at is not None]
@@ -219,7 +274,8 @@ class Worker:
             # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
             cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
             labelled = labelled_pairs(self.engine, cascading) if cascading else set()  # type: ignore[arg-type]
-            flags = [(check.flagged, list(check.reasons)) for check in checks]
+            # (safety flag, safety reasons, prompt-injection findings) per pair
+            flags = [(c.flagged, list(c.reasons), s.reasons) for c, s in zip(checks, screens, strict=True)]
             return cache, flags, labelled, self._boosted_audits(pairs)
 
         cache, flags, labelled, boosted = await asyncio.to_thread(prepare)
@@ -282,10 +338,13 @@ class Worker:
                 logprobs=spec.logprobs,
                 rubric=rubric,
                 policy=self.policy,
+                allowed_api_bases=self._allowed_api_bases,
             )
         JUDGE_CALLS.labels(spec.model, "error" if result.error else "ok").inc()
         if result.error:
             JUDGE_ERRORS.labels(spec.model).inc()
+        if result.attempts > 1:
+            JUDGE_RETRIES.labels(spec.model).inc(result.attempts - 1)
         if result.latency_ms is not None:
             JUDGE_LATENCY.labels(spec.model).observe(result.latency_ms / 1000)
         if result.cost:
@@ -297,7 +356,7 @@ class Worker:
         pair: Pair,
         project: Project,
         cache: dict[tuple[str, str, str], Judgment],
-        safety: tuple[bool, list[str]],
+        precheck: tuple[bool, list[str], list[str]],
         labelled: bool,
         boosted: bool,
         semaphore: asyncio.Semaphore,
@@ -347,7 +406,15 @@ class Worker:
                 if not (isinstance(result, Judgment) and result.pair_id == pair.id):
                     new_rows.append(row)
             views = [JudgmentView(*(row[name] for name in VIEW_FIELDS)) for row in rows]  # type: ignore[arg-type]
-            decision = route_pair(pair.id, views, safety[0], gate, version, routing)  # type: ignore[arg-type]
+            decision = route_pair(
+                pair.id,  # type: ignore[arg-type]
+                views,
+                precheck[0],
+                gate,
+                version,
+                routing,
+                precheck_injection=bool(precheck[2]),
+            )
             if decision.next_stage is None:
                 break
         panel = panel_calls(specs.values())
@@ -359,8 +426,9 @@ class Worker:
             pair_id=pair.id,  # type: ignore[arg-type]
             judgments=new_rows,
             decision=decision_fields(decision, version, len(rows), panel),
-            safety_flag=safety[0],
-            safety_reasons=safety[1],
+            safety_flag=precheck[0],
+            safety_reasons=precheck[1],
+            injection_reasons=precheck[2],
         )
 
     @staticmethod

@@ -3,7 +3,8 @@
 Reviewers sign in with a random token; only its SHA-256 is stored, so a leaked database
 does not leak working tokens (the tokens are 256-bit random, so a plain hash is enough:
 there is nothing to brute-force). The admin authenticates with ``settings.admin_token``
-(env ``PRELABEL_ADMIN_TOKEN``); only the admin creates reviewers and reads PII mappings.
+(env ``PRELABEL_ADMIN_TOKEN``); only the admin creates reviewers, assigns them to projects
+(a reviewer sees only those projects' queues) and reads PII mappings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import secrets
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.models import Reviewer
+from api.models import Project, Reviewer, ReviewerProject
 
 TOKEN_PREFIX = "rvw_"
 
@@ -58,3 +59,27 @@ def rotate_token(session: Session, reviewer: Reviewer) -> str:
 def reviewer_for_token(session: Session, token: str) -> Reviewer | None:
     reviewer = session.exec(select(Reviewer).where(Reviewer.token_hash == hash_token(token))).first()
     return reviewer if reviewer is not None and reviewer.active else None
+
+
+class UnknownProjects(Exception):
+    pass
+
+
+def assign_projects(session: Session, reviewer: Reviewer, project_ids: list[int]) -> list[int]:
+    """Set the projects the reviewer may work on (replacing the previous set)."""
+    wanted = sorted(set(project_ids))
+    known = set(session.exec(select(Project.id).where(Project.id.in_(wanted)))) if wanted else set()  # type: ignore[union-attr]
+    if missing := [p for p in wanted if p not in known]:
+        raise UnknownProjects(", ".join(map(str, missing)))
+    for row in session.exec(select(ReviewerProject).where(ReviewerProject.reviewer_id == reviewer.id)):
+        session.delete(row)
+    session.flush()
+    session.add_all(ReviewerProject(reviewer_id=reviewer.id, project_id=p) for p in wanted)  # type: ignore[arg-type]
+    session.commit()
+    return wanted
+
+
+def assigned_projects(session: Session, reviewer: Reviewer) -> list[int]:
+    return sorted(
+        session.exec(select(ReviewerProject.project_id).where(ReviewerProject.reviewer_id == reviewer.id))
+    )

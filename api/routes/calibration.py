@@ -4,32 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 
 from api import reports
-from api.deps import EngineDep, ProjectDep
+from api.deps import ClientProjectDep, EngineDep, MemberProjectDep
+from api.errors import bounded_path_ids, errors, json_errors
 from api.pipeline import gate
 from calibration.report import render_report_html
 
-router = APIRouter(prefix="/v1/projects/{project_id}", tags=["calibration"])
+router = APIRouter(
+    prefix="/v1/projects/{project_id}",
+    tags=["calibration"],
+    dependencies=[Depends(bounded_path_ids)],
+    responses=errors(401, 403, 404, 422),
+)
 
 
 @router.post("/calibration/refit")
-def refit(project: ProjectDep, engine: EngineDep) -> dict[str, Any]:
+def refit(project: ClientProjectDep, engine: EngineDep) -> dict[str, Any]:
     """Refit the gate on the usable labels now, store a new version, re-route the pairs."""
     version = gate.refit(engine, project, trigger="manual")
     return jsonable_encoder(reports.version_public(version))
 
 
 @router.get("/calibration")
-def calibration(project: ProjectDep, engine: EngineDep) -> dict[str, Any]:
+def calibration(project: MemberProjectDep, engine: EngineDep) -> dict[str, Any]:
     """Gate state (open/closed, reason, threshold, guarantee, coverage), versions, report data."""
     return jsonable_encoder(reports.calibration_state(engine, project))
 
 
-@router.get("/calibration/report.html", response_class=HTMLResponse)
-def calibration_report(project: ProjectDep, engine: EngineDep) -> HTMLResponse:
+@router.get(
+    "/calibration/report.html", response_class=HTMLResponse, responses=json_errors(401, 403, 404, 422)
+)
+def calibration_report(project: MemberProjectDep, engine: EngineDep) -> HTMLResponse:
     state = reports.calibration_state(engine, project)
     return HTMLResponse(render_report_html(state["report"]))

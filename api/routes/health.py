@@ -21,6 +21,6 @@ def healthz(engine: EngineDep) -> dict[str, str]:
     return {"status": "ok", "database": engine.dialect.name}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 def prometheus_metrics(engine: EngineDep) -> Response:
     return Response(metrics.render(engine), media_type=CONTENT_TYPE_LATEST)

@@ -6,17 +6,22 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session, select
 
-from api.deps import EngineDep, JobDep, ProjectDep, SessionDep, SettingsDep
+from api.deps import ClientJobDep, ClientProjectDep, EngineDep, MemberProjectDep, SessionDep, SettingsDep
+from api.errors import bounded_path_ids, errors
+from api.fields import MAX_ID
 from api.models import Job
 from api.pipeline import ingest, results
 from api.pipeline.ingest import parse_job_request
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(
+    tags=["jobs"], dependencies=[Depends(bounded_path_ids)], responses=errors(401, 403, 404, 422)
+)
 
 NDJSON = "application/x-ndjson"
 
@@ -24,6 +29,10 @@ NDJSON = "application/x-ndjson"
 @router.post(
     "/v1/projects/{project_id}/jobs",
     status_code=201,
+    responses={
+        200: {"description": "The same pairs as an earlier job (a retry): that job, nothing stored"},
+        **errors(409, 413),
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -38,15 +47,21 @@ NDJSON = "application/x-ndjson"
     },
 )
 async def create_job(
-    request: Request, project: ProjectDep, engine: EngineDep, settings: SettingsDep
+    request: Request, project: ClientProjectDep, session: SessionDep, engine: EngineDep, settings: SettingsDep
 ) -> JSONResponse:
     """Store a job's pairs for judging. All-or-nothing: any bad line refuses the whole request."""
+    # The caller is authorised: give the request's pooled connection back now, not after the
+    # body has arrived and the pairs are stored (ingest uses a session of its own).
+    session.close()
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > settings.max_request_bytes:
             raise HTTPException(413, f"request body exceeds {settings.max_request_bytes} bytes")
-    parsed = parse_job_request(
+    # Parsing and storing run in the threadpool: on the event loop, a large job's validation
+    # and its wait for the database (SQLite's write lock) stalled every other request.
+    parsed = await run_in_threadpool(
+        parse_job_request,
         bytes(body),
         request.headers.get("content-type", "application/json"),
         max_field_chars=settings.max_field_chars,
@@ -62,7 +77,7 @@ async def create_job(
             },
         )
     try:
-        created = ingest.create_job(engine, project, parsed.pairs)
+        created = await run_in_threadpool(ingest.create_job, engine, project, parsed.pairs)
     except ingest.ClientIdConflict as exc:
         return JSONResponse(
             status_code=409,
@@ -72,7 +87,7 @@ async def create_job(
             },
         )
     return JSONResponse(
-        status_code=201,
+        status_code=200 if created.resubmitted else 201,
         content=jsonable_encoder(
             {
                 "job_id": created.job.id,
@@ -80,31 +95,36 @@ async def create_job(
                 "pairs_created": created.created,
                 "pairs_existing": len(created.existing),
                 "existing_client_ids": created.existing[:1000],
+                "resubmitted": created.resubmitted,
             }
         ),
     )
 
 
 @router.get("/v1/projects/{project_id}/jobs")
-def list_jobs(project: ProjectDep, session: SessionDep) -> list[dict[str, Any]]:
+def list_jobs(project: MemberProjectDep, session: SessionDep) -> list[dict[str, Any]]:
     jobs = session.exec(select(Job).where(Job.project_id == project.id).order_by(Job.id)).all()
     return [results.job_status(session, job) for job in jobs]
 
 
 @router.get("/v1/jobs/{job_id}")
-def read_job(job: JobDep, session: SessionDep) -> dict[str, Any]:
+def read_job(job: ClientJobDep, session: SessionDep) -> dict[str, Any]:
     """Counts by state and route, reasons, progress, cost so far, errors."""
     return results.job_status(session, job)
 
 
-@router.get("/v1/jobs/{job_id}/results", response_model=None)
+@router.get(
+    "/v1/jobs/{job_id}/results",
+    response_model=None,
+    responses={200: {"content": {"application/json": {}, NDJSON: {"schema": {"type": "string"}}}}},
+)
 def job_results(
     request: Request,
-    job: JobDep,
+    job: ClientJobDep,
     engine: EngineDep,
     session: SessionDep,
     format: str | None = Query(None, pattern="^(json|ndjson)$"),
-    after: int = Query(0, ge=0, description="cursor: the last pair_id of the previous page"),
+    after: int = Query(0, ge=0, le=MAX_ID, description="cursor: the last pair_id of the previous page"),
     limit: int = Query(500, ge=1, le=5000),
 ) -> JSONResponse | StreamingResponse:
     """Per-pair results: NDJSON stream (Accept: application/x-ndjson or ?format=ndjson) or JSON pages."""

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.deps import EngineDep, ProjectDep, SettingsDep
+from api.deps import ClientProjectDep, EngineDep, SessionDep, SettingsDep
+from api.errors import bounded_path_ids, errors
+from api.fields import MAX_ID
 from api.models import Label, Pair
 from api.pipeline import ingest
+from api.vocab import LabelSource
 
-router = APIRouter(prefix="/v1/projects/{project_id}", tags=["calibration"])
+router = APIRouter(
+    prefix="/v1/projects/{project_id}",
+    tags=["calibration"],
+    dependencies=[Depends(bounded_path_ids)],
+    responses=errors(401, 403, 404, 422),
+)
 
 
 @router.post(
     "/labels",
     status_code=201,
+    responses=errors(409, 413),
     openapi_extra={
         "requestBody": {
             "content": {
@@ -35,15 +45,19 @@ router = APIRouter(prefix="/v1/projects/{project_id}", tags=["calibration"])
     },
 )
 async def import_labels(
-    request: Request, project: ProjectDep, engine: EngineDep, settings: SettingsDep
+    request: Request, project: ClientProjectDep, session: SessionDep, engine: EngineDep, settings: SettingsDep
 ) -> JSONResponse:
     """Store human labels. All-or-nothing; the same idempotency key with the same label is a no-op."""
+    # Authorised: give the request's pooled connection back before the body arrives (the
+    # store uses a session of its own).
+    session.close()
     body = await request.body()
     if len(body) > settings.max_request_bytes:
         raise HTTPException(413, f"request body exceeds {settings.max_request_bytes} bytes")
     content_type = request.headers.get("content-type", "application/json")
     try:
-        stored = ingest.store_labels(engine, project, body, content_type)
+        # In the threadpool: parsing and storing on the event loop stalled every other request.
+        stored = await run_in_threadpool(ingest.store_labels, engine, project, body, content_type)
     except ingest.LabelsRefused as exc:
         return JSONResponse(
             status_code=422, content={"detail": str(exc), "errors": [e.__dict__ for e in exc.errors]}
@@ -61,7 +75,11 @@ async def import_labels(
 
 @router.get("/labels")
 def list_labels(
-    project: ProjectDep, engine: EngineDep, source: str | None = None, limit: int = 1000, after: int = 0
+    project: ClientProjectDep,
+    engine: EngineDep,
+    source: LabelSource | None = None,
+    limit: int = Query(1000, ge=1, le=5000),
+    after: int = Query(0, ge=0, le=MAX_ID, description="cursor: the last label id of the previous page"),
 ) -> dict[str, Any]:
     with Session(engine) as session:
         query = (
@@ -71,7 +89,7 @@ def list_labels(
         )
         if source:
             query = query.where(Label.source == source)
-        rows = session.exec(query.order_by(Label.id).limit(min(limit, 5000))).all()
+        rows = session.exec(query.order_by(Label.id).limit(limit)).all()
     return jsonable_encoder(
         {"labels": [{**label.model_dump(), "client_id": client_id} for label, client_id in rows]}
     )

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from api.deps import ProjectDep, SessionDep, SettingsDep
-from api.models import Project
-from api.schemas import JudgeSpec, ProjectCreate, ProjectPublic
+from api.deps import AdminDep, CallerDep, MemberProjectDep, SessionDep, SettingsDep
+from api.errors import bounded_path_ids, errors
+from api.keys import create_key, list_keys, revoke_key
+from api.models import ApiKey, Project
+from api.pipeline.judge_checks import judge_problems
+from api.schemas import ApiKeyCreate, JudgeSpec, ProjectCreate, ProjectPublic
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"])
+router = APIRouter(
+    prefix="/v1/projects",
+    tags=["projects"],
+    dependencies=[Depends(bounded_path_ids)],
+    responses=errors(400, 401, 403, 404, 422),
+)
 
 
 def to_public(project: Project) -> ProjectPublic:
@@ -19,8 +29,10 @@ def to_public(project: Project) -> ProjectPublic:
     )
 
 
-@router.post("", response_model=ProjectPublic, status_code=201)
-def create_project(body: ProjectCreate, session: SessionDep, settings: SettingsDep) -> ProjectPublic:
+@router.post("", response_model=ProjectPublic, status_code=201, responses=errors(409))
+def create_project(
+    body: ProjectCreate, session: SessionDep, settings: SettingsDep, _: AdminDep
+) -> ProjectPublic:
     judges = [JudgeSpec(model=j) if isinstance(j, str) else j for j in body.judges] or [
         JudgeSpec(model=m) for m in settings.judges
     ]
@@ -29,6 +41,8 @@ def create_project(body: ProjectCreate, session: SessionDep, settings: SettingsD
     models = [j.model for j in judges]
     if len(set(models)) != len(models):
         raise HTTPException(422, f"judge listed twice: {sorted({m for m in models if models.count(m) > 1})}")
+    if problems := judge_problems(judges, settings):
+        raise HTTPException(422, "; ".join(problems))
     project = Project(
         name=body.name,
         rubric=body.rubric,
@@ -48,10 +62,51 @@ def create_project(body: ProjectCreate, session: SessionDep, settings: SettingsD
 
 
 @router.get("", response_model=list[ProjectPublic])
-def list_projects(session: SessionDep) -> list[ProjectPublic]:
-    return [to_public(p) for p in session.exec(select(Project).order_by(Project.id))]
+def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectPublic]:
+    """Every project for the admin; a key's own project; a reviewer's assigned projects."""
+    projects = session.exec(select(Project).order_by(Project.id))  # type: ignore[arg-type]
+    return [to_public(p) for p in projects if caller.may_read(p.id)]  # type: ignore[arg-type]
 
 
 @router.get("/{project_id}", response_model=ProjectPublic)
-def read_project(project: ProjectDep) -> ProjectPublic:
+def read_project(project: MemberProjectDep) -> ProjectPublic:
     return to_public(project)
+
+
+# --- API keys (admin) ----------------------------------------------------------------------
+
+
+def _key_view(row: ApiKey) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "prefix": row.prefix,
+        "created_at": row.created_at,
+        "revoked_at": row.revoked_at,
+    }
+
+
+@router.post("/{project_id}/keys", status_code=201)
+def create_api_key(project_id: int, body: ApiKeyCreate, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+    """A new API key for the project's batch clients; the response holds the key, shown this
+    once (only a hash is kept)."""
+    if session.get(Project, project_id) is None:
+        raise HTTPException(404, f"project {project_id} not found")
+    row, key = create_key(session, project_id, body.name)
+    return {**_key_view(row), "key": key}
+
+
+@router.get("/{project_id}/keys")
+def list_api_keys(project_id: int, session: SessionDep, _: AdminDep) -> list[dict[str, Any]]:
+    if session.get(Project, project_id) is None:
+        raise HTTPException(404, f"project {project_id} not found")
+    return [_key_view(row) for row in list_keys(session, project_id)]
+
+
+@router.delete("/{project_id}/keys/{key_id}")
+def revoke_api_key(project_id: int, key_id: int, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+    """Revoke a key at once (its next request gets 401)."""
+    row = revoke_key(session, project_id, key_id)
+    if row is None:
+        raise HTTPException(404, f"project {project_id} has no key {key_id}")
+    return _key_view(row)

@@ -8,21 +8,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, select
 
-from api.deps import AdminDep, EngineDep, ProjectDep, ReaderDep, ReviewerDep, SessionDep, SettingsDep
-from api.models import Pair, Reviewer
+from api.deps import AdminDep, EngineDep, ReaderDep, ReviewerDep, ReviewerProjectDep, SessionDep, SettingsDep
+from api.errors import bounded_path_ids, errors
+from api.fields import MAX_ID
+from api.models import Pair, Project, Reviewer
 from api.review import queue, stats
 from api.review.prepare import prepare_batch
 from api.review.queue import QueueError
-from api.review.reviewers import ReviewerExists, create_reviewer, rotate_token
+from api.review.reviewers import (
+    ReviewerExists,
+    UnknownProjects,
+    assign_projects,
+    assigned_projects,
+    create_reviewer,
+    rotate_token,
+)
 from api.review.submit import skip_item, submit_label
-from api.schemas import NextRequest, ReviewerCreate, ReviewSubmit, SkipRequest
+from api.schemas import NextRequest, ReviewerCreate, ReviewerProjects, ReviewSubmit, SkipRequest
 
-router = APIRouter(tags=["review"])
+router = APIRouter(
+    tags=["review"],
+    dependencies=[Depends(bounded_path_ids)],
+    responses=errors(400, 401, 403, 404, 409, 422),
+)
 
 
 def _fail(exc: QueueError) -> HTTPException:
@@ -32,30 +45,55 @@ def _fail(exc: QueueError) -> HTTPException:
 # --- reviewer accounts (admin) -----------------------------------------------------------
 
 
-def _reviewer_view(reviewer: Reviewer) -> dict[str, Any]:
+def _reviewer_view(session: Session, reviewer: Reviewer) -> dict[str, Any]:
     return {
         "id": reviewer.id,
         "name": reviewer.name,
         "active": reviewer.active,
         "created_at": reviewer.created_at,
+        "projects": assigned_projects(session, reviewer),
     }
 
 
 @router.post("/v1/reviewers", status_code=201)
 def create_reviewer_route(body: ReviewerCreate, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     """Create a reviewer; the response holds its token, shown this once (only a hash is kept)."""
+    _check_projects(session, body.projects)
     try:
         reviewer, token = create_reviewer(session, body.name)
     except ReviewerExists:
         raise HTTPException(
             409, f"reviewer {body.name!r} exists; POST /v1/reviewers/{{id}}/token gives it a new token"
         ) from None
-    return {**_reviewer_view(reviewer), "token": token}
+    assign_projects(session, reviewer, body.projects)
+    return {**_reviewer_view(session, reviewer), "token": token}
+
+
+def _check_projects(session: Session, project_ids: list[int]) -> None:
+    missing = [p for p in sorted(set(project_ids)) if session.get(Project, p) is None]
+    if missing:
+        raise HTTPException(422, f"unknown projects: {missing}")
+
+
+@router.put("/v1/reviewers/{reviewer_id}/projects")
+def set_reviewer_projects(
+    reviewer_id: int, body: ReviewerProjects, session: SessionDep, _: AdminDep
+) -> dict[str, Any]:
+    """Set the projects a reviewer may work on (replaces the previous assignment)."""
+    reviewer = session.get(Reviewer, reviewer_id)
+    if reviewer is None:
+        raise HTTPException(404, f"reviewer {reviewer_id} not found")
+    _check_projects(session, body.projects)
+    try:
+        assign_projects(session, reviewer, body.projects)
+    except UnknownProjects as exc:  # deleted between the check and the write
+        raise HTTPException(422, f"unknown projects: {exc}") from None
+    return _reviewer_view(session, reviewer)
 
 
 @router.get("/v1/reviewers")
 def list_reviewers(session: SessionDep, _: AdminDep) -> list[dict[str, Any]]:
-    return [_reviewer_view(r) for r in session.exec(select(Reviewer).order_by(Reviewer.id))]  # type: ignore[arg-type]
+    return [_reviewer_view(session, r) for r in session.exec(select(Reviewer).order_by(Reviewer.id))]  # type: ignore[arg-type]
 
 
 @router.post("/v1/reviewers/{reviewer_id}/token")
@@ -64,12 +102,12 @@ def rotate_reviewer_token(reviewer_id: int, session: SessionDep, _: AdminDep) ->
     reviewer = session.get(Reviewer, reviewer_id)
     if reviewer is None:
         raise HTTPException(404, f"reviewer {reviewer_id} not found")
-    return {**_reviewer_view(reviewer), "token": rotate_token(session, reviewer)}
+    return {**_reviewer_view(session, reviewer), "token": rotate_token(session, reviewer)}
 
 
 @router.get("/v1/review/me")
-def whoami(reviewer: ReviewerDep) -> dict[str, Any]:
-    return _reviewer_view(reviewer)
+def whoami(reviewer: ReviewerDep, session: SessionDep) -> dict[str, Any]:
+    return _reviewer_view(session, reviewer)
 
 
 # --- the queue ---------------------------------------------------------------------------
@@ -77,7 +115,7 @@ def whoami(reviewer: ReviewerDep) -> dict[str, Any]:
 
 @router.post("/v1/projects/{project_id}/review/next")
 def next_item(
-    project: ProjectDep,
+    project: ReviewerProjectDep,
     reviewer: ReviewerDep,
     engine: EngineDep,
     settings: SettingsDep,
@@ -97,7 +135,10 @@ def next_item(
     return JSONResponse(jsonable_encoder({"item": item}))
 
 
-@router.post("/v1/review/leases/{lease_id}/submit")
+@router.post(
+    "/v1/review/leases/{lease_id}/submit",
+    responses={201: {"description": "Stored"}, 200: {"description": "A repeat of a stored label"}},
+)
 def submit(lease_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: EngineDep) -> JSONResponse:
     """Label a leased item. 201 when stored; 200 with ``duplicate: true`` for a repeat.
 
@@ -121,7 +162,7 @@ def skip(lease_id: int, body: SkipRequest, reviewer: ReviewerDep, engine: Engine
 
 @router.get("/v1/projects/{project_id}/review/progress")
 def review_progress(
-    project: ProjectDep,
+    project: ReviewerProjectDep,
     reviewer: ReviewerDep,
     session: SessionDep,
     queue: str = Query("review", pattern="^(review|incident)$"),
@@ -134,7 +175,7 @@ def review_progress(
 
 @router.get("/v1/projects/{project_id}/review/stats")
 def review_stats(
-    project: ProjectDep, session: SessionDep, _: ReaderDep, hours: int = Query(24, ge=1, le=24 * 90)
+    project: ReviewerProjectDep, session: SessionDep, _: ReaderDep, hours: int = Query(24, ge=1, le=24 * 90)
 ) -> JSONResponse:
     """Queue depth, labels per reviewer per hour, override rates with / without pre-label."""
     return JSONResponse(jsonable_encoder(stats.review_stats(session, project.id, hours)))  # type: ignore[arg-type]
@@ -142,11 +183,11 @@ def review_stats(
 
 @router.get("/v1/projects/{project_id}/review/labels")
 def review_labels(
-    project: ProjectDep,
+    project: ReviewerProjectDep,
     session: SessionDep,
     reader: ReaderDep,
-    annotator: str | None = None,
-    after: int = Query(0, ge=0, description="cursor: the last label_id of the previous page"),
+    annotator: str | None = Query(None, max_length=200, pattern=r"^[^\x00]*$"),
+    after: int = Query(0, ge=0, le=MAX_ID, description="cursor: the last label_id of the previous page"),
     limit: int = Query(500, ge=1, le=5000),
 ) -> JSONResponse:
     """Review and audit labels of a project, in id order. A reviewer sees only their own

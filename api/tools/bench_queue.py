@@ -25,7 +25,7 @@ from api.db import make_engine, upgrade
 from api.main import create_app
 from api.models import Decision, Job, Pair, Project, Reviewer, utcnow
 from api.review import queue
-from api.review.reviewers import create_reviewer
+from api.review.reviewers import assign_projects, create_reviewer
 from api.review.submit import submit_label
 from api.schemas import ReviewSubmit, RoutingSettings
 from api.settings import Settings
@@ -167,6 +167,8 @@ def bench_queue(
             reviewers: list[tuple[Reviewer, str]] = [
                 create_reviewer(session, f"bench-{i}") for i in range(REVIEWERS)
             ]
+            for reviewer, _ in reviewers:
+                assign_projects(session, reviewer, [project_id])
         settings = Settings(database_url=url)
         # No worker and so no background preparation competing for the CPU. Entered once (the
         # lifespan only re-checks the schema) so requests share one event loop, as in a server.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import tempfile
 import time
 from collections import Counter
@@ -220,7 +221,7 @@ def bench_replay(
     toe_gold, toe_judges = pd.Series(gold, dtype=object), cheapest_first(pairs, panel) if baseline else []
     toe_splits: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, _service(tmp) as (client, engine, settings):
+    with tempfile.TemporaryDirectory() as tmp, _service(tmp, data) as (client, engine, settings):
         per_split = []
         stages = None
         for split in range(splits):
@@ -445,7 +446,7 @@ def bench_shift(
     }
     if order_sensitive_judges is not None:
         routing["order_sensitive_judges"] = [f"replay/{j}" for j in order_sensitive_judges]
-    with tempfile.TemporaryDirectory() as tmp, _service(tmp) as (client, engine, settings):
+    with tempfile.TemporaryDirectory() as tmp, _service(tmp, data) as (client, engine, settings):
         result = _shift(
             client,
             engine,
@@ -463,17 +464,24 @@ def bench_shift(
 
 
 @contextmanager
-def _service(tmp: str) -> Iterator[tuple[TestClient, Engine, Settings]]:
-    """The real app on a fresh SQLite file in ``tmp``, its worker driven by the bench."""
+def _service(tmp: str, data: str) -> Iterator[tuple[TestClient, Engine, Settings]]:
+    """The real app on a fresh SQLite file in ``tmp``, its worker driven by the bench; its
+    replay judges read ``data`` and files the bench writes in ``tmp``."""
     url = f"sqlite:///{Path(tmp) / 'bench.db'}"
     # A short poll: each judging round ends by finding the queue empty once.
     settings = Settings(
-        database_url=url, judge_retry_initial_s=0.01, judge_max_attempts=2, poll_interval_s=0.02
+        database_url=url,
+        judge_retry_initial_s=0.01,
+        judge_max_attempts=2,
+        poll_interval_s=0.02,
+        admin_token=secrets.token_urlsafe(24),  # the bench acts as the admin of its own service
+        replay_dirs=[tmp, str(Path(data).resolve().parent)],
     )
     engine = make_engine(url)
     upgrade(engine)
     try:
-        with TestClient(create_app(settings, engine, run_worker=False)) as client:
+        admin = {"authorization": f"Bearer {settings.admin_token}"}
+        with TestClient(create_app(settings, engine, run_worker=False), headers=admin) as client:
             yield client, engine, settings
     finally:
         engine.dispose()

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import resource
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -102,7 +103,8 @@ async def _pipeline(
     """Create a project, ingest the pairs over the API, run a worker until idle: (job status, ingest s)."""
     started = time.perf_counter()
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    admin = {"authorization": f"Bearer {settings.admin_token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=admin) as client:
         response = await client.post(
             "/v1/projects",
             json={
@@ -142,7 +144,9 @@ async def bench_throughput(
         raise SystemExit("--pairs and --judges must be >= 1 and --latency-ms >= 0")
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        settings = Settings(database_url=url, judge_retry_initial_s=0.01)
+        settings = Settings(
+            database_url=url, judge_retry_initial_s=0.01, admin_token=secrets.token_urlsafe(24)
+        )
         if concurrency:
             settings.judge_concurrency = concurrency
             settings.worker_pairs_in_flight = max(4, 4 * concurrency)

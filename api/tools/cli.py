@@ -71,23 +71,53 @@ def prelabel() -> None:
 @click.option("--port", type=int, default=8000, help="Port to listen on.")
 @click.option("--no-worker", is_flag=True, help="API only; run `prelabel worker` elsewhere.")
 @click.option("--log-level", default="info", help="uvicorn log level (debug, info, warning, ...).")
-def serve(host: str, port: int, no_worker: bool, log_level: str) -> int:
+@click.option(
+    "--dev", is_flag=True, help="Allow starting without PRELABEL_ADMIN_TOKEN (a made-up one is printed)."
+)
+def serve(host: str, port: int, no_worker: bool, log_level: str, dev: bool) -> int:
     """Run the HTTP API, with an in-process worker.
 
     The worker judges submitted pairs; with --no-worker, run `prelabel worker` processes instead.
+    Needs PRELABEL_ADMIN_TOKEN; with --dev and no token it makes one up and prints it.
 
     \b
     Examples:
-      prelabel serve                      # http://127.0.0.1:8000/docs
-      prelabel serve --no-worker --port 9000
+      PRELABEL_ADMIN_TOKEN=... prelabel serve     # http://127.0.0.1:8000/docs
+      prelabel serve --dev --no-worker --port 9000
     """
+    import secrets
+    import shutil
+    import tempfile
+
+    # The API judges in a child process (api.main.BackgroundProcess). prometheus_client's
+    # multiprocess mode sums that process's judge counters into /metrics; it must be chosen
+    # before prometheus_client is first imported, i.e. here.
+    metrics_dir = None
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prelabel-metrics-")
+
     import uvicorn
 
     from api.main import create_app
     from api.settings import get_settings
 
-    app = create_app(get_settings(), run_worker=not no_worker)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    settings = get_settings()
+    if not settings.admin_token:
+        if not dev:
+            raise click.UsageError(
+                "PRELABEL_ADMIN_TOKEN is not set: nobody could create projects, keys or reviewers. "
+                "Set it (a long random string), or pass --dev to run with a made-up token printed here."
+            )
+        settings = settings.model_copy(update={"admin_token": "adm_" + secrets.token_urlsafe(24)})
+        click.echo(
+            f"dev mode: admin token {settings.admin_token} (set PRELABEL_ADMIN_TOKEN to choose one)", err=True
+        )
+    app = create_app(settings, run_worker=not no_worker)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -167,6 +197,7 @@ def bench() -> None:
       prelabel bench replay --data ../shared/data/replay/llmbar_dev.jsonl --splits 20 --json
       prelabel bench simulate ../shared/data/replay/llmbar_dev.jsonl --splits 20
       prelabel bench queue --pending 100000 --json
+      prelabel bench load --clients 20 --pairs-per-job 1000 --json
     """
 
 
@@ -422,6 +453,53 @@ def queue(pending: int, samples: int, database_url: str | None, as_json: bool) -
 
     _print(bench_queue(pending=pending, database_url=database_url, samples=samples), as_json)
     return 0
+
+
+@bench.command()
+@click.option("--clients", type=int, default=20, help="Concurrent batch clients, one job each.")
+@click.option("--pairs-per-job", type=int, default=1000, help="Distinct pairs in each client's job.")
+@click.option(
+    "--judges", type=int, default=2, help="Mock judges in the panel (each pair: 2 calls per judge)."
+)
+@click.option("--latency-ms", type=float, default=50.0, help="Simulated latency of each judge call.")
+@click.option(
+    "--timeout", "timeout_s", type=float, default=1800.0, help="Stop everything after this many seconds."
+)
+@click.option("--database-url", default=None, help="PostgreSQL: a database is made for the run and dropped.")
+@json_option
+def load(
+    clients: int,
+    pairs_per_job: int,
+    judges: int,
+    latency_ms: float,
+    timeout_s: float,
+    database_url: str | None,
+    as_json: bool,
+) -> int:
+    """Latency of the real server while it judges, under concurrent clients.
+
+    Starts `prelabel serve` on 127.0.0.1 (a temporary SQLite file unless --database-url) with
+    mock judges; --clients threads each post a job, poll it until complete and read its results
+    while /healthz is polled every 100 ms. Reports p50/p95/max per kind of request, errors,
+    jobs completed and the server's peak RSS. Exits 1 on any error or unfinished job.
+
+    \b
+    Examples:
+      prelabel bench load --clients 20 --pairs-per-job 1000 --json
+      prelabel bench load --database-url postgresql://postgres@127.0.0.1/test --json
+    """
+    from api.tools.bench_load import bench_load
+
+    result = bench_load(
+        clients=clients,
+        pairs_per_job=pairs_per_job,
+        judges=judges,
+        latency_ms=latency_ms,
+        database_url=database_url,
+        timeout_s=timeout_s,
+    )
+    _print(result, as_json)
+    return 0 if result["errors"] == 0 and result["jobs_failed"] == 0 else 1
 
 
 @prelabel.command()

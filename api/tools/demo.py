@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -205,15 +206,18 @@ def import_gold_and_refit(api: httpx.Client, project_id: int) -> None:
     console.print("  pairs by route now: " + ", ".join(f"{k} {v}" for k, v in routes.most_common()))
 
 
-def ensure_demo_reviewer(api_base_url: str, admin_token: str, name: str = "demo-reviewer") -> str:
-    """Create (or re-key) reviewer ``name`` through the API and return a working token.
+def ensure_demo_reviewer(
+    api_base_url: str, admin_token: str, project_id: int, name: str = "demo-reviewer"
+) -> str:
+    """Create (or re-key) reviewer ``name``, assigned to the demo project, through the API and
+    return a working token.
 
     Tokens are stored hashed, so an existing reviewer gets a fresh token (the old one stops
     working): the demo always prints a token that signs in.
     """
     headers = {"authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=api_base_url.rstrip("/"), headers=headers, timeout=10) as http:
-        response = http.post("/v1/reviewers", json={"name": name})
+        response = http.post("/v1/reviewers", json={"name": name, "projects": [project_id]})
         if response.status_code == 201:
             return response.json()["token"]
         if response.status_code != 409:
@@ -221,6 +225,11 @@ def ensure_demo_reviewer(api_base_url: str, admin_token: str, name: str = "demo-
         listing = http.get("/v1/reviewers")
         listing.raise_for_status()
         reviewer = next(r for r in listing.json() if r["name"] == name)
+        assigned = http.put(
+            f"/v1/reviewers/{reviewer['id']}/projects",
+            json={"projects": sorted({*reviewer["projects"], project_id})},
+        )
+        assigned.raise_for_status()
         rotated = http.post(f"/v1/reviewers/{reviewer['id']}/token")
         rotated.raise_for_status()
         return rotated.json()["token"]
@@ -231,7 +240,9 @@ def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -
     api_url, review_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{review_port}"
     database = get_settings().database_url
     console.print(f"[bold]prelabel demo[/bold] — database {database}")
-    env = dict(os.environ)
+    # The demo's own admin token unless one is configured: the API refuses to start without.
+    admin_token = get_settings().admin_token or "adm_" + secrets.token_urlsafe(24)
+    env = {**os.environ, "PRELABEL_ADMIN_TOKEN": admin_token}
     api_proc = subprocess.Popen(
         [sys.executable, "-m", "api.tools.cli", "serve", "--port", str(api_port), "--log-level", "warning"],
         env=env,
@@ -240,7 +251,7 @@ def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -
     children = [api_proc, review_proc]
     try:
         wait_until_up(f"{api_url}/healthz", api_proc)
-        api = httpx.Client(base_url=api_url, timeout=60)
+        api = httpx.Client(base_url=api_url, timeout=60, headers={"authorization": f"Bearer {admin_token}"})
         project = demo_project(api)
         console.print(
             f"project {project['name']!r}: judges " + ", ".join(j["model"] for j in project["judges"])
@@ -253,10 +264,15 @@ def run_demo(api_port: int = 8000, review_port: int = 8501, wait: bool = True) -
         if not get_settings().judges:  # gold labels exist for the bundled sample only
             import_gold_and_refit(api, project["id"])
         wait_until_up(f"{review_url}/_stcore/health", review_proc)
-        token = ensure_demo_reviewer(api_url, get_settings().admin_token)
+        token = ensure_demo_reviewer(api_url, admin_token, project["id"])
+        key = api.post(f"/v1/projects/{project['id']}/keys", json={"name": "demo client"}).json()["key"]
         console.print(
             f"\n[bold green]Review app:[/bold green] {review_url}  — sign in with token [bold]{token}[/bold]"
         )
+        console.print(
+            f"[bold green]Admin token:[/bold green] {admin_token}  (create projects, keys, reviewers)"
+        )
+        console.print(f"[bold green]Project API key:[/bold green] {key}  (project {project['id']} only)")
         console.print(f"[bold green]API docs:[/bold green]   {api_url}/docs")
         console.print(f"[bold green]Metrics:[/bold green]    {api_url}/metrics")
         if wait:

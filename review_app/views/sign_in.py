@@ -24,7 +24,11 @@ if submitted:
     try:
         me = ApiClient(token=token.strip()).me()
     except ApiError as exc:
-        st.error("That token was not accepted." if exc.status == 401 else f"The API refused: {exc.detail}")
+        refused = {
+            401: "That token was not accepted.",
+            403: "That is not a reviewer token (API keys and the admin token don't sign in here).",
+        }
+        st.error(refused.get(exc.status, f"The API refused: {exc.detail}"))
     except Exception as exc:  # network errors: the API is not reachable
         st.error(f"The API did not answer: {exc}")
     else:

@@ -1,0 +1,81 @@
+"""Client errors over HTTP: one documented body for every 4xx, and the edge checks every router shares.
+
+* :class:`ErrorBody` and :func:`errors` declare the 4xx answers a route gives in its OpenAPI
+  responses (``responses=errors(404, 422)``), so the spec lists every status code the API
+  returns (tests/test_schemathesis.py checks that it does).
+* :func:`validation_error_handler` answers a request pydantic refused with 422 naming the
+  field, without echoing the input back: FastAPI's default handler echoes it, and an input
+  JSON cannot encode (NaN, a lone surrogate) turned a 422 into a 500.
+* :func:`bounded_path_ids`, a router dependency: a path id beyond what an id column holds is a
+  422 before any query (SQLite raised OverflowError: a 500).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.fields import MAX_ID, printable
+
+__all__ = ["ErrorBody", "errors", "json_errors", "validation_error_handler", "bounded_path_ids"]
+
+
+class ErrorBody(BaseModel):
+    """A 4xx answer. ``detail`` says what was refused and names the field: a sentence, or
+    pydantic's list of ``{loc, msg, type}``; batch bodies add per-line ``errors``."""
+
+    detail: str | list[dict[str, Any]]
+    errors: list[dict[str, Any]] | None = None
+
+
+_WHY = {
+    400: "The body is not readable JSON",
+    401: "No bearer token, or an unknown one",
+    403: "The token's role may not do this",
+    404: "No such resource (or not one this token may see)",
+    409: "Conflicts with what is stored; nothing was stored",
+    413: "The request body is too large",
+    422: "Invalid input, the field named; nothing was stored",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these 4xx codes, each with :class:`ErrorBody`."""
+    return {code: {"model": ErrorBody, "description": _WHY[code]} for code in codes}
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """:func:`errors` for a route whose success is not JSON (an HTML page): FastAPI would
+    document a ``model`` under the route's own media type, but errors are JSON."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}  # registered by every other route's errors()
+    return {
+        code: {"description": _WHY[code], "content": {"application/json": {"schema": ref}}} for code in codes
+    }
+
+
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with pydantic's ``{loc, msg, type}`` per problem, minus the input it would echo."""
+    detail = [
+        {
+            "loc": [printable(str(p)) if isinstance(p, str) else p for p in err.get("loc", ())],
+            "msg": printable(str(err.get("msg", "")), 500),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+
+def bounded_path_ids(request: Request) -> None:
+    """Refuse a path ``*_id`` that no row can have (beyond an id column's range) with 422."""
+    for name, raw in request.path_params.items():
+        if not name.endswith("_id"):
+            continue
+        digits = str(raw).strip().lstrip("+-")
+        if digits.isascii() and digits.isdigit() and (len(digits) > 10 or not 1 <= int(raw) <= MAX_ID):
+            raise HTTPException(422, f"{name}: must be an id from 1 to {MAX_ID}")

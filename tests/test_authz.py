@@ -1,0 +1,198 @@
+"""Who may call what: every route of the OpenAPI spec x every role x own / other project.
+
+The table below is the authorization policy, one access class per route; the test fails when
+a route of the spec is missing from it (a new route must say who may call it) or when a role
+gets a status its class does not allow. "Allowed" means the request got past authorization
+(any status but 401/403, and not the 404 a job of another project answers with); a refused
+request gets exactly the status the class names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.models import ApiKey, Label, Project
+from tests import fakes
+from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, run_worker
+
+ROLES = ("anonymous", "admin", "client", "other_client", "reviewer", "other_reviewer")
+
+# Access class -> the status each role gets when refused (None: allowed).
+ACCESS: dict[str, dict[str, int | None]] = {
+    "public": dict.fromkeys(ROLES),
+    "admin": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None},
+    "any_token": {**dict.fromkeys(ROLES), "anonymous": 401},
+    # Jobs, gold labels, refits, results: the project's own API key (or the admin).
+    "client": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None, "client": None},
+    # A job id outside one's project is answered as if it did not exist.
+    "client_job": {**dict.fromkeys(ROLES, 404), "anonymous": 401, "admin": None, "client": None},
+    # Project and gate state: the project's key, its reviewers, the admin.
+    "member": {
+        **dict.fromkeys(ROLES, 403),
+        "anonymous": 401,
+        "admin": None,
+        "client": None,
+        "reviewer": None,
+    },
+    # Dashboards of the review work: the project's reviewers and the admin.
+    "review_reader": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None, "reviewer": None},
+    # The queue itself: reviewers assigned to the project only.
+    "review_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None},
+    # A reviewer's own account and leases (the lease's owner is checked by the queue).
+    "any_reviewer": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None, "other_reviewer": None},
+}
+
+POLICY: dict[tuple[str, str], str] = {
+    ("GET", "/healthz"): "public",
+    ("GET", "/metrics"): "public",
+    ("POST", "/v1/projects"): "admin",
+    ("GET", "/v1/projects"): "any_token",
+    ("GET", "/v1/projects/{project_id}"): "member",
+    ("POST", "/v1/projects/{project_id}/keys"): "admin",
+    ("GET", "/v1/projects/{project_id}/keys"): "admin",
+    ("DELETE", "/v1/projects/{project_id}/keys/{key_id}"): "admin",
+    ("POST", "/v1/projects/{project_id}/jobs"): "client",
+    ("GET", "/v1/projects/{project_id}/jobs"): "member",
+    ("GET", "/v1/jobs/{job_id}"): "client_job",
+    ("GET", "/v1/jobs/{job_id}/results"): "client_job",
+    ("POST", "/v1/projects/{project_id}/labels"): "client",
+    ("GET", "/v1/projects/{project_id}/labels"): "client",
+    ("POST", "/v1/projects/{project_id}/calibration/refit"): "client",
+    ("GET", "/v1/projects/{project_id}/calibration"): "member",
+    ("GET", "/v1/projects/{project_id}/calibration/report.html"): "member",
+    ("POST", "/v1/reviewers"): "admin",
+    ("GET", "/v1/reviewers"): "admin",
+    ("POST", "/v1/reviewers/{reviewer_id}/token"): "admin",
+    ("PUT", "/v1/reviewers/{reviewer_id}/projects"): "admin",
+    ("GET", "/v1/review/me"): "any_reviewer",
+    ("POST", "/v1/projects/{project_id}/review/next"): "review_worker",
+    ("POST", "/v1/review/leases/{lease_id}/submit"): "any_reviewer",
+    ("POST", "/v1/review/leases/{lease_id}/skip"): "any_reviewer",
+    ("GET", "/v1/projects/{project_id}/review/progress"): "review_worker",
+    ("GET", "/v1/projects/{project_id}/review/stats"): "review_reader",
+    ("GET", "/v1/projects/{project_id}/review/labels"): "review_reader",
+    ("GET", "/v1/admin/pairs/{pair_id}/redaction"): "admin",
+    ("POST", "/v1/admin/review/prepare"): "admin",
+}
+
+
+@dataclass
+class World:
+    client: TestClient
+    tokens: dict[str, dict[str, str]]
+    params: dict[str, int]
+
+
+@pytest.fixture
+def world(client: TestClient, engine: Engine, settings: Any) -> World:
+    fakes.install()
+    own = make_project(client, "own")
+    other = make_project(client, "other")
+    key = client.post(f"/v1/projects/{own}/keys", json={"name": "batch"}).json()["key"]
+    other_key = client.post(f"/v1/projects/{other}/keys", json={"name": "batch"}).json()["key"]
+    job = client.post(
+        f"/v1/projects/{own}/jobs",
+        json={"pairs": [{"client_id": "p1", "prompt": "Q?", "response_a": "a", "response_b": "b"}]},
+        headers=auth(key),
+    ).json()["job_id"]
+    run_worker(engine, settings)
+    reviewer = new_reviewer(client, "assigned", projects=[own])
+    other_reviewer = new_reviewer(client, "elsewhere", projects=[other])
+    spare = client.post("/v1/reviewers", json={"name": "spare"}).json()["id"]  # its token may be rotated
+    with Session(engine) as session:
+        pair_id = session.exec(select(Label.pair_id)).first() or 1
+    tokens = {
+        "anonymous": NO_AUTH,
+        "admin": ADMIN,
+        "client": auth(key),
+        "other_client": auth(other_key),
+        "reviewer": auth(reviewer),
+        "other_reviewer": auth(other_reviewer),
+    }
+    # Ids that exist where a route needs one, and harmless ones where acting would change the
+    # world for the next requests (a key that does not exist, a lease nobody holds).
+    params = {"project_id": own, "job_id": job, "reviewer_id": spare, "key_id": 999_999, "lease_id": 999_999}
+    params["pair_id"] = pair_id
+    return World(client, tokens, params)
+
+
+def spec_routes(client: TestClient) -> set[tuple[str, str]]:
+    spec = client.get("/openapi.json").json()
+    return {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
+
+
+def test_every_route_of_the_spec_has_an_owner(client: TestClient) -> None:
+    routes = spec_routes(client)
+    assert routes - POLICY.keys() == set(), "routes without an entry in POLICY (who may call them?)"
+    assert POLICY.keys() - routes == set(), "POLICY names routes the API no longer has"
+
+
+def test_every_role_gets_what_its_class_allows_and_nothing_more(world: World) -> None:
+    failures = []
+    for (method, template), access in sorted(POLICY.items()):
+        path = template.format(**world.params)
+        for role in ROLES:
+            body = {} if method in ("POST", "PUT") else None
+            response = world.client.request(method, path, json=body, headers=world.tokens[role])
+            refused_with = ACCESS[access][role]
+            got = response.status_code
+            if refused_with is None:
+                ok = got not in (401, 403) and not (access == "client_job" and got == 404)
+            else:
+                ok = got == refused_with
+            assert got < 500, (method, path, role, response.text)
+            if not ok:
+                failures.append(f"{method} {template} as {role}: {got} (class {access})")
+    assert not failures, "\n".join(failures)
+
+
+def test_revoked_keys_and_unknown_tokens_are_refused(world: World) -> None:
+    client, own = world.client, world.params["project_id"]
+    created = client.post(f"/v1/projects/{own}/keys", json={"name": "temp"}).json()
+    assert created["key"].startswith("plk_") and created["prefix"] == created["key"][:12]
+    listed = client.get(f"/v1/projects/{own}/keys").json()
+    assert all("key" not in row and "key_hash" not in row for row in listed)
+    assert client.get(f"/v1/projects/{own}", headers=auth(created["key"])).status_code == 200
+    assert client.delete(f"/v1/projects/{own}/keys/{created['id']}").json()["revoked_at"] is not None
+    assert client.get(f"/v1/projects/{own}", headers=auth(created["key"])).status_code == 401
+    for token in ("plk_forged", "rvw_forged", "admin-dev-token", "ünïcödé-tøken", ""):
+        # Raw latin-1 bytes: what a client sending a non-ASCII token puts on the wire.
+        header = f"Bearer {token}".encode()
+        got = client.get(f"/v1/projects/{own}", headers=[(b"authorization", header)])
+        assert got.status_code == 401, (token, got.text)
+
+
+def test_a_client_and_a_reviewer_see_only_their_projects(world: World, engine: Engine) -> None:
+    client = world.client
+    with Session(engine) as session:
+        names = {p.id: p.name for p in session.exec(select(Project))}
+        assert len(session.exec(select(ApiKey)).all()) == 2
+    seen = {
+        role: {p["name"] for p in client.get("/v1/projects", headers=world.tokens[role]).json()}
+        for role in ROLES[1:]
+    }
+    assert seen["admin"] == set(names.values())
+    assert seen["client"] == seen["reviewer"] == {"own"}
+    assert seen["other_client"] == seen["other_reviewer"] == {"other"}
+    # Gold labels need the project's key: a reviewer cannot open the gate by posting "gold".
+    gold = {"labels": [{"client_id": "p1", "label": "A", "source": "gold"}]}
+    labels = f"/v1/projects/{world.params['project_id']}/labels"
+    assert client.post(labels, json=gold, headers=world.tokens["reviewer"]).status_code == 403
+    assert client.post(labels, json=gold, headers=world.tokens["client"]).status_code == 201
+
+
+def test_a_reviewer_is_assigned_by_the_admin_only(world: World) -> None:
+    client, spare = world.client, world.params["reviewer_id"]
+    own = world.params["project_id"]
+    assert client.put(f"/v1/reviewers/{spare}/projects", json={"projects": [own]}).json()["projects"] == [own]
+    assert client.put(f"/v1/reviewers/{spare}/projects", json={"projects": [987654]}).status_code == 422
+    denied = client.put(
+        f"/v1/reviewers/{spare}/projects", json={"projects": [own]}, headers=world.tokens["reviewer"]
+    )
+    assert denied.status_code == 403
