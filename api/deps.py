@@ -111,6 +111,14 @@ def require_reviewer(caller: CallerDep) -> Reviewer:
     return caller.reviewer
 
 
+def require_senior(caller: CallerDep) -> Reviewer:
+    """A senior reviewer (adjudication of disputed pairs)."""
+    reviewer = require_reviewer(caller)
+    if not reviewer.senior:
+        raise HTTPException(403, "this endpoint needs a senior reviewer (adjudication)")
+    return reviewer
+
+
 def require_reader(caller: CallerDep) -> Reviewer | None:
     """Reviewer or admin (their own dashboards): the reviewer, or None for the admin."""
     if caller.role == "admin":
@@ -157,6 +165,7 @@ def job_for_client(job_id: int, caller: CallerDep, session: SessionDep) -> Job:
 
 AdminDep = Annotated[Caller, Depends(require_admin)]
 ReviewerDep = Annotated[Reviewer, Depends(require_reviewer)]
+SeniorDep = Annotated[Reviewer, Depends(require_senior)]
 ReaderDep = Annotated[Reviewer | None, Depends(require_reader)]
 ClientProjectDep = Annotated[Project, Depends(project_for_client)]
 MemberProjectDep = Annotated[Project, Depends(project_for_member)]

@@ -27,9 +27,10 @@ __all__ = ["ErrorBody", "errors", "json_errors", "validation_error_handler", "bo
 
 class ErrorBody(BaseModel):
     """A 4xx answer. ``detail`` says what was refused and names the field: a sentence, or
-    pydantic's list of ``{loc, msg, type}``; batch bodies add per-line ``errors``."""
+    pydantic's list of ``{loc, msg, type}``, or ``{code, message}`` (a paused reviewer's 423);
+    batch bodies add per-line ``errors``."""
 
-    detail: str | list[dict[str, Any]]
+    detail: str | list[dict[str, Any]] | dict[str, str]
     errors: list[dict[str, Any]] | None = None
 
 
@@ -41,6 +42,7 @@ _WHY = {
     409: "Conflicts with what is stored; nothing was stored",
     413: "The request body is too large",
     422: "Invalid input, the field named; nothing was stored",
+    423: "The reviewer is paused on this project (detail.code reviewer_paused); an admin resumes them",
 }
 
 

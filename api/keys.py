@@ -13,6 +13,7 @@ import secrets
 
 from sqlmodel import Session, select
 
+from api import audit
 from api.models import ApiKey, utcnow
 
 # The prefix tells the key apart from reviewer tokens (and lets secret scanners find it).
@@ -28,6 +29,8 @@ def create_key(session: Session, project_id: int, name: str) -> tuple[ApiKey, st
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(project_id=project_id, name=name.strip(), prefix=key[:12], key_hash=_hash(key))
     session.add(row)
+    session.flush()
+    _audit(session, audit.AuditKind.TOKEN_CREATED, row)
     session.commit()
     session.refresh(row)
     return row, key
@@ -45,8 +48,14 @@ def revoke_key(session: Session, project_id: int, key_id: int) -> ApiKey | None:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
+        _audit(session, audit.AuditKind.TOKEN_REVOKED, row)
         session.commit()
     return row
+
+
+def _audit(session: Session, kind: str, row: ApiKey) -> None:
+    payload = {"token": "api_key", "name": row.name, "prefix": row.prefix}
+    audit.record_event(session, kind, project_id=row.project_id, subject=f"api_key:{row.id}", payload=payload)
 
 
 def project_for_key(session: Session, key: str) -> int | None:

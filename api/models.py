@@ -37,6 +37,8 @@ class Project(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, min_length=1, max_length=200)
     rubric: str | None = Field(default=None, sa_column=Column(Text))
+    # Markdown for the project's reviewers (shown with the rubric on the review page).
+    guidelines: str | None = Field(default=None, sa_column=Column(Text))
     prompt_version: str = "rubric-v1"
     allow_empty_responses: bool = False
     judges: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -186,6 +188,13 @@ class Label(SQLModel, table=True):
     time_on_task_s: float | None = None
     prelabel_shown: bool | None = None
     redaction_version: str | None = None
+    # Append-only: an edit writes a new label and points the old one at it. Only labels with
+    # superseded_by_id None are current; the others are kept as history.
+    superseded_by_id: int | None = Field(default=None, foreign_key="label.id")
+    # Held back from calibration and export until an admin releases them (a paused reviewer's
+    # labels since their last good check), and labels given faster than the minimum reading time.
+    quarantined: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    speed_flagged: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -233,6 +242,8 @@ class Reviewer(SQLModel, table=True):
     name: str = Field(index=True, unique=True, min_length=1, max_length=200)
     token_hash: str = Field(max_length=64, index=True, unique=True)
     active: bool = True
+    # A senior reviewer also adjudicates disputed pairs (api/review/adjudication.py).
+    senior: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -353,4 +364,97 @@ class PairEmbedding(SQLModel, table=True):
     model: str
     dim: int
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- reviewer quality: honeypots and pauses -------------------------------------------
+
+
+class Honeypot(SQLModel, table=True):
+    """A pair with a known answer, served to reviewers to check them (api/review/quality.py
+    grades their answers). Written by pipeline/ingest.py (gold labels imported with honeypot=true)."""
+
+    __tablename__ = "honeypot"
+
+    pair_id: int = Field(foreign_key="pair.id", primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    label: str  # the known answer, five-point, in the pair's original A/B terms
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewerStatus(SQLModel, table=True):
+    """A reviewer's standing on a project: paused or not, and from which label their answers
+    are checked. Written by review/quality.py."""
+
+    __tablename__ = "reviewer_status"
+
+    reviewer_id: int = Field(foreign_key="reviewer.id", primary_key=True)
+    project_id: int = Field(foreign_key="project.id", primary_key=True, index=True)
+    paused: bool = False
+    paused_at: datetime | None = None
+    paused_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # The sequential test reads only labels with a larger id (it starts over after a resume).
+    checked_after_label_id: int = 0
+    resumed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --- audit log (tamper-evident, append-only) -------------------------------------------
+
+
+class AuditEvent(SQLModel, table=True):
+    """One event of the audit log; ``hash`` covers the row and ``prev_hash``, the hash of the
+    event before it (seq - 1), so an edited, deleted or reordered row breaks the chain.
+    Written by api/audit.py only (rows are never updated or deleted)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        # Two appends can never take the same place in the chain (a fork).
+        UniqueConstraint("seq", name="uq_audit_event_seq"),
+        Index("ix_audit_event_project_seq", "project_id", "seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int
+    created_at: datetime = Field(default_factory=utcnow)
+    kind: str = Field(max_length=40)
+    # No foreign key: the log outlives what it talks about.
+    project_id: int | None = None
+    subject: str = Field(max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The audit log's last seq and hash: one row (id 1) that every append updates first, so
+    appends from any number of processes take turns. Written by api/audit.py only."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = 0
+    hash: str = Field(max_length=64)
+
+
+# --- exports (immutable dataset snapshots) -----------------------------------------------
+
+
+class Export(SQLModel, table=True):
+    """One dataset export: numbered per project, never changed once written (its files and
+    manifest are the snapshot ``prelabel export diff`` compares). Written by api/export/snapshots.py."""
+
+    __table_args__ = (UniqueConstraint("project_id", "number", name="uq_export_project_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    number: int
+    format: str = Field(max_length=20)  # dpo | hf | label-studio | argilla
+    # The directory holding the export's files (data, manifest.json, README.md, rows.sha256).
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    filters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    manifest: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    rows: int = 0
+    forced: bool = False
+    force_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)

@@ -108,6 +108,38 @@ class RoutingSettings(BaseModel):
     # next stage only while the calibrated confidence is below the threshold. Takes effect
     # once the gate is open; a closed gate judges with the whole panel (it needs the data).
     cascade: bool = False
+    # Frozen-eval leakage gate (api/export/leakage.py): a train pair whose prompt's word-bigram
+    # Jaccard similarity with a frozen_eval prompt is at least this is held out of train exports.
+    # 0.8 catches one-word edits of prompts of about 20 words or more and re-punctuated copies;
+    # below 0.5 prompts that merely share a topic or template match, and the search slows.
+    leakage_threshold: float = Field(default=0.8, ge=0.5, le=1.0)
+    # Reviewer quality (api/review/quality.py). Honeypots: pairs with a known answer (gold labels
+    # imported with honeypot=true) mixed into each reviewer's review queue at this share.
+    honeypot_rate: float = Field(default=0.05, ge=0.0, le=0.5)
+    # Auto-pause: a sequential test (calibration.sequential.SPRT) on "agreed with the reference"
+    # (a honeypot's answer, or the peers' majority on an overlapped pair): H0 accuracy >=
+    # quality_good_accuracy against H1 accuracy <= honeypot_min_accuracy. quality_alpha: chance
+    # that one test pauses a reviewer at the good level; quality_beta: that it passes one at the bad.
+    honeypot_min_accuracy: float = Field(default=0.6, gt=0.0, lt=1.0)
+    quality_good_accuracy: float = Field(default=0.85, gt=0.0, lt=1.0)
+    quality_alpha: float = Field(default=0.01, gt=0.0, lt=0.5)
+    quality_beta: float = Field(default=0.05, gt=0.0, lt=0.5)
+    # Speed filter: a label given in less than min_seconds_base + min_seconds_per_1k_chars per
+    # 1,000 characters of prompt and responses is flagged and never calibrates. The defaults
+    # (5 s per 1k characters: ~2,400 words a minute) are far above skimming speed: a floor
+    # for "did not read it", not a target.
+    min_seconds_base: float = Field(default=2.0, ge=0.0, le=3600.0)
+    min_seconds_per_1k_chars: float = Field(default=5.0, ge=0.0, le=3600.0)
+    # Batch gate (api/review/agreement_batches.py): a job whose overlapped pairs have
+    # Krippendorff's alpha (ordinal, five-point) below this does not calibrate, and its
+    # disputed pairs go to adjudication. 0.667 is Krippendorff's lowest "tentative" level.
+    agreement_threshold: float = Field(default=0.667, ge=-1.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _quality_levels_ordered(self) -> RoutingSettings:
+        if self.honeypot_min_accuracy >= self.quality_good_accuracy:
+            raise ValueError("honeypot_min_accuracy must be below quality_good_accuracy")
+        return self
 
 
 def _judge_kind(value: Any) -> str:
@@ -126,6 +158,7 @@ class ProjectCreate(BaseModel):
 
     name: Text = Field(min_length=1, max_length=200)
     rubric: Text | None = Field(None, max_length=100_000)
+    guidelines: Text | None = Field(None, max_length=100_000)  # markdown for reviewers
     prompt_version: Text = Field("rubric-v1", max_length=200)
     # Empty responses are refused by default; some real datasets hold an empty reply as a
     # legitimate (usually losing) response, so a project may accept them.
@@ -134,10 +167,19 @@ class ProjectCreate(BaseModel):
     routing: RoutingSettings = RoutingSettings()
 
 
+class ProjectGuidelines(BaseModel):
+    """The body of PUT /v1/projects/{id}/guidelines: markdown for reviewers (null clears it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    guidelines: Text | None = Field(max_length=100_000)
+
+
 class ProjectPublic(BaseModel):
     id: int
     name: str
     rubric: str | None
+    guidelines: str | None = None
     prompt_version: str
     allow_empty_responses: bool
     judges: list[JudgeSpec]
@@ -180,6 +222,24 @@ class LabelIn(BaseModel):
     annotator: Text = Field("unknown", max_length=200)
     # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
     idempotency_key: Text | None = Field(None, max_length=512)
+    # A gold label whose pair is also a honeypot: served to reviewers like any review item, and
+    # their answers graded against this label (api/review/quality.py).
+    honeypot: bool = False
+
+    @model_validator(mode="after")
+    def _honeypot_is_gold(self) -> LabelIn:
+        if self.honeypot and self.source != "gold":
+            raise ValueError("a honeypot label must have source gold (it is the known answer)")
+        if self.source == "honeypot":
+            raise ValueError("honeypot answers come from the review queue; import the known answer as gold")
+        return self
+
+    @field_validator("source")
+    @classmethod
+    def _not_adjudicated(cls, value: LabelSource) -> LabelSource:
+        if value == LabelSource.ADJUDICATED:
+            raise ValueError("adjudicated labels come from the adjudication queue (senior reviewers) only")
+        return value
 
 
 # --- review ------------------------------------------------------------------------------
@@ -217,12 +277,23 @@ class ReviewSubmit(BaseModel):
         return self.label or "tie"
 
 
+class ReviewerResume(BaseModel):
+    """Lift a reviewer's pause on a project; ``release`` also un-quarantines their held labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: int = Field(ge=1, le=2**31 - 1)
+    release: bool = False
+
+
 class ReviewerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text = Field(min_length=1, max_length=200, pattern=r"\S")
     # The projects whose queues the reviewer may work; none until an admin assigns some.
     projects: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(default_factory=list, max_length=10_000)
+    # Senior reviewers also adjudicate disputed pairs (POST /v1/projects/{id}/adjudication/next).
+    senior: bool = False
 
 
 class ReviewerProjects(BaseModel):
@@ -247,3 +318,28 @@ class SkipRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Text = Field(min_length=1, max_length=500, pattern=r"\S")
+
+
+# --- exports -----------------------------------------------------------------------------
+
+
+class ExportCreate(BaseModel):
+    """An export to make: format, split ("all": every split, each kept apart), the least label
+    source (human: human labels only; auto: any final label; none given: every pair), and
+    ``force`` with a ``reason`` to export past the promotion gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["dpo", "hf", "label-studio", "argilla"]
+    split: Literal["train", "frozen_eval", "all"] = "train"
+    min_source: Literal["human", "auto"] | None = None
+    force: bool = False
+    reason: Text | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _force_has_reason(self) -> ExportCreate:
+        if self.reason is not None:
+            self.reason = self.reason.strip() or None
+        if self.force and not self.reason:
+            raise ValueError("force needs a reason: it is recorded in the manifest and the audit log")
+        return self

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # also judges (``prelabel serve``, the demo), or "1" / "0" to force it on or off.
     review_lease_seconds: float = 600.0
     review_prepare: Literal["auto", "1", "0"] = "auto"
+    # Where dataset exports are written (POST /v1/projects/{id}/exports): one directory per
+    # export under <export_dir>/project-<id>/. Relative paths are under the working directory.
+    export_dir: str = "./exports"
 
     @field_validator("judges", "replay_dirs", "judge_api_bases", mode="before")
     @classmethod

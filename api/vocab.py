@@ -44,6 +44,8 @@ class Reason(_Word):
     CALIBRATION_SAMPLE = "calibration_sample"
     # Set by the review queue, not by routing: a reviewer escalated the pair.
     REVIEWER_SAFETY_FLAG = "reviewer_safety_flag"
+    # Set by the adjudication queue: reviewers disagreed in a batch with low agreement.
+    DISPUTED = "disputed"
 
 
 # Why a pair is in front of a reviewer, in words.
@@ -65,6 +67,10 @@ REASON_TEXT: dict[str, str] = {
         "Picked at random: labels on a random sample are what calibrate the automation."
     ),
     Reason.REVIEWER_SAFETY_FLAG: "Another reviewer flagged this pair for a safety issue.",
+    Reason.DISPUTED: (
+        "Reviewers disagreed on this pair, in a batch where they agree too little to trust: "
+        "your answer settles it."
+    ),
 }
 
 
@@ -76,6 +82,12 @@ class LabelSource(_Word):
     AUDIT = "audit"
     GOLD = "gold"
     CALIBRATION = "calibration"
+    # A senior reviewer's resolution of a disputed pair (api/review/adjudication.py); it beats
+    # every other human label on the pair (api/review/human_labels.py).
+    ADJUDICATED = "adjudicated"
+    # A reviewer's answer on a honeypot (a pair with a known gold answer, api/review/quality.py):
+    # graded against that answer to check the reviewer, never a label of the pair itself.
+    HONEYPOT = "honeypot"
 
 
 # Sources whose selection calibration can account for: a random gold sample the user
@@ -92,6 +104,11 @@ SOURCE_WHY: dict[str, str] = {
     LabelSource.IMPORT: (
         "not used: how these pairs were chosen is unknown; import them as source=gold if random"
     ),
+    LabelSource.ADJUDICATED: (
+        "decides its pair's answer, but only calibrates a pair that also has a random-sample label: "
+        "disputed pairs are a selected sample"
+    ),
+    LabelSource.HONEYPOT: "not used: reviewers' answers on honeypots only grade the reviewers",
 }
 
 

@@ -4,9 +4,11 @@ Input is a long table (crowd-kit layout): a DataFrame with columns ``item``, ``a
 ``label``, one row per rating. Output is an :class:`AggregationResult`: the label per item
 (``None`` where the method abstains) and a posterior (items x categories, rows sum to 1).
 
-Dawid--Skene is implemented here (a short EM) instead of taken from crowd-kit: crowd-kit 1.4
-pulls in ``transformers`` and ``nltk`` at install time, far too heavy for a core dependency of a
-service that needs forty lines of numpy.
+Dawid--Skene is implemented here (a short EM) instead of taken from crowd-kit: crowd-kit 1.4.2
+requires ``transformers`` and ``nltk`` (importing ``crowdkit.aggregation`` loads nltk), far too
+heavy for a core dependency of a service that needs forty lines of numpy; and its EM has no
+pseudo-count, so on small data its posteriors come out as 0 or 1 (see ``smoothing`` below). On
+PandaLM both give the same label on all 999 items.
 
 Example
 -------

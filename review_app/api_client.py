@@ -9,12 +9,22 @@ import httpx
 
 
 class ApiError(Exception):
-    """An API answer the app shows to the reviewer: status code and a readable message."""
+    """An API answer the app shows to the reviewer: status code, a readable message, and the
+    machine-readable code when the API gave one (``{"detail": {"code", "message"}}``)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, code: str | None = None) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+        self.code = code
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    return str(detail["code"]) if isinstance(detail, dict) and "code" in detail else None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -23,6 +33,8 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:500] or response.reason_phrase
     detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, dict) and "message" in detail:
+        return str(detail["message"])
     if isinstance(detail, list):  # FastAPI validation errors: keep just the messages
         messages = []
         for error in detail:
@@ -46,11 +58,14 @@ class ApiClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            raise ApiError(response.status_code, _detail(response))
+            raise ApiError(response.status_code, _detail(response), _code(response))
         return response
 
     def projects(self) -> list[dict[str, Any]]:
         return self.get("/v1/projects")
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/v1/projects/{project_id}").json()
 
     def jobs(self, project_id: int) -> list[dict[str, Any]]:
         return self.get(f"/v1/projects/{project_id}/jobs")
@@ -70,6 +85,14 @@ class ApiClient:
     def submit(self, lease_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/v1/review/leases/{lease_id}/submit", json=body).json()
 
+    def history(self, project_id: int, limit: int = 20) -> list[dict[str, Any]]:
+        """The caller's own current labels in the project, newest first."""
+        return self._call("GET", f"/v1/projects/{project_id}/review/history", params={"limit": limit}).json()
+
+    def revise(self, label_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace one's own label (the old one is kept, superseded by the new one)."""
+        return self._call("POST", f"/v1/review/labels/{label_id}/revise", json=body).json()
+
     def skip(self, lease_id: int, reason: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/review/leases/{lease_id}/skip", json={"reason": reason}).json()
 
@@ -82,6 +105,14 @@ class ApiClient:
     def labels(self, project_id: int, annotator: str | None = None) -> list[dict[str, Any]]:
         params = {"annotator": annotator} if annotator else None
         return self._call("GET", f"/v1/projects/{project_id}/review/labels", params=params).json()["labels"]
+
+    def quality(self, project_id: int) -> dict[str, Any]:
+        """Per-reviewer quality: labels, speed, honeypot accuracy, flags, pauses."""
+        return self._call("GET", f"/v1/projects/{project_id}/review/quality").json()
+
+    def agreement(self, project_id: int) -> dict[str, Any]:
+        """Inter-reviewer agreement: project, reviewer pairs, batches, Dawid–Skene accuracy."""
+        return self._call("GET", f"/v1/projects/{project_id}/agreement").json()
 
     # --- calibration (may not exist on older servers: None instead of an error) -------
 

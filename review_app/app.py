@@ -1,7 +1,7 @@
 """prelabel review app (Streamlit, multipage). Talks to the API over HTTP only.
 
 Run with ``prelabel review`` (or ``make demo``); PRELABEL_API_URL points it at the API.
-Pages: sign in, review queue, incidents queue, dashboard.
+Pages: sign in, review queue, previous items (change a label), incidents queue, dashboard.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ if common.signed_in():
                 icon=":material/rate_review:",
                 url_path="review",
                 default=True,
+            ),
+            st.Page(
+                "views/history.py", title="Previous items", icon=":material/history:", url_path="previous"
             ),
             st.Page("views/incidents.py", title="Incidents", icon=":material/report:", url_path="incidents"),
         ],

@@ -24,6 +24,8 @@ os.environ.setdefault("PRELABEL_ADMIN_TOKEN", "admin-test-token")
 # Replay judges read recorded files from the shared data and from tests' temporary directories.
 _SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("PRELABEL_REPLAY_DIRS", f"{_SHARED_DATA},{tempfile.gettempdir()}")
+# Exports made by tests that do not choose a directory land in a temporary one, not the checkout.
+os.environ.setdefault("PRELABEL_EXPORT_DIR", tempfile.mkdtemp(prefix="prelabel-test-exports-"))
 
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import make_url, text  # noqa: E402

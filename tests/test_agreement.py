@@ -8,6 +8,12 @@ Numbers measured on the real data (pinned below with small tolerances):
   accuracy 0.95-0.96.
 * LLMBar dev, gpt-4/vanilla_norules: swap-consistent on 86% of pairs, 86% of those match gold
   (the facts stated in shared/data/README.md).
+
+Cross-checks (the issue's "agreement numbers match krippendorff and statsmodels/sklearn"): our
+functions, and the service's vote tables (api.review.consensus.vote_table, what
+GET /v1/projects/{id}/agreement reports), equal ``krippendorff.alpha`` fed a reliability matrix
+directly, ``statsmodels``' Fleiss kappa and ``sklearn``'s Cohen kappa, on PandaLM and on random
+five-point data with missing ratings.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 import doctest
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from api.review.consensus import overlapped, vote_table
 from calibration import aggregation, agreement
 from calibration.aggregation import dawid_skene, majority_vote, reviewer_confusion, reviewer_quality
 from calibration.agreement import (
@@ -31,7 +39,7 @@ from calibration.agreement import (
     krippendorff_alpha,
     pairwise_cohen_kappa,
 )
-from judge.verdicts import to_side
+from judge.verdicts import SIDES, VERDICTS, to_side
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PANDALM = DATA / "pandalm" / "testset_3annotators.jsonl"
@@ -270,3 +278,114 @@ def test_dawid_skene_downweights_spammers() -> None:
     assert ds_acc > mv_acc + 0.1
     quality = reviewer_quality(long, ds.labels).set_index("annotator")
     assert quality.loc["good1", "accuracy"] > 0.8 and quality.loc["spam1", "accuracy"] < 0.5
+
+
+# ----------------------------------------------------------------------------- cross-checks
+
+krippendorff = pytest.importorskip("krippendorff")
+inter_rater = pytest.importorskip("statsmodels.stats.inter_rater")
+
+
+def _reliability(long: pd.DataFrame, categories: tuple[str, ...]) -> np.ndarray:
+    """Annotators x items matrix of category positions, NaN where an annotator did not rate:
+    the ``krippendorff`` package's own input, built independently of our count matrix."""
+    wide = long.pivot(index="annotator", columns="item", values="label")
+    return wide.apply(lambda col: col.map({c: i for i, c in enumerate(categories)})).to_numpy(dtype=float)
+
+
+def _labels(long: pd.DataFrame, source: str = "gold") -> list[SimpleNamespace]:
+    return [
+        SimpleNamespace(pair_id=r.item, annotator=r.annotator, label=r.label, source=source)
+        for r in long.itertuples()
+    ]
+
+
+def _random_five_point(seed: int, n_items: int = 300, missing: float = 0.3) -> pd.DataFrame:
+    """Four raters on a five-point scale, correlated through a latent truth, some ratings missing."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 5, size=n_items)
+    rows = []
+    for annotator, noise in [("r1", 0.6), ("r2", 0.9), ("r3", 1.3), ("r4", 2.5)]:
+        given = np.clip(np.rint(truth + rng.normal(0, noise, size=n_items)), 0, 4).astype(int)
+        keep = rng.uniform(size=n_items) > missing
+        rows += [
+            {"item": i, "annotator": annotator, "label": VERDICTS[g]}
+            for i, g in zip(np.flatnonzero(keep), given[keep], strict=True)
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_pandalm_alpha_and_fleiss_match_the_packages(pandalm_long: pd.DataFrame) -> None:
+    data = _reliability(pandalm_long, SIDES)
+    for level in ("nominal", "ordinal"):
+        expected = krippendorff.alpha(
+            reliability_data=data, level_of_measurement=level, value_domain=[0, 1, 2]
+        )
+        assert krippendorff_alpha(pandalm_long, level, categories=SIDES) == pytest.approx(expected, abs=1e-12)
+    wide = pandalm_long.pivot(index="item", columns="annotator", values="label").to_numpy()
+    expected_fleiss = inter_rater.fleiss_kappa(inter_rater.aggregate_raters(wide)[0])
+    assert fleiss_kappa(pandalm_long) == pytest.approx(expected_fleiss, abs=1e-12)
+    # The service builds its table from label rows: same numbers.
+    service = overlapped(vote_table(_labels(pandalm_long)))
+    assert fleiss_kappa(service, categories=SIDES) == pytest.approx(expected_fleiss, abs=1e-12)
+    nominal = krippendorff.alpha(
+        reliability_data=data, level_of_measurement="nominal", value_domain=[0, 1, 2]
+    )
+    assert krippendorff_alpha(service, "nominal", categories=SIDES) == pytest.approx(nominal, abs=1e-12)
+
+
+def test_pandalm_cohen_matches_sklearn(pandalm_long: pd.DataFrame) -> None:
+    wide = pandalm_long.pivot(index="item", columns="annotator", values="label")
+    table = pairwise_cohen_kappa(overlapped(vote_table(_labels(pandalm_long))))
+    assert len(table) == 3
+    for row in table.itertuples():
+        assert row.kappa == pytest.approx(
+            cohen_kappa_score(wide[row.annotator_1], wide[row.annotator_2]), abs=1e-12
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_five_point_with_missing_values_matches_the_packages(seed: int) -> None:
+    long = _random_five_point(seed)
+    data = _reliability(long, VERDICTS)
+    assert np.isnan(data).mean() > 0.2  # really sparse
+    for level in ("ordinal", "nominal", "interval"):
+        expected = krippendorff.alpha(
+            reliability_data=data, level_of_measurement=level, value_domain=list(range(5))
+        )
+        assert krippendorff_alpha(long, level, categories=VERDICTS) == pytest.approx(expected, abs=1e-12)
+        service = vote_table(_labels(long), scale="five")
+        assert krippendorff_alpha(service, level, categories=VERDICTS) == pytest.approx(expected, abs=1e-12)
+    # Ordinal alpha rewards near misses on the five-point scale: higher than nominal here.
+    assert (
+        krippendorff_alpha(long, "ordinal", categories=VERDICTS)
+        > krippendorff_alpha(long, "nominal", categories=VERDICTS) + 0.1
+    )
+    # Cohen's kappa per pair of raters, skipping items either did not rate (sklearn on the overlap).
+    wide = long.pivot(index="item", columns="annotator", values="label")
+    for row in pairwise_cohen_kappa(long).itertuples():
+        both = wide[[row.annotator_1, row.annotator_2]].dropna()
+        assert row.n == len(both)
+        assert row.kappa == pytest.approx(cohen_kappa_score(both.iloc[:, 0], both.iloc[:, 1]), abs=1e-12)
+        weighted = cohen_kappa(
+            wide[row.annotator_1], wide[row.annotator_2], labels=VERDICTS, weights="linear"
+        )
+        assert weighted == pytest.approx(
+            cohen_kappa_score(both.iloc[:, 0], both.iloc[:, 1], labels=list(VERDICTS), weights="linear"),
+            abs=1e-12,
+        )
+
+
+def test_fleiss_matches_statsmodels_on_complete_random_data() -> None:
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, size=200)
+    rows = [
+        {"item": i, "annotator": w, "label": SIDES[t if rng.uniform() < acc else rng.integers(0, 3)]}
+        for w, acc in [("x", 0.9), ("y", 0.7), ("z", 0.5), ("v", 0.3)]
+        for i, t in enumerate(truth)
+    ]
+    long = pd.DataFrame(rows)
+    wide = long.pivot(index="item", columns="annotator", values="label").to_numpy()
+    expected = inter_rater.fleiss_kappa(inter_rater.aggregate_raters(wide)[0])
+    assert fleiss_kappa(long) == pytest.approx(expected, abs=1e-12)
+    assert 0.1 < expected < 0.6  # a real signal, not a degenerate 0 or 1

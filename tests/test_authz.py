@@ -44,6 +44,8 @@ ACCESS: dict[str, dict[str, int | None]] = {
     "review_reader": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None, "reviewer": None},
     # The queue itself: reviewers assigned to the project only.
     "review_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None},
+    # Adjudication: senior reviewers assigned to the project only (the test's reviewers are not).
+    "senior_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401},
     # A reviewer's own account and leases (the lease's owner is checked by the queue).
     "any_reviewer": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None, "other_reviewer": None},
 }
@@ -54,6 +56,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/v1/projects"): "admin",
     ("GET", "/v1/projects"): "any_token",
     ("GET", "/v1/projects/{project_id}"): "member",
+    ("PUT", "/v1/projects/{project_id}/guidelines"): "admin",
     ("POST", "/v1/projects/{project_id}/keys"): "admin",
     ("GET", "/v1/projects/{project_id}/keys"): "admin",
     ("DELETE", "/v1/projects/{project_id}/keys/{key_id}"): "admin",
@@ -74,11 +77,25 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/v1/projects/{project_id}/review/next"): "review_worker",
     ("POST", "/v1/review/leases/{lease_id}/submit"): "any_reviewer",
     ("POST", "/v1/review/leases/{lease_id}/skip"): "any_reviewer",
+    ("POST", "/v1/review/labels/{label_id}/revise"): "any_reviewer",
+    ("GET", "/v1/projects/{project_id}/review/history"): "review_worker",
+    ("GET", "/v1/projects/{project_id}/review/quality"): "review_reader",
+    ("POST", "/v1/reviewers/{reviewer_id}/resume"): "admin",
     ("GET", "/v1/projects/{project_id}/review/progress"): "review_worker",
     ("GET", "/v1/projects/{project_id}/review/stats"): "review_reader",
     ("GET", "/v1/projects/{project_id}/review/labels"): "review_reader",
+    ("GET", "/v1/projects/{project_id}/agreement"): "review_reader",
+    ("POST", "/v1/projects/{project_id}/adjudication/next"): "senior_worker",
     ("GET", "/v1/admin/pairs/{pair_id}/redaction"): "admin",
     ("POST", "/v1/admin/review/prepare"): "admin",
+    ("GET", "/v1/audit/events"): "admin",
+    ("GET", "/v1/audit/verify"): "admin",
+    # The dataset out: final-label results and exports, like job results (the key or the admin).
+    ("GET", "/v1/projects/{project_id}/results"): "client",
+    ("POST", "/v1/projects/{project_id}/exports"): "client",
+    ("GET", "/v1/projects/{project_id}/exports"): "client",
+    ("GET", "/v1/projects/{project_id}/exports/{number}"): "client",
+    ("GET", "/v1/projects/{project_id}/exports/{number}/download"): "client",
 }
 
 
@@ -118,7 +135,9 @@ def world(client: TestClient, engine: Engine, settings: Any) -> World:
     # Ids that exist where a route needs one, and harmless ones where acting would change the
     # world for the next requests (a key that does not exist, a lease nobody holds).
     params = {"project_id": own, "job_id": job, "reviewer_id": spare, "key_id": 999_999, "lease_id": 999_999}
+    params["label_id"] = 999_999  # a label nobody has: revising it must not change the world
     params["pair_id"] = pair_id
+    params["number"] = 999_999  # an export number nobody has
     return World(client, tokens, params)
 
 

@@ -4,6 +4,9 @@ against an API whose own worker is judging (issue 10, item 4)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,16 @@ from sqlalchemy.engine import Engine
 
 from api.main import create_app
 from api.tools.cli import main
-from tests.helpers import ADMIN, fast_settings, live_api, make_project, post_question_pairs, sqlite_url_for
+from api.tools.demo import wait_until_up
+from tests.helpers import (
+    ADMIN,
+    fast_settings,
+    free_port,
+    live_api,
+    make_project,
+    post_question_pairs,
+    sqlite_url_for,
+)
 
 
 def test_bench_load_reports_every_kind_of_request_without_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,13 +43,14 @@ def test_bench_load_reports_every_kind_of_request_without_errors(capsys: pytest.
 
 
 def test_healthz_answers_while_the_api_judges(tmp_path: Path, engine: Engine) -> None:
-    # Not a speed test: 1 s only catches an event loop blocked by judging (it was 4 s).
+    # Not a speed test: 0.5 s only catches an event loop blocked by judging. Judging on the
+    # API's loop, the slowest /healthz here took 0.8 s; from the worker's own process, 13 ms.
     settings = fast_settings(sqlite_url_for(tmp_path / "test.db"), review_prepare="0")
     with live_api(create_app(settings, engine, run_worker=True)) as base:
         with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
-            judges = [{"model": f"mock/h{k}", "api_base": "latency_ms=20"} for k in range(2)]
+            judges = [{"model": f"mock/h{k}", "api_base": "latency_ms=0"} for k in range(2)]
             project = make_project(http, "healthz", judges)
-            job = post_question_pairs(http, project, n=150)
+            job = post_question_pairs(http, project, n=300)
             slowest, deadline = 0.0, time.monotonic() + 60
             while not http.get(f"/v1/jobs/{job}").json()["complete"]:
                 assert time.monotonic() < deadline, "the worker did not judge the pairs"
@@ -45,4 +58,29 @@ def test_healthz_answers_while_the_api_judges(tmp_path: Path, engine: Engine) ->
                 assert http.get("/healthz").status_code == 200
                 slowest = max(slowest, time.perf_counter() - sent)
                 time.sleep(0.05)
-    assert slowest < 1.0, f"/healthz took {slowest:.2f} s while the API judged"
+    assert slowest < 0.5, f"/healthz took {slowest:.2f} s while the API judged"
+
+
+def test_serve_reports_the_judging_process_counters_in_metrics(tmp_path: Path) -> None:
+    """`prelabel serve` judges in a child process; its judge counters still reach /metrics."""
+    port = free_port()
+    env = {**os.environ, "PRELABEL_DATABASE_URL": sqlite_url_for(tmp_path / "serve.db")}
+    env["PRELABEL_REVIEW_PREPARE"] = "0"  # no embedding model: not what this test is about
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "api.tools.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(command, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/healthz", server, seconds=120)
+        with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
+            project = make_project(http, "metrics", [{"model": "mock/m", "api_base": "latency_ms=1"}])
+            job = post_question_pairs(http, project, n=5)
+            deadline = time.monotonic() + 90
+            while not http.get(f"/v1/jobs/{job}").json()["complete"]:
+                assert time.monotonic() < deadline, "the worker did not judge the pairs"
+                time.sleep(0.2)
+            metrics = http.get("/metrics").text
+        assert 'prelabel_judge_calls_total{judge="mock/m",outcome="ok"} 10.0' in metrics, metrics
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

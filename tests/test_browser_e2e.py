@@ -1,7 +1,8 @@
 """End to end in a real browser: API + worker + Streamlit app on loopback, headless Chromium.
 
-Signs in, labels one pair WITH THE KEYBOARD, checks the label through the API, and saves
-screenshots of the review page and the dashboard under test-output/screenshots/.
+Signs in, labels one pair WITH THE KEYBOARD, checks the label through the API, changes it on
+the "Previous items" page (keyboard again), and saves screenshots of the review page, the
+previous item and the dashboard under test-output/screenshots/.
 Needs Debian's chromium (``apt-get install chromium``); Playwright never downloads a browser.
 """
 
@@ -89,7 +90,8 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path
         with httpx.Client(base_url=api_url, headers=ADMIN) as http:
             project = make_project(http, "e2e", ["mock/alpha", "mock/beta"])
             assert http.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs()}).status_code == 201
-            deadline = time.monotonic() + 30
+            # The worker is a spawned process: on a busy machine its imports alone take a while.
+            deadline = time.monotonic() + 120
             while not http.get(f"/v1/projects/{project}/jobs").json()[0]["complete"]:
                 assert time.monotonic() < deadline, "the worker did not judge the pairs"
                 time.sleep(0.2)
@@ -157,10 +159,25 @@ def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, 
             ]
             assert labels[0]["time_on_task_s"] > 0 and labels[0]["redaction_version"]
 
+            # Change it: the previous item comes back with its answer marked; 4 makes it B > A.
+            page.get_by_role("link", name="Change it").click()
+            expect(page.get_by_role("heading", name="Previous items")).to_be_visible()
+            expect(page.get_by_text("You said A > B")).to_be_visible()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(SHOTS / "previous_items.png"))
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("4")
+            expect(page.get_by_text("changed from A > B to B > A")).to_be_visible()
+            history = httpx.get(
+                f"{stack['api']}/v1/projects/{stack['project']}/review/history", headers=auth(stack["token"])
+            ).json()
+            assert [row["label"] for row in history] == ["B>A"]  # the one current label, changed
+
             page.get_by_role("link", name="Dashboard").click()
             expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
             expect(page.get_by_text("Override rate: judge's pre-label shown vs hidden")).to_be_visible()
             expect(page.get_by_text("Gate", exact=True)).to_be_visible()
+            expect(page.get_by_role("heading", name="Reviewers", exact=True)).to_be_visible()
             page.set_viewport_size({"width": 1440, "height": 2400})
             page.wait_for_timeout(1500)  # charts draw after the data arrives
             page.screenshot(path=str(SHOTS / "dashboard.png"))

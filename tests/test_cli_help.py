@@ -16,8 +16,8 @@ from api.tools.cli import main, prelabel
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "api" / "sample_data" / "llmbar_sample.jsonl"
-COMMANDS = ["serve", "worker", "review", "demo", "bench", "calibrate", "db"]
-BENCHMARKS = ["throughput", "replay", "simulate", "queue", "load"]
+COMMANDS = ["serve", "worker", "review", "demo", "bench", "calibrate", "db", "audit", "export"]
+BENCHMARKS = ["throughput", "replay", "simulate", "queue", "load", "export", "reviewers"]
 
 
 def _walk(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

@@ -1,6 +1,6 @@
 """One definition per idea: the places that compute the same thing agree with that definition.
 
-Side normalisation, order sensitivity, the exact binomial bounds, the human-label majority
+Side normalisation, order sensitivity, the exact binomial bounds, the human-label answer
 and the long judgments table each have one home; vectorised or aggregated forms elsewhere are
 checked against it here.
 """
@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from api.pipeline.gate import human_sides
 from api.pipeline.routing import JudgmentView, hard_reasons, summarize, views_frame
+from api.review.human_labels import aggregate, human_sides
 from api.vocab import Reason
-from calibration.aggregation import majority_vote
 from calibration.features import (
     JUDGMENT_COLUMNS,
     build_features,
@@ -211,12 +210,14 @@ class _Label:
     annotator: str = "r"
 
 
-def test_human_sides_is_the_majority_vote() -> None:
+def test_human_sides_is_the_one_human_answer() -> None:
+    """Calibration reads the same per-pair answer as results and export
+    (api.review.human_labels.aggregate: Dawid-Skene over several annotators)."""
     labels = [
         _Label(7, "A>B"),
         _Label(3, "B>A"),
         _Label(7, "A>>B", "s"),
-        _Label(3, "A>B", "s"),  # split A/B: a tie
+        _Label(3, "A>B", "s"),  # split A/B: Dawid-Skene sides with the more reliable annotator
         _Label(5, "invalid"),  # no side, no vote
         _Label(9, "tie"),
         _Label(9, "B>A", "s"),
@@ -224,12 +225,14 @@ def test_human_sides_is_the_majority_vote() -> None:
         _Label(4, "B", "s"),  # shorthand reads as its side
     ]
     sides = human_sides(labels)  # type: ignore[arg-type]
-    assert sides.to_dict() == {7: "A", 3: "tie", 9: "tie", 4: "B"}
+    answers = aggregate(labels)
+    assert sides.to_dict() == {p: answers[p].side for p in (7, 3, 9, 4)}
+    assert {7: "A", 9: "tie", 4: "B"}.items() <= sides.to_dict().items()
     assert sides.index.tolist() == [7, 3, 9, 4], "pairs in order of their first vote"
-    long = pd.DataFrame(
-        [(x.pair_id, x.annotator, to_side(x.label)) for x in labels], columns=["item", "annotator", "label"]
-    )
-    assert majority_vote(long, on_tie="label").labels.dropna().to_dict() == sides.to_dict()
+    assert answers[4].method == "single" and answers[7].method == "dawid_skene"
+    # Two annotators who only ever split, equally reliable: a split is a tie, as in majority vote.
+    split = [_Label(1, "A>B"), _Label(1, "B>A", "s"), _Label(2, "B>A"), _Label(2, "A>B", "s")]
+    assert human_sides(split).to_dict() == {1: "tie", 2: "tie"}  # type: ignore[arg-type]
     assert human_sides([]).empty
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -76,15 +75,13 @@ def test_bytes_round_trip() -> None:
         to_bytes(np.zeros((2, 3)))
 
 
-def test_speed_on_real_pairs() -> None:
+def test_embeds_real_pairs() -> None:
+    # How fast is for a benchmark on a quiet machine, not a unit test on a shared one.
     pairs = []
     with (SHARED_DATA / "pandalm" / "testset_3annotators.jsonl").open() as f:
         for _, line in zip(range(64), f, strict=False):
             r = json.loads(line)
             pairs.append(pair_text(str(r["prompt"]), str(r["response_a"]), str(r["response_b"])))
-    t0 = time.perf_counter()
     vecs = embed_texts(pairs)
-    rate = len(pairs) / (time.perf_counter() - t0)
-    print(f"\nembed_texts: {rate:.0f} pair texts/s ({len(pairs)} PandaLM pairs, batch 64)")
     assert vecs.shape == (len(pairs), EMBEDDING_DIM)
-    assert rate > 5  # a shared 2-core machine; the figure is printed, not benchmarked here
+    assert np.isfinite(vecs).all() and len({v.tobytes() for v in vecs}) == len(set(pairs))

@@ -6,6 +6,7 @@
 2. On PostgreSQL, three ``prelabel worker`` processes judge a job and one is SIGKILLed: the job
    completes once the dead worker's short leases expire, with one judgment per
    (pair, judge, order) and one decision per pair.
+3. The API's own background process is SIGKILLed: /healthz reports it, the API replaces it.
 """
 
 from __future__ import annotations
@@ -22,19 +23,30 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.main import create_app
 from api.models import Decision, Judgment, Pair, Project
 from api.pipeline import ingest
 from api.schemas import PairIn
 from api.settings import Settings
 from judge.client import RetryPolicy, call_judge
 from tests.fault_server import RETRYABLE, FaultServer
-from tests.helpers import run_worker
+from tests.helpers import (
+    ADMIN,
+    fast_settings,
+    live_api,
+    make_project,
+    post_question_pairs,
+    run_worker,
+    sqlite_url_for,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import PgServer
@@ -315,3 +327,29 @@ def test_a_sigkilled_worker_loses_nothing_and_its_pairs_return_within_a_lease(
     attempts = Counter(p.attempts for p in stored if p.id not in orphans)
     assert attempts == {1: N_PAIRS - len(orphans)}
     assert {p.attempts for p in stored if p.id in orphans} == {2}
+
+
+def test_the_api_replaces_its_killed_background_process(tmp_path: Path, engine: Engine) -> None:
+    """3. The API's own judging process is SIGKILLed (the OOM killer, a crash): /healthz says
+    so, the API starts a new one, and the job still completes."""
+    settings = fast_settings(sqlite_url_for(tmp_path / "test.db"), review_prepare="0", lease_seconds=2)
+    with live_api(create_app(settings, engine, run_worker=True)) as base:
+        with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
+            assert http.get("/healthz").json()["background"] == "running"
+            judges = [{"model": "mock/k", "api_base": "latency_ms=20"}]
+            job = post_question_pairs(http, make_project(http, "killed", judges), n=60)
+            pid = _background_pid()
+            os.kill(pid, signal.SIGKILL)
+            _wait_for(lambda: http.get("/healthz").json().get("background_restarts") == 1, 30, "a restart")
+            health = http.get("/healthz")
+            assert health.status_code == 200 and health.json()["background"] == "running"
+            _wait_for(lambda: http.get(f"/v1/jobs/{job}").json()["complete"], 90, "the job to complete")
+            assert _background_pid() != pid
+
+
+def _background_pid() -> int:
+    """The API's background child (multiprocessing's resource tracker is a child too)."""
+    children = psutil.Process().children(recursive=True)
+    spawned = [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+    assert len(spawned) == 1, spawned
+    return spawned[0].pid

@@ -31,12 +31,15 @@ DOCTESTED = [
     "calibration.threshold",
     "calibration.calibrator",
     "calibration.drift",
+    "calibration.sequential",
+    "api.review.quality",
     "calibration.priority",
     "calibration.simulate",
     "api.review.redaction",
     "api.review.embeddings",
     "judge.costs",
     "api.fields",
+    "api.pipeline.final_labels",
 ]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api import audit
 from api.db import chunks
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, utcnow
 from api.pipeline.judging import judgment_views
@@ -102,6 +103,7 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
         # Review queue hook: enqueue pairs routed to a human, in this same transaction.
         queue.on_decisions_written(session, [o.pair_id for o in done])
         queue.withdraw(session, [o.pair_id for o in outdated])
+        _audit_decisions(session, [dict(o.decision, pair_id=o.pair_id) for o in done], decision_of, held)
         session.commit()
     return len(done)
 
@@ -152,6 +154,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
                 )
             # Pairs whose route changed move in or out of the review queues, in this transaction.
             queue.on_decisions_written(session, [row["pair_id"] for row in rows])
+            _audit_decisions(session, rows, decision_of, dict.fromkeys(decision_of, project.id))
             session.commit()
             written += len(rows)
     return written
@@ -163,6 +166,29 @@ def _insert_decisions(session: Session, rows: list[dict[str, Any]]) -> dict[int,
         return {}
     ids = session.execute(insert(Decision).returning(Decision.id, Decision.pair_id), rows).all()
     return {pair_id: decision_id for decision_id, pair_id in ids}
+
+
+def _audit_decisions(
+    session: Session, rows: list[dict[str, Any]], decision_of: dict[int, int], project_of: dict[int, int]
+) -> None:
+    """One audit event per project for a batch of stored decisions (last: it takes the log's
+    turn until the commit)."""
+    stored: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        pair_id = row["pair_id"]
+        if pair_id in decision_of:
+            content = {k: v for k, v in row.items() if k != "created_at"}
+            stored.setdefault(project_of[pair_id], []).append(dict(content, id=decision_of[pair_id]))
+    for project_id, batch in sorted(stored.items()):
+        batch.sort(key=lambda row: row["id"])
+        versions = sorted({row["version"] for row in batch})
+        audit.record_event(
+            session,
+            audit.AuditKind.DECISIONS,
+            project_id=project_id,
+            subject=f"project:{project_id}",
+            payload=dict(audit.rows_payload(batch), versions=versions),
+        )
 
 
 def decision_fields(decision: RouteDecision, version: str, n_judgments: int, panel: int) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api import audit
 from api.db import chunks
-from api.models import CalibrationVersion, Decision, Judgment, Label, Pair, Project
+from api.models import CalibrationVersion, Decision, Honeypot, Judgment, Label, Pair, Project
 from api.pipeline.decisions import requeue, reroute
 from api.pipeline.judging import judgment_views
 from api.pipeline.routing import (
@@ -47,8 +48,8 @@ from api.pipeline.versions import (
     latest_version_to_follow,
     version_name,
 )
+from api.review.human_labels import calibration_pairs, counting_labels, human_sides
 from api.vocab import CALIBRATION_SOURCES, SOURCE_WHY, LabelSource
-from calibration.aggregation import majority_vote
 from calibration.cascade import CascadeModel, fit_cascade
 from calibration.drift import drift_alarm
 from calibration.features import build_features
@@ -59,34 +60,27 @@ from judge.verdicts import to_side
 log = logging.getLogger("prelabel.calibrate")
 
 
-def human_sides(labels: list[Label]) -> pd.Series:
-    """One side per pair: the majority of its labels' sides; a split vote is a tie.
-
-    Each label is one vote (:func:`calibration.aggregation.majority_vote`). People split
-    between the sides (A/B, or A/B/tie from three) is evidence that neither response is
-    clearly better, so such a pair calibrates as a tie: an auto-accepted side on it counts as
-    a disagreement. A stored label without a side is no vote. Pairs come in the order of their first
-    vote, which becomes the row order of the fit, so a refit on the same labels is the same fit.
-    """
-    votes = pd.DataFrame(
-        [(label.pair_id, label.annotator, to_side(label.label, strict=False)) for label in labels],
-        columns=["item", "annotator", "label"],
-    )
-    winners = majority_vote(votes, on_tie="label", tie_label="tie").labels.dropna().to_dict()
-    first_vote = pd.unique(votes["item"][votes["label"].notna()])
-    return pd.Series({pid: winners[pid] for pid in first_vote if pid in winners}, dtype=object)
-
-
 def usable_labels(session: Session, project_id: int) -> tuple[pd.Series, dict[str, Any]]:
-    """Human sides of pairs with calibration-usable labels, and what each source contributed."""
-    labels = list(session.exec(select(Label).where(Label.project_id == project_id)))
+    """Human sides of pairs with calibration-usable labels, and what each source contributed.
+
+    A pair calibrates when it has a counting label from a source in ``CALIBRATION_SOURCES``,
+    is not a honeypot, and its batch passes the agreement gate
+    (:func:`api.review.human_labels.calibration_pairs`); its side is the answer from all its
+    counting labels (an adjudication wins), with Dawid--Skene fitted on every counting label of
+    the project.
+    """
+    labels = counting_labels(session, project_id)
     counts = Counter(label.source for label in labels)
     sources = {
         source: {"n": counts.get(source, 0), "used": source in CALIBRATION_SOURCES, "why": SOURCE_WHY[source]}
         for source in SOURCE_WHY
     }
-    usable = [label for label in labels if label.source in CALIBRATION_SOURCES]
-    return human_sides(usable), sources
+    # Honeypots are picked because their answer is clear: a sample of easy pairs, not of the stream.
+    honeypots = set(session.exec(select(Honeypot.pair_id).where(Honeypot.project_id == project_id)))
+    sampled = {label.pair_id for label in labels if label.source in CALIBRATION_SOURCES} - honeypots
+    usable = sampled & calibration_pairs(session, project_id, labels)
+    sides = human_sides(labels)
+    return sides[sides.index.isin(list(usable))], sources
 
 
 def never_accept_flags(
@@ -217,6 +211,7 @@ def refit(
             report={},
         )
         session.add(version)
+        audit.record_version(session, version, was_open=bool(previous and previous.open))
         session.commit()
     reroute(engine, project, version)
     log.info(
@@ -301,6 +296,7 @@ def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
             {"drift": {"estimate": result.estimate, "bound": result.bound, "audits": len(outcomes)}},
         )
         session.add(closed)
+        audit.record_version(session, closed, was_open=True, kill_switch=True)
         session.commit()
     reroute(engine, project, closed)
     log.warning("project %s: gate closed by the drift kill-switch", project.id)
@@ -507,6 +503,7 @@ def _store_shift(
         session.add(latest)
         if closed is not None:
             session.add(closed)
+            audit.record_version(session, closed, was_open=True, kill_switch=True)
         session.commit()
     return True
 

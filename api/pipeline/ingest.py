@@ -22,9 +22,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.db import chunks
+from api import audit
+from api.db import chunks, insert_ignore
 from api.fields import printable
-from api.models import Job, Label, Pair, Project, utcnow
+from api.models import Honeypot, Job, Label, Pair, Project, utcnow
 from api.schemas import LabelIn, PairIn
 from judge.content import content_hash
 from judge.verdicts import to_five_point
@@ -392,7 +393,31 @@ def store_labels(engine: Engine, project: Project, body: bytes, content_type: st
             raise LabelKeyConflict(conflicts)
         try:
             if rows:
-                session.execute(insert(Label), rows)
+                ids = session.execute(
+                    insert(Label).returning(Label.id, sort_by_parameter_order=True), rows
+                ).scalars()
+                stored = [dict(row, id=label_id) for row, label_id in zip(rows, ids, strict=True)]
+                audit.record_event(
+                    session,
+                    audit.AuditKind.LABEL_WRITTEN,
+                    project_id=project.id,
+                    subject=f"project:{project.id}",
+                    payload=audit.labels_payload(stored),
+                )
+            # Gold labels flagged honeypot make their pair a honeypot (the first answer stands).
+            honeypots = {
+                pair_of[item.client_id]: to_five_point(item.label) for _, item in parsed if item.honeypot
+            }
+            if honeypots:
+                insert_ignore(
+                    session,
+                    Honeypot.__table__,  # type: ignore[attr-defined]
+                    [
+                        {"pair_id": pid, "project_id": project.id, "label": label, "created_at": now}
+                        for pid, label in honeypots.items()
+                    ],
+                    ["pair_id"],
+                )
             session.commit()
         except IntegrityError:
             session.rollback()

@@ -1,15 +1,24 @@
-"""What a client reads back: a job's status and its per-pair results."""
+"""What a client reads back: a job's status and its per-pair results, per job or per project.
+
+Each result row's ``label`` is the pair's final label (:mod:`api.pipeline.final_labels`: a
+human label beats an auto-accepted judge label) with its provenance under ``final``; the
+judges' own answer stays in ``judge_label``, ``chosen`` (the judges' side) and ``route``.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from api.db import chunks
-from api.models import Decision, Job, Judgment, Pair
+from api.models import CalibrationVersion, Decision, Job, Judgment, Pair, Project, version_label
+from api.pipeline.final_labels import AUTO, HUMAN, DecisionView, FinalLabel, decision_judges, final_label
+from api.review.human_labels import HumanLabel, human_label_per_pair
 
 
 def job_status(session: Session, job: Job) -> dict[str, Any]:
@@ -62,6 +71,94 @@ def job_status(session: Session, job: Job) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class LabelContext:
+    """What a project's final labels are read against: its versions' guarantees and its panel."""
+
+    guarantees: dict[str, float | None]
+    panel: list[str]
+    stages: list[list[str]] | None
+    prompt_version: str
+
+    def final(self, decision: DecisionView | None, human: HumanLabel | None) -> FinalLabel:
+        return final_label(
+            decision,
+            human,
+            guarantees=self.guarantees,
+            judges=decision_judges(self.panel, self.stages, decision.stage if decision else None),
+            prompt_version=self.prompt_version,
+        )
+
+
+def decision_view(decision: Decision | None) -> DecisionView | None:
+    if decision is None:
+        return None
+    return DecisionView(
+        route=decision.route,
+        label=decision.label,
+        chosen=decision.chosen,
+        confidence=decision.confidence,
+        version=decision.version,
+        stage=decision.stage,
+    )
+
+
+def label_context(session: Session, project: Project) -> LabelContext:
+    versions = session.exec(
+        select(CalibrationVersion.version, CalibrationVersion.guaranteed_agreement).where(
+            CalibrationVersion.project_id == project.id
+        )
+    ).all()
+    return LabelContext(
+        guarantees={version_label(v): g for v, g in versions},
+        panel=[spec.model for spec in project.judge_specs()],
+        stages=project.cascade_stages(),
+        prompt_version=project.prompt_version,
+    )
+
+
+def _judgments(session: Session, pair_ids: Sequence[int]) -> dict[int, list[Judgment]]:
+    found: dict[int, list[Judgment]] = {}
+    for part in chunks(list(pair_ids)):
+        for j in session.exec(select(Judgment).where(Judgment.pair_id.in_(part)).order_by(Judgment.id)):  # type: ignore[attr-defined]
+            found.setdefault(j.pair_id, []).append(j)
+    return found
+
+
+def _row(
+    pair: Pair, decision: Decision | None, final: FinalLabel, judgments: list[Judgment]
+) -> dict[str, Any]:
+    return {
+        "pair_id": pair.id,
+        "client_id": pair.client_id,
+        "state": pair.state,
+        "split": pair.split,
+        "label": final.label,
+        "label_source": final.source,
+        "final": final.provenance(),
+        "judge_label": decision.label if decision else None,
+        "chosen": decision.chosen if decision else None,
+        "confidence": decision.confidence if decision else None,
+        "route": decision.route if decision else None,
+        "reasons": decision.reasons if decision else [],
+        "decision_version": decision.version if decision else None,
+        "decision_stage": decision.stage if decision else None,
+        "judgments": [
+            {
+                "judge": j.judge,
+                "order": j.order,
+                "verdict": j.verdict,
+                "confidence": j.confidence,
+                "both_bad": j.both_bad,
+                "safety_flag": j.safety_flag,
+                "cached": j.cached,
+                "error": j.error,
+            }
+            for j in judgments
+        ],
+    }
+
+
 def result_rows(session: Session, job_id: int, after: int, limit: int) -> list[dict[str, Any]]:
     """Per-pair results of a job, in pair-id order, after the cursor ``after``."""
     rows = session.exec(
@@ -71,38 +168,77 @@ def result_rows(session: Session, job_id: int, after: int, limit: int) -> list[d
         .order_by(Pair.id)
         .limit(limit)
     ).all()
-    judgments: dict[int, list[Judgment]] = {}
-    for part in chunks([p.id for p, _ in rows]):
-        for j in session.exec(select(Judgment).where(Judgment.pair_id.in_(part)).order_by(Judgment.id)):
-            judgments.setdefault(j.pair_id, []).append(j)
-    out = []
-    for pair, decision in rows:
-        out.append(
-            {
-                "pair_id": pair.id,
-                "client_id": pair.client_id,
-                "state": pair.state,
-                "split": pair.split,
-                "label": decision.label if decision else None,
-                "chosen": decision.chosen if decision else None,
-                "confidence": decision.confidence if decision else None,
-                "route": decision.route if decision else None,
-                "reasons": decision.reasons if decision else [],
-                "decision_version": decision.version if decision else None,
-                "decision_stage": decision.stage if decision else None,
-                "judgments": [
-                    {
-                        "judge": j.judge,
-                        "order": j.order,
-                        "verdict": j.verdict,
-                        "confidence": j.confidence,
-                        "both_bad": j.both_bad,
-                        "safety_flag": j.safety_flag,
-                        "cached": j.cached,
-                        "error": j.error,
-                    }
-                    for j in judgments.get(pair.id or 0, [])
-                ],
-            }
+    if not rows:
+        return []
+    project = session.get(Project, rows[0][0].project_id)
+    assert project is not None  # a pair's project exists (foreign key)
+    context = label_context(session, project)
+    pair_ids = [p.id for p, _ in rows]
+    humans = human_label_per_pair(session, project.id, pair_ids)  # type: ignore[arg-type]
+    judgments = _judgments(session, pair_ids)  # type: ignore[arg-type]
+    return [
+        _row(
+            pair,
+            decision,
+            context.final(decision_view(decision), humans.get(pair.id)),
+            judgments.get(pair.id, []),
+        )  # type: ignore[arg-type]
+        for pair, decision in rows
+    ]
+
+
+# Label sources a project-results filter may ask for; "none" is a pair without a final label.
+SOURCES = (HUMAN, AUTO, "none")
+
+
+def project_result_rows(
+    session: Session,
+    project: Project,
+    after: int,
+    limit: int,
+    *,
+    route: str | None = None,
+    source: str | None = None,
+    split: str | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of a project's per-pair results with text, in pair-id order after ``after``,
+    filtered by route, label source and split; and the cursor of the next page (None: done)."""
+    context = label_context(session, project)
+    out: list[dict[str, Any]] = []
+    cursor = after
+    scan = max(limit, 500)
+    while len(out) < limit:
+        query = (
+            select(Pair, Decision)
+            .join(Decision, Decision.id == Pair.decision_id, isouter=True)
+            .where(Pair.project_id == project.id, Pair.id > cursor)
         )
-    return out
+        if route is not None:
+            query = query.where(Decision.route == route)
+        if split is not None:
+            query = query.where(Pair.split == split)
+        rows = session.exec(query.order_by(Pair.id).limit(scan)).all()  # type: ignore[arg-type]
+        if not rows:
+            return out, None
+        pair_ids = [p.id for p, _ in rows]
+        humans = human_label_per_pair(session, project.id, pair_ids)  # type: ignore[arg-type]
+        judgments = _judgments(session, pair_ids)  # type: ignore[arg-type]
+        for pair, decision in rows:
+            cursor = pair.id  # type: ignore[assignment]
+            final = context.final(decision_view(decision), humans.get(pair.id))  # type: ignore[arg-type]
+            if source is not None and (final.source or "none") != source:
+                continue
+            row = _row(pair, decision, final, judgments.get(pair.id, []))  # type: ignore[arg-type]
+            row.update(
+                job_id=pair.job_id,
+                prompt=pair.prompt,
+                response_a=pair.response_a,
+                response_b=pair.response_b,
+                metadata=pair.meta,
+            )
+            out.append(row)
+            if len(out) == limit:
+                return out, cursor
+        if len(rows) < scan:
+            return out, None
+    return out, cursor

@@ -42,6 +42,7 @@ from sqlmodel import Session, exists, select
 from api.db import chunks, insert_ignore
 from api.models import (
     Decision,
+    Honeypot,
     Pair,
     PairRedaction,
     Project,
@@ -51,11 +52,15 @@ from api.models import (
     ReviewLease,
     utcnow,
 )
+from api.review import quality
+from api.review.honeypots import claim_honeypot
 from api.review.redaction import REDACTION_VERSION, redact_pair
 from api.schemas import RoutingSettings
 from api.vocab import REASON_TEXT, unit_draw
 
 QUEUES: tuple[str, ...] = ("review", "incident")
+# Disputed pairs for senior reviewers, filled and served by api/review/adjudication.py only.
+ADJUDICATION_QUEUE = "adjudication"
 SELECTED_TEXT: dict[str, str] = {
     "uncertainty": "Picked early because the judges are unsure about it.",
     "hybrid": "Picked early because the judges are unsure and it differs from pairs already reviewed.",
@@ -393,6 +398,16 @@ class Invalid(QueueError):
     status = 422
 
 
+class ReviewerPaused(QueueError):
+    """423: the reviewer is paused on the project (api/review/quality.py)."""
+
+    status = 423
+
+    def __init__(self, detail: dict[str, str]) -> None:
+        super().__init__(detail["message"])
+        self.detail = detail  # type: ignore[assignment]
+
+
 def expire_leases(session: Session, now: datetime, project_id: int | None = None) -> int:
     """Return the slots of leases past their expiry to their items."""
     statement = (
@@ -414,6 +429,22 @@ def _claim(session: Session, project_id: int, queue: str, reviewer_id: int, now:
     """Take one free slot of the best item this reviewer has not seen; the item row or None."""
     candidate = aliased(ReviewItem)
     seen = exists().where(ReviewLease.item_id == candidate.id, ReviewLease.reviewer_id == reviewer_id)
+    had_pair = exists().where(
+        ReviewLease.pair_id == candidate.pair_id, ReviewLease.reviewer_id == reviewer_id
+    )
+    if queue == "incident":
+        # An escalation goes to someone else than the reviewer who raised it (they had the
+        # pair already): a safety flag deserves a second pair of eyes.
+        seen = seen | ((candidate.origin == "escalation") & had_pair)
+    else:
+        # A honeypot pair may also be a routine item: whoever answered it as a honeypot is
+        # not asked again (honeypots are few: the lease scan runs for them only).
+        seen = seen | (exists().where(Honeypot.pair_id == candidate.pair_id) & had_pair)
+    if queue == ADJUDICATION_QUEUE:
+        # Nobody settles a dispute they are part of.
+        seen = seen | exists().where(
+            ReviewLease.pair_id == candidate.pair_id, ReviewLease.reviewer_id == reviewer_id
+        )
     best = (
         select(candidate.id)
         .where(candidate.project_id == project_id, candidate.queue == queue, candidate.state == "open", ~seen)
@@ -445,12 +476,16 @@ def next_item(
     lease_seconds: float = 600.0,
 ) -> dict[str, Any] | None:
     """Lease the next item of ``queue`` for ``reviewer`` (or give back the one they hold)."""
-    if queue not in QUEUES:
+    if queue not in (*QUEUES, ADJUDICATION_QUEUE):
         raise Invalid(f"queue must be one of {list(QUEUES)}, got {queue!r}")
     now = utcnow()
     with Session(engine, expire_on_commit=False) as session:
         # A write first: on SQLite it takes the database write lock for the whole claim.
         expire_leases(session, now, project.id)
+        status = quality.status_of(session, project.id, reviewer.id)  # type: ignore[arg-type]
+        if status is not None and status.paused:
+            session.commit()
+            raise ReviewerPaused(quality.pause_detail(status))
         held = session.exec(
             select(ReviewLease)
             .where(
@@ -468,7 +503,9 @@ def next_item(
             payload = _payload(session, held, item)  # type: ignore[arg-type]
             session.commit()
             return payload
-        row = _claim(session, project.id, queue, reviewer.id, now)  # type: ignore[arg-type]
+        row = claim_honeypot(session, project, reviewer.id, now) if queue == "review" else None  # type: ignore[arg-type]
+        if row is None:
+            row = _claim(session, project.id, queue, reviewer.id, now)  # type: ignore[arg-type]
         if row is None:
             session.commit()
             return None
@@ -515,6 +552,10 @@ def _payload(
         if decision is not None and decision.label is not None:
             prelabel = {"label": decision.label, "confidence": decision.confidence}
     reasons = list(item.reasons)
+    labels_needed = item.labels_needed
+    if item.origin == "honeypot":
+        project = session.get(Project, lease.project_id)
+        labels_needed = project.routing_settings().review_overlap if project is not None else 1
     if item.origin == "escalation":
         reasons = ["reviewer_safety_flag", *[r for r in reasons if r != "reviewer_safety_flag"]]
     return {
@@ -539,7 +580,7 @@ def _payload(
         "safety": "safety_flag" in reasons or item.queue == "incident" and bool(pair and pair.safety_flag),
         "prelabel_shown": lease.prelabel_shown,
         "prelabel": prelabel,
-        "labels_needed": item.labels_needed,
+        "labels_needed": labels_needed,
     }
 
 

@@ -15,6 +15,7 @@ import secrets
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from api import audit
 from api.models import Project, Reviewer, ReviewerProject
 
 TOKEN_PREFIX = "rvw_"
@@ -33,12 +34,14 @@ class ReviewerExists(Exception):
     pass
 
 
-def create_reviewer(session: Session, name: str) -> tuple[Reviewer, str]:
+def create_reviewer(session: Session, name: str, *, senior: bool = False) -> tuple[Reviewer, str]:
     """Store a reviewer and return it with its token (the only time the token is visible)."""
     token = new_token()
-    reviewer = Reviewer(name=name.strip(), token_hash=hash_token(token))
+    reviewer = Reviewer(name=name.strip(), token_hash=hash_token(token), senior=senior)
     session.add(reviewer)
     try:
+        session.flush()
+        _audit(session, audit.AuditKind.TOKEN_CREATED, reviewer)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -52,8 +55,15 @@ def rotate_token(session: Session, reviewer: Reviewer) -> str:
     token = new_token()
     reviewer.token_hash = hash_token(token)
     session.add(reviewer)
+    _audit(session, audit.AuditKind.TOKEN_REVOKED, reviewer, why="rotated")
+    _audit(session, audit.AuditKind.TOKEN_CREATED, reviewer, why="rotated")
     session.commit()
     return token
+
+
+def _audit(session: Session, kind: str, reviewer: Reviewer, why: str | None = None) -> None:
+    payload = {"token": "reviewer", "name": reviewer.name, "why": why}
+    audit.record_event(session, kind, project_id=None, subject=f"reviewer:{reviewer.id}", payload=payload)
 
 
 def reviewer_for_token(session: Session, token: str) -> Reviewer | None:

@@ -12,21 +12,36 @@ from typing import Any
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from api import audit
 from api.db import insert_ignore
 from api.models import (
     Decision,
     Label,
     Pair,
+    Project,
     Reviewer,
+    ReviewerProject,
     ReviewItem,
     ReviewLease,
     utcnow,
 )
-from api.review.queue import ITEM, Conflict, Forbidden, Invalid, NotFound, change_counts, state_after
+from api.review import quality
+from api.review.queue import (
+    ADJUDICATION_QUEUE,
+    ITEM,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ReviewerPaused,
+    change_counts,
+    ensure_redactions,
+    state_after,
+)
 from api.schemas import ReviewSubmit
-from api.vocab import label_source
+from api.vocab import LabelSource, label_source
 
 _c = ITEM.c
 
@@ -47,7 +62,34 @@ def label_view(label: Label, duplicate: bool) -> dict[str, Any]:
         "idempotency_key": label.idempotency_key,
         "created_at": label.created_at,
         "duplicate": duplicate,
+        "warnings": warnings_for(label),
     }
+
+
+def warnings_for(label: Label) -> list[dict[str, str]]:
+    """What the reviewer is told about a stored label (gently: it is stored either way)."""
+    if not label.speed_flagged:
+        return []
+    return [
+        {
+            "code": "too_fast",
+            "message": "That was quicker than it takes to read this pair, so this label will not be "
+            "used to calibrate the automation. Take the time to read both responses in full.",
+        }
+    ]
+
+
+def too_fast(project: Project, pair: Pair, seconds: float) -> bool:
+    """Was a label on ``pair`` given in less than the project's minimum reading time?"""
+    n_chars = len(pair.prompt) + len(pair.response_a) + len(pair.response_b)
+    return seconds < quality.min_reading_seconds(project.routing_settings(), n_chars)
+
+
+def _seconds_on(lease: ReviewLease, body: ReviewSubmit) -> float:
+    # The server's clock since the lease was taken; a client's own shorter figure (the app
+    # times the page actually shown) counts too, a longer one cannot hide a quick answer.
+    elapsed = (utcnow() - lease.leased_at).total_seconds()
+    return elapsed if body.time_on_task_s is None else min(elapsed, body.time_on_task_s)
 
 
 def _same_answer(label: Label, body: ReviewSubmit) -> bool:
@@ -155,7 +197,14 @@ def submit_label(
             raise _late_conflict(session, lease)
         item = session.get(ReviewItem, lease.item_id)
         pair = session.get(Pair, lease.pair_id)
+        project = session.get(Project, lease.project_id)
         decision = session.get(Decision, pair.decision_id) if pair and pair.decision_id else None
+        status = quality.status_of(session, lease.project_id, reviewer.id)  # type: ignore[arg-type]
+        source = label_source(decision.reasons if decision is not None else None)
+        if item is not None and item.origin == "honeypot":
+            source = LabelSource.HONEYPOT  # graded against the known answer, never the pair's label
+        if lease.queue == ADJUDICATION_QUEUE:
+            source = LabelSource.ADJUDICATED  # a senior reviewer settles a dispute (review/adjudication.py)
         label = Label(
             project_id=lease.project_id,
             pair_id=lease.pair_id,
@@ -164,12 +213,17 @@ def submit_label(
             safety_flag=body.safety_flag,
             rationale=body.rationale,
             # Audit labels are the random sample calibration's guarantee rests on.
-            source=label_source(decision.reasons if decision is not None else None),
+            source=source,
             annotator=reviewer.name,
             idempotency_key=body.idempotency_key or f"review-lease-{lease_id}",
             time_on_task_s=body.time_on_task_s,
             prelabel_shown=lease.prelabel_shown,
             redaction_version=lease.redaction_version,
+            speed_flagged=pair is not None
+            and project is not None
+            and too_fast(project, pair, _seconds_on(lease, body)),
+            # A paused reviewer's label on a lease they still held is kept but held back too.
+            quarantined=status is not None and status.paused,
         )
         session.add(label)
         try:
@@ -189,6 +243,16 @@ def submit_label(
             change_counts(session, lease.item_id, 1, -1)
         if body.safety_flag and item is not None and item.queue == "review":
             _escalate(session, item)
+        if project is not None:
+            quality.check_after_label(session, project, label)
+        # Last: the log's turn is taken after every other lock (see api/audit.py).
+        audit.record_event(
+            session,
+            audit.AuditKind.LABEL_WRITTEN,
+            project_id=label.project_id,
+            subject=f"pair:{label.pair_id}",
+            payload=dict(audit.labels_payload([label.model_dump()]), lease_id=lease_id),
+        )
         session.commit()
         return label_view(label, duplicate=False), True
 
@@ -242,3 +306,134 @@ def skip_item(engine: Engine, lease_id: int, reviewer: Reviewer, reason: str) ->
             change_counts(session, lease.item_id, 0, -1)
         session.commit()
     return {"lease_id": lease_id, "state": "skipped", "duplicate": False}
+
+
+# --- edit and undo: append-only revisions, and the reviewer's own history -------------------
+
+
+def _own_label(session: Session, label_id: int, reviewer: Reviewer) -> Label:
+    label = session.get(Label, label_id)
+    if label is None:
+        raise NotFound(f"label {label_id} not found")
+    if label.annotator != reviewer.name or label.source not in quality.REVIEWER_SOURCES:
+        raise Forbidden(f"label {label_id} is not one of your review labels")
+    if session.get(ReviewerProject, (reviewer.id, label.project_id)) is None:
+        raise Forbidden(f"you are no longer assigned to project {label.project_id}")
+    return label
+
+
+def revise_label(
+    engine: Engine, label_id: int, reviewer: Reviewer, body: ReviewSubmit
+) -> tuple[dict[str, Any], bool]:
+    """Replace one of the reviewer's current labels with a new answer. Returns (label, created).
+
+    Append-only: a new label row (same pair, same source) and the old one's
+    ``superseded_by_id`` pointing at it; both are kept. Only the current label can be
+    revised (409 otherwise); a retry of the same revision returns it (``duplicate``). The new
+    label counts towards the next refit like any new label.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        old = _own_label(session, label_id, reviewer)
+        key = body.idempotency_key or f"revise-{label_id}"
+        if old.superseded_by_id is not None:
+            newer = session.get(Label, old.superseded_by_id)
+            if newer is not None and newer.idempotency_key == key and _same_answer(newer, body):
+                return {**label_view(newer, duplicate=True), "supersedes": old.id}, False
+            raise Conflict(
+                f"label {label_id} was already replaced by label {old.superseded_by_id}; revise that one"
+            )
+        project = session.get(Project, old.project_id)
+        status = quality.status_of(session, old.project_id, reviewer.id)  # type: ignore[arg-type]
+        if status is not None and status.paused:
+            raise ReviewerPaused(quality.pause_detail(status))
+        pair = session.get(Pair, old.pair_id)
+        speed_flagged = old.speed_flagged
+        if body.time_on_task_s is not None and pair is not None and project is not None:
+            speed_flagged = too_fast(project, pair, body.time_on_task_s)
+        new = Label(
+            project_id=old.project_id,
+            pair_id=old.pair_id,
+            label=body.stored_label(),
+            both_bad=body.both_bad,
+            safety_flag=body.safety_flag,
+            rationale=body.rationale,
+            source=old.source,
+            annotator=reviewer.name,
+            idempotency_key=key,
+            time_on_task_s=body.time_on_task_s,
+            prelabel_shown=old.prelabel_shown,
+            redaction_version=old.redaction_version,
+            speed_flagged=speed_flagged,
+            quarantined=old.quarantined,
+        )
+        session.add(new)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise Conflict(f"idempotency_key {key!r} was already used for another label") from None
+        taken = session.execute(
+            sa_update(Label)
+            .where(Label.id == old.id, Label.superseded_by_id.is_(None))  # type: ignore[arg-type,union-attr]
+            .values(superseded_by_id=new.id)
+            .returning(Label.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if taken is None:  # a concurrent revision won
+            session.rollback()
+            raise Conflict(f"label {label_id} was just replaced by another revision; revise the newest")
+        if body.safety_flag and not old.safety_flag:
+            item = session.exec(
+                select(ReviewItem).where(ReviewItem.pair_id == old.pair_id, ReviewItem.queue == "review")
+            ).first()
+            if item is not None:
+                _escalate(session, item)
+        if project is not None:
+            quality.check_after_label(session, project, new)
+        # Last before the commit: the audit log's head row is the last lock this transaction takes.
+        audit.record_event(
+            session,
+            audit.AuditKind.LABEL_SUPERSEDED,
+            project_id=old.project_id,
+            subject=f"label:{old.id}",
+            payload=dict(audit.labels_payload([new.model_dump()]), superseded_label_id=old.id),
+        )
+        session.commit()
+        return {**label_view(new, duplicate=False), "supersedes": old.id}, True
+
+
+def label_history(engine: Engine, project_id: int, reviewer: Reviewer, limit: int) -> list[dict[str, Any]]:
+    """The reviewer's own current labels on the project, newest first, with the redacted pair."""
+    with Session(engine, expire_on_commit=False) as session:
+        labels = list(
+            session.exec(
+                select(Label)
+                .where(
+                    Label.project_id == project_id,
+                    Label.annotator == reviewer.name,
+                    Label.source.in_(quality.REVIEWER_SOURCES),  # type: ignore[attr-defined]
+                    Label.superseded_by_id.is_(None),  # type: ignore[union-attr]
+                )
+                .order_by(Label.id.desc())  # type: ignore[union-attr]
+                .limit(limit)
+            )
+        )
+        pairs = [session.get(Pair, pid) for pid in dict.fromkeys(label.pair_id for label in labels)]
+        shown = ensure_redactions(session, [p for p in pairs if p is not None])
+        session.commit()
+    return [
+        {
+            "label_id": label.id,
+            "pair_id": label.pair_id,
+            "label": label.label,
+            "both_bad": label.both_bad,
+            "safety_flag": label.safety_flag,
+            "rationale": label.rationale,
+            "created_at": label.created_at,
+            "prompt": shown[label.pair_id].prompt,
+            "response_a": shown[label.pair_id].response_a,
+            "response_b": shown[label.pair_id].response_b,
+        }
+        for label in labels
+        if label.pair_id in shown
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -14,11 +14,22 @@ from api.deps import EngineDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-def healthz(engine: EngineDep) -> dict[str, str]:
+@router.get("/healthz", responses={503: {"description": "The API's background process is down"}})
+def healthz(engine: EngineDep, request: Request, response: Response) -> dict[str, str | int]:
+    """The database answers, and the API's own background process (judging, review
+    preparation) is running: "off" when this API does not run one (a separate `prelabel
+    worker` judges), "down" (503) between its death and its replacement."""
     with Session(engine) as session:
         session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    return {"status": "ok", "database": engine.dialect.name}
+    background = getattr(request.app.state, "background", None)
+    status: dict[str, str | int] = {"status": "ok", "database": engine.dialect.name, "background": "off"}
+    if background is not None:
+        status["background"] = "running" if background.alive() else "down"
+        status["background_restarts"] = background.restarts
+        if status["background"] == "down":
+            status["status"] = "degraded"
+            response.status_code = 503
+    return status
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

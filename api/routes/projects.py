@@ -13,7 +13,7 @@ from api.errors import bounded_path_ids, errors
 from api.keys import create_key, list_keys, revoke_key
 from api.models import ApiKey, Project
 from api.pipeline.judge_checks import judge_problems
-from api.schemas import ApiKeyCreate, JudgeSpec, ProjectCreate, ProjectPublic
+from api.schemas import ApiKeyCreate, JudgeSpec, ProjectCreate, ProjectGuidelines, ProjectPublic
 
 router = APIRouter(
     prefix="/v1/projects",
@@ -46,6 +46,7 @@ def create_project(
     project = Project(
         name=body.name,
         rubric=body.rubric,
+        guidelines=body.guidelines,
         prompt_version=body.prompt_version,
         allow_empty_responses=body.allow_empty_responses,
         judges=[j.model_dump() for j in judges],
@@ -70,6 +71,21 @@ def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectPublic]
 
 @router.get("/{project_id}", response_model=ProjectPublic)
 def read_project(project: MemberProjectDep) -> ProjectPublic:
+    return to_public(project)
+
+
+@router.put("/{project_id}/guidelines", response_model=ProjectPublic)
+def set_guidelines(
+    project_id: int, body: ProjectGuidelines, session: SessionDep, _: AdminDep
+) -> ProjectPublic:
+    """Replace the project's reviewer guidelines (markdown; null or "" clears them)."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise HTTPException(404, f"project {project_id} not found")
+    project.guidelines = (body.guidelines or "").strip() or None
+    session.add(project)
+    session.commit()
+    session.refresh(project)
     return to_public(project)
 
 

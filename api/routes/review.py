@@ -17,7 +17,7 @@ from api.deps import AdminDep, EngineDep, ReaderDep, ReviewerDep, ReviewerProjec
 from api.errors import bounded_path_ids, errors
 from api.fields import MAX_ID
 from api.models import Pair, Project, Reviewer
-from api.review import queue, stats
+from api.review import quality, queue, stats
 from api.review.prepare import prepare_batch
 from api.review.queue import QueueError
 from api.review.reviewers import (
@@ -28,8 +28,15 @@ from api.review.reviewers import (
     create_reviewer,
     rotate_token,
 )
-from api.review.submit import skip_item, submit_label
-from api.schemas import NextRequest, ReviewerCreate, ReviewerProjects, ReviewSubmit, SkipRequest
+from api.review.submit import label_history, revise_label, skip_item, submit_label
+from api.schemas import (
+    NextRequest,
+    ReviewerCreate,
+    ReviewerProjects,
+    ReviewerResume,
+    ReviewSubmit,
+    SkipRequest,
+)
 
 router = APIRouter(
     tags=["review"],
@@ -50,6 +57,7 @@ def _reviewer_view(session: Session, reviewer: Reviewer) -> dict[str, Any]:
         "id": reviewer.id,
         "name": reviewer.name,
         "active": reviewer.active,
+        "senior": reviewer.senior,
         "created_at": reviewer.created_at,
         "projects": assigned_projects(session, reviewer),
     }
@@ -60,7 +68,7 @@ def create_reviewer_route(body: ReviewerCreate, session: SessionDep, _: AdminDep
     """Create a reviewer; the response holds its token, shown this once (only a hash is kept)."""
     _check_projects(session, body.projects)
     try:
-        reviewer, token = create_reviewer(session, body.name)
+        reviewer, token = create_reviewer(session, body.name, senior=body.senior)
     except ReviewerExists:
         raise HTTPException(
             409, f"reviewer {body.name!r} exists; POST /v1/reviewers/{{id}}/token gives it a new token"
@@ -113,7 +121,7 @@ def whoami(reviewer: ReviewerDep, session: SessionDep) -> dict[str, Any]:
 # --- the queue ---------------------------------------------------------------------------
 
 
-@router.post("/v1/projects/{project_id}/review/next")
+@router.post("/v1/projects/{project_id}/review/next", responses=errors(423))
 def next_item(
     project: ReviewerProjectDep,
     reviewer: ReviewerDep,
@@ -149,6 +157,34 @@ def submit(lease_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: Eng
     except QueueError as exc:
         raise _fail(exc) from None
     return JSONResponse(jsonable_encoder(label), status_code=201 if created else 200)
+
+
+@router.post(
+    "/v1/review/labels/{label_id}/revise",
+    responses={201: {"description": "Stored"}, 200: {"description": "A repeat of a stored revision"}}
+    | errors(423),
+)
+def revise(label_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: EngineDep) -> JSONResponse:
+    """Change one of your labels: a new label replaces it (both are kept, with their times).
+
+    403 when it is not your label; 409 when it was already replaced (revise the newest)."""
+    try:
+        label, created = revise_label(engine, label_id, reviewer, body)
+    except QueueError as exc:
+        raise _fail(exc) from None
+    return JSONResponse(jsonable_encoder(label), status_code=201 if created else 200)
+
+
+@router.get("/v1/projects/{project_id}/review/history")
+def review_history(
+    project: ReviewerProjectDep,
+    reviewer: ReviewerDep,
+    engine: EngineDep,
+    limit: int = Query(20, ge=1, le=200),
+) -> JSONResponse:
+    """Your own current labels on the project, newest first, with the (redacted) pair."""
+    rows = label_history(engine, project.id, reviewer, limit)  # type: ignore[arg-type]
+    return JSONResponse(jsonable_encoder(rows))
 
 
 @router.post("/v1/review/leases/{lease_id}/skip")
@@ -199,6 +235,32 @@ def review_labels(
     rows = stats.list_labels(session, project.id, annotator, after, limit)  # type: ignore[arg-type]
     next_after = rows[-1]["label_id"] if len(rows) == limit else None
     return JSONResponse(jsonable_encoder({"labels": rows, "next_after": next_after}))
+
+
+@router.get("/v1/projects/{project_id}/review/quality")
+def review_quality(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> JSONResponse:
+    """Per reviewer: labels, median seconds per label, honeypot accuracy with its 95 % exact
+    interval, agreement with peers, speed flags, quarantined labels, paused and why."""
+    return JSONResponse(jsonable_encoder({"reviewers": quality.quality_table(session, project.id)}))  # type: ignore[arg-type]
+
+
+@router.post("/v1/reviewers/{reviewer_id}/resume")
+def resume_reviewer(
+    reviewer_id: int, body: ReviewerResume, session: SessionDep, _: AdminDep
+) -> dict[str, Any]:
+    """Lift a reviewer's pause on a project; ``release: true`` also lets their held-back
+    (quarantined) labels count again. 409 when they are not paused there."""
+    reviewer = session.get(Reviewer, reviewer_id)
+    if reviewer is None:
+        raise HTTPException(404, f"reviewer {reviewer_id} not found")
+    if session.get(Project, body.project_id) is None:
+        raise HTTPException(404, f"project {body.project_id} not found")
+    try:
+        result = quality.resume(session, body.project_id, reviewer, body.release)
+    except quality.NotPaused as exc:
+        raise HTTPException(409, str(exc)) from None
+    session.commit()
+    return result
 
 
 # --- admin -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """``prelabel bench load``: how the real server answers while it judges under concurrent clients.
 
-Starts ``prelabel serve`` (API + in-process worker) as a subprocess on 127.0.0.1 over a fresh
+Starts ``prelabel serve`` (the API and its judging process) on 127.0.0.1 over a fresh
 database (a temporary SQLite file, or a new PostgreSQL database created and dropped for the
 run), with a panel of mock judges (offline, a fixed latency per call, litellm's real CPU cost).
 Then ``clients`` threads each post a job of ``pairs_per_job`` distinct pairs with the project's
@@ -199,6 +199,18 @@ def _health(base: str, record: _Record, stop: threading.Event) -> None:
             stop.wait(HEALTH_EVERY_S)
 
 
+def _project(base: str, admin_token: str, judges: int, latency_ms: float) -> tuple[int, str]:
+    """A project with a panel of mock judges, and an API key for its batch clients."""
+    panel = [{"model": f"mock/load-{k}", "api_base": f"latency_ms={latency_ms:g}"} for k in range(judges)]
+    with httpx.Client(base_url=base, timeout=60, headers={"authorization": f"Bearer {admin_token}"}) as admin:
+        project = admin.post("/v1/projects", json={"name": f"load-{uuid.uuid4().hex[:8]}", "judges": panel})
+        project.raise_for_status()
+        project_id = project.json()["id"]
+        key = admin.post(f"/v1/projects/{project_id}/keys", json={"name": "bench load"})
+        key.raise_for_status()
+        return project_id, key.json()["key"]
+
+
 def bench_load(
     clients: int = 20,
     pairs_per_job: int = 1000,
@@ -211,6 +223,7 @@ def bench_load(
     admin_token = "adm_" + secrets.token_urlsafe(24)
     port = free_port(0)
     base = f"http://127.0.0.1:{port}"
+    load_before = round(os.getloadavg()[0], 2)  # another busy process on the machine skews everything
     started = time.monotonic()
     deadline = started + timeout_s
     record = _Record()
@@ -227,18 +240,7 @@ def bench_load(
         completed, judging_s, timed_out = 0, None, False
         try:
             wait_until_up(f"{base}/healthz", server)
-            admin = httpx.Client(
-                base_url=base, timeout=60, headers={"authorization": f"Bearer {admin_token}"}
-            )
-            panel = [
-                {"model": f"mock/load-{k}", "api_base": f"latency_ms={latency_ms:g}"} for k in range(judges)
-            ]
-            project = admin.post(
-                "/v1/projects", json={"name": f"load-{uuid.uuid4().hex[:8]}", "judges": panel}
-            )
-            project.raise_for_status()
-            project_id = project.json()["id"]
-            key = admin.post(f"/v1/projects/{project_id}/keys", json={"name": "bench load"}).json()["key"]
+            project_id, key = _project(base, admin_token, judges, latency_ms)
             run = uuid.uuid4().hex[:8]
             # Encoded before any client starts: the clients' JSON work is not the server's latency.
             jobs = [json.dumps({"pairs": _pairs(run, c, pairs_per_job)}).encode() for c in range(clients)]
@@ -290,6 +292,7 @@ def bench_load(
         "error_samples": record.samples,
         "server_tracebacks": log_text.count("Traceback"),
         "server_exceptions": _exceptions(log_text),
+        "load_average_1m_before": load_before,
         "server_peak_rss_mb": peak_rss,
         # The server's child processes (its judging process), each its own peak, summed.
         "server_children_peak_rss_mb": round(sum(children_rss), 1),

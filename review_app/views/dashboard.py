@@ -1,5 +1,7 @@
-"""Dashboard: job progress, routes and reasons, the calibration gate, review throughput,
-queue depth, and override rates with and without the judge's pre-label shown."""
+"""Dashboard: job progress, routes and reasons, the calibration gate, the review queues in
+words, reviewer quality (speed, honeypots, agreement with peers, Dawid–Skene, pauses),
+agreement per batch over time, throughput, and override rates with and without the judge's
+pre-label shown. Every table says what its columns mean; nothing is shown as raw JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from review_app import common
+from review_app import common, summaries
 from review_app.api_client import ApiError
 
 
@@ -68,7 +70,29 @@ def _gate(api: Any, project_id: int) -> None:
     versions = state.get("versions") or []
     if versions:
         with st.expander(f"Gate versions ({len(versions)})"):
-            st.dataframe(pd.DataFrame(versions), hide_index=True)
+            rows = [
+                {
+                    "Version": v.get("version"),
+                    "Fitted": v.get("created_at"),
+                    "Why refitted": v.get("trigger"),
+                    "Gate": v.get("state"),
+                    "Threshold": v.get("threshold"),
+                    "Guaranteed agreement": v.get("guaranteed_agreement"),
+                    "Expected coverage": v.get("expected_coverage"),
+                    "Human labels": v.get("n_labels"),
+                    "Label sources": summaries.counts_words(v.get("label_sources") or {}, "—"),
+                    "Reason": v.get("reason"),
+                }
+                for v in versions
+            ]
+            st.dataframe(
+                pd.DataFrame(rows),
+                hide_index=True,
+                column_config={
+                    "Guaranteed agreement": st.column_config.NumberColumn(format="percent"),
+                    "Expected coverage": st.column_config.NumberColumn(format="percent"),
+                },
+            )
 
 
 def _report(api: Any, project_id: int) -> None:
@@ -101,6 +125,12 @@ def _review(api: Any, project_id: int) -> None:
     cols[1].metric("Review: labelled", depth.get("review", {}).get("done", 0))
     cols[2].metric("Incidents: waiting", depth.get("incident", {}).get("waiting", 0))
     cols[3].metric("Median time per pair", _fmt(stats.get("median_time_on_task_s"), "{:.0f} s"))
+    for line in summaries.queue_words(depth):
+        st.markdown(line)
+    st.caption(
+        f"Labels by source: {summaries.counts_words(stats['labels_by_source'], 'none yet')}. "
+        f"Skips by reason: {summaries.counts_words(stats['skips_by_reason'], 'none')}."
+    )
 
     left, right = st.columns(2)
     with left:
@@ -122,23 +152,93 @@ def _review(api: Any, project_id: int) -> None:
                     "pre-label": name,
                     "labels": override[name]["labels"],
                     "overrides": override[name]["overrides"],
-                    "override rate": override[name]["rate"],
+                    "override rate": summaries.percent(override[name]["rate"]),
                 }
                 for name in ("shown", "hidden")
             ]
         )
-        st.dataframe(
-            table,
-            hide_index=True,
-            column_config={"override rate": st.column_config.NumberColumn(format="percent")},
-        )
+        st.dataframe(table, hide_index=True)
         st.caption(
             "An override is a human label on the other side from the judge's. A much lower rate when "
             "the pre-label is shown suggests reviewers follow the judge (automation bias)."
         )
-    with st.expander("Queue depth by state, labels by source, skips"):
-        st.dataframe(pd.DataFrame(depth).T, width="stretch")
-        st.write({"labels by source": stats["labels_by_source"], "skips by reason": stats["skips_by_reason"]})
+
+
+def _fetch(call: Any, project_id: int, what: str) -> tuple[dict[str, Any] | None, str | None]:
+    """An API answer the page can do without: (answer, None), or (None, why it is missing)."""
+    try:
+        return call(project_id), None
+    except ApiError as exc:
+        if exc.status in (404, 405):
+            return None, f"This API does not report {what} yet."
+        return None, f"{what.capitalize()} unavailable: {exc.detail}"
+    except Exception as exc:  # network trouble: the rest of the page still works
+        return None, f"{what.capitalize()} unavailable: {exc}"
+
+
+def _quality(api: Any, project_id: int, agreement: dict[str, Any] | None) -> None:
+    st.subheader("Reviewers")
+    quality, missing = _fetch(api.quality, project_id, "reviewer quality")
+    if quality is None:
+        st.caption(missing)
+        return
+    rows = summaries.quality_rows(quality, agreement)
+    if not rows:
+        st.info("No reviewer is assigned to this project yet.")
+        return
+    paused = [r["Reviewer"] for r in rows if r["Status"] != "Active"]
+    if paused:
+        st.warning(
+            f"Paused: {', '.join(paused)}. They get no pairs until an admin resumes them "
+            "(POST /v1/reviewers/{id}/resume); their labels since the last good check are quarantined.",
+            icon=":material/pause_circle:",
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={"Status": st.column_config.TextColumn(width="large")},
+    )
+    with st.expander("What the columns mean"):
+        st.markdown("\n".join(f"- **{name}**: {text}" for name, text in summaries.QUALITY_COLUMNS.items()))
+
+
+def _agreement(agreement: dict[str, Any] | None, missing: str | None) -> None:
+    st.subheader("Agreement between reviewers")
+    if agreement is None:
+        st.caption(missing)
+        return
+    st.markdown(summaries.agreement_words(agreement))
+    project = agreement.get("project") or {}
+    if project.get("n_items"):
+        cols = st.columns(4)
+        cols[0].metric("Krippendorff's α, five-point", _fmt(project.get("krippendorff_alpha_ordinal")))
+        cols[1].metric("Krippendorff's α, sides", _fmt(project.get("krippendorff_alpha_nominal")))
+        cols[2].metric("Fleiss' κ", _fmt(project.get("fleiss_kappa")))
+        cols[3].metric("Cohen's κ, mean of pairs", _fmt(project.get("cohen_kappa_mean")))
+    batches = summaries.batch_rows(agreement)
+    if batches:
+        frame = pd.DataFrame(batches)
+        st.markdown("**Agreement per batch over time**")
+        chart = frame.dropna(subset=["α (five-point)"])
+        if not chart.empty:
+            chart = chart.assign(
+                threshold=agreement.get("threshold"), Created=pd.to_datetime(chart["Created"])
+            )
+            st.line_chart(chart, x="Created", y=["α (five-point)", "threshold"], height=240)
+        st.dataframe(frame, hide_index=True, width="stretch")
+        st.caption(
+            "A batch is one job's pairs. Its labels calibrate the gate only when its α reaches the "
+            "threshold; otherwise its disputed pairs (reviewers on different sides) wait for a senior "
+            "reviewer's adjudication."
+        )
+    pairs = summaries.pair_rows(agreement)
+    if pairs:
+        with st.expander(f"Reviewer pairs ({len(pairs)})"):
+            st.dataframe(pd.DataFrame(pairs), hide_index=True)
+            st.caption(
+                "Cohen's κ: agreement between two reviewers beyond chance (1 = always agree, 0 = chance)."
+            )
 
 
 api = common.client()
@@ -148,4 +248,7 @@ if project is not None:
     _jobs(api, project["id"])
     _gate(api, project["id"])
     _review(api, project["id"])
+    agreement, missing = _fetch(api.agreement, project["id"], "agreement between reviewers")
+    _quality(api, project["id"], agreement)
+    _agreement(agreement, missing)
     _report(api, project["id"])

@@ -1,0 +1,136 @@
+"""An Argilla (v2) preference dataset: settings and records, in ``Dataset.to_disk``'s layout.
+
+``.argilla/settings.json`` declares the fields prompt / response_a / response_b, one rating
+question (1 = A much better ... 5 = B much better) and the metadata; ``.argilla/dataset.json``
+the dataset; ``records.json`` a JSON list of records, with the judges' label as a suggestion
+and the human labels as responses. ``rg.Dataset.from_disk`` imports the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from api.export.manifest import Counts, write_json_list
+from api.export.rows import ExportRow, RowHashes
+
+SETTINGS = ".argilla/settings.json"
+DATASET = ".argilla/dataset.json"
+RECORDS = "records.json"
+QUESTION = "preference"
+RATING: dict[str, int] = {"A>>B": 1, "A>B": 2, "tie": 3, "B>A": 4, "B>>A": 5}
+# Annotators are names here; Argilla responses need a user id: a stable UUID per name.
+_ANNOTATORS = uuid.UUID("6f0b6f2c-6b8e-4c55-9a55-70726c61626c")
+
+
+def _text_field(name: str, title: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": title,
+        "required": True,
+        "description": None,
+        "settings": {"type": "text", "use_markdown": True},
+        "type": "text",
+    }
+
+
+def _terms(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": name,
+        "visible_for_annotators": True,
+        "settings": {"type": "terms", "values": None, "visible_for_annotators": True},
+    }
+
+
+def settings(guidelines: str | None) -> dict[str, Any]:
+    """The dataset settings as ``rg.Settings.to_json`` writes them."""
+    return {
+        "guidelines": guidelines or "Rate which response answers the prompt better.",
+        "fields": [
+            _text_field("prompt", "Prompt"),
+            _text_field("response_a", "Response A"),
+            _text_field("response_b", "Response B"),
+        ],
+        "questions": [
+            {
+                "name": QUESTION,
+                "title": "Which response is better?",
+                "description": "1 = A much better, 2 = A better, 3 = tie, 4 = B better, 5 = B much better",
+                "required": True,
+                "settings": {"type": "rating", "options": [{"value": v} for v in range(1, 6)]},
+                "type": "rating",
+            }
+        ],
+        "vectors": [],
+        "metadata": [_terms("split"), _terms("route"), _terms("label_source")],
+        "allow_extra_metadata": True,
+        "distribution": {"strategy": "overlap", "min_submitted": 1},
+        "mapping": None,
+    }
+
+
+def dataset(name: str, guidelines: str | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "guidelines": guidelines,
+        "allow_extra_metadata": True,
+        "status": "ready",
+        "distribution": {"strategy": "overlap", "min_submitted": 1},
+        "metadata": None,
+    }
+
+
+def record(row: ExportRow) -> dict[str, Any]:
+    suggestions: dict[str, Any] = {}
+    if row.judge_label in RATING:
+        suggestions[QUESTION] = {
+            "value": RATING[row.judge_label],  # type: ignore[index]
+            "score": row.judge_confidence,
+            "agent": f"prelabel judges ({row.decision_version or 'routing-v0'})",
+        }
+    responses = [
+        {
+            "value": RATING[h.label],
+            "user_id": str(uuid.uuid5(_ANNOTATORS, h.annotator)),
+            "status": "submitted",
+        }
+        for h in row.humans
+        if h.label in RATING
+    ]
+    return {
+        "id": str(row.pair_id),
+        "fields": {"prompt": row.prompt, "response_a": row.response_a, "response_b": row.response_b},
+        "metadata": {
+            "split": row.split,
+            "route": row.route or "undecided",
+            "label_source": row.final.source or "none",
+            "client_id": row.client_id,
+            "final_label": row.final.label,
+            "provenance": row.final.provenance(),
+        },
+        "suggestions": suggestions,
+        "responses": {QUESTION: responses} if responses else {},
+        "vectors": {},
+        "status": "completed" if responses else "pending",
+    }
+
+
+def write(
+    rows: Iterable[ExportRow],
+    directory: Path,
+    hashes: RowHashes,
+    counts: Counts,
+    *,
+    name: str,
+    guidelines: str | None,
+) -> list[str]:
+    """Write the settings, the dataset and ``records.json`` (streamed) under ``directory``."""
+    (directory / ".argilla").mkdir()
+    (directory / SETTINGS).write_text(json.dumps(settings(guidelines), indent=1), encoding="utf-8")
+    (directory / DATASET).write_text(json.dumps(dataset(name, guidelines), indent=1), encoding="utf-8")
+    write_json_list(directory / RECORDS, rows, record, hashes, counts)
+    return [SETTINGS, DATASET, RECORDS]

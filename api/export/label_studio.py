@@ -1,0 +1,115 @@
+"""Label Studio tasks for a Pairwise template: the judges' label as a prediction, the human
+labels as annotations.
+
+``tasks.json`` is a JSON list of tasks (Label Studio's import format: ``data``, ``predictions``,
+``annotations``, each with a ``result`` list); ``label_config.xml`` is the labelling config the
+tasks fit: a ``Pairwise`` control over the two responses (left = A, right = B) plus a
+``Choices`` control for the strength of the preference (a tie selects no side).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from api.export.manifest import Counts, write_json_list
+from api.export.rows import ExportRow, HumanAnswer, RowHashes
+from judge.verdicts import to_side
+
+TASKS = "tasks.json"
+CONFIG = "label_config.xml"
+PAIRWISE = "preference"
+STRENGTH = "strength"
+STRONG, WEAK, TIE = "much better", "slightly better", "tie"
+
+LABEL_CONFIG = f"""<View>
+  <Header value="Which response answers the prompt better?"/>
+  <Text name="prompt" value="$prompt"/>
+  <Pairwise name="{PAIRWISE}" toName="response_a,response_b"/>
+  <Text name="response_a" value="$response_a"/>
+  <Text name="response_b" value="$response_b"/>
+  <Choices name="{STRENGTH}" toName="prompt" choice="single" showInline="true">
+    <Choice value="{STRONG}"/>
+    <Choice value="{WEAK}"/>
+    <Choice value="{TIE}"/>
+  </Choices>
+</View>
+"""
+
+
+def result(label: str | None) -> list[dict[str, Any]]:
+    """A five-point label as a Label Studio ``result`` list (empty for no label)."""
+    side = to_side(label, strict=False)
+    if side is None:
+        return []
+    strength = {"A": STRONG if label == "A>>B" else WEAK, "B": STRONG if label == "B>>A" else WEAK}.get(
+        side, TIE
+    )
+    out: list[dict[str, Any]] = []
+    if side in ("A", "B"):
+        out.append(
+            {
+                "from_name": PAIRWISE,
+                "to_name": PAIRWISE,
+                "type": "pairwise",
+                "value": {"selected": "left" if side == "A" else "right"},
+            }
+        )
+    out.append(
+        {"from_name": STRENGTH, "to_name": "prompt", "type": "choices", "value": {"choices": [strength]}}
+    )
+    return out
+
+
+def _annotation(human: HumanAnswer) -> dict[str, Any]:
+    return {
+        "result": result(human.label),
+        "ground_truth": human.source == "gold",
+        "was_cancelled": False,
+        "created_at": human.created_at,
+        "meta": {
+            "label_id": human.label_id,
+            "annotator": human.annotator,
+            "source": human.source,
+            "both_bad": human.both_bad,
+            "safety_flag": human.safety_flag,
+        },
+    }
+
+
+def task(row: ExportRow) -> dict[str, Any]:
+    final = row.final
+    predictions = []
+    if row.judge_label is not None and to_side(row.judge_label, strict=False) is not None:
+        predictions.append(
+            {
+                "model_version": f"{row.decision_version or 'routing-v0'}",
+                "score": row.judge_confidence,
+                "result": result(row.judge_label),
+            }
+        )
+    return {
+        "data": {
+            "prompt": row.prompt,
+            "response_a": row.response_a,
+            "response_b": row.response_b,
+            "pair_id": row.pair_id,
+            "client_id": row.client_id,
+            "split": row.split,
+            "route": row.route,
+            "final_label": final.label,
+            "label_source": final.source,
+            "provenance": final.provenance(),
+            "metadata": row.metadata,
+        },
+        "predictions": predictions,
+        "annotations": [_annotation(h) for h in row.humans],
+    }
+
+
+def write(rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts) -> list[str]:
+    """Write ``tasks.json`` (streamed, one task per line inside the list) and ``label_config.xml``."""
+    (directory / CONFIG).write_text(LABEL_CONFIG, encoding="utf-8")
+    write_json_list(directory / TASKS, rows, task, hashes, counts)
+    return [TASKS, CONFIG]

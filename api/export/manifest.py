@@ -1,0 +1,188 @@
+"""What an export holds and under which guarantees: its manifest (JSON) and dataset card.
+
+:class:`Counts` is filled by a writer while rows stream past; :func:`build_manifest` and
+:func:`dataset_card` are pure: the caller reads the gate, audits and costs from the database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from api.export.rows import ExportRow, RowHashes, canonical
+
+MANIFEST = "manifest.json"
+CARD = "README.md"
+MANIFEST_VERSION = 1
+
+
+class Counts:
+    """Rows written, by route, label source, label and split; rows left out, by reason."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.by_route: Counter[str] = Counter()
+        self.by_source: Counter[str] = Counter()
+        self.by_label: Counter[str] = Counter()
+        self.by_split: Counter[str] = Counter()
+        self.excluded: Counter[str] = Counter()
+
+    def add(self, row: ExportRow) -> None:
+        self.rows += 1
+        self.by_route[row.route or "undecided"] += 1
+        self.by_source[row.final.source or "none"] += 1
+        self.by_label[row.final.label or "none"] += 1
+        self.by_split[row.split] += 1
+
+    def exclude(self, row: ExportRow, reason: str) -> None:
+        self.excluded[reason] += 1
+
+    @property
+    def labelled(self) -> int:
+        """Rows written with a final label."""
+        return self.rows - self.by_source.get("none", 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "by_route": dict(self.by_route),
+            "by_source": dict(self.by_source),
+            "by_label": dict(self.by_label),
+            "by_split": dict(self.by_split),
+            "excluded": dict(self.excluded),
+        }
+
+
+def build_manifest(
+    *,
+    project: dict[str, Any],
+    number: int,
+    export_format: str,
+    filters: dict[str, Any],
+    counts: Counts,
+    calibration: dict[str, Any],
+    audited_agreement: dict[str, Any],
+    judges: list[str],
+    prompt_versions: list[str],
+    redaction_version: str,
+    files: dict[str, str],
+    rows_sha256: str,
+    held_back: dict[int, str],
+    judge_cost: float,
+    forced: bool,
+    force_reason: str | None,
+    refusals: list[dict[str, str]],
+    created_at: str,
+) -> dict[str, Any]:
+    """The manifest written next to an export (``manifest.json``) and stored on its row."""
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "project": project,
+        "export": number,
+        "format": export_format,
+        "created_at": created_at,
+        "filters": filters,
+        "counts": counts.as_dict(),
+        "calibration": calibration,
+        "audited_agreement": audited_agreement,
+        "judges": judges,
+        "prompt_versions": prompt_versions,
+        "redaction_version": redaction_version,
+        "held_back": {"total": len(held_back), "by_reason": dict(Counter(held_back.values()))},
+        "cost": {
+            "judge_cost_usd": round(judge_cost, 6),
+            "labels": counts.labelled,
+            "cost_per_accepted_label": round(judge_cost / counts.labelled, 6) if counts.labelled else None,
+        },
+        "forced": forced,
+        "force_reason": force_reason,
+        "refusals_overridden": refusals if forced else [],
+        # sha256 of every data file, and of rows.sha256 (a sha256 per row, in row order).
+        "files": files,
+        "rows_sha256": rows_sha256,
+    }
+
+
+def _table(counter: dict[str, int]) -> str:
+    if not counter:
+        return "(none)\n"
+    lines = ["| value | rows |", "| --- | ---: |"]
+    lines += [f"| {key} | {value} |" for key, value in sorted(counter.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines) + "\n"
+
+
+def dataset_card(manifest: dict[str, Any]) -> str:
+    """A short dataset card (markdown) for an export, from its manifest."""
+    cal = manifest["calibration"]
+    audit = manifest["audited_agreement"]
+    counts = manifest["counts"]
+    bound = cal.get("guaranteed_agreement")
+    guarantee = (
+        f"auto-accepted labels agree with humans >= {bound:.3f} with probability "
+        f"{1 - cal['delta']:.2f} (target {cal['target_agreement']})"
+        if bound is not None and cal.get("open")
+        else "the gate is closed: no label in force is covered by a guarantee"
+    )
+    audited = (
+        f"{audit['agreed']}/{audit['n']} audits agreed ({audit['rate']:.3f})"
+        if audit["n"]
+        else "no audits yet"
+    )
+    forced = (
+        f"\n**Forced past the promotion gate:** {manifest['force_reason']}\n" if manifest["forced"] else ""
+    )
+    return f"""---
+pretty_name: {manifest["project"]["name"]} (prelabel export {manifest["export"]})
+tags: [preference, pairwise, prelabel]
+---
+
+# {manifest["project"]["name"]}: export {manifest["export"]} ({manifest["format"]})
+
+Pairwise preference data labelled by prelabel: each pair's label is a human label when one
+exists, otherwise a judge label the calibrated gate auto-accepted. Every row says which
+(`label_source`, provenance).
+{forced}
+- Created: {manifest["created_at"]}
+- Filters: `{manifest["filters"]}`
+- Rows: {counts["rows"]}; left out: {counts["excluded"] or "none"}; held back as exact or near duplicates
+  of frozen evaluation prompts: {manifest["held_back"]["total"]}
+- Calibration in force: {cal.get("version")}: {guarantee}
+- Audited agreement so far: {audited}
+- Judges: {", ".join(manifest["judges"]) or "none"}; prompt versions: {", ".join(manifest["prompt_versions"])}
+- Redaction version (what reviewers saw): {manifest["redaction_version"]}
+- Judge cost per accepted label: {manifest["cost"]["cost_per_accepted_label"]} USD
+
+## Rows by label source
+
+{_table(counts["by_source"])}
+## Rows by route
+
+{_table(counts["by_route"])}
+## Rows by label
+
+{_table(counts["by_label"])}
+Integrity: `manifest.json` lists a sha256 per file; `rows.sha256` a sha256 per row.
+"""
+
+
+def write_json_list(
+    path: Path,
+    rows: Iterable[ExportRow],
+    build: Callable[[ExportRow], dict[str, Any]],
+    hashes: RowHashes,
+    counts: Counts,
+) -> None:
+    """Stream ``build(row)`` for every row into a JSON list at ``path``, one item per line,
+    hashing and counting each as written (memory stays flat)."""
+    with path.open("wb") as out:
+        out.write(b"[")
+        first = True
+        for row in rows:
+            data = canonical(build(row))
+            out.write((b"\n" if first else b",\n") + data)
+            first = False
+            hashes.add(row.pair_id, data)
+            counts.add(row)
+        out.write(b"\n]\n")

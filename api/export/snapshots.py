@@ -1,0 +1,382 @@
+"""Exports as immutable, numbered snapshots: run one (gates, writer, manifest), list, diff.
+
+:func:`create_export` is the one way an export is made (the API and ``prelabel export`` call
+it). A train export (split "train" or "all") first passes the promotion gate
+(:func:`api.export.promotion.refusals`: refused with every reason unless forced with a
+reason) and the leakage gate (:func:`api.export.leakage.hold_back`: train pairs whose prompt
+duplicates a frozen evaluation prompt are held back); frozen_eval pairs are never in the
+train split. Files are written to a temporary directory next to the target and renamed into
+place with the :class:`~api.models.Export` row's commit, so nothing is stored half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from api import audit
+from api.export import FORMATS, argilla, dpo, label_studio
+from api.export.leakage import hold_back
+from api.export.manifest import CARD, MANIFEST, Counts, build_manifest, dataset_card
+from api.export.promotion import audited_upper_bound, promotion_state
+from api.export.promotion import refusals as promotion_refusals
+from api.export.rows import RowFilter, RowHashes, iter_rows, sha256_file, train_prompts
+from api.models import Export, Judgment, Pair, Project
+from api.pipeline.gate import audit_outcomes
+from api.pipeline.versions import latest_version, version_name
+from api.review.redaction import REDACTION_VERSION
+from calibration.metrics import clopper_pearson_interval
+
+MAX_NUMBER_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export: a format, a split ("train", "frozen_eval" or "all") and the least label
+    source ("human", "auto" or None for every pair); ``force`` with a ``reason`` overrides
+    the promotion gate."""
+
+    format: str
+    split: str = "train"
+    min_source: str | None = None
+    force: bool = False
+    reason: str | None = None
+
+    def filters(self) -> dict[str, Any]:
+        return {"split": self.split, "min_source": self.min_source}
+
+    @property
+    def includes_train(self) -> bool:
+        return self.split in ("train", "all")
+
+
+@dataclass
+class ExportRefused(Exception):
+    """The promotion gate refused a train export; every reason, as ``{code, message}``."""
+
+    reasons: list[dict[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join(r["message"] for r in self.reasons)
+
+
+def _writer(request: ExportRequest, project: Project) -> Callable[..., list[str]]:
+    if request.format == "dpo":
+        return dpo.write
+    if request.format == "label-studio":
+        return label_studio.write
+    if request.format == "argilla":
+        return lambda rows, d, h, c: argilla.write(
+            rows, d, h, c, name=project.name, guidelines=project.rubric
+        )
+    if request.format == "hf":
+        from api.export import hf  # loads datasets / pyarrow: only when asked for
+
+        return hf.write
+    raise ValueError(f"unknown export format {request.format!r}: one of {', '.join(FORMATS)}")
+
+
+def _file_hashes(directory: Path, written: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in written:
+        path = directory / name
+        paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for item in paths:
+            out[item.relative_to(directory).as_posix()] = sha256_file(item)
+    return out
+
+
+def gate_in_force(session: Session, project: Project) -> dict[str, Any]:
+    """The calibration version in force, the target, δ and the lower bound it guarantees."""
+    routing = project.routing_settings()
+    current = latest_version(session, project.id)  # type: ignore[arg-type]
+    return {
+        "version": version_name(current),
+        "open": bool(current is not None and current.open),
+        "target_agreement": routing.target_agreement,
+        "delta": routing.delta,
+        "guaranteed_agreement": current.guaranteed_agreement if current else None,
+        "threshold": current.threshold if current else None,
+        "reason": current.reason if current else "not calibrated yet",
+    }
+
+
+def audited_agreement(session: Session, project: Project) -> dict[str, Any]:
+    """Agreement of human audits with the labels the gate accepted (or would have), so far,
+    with a two-sided Clopper–Pearson interval at level 1 - δ."""
+    delta = project.routing_settings().delta
+    outcomes = audit_outcomes(session, project.id)  # type: ignore[arg-type]
+    n, agreed = len(outcomes), sum(a for _, _, a in outcomes)
+    low, high = clopper_pearson_interval(agreed, n, alpha=delta) if n else (None, None)
+    # What the promotion gate judged by: audits of the gate in force only, one-sided bound.
+    state = promotion_state(session, project)
+    return {
+        "n": n,
+        "agreed": agreed,
+        "rate": agreed / n if n else None,
+        "interval": [low, high] if n else None,
+        "level": 1 - delta,
+        "gate_in_force": {
+            "n": state.audits,
+            "agreed": state.audits_agreed,
+            "upper_bound": audited_upper_bound(state),
+            "target": state.target_agreement,
+        },
+    }
+
+
+def _judges_and_prompts(session: Session, project: Project) -> tuple[list[str], list[str], float]:
+    judged = (
+        select(Judgment.judge, Judgment.prompt_version)
+        .join(Pair, Pair.id == Judgment.pair_id)
+        .where(Pair.project_id == project.id)
+        .distinct()
+    )
+    seen = session.exec(judged).all()
+    judges = sorted({spec.model for spec in project.judge_specs()} | {j for j, _ in seen})
+    prompts = sorted({project.prompt_version} | {p for _, p in seen})
+    cost = session.exec(
+        select(func.coalesce(func.sum(Judgment.cost), 0.0))
+        .join(Pair, Pair.id == Judgment.pair_id)
+        .where(Pair.project_id == project.id)
+    ).one()
+    return judges, prompts, float(cost)
+
+
+def project_dir(export_dir: Path, project: Project) -> Path:
+    return export_dir / f"project-{project.id}"
+
+
+def create_export(
+    engine: Engine, project: Project, request: ExportRequest, *, export_dir: Path, out: Path | None = None
+) -> Export:
+    """Run an export and store it as the project's next numbered snapshot.
+
+    Writes under ``<export_dir>/project-<id>/<number>-<format>/``, or into ``out`` (which must
+    not exist yet). Raises :class:`ExportRefused` (promotion gate), ``FileExistsError``
+    (``out`` exists) or ``ValueError`` (a bad request).
+    """
+    if request.format not in FORMATS:
+        raise ValueError(f"unknown export format {request.format!r}: one of {', '.join(FORMATS)}")
+    if request.force and not (request.reason or "").strip():
+        raise ValueError("force needs a reason (it is recorded in the manifest and the audit log)")
+    refused: list[dict[str, str]] = []
+    if request.includes_train:
+        with Session(engine) as session:
+            refused = [{"code": r.code, "message": r.message} for r in promotion_refusals(session, project)]
+        if refused and not request.force:
+            raise ExportRefused(refused)
+    if out is not None and out.exists():
+        raise FileExistsError(f"{out} exists: exports never overwrite (choose a new path)")
+    held: dict[int, str] = {}
+    if request.includes_train:
+        train, frozen = train_prompts(engine, project)
+        if frozen and train:
+            held = hold_back(train, frozen, project.routing_settings().leakage_threshold)
+        del train, frozen
+    parent = out.parent if out is not None else project_dir(export_dir, project)
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".tmp-export-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        return _write_and_store(engine, project, request, staging, out, held, refused)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_and_store(
+    engine: Engine,
+    project: Project,
+    request: ExportRequest,
+    staging: Path,
+    out: Path | None,
+    held: dict[int, str],
+    refused: list[dict[str, str]],
+) -> Export:
+    counts = Counts()
+    hashes = RowHashes(staging)
+    try:
+        rows = iter_rows(engine, project, RowFilter(request.split, request.min_source), skip=frozenset(held))
+        written = _writer(request, project)(rows, staging, hashes, counts)
+    finally:
+        hashes.close()
+    files = _file_hashes(staging, written)
+    rows_sha256 = sha256_file(hashes.path)
+    with Session(engine) as session:
+        calibration = gate_in_force(session, project)
+        audited = audited_agreement(session, project)
+        judges, prompts, cost = _judges_and_prompts(session, project)
+    for _ in range(MAX_NUMBER_ATTEMPTS):
+        with Session(engine, expire_on_commit=False) as session:
+            number = (
+                session.exec(select(func.max(Export.number)).where(Export.project_id == project.id)).one()
+                or 0
+            ) + 1
+            created_at = datetime.now(UTC)
+            manifest = build_manifest(
+                project={"id": project.id, "name": project.name},
+                number=number,
+                export_format=request.format,
+                filters=request.filters(),
+                counts=counts,
+                calibration=calibration,
+                audited_agreement=audited,
+                judges=judges,
+                prompt_versions=prompts,
+                redaction_version=REDACTION_VERSION,
+                files=files,
+                rows_sha256=rows_sha256,
+                held_back=held,
+                judge_cost=cost,
+                forced=request.force,
+                force_reason=request.reason if request.force else None,
+                refusals=refused,
+                created_at=created_at.isoformat(),
+            )
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
+            (staging / CARD).write_text(dataset_card(manifest), encoding="utf-8")
+            target = out if out is not None else staging.parent / f"{number:04d}-{request.format}"
+            export = Export(
+                project_id=project.id,  # type: ignore[arg-type]
+                number=number,
+                format=request.format,
+                path=str(target.resolve()),
+                filters=request.filters(),
+                manifest=manifest,
+                rows=counts.rows,
+                forced=request.force,
+                force_reason=request.reason if request.force else None,
+                created_at=created_at,
+            )
+            session.add(export)
+            audit.record_event(
+                session,
+                "export",
+                project_id=project.id,
+                subject=f"export:{project.id}:{number}",
+                payload={
+                    "number": number,
+                    "format": request.format,
+                    "filters": request.filters(),
+                    "rows": counts.rows,
+                    "rows_sha256": rows_sha256,
+                    "forced": request.force,
+                    "force_reason": request.reason if request.force else None,
+                    "refusals_overridden": refused if request.force else [],
+                },
+            )
+            try:
+                session.flush()  # a concurrent export that took this number fails here
+            except IntegrityError:
+                session.rollback()
+                continue
+            staging.rename(target)
+            try:
+                session.commit()
+            except BaseException:
+                target.rename(staging)
+                raise
+            return export
+    raise RuntimeError(f"could not number the export after {MAX_NUMBER_ATTEMPTS} attempts")
+
+
+def list_exports(session: Session, project_id: int) -> list[Export]:
+    return list(session.exec(select(Export).where(Export.project_id == project_id).order_by(Export.number)))  # type: ignore[arg-type]
+
+
+def get_export(session: Session, project_id: int, number: int) -> Export | None:
+    return session.exec(
+        select(Export).where(Export.project_id == project_id, Export.number == number)
+    ).first()
+
+
+def export_view(export: Export) -> dict[str, Any]:
+    """An export as the API shows it (the manifest included)."""
+    return {
+        "number": export.number,
+        "project_id": export.project_id,
+        "format": export.format,
+        "filters": export.filters,
+        "rows": export.rows,
+        "forced": export.forced,
+        "force_reason": export.force_reason,
+        "created_at": export.created_at,
+        "manifest": export.manifest,
+    }
+
+
+# --- diff ----------------------------------------------------------------------------------
+
+
+def snapshot_labels(directory: Path) -> Iterator[tuple[int, str | None]]:
+    """(pair id, final label) of every row of an export directory, whatever its format."""
+    manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    fmt = manifest["format"]
+    if fmt == "dpo":
+        yield from _json_lines(directory / dpo.FILE, lambda r: (r["pair_id"], r["label"]))
+    elif fmt == "label-studio":
+        yield from _json_lines(
+            directory / label_studio.TASKS, lambda r: (r["data"]["pair_id"], r["data"]["final_label"])
+        )
+    elif fmt == "argilla":
+        yield from _json_lines(
+            directory / argilla.RECORDS, lambda r: (int(r["id"]), r["metadata"]["final_label"])
+        )
+    elif fmt == "hf":
+        import pyarrow.parquet as pq
+
+        from api.export.hf import PARQUET_DIR
+
+        for path in sorted((directory / PARQUET_DIR).glob("*.parquet")):
+            for batch in pq.ParquetFile(path).iter_batches(columns=["pair_id", "label"]):
+                yield from zip(
+                    batch.column("pair_id").to_pylist(), batch.column("label").to_pylist(), strict=True
+                )
+    else:
+        raise ValueError(f"{directory}: unknown export format {fmt!r}")
+
+
+def _json_lines(
+    path: Path, pick: Callable[[dict[str, Any]], tuple[int, str | None]]
+) -> Iterator[tuple[int, str | None]]:
+    """Rows of a JSON-lines file, or of a JSON list written one element per line."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip().lstrip("[").rstrip(",").rstrip("]").strip()
+            if line:
+                yield pick(json.loads(line))
+
+
+def diff_snapshots(a: Path, b: Path) -> dict[str, Any]:
+    """Pairs added (in b only), removed (in a only) and relabelled (in both, label changed)."""
+    before = dict(snapshot_labels(a))
+    added: list[int] = []
+    relabelled: list[dict[str, Any]] = []
+    for pair_id, label in snapshot_labels(b):
+        if pair_id not in before:
+            added.append(pair_id)
+            continue
+        old = before.pop(pair_id)
+        if old != label:
+            relabelled.append({"pair_id": pair_id, "from": old, "to": label})
+    removed = sorted(before)
+    return {
+        "a": str(a),
+        "b": str(b),
+        "added": sorted(added),
+        "removed": removed,
+        "relabelled": relabelled,
+        "counts": {"added": len(added), "removed": len(removed), "relabelled": len(relabelled)},
+    }

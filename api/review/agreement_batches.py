@@ -1,0 +1,78 @@
+"""Agreement between a project's reviewers: per project, per pair of reviewers, per batch.
+
+Thin over :mod:`calibration.agreement` and :mod:`api.review.human_labels`. The data are the
+project's counting labels as votes (:func:`api.review.consensus.vote_table`: each annotator's
+latest label per pair) on the pairs voted on by two or more annotators. Nominal statistics
+(Cohen's and Fleiss' kappa, nominal alpha) compare sides (A / tie / B); the ordinal alpha
+compares five-point labels (A>>B < A>B < tie < B>A < B>>A). A batch is the job its pairs came
+in; the batch gate itself is :func:`api.review.human_labels.calibration_pairs`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlmodel import Session, select
+
+from api.db import chunks
+from api.models import Job
+from api.review.consensus import fit_consensus, overlapped, vote_table
+from api.review.human_labels import counting_labels, project_batches
+from calibration.agreement import fleiss_kappa, krippendorff_alpha, pairwise_cohen_kappa
+from judge.verdicts import SIDES, VERDICTS
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def project_agreement(session: Session, project_id: int) -> float | None:
+    """Krippendorff's alpha (nominal, on sides) over the project's overlapped pairs; None when
+    it is undefined (no overlapped pair, or everyone used one side)."""
+    sides = overlapped(vote_table(counting_labels(session, project_id)))
+    return _number(krippendorff_alpha(sides, "nominal", categories=SIDES))
+
+
+def agreement_report(session: Session, project_id: int) -> dict[str, Any]:
+    """Everything ``GET /v1/projects/{id}/agreement`` shows (statistics that are undefined on
+    the data are None)."""
+    labels = counting_labels(session, project_id)
+    sides = overlapped(vote_table(labels))
+    five = overlapped(vote_table(labels, scale="five"))
+    pairs = pairwise_cohen_kappa(sides)
+    pairs = pairs[pairs["n"] > 0]
+    kappas = [k for k in pairs["kappa"] if not math.isnan(k)]
+    batches, _, threshold = project_batches(session, project_id, labels)
+    created: dict[int, Any] = {}
+    for part in chunks(sorted(batches)):
+        created.update(session.exec(select(Job.id, Job.created_at).where(Job.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
+    return {
+        "project": {
+            "n_items": int(sides["item"].nunique()),
+            "cohen_kappa_mean": sum(kappas) / len(kappas) if kappas else None,
+            "fleiss_kappa": _number(fleiss_kappa(sides, categories=SIDES)),
+            "krippendorff_alpha_ordinal": _number(krippendorff_alpha(five, "ordinal", categories=VERDICTS)),
+            "krippendorff_alpha_nominal": _number(krippendorff_alpha(sides, "nominal", categories=SIDES)),
+        },
+        "pairs_of_reviewers": [
+            {"a": row.annotator_1, "b": row.annotator_2, "n": int(row.n), "cohen_kappa": _number(row.kappa)}
+            for row in pairs.itertuples()
+        ],
+        "batches": [
+            {
+                "job_id": job_id,
+                "created_at": created.get(job_id),
+                "n_items": batch.n_items,
+                "krippendorff_alpha_ordinal": batch.krippendorff_alpha_ordinal,
+                "calibrates": batch.calibrates(threshold),
+                "disputed": len(batch.disputed),
+            }
+            for job_id, batch in sorted(batches.items())
+        ],
+        "reviewers": [
+            {"reviewer": r.annotator, "n": r.n, "ds_accuracy": r.ds_accuracy, "confusion": r.confusion}
+            for r in fit_consensus(labels).reviewers
+        ],
+        "threshold": threshold,
+    }
