@@ -171,27 +171,17 @@ def record_event(
     body = plain(dict(payload))
     seq, prev_hash = _take_turn(session)
     created_at = utcnow()
-    row_hash = event_hash(
-        seq=seq,
-        created_at=created_at,
-        kind=kind,
-        project_id=project_id,
-        subject=subject,
-        payload=body,
-        prev_hash=prev_hash,
-    )
-    session.execute(
-        insert(AuditEvent.__table__).values(
-            seq=seq,
-            created_at=created_at,
-            kind=kind,
-            project_id=project_id,
-            subject=subject,
-            payload=body,
-            prev_hash=prev_hash,
-            hash=row_hash,
-        )
-    )
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "created_at": created_at,
+        "kind": kind,
+        "project_id": project_id,
+        "subject": subject,
+        "payload": body,
+        "prev_hash": prev_hash,
+    }
+    row_hash = event_hash(**fields)
+    session.execute(insert(AuditEvent.__table__).values(**fields, hash=row_hash))
     head = AuditHead.__table__
     session.execute(update(head).where(head.c.id == 1).values(hash=row_hash))
 
