@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from api.db import make_engine, upgrade
 from api.errors import validation_error_handler
+from api.pipeline.ingest_pool import IngestPool
 from api.pipeline.worker import Worker
 from api.review.prepare import prepare_loop
 from api.routes import agreement, audit, calibration, docs, exports, health, jobs, labels, projects, review
@@ -176,9 +177,18 @@ def create_app(
             await asyncio.to_thread(background.start)
         app.state.background = background
         supervisor = asyncio.create_task(_supervise(background)) if background is not None else None
+        ingest_processes = settings.ingest_processes
+        if ingest_processes is None:  # the default: see Settings.ingest_processes
+            ingest_processes = 1 if engine.dialect.name == "sqlite" else 0
+        if ingest_processes:
+            ingest_pool = IngestPool(engine.url.render_as_string(hide_password=False), ingest_processes)
+            app.state.ingest_pool = ingest_pool
+            await ingest_pool.start()
         try:
             yield
         finally:
+            if app.state.ingest_pool is not None:
+                await asyncio.to_thread(app.state.ingest_pool.stop)
             if supervisor is not None:
                 supervisor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -197,6 +207,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.ingest_pool = None  # the lifespan starts one where jobs are stored out of process
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
     for module in (health, projects, jobs, review, agreement, labels, calibration, audit, exports):
         app.include_router(module.router)

@@ -199,7 +199,8 @@ class PairIn(BaseModel):
     prompt: Text
     response_a: Text
     response_b: Text
-    metadata: dict[str, Any] = {}
+    # A factory, not ``= {}``: pydantic deep-copies a mutable default for every pair parsed.
+    metadata: dict[str, Any] = Field(default_factory=dict)
     split: Split = "train"
 
     @field_validator("metadata")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_pairs_per_request: int = 50_000
     max_request_bytes: int = 256 * 1024 * 1024
     run_worker_in_api: bool = True
+    # Processes that parse and store posted jobs beside the API process; 0: in the API
+    # process's threads. Unset: 1 on SQLite, where a post's writes run inside the writing
+    # process (in the API's they took the CPU its other requests needed), 0 on PostgreSQL,
+    # where the database server does that work and concurrent posts store in parallel.
+    ingest_processes: int | None = Field(default=None, ge=0, le=16)
     # The admin's bearer token. No default: without one nothing can act as admin, and
     # `prelabel serve` refuses to start unless `--dev` (which makes up a token and prints it).
     admin_token: str | None = None

@@ -58,6 +58,8 @@ def fast_settings(url: str, **overrides: object) -> Settings:
         "judge_timeout_s": 5.0,
         "poll_interval_s": 0.05,
         "admin_token": ADMIN_TOKEN,
+        # Jobs stored in the test's own process (tests/test_ingest_pool.py covers the pool).
+        "ingest_processes": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -158,7 +160,7 @@ def seed(engine: Engine, n: int, judges: list[str]) -> Project:
     pairs = [
         PairIn(client_id=f"c{i}", prompt=f"p{i}", response_a=f"a{i}", response_b=f"b{i}") for i in range(n)
     ]
-    ingest.create_job(engine, project, pairs)
+    ingest.create_job(engine, project.id, pairs)  # type: ignore[arg-type]
     return project
 
 

@@ -269,7 +269,7 @@ def test_a_sigkilled_worker_loses_nothing_and_its_pairs_return_within_a_lease(
         PairIn(client_id=f"k{i}", prompt=f"Question {i}?", response_a=f"Answer {i}.", response_b=f"No ({i}).")
         for i in range(N_PAIRS)
     ]
-    ingest.create_job(pg_engine, project, pairs)
+    ingest.create_job(pg_engine, project.id, pairs)  # type: ignore[arg-type]
 
     def count(*where: Any) -> int:
         with Session(pg_engine) as session:

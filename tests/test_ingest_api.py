@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from api.models import Pair
+from api.models import Pair, Project
+from api.pipeline import ingest
+from api.schemas import PairIn
 from tests import fakes
 
 
@@ -151,3 +154,61 @@ def test_project_validation(client: TestClient, project_id: int) -> None:
         assert r.status_code == 422 and "cost_rank" in r.text, r.text
     assert client.get(f"/v1/projects/{project_id}").json()["judges"][0]["model"] == "fake/ok"
     assert client.get("/v1/projects/12345").status_code == 404
+
+
+def _store(engine: Engine, project_id: int, pairs: list[dict[str, object]]) -> ingest.JobCreated:
+    return ingest.create_job(engine, project_id, [PairIn.model_validate(p) for p in pairs])
+
+
+def test_stored_pairs_read_back_whole_on_either_database(any_engine: Engine) -> None:
+    """The bulk store (COPY on PostgreSQL) keeps metadata as JSON, texts exactly, and the time;
+    a re-post is the same job and changed metadata is a conflict."""
+    with Session(any_engine, expire_on_commit=False) as session:
+        project = Project(name="bulk", judges=[{"model": "fake/ok"}], routing={})
+        session.add(project)
+        session.commit()
+    odd = 'tab\there, "quotes", back\\slash, newline\nand \u00e9\u2028 \U0001f600'
+    meta = {"source": "x", "scores": [1, 2.5, None], "nested": {"deep": [True, "\\N"]}}
+    pairs = [pair(1, prompt=odd, metadata=meta, split="frozen_eval"), pair(2, response_b="\\N")]
+    created = _store(any_engine, project.id, pairs)  # type: ignore[arg-type]
+    assert created.created == 2
+    with Session(any_engine) as session:
+        stored = {p.client_id: p for p in session.exec(select(Pair).where(Pair.project_id == project.id))}
+    assert stored["c1"].prompt == odd and stored["c1"].meta == meta and stored["c1"].split == "frozen_eval"
+    assert stored["c2"].response_b == "\\N" and stored["c2"].meta == {} and stored["c2"].safety_reasons == []
+    assert stored["c1"].job_id == created.job_id and stored["c1"].created_at is not None
+
+    again = _store(any_engine, project.id, pairs)  # type: ignore[arg-type]
+    assert again.resubmitted and again.job_id == created.job_id
+    changed = [pair(1, prompt=odd, metadata={**meta, "source": "y"}, split="frozen_eval")]
+    with pytest.raises(ingest.ClientIdConflict) as conflict:
+        _store(any_engine, project.id, changed)  # type: ignore[arg-type]
+    assert conflict.value.client_ids == ["c1"]
+
+
+def test_two_posts_of_the_same_new_ids_at_once_store_each_pair_once(any_engine: Engine) -> None:
+    """A duplicate key met while storing (another post stored the id first) is checked again,
+    not a 500: one post creates the pairs, the other finds them."""
+    with Session(any_engine, expire_on_commit=False) as session:
+        project = Project(name="race", judges=[{"model": "fake/ok"}], routing={})
+        session.add(project)
+        session.commit()
+    pairs = [pair(i) for i in range(200)]
+    results: list[ingest.JobCreated] = []
+    barrier = threading.Barrier(4)
+
+    def post() -> None:
+        barrier.wait()
+        results.append(_store(any_engine, project.id, pairs))  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 4 and sum(r.created for r in results) == 200
+    with Session(any_engine) as session:
+        count = session.exec(
+            select(func.count()).select_from(Pair).where(Pair.project_id == project.id)
+        ).one()
+    assert count == 200

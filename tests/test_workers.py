@@ -198,7 +198,7 @@ def test_heartbeats_keep_leases_shorter_than_the_judging(any_engine: Engine) -> 
         session.commit()
     ingest.create_job(
         any_engine,
-        project,
+        project.id,  # type: ignore[arg-type]
         [PairIn(client_id=f"c{i}", prompt=f"p{i}", response_a="a", response_b="b") for i in range(8)],
     )
     settings = fast_settings(str(any_engine.url), lease_seconds=0.6)

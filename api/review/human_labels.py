@@ -119,8 +119,13 @@ def aggregate(labels: Sequence[Any], consensus: Consensus | None = None) -> dict
             side = fit.sides[pair_id]
             used = list(votes.values())
             result[pair_id] = HumanLabel(
-                pair_id, five_point_for(side, used), side, fit.posterior[pair_id], "dawid_skene",
-                _ids(used), _sources(used),
+                pair_id,
+                five_point_for(side, used),
+                side,
+                fit.posterior[pair_id],
+                "dawid_skene",
+                _ids(used),
+                _sources(used),
             )
             continue
         last = list(votes.values())[-1] if votes else group[-1]

@@ -18,7 +18,8 @@ router = APIRouter(tags=["health"])
 def healthz(engine: EngineDep, request: Request, response: Response) -> dict[str, str | int]:
     """The database answers, and the API's own background process (judging, review
     preparation) is running: "off" when this API does not run one (a separate `prelabel
-    worker` judges), "down" (503) between its death and its replacement."""
+    worker` judges), "down" (503) between its death and its replacement. Where job posts are
+    stored in processes of their own: how many, and how many times the pool was replaced."""
     with Session(engine) as session:
         session.exec(text("SELECT 1"))  # type: ignore[call-overload]
     background = getattr(request.app.state, "background", None)
@@ -29,6 +30,10 @@ def healthz(engine: EngineDep, request: Request, response: Response) -> dict[str
         if status["background"] == "down":
             status["status"] = "degraded"
             response.status_code = 503
+    ingest_pool = getattr(request.app.state, "ingest_pool", None)
+    if ingest_pool is not None:  # processes that store job posts, replaced when one dies
+        status["ingest_processes"] = ingest_pool.processes
+        status["ingest_restarts"] = ingest_pool.restarts
     return status
 
 

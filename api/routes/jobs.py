@@ -17,7 +17,6 @@ from api.errors import bounded_path_ids, errors
 from api.fields import MAX_ID
 from api.models import Job
 from api.pipeline import ingest, results
-from api.pipeline.ingest import parse_job_request
 
 router = APIRouter(
     tags=["jobs"], dependencies=[Depends(bounded_path_ids)], responses=errors(401, 403, 404, 422)
@@ -58,39 +57,43 @@ async def create_job(
         body.extend(chunk)
         if len(body) > settings.max_request_bytes:
             raise HTTPException(413, f"request body exceeds {settings.max_request_bytes} bytes")
-    # Parsing and storing run in the threadpool: on the event loop, a large job's validation
-    # and its wait for the database (SQLite's write lock) stalled every other request.
-    parsed = await run_in_threadpool(
-        parse_job_request,
-        bytes(body),
-        request.headers.get("content-type", "application/json"),
-        max_field_chars=settings.max_field_chars,
-        max_pairs=settings.max_pairs_per_request,
-        allow_empty_responses=project.allow_empty_responses,
-    )
-    if parsed.errors:
+    limits = {
+        "max_field_chars": settings.max_field_chars,
+        "max_pairs": settings.max_pairs_per_request,
+        "allow_empty_responses": project.allow_empty_responses,
+    }
+    content_type = request.headers.get("content-type", "application/json")
+    pool = request.app.state.ingest_pool
+    if pool is not None:  # parsed and stored in a process of its own (api/pipeline/ingest_pool.py)
+        posted = await pool.post_job(project.id, bytes(body), content_type, **limits)
+    else:  # in the threadpool: on the event loop, a large job stalled every other request
+        posted = await run_in_threadpool(
+            ingest.post_job, engine, project.id, bytes(body), content_type, **limits
+        )
+    if posted.errors:
         return JSONResponse(
             status_code=422,
             content={
-                "detail": f"{len(parsed.errors)} invalid line(s); nothing was stored",
-                "errors": [e.__dict__ for e in parsed.errors],
+                "detail": f"{len(posted.errors)} invalid line(s); nothing was stored",
+                "errors": [e.__dict__ for e in posted.errors],
             },
         )
-    try:
-        created = await run_in_threadpool(ingest.create_job, engine, project, parsed.pairs)
-    except ingest.ClientIdConflict as exc:
+    if posted.conflicts:
         return JSONResponse(
             status_code=409,
             content={
-                "detail": "client_id already used with different content: " + ", ".join(exc.client_ids[:20]),
-                "client_ids": exc.client_ids,
+                "detail": "client_id already used with different content: "
+                + ", ".join(posted.conflicts[:20]),
+                "client_ids": posted.conflicts,
             },
         )
+    created = posted.created
+    assert created is not None  # neither refused nor in conflict: stored
     return JSONResponse(
         status_code=200 if created.resubmitted else 201,
         content=jsonable_encoder(
             {
-                "job_id": created.job.id,
+                "job_id": created.job_id,
                 "project_id": project.id,
                 "pairs_created": created.created,
                 "pairs_existing": len(created.existing),

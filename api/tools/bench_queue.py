@@ -169,7 +169,7 @@ def bench_queue(
             ]
             for reviewer, _ in reviewers:
                 assign_projects(session, reviewer, [project_id])
-        settings = Settings(database_url=url)
+        settings = Settings(database_url=url, ingest_processes=0)
         # No worker and so no background preparation competing for the CPU. Entered once (the
         # lifespan only re-checks the schema) so requests share one event loop, as in a server.
         client = TestClient(create_app(settings, engine, run_worker=False))

@@ -468,15 +468,15 @@ def _service(tmp: str, data: str) -> Iterator[tuple[TestClient, Engine, Settings
     """The real app on a fresh SQLite file in ``tmp``, its worker driven by the bench; its
     replay judges read ``data`` and files the bench writes in ``tmp``."""
     url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-    # A short poll: each judging round ends by finding the queue empty once.
     settings = Settings(
         database_url=url,
         judge_retry_initial_s=0.01,
         judge_max_attempts=2,
-        poll_interval_s=0.02,
+        poll_interval_s=0.02,  # short: each judging round ends by finding the queue empty once
         admin_token=secrets.token_urlsafe(24),  # the bench acts as the admin of its own service
         replay_dirs=[tmp, str(Path(data).resolve().parent)],
     )
+    settings.ingest_processes = 0  # one process: what is measured is the pipeline, not serving
     engine = make_engine(url)
     upgrade(engine)
     try:

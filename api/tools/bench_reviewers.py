@@ -162,7 +162,7 @@ def bench_reviewers(
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         engine = make_engine(url)
         upgrade(engine)
-        settings = Settings(database_url=url, admin_token=_ADMIN)
+        settings = Settings(database_url=url, admin_token=_ADMIN, ingest_processes=0)
         admin = {"authorization": f"Bearer {_ADMIN}"}
         with TestClient(create_app(settings, engine, run_worker=False), headers=admin) as client:
             routing = {"review_overlap": len(names), "min_seconds_base": 0.0, "min_seconds_per_1k_chars": 0.0}

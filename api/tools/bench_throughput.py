@@ -145,7 +145,10 @@ async def bench_throughput(
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         settings = Settings(
-            database_url=url, judge_retry_initial_s=0.01, admin_token=secrets.token_urlsafe(24)
+            database_url=url,
+            judge_retry_initial_s=0.01,
+            admin_token=secrets.token_urlsafe(24),
+            ingest_processes=0,  # one process: what is measured is the pipeline, not serving
         )
         if concurrency:
             settings.judge_concurrency = concurrency

@@ -1,0 +1,96 @@
+"""Job posts parsed and stored in processes of their own, beside the API process.
+
+Parsing, validating, hashing and inserting a 1,000-pair job is tens of milliseconds of
+Python, and on SQLite the insert itself runs inside the writing process. In the API process
+that CPU shares one GIL with every other request, so 20 clients posting at once queued there
+behind each other and behind status polls. In a pool process it runs on another core while
+the API process only moves bytes. The pool process connects to the same database by URL
+(SQLite writers of every process queue on one lock file: ``api.db``). The API uses one on
+SQLite by default (``Settings.ingest_processes``).
+
+A pool process that dies (the OOM killer) breaks the pool: a new pool is started and the
+post is tried once more, which is safe because a post stores all or nothing and a re-post of
+the same pairs is the same job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from api.db import make_engine
+from api.pipeline import ingest
+
+_engine: Engine | None = None  # the pool process's own engine, made by _start
+
+
+def _start(database_url: str) -> None:
+    """Each pool process: an engine of its own, and an exit when the API process is gone."""
+    global _engine
+    _engine = make_engine(database_url)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def watch() -> None:
+            parent.join()
+            os._exit(0)
+
+        threading.Thread(target=watch, name="prelabel-parent-watch", daemon=True).start()
+
+
+def _post_job(project_id: int, body: bytes, content_type: str, limits: dict[str, Any]) -> ingest.JobPosted:
+    assert _engine is not None, "the pool's initializer makes the engine"
+    return ingest.post_job(_engine, project_id, body, content_type, **limits)
+
+
+def _ready() -> bool:
+    return _engine is not None
+
+
+class IngestPool:
+    """``processes`` spawned processes that run :func:`api.pipeline.ingest.post_job`."""
+
+    def __init__(self, database_url: str, processes: int) -> None:
+        self._database_url = database_url
+        self.processes = processes
+        self.restarts = 0
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("spawn"),  # the API process has threads
+            initializer=_start,
+            initargs=(self._database_url,),
+        )
+
+    async def start(self) -> None:
+        """Start the processes now (their imports take seconds), not on the first post."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, _ready) for _ in range(self.processes)))
+
+    async def post_job(
+        self, project_id: int, body: bytes, content_type: str, **limits: Any
+    ) -> ingest.JobPosted:
+        call = partial(_post_job, project_id, body, content_type, limits)
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+        try:
+            return await loop.run_in_executor(executor, call)
+        except BrokenProcessPool:
+            if self._executor is executor:  # the first post to find it broken replaces it
+                self._executor = self._new_executor()
+                self.restarts += 1
+                executor.shutdown(wait=False, cancel_futures=True)
+            return await loop.run_in_executor(self._executor, call)
+
+    def stop(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,128 @@
+"""Job posts parsed and stored in a process of their own (api/pipeline/ingest_pool.py).
+
+`prelabel serve` runs with one ingest process; the other tests store jobs in the test's own
+process (``ingest_processes=0``). Here the same answers come from the pool: created, the same
+job on a re-post, refused lines and id conflicts with nothing stored, and a killed pool
+process replaced without losing the post that found it dead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from api.main import create_app
+from api.models import Job, Pair
+from tests import fakes
+from tests.helpers import ADMIN, fast_settings, make_project
+
+
+def _pairs(prefix: str, n: int) -> list[dict[str, str]]:
+    return [
+        {"client_id": f"{prefix}{i}", "prompt": f"Q{i}?", "response_a": f"A{i}.", "response_b": f"B{i}."}
+        for i in range(n)
+    ]
+
+
+def _count(engine: Engine, table: type) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(table)).one()
+
+
+def _pool_pids() -> set[int]:
+    """Live spawned children: the pool's processes (this app runs no background process)."""
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.add(child.pid)
+        except psutil.Error:  # gone meanwhile
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def fake() -> fakes.FakeJudge:
+    """``fake/`` judges are known to litellm here (project creation checks that judges exist)."""
+    return fakes.install()
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Engine]]:
+    """One app with one ingest process for the module (spawning one takes seconds)."""
+    from api.db import make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('pool') / 'api.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    app = create_app(fast_settings(url, ingest_processes=1), engine, run_worker=False)
+    with TestClient(app, headers=ADMIN) as client:
+        yield client, engine
+    engine.dispose()
+
+
+def test_a_job_stored_by_the_pool_reads_like_one_stored_in_process(pooled: tuple[TestClient, Engine]) -> None:
+    client, engine = pooled
+    assert client.app.state.ingest_pool is not None  # type: ignore[attr-defined]
+    project = make_project(client, "pool-basic")
+    first = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("a", 30)})
+    assert first.status_code == 201, first.text
+    assert first.json()["pairs_created"] == 30
+    again = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("a", 30)})
+    assert again.status_code == 200 and again.json()["resubmitted"] is True
+    assert again.json()["job_id"] == first.json()["job_id"]
+    status = client.get(f"/v1/jobs/{first.json()['job_id']}")
+    assert status.status_code == 200 and status.json()["pairs"] == 30
+    ndjson = "\n".join(
+        f'{{"client_id": "n{i}", "prompt": "q", "response_a": "a", "response_b": "b"}}' for i in range(5)
+    )
+    posted = client.post(
+        f"/v1/projects/{project}/jobs", content=ndjson, headers={"content-type": "application/x-ndjson"}
+    )
+    assert posted.status_code == 201 and posted.json()["pairs_created"] == 5
+
+
+def test_refused_lines_and_conflicts_store_nothing_through_the_pool(
+    pooled: tuple[TestClient, Engine],
+) -> None:
+    client, engine = pooled
+    project = make_project(client, "pool-refusals")
+    pairs_before, jobs_before = _count(engine, Pair), _count(engine, Job)
+    bad = _pairs("b", 3) + [{"client_id": "b-bad", "prompt": "q\u0000", "response_a": "a", "response_b": "b"}]
+    refused = client.post(f"/v1/projects/{project}/jobs", json={"pairs": bad})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["line"] == 4 and "NUL" in refused.json()["errors"][0]["errors"][0]
+    assert (_count(engine, Pair), _count(engine, Job)) == (pairs_before, jobs_before)
+
+    assert client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("c", 2)}).status_code == 201
+    changed = _pairs("c", 2)
+    changed[1]["response_b"] = "something else"
+    conflict = client.post(f"/v1/projects/{project}/jobs", json={"pairs": changed + _pairs("d", 2)})
+    assert conflict.status_code == 409 and conflict.json()["client_ids"] == ["c1"]
+    assert _count(engine, Pair) == pairs_before + 2
+
+
+def test_a_killed_pool_process_is_replaced_and_the_post_goes_through(
+    pooled: tuple[TestClient, Engine],
+) -> None:
+    client, engine = pooled
+    pool = client.app.state.ingest_pool  # type: ignore[attr-defined]
+    project = make_project(client, "pool-killed")
+    assert client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("e", 3)}).status_code == 201
+    (pid,) = _pool_pids()
+    os.kill(pid, signal.SIGKILL)
+    restarts = pool.restarts
+    posted = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("f", 4)})
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["pairs_created"] == 4
+    assert pool.restarts == restarts + 1
+    health = client.get("/healthz").json()
+    assert health["ingest_processes"] == 1 and health["ingest_restarts"] == restarts + 1
+    assert _pool_pids() and pid not in _pool_pids()
