@@ -9,6 +9,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ class _WriterQueue:
         try:
             if self._file is None:
                 self._file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                weakref.finalize(self, os.close, self._file)  # closed with its engine
             # Polled, not a blocking flock: a blocking call cannot give up at the deadline.
             while True:
                 try:
