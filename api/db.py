@@ -48,12 +48,12 @@ class _WriterQueue:
 
     SQLite has one write lock per database. A writer that finds it taken waits in SQLite's busy
     handler, which sleeps in growing steps (up to 100 ms) and so leaves the lock idle after it
-    is freed: 20 clients posting 1,000-pair jobs at once waited 2.5 s for writes that take
-    ~40 ms each, and a busy judging process (which writes every few hundred milliseconds)
-    kept re-taking the lock while a request slept, for up to 30 s. Here writers queue first on
-    a thread lock (one waiter per process) and then on an advisory lock on a file beside the
-    database, shared with the other processes (the API's judging process, ``prelabel worker``),
-    polled every millisecond or few, so the next writer starts as soon as the previous ends.
+    is freed: concurrent job posts waited far longer than their writes took, and a busy
+    judging process kept re-taking the lock while a request slept (README: load). Here writers
+    queue first on a thread lock (one waiter per process) and then on an advisory lock on a
+    file beside the database, shared with the other processes (the API's judging process,
+    ``prelabel worker``), polled every millisecond or few, so the next writer starts as soon
+    as the previous ends.
     Writers that bypass it (another tool) still meet at SQLite's own lock and busy timeout.
     """
 
@@ -201,8 +201,8 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
         return engine
     # Custom plans always: psycopg prepares a statement run five times on a connection, and
     # PostgreSQL may then switch to a generic plan made while a table was small. A job post's
-    # "which of these 1,000 client ids exist" became a sequential scan of the pair table that
-    # took seconds once it held 40,000 rows (`prelabel bench load`, one ingest process).
+    # "which of these client ids exist" became a sequential scan of a pair table that had
+    # grown since (README: load).
     options = "-cplan_cache_mode=force_custom_plan" + (f" -csearch_path={schema}" if schema else "")
     return create_engine(url, pool_pre_ping=True, connect_args={"options": options}, **pool)
 
@@ -239,8 +239,9 @@ def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys
 def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     """Insert many rows (keyed by column name) in the session's transaction.
 
-    On PostgreSQL through COPY: psycopg's executemany sends one INSERT per row, ~60 ms of
-    client CPU for 1,000 pairs against ~10 ms to stream them. Elsewhere a Core executemany.
+    On PostgreSQL through COPY: psycopg's executemany sends one INSERT per row, which costs a
+    job post more client CPU than streaming the rows (README: load). Elsewhere a Core
+    executemany.
     A duplicate key raises SQLAlchemy's ``IntegrityError`` either way.
     """
     if not rows:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-# json.dumps with these options, built once: ``json.dumps`` builds an encoder on every call
-# when given options, about a quarter of the cost of hashing a short pair (a job hashes thousands).
+# json.dumps with these options, built once: ``json.dumps`` builds a new encoder on every call
+# that passes options, and a job hashes thousands of pairs.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 

@@ -1,7 +1,7 @@
 """Job posts parsed and stored in processes of their own, beside the API process.
 
-Parsing, validating, hashing and inserting a 1,000-pair job is tens of milliseconds of
-Python, and on SQLite the insert itself runs inside the writing process. In the API process
+Parsing, validating, hashing and inserting a large job is Python work, and on SQLite the
+insert itself runs inside the writing process. In the API process
 that CPU shares one GIL with every other request, so 20 clients posting at once queued there
 behind each other and behind status polls. In a pool process it runs on another core while
 the API process only moves bytes. The pool process connects to the same database by URL
