@@ -1,10 +1,10 @@
 """Job posts parsed and stored in processes of their own, beside the API process.
 
 Parsing, validating, hashing and inserting a large job is Python work, and on SQLite the
-insert itself runs inside the writing process. In the API process
-that CPU shares one GIL with every other request, so 20 clients posting at once queued there
-behind each other and behind status polls. In a pool process it runs on another core while
-the API process only moves bytes. The pool process connects to the same database by URL
+insert itself runs inside the writing process. In the API process that CPU shares one GIL
+with every other request, so 20 clients posting at once queued there behind each other and
+behind status polls. In a pool process it runs on another core while the API process only
+moves bytes. The pool process connects to the same database by URL
 (SQLite writers of every process queue on one lock file: ``api.db``). The API uses one on
 SQLite by default (``Settings.ingest_processes``).
 
