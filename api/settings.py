@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # Where dataset exports are written (POST /v1/projects/{id}/exports): one directory per
     # export under <export_dir>/project-<id>/. Relative paths are under the working directory.
     export_dir: str = "./exports"
+    # Rate limits per caller (bearer token) and API process (api/ratelimit.py): a token bucket
+    # of ``*_burst`` requests refilled at ``*_per_s``; 429 with Retry-After when empty, 0 turns
+    # a limit off. Writes: every POST/PUT/PATCH/DELETE under /v1/; next: review/next and
+    # adjudication/next. Far above what `prelabel bench load` and the test suite send.
+    rate_limit_writes_per_s: float = Field(default=100.0, ge=0.0)
+    rate_limit_writes_burst: int = Field(default=1000, ge=1)
+    rate_limit_next_per_s: float = Field(default=50.0, ge=0.0)
+    rate_limit_next_burst: int = Field(default=500, ge=1)
 
     @field_validator("judges", "replay_dirs", "judge_api_bases", mode="before")
     @classmethod

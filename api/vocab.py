@@ -90,6 +90,13 @@ class LabelSource(_Word):
     HONEYPOT = "honeypot"
 
 
+# Who may give which source. A project's API key (or the admin) imports only these: labels
+# made outside prelabel. Every other source (review, audit, calibration, adjudicated,
+# honeypot) is written by the review flow itself, with the reviewer as the authenticated
+# caller, so a label under a reviewer's name is one that reviewer gave (it is in their
+# history, they may revise it, audit labels feed the kill-switch).
+IMPORT_SOURCES: tuple[str, ...] = (LabelSource.GOLD, LabelSource.IMPORT)
+
 # Sources whose selection calibration can account for: a random gold sample the user
 # declares as such, reviewers' labels on the random calibration sample, and the audit
 # stream (a random share of would-be auto-accepts).

@@ -56,6 +56,8 @@ __all__ = [
     "fleiss_kappa",
     "judge_vs_human",
     "krippendorff_alpha",
+    "krippendorff_alpha_upper",
+    "pairwise_agreement",
     "pairwise_cohen_kappa",
 ]
 
@@ -155,6 +157,70 @@ def krippendorff_alpha(
             value_counts=counts, value_domain=list(range(len(cats))), level_of_measurement=level
         )
     )
+
+
+def krippendorff_alpha_upper(
+    long_table: pd.DataFrame,
+    level: str = "nominal",
+    categories: Sequence[Any] | None = None,
+    confidence: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> float:
+    """One-sided ``confidence`` upper bound on Krippendorff's alpha: the percentile bootstrap
+    over items (items drawn with replacement, each keeping all its ratings).
+
+    Resamples where alpha is undefined (one label used throughout) are left out; ``nan`` when
+    alpha itself is, or when no resample defines it. The items are the unit of sampling
+    because they are what a batch draws from a stream of pairs (Hayes & Krippendorff 2007
+    bootstrap the pairable values; items are the cruder, more conservative unit).
+
+    >>> import pandas as pd
+    >>> agree = pd.DataFrame({"item": [i for i in range(30) for _ in "xy"], "annotator": list("xy") * 30,
+    ...                       "label": [["A", "B", "tie"][i % 3] for i in range(30) for _ in "xy"]})
+    >>> krippendorff_alpha_upper(agree)  # perfect agreement: every resample says 1
+    1.0
+    >>> noise = agree.assign(label=np.random.default_rng(1).choice(["A", "B", "tie"], size=60))
+    >>> round(krippendorff_alpha(noise), 2), round(krippendorff_alpha_upper(noise), 2)  # random labels
+    (0.15, 0.35)
+    """
+    counts, cats = _count_matrix(long_table, categories)
+    counts = counts[counts.sum(axis=1) >= 2]
+    if counts.shape[0] == 0 or (counts.sum(axis=0) > 0).sum() < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    domain = list(range(len(cats)))
+    values = []
+    for _ in range(n_boot):
+        sample = counts[rng.integers(0, counts.shape[0], counts.shape[0])]
+        if (sample.sum(axis=0) > 0).sum() < 2:
+            continue  # one label throughout: alpha undefined for this draw
+        values.append(
+            _krippendorff.alpha(value_counts=sample, value_domain=domain, level_of_measurement=level)
+        )
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(np.quantile(finite, confidence)) if finite.size else float("nan")
+
+
+def pairwise_agreement(long_table: pd.DataFrame) -> tuple[float, int]:
+    """Raw agreement between annotators: the share of (item, two of its annotators)
+    comparisons where both gave the same label, and the number of comparisons (``nan``, 0
+    without an item rated twice). What one human's label can be expected to agree with
+    another's -- the ceiling for any target of agreement with a single human label.
+
+    >>> long = pd.DataFrame({"item": [1, 1, 1, 2, 2], "annotator": ["x", "y", "z", "x", "y"],
+    ...                      "label": ["A", "A", "B", "B", "B"]})
+    >>> pairwise_agreement(long)  # item 1: 1 of 3 comparisons agree, item 2: 1 of 1
+    (0.5, 4)
+    """
+    counts, _ = _count_matrix(long_table, None)
+    n_i = counts.sum(axis=1)
+    pairs = (n_i * (n_i - 1) / 2).sum()
+    if pairs == 0:
+        return float("nan"), 0
+    agreeing = (counts * (counts - 1) / 2).sum()
+    return float(agreeing / pairs), int(pairs)
 
 
 def pairwise_cohen_kappa(long_table: pd.DataFrame) -> pd.DataFrame:

@@ -2,23 +2,28 @@
 
 :class:`PairCalibrator` works on the features of :mod:`calibration.features`:
 
-* *Side model* -- which label ("A", "B", "tie") to predict. Direction is a logistic
+* *Side* -- the panel's strict majority (:func:`panel_sides`, the judges' own answer) where
+  it has one: gold labels calibrate how often humans agree with the judges, they never pick
+  the side. Only a split panel is decided by the *side model*: direction is a logistic
   regression WITHOUT intercept on the signed features only, so it is exactly antisymmetric:
-  swapping A and B flips the prediction (which response is called "A" is arbitrary).
-  A separate logistic model on unsigned features gives P(tie) when the gold labels contain
-  at least 5 ties; without ties in the training labels the model never predicts "tie".
-* ``method="side"`` (default): confidence = the side model's probability of its predicted
-  label. With verdict strengths as features this is a weighted vote in log-odds: every
-  agreeing verdict adds its learned weight, so more agreeing judges mean more confidence, a
-  missing judge adds nothing and a dissenting one subtracts. On LLMBar this ranked the
-  top pairs best (what the guaranteed threshold lives on).
+  swapping A and B flips the prediction (which response is called "A" is arbitrary). It is
+  fitted on every labelled pair and its mirror image, so a one-sided gold set (all "A")
+  still teaches it how far to trust each judge. A separate logistic model on unsigned
+  features gives P(tie) when the gold labels contain at least 5 ties; without ties in the
+  training labels the model predicts "tie" only where nothing points either way.
+* ``method="side"`` (default): confidence = the side model's probability of the predicted
+  label (below 0.5 where the learned weights side against the panel's majority). With
+  verdict strengths as features this is a weighted vote in log-odds: every agreeing verdict
+  adds its learned weight, so more agreeing judges mean more confidence, a missing judge adds
+  nothing and a dissenting one subtracts. On LLMBar this ranked the top pairs best (what the
+  guaranteed threshold lives on).
 * ``method="two_stage"``: a second logistic model of P(human == predicted) on the features
   re-expressed relative to the predicted side, the unsigned features and the side model's
   log-odds, trained on out-of-fold side predictions. More flexible, better calibrated in the
   bulk, but on LLMBar it ranked the top pairs worse (less coverage at the same guarantee).
-* ``method="vote"``: label-free -- side = sign of the panel net strength, score = its
-  absolute value (a ranking, not a probability). With it every label can go to threshold
-  selection and the guarantee is exact.
+* ``method="vote"``: label-free -- side = the panel's strict majority (a split panel: the
+  sign of its net strength), score = the net strength toward that side (a ranking, not a
+  probability). With it every label can go to threshold selection and the guarantee is exact.
 
 ``monotone=True`` (default) constrains the direction weights to be >= 0: a verdict for A
 never lowers P(A). Unconstrained fits put negative weights on collinear copies of the same
@@ -63,7 +68,7 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 
-__all__ = ["PairCalibrator"]
+__all__ = ["PairCalibrator", "panel_sides"]
 
 # The side model's probability columns (judge.verdicts.SIDES in model order): an exact tie in
 # probability goes to the earlier column, so this order is part of the fitted behaviour.
@@ -213,9 +218,10 @@ class PairCalibrator:
         folds = self._folds(y, self.n_splits)
         oof_side = np.empty(len(y), dtype=object)
         oof_conf = np.empty(len(y))
+        panel = self._panel(X)
         for train, test in folds:
             p = self._fit_params(X[train], y[train])
-            side, conf = _predict(p, X[test], mask)
+            side, conf = _predict(p, X[test], mask, None if panel is None else panel[test])
             oof_side[test], oof_conf[test] = side, conf
         self.params_ = self._fit_params(X, y)
         if self.pool_identical:
@@ -234,10 +240,17 @@ class PairCalibrator:
 
     def _fit_side(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
         directional = y != "tie"
+        signed, is_a = X[directional][:, mask], (y[directional] == "A").astype(float)
+        # Every labelled pair also enters mirrored (signed features negated, A <-> B). The model
+        # has no intercept and is antisymmetric, so a mirror has the same log-loss as its pair:
+        # with C halved the objective, and the fit, are unchanged on any two-class gold set. A
+        # one-sided gold set (every chosen response shown as A, the HH-RLHF convention) then
+        # still has both classes and learns how far to trust each judge, instead of a constant
+        # that names "A" for every pair whatever the judges say.
         direction = _fit_logistic(
-            X[directional][:, mask],
-            (y[directional] == "A").astype(float),
-            C=self.C_side,
+            np.r_[signed, -signed],
+            np.r_[is_a, 1.0 - is_a],
+            C=self.C_side / 2.0,
             intercept=False,
             center=False,
             nonneg=self.monotone,
@@ -262,9 +275,12 @@ class PairCalibrator:
         # in-sample predictions would be too often right and make the confidence overconfident.
         inner_side = np.empty(len(y), dtype=object)
         inner_lo = np.empty(len(y))
+        panel = self._panel(X)
         for tr, te in self._folds(y, self.n_splits):
             sp = self._fit_side(X[tr], y[tr], mask)
-            inner_side[te], inner_lo[te] = _side_and_logodds(sp, X[te], mask)
+            inner_side[te], inner_lo[te] = _side_and_logodds(
+                sp, X[te], mask, None if panel is None else panel[te]
+            )
         conf_model = _fit_logistic(
             _aligned(X, mask, inner_side, inner_lo),
             (inner_side == y).astype(float),
@@ -283,13 +299,21 @@ class PairCalibrator:
             raise ValueError(f"expected (n, {self.n_features_in_}) features, got {X.shape}")
         return X
 
+    def _panel(self, X: np.ndarray) -> np.ndarray | None:
+        """The panel's strict-majority side per row (:func:`panel_sides`); None without the
+        panel's vote counts among ``feature_names``."""
+        return None if self.feature_names is None else panel_sides(X, self.feature_names)
+
     def predict_side(self, X: np.ndarray) -> np.ndarray:
-        """Predicted human label per pair: "A", "B" or "tie"."""
-        return _predict(self.params_, self._check(X), self.signed_mask_)[0]
+        """Predicted human label per pair: "A", "B" or "tie" -- the panel's strict-majority side
+        where it has one, else the side model's (a weighted vote of the judges)."""
+        X = self._check(X)
+        return _predict(self.params_, X, self.signed_mask_, self._panel(X))[0]
 
     def confidence(self, X: np.ndarray) -> np.ndarray:
         """Estimated P(human label == predict_side) per pair ("vote": a label-free score instead)."""
-        return _predict(self.params_, self._check(X), self.signed_mask_)[1]
+        X = self._check(X)
+        return _predict(self.params_, X, self.signed_mask_, self._panel(X))[1]
 
     # ------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
@@ -352,6 +376,32 @@ def _pool_identical(
     return side, sums[inv] / counts[inv]
 
 
+def panel_sides(X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray | None:
+    """The panel's strict-majority side per row of a feature matrix: "A", "B" or "tie" when more
+    valid verdicts name it than each other answer, None for a split (or no valid verdict).
+
+    :func:`judge.verdicts.majority_side` over the panel's verdicts (every judge in every order
+    counts once), read from ``panel|net_votes``, ``panel|n_valid`` and ``panel|n_ties``; None
+    when those columns are missing. Routing's provisional label is the same majority.
+
+    >>> names = ["panel|net_votes", "panel|n_valid", "panel|n_ties"]
+    >>> X = np.array([[1, 3, 0], [-2, 4, 1], [0, 2, 0], [0, 3, 3], [0, 3, 1], [0, 0, 0]])
+    >>> panel_sides(X, names).tolist()
+    ['A', 'B', None, 'tie', None, None]
+    """
+    names = list(feature_names)
+    if not {"panel|net_votes", "panel|n_valid", "panel|n_ties"} <= set(names):
+        return None
+    X = np.asarray(X, dtype=float)
+    net, n_valid, ties = (X[:, names.index(f"panel|{k}")] for k in ("net_votes", "n_valid", "n_ties"))
+    votes_a, votes_b = (n_valid - ties + net) / 2.0, (n_valid - ties - net) / 2.0
+    out = np.full(len(X), None, dtype=object)
+    out[(votes_a > votes_b) & (votes_a > ties)] = "A"
+    out[(votes_b > votes_a) & (votes_b > ties)] = "B"
+    out[(ties > votes_a) & (ties > votes_b)] = "tie"
+    return out
+
+
 def _sign(side: np.ndarray) -> np.ndarray:
     """Sides as the sign of their strength (+1 "A", -1 "B", 0 "tie"; judge.verdicts.STRENGTH), vectorised."""
     return np.where(side == "A", 1.0, np.where(side == "B", -1.0, 0.0))
@@ -372,8 +422,17 @@ def _tie_features(X: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _side_and_logodds(
-    side_params: dict[str, Any], X: np.ndarray, mask: np.ndarray
+    side_params: dict[str, Any], X: np.ndarray, mask: np.ndarray, panel: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The predicted side and the log-odds of the model's probability for it.
+
+    ``panel``: the panel's strict-majority side per row (None where it has none). Where it has
+    one, that is the side: gold labels calibrate how often humans agree with the judges, they
+    never pick the side (with a one-sided gold set they would pick it for every pair). The
+    model's probability for the panel's side is then its confidence, below 0.5 where the
+    learned weights side against the majority. Elsewhere the side model's argmax decides;
+    with no directional evidence at all (P(A) == P(B)) the side is "tie", not "A".
+    """
     z = _apply_logistic(side_params["direction"], X[:, mask])
     p_a = _sigmoid(z)
     p_tie = (
@@ -382,7 +441,9 @@ def _side_and_logodds(
         else _sigmoid(_apply_logistic(side_params["tie"], _tie_features(X, mask)))
     )
     probs = np.c_[(1 - p_tie) * p_a, (1 - p_tie) * (1 - p_a), p_tie]
-    idx = probs.argmax(axis=1)
+    idx = np.where(z == 0.0, 2, probs.argmax(axis=1))
+    if panel is not None:
+        idx = np.where(panel == "A", 0, np.where(panel == "B", 1, np.where(panel == "tie", 2, idx)))
     return np.asarray(_COLUMNS, dtype=object)[idx], _logit(probs[np.arange(len(X)), idx])
 
 
@@ -397,12 +458,22 @@ def _aligned(X: np.ndarray, mask: np.ndarray, side: np.ndarray, logodds: np.ndar
     return np.c_[rel, X[:, ~mask], logodds, (side == "tie").astype(float)]
 
 
-def _predict(params: dict[str, Any], X: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _predict(
+    params: dict[str, Any], X: np.ndarray, mask: np.ndarray, panel: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     if params["method"] == "vote":
         v = X[:, int(params["vote_column"])]
         side = np.where(v > 0, "A", np.where(v < 0, "B", "tie")).astype(object)
-        return side, np.abs(v)
-    side, lo = _side_and_logodds(params["side"], X, mask)
+        if panel is None:
+            return side, np.abs(v)
+        # The panel's strict majority is the side (as in _side_and_logodds); the net strength
+        # then scores agreement with it, negative where the strong verdicts point the other way.
+        toward = np.where(
+            panel == "A", v, np.where(panel == "B", -v, np.where(panel == "tie", -np.abs(v), np.abs(v)))
+        )
+        has_majority = np.array([p is not None for p in panel], dtype=bool)
+        return np.where(has_majority, panel, side).astype(object), toward
+    side, lo = _side_and_logodds(params["side"], X, mask, panel)
     if params["method"] == "side":
         return side, _sigmoid(lo)
     conf = _sigmoid(_apply_logistic(params["confidence"], _aligned(X, mask, side, lo)))

@@ -266,7 +266,9 @@ def fit_gate(
     ``alpha``: allowed disagreement (target agreement 1 - alpha); ``delta``: allowed
     probability that the guarantee fails; ``n_min``: fewer usable labels than this keeps the
     gate closed. ``method`` / ``mode`` / ``hard_rule``: see the module docstring;
-    ``min_accept`` / ``starts`` / ``grid``: see :func:`calibration.threshold.select_threshold`;
+    ``min_accept`` / ``starts`` / ``grid``: see :func:`calibration.threshold.select_threshold`
+    (``min_accept=None``: the start is chosen by power from the out-of-fold confidences,
+    :func:`calibration.threshold.power_start`; an int fixes it);
     ``monotone``: constrain the side model so that a verdict for A never lowers P(A) (helps
     the ranking at the top).
     """
@@ -339,7 +341,17 @@ def fit_gate(
         flags |= order_sensitive_flags(X_thr, features.feature_names, rule_judges)
     score = np.where(flags, -np.inf, conf)
     res: ThresholdResult = select_threshold(
-        score, correct, alpha=alpha, delta=delta, n_min=n_min, min_accept=min_accept, starts=starts, grid=grid
+        score,
+        correct,
+        alpha=alpha,
+        delta=delta,
+        n_min=n_min,
+        min_accept=min_accept,
+        starts=starts,
+        grid=grid,
+        # Label-free P(agree) estimates pick where the sequence starts (power_start); a vote
+        # score is no probability, so it keeps the fixed default start.
+        expected=None if method == "vote" else conf,
     )
     return GateModel(
         calibrator=cal,
@@ -376,3 +388,41 @@ def _placeholder(features: FeatureSet, method: str) -> PairCalibrator:
     cal.n_features_in_ = len(features.feature_names)
     cal.params_ = {"method": "vote", "vote_column": features.feature_names.index("panel|net_strength")}
     return cal
+
+
+# A gold set at least this one-sided, beyond what a fair coin gives (binomial test at
+# ONE_SIDED_P), draws a warning: it says nothing about the pairs shown the other way round.
+ONE_SIDED_SHARE = 0.8
+ONE_SIDED_P = 0.01
+
+
+def one_sided_gold(y: pd.Series | Sequence[Any] | np.ndarray) -> str | None:
+    """A warning when the gold labels' preferences are (almost) all on one side, else None.
+
+    The side always comes from the judges (:mod:`calibration.calibrator`), so such a set still
+    calibrates; but if the preferred response is always shown as A (the HH-RLHF convention),
+    a judge that simply prefers A looks perfect on it and nothing measures the pairs shown
+    the other way. Ties are left out; the share is tested against a fair coin.
+
+    >>> one_sided_gold(["A"] * 40 + ["tie"] * 3)  # doctest: +ELLIPSIS
+    'gold labels are one-sided: 40 of 40 preferences (100%) say A (binomial test p=1.8e-12); ...
+    >>> one_sided_gold(["A"] * 9 + ["B"] * 6) is None
+    True
+    """
+    from scipy.stats import binomtest  # scipy.stats is slow to import; routing never needs it
+
+    labels = [str(v) for v in (y.tolist() if isinstance(y, pd.Series | np.ndarray) else y)]
+    n_a, n_b = labels.count("A"), labels.count("B")
+    n, top = n_a + n_b, max(n_a, n_b)
+    if n == 0 or top / n < ONE_SIDED_SHARE:
+        return None
+    p = binomtest(top, n, 0.5).pvalue
+    if p >= ONE_SIDED_P:
+        return None
+    side = "A" if n_a >= n_b else "B"
+    return (
+        f"gold labels are one-sided: {top} of {n} preferences ({top / n:.0%}) say {side} (binomial test "
+        f"p={p:.1e}); the predicted side still comes from the judges, but a judge that favours the "
+        f"response shown as {side} cannot be told apart from a good one on this set: randomise which "
+        "response is shown as A when you build pairs"
+    )

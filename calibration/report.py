@@ -100,6 +100,8 @@ class GateState(TypedDict):
     # Cascade projects: stages (cheapest first), share of calibration pairs accepted per
     # stage, judge calls per pair expected and judge calls saved so far (None: no cascade).
     cascade: dict[str, Any] | None
+    # What the data lead should fix in the labels, open gate or not (e.g. a one-sided gold set).
+    warnings: NotRequired[list[str]]
 
 
 class ReliabilitySection(TypedDict):
@@ -501,9 +503,10 @@ def _section_gate(gate: Mapping[str, Any]) -> str:
         sources_html = _table(["label source", "labels", "in the gate", "why"], rows, text_columns=(0, 2, 3))
     else:
         sources_html = _empty("no human labels have been collected yet.")
+    warnings = "".join(f'<p class="warn">Warning: {_esc(w)}</p>' for w in gate.get("warnings") or [])
     return (
         f'<section id="gate"><div class="gate {state}"><div class="state">{_esc(headline)}</div>'
-        f"<p><b>Reason:</b> {_esc(gate.get('reason'))}</p>"
+        f"<p><b>Reason:</b> {_esc(gate.get('reason'))}</p>{warnings}"
         f"{f'<p>{_esc(claim)}</p>' if claim else ''}<div class='kpis'>{kpis}</div>"
         f"{_cascade_html(gate.get('cascade'))}</div>"
         f'<h2 id="labels">Human labels behind this decision</h2>{sources_html}'

@@ -17,11 +17,18 @@ exist or when even the first threshold fails.
 
 Where the sequence starts is a design choice that may use the scores but not the labels:
 testing begins at the first threshold accepting at least ``min_accept`` calibration pairs.
-The default (:func:`default_min_accept`, 38 for alpha = delta = 0.1) is the smallest count at
-which a disagreement rate of alpha/2 would pass: starting where only zero errors can pass
-lets a single early error close the gate (one failure ends the sequence), starting much
-later skips small high-precision regions and the gate rarely opens (measured on LLMBar: see
-the README's measurements).
+Why it matters: one failure ends the sequence, so a start in a region whose agreement is
+barely above target (continuous judge confidences: the top pairs are ~92 % right) closes the
+gate on one unlucky block, while a start far down skips a small clean top (coarse vote
+scores). No fixed rule of thumb wins on both shapes, so the start is chosen per fit from the
+scores alone: given ``expected`` (a label-free estimate of P(correct) per pair -- the
+calibrator's out-of-fold confidences), :func:`power_start` simulates correctness from those
+estimates, runs the sequence from every feasible start and takes the start with the highest
+expected coverage. Without estimates (a vote score is no probability) the start is
+:func:`default_min_accept` (38 for alpha = delta = 0.1), the smallest count at which a
+disagreement rate of alpha/2 would pass. Either way the start ignores the ``correct`` labels,
+so the guarantee below is unchanged; a poor estimate costs coverage, not validity. Figures
+(LLMBar, PandaLM, simulated judges) are in the README's measurements.
 
 Assumptions, and where they break:
 
@@ -52,6 +59,14 @@ Example
 'too few usable labels: 10 < n_min=50'
 >>> round(clopper_pearson_upper(0, 22, 0.1), 3), min_accept_for(0.1, 0.1), default_min_accept(0.1, 0.1)
 (0.099, 22, 38)
+
+With label-free estimates of P(correct) the start is chosen by power: here the top is only
+~0.93 right for a target of 0.85, so it starts far below the fixed 25 and expects more:
+
+>>> s = np.linspace(1, 0, 300)
+>>> start = power_start(s, 0.93 - 0.1 * s[::-1] ** 2, alpha=0.15, delta=0.1)
+>>> start.min_accept > 2 * start.default_min_accept, start.expected_coverage > start.default_expected_coverage
+(True, True)
 """
 
 from __future__ import annotations
@@ -62,11 +77,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom
 
 from calibration.metrics import clopper_pearson_upper
 
 __all__ = [
+    "PowerStart",
     "ThresholdResult",
+    "power_start",
     "default_min_accept",
     "min_accept_for",
     "select_threshold",
@@ -91,6 +109,96 @@ def default_min_accept(alpha: float, delta: float, slack: float = 0.5) -> int:
         if clopper_pearson_upper(k, n, delta) <= alpha:
             return n
     raise ValueError("no feasible start; alpha or delta too small")
+
+
+@dataclass(frozen=True)
+class PowerStart:
+    """Where :func:`power_start` starts the sequence and why: ``min_accept`` (accepted count of
+    the first tested threshold) and the coverage it expected there and at the default start."""
+
+    min_accept: int
+    expected_coverage: float
+    default_min_accept: int
+    default_expected_coverage: float
+
+
+def pass_limits(n: np.ndarray, alpha: float, delta: float) -> np.ndarray:
+    """Per accepted count n, the most disagreements whose Clopper--Pearson bound still passes
+    (-1 where none does). By the binomial/beta duality the bound is <= alpha exactly when
+    P(Binomial(n, alpha) <= k) <= delta, so the limit is read off the binomial CDF."""
+    n = np.asarray(n, dtype=np.int64)
+    k = binom.ppf(delta, n, alpha).astype(np.int64)  # smallest k with CDF(k) >= delta
+    return np.where(binom.cdf(k, n, alpha) <= delta, k, k - 1)
+
+
+TIE_SHARE = 0.01  # expected coverages this close (share of the pairs) count as a tie in power_start
+
+
+def power_start(
+    confidence: np.ndarray,
+    expected: np.ndarray,
+    alpha: float,
+    delta: float,
+    draws: int = 400,
+    seed: int = 0,
+) -> PowerStart:
+    """Choose where the fixed sequence starts from the scores alone, by its expected coverage.
+
+    Why: the fixed sequence stops at its first failure, so a start in a region whose
+    agreement is barely above target (continuous confidences: the top pairs are ~92 % right)
+    closes the gate on one unlucky block, while a start far down skips a small clean top
+    (coarse vote scores: big blocks that are all right). Which is better depends on the
+    score shape, so the start is chosen per fit: correctness is drawn ``draws`` times from
+    the label-free estimate ``expected`` (P(correct) per pair, e.g. the calibrator's
+    out-of-fold confidence), the sequence is run from every feasible start on each draw, and
+    the start with the highest mean accepted count wins; starts within ``TIE_SHARE`` of the
+    best count as ties, and the one nearest :func:`default_min_accept` wins them.
+
+    Validity: the start is a function of the scores and their estimates, not of the
+    ``correct`` labels the test then uses, so the fixed-sequence guarantee stands as it does
+    for any label-free start (with cross-fitted scores it is as approximate as the scores
+    themselves are; tests/test_threshold_procedures.py measures it on simulated judges).
+    A wrong estimate costs coverage, never validity. Deterministic for a given ``seed``.
+    """
+    conf = np.asarray(confidence, dtype=float)
+    exp = np.clip(np.nan_to_num(np.asarray(expected, dtype=float), nan=0.5), 0.0, 1.0)
+    order = np.argsort(-conf, kind="stable")
+    s, p = conf[order], exp[order]
+    keep = np.isfinite(s)
+    s, p = s[keep], p[keep]
+    default = default_min_accept(alpha, delta)
+    if s.size == 0:
+        return PowerStart(default, 0.0, default, 0.0)
+    last_of_run = np.r_[s[1:] != s[:-1], True]
+    n_acc = np.arange(1, s.size + 1)[last_of_run]
+    limits = pass_limits(n_acc, alpha, delta)
+    feasible = np.flatnonzero(limits >= 0)
+    if feasible.size == 0:
+        return PowerStart(default, 0.0, default, 0.0)
+    rng = np.random.default_rng(seed)
+    errs = rng.uniform(size=(draws, s.size)) >= p  # simulated disagreements
+    cum_k = np.cumsum(errs, axis=1)[:, last_of_run][:, feasible]
+    fails = cum_k > limits[feasible]
+    c = feasible.size
+    # First failure at or after each start, per draw (c when none): a reverse running minimum.
+    idx = np.where(fails, np.arange(c), c)
+    next_fail = np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
+    chosen = next_fail - 1  # the last candidate passed before that failure
+    n_feasible = np.r_[0, n_acc[feasible]]
+    covered = np.where(chosen >= np.arange(c), n_feasible[chosen + 1], 0).mean(axis=0)
+    d = int(np.searchsorted(n_acc[feasible], default))
+    default_cov = float(covered[d]) if d < c else 0.0
+    # Move off the default start only for a material gain (TIE_SHARE of the pairs): where many
+    # starts tie (a clean panel: every start reaches the end in every draw) the estimates are
+    # too optimistic to tell them apart, and the earliest would need zero errors to pass.
+    near = np.flatnonzero(covered >= covered.max() - TIE_SHARE * s.size)
+    best = int(near[np.argmin(np.abs(np.log(n_acc[feasible][near] / default)))])
+    return PowerStart(
+        min_accept=int(n_acc[feasible][best]),
+        expected_coverage=float(covered[best] / s.size),
+        default_min_accept=default,
+        default_expected_coverage=default_cov / s.size,
+    )
 
 
 @dataclass
@@ -129,6 +237,7 @@ def select_threshold(
     min_accept: int | None = None,
     starts: int = 1,
     grid: int | None = None,
+    expected: Sequence[float] | np.ndarray | None = None,
 ) -> ThresholdResult:
     """Fixed-sequence Clopper--Pearson threshold selection (see module docstring).
 
@@ -144,6 +253,10 @@ def select_threshold(
     threshold accepts it. NaN in either array drops the pair. ``correct``: 1 if the human
     label equals the predicted label, else 0. Returns a closed result (threshold None) with the
     reason when there are fewer than ``n_min`` usable labels or no threshold passes.
+
+    ``expected``: a label-free estimate of P(correct) per pair (same alignment; the
+    calibrator's out-of-fold confidences). Given, and ``min_accept`` None, the sequence starts
+    where :func:`power_start` expects the most coverage; otherwise at :func:`default_min_accept`.
     """
     if not (0.0 < alpha < 1.0 and 0.0 < delta < 1.0):
         raise ValueError("alpha and delta must be in (0, 1)")
@@ -152,12 +265,23 @@ def select_threshold(
     if conf.shape != corr.shape:
         raise ValueError(f"confidence and correct differ in shape: {conf.shape} vs {corr.shape}")
     usable = ~np.isnan(conf) & ~np.isnan(corr)
+    exp = None
+    if expected is not None:
+        exp = np.asarray(expected, dtype=float)
+        if exp.shape != conf.shape:
+            raise ValueError(f"expected and confidence differ in shape: {exp.shape} vs {conf.shape}")
+        exp = exp[usable]
     conf, corr = conf[usable], corr[usable]
     n_used = int(conf.size)
     if starts < 1 or (grid is not None and grid < 1):
         raise ValueError("starts and grid must be >= 1")
     level = delta / starts  # each sequence's share of delta
-    m = default_min_accept(alpha, level) if min_accept is None else int(min_accept)
+    if min_accept is not None:
+        m = int(min_accept)
+    elif exp is not None and starts == 1 and grid is None and n_used >= n_min:
+        m = power_start(conf, exp, alpha, level).min_accept
+    else:
+        m = default_min_accept(alpha, level)
     base = dict(n_used=n_used, alpha=alpha, delta=delta)
     if n_used < n_min:
         return ThresholdResult(

@@ -19,8 +19,18 @@ Rule kinds (names as they appear in the reasons):
   ``</response_a>``), which only make sense as an attempt to pose as the prompt around it.
 * ``role marker``: chat-template tokens (``<|im_start|>``, ``[INST]``, ``<<SYS>>``) and
   ``system:`` / ``### Instruction`` lines followed by text about judging.
-* ``hidden text``: zero-width, bidi-override and Unicode tag characters (text a reader does
-  not see but a model reads).
+* ``hidden text``: zero-width, bidi-override and Unicode tag characters, Latin words spelled
+  with look-alike letters of another script (text a reader does not see, or sees as something
+  else, but a model reads).
+
+Every reading of a response is screened (``judge.injection_normalize``): the text as a model
+reads it (invisible characters and soft hyphens dropped, NFKC, look-alike letters folded), its
+markup removed and entities decoded, and what its base64 / hex / URL-encoded / rot13 runs decode
+to; besides the English rules above, multilingual word lists (``judge.injection_rules``) flag
+an evaluator addressed about the response itself, overrides of the judge's instructions and
+verdict-shaped JSON in any listed language. :func:`neutralize` is the loose, high-recall half:
+the response without every span that may be addressed to an evaluator, for the re-judge check
+(``api.pipeline.injection_recheck``), which needs no rule to catch what these rules miss.
 
 The prompt is screened for fence and rubric markers only: a prompt legitimately holds
 instructions (for the assistant), and only the responses are what a judge is asked to rank.
@@ -32,10 +42,22 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["RULES", "InjectionResult", "injection_check", "injection_check_many", "rule_hits"]
+from judge.injection_normalize import HIDDEN_ELEMENT, encoded_spans, hidden_channels, strip_invisible, views
+from judge.injection_rules import loose_hits, strict_hits
+
+__all__ = [
+    "RULES",
+    "InjectionResult",
+    "Neutralized",
+    "injection_check",
+    "injection_check_many",
+    "neutralize",
+    "rule_hits",
+]
 
 
 def _any(*alternatives: str) -> str:
@@ -124,6 +146,8 @@ _RULES: dict[str, str] = {
         rf"\b(?:{_ITEM}|evaluation|judge|grader|rater) (?:score|rating|grade)(?: for {_OURS})?\s*[:=]\s*"
         r"(?:10\s*/\s*10|10 out of 10|100\s*/\s*100)",
         r"\b(?:score|rating|grade)\s*[:=]\s*\[\[\s*10\s*\]\]",
+        rf"\b(?:winner|verdict|decision|result|preferred)\s*[:=]\s*(?:the\s+)?{_ITEM}\s+(?:containing|with|that|"
+        r"which|where)\b",
     ),
     "fence or rubric marker": _any(
         _PROMPT_PHRASES,
@@ -152,11 +176,6 @@ RULES: dict[str, re.Pattern[str]] = {
 }
 PROMPT_RULES = ("fence or rubric marker",)
 
-# Characters that hide text: zero-width (not ZWJ/ZWNJ, which emoji and several scripts need),
-# bidi overrides, embeddings and isolates (the "Trojan Source" set), and Unicode tag characters.
-_HIDDEN = re.compile("[\u200b\u2060-\u2064\u180e\ufeff\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
-
 
 @dataclass
 class InjectionResult:
@@ -164,14 +183,6 @@ class InjectionResult:
 
     flagged: bool
     reasons: list[str] = field(default_factory=list)
-
-
-def _normalize(text: str) -> str:
-    """What a model reads: hidden characters dropped, lookalikes (fullwidth, ligatures) folded."""
-    text = _HIDDEN.sub("", text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    return text.translate(_QUOTES)
 
 
 def _quoted(text: str, start: int, end: int) -> bool:
@@ -182,24 +193,54 @@ def _quoted(text: str, start: int, end: int) -> bool:
 
 
 def rule_hits(text: str, rules: Sequence[str] | None = None) -> list[str]:
-    """Names of the rules the text matches, each with the matching snippet."""
+    """Names of the rules the text matches, each with the matching snippet.
+
+    Every reading of the text is screened (``judge.injection_normalize.views``: the text as a
+    model reads it, its markup removed, what its encoded runs decode to), with the English
+    rules above and the multilingual ones (``judge.injection_rules``); with ``rules`` given,
+    only those of the English rules (the prompt's screen)."""
     hits = []
-    hidden = _HIDDEN.findall(text.removeprefix("\ufeff")) if rules is None else []  # a leading BOM is fine
-    if hidden:
-        codes = sorted({f"U+{ord(c):04X}" for c in hidden})
-        hits.append(f"hidden text ({len(hidden)} invisible characters: {', '.join(codes[:4])})")
-    clean = _normalize(text)
+    if rules is None and (hidden := hidden_channels(text)):
+        hits.append(f"hidden text ({'; '.join(hidden)})")
+    text_views = views(text)
     discusses = None
-    for name in rules or RULES:
-        for m in RULES[name].finditer(clean):
-            if _quoted(clean, m.start(), m.end()):
-                if discusses is None:
-                    discusses = bool(_MENTION_CONTEXT.search(clean))
-                if discusses:
-                    continue
-            hits.append(f"{name} ({m.group(0).strip()[:80]!r})")
-            break
+    named: set[str] = set()
+    for view in text_views:
+        clean = view.spelled
+        for name in rules or RULES:
+            if name in named:
+                continue
+            for m in RULES[name].finditer(clean):
+                if _quoted(clean, m.start(), m.end()):
+                    if discusses is None:
+                        discusses = bool(_MENTION_CONTEXT.search(clean))
+                    if discusses:
+                        continue
+                where = "" if view.how == "text" else f"{view.how}: "
+                hits.append(f"{name} ({where}{m.group(0).strip()[:80]!r})")
+                named.add(name)
+                break
+        if rules is not None:
+            continue
+        folded = view.folded
+        for hit in strict_hits(folded):
+            name = hit.split(" (", 1)[0]
+            if name in named:
+                continue
+            if discusses is None:
+                discusses = bool(_MENTION_CONTEXT.search(folded))
+            if discusses and hit.startswith("instruction") and _mentions_only(folded):
+                continue
+            hits.append(hit if view.how == "text" else hit.replace(" (", f" ({view.how}: ", 1))
+            named.add(name)
     return hits
+
+
+def _mentions_only(folded: str) -> bool:
+    """An override phrase in a text about prompt injection, quoted: a mention."""
+    return bool(
+        re.search(r"[\"'`«“][^\"'`»”]{0,120}(?:ignore|instructions?)[^\"'`»”]{0,120}[\"'`»”]", folded)
+    )
 
 
 def injection_check_many(items: Sequence[tuple[str, str, str]]) -> list[InjectionResult]:
@@ -216,3 +257,208 @@ def injection_check_many(items: Sequence[tuple[str, str, str]]) -> list[Injectio
 def injection_check(prompt: str, response_a: str, response_b: str) -> InjectionResult:
     """Flag a pair for human review when a response (or the prompt) holds text aimed at the judge."""
     return injection_check_many([(prompt, response_a, response_b)])[0]
+
+
+# --- the re-judge check: judge again without the text addressed to an evaluator -------------
+
+# Containers whose content a reader does not see, or sees as a block apart: each is kept or
+# removed whole. HTML comments and hidden elements go in any case (a human reader of the
+# rendered answer never sees them, so a fair judge loses nothing).
+_ALWAYS_DROP = (
+    re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL),
+    HIDDEN_ELEMENT,
+    re.compile(r"^[ \t]*\[(?://|comment|_)\]:\s*#.*$", re.MULTILINE),  # markdown comment line
+    # a markdown image whose alt text is a sentence (alt text and titles are not rendered)
+    re.compile(r"!\[(?:[^\]\n]*\s){4,}[^\]\n]*\]\([^)\n]*\)"),
+)
+_BLOCKS = (
+    re.compile(r"!\[[^\]\n]{3,}\]\([^)\n]*\)"),  # markdown image: alt text and title
+    re.compile(r"<\|im_start\|>.*?(?:<\|im_end\|>|\Z)", re.DOTALL),
+    re.compile(r"\[INST\].*?(?:\[/INST\]|\Z)", re.DOTALL),
+    re.compile(r"<<SYS>>.*?(?:<</SYS>>|\Z)", re.DOTALL),
+    re.compile(r"\{[^{}]{0,400}(?:\{[^{}]{0,400}\}[^{}]{0,400})*\}"),  # a JSON object, one level nested
+)
+_LINE_SHORT = 300  # a suspicious line this short goes whole (a planted note is a line of its own)
+_SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|$)")
+
+
+# A prompt that asks for encoded text: its answer's encoded runs are the answer, not a hiding place.
+_ENCODING_TASK = re.compile(
+    r"base ?64|\bhex|encod|decod|\burl\b|escape|cipher|rot ?13|caesar|entit(?:y|ies)|binary|ascii|"
+    r"unicode|utf",
+    re.IGNORECASE,
+)
+
+
+def _script(c: str) -> str:
+    name = unicodedata.name(c, "")
+    return name.split(" ", 1)[0] if name else "?"
+
+
+def _scripts(text: str) -> dict[str, int]:
+    """Letters per script (first word of the Unicode name: LATIN, CYRILLIC, CJK, ARABIC ...)."""
+    counts: dict[str, int] = {}
+    for c in text:
+        if c.isalpha():
+            name = "LATIN" if c.isascii() else _script(c)
+            if name in ("HIRAGANA", "KATAKANA", "CJK"):  # one writing system for this purpose
+                name = "CJK"
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _foreign_script(line: str, prompt_scripts: set[str], main: str) -> str | None:
+    """A script in this line that is neither the response's main one nor one in the prompt (a
+    note in Thai inside an English answer to an English question)."""
+    if line.isascii():
+        return None
+    for name, n in _scripts(line).items():
+        if n >= 4 and name != main and name not in prompt_scripts and name != "LATIN":
+            return name
+    return None
+
+
+# English function words: a line of an English answer without any, in a language the word lists
+# may not know (Catalan, Croatian, Latvian ...), is a note in another language.
+_ENGLISH = frozenset(
+    "the a an and or of to in on for with is are was were be been it this that these those you your i we "
+    "he she they them his her its our their not no as at by from but if so do does did have has had can "
+    "will would should could may might must there here what which who when where how all any some more "
+    "most very just also than then about into over only one such".split()
+)
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _english_share(text: str) -> float:
+    words = _WORD.findall(text.lower())
+    return sum(w in _ENGLISH for w in words) / len(words) if words else 0.0
+
+
+def _other_language(line: str) -> bool:
+    """A sentence of six or more words, none an English function word: not code, a link, an
+    address or a list (digits, markup, capitalised names, bullets)."""
+    words = _WORD.findall(line)
+    if len(words) < 6 or any(c in line for c in "=(){};<>`|#•/") or sum(c.isdigit() for c in line) > 1:
+        return False
+    lower = sum(w[0].islower() for w in words)
+    return lower >= 0.6 * len(words) and sum(w.lower() in _ENGLISH for w in words) <= 0.12 * len(words)
+
+
+def _loose(text: str) -> list[str]:
+    """Why a piece of text may be addressed to an evaluator (empty: no reason). The rules' own
+    findings need no second look: a pair they flag is never judged again."""
+    for view in views(text):
+        if found := loose_hits(view.folded):
+            return found
+    return []
+
+
+@dataclass
+class Neutralized:
+    """A response with what is addressed to an evaluator removed (``text``), and why."""
+
+    text: str
+    removed: list[str] = field(default_factory=list)  # one short description per removed span
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.removed)
+
+
+def neutralize(text: str, prompt: str = "") -> Neutralized:
+    """The response without the spans a loose, high-recall detector finds addressed to an
+    evaluator (in any language or spelling): hidden content and invisible characters,
+    encoded runs, chat-template blocks, verdict-shaped JSON, and every line (or sentence, in a
+    long line) with judge vocabulary, in a script neither the prompt nor the rest of the
+    response uses, or in another language inside an English answer. Judged again like this,
+    a fair judge's verdict does not move; a judge obeying the removed text changes its mind."""
+    removed: list[str] = []
+    spans: list[tuple[int, int]] = []
+    # The ordinary path: nothing in the whole text, no hidden markup, no invisible characters.
+    markup = any(p.search(text) for p in _ALWAYS_DROP) if any(c in text for c in "<[!") else False
+    encoded = encoded_spans(text)
+    encoding_task = bool(_ENCODING_TASK.search(prompt))
+    counts = {} if text.isascii() else _scripts(text)
+    main = max(counts, key=counts.__getitem__) if counts else "LATIN"
+    prompt_scripts = set(_scripts(prompt)) | {"LATIN"} if not prompt.isascii() else {"LATIN"}
+    foreign = any(n >= 4 and name not in prompt_scripts and name != main for name, n in counts.items())
+    # In an English answer to an English prompt, a line in another Latin-script language.
+    english = _english_share(prompt) >= 0.15 and _english_share(text) >= 0.2
+    foreign = foreign or (english and any(_other_language(line) for line in text.split("\n")))
+    if (
+        not markup
+        and not foreign
+        and (not encoded or encoding_task)
+        and not _loose(text)
+        and not hidden_channels(text)
+        and strip_invisible(text) == text
+    ):
+        return Neutralized(text)
+
+    starts: list[int] = []  # spans stay sorted and disjoint: an overlap check is one bisection
+
+    def taken(start: int, end: int) -> bool:
+        i = bisect_left(starts, end)
+        return i > 0 and spans[i - 1][1] > start
+
+    def take(start: int, end: int) -> None:
+        i = bisect_left(starts, start)
+        starts.insert(i, start)
+        spans.insert(i, (start, end))
+
+    for pattern in _ALWAYS_DROP:
+        for m in pattern.finditer(text):
+            if not taken(m.start(), m.end()):
+                take(m.start(), m.end())
+                removed.append(f"hidden markup {m.group(0)[:40]!r}")
+    for pattern in _BLOCKS:
+        if not any(c in text for c in "[<{!"):
+            break
+        for m in pattern.finditer(text):
+            if not taken(m.start(), m.end()) and (why := _loose(m.group(0))):
+                take(m.start(), m.end())
+                removed.append(f"{why[0]} in {m.group(0)[:40]!r}")
+    for start, end, decoded in encoded:
+        # Encoded text in an answer to a question that asks for none is hidden text, whatever it says.
+        why = _loose(decoded) or ([] if encoding_task else ["encoded text"])
+        if not taken(start, end) and why:
+            take(start, end)
+            removed.append(f"encoded {why[0]}")
+    offset = 0
+    for line in text.split("\n"):
+        line_start, offset = offset, offset + len(line) + 1
+        if not line.strip() or taken(line_start, line_start + len(line)):
+            continue
+        why = _loose(line) or [f"hidden text: {h}" for h in hidden_channels(line)]
+        if not why and (script := _foreign_script(line, prompt_scripts, main)):
+            why = [f"text in {script} script"]
+        if not why and english and _other_language(line):
+            why = ["a line in another language"]
+        if not why:
+            continue
+        if len(line) <= _LINE_SHORT:
+            take(line_start, line_start + len(line))
+            removed.append(f"{why[0]} in line {line.strip()[:40]!r}")
+            continue
+        for m in _SENTENCE.finditer(line):
+            sentence = m.group(0)
+            if sentence.strip() and (
+                why := _loose(sentence)
+                or hidden_channels(sentence)
+                or (
+                    [f"text in {sc} script"]
+                    if (sc := _foreign_script(sentence, prompt_scripts, main))
+                    else []
+                )
+            ):
+                take(line_start + m.start(), line_start + m.end())
+                removed.append(f"{why[0]} in {sentence.strip()[:40]!r}")
+    kept, last = [], 0
+    for start, end in spans:
+        kept.append(text[last:start])
+        last = max(last, end)
+    kept.append(text[last:])
+    clean = strip_invisible("".join(kept))
+    if clean != "".join(kept) and not removed:
+        removed.append("invisible characters")
+    return Neutralized(clean.strip() if removed else text, removed)

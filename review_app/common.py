@@ -1,5 +1,5 @@
 """Pieces every page of the review app shares: the API client, sign-in state, project choice,
-and markdown that shows untrusted text as text."""
+and markdown that shows untrusted text as text (and fetches nothing: see server.py too)."""
 
 from __future__ import annotations
 
@@ -58,13 +58,37 @@ def pick_project(api: ApiClient) -> dict[str, Any] | None:
 # Code spans and fenced blocks render verbatim; everything else is markdown we must tame.
 _CODE = re.compile(r"(```[\s\S]*?```|~~~[\s\S]*?~~~|`[^`\n]+`)")
 
+# Untrusted text must not make the reviewer's browser fetch or link anything: no image (a
+# tracking pixel), no link, no autolink. Each pattern below is where markdown would start
+# one, and gets a word joiner (U+2060: invisible, no line break; the text reads the same)
+# that breaks it: "](" and "][" (inline and reference links and images), "]:" (a link
+# reference definition), "://" and "www." (GFM's bare-URL autolinks), "@" (e-mail
+# autolinks), and "<" in code (``<http://…>`` autolinks and HTML). Applied to code too: the
+# splitter above and the browser's markdown parser may disagree on what is code
+# (```` ``![](…)` ````, a fence whose info string holds a backtick), and then it must not
+# matter. The app's Content-Security-Policy (server.py) blocks remote loads regardless.
+_JOINER = "\u2060"
+_LINK_SYNTAX = re.compile(r"(?<=\])(?=[(\[:])|(?<=:)(?=//)|(?<=www)(?=\.)|(?=@)", re.IGNORECASE)
+
+
+def _inert(part: str) -> str:
+    return _LINK_SYNTAX.sub(_JOINER, part)
+
 
 def safe_markdown(text: str) -> str:
-    """Markdown for untrusted text: raw HTML and redaction tokens like <EMAIL_1> stay
-    visible as text (not swallowed as tags), and "$5 or $10" is not typeset as math."""
-    parts = _CODE.split(text)
+    r"""Markdown for untrusted text: raw HTML and redaction tokens like <EMAIL_1> stay
+    visible as text (not swallowed as tags), "$5 or $10" is not typeset as math, and links,
+    images and autolinks stay text (a URL is shown in full, never fetched or clickable).
+
+    >>> safe_markdown("![x](http://t.example/p.png) <img src=x>")
+    '![x]\u2060(http:\u2060//t.example/p.png) &lt;img src=x>'
+    >>> safe_markdown("`[a](b)` and www.example.com")
+    '`[a]\u2060(b)` and www\u2060.example.com'
+    """
+    parts = [_inert(part) for part in _CODE.split(text)]
     return "".join(
-        part if i % 2 else part.replace("$", "\\$").replace("<", "&lt;") for i, part in enumerate(parts)
+        part.replace("<", "<" + _JOINER) if i % 2 else part.replace("$", "\\$").replace("<", "&lt;")
+        for i, part in enumerate(parts)
     )
 
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-APP = Path(__file__).with_name("app.py")
+# server.py serves app.py's pages with a Content-Security-Policy and other headers.
+APP = Path(__file__).with_name("server.py")
 
 
 def run_streamlit(port: int, api_url: str, headless: bool = True) -> subprocess.Popen[bytes]:

@@ -8,8 +8,9 @@ from typing import Any
 QUALITY_COLUMNS: dict[str, str] = {
     "Labels": "current labels the reviewer gave on this project (a changed label counts once).",
     "Median time": "the typical time spent on one pair.",
-    "Honeypots": "pairs with a known answer, mixed into the queue unannounced: how many the reviewer "
-    "met, the share answered right, and the range that share is 95 % sure to lie in.",
+    "Honeypots": "pairs with a known answer (honeypots mixed into the queue unannounced, and pairs with "
+    "an imported gold label): how many the reviewer met, the share answered right, and the range "
+    "that share is 95 % sure to lie in.",
     "Agrees with peers": "on pairs other reviewers labelled too, the share where this reviewer picked "
     "the same side as they did.",
     "Dawid–Skene accuracy": "how often this reviewer's side is right, as estimated from all "
@@ -130,8 +131,8 @@ def agreement_words(agreement: dict[str, Any]) -> str:
     verdict = (
         "above the threshold, so its labels may calibrate the gate"
         if threshold is not None and alpha >= threshold
-        else "below the threshold: batches like this do not calibrate, and their disputed pairs go to "
-        "adjudication"
+        else "below the threshold: the disputed pairs of batches like this go to adjudication, and a "
+        "batch whose α is below the threshold with confidence (enough pairs compared) does not calibrate"
     )
     limit = f" (threshold {threshold:.3f})" if threshold is not None else ""
     return (
@@ -151,6 +152,7 @@ def batch_rows(agreement: dict[str, Any]) -> list[dict[str, Any]]:
                 "Created": b.get("created_at"),
                 "Pairs compared": b.get("n_items", 0),
                 "α (five-point)": b.get("krippendorff_alpha_ordinal"),
+                "α upper bound": b.get("alpha_upper"),
                 "Calibrates": "yes" if b.get("calibrates") else "no",
                 "Disputed pairs": b.get("disputed", 0),
             }
@@ -164,6 +166,28 @@ def pair_rows(agreement: dict[str, Any]) -> list[dict[str, Any]]:
         {"Reviewers": f"{p['a']} and {p['b']}", "Pairs in common": p["n"], "Cohen's κ": p.get("cohen_kappa")}
         for p in agreement.get("pairs_of_reviewers") or []
     ]
+
+
+def label_sources_words(sources: dict[str, Any] | list[dict[str, Any]] | None, empty: str) -> str:
+    """A calibration version's ``label_sources`` (source -> {"n", "used", "why"}; the gate
+    state lists them with a "source" key instead) in words, largest first, empty sources left out.
+
+    >>> label_sources_words({"gold": {"n": 200, "used": True}, "review": {"n": 10, "used": False},
+    ...                      "audit": {"n": 0, "used": True}}, "none")
+    'gold 200 (used) · review 10 (not used)'
+    >>> label_sources_words([{"source": "gold", "n": 3, "used": True}], "—"), label_sources_words({}, "—")
+    ('gold 3 (used)', '—')
+    """
+    rows = (
+        [(str(s.get("source")), s) for s in sources]
+        if isinstance(sources, list)
+        else list((sources or {}).items())
+    )
+    shown = [(name, int(row.get("n") or 0), bool(row.get("used"))) for name, row in rows if row.get("n")]
+    if not shown:
+        return empty
+    shown.sort(key=lambda row: -row[1])
+    return " · ".join(f"{name} {n} ({'used' if used else 'not used'})" for name, n, used in shown)
 
 
 def counts_words(counts: dict[str, int], empty: str) -> str:

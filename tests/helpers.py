@@ -32,6 +32,7 @@ from api.pipeline.worker import Worker
 from api.review import queue
 from api.schemas import PairIn, RoutingSettings
 from api.settings import Settings
+from api.vocab import LabelSource
 from judge.recorded import RecordedPair
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -132,6 +133,19 @@ def post_recorded_pairs(client: TestClient, project_id: int, pairs: list[Recorde
     )
     assert response.status_code == 201, response.text
     return response.json()["job_id"]
+
+
+def store_reviewer_labels(
+    engine: Engine, project_id: int, labels: list[dict[str, Any]]
+) -> ingest.LabelsStored:
+    """Labels as the review flow stores reviewers' answers (source review, audit, calibration),
+    written in-process without leasing each item: for tests of what such labels do downstream
+    (calibration, the kill-switch). Over HTTP only a reviewer gives them (tests/test_authz.py)."""
+    with Session(engine, expire_on_commit=False) as session:
+        project = session.get(Project, project_id)
+    assert project is not None
+    body = json.dumps({"labels": labels}).encode()
+    return ingest.store_labels(engine, project, body, "application/json", sources=tuple(LabelSource))
 
 
 def post_labels(client: TestClient, project_id: int, labels: list[tuple[str, str]], source: str) -> None:

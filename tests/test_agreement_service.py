@@ -1,6 +1,7 @@
 """Agreement in the service: GET /v1/projects/{id}/agreement, the batch gate (a batch whose
-reviewers agree too little does not calibrate) and the adjudication queue (its disputed pairs,
-for senior reviewers only; the adjudicated label decides the pair)."""
+reviewers agree too little *with confidence* does not calibrate; gold labels always do) and the
+adjudication queue (disputed pairs of low-agreement batches, for senior reviewers only; the
+adjudicated label decides the pair)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from sqlmodel import Session, select
 
 from api.main import create_app
 from api.models import Label, Pair
+from api.pipeline import gate_labels
 from api.pipeline.gate import usable_labels
 from api.review.agreement_batches import project_agreement
-from api.review.human_labels import human_label_per_pair
+from api.review.human_labels import MIN_OVERLAP_ITEMS, human_label_per_pair
 from tests import fakes
 from tests.helpers import ADMIN, auth, fast_settings, make_project, new_reviewer, post_question_pairs
 
@@ -102,7 +104,12 @@ def test_agreement_route_and_the_batch_gate(api: TestClient, any_engine: Engine)
     batches = {b["job_id"]: b for b in report["batches"]}
     assert batches[good]["calibrates"] and batches[good]["krippendorff_alpha_ordinal"] == 1.0
     assert batches[good]["disputed"] == 0 and batches[good]["n_items"] == len(AGREED)
-    assert not batches[bad]["calibrates"] and batches[bad]["krippendorff_alpha_ordinal"] < 0.3
+    assert batches[bad]["below_threshold"] and batches[bad]["krippendorff_alpha_ordinal"] < 0.3
+    # Eight pairs compared are too few to exclude a batch (and these are gold labels, which the
+    # batch gate never drops): the disputed pairs still go to adjudication.
+    assert (
+        len(MESSY) < MIN_OVERLAP_ITEMS and batches[bad]["calibrates"] and batches[bad]["alpha_upper"] is None
+    )
     assert batches[bad]["disputed"] == 7  # every messy pair but the unanimous tie
     assert batches[bad]["created_at"] is not None
     project = report["project"]
@@ -127,8 +134,66 @@ def test_agreement_route_and_the_batch_gate(api: TestClient, any_engine: Engine)
     with Session(engine) as session:
         assert project_agreement(session, project_id) == project["krippendorff_alpha_nominal"]
         sides, _ = usable_labels(session, project_id)
-    # Only the agreeing batch calibrates.
-    assert sorted(sides.index) == sorted(_pair_ids(engine, good).values())
+    # Gold labels calibrate whatever their batch's agreement.
+    assert sorted(sides.index) == sorted(
+        [*_pair_ids(engine, good).values(), *_pair_ids(engine, bad).values()]
+    )
+
+
+def _reviewer_labels(engine: Engine, job_id: int, votes: list[tuple[str, ...]], source: str) -> None:
+    """Labels as the review flow stores them (a calibration-sample answer per reviewer)."""
+    with Session(engine) as session:
+        pairs = session.exec(select(Pair).where(Pair.job_id == job_id).order_by(Pair.id)).all()  # type: ignore[arg-type]
+        for pair, labels in zip(pairs, votes, strict=True):
+            for annotator, label in zip(ANNOTATORS, labels, strict=True):
+                session.add(
+                    Label(
+                        project_id=pair.project_id,
+                        pair_id=pair.id,  # type: ignore[arg-type]
+                        label=label,
+                        source=source,
+                        annotator=annotator,
+                        idempotency_key=f"{source}|{pair.id}|{annotator}",
+                    )
+                )
+        session.commit()
+
+
+def test_a_batch_is_excluded_only_with_evidence_and_never_its_gold(
+    api: TestClient, any_engine: Engine
+) -> None:
+    client, engine = api, any_engine
+    project_id = make_project(client, "evidence", routing=FAST)
+    # 24 pairs the reviewers of the calibration sample disagree on (alpha far below 0.667 on
+    # enough pairs), 3 of them also carrying a gold label; and a 4-pair batch just as messy.
+    messy = MESSY * 3
+    big = post_question_pairs(client, project_id, pairs=_pairs("c", len(messy)))
+    small = post_question_pairs(client, project_id, pairs=_pairs("s", 4))
+    _reviewer_labels(engine, big, messy, "calibration")
+    _reviewer_labels(engine, small, MESSY[:4], "calibration")
+    _post_labels(client, project_id, [(f"c{i}", "gold-import", "A>B") for i in range(3)])
+    report = client.get(f"/v1/projects/{project_id}/agreement").json()
+    batches = {b["job_id"]: b for b in report["batches"]}
+    assert batches[big]["n_items"] == len(messy) >= MIN_OVERLAP_ITEMS
+    assert batches[big]["alpha_upper"] < report["threshold"] and not batches[big]["calibrates"]
+    assert batches[small]["below_threshold"] and batches[small]["calibrates"]  # 4 pairs: no evidence
+    with Session(engine) as session:
+        found = gate_labels.usable_label_set(session, project_id)
+    big_ids, small_ids = _pair_ids(engine, big), _pair_ids(engine, small)
+    assert sorted(found.sides.index) == sorted([*(big_ids[f"c{i}"] for i in range(3)), *small_ids.values()])
+    assert found.n_excluded == len(messy) - 3
+    # On a gold pair only the gold label votes: three reviewers who disagree with it do not flip it.
+    assert {found.sides[big_ids[f"c{i}"]] for i in range(3)} == {"A"}
+    version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
+    assert version["state"] == "closed"
+    reason = version["reason"]
+    # The reason names what keeps the gate closed: the excluded batch (alpha, n, bound), and
+    # the annotators' own agreement below the target.
+    assert f"excluded the labels of {len(messy) - 3} pairs in 1 batch" in reason
+    assert (
+        f"job {big}: alpha {batches[big]['krippendorff_alpha_ordinal']:.2f} over {len(messy)} pairs" in reason
+    )
+    assert "your annotators agree with each other on" in reason and "cannot be guaranteed" in reason
 
 
 def test_low_threshold_lets_every_batch_calibrate(api: TestClient, any_engine: Engine) -> None:
@@ -168,7 +233,7 @@ def test_disputed_pairs_reach_seniors_only_and_the_adjudication_decides(
         f"/v1/projects/{project_id}/labels",
         json={"labels": [{"client_id": "m0", "label": "A>B", "source": "adjudicated"}]},
     )
-    assert r.status_code == 422, r.text
+    assert r.status_code == 403, r.text
 
     served = []
     while True:
@@ -198,3 +263,29 @@ def test_disputed_pairs_reach_seniors_only_and_the_adjudication_decides(
     # Settled: nothing left to adjudicate (the queue follows the labels).
     r = client.post(f"/v1/projects/{project_id}/adjudication/next", headers=auth(senior))
     assert r.json()["item"] is None
+
+
+def test_a_crowd_that_agrees_with_itself_half_the_time_is_named_as_the_ceiling(
+    client: TestClient, engine: Engine, settings: Any
+) -> None:
+    """Three gold votes per pair from a crowd that agrees ~50 % of the time: the gold is kept
+    (no "no usable labels"), the gate stays closed, and the reason names the human ceiling."""
+    from tests.helpers import run_worker
+
+    project_id = make_project(client, "crowd", routing=FAST)
+    post_question_pairs(client, project_id, pairs=_pairs("q", 80))
+    run_worker(engine, settings)
+    rows = []
+    for i in range(80):
+        # Two annotators name one side, the third (in rotation) the other: of the three pairs
+        # of annotators on each pair one agrees, a raw agreement of 1/3.
+        majority, minority = ("A>B", "B>A") if i % 2 else ("B>A", "A>B")
+        votes = [majority, majority, minority]
+        votes = votes[i % 3 :] + votes[: i % 3]
+        rows += [(f"q{i}", a, v) for a, v in zip(ANNOTATORS, votes, strict=True)]
+    _post_labels(client, project_id, rows)
+    version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
+    assert version["state"] == "closed" and version["n_labels"] == 80
+    assert "no usable labels" not in version["reason"]
+    assert "your annotators agree with each other on 33% of 240 comparisons" in version["reason"]
+    assert "a target of 90% agreement with a human label cannot be guaranteed" in version["reason"]

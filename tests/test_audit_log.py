@@ -40,6 +40,7 @@ from tests.helpers import (
     post_question_pairs,
     post_recorded_pairs,
     run_worker,
+    store_reviewer_labels,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -321,7 +322,7 @@ def test_the_gate_opening_and_the_kill_switch_are_logged_with_their_reasons(
     assert len(audited) > 40
     # Reviewers' audit answers contradict the auto-labels: the kill-switch closes the gate.
     wrong = [{"client_id": c, "label": "B" if s == "A" else "A", "source": "audit"} for c, s in audited[:40]]
-    assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": wrong}).status_code == 201
+    assert store_reviewer_labels(engine, project_id, wrong).created == 40
     with Session(engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
     closed = gate.check_drift(engine, project)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ request gets exactly the status the class names.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlmodel import Session, select
 
 from api.models import ApiKey, Label, Project
 from tests import fakes
-from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, run_worker
+from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, post_question_pairs, run_worker
 
 ROLES = ("anonymous", "admin", "client", "other_client", "reviewer", "other_reviewer")
 
@@ -215,3 +216,138 @@ def test_a_reviewer_is_assigned_by_the_admin_only(world: World) -> None:
         f"/v1/reviewers/{spare}/projects", json={"projects": [own]}, headers=world.tokens["reviewer"]
     )
     assert denied.status_code == 403
+
+
+# --- label sources x callers ----------------------------------------------------------------
+#
+# Who may give which label source (api/vocab.py IMPORT_SOURCES): the project's key and the
+# admin import gold and import labels; review, audit, calibration, adjudicated and honeypot
+# labels come only from the review flow, with the reviewer as the caller. Refused with 403
+# (anonymous: 401), nothing stored.
+
+IMPORTED = ("gold", "import")
+REVIEW_FLOW = ("review", "audit", "calibration", "adjudicated", "honeypot")
+MAY_IMPORT = ("admin", "client")
+
+
+def _label_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return len(session.exec(select(Label.id)).all())
+
+
+@pytest.mark.parametrize("source", IMPORTED + REVIEW_FLOW)
+def test_label_sources_x_callers(world: World, engine: Engine, source: str) -> None:
+    client, own = world.client, world.params["project_id"]
+    path = f"/v1/projects/{own}/labels"
+    for role in ROLES:
+        before = _label_count(engine)
+        # The annotator names a reviewer: what a forged review label would claim.
+        line = {"client_id": "p1", "label": "A", "source": source, "annotator": "assigned"}
+        line["idempotency_key"] = f"{source}-{role}"
+        got = client.post(path, json={"labels": [line]}, headers=world.tokens[role])
+        if role == "anonymous":
+            expected = 401
+        elif role in MAY_IMPORT and source in IMPORTED:
+            expected = 201
+        else:
+            expected = 403
+        assert got.status_code == expected, (source, role, got.text)
+        assert _label_count(engine) == before + (expected == 201), (source, role)
+        if expected == 403 and role in MAY_IMPORT:
+            assert got.json()["errors"][0]["line"] == 1 and "review queue" in got.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_a_batch_with_one_review_flow_line_is_refused_whole(
+    world: World, engine: Engine, content_type: str
+) -> None:
+    """A key's batch of gold labels with one audit line (an annotator named like a reviewer,
+    which the kill-switch would read): 403, and not even the gold lines are stored."""
+    client, own = world.client, world.params["project_id"]
+    lines = [
+        {"client_id": "p1", "label": "A", "source": "gold", "annotator": "g"},
+        {"client_id": "p1", "label": "B", "source": "audit", "annotator": "assigned"},
+        {"client_id": "nope", "label": "C", "source": "gold"},  # invalid too: 403 comes first
+    ]
+    body = (
+        json.dumps({"labels": lines})
+        if content_type == "application/json"
+        else "\n".join(json.dumps(line) for line in lines)
+    )
+    before = _label_count(engine)
+    for role in MAY_IMPORT:
+        got = world.client.post(
+            f"/v1/projects/{own}/labels",
+            content=body,
+            headers={**world.tokens[role], "content-type": content_type},
+        )
+        assert got.status_code == 403, got.text
+        assert [e["line"] for e in got.json()["errors"]] == [2]
+    assert _label_count(engine) == before
+    # A gold label naming the reviewer as its annotator is stored (the key's own word), but it
+    # is not theirs: their history and label list hold nothing they did not give.
+    gold = {"labels": [{"client_id": "p1", "label": "A", "source": "gold", "annotator": "assigned"}]}
+    stored = client.post(f"/v1/projects/{own}/labels", json=gold, headers=world.tokens["client"])
+    assert stored.status_code == 201, stored.text
+    reviewer = world.tokens["reviewer"]
+    assert client.get(f"/v1/projects/{own}/review/history", headers=reviewer).json() == []
+    assert client.get(f"/v1/projects/{own}/review/labels", headers=reviewer).json()["labels"] == []
+
+
+def _review_project(client: TestClient, engine: Engine, settings: Any, name: str, n: int) -> int:
+    project = make_project(
+        client, name, routing={"min_seconds_base": 0.0, "min_seconds_per_1k_chars": 0.0}
+    )
+    post_question_pairs(client, project, n)
+    run_worker(engine, settings)
+    return project
+
+
+def _lease(client: TestClient, project: int, token: str) -> int:
+    r = client.post(f"/v1/projects/{project}/review/next", json={}, headers=auth(token))
+    assert r.status_code == 200 and r.json()["item"] is not None, r.text
+    return r.json()["item"]["lease_id"]
+
+
+def test_a_reviewer_removed_from_a_project_can_neither_submit_nor_revise(
+    client: TestClient, engine: Engine, settings: Any
+) -> None:
+    fakes.install()
+    project = _review_project(client, engine, settings, "removal", 3)
+    token = new_reviewer(client, "leaver", projects=[project])
+    reviewer_id = client.get("/v1/review/me", headers=auth(token)).json()["id"]
+    # A label given while assigned, and a lease taken while assigned.
+    lease = _lease(client, project, token)
+    first = client.post(f"/v1/review/leases/{lease}/submit", json={"label": "A>B"}, headers=auth(token))
+    assert first.status_code == 201, first.text
+    assert first.json()["annotator"] == "leaver"
+    assert first.json()["source"] in ("review", "calibration", "audit")
+    held = _lease(client, project, token)
+    assert client.put(f"/v1/reviewers/{reviewer_id}/projects", json={"projects": []}).status_code == 200
+    before = _label_count(engine)
+    late = client.post(f"/v1/review/leases/{held}/submit", json={"label": "B>A"}, headers=auth(token))
+    assert late.status_code == 403 and "no longer assigned" in late.text, late.text
+    revised = client.post(
+        f"/v1/review/labels/{first.json()['label_id']}/revise", json={"label": "tie"}, headers=auth(token)
+    )
+    assert revised.status_code == 403, revised.text
+    assert client.post(f"/v1/projects/{project}/review/next", json={}, headers=auth(token)).status_code == 403
+    assert _label_count(engine) == before
+    # Assigned again: the same lease may be answered (it is still theirs).
+    assignment = {"projects": [project]}
+    assert client.put(f"/v1/reviewers/{reviewer_id}/projects", json=assignment).status_code == 200
+    again = client.post(f"/v1/review/leases/{held}/submit", json={"label": "B>A"}, headers=auth(token))
+    assert again.status_code == 201, again.text
+
+
+def test_a_reviewer_cannot_choose_a_label_source(client: TestClient, engine: Engine, settings: Any) -> None:
+    """The review flow sets the source from why the pair is in the queue, never the caller."""
+    fakes.install()
+    project = _review_project(client, engine, settings, "no-source", 1)
+    token = new_reviewer(client, "chooser", projects=[project])
+    lease = _lease(client, project, token)
+    for extra in ({"source": "gold"}, {"annotator": "someone-else"}):
+        body = {"label": "A>B", **extra}
+        r = client.post(f"/v1/review/leases/{lease}/submit", json=body, headers=auth(token))
+        assert r.status_code == 422, (extra, r.text)
+    assert _label_count(engine) == 0

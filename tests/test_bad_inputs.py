@@ -132,6 +132,29 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
      {"content": '{"name": "q", "judges": ["mock/a"], "\\ud800": 1}', "headers": JSON}, 422, "unicode"),
     ("non-ASCII bearer token", "GET", "/v1/projects",
      {"headers": {"authorization": "Bearer caf\u00e9-\u2603".encode()}}, 401, "token"),
+    ("order_sensitive_judges names no judge of the panel", "POST", "/v1/projects",
+     {"json": {"name": "q", "judges": ["mock/a", "mock/b"],
+               "routing": {"order_sensitive_judges": ["mock/c"]}}},
+     422, "routing.order_sensitive_judges[0]: 'mock/c'"),
+    ("mock/ without a name", "POST", "/v1/projects", {"json": {"name": "q", "judges": ["mock/"]}}, 422,
+     "judges[0].model"),
+    ("replay/ without a name", "POST", "/v1/projects",
+     {"json": {"name": "q", "judges": [{"model": "replay/ ", "api_base": str(LLMBAR)}]}}, 422,
+     "judges[0].model"),
+    ("a JSON job sent as text/plain", "POST", JOBS,
+     {"content": json.dumps({"pairs": [pair("t1")]}), "headers": {"content-type": "text/plain"}}, 415,
+     "application/json"),
+    ("JSON labels sent as text/plain", "POST", "/v1/projects/{p}/labels",
+     {"content": json.dumps({"labels": [{"client_id": "c2", "label": "A", "source": "gold"}]}),
+      "headers": {"content-type": "text/plain; charset=utf-8"}}, 415, "application/x-ndjson"),
+    ("a project sent as text/plain", "POST", "/v1/projects",
+     {"content": json.dumps({"name": "q", "judges": ["mock/a"]}), "headers": {"content-type": "text/plain"}},
+     415, "text/plain"),
+    ("a job sent as a form", "POST", JOBS,
+     {"content": "pairs=1", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415,
+     "Content-Type"),
+    ("a job body without a Content-Type", "POST", JOBS, {"content": json.dumps({"pairs": [pair("t2")]})}, 415,
+     "no Content-Type"),
 ]  # fmt: skip
 
 
@@ -146,6 +169,24 @@ def test_bad_input_is_a_clear_4xx_and_stores_nothing(
     assert response.status_code == status, response.text
     assert names in response.text, response.text
     assert row_counts(world.engine) == before
+
+
+def test_no_token_is_401_before_any_remark_on_the_path(world: World) -> None:
+    """Without a token (or with an unknown one) a request learns nothing about its path ids."""
+    anonymous = TestClient(world.client.app)
+    for method, path in [
+        ("GET", "/v1/projects/99999999999999999999999"),
+        ("GET", "/v1/jobs/9223372036854775808/results"),
+        ("POST", "/v1/review/leases/99999999999999999999/skip"),
+        ("GET", "/v1/projects/not-a-number/labels"),
+        ("GET", f"/v1/projects/{world.project}/labels?limit=-1"),
+    ]:
+        for headers in ({}, {"authorization": "Bearer rvw_unknown"}):
+            response = anonymous.request(method, path, json={"reason": "x"} if method == "POST" else None,
+                                         headers=headers)  # fmt: skip
+            assert response.status_code == 401, (method, path, headers, response.text)
+    # With the admin token the same id is the 422 it always was.
+    assert world.client.get("/v1/projects/99999999999999999999999").status_code == 422
 
 
 def test_reposting_a_job_returns_the_same_job(world: World) -> None:

@@ -88,3 +88,24 @@ def test_a_single_order_file_with_annotators_replays_and_its_orders_are_inferred
     assert result["full_panel_calls_per_pair"] == 2 and result["judge_calls_per_pair_mean"] == 2
     (split,) = result["per_split"]
     assert split["gold_labels_used"] == len(rows) // 2  # every calibration pair, splits included
+
+
+def test_bootstrap_population_draws_with_replacement_and_reads_the_whole_file(tmp_path: Path) -> None:
+    """--population bootstrap: calibration labels drawn with replacement (a pair drawn twice is
+    two labels), the whole file routed; the population figure sits beside the out-of-bag one,
+    for the service and for the baseline."""
+    from calibration.lab.judges import toe_shaped, write_jsonl
+
+    path = write_jsonl(toe_shaped(1).draw(160, seed=1), tmp_path / "toe.jsonl")
+    result = bench_replay(str(path), target_agreement=0.8, splits=2, seed=3, n_min=50, baseline="toe",
+                          population="bootstrap")  # fmt: skip
+    assert result["population"] == "bootstrap"
+    assert result["guarantee_held_population_fraction"] in (0.0, 0.5, 1.0)
+    assert result["baseline"]["guarantee_held_population_fraction"] in (0.0, 0.5, 1.0)
+    for split in result["per_split"]:
+        assert split["gold_labels_used"] == 80  # duplicates counted, none merged
+        # About e^-1/2 of the file is out of bag; the rest was drawn.
+        assert 0.3 * 160 < split["test_pairs"] < 0.8 * 160
+        assert "population_agreement" in split and "population_guarantee_held" in split
+    with pytest.raises(SystemExit, match="--population must be one of"):
+        bench_replay(str(path), splits=1, population="jackknife")

@@ -18,7 +18,14 @@ from api.pipeline import gate, versions
 from api.settings import Settings
 from judge.recorded import load_recorded
 from judge.verdicts import side
-from tests.helpers import LLMBAR, fold_wal, post_recorded_pairs, run_worker, served_copy
+from tests.helpers import (
+    LLMBAR,
+    fold_wal,
+    post_recorded_pairs,
+    run_worker,
+    served_copy,
+    store_reviewer_labels,
+)
 
 pytestmark = pytest.mark.skipif(not LLMBAR.exists(), reason=f"shared data missing: {LLMBAR}")
 JUDGES = ["gpt-4/vanilla_norules", "gpt-3.5-turbo/vanilla_norules", "palm-2/vanilla_norules"]
@@ -111,8 +118,13 @@ def test_gate_opens_on_gold_and_auto_accepts_only_clean_confident_pairs(
     run_worker(engine, settings)
     state = client.get(f"/v1/projects/{project}/calibration").json()
     assert state["gate"]["state"] == "closed" and not state["versions"]
-    # Review labels are a biased sample: they never open the gate.
-    assert post_labels(client, project, recorded[:300], source="review").status_code == 201
+    # Review labels are a biased sample: they never open the gate. (Only the review flow
+    # writes them: a project key may not import them.)
+    assert post_labels(client, project, recorded[:1], source="review").status_code == 403
+    review = [
+        {"client_id": p.id, "label": p.gold, "source": "review", "annotator": "t"} for p in recorded[:300]
+    ]
+    assert store_reviewer_labels(engine, project, review).created == 300
     version = client.post(f"/v1/projects/{project}/calibration/refit").json()
     assert version["state"] == "closed" and "no usable labels" in version["reason"]
     calibration_part = recorded[:300]
@@ -186,7 +198,7 @@ def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(judged: Judged
     audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
     assert len(audits) > 40
     wrong = contradicting_labels(audits[:40])
-    assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": wrong}).status_code == 201
+    assert store_reviewer_labels(engine, project_id, wrong).created == 40
     closed = gate.check_drift(engine, project)  # type: ignore[arg-type]
     assert closed is not None and not closed.open and closed.trigger == "drift"
     assert "kill-switch" in closed.reason
@@ -217,7 +229,7 @@ def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
         }
         for r in sampled
     ]
-    assert client.post(f"/v1/projects/{project_id}/labels", json={"labels": labels}).status_code == 201
+    assert store_reviewer_labels(engine, project_id, labels).created == len(labels)
     with Session(engine, expire_on_commit=False) as session:
         usable, sources = gate.usable_labels(session, project_id)
     assert len(usable) == len(sampled) and sources["calibration"]["used"]
@@ -265,7 +277,7 @@ def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
     """The kill-switch tested cal-1's audits; cal-2 (fitted on them) landed meanwhile: no closure
     is written on top of it. cal-2's own audits are tested on the next pass."""
     client, engine, project, wrong = opened
-    assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
+    assert store_reviewer_labels(engine, project.id, wrong["labels"]).created == 40
     real_alarm = gate.drift_alarm
     alarms = []
 
@@ -293,7 +305,7 @@ def test_a_kill_switch_landing_during_a_refit_is_not_undone(
     closures = []
 
     def kill_switch_then_go_on(*args, **kwargs):  # type: ignore[no-untyped-def]
-        assert client.post(f"/v1/projects/{project.id}/labels", json=wrong).status_code == 201
+        assert store_reviewer_labels(engine, project.id, wrong["labels"]).created == 40  # type: ignore[arg-type]
         closures.append(gate.check_drift(engine, project))
         return real(*args, **kwargs)
 

@@ -17,7 +17,7 @@ from api.tools.cli import main, prelabel
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "api" / "sample_data" / "llmbar_sample.jsonl"
 COMMANDS = ["serve", "worker", "review", "demo", "bench", "calibrate", "db", "audit", "export"]
-BENCHMARKS = ["throughput", "replay", "simulate", "queue", "load", "export", "reviewers"]
+BENCHMARKS = ["throughput", "replay", "simulate", "queue", "load", "export", "reviewers", "injection"]
 
 
 def _walk(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

@@ -432,3 +432,113 @@ def test_the_cli_exports_to_a_new_directory_and_never_overwrites(
     )
     assert forced.exit_code == 0, forced.output
     assert json.loads((tmp_path / "v2" / "manifest.json").read_text())["force_reason"] == "audit pending"
+
+
+# --- redacted exports ----------------------------------------------------------------------------
+
+PII_PROMPT = "Email jane.doe@example.com; my CPF is 123.456.789-09 and my passport number is C01X00T47."
+
+
+def _plant_pii(engine: Engine, project: Project) -> int:
+    """Put personal data into one labelled pair's texts and metadata; returns its id."""
+    with Session(engine) as session:
+        pair = session.exec(
+            select(Pair).where(Pair.project_id == project.id, Pair.split == "train").order_by(Pair.id)  # type: ignore[arg-type]
+        ).first()
+        assert pair is not None
+        pair.prompt = PII_PROMPT
+        pair.response_a = "I'll write to jane.doe@example.com about CPF 123.456.789-09."
+        pair.meta = {"contact": "jane.doe@example.com", "notes": ["MAC 00:1A:2B:3C:4D:5E"]}
+        session.add(pair)
+        session.commit()
+        return pair.id  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_redacted_export_holds_tokens_not_personal_data(
+    engine: Engine, project: Project, tmp_path: Path, fmt: str
+) -> None:
+    _plant_pii(engine, project)
+    directory, manifest = export(engine, project, tmp_path, fmt, split="all", redact=True)
+    assert manifest["redacted"] is True
+    verify_hashes(directory, manifest)
+    assert "**Redacted**" in (directory / "README.md").read_text(encoding="utf-8")
+    blob = b"".join(p.read_bytes() for p in directory.rglob("*") if p.is_file())
+    for value in ("jane.doe@example.com", "123.456.789-09", "C01X00T47", "00:1A:2B:3C:4D:5E"):
+        assert value.encode() not in blob, value
+    if fmt in ("dpo", "label-studio"):
+        text = blob.decode("utf-8", errors="replace")
+        assert "<EMAIL_1>" in text and "<NATIONAL_ID_1>" in text and "<PASSPORT_1>" in text
+        assert "<MAC_ADDRESS_1>" in text  # metadata strings are redacted with the texts' tokens
+
+
+def test_an_export_is_raw_unless_asked_and_says_so(engine: Engine, project: Project, tmp_path: Path) -> None:
+    _plant_pii(engine, project)
+    directory, manifest = export(engine, project, tmp_path, "label-studio", split="all")
+    assert manifest["redacted"] is False
+    assert "**Not redacted**" in (directory / "README.md").read_text(encoding="utf-8")
+    assert "jane.doe@example.com" in (directory / label_studio.TASKS).read_text(encoding="utf-8")
+
+
+def test_the_api_takes_the_project_default_and_the_request_overrides_it(
+    api: TestClient, any_engine: Engine
+) -> None:
+    project = build_project(any_engine, 60, seed=2, name="redacting")
+    base = f"/v1/projects/{project.id}/exports"
+    body = {"format": "dpo", "split": "frozen_eval"}  # no promotion gate on frozen_eval
+    assert api.post(base, json=body).json()["manifest"]["redacted"] is False
+    with Session(any_engine) as session:
+        stored = session.get(Project, project.id)
+        assert stored is not None
+        stored.routing = {**stored.routing, "redact_exports": True}
+        session.add(stored)
+        session.commit()
+    assert api.post(base, json=body).json()["manifest"]["redacted"] is True
+    assert api.post(base, json={**body, "redact": False}).json()["manifest"]["redacted"] is False
+    bad = api.post(base, json={**body, "redact": "sometimes"})
+    assert bad.status_code == 422 and "redact" in bad.text
+    events = [e for e in _export_events(any_engine, project) if "redacted" in e.payload]
+    assert [e.payload["redacted"] for e in sorted(events, key=lambda e: e.payload["number"])] == [
+        False,
+        True,
+        False,
+    ]
+
+
+def _export_events(engine: Engine, project: Project) -> list[Any]:
+    with Session(engine) as session:
+        return [e for e in list_events(session, project_id=project.id, limit=50) if e.kind == "export"]
+
+
+def test_the_cli_redacts_when_asked(engine: Engine, project: Project, tmp_path: Path) -> None:
+    _plant_pii(engine, project)
+    out = tmp_path / "shareable"
+    args = ["export", "--project", "exported", "--format", "dpo", "--split", "frozen_eval"]
+    result = CliRunner().invoke(
+        prelabel, [*args, "--out", str(out), "--redact", "--database-url", str(engine.url)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "redacted: yes" in result.output
+    assert json.loads((out / "manifest.json").read_text())["redacted"] is True
+
+
+def test_a_killed_export_leaves_no_staging_folder_behind(
+    engine: Engine, project: Project, tmp_path: Path
+) -> None:
+    """A process killed mid-export cannot clean up: the next export removes its folder."""
+    import socket
+    import subprocess
+    import sys
+
+    parent = tmp_path / "exports" / f"project-{project.id}"
+    parent.mkdir(parents=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+
+    killed = parent / f".tmp-export-{socket.gethostname()}-{int(gone.stdout)}-0f0f"
+    killed.mkdir()
+    (killed / "data.jsonl").write_text("{}\n", encoding="utf-8")
+    export(engine, project, tmp_path, "dpo", split="frozen_eval")
+    assert not killed.exists()
+    assert [p.name for p in parent.iterdir()] == ["0001-dpo"]

@@ -125,10 +125,15 @@ def test_duplicate_ids_within_one_request(client: TestClient, project_id: int, e
 
 
 def test_whole_body_errors(client: TestClient, project_id: int, engine: Engine) -> None:
-    assert client.post(f"/v1/projects/{project_id}/jobs", content=b"{not json").status_code == 422
+    typed = {"content-type": "application/json"}
+    jobs = f"/v1/projects/{project_id}/jobs"
+    assert client.post(jobs, content=b"{not json", headers=typed).status_code == 422
     assert client.post(f"/v1/projects/{project_id}/jobs", json={"pairs": []}).status_code == 422
     assert client.post(f"/v1/projects/{project_id}/jobs", json={"nope": 1}).status_code == 422
-    assert client.post(f"/v1/projects/{project_id}/jobs", content=b"\xff\xfe").status_code == 422
+    assert client.post(jobs, content=b"\xff\xfe", headers=typed).status_code == 422
+    # A body that does not say it is JSON: 415 with the header to send (api/media_types.py).
+    untyped = client.post(f"/v1/projects/{project_id}/jobs", content=b'{"pairs": []}')
+    assert untyped.status_code == 415 and "application/json" in untyped.text
     client.app.state.settings.max_pairs_per_request = 2  # type: ignore[attr-defined]
     r = client.post(f"/v1/projects/{project_id}/jobs", json=[pair(1), pair(2), pair(3)])
     assert r.status_code == 422 and "limit of 2" in r.json()["errors"][0]["errors"][0]

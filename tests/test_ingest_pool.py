@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -18,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from api import main as api_main
 from api.main import create_app
 from api.models import Job, Pair
 from tests import fakes
@@ -117,8 +120,8 @@ def test_a_killed_pool_process_is_replaced_and_the_post_goes_through(
     project = make_project(client, "pool-killed")
     assert client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("e", 3)}).status_code == 201
     (pid,) = _pool_pids()
+    restarts = pool.restarts  # before the kill: the API's supervisor may replace the pool first
     os.kill(pid, signal.SIGKILL)
-    restarts = pool.restarts
     posted = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("f", 4)})
     assert posted.status_code == 201, posted.text
     assert posted.json()["pairs_created"] == 4
@@ -126,3 +129,50 @@ def test_a_killed_pool_process_is_replaced_and_the_post_goes_through(
     health = client.get("/healthz").json()
     assert health["ingest_processes"] == 1 and health["ingest_restarts"] == restarts + 1
     assert _pool_pids() and pid not in _pool_pids()
+
+
+def _wait_until(condition: Callable[[], bool], what: str, limit_s: float = 120.0) -> None:
+    """Poll ``condition``; the limit only bounds a hung test (no test here depends on speed)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("supervise_every_s", [3600.0, 0.05])
+def test_healthz_reports_a_dead_ingest_process_until_it_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, supervise_every_s: float
+) -> None:
+    """A pool process killed while no post is running: /healthz says so (503) at once, not "ok"
+    until the next post finds out; the API's supervisor replaces the pool (here either never,
+    to watch the "down", or every 50 ms)."""
+    from api.db import make_engine, upgrade
+
+    monkeypatch.setattr(api_main, "SUPERVISE_EVERY_S", supervise_every_s)
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    app = create_app(fast_settings(url, ingest_processes=1), engine, run_worker=False)
+    others = _pool_pids()  # another test's pool may still be running
+    with TestClient(app, headers=ADMIN) as client:
+        pool = client.app.state.ingest_pool  # type: ignore[attr-defined]
+        healthy = client.get("/healthz")
+        assert healthy.status_code == 200 and healthy.json()["ingest"] == "running"
+        (pid,) = _pool_pids() - others
+        os.kill(pid, signal.SIGKILL)
+        if supervise_every_s > 60:
+            _wait_until(pool.broken, "the executor to notice the death")
+            down = client.get("/healthz")
+            assert down.status_code == 503, down.text
+            assert down.json()["ingest"] == "down" and down.json()["status"] == "degraded"
+            # The next post replaces it and goes through, and health is back.
+            project = make_project(client, "pool-health")
+            posted = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("h", 2)})
+            assert posted.status_code == 201, posted.text
+        else:
+            _wait_until(lambda: pool.restarts == 1, "the supervisor to replace the pool")
+            _wait_until(lambda: _pool_pids() - others - {pid} != set(), "the new pool process")
+        back = client.get("/healthz")
+        assert back.status_code == 200 and back.json()["ingest"] == "running", back.text
+        assert back.json()["ingest_restarts"] == 1
+    engine.dispose()

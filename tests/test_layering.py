@@ -193,6 +193,12 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
         ("api.tools",),
     ),
     (
+        # Simulated judges are for measuring: the service must never route on them.
+        "only api/tools/ and calibration/lab/ import calibration.lab (simulated judges, never the service)",
+        lambda rel: not rel.startswith(("api/tools/", "calibration/lab/")),
+        ("calibration.lab",),
+    ),
+    (
         # Route modules sharing a helper among themselves is still HTTP-only code.
         "only api/main.py imports api.routes",
         lambda rel: rel != "api/main.py" and not rel.startswith("api/routes/"),

@@ -189,7 +189,6 @@ def test_street_address_forms(text: str, address: str) -> None:
         "Top 5 Central Park sights and 3 Times Square shows.",
         "The Plaza Hotel 5 stars review.",
         "Chapter 12 Main Points to remember.",
-        "Wire 25 GBP to account 12345678, sort code 60-16-13.",  # UK account numbers are not IBANs
         "GB29 NWBK 6016 1331 9268 18 and DE89370400440532013001",  # IBAN checksums fail
         "AB12 3456 7890 1234 5678 90",  # not a country's IBAN
         "Use sk-learn, hf_hub_download(), glpat-token and npm_modules in the docs.",
@@ -199,6 +198,11 @@ def test_street_address_forms(text: str, address: str) -> None:
 def test_new_recognisers_reject_lookalikes(text: str) -> None:
     found = [(e.type, e.value) for e in find_entities(text) if e.type != "PERSON"]
     assert found == []
+
+
+def test_a_uk_account_is_a_bank_account_not_an_iban() -> None:
+    found = [(e.type, e.value) for e in find_entities("Wire 25 GBP to account 12345678, sort code 60-16-13.")]
+    assert found == [("BANK_ACCOUNT", "12345678"), ("BANK_ACCOUNT", "60-16-13")]
 
 
 @pytest.mark.parametrize(
@@ -400,6 +404,219 @@ def test_new_kinds_on_hh_rlhf() -> None:
     assert not [k for k in found if k[0] != "STREET_ADDRESS"]
     # 37 distinct at redact-v2, every one an address on inspection (printed above).
     assert sum(t == "STREET_ADDRESS" for t, _ in found) <= 45
+
+
+# --- the world's identifiers (redact-v3) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("NI number AB 12 34 56 C please", "NATIONAL_ID", "AB 12 34 56 C"),
+        ("Aadhaar: 2341 2341 2346", "NATIONAL_ID", "2341 2341 2346"),
+        ("CPF 111.444.777-35 do titular", "NATIONAL_ID", "111.444.777-35"),
+        ("CNPJ 11.222.333/0001-81", "NATIONAL_ID", "11.222.333/0001-81"),
+        ("SSN 536-90-4399", "NATIONAL_ID", "536-90-4399"),
+        ("codice fiscale RCCMNL83S18D969H", "NATIONAL_ID", "RCCMNL83S18D969H"),
+        ("DNI 54362315K", "NATIONAL_ID", "54362315K"),
+        ("NIE X-2482300-W", "NATIONAL_ID", "X-2482300-W"),
+        ("Steuer-ID 36 574 261 809", "NATIONAL_ID", "36 574 261 809"),
+        ("BSN 111222333", "NATIONAL_ID", "111222333"),
+        ("PESEL 44051401359", "NATIONAL_ID", "44051401359"),
+        ("n° de sécu 2 95 10 99 126 111 93", "NATIONAL_ID", "2 95 10 99 126 111 93"),
+        ("personnummer 880320-0016", "NATIONAL_ID", "880320-0016"),
+        ("HETU 131052-308T", "NATIONAL_ID", "131052-308T"),
+        ("CURP BOXW310820HNERXN09", "NATIONAL_ID", "BOXW310820HNERXN09"),
+        ("身份证号码是360426199101010071。", "NATIONAL_ID", "360426199101010071"),
+        ("주민등록번호 971013-9019902", "NATIONAL_ID", "971013-9019902"),
+        ("TC kimlik 17291716060", "NATIONAL_ID", "17291716060"),
+        ("Nigerian NIN: 12345678901", "NATIONAL_ID", "12345678901"),  # no checksum: the word says it
+        ("Reisepassnummer C01X00T47", "PASSPORT", "C01X00T47"),
+        ("护照号码：E12345678", "PASSPORT", "E12345678"),
+        ("passport no. AB 1234567", "PASSPORT", "AB 1234567"),
+        ("geboren am 3. März 1985 in Köln", "DATE_OF_BIRTH", "3. März 1985"),
+        ("fecha de nacimiento: 12 de marzo de 1985", "DATE_OF_BIRTH", "12 de marzo de 1985"),
+        ("生年月日：1985年3月12日", "DATE_OF_BIRTH", "1985年3月12日"),
+        ("DOB 03/12/1985", "DATE_OF_BIRTH", "03/12/1985"),
+        ("дата рождения 12 марта 1985 г.", "DATE_OF_BIRTH", "12 марта 1985"),
+        ("MAC 00:1A:2B:3C:4D:5E", "MAC_ADDRESS", "00:1A:2B:3C:4D:5E"),
+        ("mac a4-5e-60-c2-11-0f", "MAC_ADDRESS", "a4-5e-60-c2-11-0f"),
+        ("Cisco 001a.2b3c.4d5e", "MAC_ADDRESS", "001a.2b3c.4d5e"),
+        ("mail josé.müller@bücher.de", "EMAIL", "josé.müller@bücher.de"),
+        ("邮箱 用户@例子.中国", "EMAIL", "用户@例子.中国"),
+        ("write jane (at) example (dot) org", "EMAIL", "jane (at) example (dot) org"),
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "API_KEY", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("pk_live_51H8x2ZK3v9Y6aBcDeFgHiJkL", "API_KEY", "pk_live_51H8x2ZK3v9Y6aBcDeFgHiJkL"),
+        (
+            "ul. Marszałkowska 84/92, 00-514 Warszawa",
+            "STREET_ADDRESS",
+            "ul. Marszałkowska 84/92, 00-514 Warszawa",
+        ),
+        ("Andrássy út 60, 1062 Budapest", "STREET_ADDRESS", "Andrássy út 60, 1062 Budapest"),
+        ("住在上海市浦东新区世纪大道100号", "STREET_ADDRESS", "上海市浦东新区世纪大道100号"),
+        ("서울특별시 강남구 테헤란로 152", "STREET_ADDRESS", "서울특별시 강남구 테헤란로 152"),
+        ("I met Nguyễn Văn An", "PERSON", "Nguyễn Văn"),
+        ("Встретил Сергей Смирнов", "PERSON", "Сергей Смирнов"),
+        ("我叫王秀英。", "PERSON", "王秀英"),
+        ("ask राहुल शर्मा", "PERSON", "राहुल शर्मा"),
+        ("je m'appelle Amélie Poulain", "PERSON", "Amélie Poulain"),
+        ("routing number 021000021", "BANK_ACCOUNT", "021000021"),
+        ("Kontonummer: 0532013000", "BANK_ACCOUNT", "0532013000"),
+        ("sort code 12-34-56", "BANK_ACCOUNT", "12-34-56"),
+        ("EIN 12-3456789", "NATIONAL_ID", "12-3456789"),
+        ("driver's license D1234567", "NATIONAL_ID", "D1234567"),
+        (
+            "ETH 0x52908400098527886E0F7030069857D2E4169EE7",
+            "CRYPTO_ADDRESS",
+            "0x52908400098527886E0F7030069857D2E4169EE7",
+        ),
+        ("BTC 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", "CRYPTO_ADDRESS", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2"),
+        ("Telefon: 030 12345678", "PHONE", "030 12345678"),
+        ("电话13812345678", "PHONE", "13812345678"),
+    ],
+)
+def test_world_identifiers(text: str, kind: str, value: str) -> None:
+    found = [(e.type, e.value) for e in find_entities(text)]
+    assert (kind, value) in found, found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 12345678901 shipped.",  # 11 digits, no id word (fails CPF and TC checks)
+        "The invoice 123456789 is paid.",
+        "ISBN 978-3-16-148410-0",
+        "the passport office is open until 5 pm",
+        "At 10:30 on 12/03/2024 we met.",  # a date without a birth word
+        "born to run",
+        "MAC and cheese at 12:30:45, dead.beef.cafe",
+        "someone at knife point better",
+        "a place back in 2016, a plac 5",
+        "North Korea and Sri Lanka",
+        "id 42 and PAN card",
+        "Via email, 3 of us",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3 fails its base58 checksum",
+        "Er hat ein 1000000 Euro Haus",  # "ein" is an article, not an EIN
+    ],
+)
+def test_world_recognisers_reject_lookalikes(text: str) -> None:
+    assert find_entities(text) == []
+
+
+def test_false_positives_of_the_world_kinds_on_all_shared_data() -> None:
+    """Every text of ../shared/data (HH-RLHF, PandaLM, LLMBar dev): the kinds added at redact-v3
+    are bounded (measured: one SSN-shaped number and two birth dates in HH-RLHF, which ask for
+    personal data; nothing in PandaLM or LLMBar), and the share of masked words stays small."""
+    new_kinds = ("NATIONAL_ID", "PASSPORT", "DATE_OF_BIRTH", "MAC_ADDRESS", "CRYPTO_ADDRESS", "BANK_ACCOUNT")
+    found: Counter[tuple[str, str]] = Counter()
+    words = masked = 0
+    sources = (
+        ("hh-rlhf/harmless_base_test.jsonl", ("prompt", "chosen", "rejected")),
+        ("pandalm/testset_3annotators.jsonl", ("prompt", "response_a", "response_b")),
+        ("replay/llmbar_dev.jsonl", ("prompt", "response_a", "response_b")),
+    )
+    for name, fields in sources:
+        with (SHARED / name).open(encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                for field in fields:
+                    text = str(r[field])
+                    words += len(text.split())
+                    for e in find_entities(text):
+                        masked += max(1, len(e.value.split()))
+                        if e.type in new_kinds:
+                            found[e.type, e.value] += 1
+    print(f"\nshared data: {words} words, {masked} masked ({masked / words:.2%}); new kinds: {sorted(found)}")
+    assert sum(found.values()) <= 5
+    assert masked / words < 0.01
+
+
+# A second held-out set of the world's identifiers, written after the recognisers were tuned
+# on tests/planted_world.py, in other phrasing. Measured once as written: 4 of 33 leaked; the
+# three fixed since were generalisations ("N.I. no.", a bare "ID" before a number,
+# transliterated Russian street types). The one left is a name in no list ("Thandiwe Mokoena").
+FRESH_WORLD = [
+    (
+        "UK_NINO",
+        "QQ123456C",
+        "Hi, HR here - can you confirm your N.I. no. is QQ123456C?",
+    ),  # QQ is not a valid prefix: a test value
+    ("UK_NINO", "JG 10 37 42 A", "my national insurance: JG 10 37 42 A (from the P60)"),
+    ("AADHAAR", "4991 1866 5246", "aadhaar card no 4991 1866 5246, pls check"),
+    ("CPF", "529.982.247-25", "o CPF dela é 529.982.247-25, confere?"),
+    ("US_SSN", "078-05-1120", "SSN on the form: 078-05-1120"),
+    ("PASSPORT", "L898902C3", "passport L898902C3 expires next month"),
+    ("PASSPORT", "X1234567", "Mi pasaporte es X1234567"),
+    ("PASSPORT", "123456789", "Паспорт: 123456789, выдан в 2015"),
+    ("DOB", "14/02/1990", "d.o.b. 14/02/1990"),
+    ("DOB", "2 July 1978", "she was born 2 July 1978 in Leeds"),
+    ("DOB", "1992-11-05", "Geburtsdatum 1992-11-05"),
+    ("DOB", "15 Ağustos 1988", "Doğum tarihi: 15 Ağustos 1988"),
+    ("MAC", "3C:22:FB:7A:10:9E", "device 3C:22:FB:7A:10:9E keeps dropping off wifi"),
+    ("EMAIL", "müller@straße.de", "Schreib an müller@straße.de"),
+    ("EMAIL", "иван.петров@почта.рф", "почта: иван.петров@почта.рф"),
+    (
+        "STRIPE",
+        "whsec_5Xf8Qe3RkZ9mN2pL7vT4yW1bC6dH0jA",
+        "endpoint secret whsec_5Xf8Qe3RkZ9mN2pL7vT4yW1bC6dH0jA",
+    ),
+    (
+        "STRIPE",
+        "pk_live_51Nz3hGJvP0xQ8rT2yU6iO9pA4sD7fG1hJ",
+        "publishable pk_live_51Nz3hGJvP0xQ8rT2yU6iO9pA4sD7fG1hJ in the page source",
+    ),
+    ("ADDRESS", "ul. Długa 12/4, 80-827 Gdańsk", "send it to ul. Długa 12/4, 80-827 Gdańsk"),
+    ("ADDRESS", "Rruga e Durrësit 45", "Adresa: Rruga e Durrësit 45"),
+    ("ADDRESS", "广州市天河区体育西路103号", "我的地址是广州市天河区体育西路103号"),
+    ("ADDRESS", "大阪府大阪市北区梅田3-1-1", "住所は大阪府大阪市北区梅田3-1-1です"),
+    ("ADDRESS", "İstiklal Caddesi No: 8", "İstiklal Caddesi No: 8, Beyoğlu adresindeyim"),
+    ("ADDRESS", "Nevsky prospekt 28", "We stayed at Nevsky prospekt 28"),
+    ("PERSON", "Nnamdi Okafor", "Nnamdi Okafor signed the lease"),
+    ("PERSON", "Thandiwe Mokoena", "Please ask Thandiwe Mokoena about it"),
+    ("PERSON", "Lê Văn Tám", "My colleague Lê Văn Tám is on leave"),
+    ("PERSON", "Fatima Al-Sayed", "Contact: Fatima Al-Sayed"),
+    ("PERSON", "Ahmet Öztürk", "Ahmet Öztürk aradı"),
+    ("PERSON", "Ольга Кузнецова", "Звонила Ольга Кузнецова"),
+    ("PERSON", "陈静", "陈静女士明天来"),
+    ("PERSON", "이지은", "이지은 씨에게 연락하세요"),
+    ("NATIONAL_ID", "7501015800084", "South African ID 7501015800084"),
+    ("NATIONAL_ID", "12345-1234567-1", "CNIC 12345-1234567-1"),
+]
+FRESH_WORLD_MAX_LEAKS = 1
+
+
+def test_fresh_held_out_world_set() -> None:
+    token = re.compile(r"<[A-Z_]+_\d+>")
+    leaks = []
+    for kind, value, text in FRESH_WORLD:
+        shown = token.sub(" ", redact_text(text)[0])
+        parts = [p.strip(",.;:") for p in value.split()]
+        if value in shown or any(p in shown for p in parts if sum(c.isalnum() for c in p) >= 4):
+            leaks.append((kind, text))
+    print(f"\nfresh held-out set: {len(leaks)} of {len(FRESH_WORLD)} leaked: {leaks}")
+    assert len(leaks) <= FRESH_WORLD_MAX_LEAKS
+
+
+def test_recogniser_doctests() -> None:
+    """The examples in the recognisers' docstrings hold."""
+    import doctest
+
+    from api.review import (
+        redaction,
+        redaction_address,
+        redaction_address_world,
+        redaction_contact,
+        redaction_ids,
+        redaction_names,
+        redaction_names_world,
+        redaction_payment,
+        redaction_secrets,
+    )
+
+    modules = (redaction, redaction_address, redaction_address_world, redaction_contact, redaction_ids)
+    for module in (*modules, redaction_names, redaction_names_world, redaction_payment, redaction_secrets):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
 # --- regenerating the planted set ----------------------------------------------------------

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from api.models import Label, Project, Reviewer, ReviewItem, ReviewLease, utcnow
 from api.review import queue, submit
-from api.review.reviewers import create_reviewer
+from api.review.reviewers import assign_projects, create_reviewer
 from api.schemas import ReviewSubmit
 from tests.helpers import seed_review_queue
 
@@ -99,6 +99,8 @@ def test_eight_reviewers_never_share_an_item_and_lose_no_label(any_engine: Engin
     with Session(any_engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
         reviewers = [create_reviewer(session, f"r{i}")[0] for i in range(REVIEWERS)]
+        for reviewer in reviewers:  # a submit re-checks the assignment
+            assign_projects(session, reviewer, [project_id])
         n_review = len(session.exec(select(ReviewItem).where(ReviewItem.queue == "review")).all())
     assert project is not None and n_review > 100
 
@@ -129,6 +131,8 @@ def test_late_submits_racing_fresh_claims_never_give_an_item_two_labels(any_engi
     with Session(any_engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
         late, *others = [create_reviewer(session, f"r{i}")[0] for i in range(REVIEWERS)]
+        for reviewer in (late, *others):  # a submit re-checks the assignment
+            assign_projects(session, reviewer, [project_id])
         review_items = session.exec(select(ReviewItem).where(ReviewItem.queue == "review")).all()
     assert project is not None and len(review_items) > 30
     stale_leases: dict[int, int] = {}  # lease -> pair

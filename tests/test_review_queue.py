@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from api.models import Decision, Job, Label, Pair, Project, Reviewer, ReviewItem, ReviewLease, utcnow
 from api.review import prepare, queue
 from api.review.queue import on_decisions_written
-from api.review.reviewers import create_reviewer
+from api.review.reviewers import assign_projects, create_reviewer
 from api.review.submit import submit_label
 from api.schemas import ReviewSubmit, RoutingSettings
 from api.settings import Settings
@@ -472,8 +472,13 @@ def queued_project(engine: Engine, n: int, overlap: int = 1, name: str = "late")
 
 
 def reviewers(engine: Engine, *names: str) -> list[Reviewer]:
+    """Reviewers assigned to every project there is (a submit re-checks the assignment)."""
     with Session(engine, expire_on_commit=False) as session:
-        return [create_reviewer(session, name)[0] for name in names]
+        made = [create_reviewer(session, name)[0] for name in names]
+        projects = list(session.exec(select(Project.id)))
+        for reviewer in made:
+            assign_projects(session, reviewer, projects)  # type: ignore[arg-type]
+        return made
 
 
 def time_passes(engine: Engine, seconds: float = 3600) -> int:

@@ -79,10 +79,10 @@ def test_a_honeypot_flag_needs_a_gold_label_and_honeypot_answers_cannot_be_impor
     client: TestClient, engine: Engine, settings: Settings
 ) -> None:
     project = _project(client, engine, settings, 1)
-    for bad in ({"source": "import", "honeypot": True}, {"source": "honeypot"}):
+    for bad, status in (({"source": "import", "honeypot": True}, 422), ({"source": "honeypot"}, 403)):
         body = {"labels": [{"client_id": "c0", "label": "A", **bad}]}
         r = client.post(f"/v1/projects/{project}/labels", json=body)
-        assert r.status_code == 422 and "honeypot" in r.text
+        assert r.status_code == status and "honeypot" in r.text
     _honeypots(client, project, {"c0": "A>B"})
     _honeypots(client, project, {"c0": "A>B"})  # a repeat is a no-op
     with Session(engine) as session:
@@ -313,3 +313,27 @@ def test_a_honeypot_answer_grades_the_reviewer_and_never_labels_the_pair(
     assert sides[pair_id] == "A"
     assert pair_id not in usable.index
     assert _quality(client, project)["wrong"]["honeypot_accuracy"] == 0.0
+
+
+def test_a_reviewer_who_contradicts_gold_is_graded_by_it_and_the_gold_keeps_its_pair(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    """Disagreeing with gold is a reviewer-quality signal, never a veto of the gold label."""
+    project = _project(client, engine, settings, 12, honeypot_rate=0.0)
+    gold = [{"client_id": f"c{i}", "label": "A>B", "source": "gold", "annotator": "gold"} for i in range(12)]
+    assert client.post(f"/v1/projects/{project}/labels", json={"labels": gold}).status_code == 201
+    token = new_reviewer(client, "contrarian")
+    n = 0
+    while (r := _next(client, project, token)).status_code == 200 and r.json()["item"] is not None:
+        assert _submit(client, token, r.json()["item"]["lease_id"], label="B>>A").status_code == 201
+        n += 1
+    # Five straight misses against known answers pause the reviewer (as with honeypots).
+    assert r.status_code == 423 and n == 5
+    row = _quality(client, project)["contrarian"]
+    assert row["paused"] and row["honeypots_seen"] == 5 and row["honeypot_accuracy"] == 0.0
+    assert "5 honeypots or gold labels" in row["paused_reason"]
+    with Session(engine) as session:
+        labels = session.exec(select(Label).where(Label.annotator == "contrarian")).all()
+        assert {g.kind for g in grade(session, project, "contrarian", list(labels))} == {"gold"}
+        answers = human_labels.human_label_per_pair(session, project)
+    assert {a.side for a in answers.values()} == {"A"}  # every pair keeps its gold side

@@ -67,6 +67,7 @@ def build_manifest(
     judges: list[str],
     prompt_versions: list[str],
     redaction_version: str,
+    redacted: bool,
     files: dict[str, str],
     rows_sha256: str,
     held_back: dict[int, str],
@@ -90,6 +91,9 @@ def build_manifest(
         "judges": judges,
         "prompt_versions": prompt_versions,
         "redaction_version": redaction_version,
+        # True: texts and metadata strings went through that redactor (typed tokens, no
+        # mapping); False: they are the raw texts as posted, personal data included.
+        "redacted": redacted,
         "held_back": {"total": len(held_back), "by_reason": dict(Counter(held_back.values()))},
         "cost": {
             "judge_cost_usd": round(judge_cost, 6),
@@ -111,6 +115,19 @@ def _table(counter: dict[str, int]) -> str:
     lines = ["| value | rows |", "| --- | ---: |"]
     lines += [f"| {key} | {value} |" for key, value in sorted(counter.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines) + "\n"
+
+
+def _redaction_line(manifest: dict[str, Any]) -> str:
+    if manifest.get("redacted"):
+        return (
+            f"**Redacted**: personal data and secrets in the texts and metadata are replaced by typed "
+            f"tokens (`<EMAIL_1>`, `<PERSON_2>`, ...) by {manifest['redaction_version']}; the originals "
+            "are not in this export. Pair ids, client ids and reviewer account names are kept."
+        )
+    return (
+        "**Not redacted**: the texts are exactly as posted and may contain personal data and "
+        "secrets. Export with `redact: true` (or the project setting `redact_exports`) to share."
+    )
 
 
 def dataset_card(manifest: dict[str, Any]) -> str:
@@ -152,6 +169,7 @@ exists, otherwise a judge label the calibrated gate auto-accepted. Every row say
 - Audited agreement so far: {audited}
 - Judges: {", ".join(manifest["judges"]) or "none"}; prompt versions: {", ".join(manifest["prompt_versions"])}
 - Redaction version (what reviewers saw): {manifest["redaction_version"]}
+- {_redaction_line(manifest)}
 - Judge cost per accepted label: {manifest["cost"]["cost_per_accepted_label"]} USD
 
 ## Rows by label source

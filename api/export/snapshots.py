@@ -12,7 +12,10 @@ place with the :class:`~api.models.Export` row's commit, so nothing is stored ha
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ from api.export.leakage import hold_back
 from api.export.manifest import CARD, MANIFEST, Counts, build_manifest, dataset_card
 from api.export.promotion import audited_upper_bound, promotion_state
 from api.export.promotion import refusals as promotion_refusals
+from api.export.redacted import redact_rows
 from api.export.rows import RowFilter, RowHashes, iter_rows, sha256_file, train_prompts
 from api.models import Export, Judgment, Pair, Project
 from api.pipeline.gate import audit_outcomes
@@ -39,6 +43,44 @@ from api.review.redaction import REDACTION_VERSION
 from calibration.metrics import clopper_pearson_interval
 
 MAX_NUMBER_ATTEMPTS = 5
+STAGING_PREFIX = ".tmp-export-"
+# A staging folder whose writer cannot be checked (another host, or named before the writer's
+# pid was part of the name) is removed once it is this old.
+STALE_STAGING_S = 24 * 3600
+
+
+def remove_stale_staging(parent: Path, now: float | None = None) -> list[Path]:
+    """Remove the staging folders of exports that were killed mid-write (a clean failure removes
+    its own): on this host, those whose process is gone; any, once a day old. Returns them."""
+    now = time.time() if now is None else now
+    host = socket.gethostname()
+    removed: list[Path] = []
+    for path in parent.glob(f"{STAGING_PREFIX}*"):
+        if not path.is_dir():
+            continue
+        parts = path.name[len(STAGING_PREFIX) :].rsplit("-", 2)  # host (may hold "-"), pid, random
+        local = len(parts) == 3 and parts[0] == host and parts[1].isdigit()
+        if local:
+            stale = not _alive(int(parts[1]))  # a live writer's folder stays, however long it takes
+        else:
+            try:
+                stale = now - path.stat().st_mtime > STALE_STAGING_S
+            except FileNotFoundError:
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -52,6 +94,7 @@ class ExportRequest:
     min_source: str | None = None
     force: bool = False
     reason: str | None = None
+    redact: bool = False
 
     def filters(self) -> dict[str, Any]:
         return {"split": self.split, "min_source": self.min_source}
@@ -187,7 +230,8 @@ def create_export(
         del train, frozen
     parent = out.parent if out is not None else project_dir(export_dir, project)
     parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".tmp-export-{uuid.uuid4().hex}"
+    remove_stale_staging(parent)
+    staging = parent / f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
         return _write_and_store(engine, project, request, staging, out, held, refused)
@@ -209,6 +253,8 @@ def _write_and_store(
     hashes = RowHashes(staging)
     try:
         rows = iter_rows(engine, project, RowFilter(request.split, request.min_source), skip=frozenset(held))
+        if request.redact:
+            rows = redact_rows(rows)
         written = _writer(request, project)(rows, staging, hashes, counts)
     finally:
         hashes.close()
@@ -236,6 +282,7 @@ def _write_and_store(
                 judges=judges,
                 prompt_versions=prompts,
                 redaction_version=REDACTION_VERSION,
+                redacted=request.redact,
                 files=files,
                 rows_sha256=rows_sha256,
                 held_back=held,
@@ -275,6 +322,7 @@ def _write_and_store(
                     "forced": request.force,
                     "force_reason": request.reason if request.force else None,
                     "refusals_overridden": refused if request.force else [],
+                    "redacted": request.redact,
                 },
             )
             try:

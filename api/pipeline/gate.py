@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 from typing import Any
 
 import pandas as pd
@@ -30,8 +29,10 @@ from sqlmodel import Session, select
 
 from api import audit
 from api.db import chunks
-from api.models import CalibrationVersion, Decision, Honeypot, Judgment, Label, Pair, Project
+from api.models import CalibrationVersion, Decision, Judgment, Label, Pair, Project
 from api.pipeline.decisions import requeue, reroute
+from api.pipeline.gate_labels import usable_label_set
+from api.pipeline.gate_labels import usable_labels as usable_labels  # re-exported: callers import it here
 from api.pipeline.judging import judgment_views
 from api.pipeline.routing import (
     FittedGate,
@@ -48,8 +49,7 @@ from api.pipeline.versions import (
     latest_version_to_follow,
     version_name,
 )
-from api.review.human_labels import calibration_pairs, counting_labels, human_sides
-from api.vocab import CALIBRATION_SOURCES, SOURCE_WHY, LabelSource
+from api.vocab import CALIBRATION_SOURCES, LabelSource
 from calibration.cascade import CascadeModel, fit_cascade
 from calibration.drift import drift_alarm
 from calibration.features import build_features
@@ -58,29 +58,6 @@ from calibration.shift import ShiftDetector, pair_statistics, text_statistics
 from judge.verdicts import to_side
 
 log = logging.getLogger("prelabel.calibrate")
-
-
-def usable_labels(session: Session, project_id: int) -> tuple[pd.Series, dict[str, Any]]:
-    """Human sides of pairs with calibration-usable labels, and what each source contributed.
-
-    A pair calibrates when it has a counting label from a source in ``CALIBRATION_SOURCES``,
-    is not a honeypot, and its batch passes the agreement gate
-    (:func:`api.review.human_labels.calibration_pairs`); its side is the answer from all its
-    counting labels (an adjudication wins), with Dawid--Skene fitted on every counting label of
-    the project.
-    """
-    labels = counting_labels(session, project_id)
-    counts = Counter(label.source for label in labels)
-    sources = {
-        source: {"n": counts.get(source, 0), "used": source in CALIBRATION_SOURCES, "why": SOURCE_WHY[source]}
-        for source in SOURCE_WHY
-    }
-    # Honeypots are picked because their answer is clear: a sample of easy pairs, not of the stream.
-    honeypots = set(session.exec(select(Honeypot.pair_id).where(Honeypot.project_id == project_id)))
-    sampled = {label.pair_id for label in labels if label.source in CALIBRATION_SOURCES} - honeypots
-    usable = sampled & calibration_pairs(session, project_id, labels)
-    sides = human_sides(labels)
-    return sides[sides.index.isin(list(usable))], sources
 
 
 def never_accept_flags(
@@ -145,7 +122,8 @@ def refit(
         # Read before the labels: a kill-switch stored after this read is one the labels may
         # predate, and the version written below must not undo it.
         latest_when_read = latest_version(session, project.id)  # type: ignore[arg-type]
-        gold, sources = usable_labels(session, project.id)  # type: ignore[arg-type]
+        found = usable_label_set(session, project.id)  # type: ignore[arg-type]
+        gold, sources = found.sides, found.sources
         labelled = [int(i) for i in gold.index]
         views = judgment_views(session, labelled)
         frame = views_frame(views)
@@ -185,8 +163,15 @@ def refit(
             never_accept=blocked[0],  # routing's hard flags, so the guarantee covers what is accepted
         )
         reason = model.reason
+    elif len(gold):
+        reason = f"{len(gold)} usable labels, but none of their pairs has been judged yet"
     else:
         reason = f"no usable labels yet (need {routing.n_min} from sources {', '.join(CALIBRATION_SOURCES)})"
+    if not (model and model.open):
+        # Name everything that keeps the gate closed, not only the fit's last word.
+        reason = "; ".join([reason, *found.why_closed(routing)])
+    warnings = found.warnings()
+    reason = "; ".join([reason, *(f"warning: {w}" for w in warnings)])
     with Session(engine, expire_on_commit=False) as session:
         previous = latest_version_to_follow(session, project.id)  # type: ignore[arg-type]
         is_open = bool(model and model.open)
@@ -208,7 +193,7 @@ def refit(
             n_labels=int(n_used),
             label_sources=sources,
             model=model.to_dict() if model else None,
-            report={},
+            report={"warnings": warnings} if warnings else {},
         )
         session.add(version)
         audit.record_version(session, version, was_open=bool(previous and previous.open))

@@ -13,6 +13,7 @@ the field named (``api.fields``), as is text no column can hold (NUL, lone surro
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from api.db import bulk_insert, chunks, insert_ignore
 from api.fields import printable
 from api.models import Honeypot, Job, Label, Pair, Project, utcnow
 from api.schemas import LabelIn, PairIn
+from api.vocab import IMPORT_SOURCES, LabelSource
 from judge.content import content_hash
 from judge.verdicts import to_five_point
 
@@ -328,6 +330,19 @@ class LabelsRefused(Exception):
         self.errors = sorted(errors, key=lambda e: e.line)
 
 
+class LabelsForbidden(Exception):
+    """Some lines carry a source the caller may not give (``vocab.IMPORT_SOURCES``): nothing
+    was stored."""
+
+    def __init__(self, errors: list[LineError], allowed: Collection[str]) -> None:
+        super().__init__(
+            f"{len(errors)} line(s) carry a label source this caller may not give; nothing was stored. "
+            f"Import sources: {', '.join(sorted(allowed))}. Review, audit, calibration, adjudicated and "
+            "honeypot labels come only from reviewers through the review queue"
+        )
+        self.errors = sorted(errors, key=lambda e: e.line)
+
+
 class LabelKeyConflict(Exception):
     """An idempotency key was reused with a different label: nothing was stored."""
 
@@ -346,9 +361,24 @@ def _idempotency_key(item: LabelIn) -> str:
     return item.idempotency_key or f"{item.source}:{item.annotator}:{item.client_id}"
 
 
-def parse_labels(body: bytes, content_type: str) -> tuple[list[tuple[int, LabelIn]], list[LineError]]:
-    """Validated labels with their line numbers, and every invalid line."""
+def parse_labels(
+    body: bytes, content_type: str, sources: Collection[str] = IMPORT_SOURCES
+) -> tuple[list[tuple[int, LabelIn]], list[LineError]]:
+    """Validated labels with their line numbers, and every invalid line.
+
+    Raises :class:`LabelsForbidden` when any line names a source outside ``sources``
+    (checked before anything else about the line: who may give a label comes first).
+    """
     records, errors = _records_from_body(body, content_type, key="labels")
+    forbidden = [
+        LineError(number, _client_id(record), [f"source: {record['source']!r} may not be imported"])
+        for number, record in records
+        if isinstance(record, dict)
+        and isinstance(record.get("source"), str)
+        and record["source"] in set(LabelSource) - set(sources)  # unknown words: a 422 below
+    ]
+    if forbidden:
+        raise LabelsForbidden(forbidden, sources)
     if not records and not errors:
         errors.append(LineError(0, None, ["request holds no labels"]))
     parsed: list[tuple[int, LabelIn]] = []
@@ -374,14 +404,25 @@ def parse_labels(body: bytes, content_type: str) -> tuple[list[tuple[int, LabelI
     return parsed, errors
 
 
-def store_labels(engine: Engine, project: Project, body: bytes, content_type: str) -> LabelsStored:
+def store_labels(
+    engine: Engine,
+    project: Project,
+    body: bytes,
+    content_type: str,
+    sources: Collection[str] = IMPORT_SOURCES,
+) -> LabelsStored:
     """Store human labels, all or nothing; the same idempotency key with the same label is a no-op.
 
-    Raises :class:`LabelsRefused` (bad lines, unknown client ids, a key repeated in the
+    ``sources``: the label sources this caller may give. The labels route passes the default
+    (a project key or the admin imports gold and import labels only); a wider set is for
+    in-process simulations of the review flow (benchmarks), never for an HTTP caller.
+
+    Raises :class:`LabelsForbidden` (a line's source is not in ``sources``),
+    :class:`LabelsRefused` (bad lines, unknown client ids, a key repeated in the
     request), :class:`LabelKeyConflict` (a stored key with a different label), or
     ``IntegrityError`` when a concurrent request stored some of the same keys first.
     """
-    parsed, errors = parse_labels(body, content_type)
+    parsed, errors = parse_labels(body, content_type, sources)
     with Session(engine) as session:
         pair_of: dict[str, int] = {}
         for part in chunks([item.client_id for _, item in parsed]):

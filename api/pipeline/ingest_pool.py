@@ -86,11 +86,34 @@ class IngestPool:
         try:
             return await loop.run_in_executor(executor, call)
         except BrokenProcessPool:
-            if self._executor is executor:  # the first post to find it broken replaces it
-                self._executor = self._new_executor()
-                self.restarts += 1
-                executor.shutdown(wait=False, cancel_futures=True)
+            self._replace(executor)
             return await loop.run_in_executor(self._executor, call)
+
+    def _replace(self, executor: ProcessPoolExecutor) -> bool:
+        """A new pool for a broken ``executor``, unless someone replaced it already."""
+        if self._executor is not executor:
+            return False
+        self._executor = self._new_executor()
+        self.restarts += 1
+        executor.shutdown(wait=False, cancel_futures=True)
+        return True
+
+    def broken(self) -> bool:
+        """A pool process died (killed, the OOM killer), whether or not a post has found out yet.
+
+        The executor's manager thread watches every process's sentinel and marks the executor
+        broken at once; the standard library exposes that flag only as ``_broken``.
+        """
+        return bool(getattr(self._executor, "_broken", False))
+
+    async def restore_if_broken(self) -> bool:
+        """Replace a broken pool and start its processes (the API's supervisor calls this, so a
+        dead pool is not left for the next post to find). True when it had to."""
+        executor = self._executor
+        if not self.broken() or not self._replace(executor):
+            return False
+        await self.start()
+        return True
 
     def stop(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

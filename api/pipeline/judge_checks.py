@@ -5,6 +5,7 @@
   ``<judge>``. Its index is built here and cached for the worker (judge.providers).
   Errors name the file as given, never its contents.
 * ``mock/<name>``: ``api_base`` is its option string ("latency_ms=300") and must parse.
+  ``mock/`` and ``replay/`` without a name are refused.
 * Any other model is live: litellm must know it (its price table lists the model for the
   provider it resolves to), unless the judge is marked ``custom``; a model served by a
   provider registered in-process (tests' fakes) counts as known. Its ``api_base``, if any,
@@ -22,12 +23,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from api.schemas import JudgeSpec
+from api.schemas import JudgeSpec, RoutingSettings
 from judge.endpoints import EndpointRefused, check_api_base, parse_allowed
 from judge.providers import MOCK_PROVIDER, REPLAY_PROVIDER, mock_options, replay_index
 from judge.recorded import RecordedFormatError
 
-__all__ = ["judge_problems", "replay_dirs", "allowed_api_bases"]
+__all__ = ["judge_problems", "routing_problems", "replay_dirs", "allowed_api_bases"]
 
 REPLAY_DIRS_ENV = "PRELABEL_REPLAY_DIRS"
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
@@ -53,7 +54,9 @@ def judge_problems(judges: list[JudgeSpec], settings: Any) -> list[str]:
     allowed = allowed_api_bases(settings)
     for i, spec in enumerate(judges):
         provider, _, name = spec.model.partition("/")
-        if provider == REPLAY_PROVIDER and name:
+        if provider in (REPLAY_PROVIDER, MOCK_PROVIDER) and not name.strip():
+            problem = f"model: {spec.model!r} names no judge (write {provider}/<name>)"
+        elif provider == REPLAY_PROVIDER and name:
             problem = _replay_problem(name, spec.api_base, dirs)
         elif provider == MOCK_PROVIDER and name:
             problem = _mock_problem(spec.api_base)
@@ -62,6 +65,18 @@ def judge_problems(judges: list[JudgeSpec], settings: Any) -> list[str]:
         if problem:
             problems.append(f"judges[{i}].{problem}")
     return problems
+
+
+def routing_problems(judges: list[JudgeSpec], routing: RoutingSettings) -> list[str]:
+    """Routing settings that name judges the panel does not have (a typo in
+    ``order_sensitive_judges`` would silently drop that judge's hard flag)."""
+    panel = {spec.model for spec in judges}
+    return [
+        f"routing.order_sensitive_judges[{i}]: {name!r} is not a judge of this project "
+        f"(its judges: {', '.join(sorted(panel))})"
+        for i, name in enumerate(routing.order_sensitive_judges or [])
+        if name not in panel
+    ]
 
 
 def _inside(path: str, directories: list[str]) -> bool:

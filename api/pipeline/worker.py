@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.metrics import (
+    INJECTION_RECHECKS,
     JUDGE_CACHE_HITS,
     JUDGE_CALLS,
     JUDGE_CALLS_SAVED,
@@ -30,6 +31,7 @@ from api.metrics import (
 from api.models import Judgment, Pair, Project
 from api.pipeline.decisions import PairOutcome, decision_fields, store_outcomes
 from api.pipeline.gate import decided_under, maintain
+from api.pipeline.injection_recheck import RECHECK_PREFIX, Recheck, moved_reasons, recheck_for
 from api.pipeline.judge_checks import allowed_api_bases
 from api.pipeline.judging import (
     cached_judgments,
@@ -48,7 +50,7 @@ from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key, lo
 from judge.injection import injection_check_many
 from judge.providers import REPLAY_PROVIDER
 from judge.safety import safety_check_many
-from judge.verdicts import orders_to_ask
+from judge.verdicts import orders_to_ask, side
 
 log = logging.getLogger("prelabel.worker")
 
@@ -251,7 +253,11 @@ class Worker:
         projects = {p.project_id: self._project(p.project_id) for p in pairs}
 
         def prepare() -> tuple[
-            dict[tuple[str, str, str], Judgment], list[tuple[bool, list[str], list[str]]], set[int], set[int]
+            dict[tuple[str, str, str], Judgment],
+            list[tuple[bool, list[str], list[str]]],
+            set[int],
+            set[int],
+            list[Recheck | None],
         ]:
             # litellm's first import takes seconds of CPU: pay it here, in a thread, and not in
             # the first judge call on the event loop, where it would stall the lease heartbeat.
@@ -274,11 +280,22 @@ class Worker:
             # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
             cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
             labelled = labelled_pairs(self.engine, cascading) if cascading else set()  # type: ignore[arg-type]
-            # (safety flag, safety reasons, prompt-injection findings) per pair
-            flags = [(c.flagged, list(c.reasons), s.reasons) for c, s in zip(checks, screens, strict=True)]
-            return cache, flags, labelled, self._boosted_audits(pairs)
+            # (safety flag, safety reasons, prompt-injection findings) per pair; a pair judged
+            # again keeps what an earlier re-judge check found (and is not checked twice)
+            kept = [[x for x in p.injection_reasons if RECHECK_PREFIX in x] for p in pairs]
+            flags = [
+                (c.flagged, list(c.reasons), [*s.reasons, *k])
+                for c, s, k in zip(checks, screens, kept, strict=True)
+            ]
+            # Pairs the rules let through but whose responses hold text that may be addressed
+            # to an evaluator: judged once more without it (injection_recheck.py).
+            rechecks = [
+                None if flag[2] else recheck_for(p.prompt, p.response_a, p.response_b)
+                for p, flag in zip(pairs, flags, strict=True)
+            ]
+            return cache, flags, labelled, self._boosted_audits(pairs), rechecks
 
-        cache, flags, labelled, boosted = await asyncio.to_thread(prepare)
+        cache, flags, labelled, boosted, rechecks = await asyncio.to_thread(prepare)
         return [
             asyncio.create_task(
                 self._judge_pair(
@@ -289,9 +306,10 @@ class Worker:
                     pair.id in labelled,
                     pair.id in boosted,
                     semaphore,
+                    recheck,
                 )
             )
-            for pair, flag in zip(pairs, flags, strict=True)
+            for pair, flag, recheck in zip(pairs, flags, rechecks, strict=True)
         ]
 
     def _boosted_audits(self, pairs: list[Pair]) -> set[int]:
@@ -325,14 +343,22 @@ class Worker:
         return boosted
 
     async def _call(
-        self, spec: JudgeSpec, pair: Pair, order: str, rubric: str | None, semaphore: asyncio.Semaphore
+        self,
+        spec: JudgeSpec,
+        pair: Pair,
+        order: str,
+        rubric: str | None,
+        semaphore: asyncio.Semaphore,
+        responses: tuple[str, str] | None = None,
     ) -> JudgeCallResult:
+        """One judge call on the pair (or on the pair's prompt with other ``responses``)."""
+        response_a, response_b = responses or (pair.response_a, pair.response_b)
         async with semaphore:
             result = await call_judge(
                 spec.model,
                 pair.prompt,
-                pair.response_a,
-                pair.response_b,
+                response_a,
+                response_b,
                 order,
                 api_base=spec.api_base,
                 logprobs=spec.logprobs,
@@ -360,6 +386,7 @@ class Worker:
         labelled: bool,
         boosted: bool,
         semaphore: asyncio.Semaphore,
+        recheck: Recheck | None = None,
     ) -> PairOutcome:
         """Judge a pair in both orders and route it; stage by stage under an open cascade.
 
@@ -417,6 +444,20 @@ class Worker:
             )
             if decision.next_stage is None:
                 break
+        injection_reasons = precheck[2]
+        if recheck is not None:
+            found = await self._recheck(pair, project, rows, recheck, semaphore)
+            if found:
+                injection_reasons = [*injection_reasons, *found]
+                decision = route_pair(
+                    pair.id,  # type: ignore[arg-type]
+                    views,
+                    precheck[0],
+                    gate,
+                    version,
+                    routing,
+                    precheck_injection=True,
+                )
         panel = panel_calls(specs.values())
         saved = panel - len(rows)
         if saved and pair.judged_at is None:  # counted once, at a pair's first judging
@@ -428,8 +469,39 @@ class Worker:
             decision=decision_fields(decision, version, len(rows), panel),
             safety_flag=precheck[0],
             safety_reasons=precheck[1],
-            injection_reasons=precheck[2],
+            injection_reasons=injection_reasons,
         )
+
+    async def _recheck(
+        self,
+        pair: Pair,
+        project: Project,
+        rows: list[dict[str, object]],
+        recheck: Recheck,
+        semaphore: asyncio.Semaphore,
+    ) -> list[str]:
+        """Ask each judge that gave a readable verdict once more, in the first order it was
+        asked, with the suspicious spans removed; the reasons to flag the pair (empty when no
+        verdict moved). Only pairs :func:`recheck_for` picks pay these calls."""
+        specs = self._specs[pair.project_id]
+        first: dict[str, dict[str, object]] = {}
+        for row in rows:
+            # A replay judge only knows the texts it recorded: it cannot judge a changed one.
+            replayed = str(row["judge"]).startswith(f"{REPLAY_PROVIDER}/")
+            if row["error"] is None and side(str(row["verdict"])) is not None and not replayed:
+                first.setdefault(str(row["judge"]), row)
+        if not first:
+            return []  # no readable verdict: the pair is already a human's (judge failure)
+        calls = [
+            self._call(specs[model], pair, str(row["order"]), project.rubric, semaphore, recheck.responses)
+            for model, row in first.items()
+        ]
+        results = await asyncio.gather(*calls)
+        before = [(model, str(row["verdict"])) for model, row in first.items()]
+        after = [(r.verdict if r.error is None else None) for r in results]
+        reasons = moved_reasons(recheck, before, after)
+        INJECTION_RECHECKS.labels("moved" if reasons else "held").inc()
+        return reasons
 
     @staticmethod
     def _row(result: JudgeCallResult | Judgment, pair: Pair, project: Project, key: str) -> dict[str, object]:

@@ -1,7 +1,8 @@
 """The adjudication queue: disputed pairs of low-agreement batches, for senior reviewers.
 
-A batch whose agreement is below the project's threshold does not calibrate
-(:func:`api.review.human_labels.calibration_pairs`); its disputed pairs (overlapped pairs
+A batch whose measured agreement is below the project's threshold
+(:meth:`api.review.human_labels.BatchAgreement.below`; with enough evidence it also stops
+calibrating: :func:`api.review.human_labels.calibration_pairs`) has its disputed pairs (overlapped pairs
 whose reviewers named different sides) become review items in the ``adjudication`` queue.
 A senior reviewer takes them with the usual leases (:func:`api.review.queue.next_item`) and
 submits through the usual submit route; the label is stored with source ``adjudicated`` and
@@ -28,15 +29,15 @@ _c = ITEM.c
 
 
 def disputed_pairs(session: Session, project_id: int) -> list[int]:
-    """Disputed pairs of the project's batches that do not calibrate and have no adjudicated
-    label yet, in id order."""
+    """Disputed pairs of the project's batches whose agreement is below the threshold and
+    that have no adjudicated label yet, in id order."""
     labels = counting_labels(session, project_id)
     settled = {label.pair_id for label in labels if label.source == LabelSource.ADJUDICATED}
     batches, _, threshold = project_batches(session, project_id, labels)
     return sorted(
         pid
         for batch in batches.values()
-        if not batch.calibrates(threshold)
+        if batch.below(threshold)
         for pid in batch.disputed
         if pid not in settled
     )

@@ -5,7 +5,8 @@ project's counting labels as votes (:func:`api.review.consensus.vote_table`: eac
 latest label per pair) on the pairs voted on by two or more annotators. Nominal statistics
 (Cohen's and Fleiss' kappa, nominal alpha) compare sides (A / tie / B); the ordinal alpha
 compares five-point labels (A>>B < A>B < tie < B>A < B>>A). A batch is the job its pairs came
-in; the batch gate itself is :func:`api.review.human_labels.calibration_pairs`.
+in; the batch gate itself is :func:`api.review.human_labels.calibration_pairs` (a batch stops
+calibrating only when its alpha is low with confidence).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def agreement_report(session: Session, project_id: int) -> dict[str, Any]:
                 "created_at": created.get(job_id),
                 "n_items": batch.n_items,
                 "krippendorff_alpha_ordinal": batch.krippendorff_alpha_ordinal,
+                # The bootstrap upper bound, where it decides (enough pairs, alpha below threshold).
+                "alpha_upper": batch.alpha_upper,
+                "below_threshold": batch.below(threshold),
                 "calibrates": batch.calibrates(threshold),
                 "disputed": len(batch.disputed),
             }

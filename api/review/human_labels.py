@@ -9,9 +9,14 @@ One answer per pair (:func:`aggregate`, behind :func:`human_label_per_pair` and 
 ``human_sides``): an adjudicated label wins; several annotators are combined by Dawid--Skene
 (:mod:`api.review.consensus`); one label is itself.
 
-Calibration also drops whole batches (a batch = the job its pairs came in) whose annotators
-agree too little (:func:`batch_agreement`, Krippendorff's alpha on the five-point ordinal
-scale below the project's ``agreement_threshold``): :func:`calibration_pairs`.
+Calibration also drops the reviewers' labels of a batch (a batch = the job its pairs came in)
+whose annotators agree too little *with confidence*: Krippendorff's alpha on the five-point
+ordinal scale over at least :data:`MIN_OVERLAP_ITEMS` overlapped pairs, with the upper end of a
+bootstrap interval over those pairs below the project's ``agreement_threshold``
+(:func:`batch_agreement`, :func:`calibration_pairs`). Two overlapped pairs are no evidence: the
+alpha of a handful of pairs swings from -1 to 1 on one answer. Gold and imported labels are
+never dropped: a reviewer who disagrees with gold is graded by it
+(:mod:`api.review.quality`), the gold label does not lose its vote.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from sqlmodel import Session, select
 from api.db import chunks
 from api.models import Label, Pair, Project
 from api.review.consensus import Consensus, fit_consensus, overlapped, vote_table
-from api.vocab import LabelSource
-from calibration.agreement import krippendorff_alpha
+from api.vocab import IMPORT_SOURCES, LabelSource
+from calibration.agreement import krippendorff_alpha, krippendorff_alpha_upper
 from judge.verdicts import VERDICTS, from_side, strength, to_five_point, to_side
 
 
@@ -97,6 +102,8 @@ def aggregate(labels: Sequence[Any], consensus: Consensus | None = None) -> dict
     pair's first label. ``consensus`` defaults to Dawid--Skene fitted on the same labels.
 
     * an adjudicated label: the latest adjudicated label, method "adjudicated";
+    * gold labels (imported as the truth): only they vote on their pair -- a reviewer who
+      disagrees with gold is graded by it (:mod:`api.review.quality`), never outvotes it;
     * votes (latest sided label per annotator) from two or more annotators: Dawid--Skene's
       side as a five-point label (:func:`five_point_for`), method "dawid_skene";
     * otherwise the latest label (a sided one if there is one), method "single".
@@ -114,6 +121,10 @@ def aggregate(labels: Sequence[Any], consensus: Consensus | None = None) -> dict
         if adjudicated:
             result[pair_id] = _one(adjudicated[-1], "adjudicated")
             continue
+        gold = [lab for lab in group if getattr(lab, "source", None) == LabelSource.GOLD]
+        # With two annotators on a pair, Dawid--Skene cannot tell who is right where they differ;
+        # a reviewer's answer on a gold pair would otherwise flip the gold label half the time.
+        group = gold or group
         votes = {lab.annotator: lab for lab in group if to_side(lab.label, strict=False) is not None}
         if len(votes) >= 2 and pair_id in fit.sides:
             side = fit.sides[pair_id]
@@ -149,39 +160,96 @@ def human_label_per_pair(
 
 # --- the batch gate ------------------------------------------------------------------------
 
+# Fewer overlapped pairs than this never exclude a batch, whatever their alpha: with two pairs
+# one answer moves alpha from 1 to below 0 (the demo's ten review labels did exactly that).
+MIN_OVERLAP_ITEMS = 10
+# One-sided level of the bootstrap upper bound on a batch's alpha: a batch is excluded only
+# when alpha is below the threshold with this confidence.
+ALPHA_CONFIDENCE = 0.95
+
 
 @dataclass(frozen=True)
 class BatchAgreement:
-    """Agreement on one batch's overlapped pairs (pairs with votes from two or more annotators)."""
+    """Agreement on one batch's overlapped pairs (pairs with votes from two or more annotators).
+
+    ``alpha_upper``: the :data:`ALPHA_CONFIDENCE` bootstrap upper bound of alpha over the
+    overlapped pairs, computed only where it decides (enough pairs, alpha below the threshold
+    :func:`batch_agreement` was given); None otherwise.
+    """
 
     job_id: int
     n_items: int
     krippendorff_alpha_ordinal: float | None  # None: no overlapped pair, or one label used by all
     disputed: tuple[int, ...]  # overlapped pairs whose votes name different sides
+    alpha_upper: float | None = None
+
+    def below(self, threshold: float) -> bool:
+        """Is the measured alpha below the threshold (however few pairs it rests on)? Its
+        disputed pairs are worth a senior's look (:mod:`api.review.adjudication`)."""
+        alpha = self.krippendorff_alpha_ordinal
+        return alpha is not None and alpha < threshold
 
     def calibrates(self, threshold: float) -> bool:
-        """Too little agreement to trust the batch's labels? Unmeasurable agreement is no
-        evidence against them."""
+        """False only with evidence of too little agreement: at least :data:`MIN_OVERLAP_ITEMS`
+        overlapped pairs and even the upper bound of alpha below ``threshold``. Unmeasurable or
+        barely measured agreement is no evidence against the labels."""
+        if not self.below(threshold) or self.n_items < MIN_OVERLAP_ITEMS:
+            return True
+        return self.alpha_upper is None or self.alpha_upper >= threshold
+
+    def why_excluded(self, threshold: float) -> str:
+        """The batch's exclusion in words (for a closed gate's reason)."""
         alpha = self.krippendorff_alpha_ordinal
-        return alpha is None or alpha >= threshold
+        words = (
+            f"job {self.job_id}: alpha {'n/a' if alpha is None else f'{alpha:.2f}'} over {self.n_items} pairs"
+        )
+        if self.alpha_upper is None:
+            return f"{words} labelled twice or more, threshold {threshold:g}"
+        return (
+            f"{words} labelled twice or more, its {ALPHA_CONFIDENCE:.0%} upper bound "
+            f"{self.alpha_upper:.2f} < {threshold:g}"
+        )
 
 
-def batch_agreement(labels: Sequence[Any], job_of: Mapping[int, int]) -> dict[int, BatchAgreement]:
+def batch_agreement(
+    labels: Sequence[Any], job_of: Mapping[int, int], threshold: float | None = None
+) -> dict[int, BatchAgreement]:
     """Per batch (``job_of``: pair id -> job id): overlapped pairs, Krippendorff's alpha on the
-    five-point ordinal scale, disputed pairs. Batches without labels are absent."""
+    five-point ordinal scale, disputed pairs, and (for batches with reviewers' labels and at
+    least :data:`MIN_OVERLAP_ITEMS` overlapped pairs whose alpha is below ``threshold``) the
+    bootstrap upper bound on alpha. Batches without labels are absent."""
     five = overlapped(vote_table(labels, scale="five"))
     sides = overlapped(vote_table(labels, scale="side"))
     n_sides = sides.groupby("item")["label"].nunique()
+    # A batch of gold and imported labels only has nothing the gate could drop: no bootstrap.
+    droppable = {
+        job_of[label.pair_id]
+        for label in labels
+        if label.pair_id in job_of and getattr(label, "source", None) not in IMPORT_SOURCES
+    }
     result = {}
     for job_id in sorted({job_of[label.pair_id] for label in labels if label.pair_id in job_of}):
         rows = five[five["item"].map(job_of) == job_id]
         alpha = krippendorff_alpha(rows, "ordinal", categories=VERDICTS) if len(rows) else math.nan
         items = rows["item"].unique().tolist()
+        upper = None
+        if (
+            threshold is not None
+            and job_id in droppable
+            and len(items) >= MIN_OVERLAP_ITEMS
+            and alpha < threshold
+        ):
+            # Seeded by the batch: the same labels give the same bound, refit after refit.
+            bound = krippendorff_alpha_upper(
+                rows, "ordinal", categories=VERDICTS, confidence=ALPHA_CONFIDENCE, seed=job_id
+            )
+            upper = None if math.isnan(bound) else bound
         result[job_id] = BatchAgreement(
             job_id=job_id,
             n_items=len(items),
             krippendorff_alpha_ordinal=None if math.isnan(alpha) else float(alpha),
             disputed=tuple(pid for pid in items if n_sides.get(pid, 0) > 1),
+            alpha_upper=upper,
         )
     return result
 
@@ -203,17 +271,52 @@ def project_batches(
     job_of = job_of_pairs(session, [label.pair_id for label in labels])
     project = session.get(Project, project_id)
     threshold = project.routing_settings().agreement_threshold if project is not None else 0.0
-    return batch_agreement(labels, job_of), job_of, threshold
+    return batch_agreement(labels, job_of, threshold), job_of, threshold
+
+
+@dataclass(frozen=True)
+class BatchGate:
+    """What the batch gate leaves to calibration: the pairs, and what it excluded."""
+
+    pairs: set[int]
+    excluded: tuple[BatchAgreement, ...]  # batches excluded with confidence
+    threshold: float
+
+    def words(self, n_pairs: int) -> str:
+        """The exclusion in one clause ("" when nothing was excluded); ``n_pairs``: how many
+        labelled pairs it cost the caller."""
+        if not self.excluded:
+            return ""
+        batches = "; ".join(batch.why_excluded(self.threshold) for batch in self.excluded)
+        many = "es" if len(self.excluded) > 1 else ""
+        return (
+            f"the agreement gate excluded the labels of {n_pairs} pairs in {len(self.excluded)} "
+            f"batch{many} whose reviewers agree too little ({batches})"
+        )
+
+
+def batch_gate(session: Session, project_id: int, labels: Sequence[Label] | None = None) -> BatchGate:
+    """:func:`calibration_pairs` with what it excluded (for the gate's reason)."""
+    labels = counting_labels(session, project_id) if labels is None else labels
+    batches, job_of, threshold = project_batches(session, project_id, labels)
+    excluded = tuple(batch for batch in batches.values() if not batch.calibrates(threshold))
+    blocked = {batch.job_id for batch in excluded}
+    # Gold and imported labels keep their pair whatever its batch: the batch gate weighs the
+    # reviewers of a batch, and a reviewer disagreeing with gold is graded, not believed.
+    trusted = {label.pair_id for label in labels if label.source in IMPORT_SOURCES}
+    kept = {
+        label.pair_id
+        for label in labels
+        if label.pair_id in trusted or job_of.get(label.pair_id) not in blocked
+    }
+    return BatchGate(kept, excluded, threshold)
 
 
 def calibration_pairs(session: Session, project_id: int, labels: Sequence[Label] | None = None) -> set[int]:
     """Pairs of the project's counting labels (or of ``labels``, which should be all of them:
-    a batch's agreement is measured on all its labels) whose batch calibrates (its alpha is not
-    below the project's ``agreement_threshold``)."""
-    labels = counting_labels(session, project_id) if labels is None else labels
-    batches, job_of, threshold = project_batches(session, project_id, labels)
-    blocked = {job for job, batch in batches.items() if not batch.calibrates(threshold)}
-    return {label.pair_id for label in labels if job_of.get(label.pair_id) not in blocked}
+    a batch's agreement is measured on all its labels) that the batch gate keeps: pairs with a
+    gold or imported label, and pairs of batches not excluded (:meth:`BatchAgreement.calibrates`)."""
+    return batch_gate(session, project_id, labels).pairs
 
 
 def human_sides(labels: list[Label]) -> pd.Series:

@@ -32,6 +32,7 @@ from api.models import (
     utcnow,
 )
 from api.review.queue import ITEM, backfill, ensure_redactions, expire_leases
+from api.review.redaction import REDACTION_VERSION
 
 log = logging.getLogger("prelabel.review")
 _c = ITEM.c
@@ -99,6 +100,24 @@ def queued_pairs_without(session: Session, table: Any, limit: int) -> list[Pair]
         .where(
             ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
             ~exists().where(table.pair_id == Pair.id),
+        )
+        .order_by(ReviewItem.priority.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    ).all()
+    return list({p.id: p for p in pairs}.values())
+
+
+def queued_pairs_redacted_before(session: Session, version: str, limit: int) -> list[Pair]:
+    """Queued pairs whose stored redaction is of another version: redone here, off the request
+    path (a lease would redo it anyway, since an older version may let through kinds of
+    personal data recognised since)."""
+    pairs = session.exec(
+        select(Pair)
+        .join(ReviewItem, ReviewItem.pair_id == Pair.id)
+        .join(PairRedaction, PairRedaction.pair_id == Pair.id)
+        .where(
+            ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
+            PairRedaction.version != version,
         )
         .order_by(ReviewItem.priority.desc())  # type: ignore[attr-defined]
         .limit(limit)
@@ -260,6 +279,8 @@ def prepare_batch(engine: Engine, redact_limit: int = 256, embed_limit: int = 64
             session.commit()
         with Session(engine, expire_on_commit=False) as session:
             pairs = queued_pairs_without(session, PairRedaction, redact_limit)
+            if len(pairs) < redact_limit:
+                pairs += queued_pairs_redacted_before(session, REDACTION_VERSION, redact_limit - len(pairs))
             if pairs:
                 ensure_redactions(session, pairs)
                 session.commit()

@@ -1,7 +1,9 @@
 """Reviewer quality: honeypot grading, the auto-pause, the speed filter, the quality table.
 
 A reviewer's answer is *graded* when a reference answer exists for its pair: the known answer
-of a honeypot (``honeypot`` table, gold labels imported with ``honeypot: true``), or the
+of a honeypot (``honeypot`` table, gold labels imported with ``honeypot: true``), the gold
+label of a gold-labelled pair (a reviewer who disagrees with gold is graded by it; the gold
+label keeps its pair, :mod:`api.review.human_labels`), or the
 majority side of at least two other reviewers on an overlapped pair (reviewers paused on the
 project and quarantined labels excluded). Grades compare sides (A / B / tie). A single peer
 is no reference: with two reviewers per pair an honest one paired with a spammer would be
@@ -46,6 +48,8 @@ REVIEWER_SOURCES: tuple[str, ...] = (
     LabelSource.HONEYPOT,
 )
 _PEER_SOURCES = tuple(s for s in REVIEWER_SOURCES if s != LabelSource.HONEYPOT)
+# Grades against a known answer (a honeypot's, or a gold label's): the "honeypots" figures.
+KNOWN_ANSWER: tuple[str, ...] = ("honeypot", "gold")
 
 
 def min_reading_seconds(routing: RoutingSettings, n_chars: int) -> float:
@@ -65,7 +69,7 @@ def quality_test(routing: RoutingSettings) -> SPRT:
 
 @dataclass(frozen=True)
 class Graded:
-    """One of a reviewer's answers with a reference: ``kind`` honeypot | peer."""
+    """One of a reviewer's answers with a reference: ``kind`` honeypot | gold | peer."""
 
     label_id: int
     pair_id: int
@@ -133,6 +137,7 @@ def grade(session: Session, project_id: int, name: str, labels: Sequence[Label])
     """The answers among ``labels`` (one reviewer's, id order) that have a reference, graded."""
     pair_ids = list(dict.fromkeys(label.pair_id for label in labels))
     known: dict[int, str] = {}
+    gold: dict[int, list[str | None]] = {}
     peers: dict[int, list[str | None]] = {}
     excluded = paused_names(session, project_id) | {name}
     for part in chunks(pair_ids):
@@ -144,22 +149,28 @@ def grade(session: Session, project_id: int, name: str, labels: Sequence[Label])
                 )
             ).all()  # type: ignore[arg-type]
         )
-        for pair_id, annotator, value in session.exec(
-            select(Label.pair_id, Label.annotator, Label.label).where(
+        for pair_id, annotator, value, source in session.exec(
+            select(Label.pair_id, Label.annotator, Label.label, Label.source).where(
                 Label.project_id == project_id,
                 Label.pair_id.in_(part),  # type: ignore[attr-defined]
-                Label.source.in_(_PEER_SOURCES),  # type: ignore[attr-defined]
+                Label.source.in_((*_PEER_SOURCES, LabelSource.GOLD)),  # type: ignore[attr-defined]
                 Label.superseded_by_id.is_(None),  # type: ignore[union-attr]
                 Label.quarantined == false(),
             )
         ):
-            if annotator not in excluded:
+            if source == LabelSource.GOLD:
+                gold.setdefault(pair_id, []).append(to_side(value, strict=False))
+            elif annotator not in excluded:
                 peers.setdefault(pair_id, []).append(to_side(value, strict=False))
     graded = []
     for label in labels:
         side = to_side(label.label, strict=False)
         if label.pair_id in known:
             kind, reference = "honeypot", to_side(known[label.pair_id], strict=False)
+        elif label.pair_id in gold:
+            # One gold label is the answer; several (a crowd imported as gold) need a majority.
+            votes = gold[label.pair_id]
+            kind, reference = "gold", votes[0] if len(votes) == 1 else reference_side(votes)
         else:
             kind, reference = "peer", reference_side(peers.get(label.pair_id, []))
         if side is not None and reference is not None:
@@ -191,13 +202,13 @@ def _ensure_status(session: Session, project_id: int, reviewer_id: int) -> None:
 def _reason(watch: Monitoring, graded: Sequence[Graded], test: SPRT, held: int, checkpoint: int) -> str:
     start = 0 if watch.last_good_check is None else watch.last_good_check + 1
     tested = graded[start : (watch.stopped_at or 0) + 1]
-    honeypots = [g for g in tested if g.kind == "honeypot"]
+    honeypots = [g for g in tested if g.kind in KNOWN_ANSWER]
     peers = [g for g in tested if g.kind == "peer"]
     since = "you started (or were resumed)" if checkpoint == 0 and start == 0 else "your last good check"
     return (
         f"On the {len(tested)} answers checked since {since} you agreed with the reference "
         f"{sum(g.agreed for g in tested)} times ({sum(g.agreed for g in honeypots)} of "
-        f"{len(honeypots)} honeypots with a known answer, {sum(g.agreed for g in peers)} of "
+        f"{len(honeypots)} honeypots or gold labels with a known answer, {sum(g.agreed for g in peers)} of "
         f"{len(peers)} pairs where other reviewers agreed): the sequential test finds your "
         f"accuracy at or below {test.bad:.0%} rather than {test.good:.0%} or more "
         f"(alpha {test.alpha}, beta {test.beta}). {held} label(s) since then are held back."
@@ -364,7 +375,7 @@ def quality_table(session: Session, project_id: int) -> list[dict[str, Any]]:
     for reviewer in _reviewers_of(session, project_id):
         labels = _reviewer_labels(session, project_id, reviewer.name)
         graded = grade(session, project_id, reviewer.name, labels)
-        honeypots = [g for g in graded if g.kind == "honeypot"]
+        honeypots = [g for g in graded if g.kind in KNOWN_ANSWER]
         peers = [g for g in graded if g.kind == "peer"]
         lo, hi = (
             clopper_pearson_interval(sum(g.agreed for g in honeypots), len(honeypots))

@@ -11,10 +11,15 @@ Types, one recogniser module each (all pure, flat in ``api/review/``):
   of OpenAI, Anthropic, Google, Hugging Face, GitLab, Bitbucket, npm, PyPI, Stripe and
   others), BEARER_TOKEN, PRIVATE_KEY (PEM blocks, also truncated ones), SECRET (``key=value``
   assignments with a high-entropy value, passwords, JWTs, URL credentials);
-* ``redaction_contact``: EMAIL, PHONE, IP_ADDRESS (v4 and v6, validated by :mod:`ipaddress`);
+* ``redaction_contact``: EMAIL (also internationalised), PHONE, IP_ADDRESS (v4 and v6, validated
+  by :mod:`ipaddress`), MAC_ADDRESS, CRYPTO_ADDRESS;
 * ``redaction_payment``: CREDIT_CARD (Luhn-checked), IBAN (length per country, mod-97-checked);
 * ``redaction_address``: STREET_ADDRESS (street line with unit, city and postcode);
-* ``redaction_names``: PERSON.
+* ``redaction_address_world``: STREET_ADDRESS in other languages and scripts;
+* ``redaction_ids``: NATIONAL_ID (national id and tax numbers, validated by python-stdnum),
+  PASSPORT, DATE_OF_BIRTH and BANK_ACCOUNT (after words that say so, in many languages);
+* ``redaction_names``: PERSON (cased scripts); ``redaction_names_world``: PERSON in caseless
+  scripts and after "my name is" in many languages.
 
 ``redaction_spans`` resolves overlapping findings by type priority (an IBAN beats the phone
 number its digit groups look like); ``redaction_checks`` holds the validators. This module
@@ -67,8 +72,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from api.review.redaction_address import find_addresses
+from api.review.redaction_address_world import find_world_addresses
 from api.review.redaction_contact import find_contact
+from api.review.redaction_ids import find_ids
 from api.review.redaction_names import HAS_CAPITALISED, find_names, learnable_part
+from api.review.redaction_names_world import find_world_names
 from api.review.redaction_payment import find_payment
 from api.review.redaction_secrets import find_secrets
 from api.review.redaction_spans import Entity, non_overlapping, resolve
@@ -85,7 +93,10 @@ __all__ = [
 
 # Bump when recognisers change: labels record which redaction their reviewer saw.
 # v2: IBAN, STREET_ADDRESS, more provider key formats.
-REDACTION_VERSION = "redact-v2"
+# v3: NATIONAL_ID, PASSPORT, DATE_OF_BIRTH, BANK_ACCOUNT, MAC_ADDRESS, CRYPTO_ADDRESS,
+# internationalised emails, phone words in many languages, more keys,
+# names and street addresses in many languages and scripts.
+REDACTION_VERSION = "redact-v3"
 
 
 @dataclass
@@ -102,7 +113,15 @@ class RedactedPair:
 def find_entities(text: str) -> list[Entity]:
     """All findings in ``text``, overlaps resolved (higher priority, then longer, wins),
     sorted by position. Deterministic: same text, same list."""
-    found = [*find_secrets(text), *find_contact(text), *find_payment(text), *find_addresses(text)]
+    found = [
+        *find_secrets(text),
+        *find_contact(text),
+        *find_payment(text),
+        *find_ids(text),
+        *find_addresses(text),
+        *find_world_addresses(text),
+        *find_world_names(text),
+    ]
     if HAS_CAPITALISED.search(text):
         found.extend(find_names(text))
     return resolve(found)

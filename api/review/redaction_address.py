@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from api.review.redaction_spans import Entity
+from api.review.redaction_spans import HAS_DIGIT, Entity
 
 __all__ = ["find_addresses"]
 
@@ -155,7 +155,7 @@ _YEAR_BEFORE = re.compile(r"(?i)\b(?:in|since|until|till|during|circa|year|the|e
 def find_addresses(text: str) -> Iterator[Entity]:
     """Street addresses in ``text``. Every shape needs a house number, so a text without a
     digit is skipped at once (most are)."""
-    if not any(ch.isdigit() for ch in text):
+    if HAS_DIGIT.search(text) is None:
         return
     for m in _NUMBER_FIRST.finditer(text):
         if _number_first_ok(text, m):

@@ -3,8 +3,12 @@
 A capitalised English first name (en_US/en_GB/en_IE/en_NZ) with the capitalised words
 after it; a first name that is also a word or place ("Will", "Hope", "Georgia"), or one from
 the de/fr/es/it/pt_BR/en_IN/Nigerian lists, only before a surname; an unlisted word before a
-listed surname ("Spike Lee"); and a title ("Dr. Okafor"). Why a dictionary and not a model:
-see :mod:`api.review.redaction`.
+listed surname ("Spike Lee"); and a title ("Dr. Okafor", "Sra. Pérez", "Herr Müller"). In
+Latin, Greek and Cyrillic letters, the lists of Faker's 75 other locales add: their first names
+before one of their surnames ("Mehmet Yılmaz"), family name first ("Nguyễn Văn An", "Nagy
+Zoltán"), and any capitalised pair whose second word has a surname ending (-ović, -enko,
+-poulos, -dze, -ovna: "Aigerim Nurlanovna"). Caseless scripts: :mod:`redaction_names_world`.
+Why a dictionary and not a model: see :mod:`api.review.redaction`.
 
 >>> [e.value for e in find_names("Will it rain? Ask Will Jones or Dr. Okafor.")]
 ['Will Jones', 'Okafor']
@@ -13,8 +17,11 @@ see :mod:`api.review.redaction`.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import re
+import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 from api.review.redaction_spans import Entity
@@ -79,13 +86,39 @@ _PLACE_OR_ORG = frozenset(
     Airlines Motors Energy Pharmaceuticals Ventures Media Entertainment Games Labs Software Network
     """.split()
 )
-_TITLES = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Professor|Sir|Dame|Madam|Mme|Mlle|Herr|Frau|Sr|Sra)"
+_TITLES = (
+    r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Professor|Sir|Dame|Madam|Mme|Mlle|Herr|Frau|Sr|Sra|Srta|Señor|Señora"
+    r"|Señorita|Don|Doña|Dona|Signor|Signora|Sig|Sig\.ra|Dott|Dott\.ssa|Monsieur|Madame|Pan|Pani|Sayın"
+    r"|Bayan|Shri|Smt|Mevrouw|Meneer|Dhr|Mevr|Fru|Herra|Rouva|Tuan|Puan|Bapak|Ibu|Ông|Bà|Chị"
+    r"|Κύριος|Κυρία|господин|госпожа|г-н|г-жа|пан|пані|Sheikh|Sheikha|Ustaz|Hajji?|Alhaji|Mwalimu|Bwana)"
+)
+# Endings that make a capitalised word a surname in many languages (never English words: the
+# pair also needs a capitalised word before it that is not a stop word or a place).
+_SURNAME_ENDING = re.compile(
+    r"(?:ovich|evich|ovna|evna|ichna|ović|ovic|ević|evic|enko|chuk|czyk|wicz|wski|wska|ński|ńska|sky|skyi|skaya"
+    r"|opoulos|poulos|akis|idis|iadis|oglu|oğlu|dze|shvili|ishvili|escu|eanu|lainen|nen|bayev|bekov|bekova"
+    r"|uly|kyzy|qizi|ov|ova|ev|eva|yan|yev|yeva|ович|евич|овна|евна|ична|ов|ова|ев|ева|ин|ина|ский|ская|енко"
+    r"|ук|юк|швили|дзе|ян)$"
+)
 # Latin letters with the accents of European names ("Jürgen", "Łukasz", "Rodríguez").
-_UP = "A-ZÀ-ÖØ-ÞĀ-ž"
-_LO = "a-zß-öø-ÿĀ-ž"
+
+
+def _letter_class(category: str) -> str:
+    """A regex class body of the letters of ``category`` (Lu, Ll) in the cased scripts: Latin
+    with every accent (Vietnamese too), Greek, Cyrillic, Armenian."""
+    ranges = ((0x41, 0x24F), (0x370, 0x58F), (0x1E00, 0x1FFF))
+    codes = (c for lo, hi in ranges for c in range(lo, hi + 1))
+    chars = [chr(c) for c in codes if unicodedata.category(chr(c)) == category]
+    return "".join(re.escape(c) for c in chars)
+
+
+_UP = _letter_class("Lu")
+_LO = _letter_class("Ll")
 # A text without a capitalised word has no name: most code and lowercase chat skip the run.
 HAS_CAPITALISED = re.compile(rf"[{_UP}][{_LO}]")
-_NAME_TOKEN = rf"(?:(?:Mc|Mac|O['’]|D['’])?[{_UP}][{_LO}]+(?:[-'’][{_UP}][{_LO}]+)?)"
+# A hyphenated part may be lower case ("Min-jun"); after an apostrophe only a capital
+# ("D'Angelo"), so a possessive ("Miller's") stays outside.
+_NAME_TOKEN = rf"(?:(?:Mc|Mac|O['’]|D['’])?[{_UP}][{_LO}]+(?:-[{_UP}]?[{_LO}]+|['’][{_UP}][{_LO}]+)?)"
 _PARTICLE = r"(?:van|von|de|da|di|del|della|der|den|du|la|le|dos|das|ter|bin|ibn|al)"
 # A run of capitalised words on one line, with optional middle initials ("John F. Kennedy")
 # and surname particles ("Theo van Doesburg").
@@ -95,19 +128,53 @@ _CAP_RUN = re.compile(
 )
 _TOKEN_IN_RUN = re.compile(rf"{_NAME_TOKEN}|[A-Z]\.|\b{_PARTICLE}\b")
 _TITLED = re.compile(rf"\b{_TITLES}\.?[ \t]+({_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN})?)(?![\w-]|['’][A-Z])")
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;\"“(\n*#-]|\d\.)[ \t]*$")
+# Not ":": after "Contact:" or "From:" a capitalised pair is a name far more often than a
+# sentence's first word.
+_SENTENCE_START = re.compile(r"(?:^|[.!?;\"“(\n*#-]|\d\.)[ \t]*$")
 
 # English-speaking locales: a listed first name on its own is taken as a name.
 _STRONG_LOCALES = ("en_US", "en_GB", "en_IE", "en_NZ")
 # Other locales' first names collide more with English words and places ("Angel",
 # "Dolores", "Mercedes"): they count only in front of a surname-like word.
+# Every other locale Faker has (86 in all: European, Slavic, Turkic, Indian, African, East
+# Asian, Arabic, Persian, Hebrew...) is loaded too: those are the names that leaked.
+
+
+def _all_locales() -> tuple[str, ...]:
+    import faker.providers.person as person
+
+    return tuple(m.name for m in pkgutil.iter_modules(person.__path__) if m.name not in _STRONG_LOCALES)
+
+
+def _listed(value: object) -> list[str]:
+    # Most providers list names; some weight them in a dict; es_CL computes them (skipped).
+    if isinstance(value, dict):
+        return [str(k) for k in value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(v) for v in value]
+    return []
+
+
+@lru_cache(maxsize=1)
+@dataclass(frozen=True)
+class _Lists:
+    strong: frozenset[str]  # English first names: a name on their own
+    weak: frozenset[str]  # de/fr/es/it/pt/Indian/Nigerian first names: before a surname-like word
+    lasts: frozenset[str]  # surnames of those locales
+    extra: frozenset[str]  # first names of every other locale: only before a listed surname
+    extra_lasts: frozenset[str]  # surnames of every other locale
+
+
+# The locales whose first names count before any surname-like word (measured on the shared
+# texts at redact-v2). The other locales' first names are often English words ("Art", "Long",
+# "Iron", "Deep", "Job"): they count only before a listed surname or a surname ending.
 _WEAK_LOCALES = ("de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR", "en_IN", "yo_NG", "ig_NG", "en_NG")
 
 
 @lru_cache(maxsize=1)
-def _name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(strong first names, weak first names, last names) from Faker's person providers,
-    loaded once on first use (~0.3 s) so importing this module stays cheap."""
+def _name_lists() -> _Lists:
+    """The name lists of Faker's person providers, loaded once on first use (~0.3 s) so
+    importing this module stays cheap."""
 
     def load(locales: tuple[str, ...]) -> tuple[set[str], set[str]]:
         firsts: set[str] = set()
@@ -115,17 +182,26 @@ def _name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
         for locale in locales:
             provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
             for attr in ("first_names", "first_names_male", "first_names_female"):
-                firsts.update(n for n in getattr(provider, attr, ()) if len(n) >= 2 and " " not in n)
-            lasts.update(n for n in getattr(provider, "last_names", ()) if len(n) >= 2 and " " not in n)
+                firsts.update(n for n in _listed(getattr(provider, attr, ())) if _usable(n))
+            lasts.update(n for n in _listed(getattr(provider, "last_names", ())) if _usable(n))
         return firsts, lasts
 
     strong, lasts = load(_STRONG_LOCALES)
     weak, weak_lasts = load(_WEAK_LOCALES)
-    weak -= strong
-    weak -= _NOT_SURNAME | _PLACE_OR_ORG
+    extra, extra_lasts = load(tuple(loc for loc in _all_locales() if loc not in _WEAK_LOCALES))
+    never = _NOT_SURNAME | _PLACE_OR_ORG
+    weak -= strong | never
     lasts |= weak_lasts
     lasts -= _AMBIGUOUS_LAST
-    return frozenset(strong), frozenset(weak), frozenset(lasts)
+    extra -= strong | weak | never | _AMBIGUOUS_FIRST
+    extra_lasts -= lasts | never | _AMBIGUOUS_LAST | strong
+    return _Lists(*map(frozenset, (strong, weak, lasts, extra, extra_lasts)))
+
+
+def _usable(name: str) -> bool:
+    # One-character names are Chinese and Korean given names and surnames: those scripts are
+    # handled by redaction_names_cjk, which needs them; here they would match every letter.
+    return len(name) >= 2 and " " not in name
 
 
 def _surname_like(word: str) -> bool:
@@ -134,7 +210,9 @@ def _surname_like(word: str) -> bool:
 
 def find_names(text: str) -> Iterator[Entity]:
     """Person names in ``text`` (only where it has a capitalised word: see HAS_CAPITALISED)."""
-    strong, weak, lasts = _name_lists()
+    lists = _name_lists()
+    strong, weak, lasts = lists.strong, lists.weak, lists.lasts
+    extra, extra_lasts = lists.extra, lists.extra_lasts
     for m in _CAP_RUN.finditer(text):
         tokens = [(t.start(), t.end(), t.group()) for t in _TOKEN_IN_RUN.finditer(m.group())]
         words = [w.rstrip(".") for _, _, w in tokens]
@@ -152,7 +230,23 @@ def find_names(text: str) -> Iterator[Entity]:
                 ok = True
             elif word in strong or word in weak:
                 # "Will Smith" yes, "Will it" / "Angel Falls" no.
-                ok = nxt in lasts or (word in weak and _surname_like(nxt) and nxt[0].isupper())
+                ok = nxt in lasts or (word in weak and _surname_like(nxt) and nxt[:1].isupper())
+            elif word in extra:
+                # Another locale's first name before a surname: "Mehmet Yılmaz", "Aigerim Nurlanovna".
+                ok = nxt in lasts or nxt in extra_lasts or bool(nxt and _SURNAME_ENDING.search(nxt))
+            elif (
+                (word in extra_lasts or word in lasts)
+                and nxt[:1].isupper()
+                and _surname_like(nxt)
+                and (nxt in strong or nxt in weak or nxt in extra or (i + 2 < len(words) and len(words) <= 4))
+            ):
+                # Family name first (Vietnamese, Chinese and Korean in Latin letters, Hungarian):
+                # "Nguyễn Văn An", "Kim Min-jun", "Nagy Zoltán".
+                ok = True
+            elif nxt and _surname_like(word) and _SURNAME_ENDING.search(nxt):
+                # A surname by its ending (patronymics, Slavic, Greek, Georgian, Armenian,
+                # Turkic, Romanian, Finnish forms): "Aigerim Nurlanovna", "Giorgi Beridze".
+                ok = not word.endswith(("ian", "ish", "ese"))
             else:
                 # An unlisted first name before a listed surname ("Hillary Clinton", "Spike
                 # Lee"), unless the first word only has its capital from starting a sentence.

@@ -35,7 +35,22 @@ _SLACK = re.compile(
 # in prose stays.
 _KEY_FORMATS = (
     r"sk-(?:proj-|ant-|svcacct-|admin-|or-)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic, OpenRouter, DeepSeek
-    r"[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe secret and restricted keys
+    r"[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe secret, restricted and publishable keys
+    r"whsec_[A-Za-z0-9+/=]{24,}",  # Stripe webhook signing secrets
+    r"(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{8,}_[A-Za-z0-9]{8,}",  # Stripe keys of connected accounts
+    r"SK[0-9a-f]{32}",  # Twilio API key SIDs
+    r"key-[0-9a-f]{32}",  # Mailgun
+    r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}",  # Shopify access tokens
+    r"dop_v1_[a-f0-9]{64}",  # DigitalOcean
+    r"lin_api_[A-Za-z0-9]{40}",  # Linear
+    r"(?:secret_[A-Za-z0-9]{43}|ntn_[A-Za-z0-9]{40,})",  # Notion integrations
+    r"PMAK-[0-9a-f]{24}-[0-9a-f]{34}",  # Postman
+    r"dapi[0-9a-f]{32}(?:-\d)?",  # Databricks
+    r"figd_[A-Za-z0-9_-]{40,}",  # Figma
+    r"EAAA[A-Za-z0-9_-]{60}",  # Square
+    r"\d{8,10}:AA[0-9A-Za-z_-]{33}",  # Telegram bot tokens
+    r"[MNO][A-Za-z\d_-]{23,25}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,38}",  # Discord bot tokens
+    r"AGE-SECRET-KEY-1[0-9A-Z]{58}",  # age encryption keys
     r"AIza[0-9A-Za-z_-]{35}",  # Google API keys (Gemini, Maps, Firebase)
     r"ya29\.[0-9A-Za-z_-]{30,}",  # Google OAuth access tokens
     r"GOCSPX-[0-9A-Za-z_-]{28}",  # Google OAuth client secrets

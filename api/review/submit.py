@@ -110,6 +110,13 @@ def _own_lease(session: Session, lease_id: int, reviewer: Reviewer) -> ReviewLea
     return lease
 
 
+def _still_assigned(session: Session, reviewer: Reviewer, project_id: int) -> None:
+    """403 unless the reviewer is (still) assigned to the project: a lease taken before an
+    admin removed them gives no right to label after (an adjudication lease neither)."""
+    if session.get(ReviewerProject, (reviewer.id, project_id)) is None:
+        raise Forbidden(f"you are no longer assigned to project {project_id}")
+
+
 def _take_lease(session: Session, lease_id: int, new_state: str, **values: Any) -> str | None:
     """Move a lease from active (or expired) to ``new_state``; return the state it left."""
     for old in ("active", "expired"):
@@ -172,6 +179,7 @@ def submit_label(
     """
     with Session(engine, expire_on_commit=False) as session:
         lease = _own_lease(session, lease_id, reviewer)
+        _still_assigned(session, reviewer, lease.project_id)
         if body.prelabel_shown is not None and body.prelabel_shown != lease.prelabel_shown:
             raise Invalid(
                 f"prelabel_shown={body.prelabel_shown} but the server served this item with "
@@ -317,8 +325,7 @@ def _own_label(session: Session, label_id: int, reviewer: Reviewer) -> Label:
         raise NotFound(f"label {label_id} not found")
     if label.annotator != reviewer.name or label.source not in quality.REVIEWER_SOURCES:
         raise Forbidden(f"label {label_id} is not one of your review labels")
-    if session.get(ReviewerProject, (reviewer.id, label.project_id)) is None:
-        raise Forbidden(f"you are no longer assigned to project {label.project_id}")
+    _still_assigned(session, reviewer, label.project_id)
     return label
 
 

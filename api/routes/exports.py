@@ -69,9 +69,17 @@ def create_export(
 ) -> JSONResponse:
     """Export the project's dataset (dpo, hf, label-studio, argilla) as its next numbered,
     immutable snapshot, with a manifest. A train export the promotion gate refuses is a 409
-    naming every reason, unless ``force`` with a ``reason``."""
+    naming every reason, unless ``force`` with a ``reason``. ``redact`` (default: the project's
+    ``routing.redact_exports``) replaces personal data and secrets by typed tokens; the
+    manifest's ``redacted`` says which an export is."""
+    redact = body.redact if body.redact is not None else project.routing_settings().redact_exports
     request = snapshots.ExportRequest(
-        format=body.format, split=body.split, min_source=body.min_source, force=body.force, reason=body.reason
+        format=body.format,
+        split=body.split,
+        min_source=body.min_source,
+        force=body.force,
+        reason=body.reason,
+        redact=redact,
     )
     try:
         export = snapshots.create_export(engine, project, request, export_dir=FilePath(settings.export_dir))

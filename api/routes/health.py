@@ -14,12 +14,15 @@ from api.deps import EngineDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", responses={503: {"description": "The API's background process is down"}})
+@router.get(
+    "/healthz", responses={503: {"description": "The API's background or ingest process is down"}}
+)
 def healthz(engine: EngineDep, request: Request, response: Response) -> dict[str, str | int]:
     """The database answers, and the API's own background process (judging, review
     preparation) is running: "off" when this API does not run one (a separate `prelabel
     worker` judges), "down" (503) between its death and its replacement. Where job posts are
-    stored in processes of their own: how many, and how many times the pool was replaced."""
+    stored in processes of their own: ``ingest`` "running", or "down" (503) from a process's
+    death until the supervisor replaces the pool; how many, and how many times replaced."""
     with Session(engine) as session:
         session.exec(text("SELECT 1"))  # type: ignore[call-overload]
     background = getattr(request.app.state, "background", None)
@@ -32,8 +35,12 @@ def healthz(engine: EngineDep, request: Request, response: Response) -> dict[str
             response.status_code = 503
     ingest_pool = getattr(request.app.state, "ingest_pool", None)
     if ingest_pool is not None:  # processes that store job posts, replaced when one dies
+        status["ingest"] = "down" if ingest_pool.broken() else "running"
         status["ingest_processes"] = ingest_pool.processes
         status["ingest_restarts"] = ingest_pool.restarts
+        if status["ingest"] == "down":
+            status["status"] = "degraded"
+            response.status_code = 503
     return status
 
 

@@ -39,8 +39,10 @@ router = APIRouter(
                 "application/x-ndjson": {"schema": {"type": "string"}},
             },
             "description": "Human labels by client_id: label (A>>B, A>B, tie, B>A, B>>A, or A/B), both_bad, "
-            "safety_flag, rationale, source (import | review | audit | gold), annotator, idempotency_key. "
-            "Only gold (a random sample) and audit labels calibrate the gate.",
+            "safety_flag, rationale, source (gold | import), annotator, idempotency_key. Only gold "
+            "labels (a random sample) calibrate the gate. Review, audit, calibration and adjudicated "
+            "labels come from reviewers through the review queue: a batch with one such line is "
+            "refused whole (403).",
         }
     },
 )
@@ -58,6 +60,10 @@ async def import_labels(
     try:
         # In the threadpool: parsing and storing on the event loop stalled every other request.
         stored = await run_in_threadpool(ingest.store_labels, engine, project, body, content_type)
+    except ingest.LabelsForbidden as exc:
+        return JSONResponse(
+            status_code=403, content={"detail": str(exc), "errors": [e.__dict__ for e in exc.errors]}
+        )
     except ingest.LabelsRefused as exc:
         return JSONResponse(
             status_code=422, content={"detail": str(exc), "errors": [e.__dict__ for e in exc.errors]}

@@ -12,7 +12,7 @@ from api.deps import AdminDep, CallerDep, MemberProjectDep, SessionDep, Settings
 from api.errors import bounded_path_ids, errors
 from api.keys import create_key, list_keys, revoke_key
 from api.models import ApiKey, Project
-from api.pipeline.judge_checks import judge_problems
+from api.pipeline.judge_checks import judge_problems, routing_problems
 from api.schemas import ApiKeyCreate, JudgeSpec, ProjectCreate, ProjectGuidelines, ProjectPublic
 
 router = APIRouter(
@@ -41,7 +41,7 @@ def create_project(
     models = [j.model for j in judges]
     if len(set(models)) != len(models):
         raise HTTPException(422, f"judge listed twice: {sorted({m for m in models if models.count(m) > 1})}")
-    if problems := judge_problems(judges, settings):
+    if problems := judge_problems(judges, settings) + routing_problems(judges, body.routing):
         raise HTTPException(422, "; ".join(problems))
     project = Project(
         name=body.name,

@@ -46,6 +46,7 @@ def bench() -> None:
       prelabel bench queue --pending 100000 --json
       prelabel bench reviewers --spammers 1 --lazy 1 --json
       prelabel bench load --clients 20 --pairs-per-job 1000 --json
+      prelabel bench injection --json
     """
 
 
@@ -125,6 +126,15 @@ def throughput(
     help="Also score a baseline on the same splits: toe = Trust or Escalate's cascaded selective "
     "rule (valid and as-published variants), in-process on the recorded file.",
 )
+@click.option(
+    "--population",
+    type=click.Choice(["split", "bootstrap"]),
+    default="split",
+    show_default=True,
+    help="split: calibration/test halves without replacement. bootstrap: calibration labels drawn "
+    "with replacement, the whole file routed, guarantee_held_population_fraction reported (the "
+    "accepted region's agreement over the file: an unbiased validity figure).",
+)
 @json_option
 def replay(
     data: str,
@@ -140,6 +150,7 @@ def replay(
     order_sensitive_judges: str | None,
     cascade: bool,
     baseline: str | None,
+    population: str,
     as_json: bool,
 ) -> int:
     """Calibration gate on recorded judgments, through the service.
@@ -154,6 +165,7 @@ def replay(
       prelabel bench replay --data FILE --target-agreement 0.8 --cascade \\
           --order-sensitive-judges gpt-4/vanilla_norules --json
       prelabel bench replay --data FILE --target-agreement 0.85 --baseline toe --json
+      prelabel bench replay --data FILE --population bootstrap --baseline toe --json
     """
     from api.tools.bench_replay import bench_replay
 
@@ -171,6 +183,7 @@ def replay(
         n_min=n_min,
         cascade=cascade,
         baseline=baseline,
+        population=population,
     )
     _print(result, as_json)
     return 0
@@ -388,3 +401,40 @@ def load(
     )
     _print(result, as_json)
     return 0 if result["errors"] == 0 and result["jobs_failed"] == 0 else 1
+
+
+@bench.command()
+@click.option(
+    "--data-dir",
+    default="../shared/data",
+    show_default=True,
+    help="Folder with replay/llmbar_dev.jsonl, pandalm/testset_3annotators.jsonl and "
+    "hh-rlhf/harmless_base_test.jsonl.",
+)
+@click.option(
+    "--planted",
+    default="tests/data/planted_injections.jsonl",
+    show_default=True,
+    help="Planted injections (JSONL: text, language, kind, split, placement); skipped if missing.",
+)
+@json_option
+def injection(data_dir: str, planted: str, as_json: bool) -> int:
+    """The prompt-injection screen: false positives and re-judge share on real data, catches on a planted set.
+
+    Per shared file: pairs flagged (none holds a planted injection, so all are false positives),
+    pairs the re-judge check would judge again (one extra call per panel judge each), CPU ms per
+    pair. Per language, obfuscation kind and split of the planted set: flagged by the rules,
+    taken out by the re-judge check's detector, either.
+
+    \b
+    Examples:
+      prelabel bench injection --json
+      prelabel bench injection --data-dir ../shared/data --planted tests/data/planted_injections.jsonl
+    """
+    from pathlib import Path
+
+    from api.tools.bench_injection import run
+
+    result = run(Path(data_dir), Path(planted))
+    _print(result, as_json)
+    return 0

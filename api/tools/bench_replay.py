@@ -16,6 +16,16 @@ With ``baseline="toe"``, Trust or Escalate's cascaded selective rule (:mod:`cali
 both its valid and its as-published variant) is fitted and scored in-process on the recorded
 file, on exactly the calibration/test split of each service split, and its numbers sit
 beside the service's under ``"baseline"``.
+
+With ``population="bootstrap"`` each split draws its calibration pairs WITH replacement from
+the file (a pair drawn twice is posted twice, under new client ids, so it counts as two
+labels) and then routes the whole file: the file is the population the calibration sample
+was drawn from, so the accepted region's agreement over it is exactly what the guarantee is
+about, and ``guarantee_held_population_fraction`` is an unbiased validity figure. The split
+figures (``guarantee_held_fraction``) then read the pairs never drawn (out of bag, about 37 %
+of the file), the analogue of the test half. Why: the test-half "held" of a split without
+replacement is biased low for a valid gate on a finite file -- when the calibration half is
+lucky, the test half is the unlucky rest.
 """
 
 from __future__ import annotations
@@ -25,7 +35,6 @@ import json
 import secrets
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,29 +49,34 @@ from sqlmodel import Session, select
 from api.db import make_engine, upgrade
 from api.main import create_app
 from api.models import CalibrationVersion, Project
+from api.pipeline import ingest
 from api.pipeline.gate import check_drift, check_shift, shift_reference, shift_statistics
 from api.pipeline.versions import gate_model, latest_version
 from api.pipeline.worker import Worker
 from api.schemas import JudgeSpec, panel_calls
 from api.settings import Settings
+from api.tools.bench_baseline import (
+    BASELINE_KEYS as BASELINE_KEYS,  # re-exported: tests read the baseline's keys here
+)
+from api.tools.bench_baseline import (
+    BASELINES,
+    POPULATIONS,
+    _agreement,
+    _baseline_summary,
+    _recorded_table,
+    _source_id,
+    _toe_split,
+    bootstrap_pairs,
+    cheapest_first,
+)
+from api.vocab import LabelSource
 from calibration.aggregation import majority_vote
 from calibration.shift import ShiftDetector, false_alarm_rate
-from calibration.toe import VARIANTS, TrustOrEscalate
-from judge.costs import price_per_token
+from calibration.toe import VARIANTS
 from judge.recorded import RecordedPair, judges_in, load_recorded
 from judge.verdicts import ORDERS
 
 SHIFT_CHUNK = 10  # pairs per streamed job in the shift phase (a check of both kill-switches after each)
-BASELINES = ("toe",)
-BASELINE_KEYS = (
-    "name",
-    "coverage_mean",
-    "agreement_mean",
-    "guarantee_held_fraction",
-    "judge_calls_per_pair_mean",
-)
-
-
 def _judge_all(engine: Engine, settings: Settings) -> None:
     asyncio.run(Worker(engine, settings, "bench-replay").run(until_idle=True))
 
@@ -149,6 +163,19 @@ def _project_results(client: TestClient, project_id: int) -> list[dict[str, Any]
     return rows
 
 
+def _answer_audits(engine: Engine, project: Project, labels: list[tuple[str, str]]) -> None:
+    """Reviewers' answers to the audits, stored as the review flow stores them (source audit).
+    In-process: the labels route takes gold and import labels only, and this simulation does
+    not lease each item to a simulated reviewer."""
+    if labels:
+        body = "\n".join(
+            json.dumps({"client_id": cid, "label": gold, "source": "audit", "annotator": "bench-reviewer"})
+            for cid, gold in labels
+        )
+        audit = (LabelSource.AUDIT,)
+        ingest.store_labels(engine, project, body.encode(), "application/x-ndjson", sources=audit)
+
+
 def _with_gold(path: str) -> list[RecordedPair]:
     pairs = [p for p in load_recorded(path) if p.human_labels()]
     if not pairs:
@@ -190,9 +217,13 @@ def bench_replay(
     order_sensitive_judges: list[str] | None = None,
     cascade: bool = False,
     baseline: str | None = None,
+    population: str = "split",
 ) -> dict[str, Any]:
     if baseline is not None and baseline not in BASELINES:
         raise SystemExit(f"--baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
+    if population not in POPULATIONS:
+        raise SystemExit(f"--population must be one of {', '.join(POPULATIONS)}, got {population!r}")
+    bootstrap = population == "bootstrap"
     if not 0 < calibration_fraction < 1:
         raise SystemExit("--calibration-fraction must be between 0 and 1")
     if splits < 1:
@@ -226,22 +257,33 @@ def bench_replay(
         stages = None
         for split in range(splits):
             project_id = _project(client, f"split-{split}", data, panel, routing, orders)
-            order = rng.permutation(len(pairs))
             n_cal = int(round(calibration_fraction * len(pairs)))
-            cal = [pairs[i] for i in order[:n_cal]]
+            if bootstrap:
+                drawn = rng.integers(0, len(pairs), size=n_cal)
+                cal = bootstrap_pairs(pairs, drawn)
+                test = list(pairs)  # the population: the whole file
+                out_of_bag = {pairs[i].id for i in set(range(len(pairs))) - set(drawn.tolist())}
+            else:
+                order = rng.permutation(len(pairs))
+                cal, test = [pairs[i] for i in order[:n_cal]], [pairs[i] for i in order[n_cal:]]
+                out_of_bag = {p.id for p in test}
             if baseline:  # the same split, pure and in-process
-                ids = [pairs[i].id for i in order]
+                table, split_gold = toe_table, toe_gold
+                if bootstrap:  # the drawn copies join the table under their own ids
+                    table = pd.concat([toe_table, _recorded_table(cal, panel)], ignore_index=True)
+                    split_gold = pd.concat([toe_gold, pd.Series({p.id: gold[_source_id(p.id)] for p in cal})])
                 for variant in VARIANTS:
                     toe_splits[variant].append(
                         _toe_split(
-                            toe_table,
-                            toe_gold,
-                            ids[:n_cal],
-                            ids[n_cal:],
+                            table,
+                            split_gold,
+                            [p.id for p in cal],
+                            [p.id for p in test],
                             variant,
                             toe_judges,
                             target_agreement,
                             delta,
+                            out_of_bag if bootstrap else None,
                         )
                     )
             # The calibration part is judged (by the whole panel: the gate is closed) and
@@ -251,12 +293,15 @@ def bench_replay(
             _judge_all(engine, settings)
             post_human_labels(client, project_id, cal, "gold")
             version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
-            job_id = post_pairs(client, project_id, [pairs[i] for i in order[n_cal:]])
+            job_id = post_pairs(client, project_id, test)
             _judge_all(engine, settings)
             rows = _results(client, job_id)
             accepted = [r for r in rows if r["route"] == "auto_accept"]
-            agree = [r["chosen"] == gold[r["client_id"]] for r in accepted]
-            agreement = float(np.mean(agree)) if agree else None
+            population_agreement = _agreement(accepted, gold)
+            if bootstrap:  # the split figures read the out-of-bag pairs (module docstring)
+                rows = [r for r in rows if r["client_id"] in out_of_bag]
+                accepted = [r for r in accepted if r["client_id"] in out_of_bag]
+            agreement = _agreement(accepted, gold)
             # Judgments a test pair's decision read (cache hits included: each stands for
             # a call the pair would have made), so a cascade's savings show here.
             calls = sum(len(r["judgments"]) for r in rows) / max(1, len(rows))
@@ -279,6 +324,15 @@ def bench_replay(
                     "guarantee_held": agreement is None or agreement >= target_agreement,
                     "judge_calls_per_pair": calls,
                     "judge_calls_saved_per_pair": full_calls - calls,
+                    **(
+                        {
+                            "population_agreement": population_agreement,
+                            "population_guarantee_held": population_agreement is None
+                            or population_agreement >= target_agreement,
+                        }
+                        if bootstrap
+                        else {}
+                    ),
                 }
             )
         shift = None
@@ -299,6 +353,11 @@ def bench_replay(
         "coverage_mean": float(np.mean([s["coverage"] for s in per_split])),
         "agreement_mean": float(np.mean(agreements)) if agreements else None,
         "guarantee_held_fraction": float(np.mean([s["guarantee_held"] for s in per_split])),
+        "population": population,
+        # Bootstrap only: the accepted region's agreement over the whole file (the population).
+        "guarantee_held_population_fraction": (
+            float(np.mean([s["population_guarantee_held"] for s in per_split])) if bootstrap else None
+        ),
         "gate_open_fraction": float(np.mean([s["gate"] == "open" for s in per_split])),
         "gold_labels_used_mean": float(np.mean([s["gold_labels_used"] for s in per_split])),
         "judge_calls_per_pair_mean": float(np.mean([s["judge_calls_per_pair"] for s in per_split])),
@@ -311,86 +370,6 @@ def bench_replay(
         "baseline": _baseline_summary(toe_splits, toe_judges) if baseline else None,
         "seconds": round(time.perf_counter() - started, 1),
         "per_split": per_split,
-    }
-
-
-def _recorded_table(pairs: list[RecordedPair], judges: list[str]) -> pd.DataFrame:
-    """The long judgments table (:mod:`calibration.features`) of ``judges`` on ``pairs``."""
-    keep = set(judges)
-    rows = [
-        (p.id, j.judge, j.order, j.verdict, j.confidence)
-        for p in pairs
-        for j in p.judgments
-        if j.judge in keep
-    ]
-    return pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict", "confidence"])
-
-
-def cheapest_first(pairs: list[RecordedPair], judges: list[str]) -> list[str]:
-    """The baseline's cascade order: litellm's price per token (:func:`judge.costs.price_per_token`,
-    which prices "gpt-4/vanilla_norules" as gpt-4), cheapest first; judges with no known price
-    last (as :mod:`judge.costs` puts them), in the order they first appear in the file."""
-    first: dict[str, int] = {}
-    for pair in pairs:
-        for judgment in pair.judgments:
-            first.setdefault(judgment.judge, len(first))
-
-    def key(judge: str) -> tuple[bool, float, int]:
-        price = price_per_token(judge)
-        return price is None, price or 0.0, first.get(judge, len(first))
-
-    return sorted(judges, key=key)
-
-
-def _toe_split(
-    table: pd.DataFrame,
-    gold: pd.Series,
-    cal_ids: list[str],
-    test_ids: list[str],
-    variant: str,
-    judges: list[str],
-    target_agreement: float,
-    delta: float,
-) -> dict[str, Any]:
-    """Trust or Escalate fitted on one split's calibration pairs, scored on its test pairs the
-    way the service is: coverage, agreement of the decided pairs, guarantee held, calls."""
-    model = TrustOrEscalate(1.0 - target_agreement, delta, variant, judges)  # type: ignore[arg-type]
-    model.fit(table[table["pair_id"].isin(cal_ids)], gold)
-    out = model.predict(table[table["pair_id"].isin(test_ids)])
-    decided = out[out["stage"] >= 0]
-    agreement = float((decided["side"] == gold.reindex(decided.index)).mean()) if len(decided) else None
-    n_test = max(1, len(test_ids))  # a test pair with no recorded judgment abstains at no cost
-    return {
-        "coverage": len(decided) / n_test,
-        "agreement": agreement,
-        "guarantee_held": agreement is None or agreement >= target_agreement,
-        "judge_calls_per_pair": float(out["calls"].sum()) / n_test,
-        "thresholds": dict(zip(model.judges_, model.thresholds_, strict=True)),
-        "rules": {s["judge"]: s["rule"] for s in model.stages_},
-    }
-
-
-def _baseline_summary(per_variant: dict[str, list[dict[str, Any]]], judges: list[str]) -> dict[str, Any]:
-    """The baseline's JSON: each variant's means over splits, the valid one also at the top."""
-    variants: dict[str, dict[str, Any]] = {}
-    for variant, splits in per_variant.items():
-        agreements = [s["agreement"] for s in splits if s["agreement"] is not None]
-        variants[variant] = {
-            "name": variant,
-            "coverage_mean": float(np.mean([s["coverage"] for s in splits])),
-            "agreement_mean": float(np.mean(agreements)) if agreements else None,
-            "guarantee_held_fraction": float(np.mean([s["guarantee_held"] for s in splits])),
-            "judge_calls_per_pair_mean": float(np.mean([s["judge_calls_per_pair"] for s in splits])),
-            # How each judge's threshold was set, counted over splits (calibration.toe.RULES).
-            "rules": dict(Counter(rule for s in splits for rule in s["rules"].values())),
-            "per_split": splits,
-        }
-    valid = variants["toe-valid"]
-    return {
-        **{k: valid[k] for k in BASELINE_KEYS},
-        "family": "toe",
-        "judge_order": judges,
-        "variants": variants,
     }
 
 
@@ -537,7 +516,7 @@ def _shift(
                 agreed += row["chosen"] == gold[row["client_id"]]
         audit_labels = [(r["client_id"], gold[r["client_id"]]) for r in rows if "audit" in r["reasons"]]
         audits += len(audit_labels)
-        post_labels(client, project_id, audit_labels, "audit")  # type: ignore[arg-type]
+        _answer_audits(engine, project, audit_labels)
         if closed is None:
             closed = check_drift(engine, project) or check_shift(engine, project)
             if closed is not None:

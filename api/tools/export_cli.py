@@ -64,6 +64,11 @@ def _project(engine: Any, name_or_id: str) -> Any:
 )
 @click.option("--force", is_flag=True, help="Export past the promotion gate's refusals (needs --reason).")
 @click.option("--reason", default=None, help="Why --force: recorded in the manifest and the audit log.")
+@click.option(
+    "--redact/--no-redact",
+    default=None,
+    help="Replace personal data and secrets by typed tokens (default: the project's routing.redact_exports).",
+)
 @click.option("--database-url", default=None, help="Database to read (default: PRELABEL_DATABASE_URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print the export (with its manifest) as JSON.")
 @click.pass_context
@@ -76,6 +81,7 @@ def export(
     min_source: str | None,
     force: bool,
     reason: str | None,
+    redact: bool | None,
     database_url: str | None,
     as_json: bool,
 ) -> int:
@@ -84,13 +90,16 @@ def export(
     Each export is an immutable, numbered snapshot: data files, manifest.json (counts,
     calibration in force, audited agreement, hashes), README.md (dataset card) and
     rows.sha256. A train export is refused while the promotion gate says no, unless
-    --force --reason "...". `prelabel export diff A B` compares two snapshots.
+    --force --reason "...". Texts are exported as posted unless --redact (personal data
+    and secrets become typed tokens); the manifest's "redacted" says which.
+    `prelabel export diff A B` compares two snapshots.
 
     \b
     Examples:
       prelabel export --project demo-replay --format dpo --out ./dpo-v1
       prelabel export --project demo-replay --format hf --split all --out ./hf-v1
       prelabel export --project NAME --format dpo --out ./forced --force --reason "pilot run"
+      prelabel export --project NAME --format label-studio --out ./shareable --redact
       prelabel export diff 1 2 --project demo-replay
     """
     if ctx.invoked_subcommand is not None:
@@ -112,6 +121,7 @@ def export(
         min_source=min_source,
         force=force,
         reason=reason,
+        redact=redact if redact is not None else chosen.routing_settings().redact_exports,
     )
     try:
         made = create_export(engine, chosen, request, export_dir=Path(get_settings().export_dir), out=out)
@@ -132,6 +142,8 @@ def export(
         )
         print(f"  by source {counts['by_source']}; left out {counts['excluded'] or 'none'}")
         print(f"  held back (frozen-eval duplicates): {made.manifest['held_back']['total']}")
+        redacted = "yes" if made.manifest["redacted"] else "no (raw texts: may hold personal data)"
+        print(f"  redacted: {redacted}")
     return 0
 
 

@@ -67,6 +67,8 @@ def _gate(api: Any, project_id: int) -> None:
     cols[3].metric("Expected coverage", _fmt(gate.get("expected_coverage"), "{:.1%}"))
     if gate.get("reason"):
         st.caption(f"Why: {gate['reason']}")
+    for warning in gate.get("warnings") or []:
+        st.warning(warning[:1].upper() + warning[1:], icon=":material/warning:")
     versions = state.get("versions") or []
     if versions:
         with st.expander(f"Gate versions ({len(versions)})"):
@@ -80,7 +82,7 @@ def _gate(api: Any, project_id: int) -> None:
                     "Guaranteed agreement": v.get("guaranteed_agreement"),
                     "Expected coverage": v.get("expected_coverage"),
                     "Human labels": v.get("n_labels"),
-                    "Label sources": summaries.counts_words(v.get("label_sources") or {}, "—"),
+                    "Label sources": summaries.label_sources_words(v.get("label_sources"), "—"),
                     "Reason": v.get("reason"),
                 }
                 for v in versions
@@ -228,9 +230,10 @@ def _agreement(agreement: dict[str, Any] | None, missing: str | None) -> None:
             st.line_chart(chart, x="Created", y=["α (five-point)", "threshold"], height=240)
         st.dataframe(frame, hide_index=True, width="stretch")
         st.caption(
-            "A batch is one job's pairs. Its labels calibrate the gate only when its α reaches the "
-            "threshold; otherwise its disputed pairs (reviewers on different sides) wait for a senior "
-            "reviewer's adjudication."
+            "A batch is one job's pairs. When its α is below the threshold its disputed pairs (reviewers "
+            "on different sides) wait for a senior reviewer's adjudication; its reviewers' labels stop "
+            "calibrating the gate only when even the upper bound of α (95 %, over at least 10 pairs "
+            "compared) is below the threshold. Gold labels always calibrate."
         )
     pairs = summaries.pair_rows(agreement)
     if pairs:
