@@ -38,7 +38,8 @@ class JudgeSpec(BaseModel):
     # Relative cost, used to order a cascade (cheapest first).
     cost_rank: float | None = None
     # Display orders asked (judge.verdicts.orders_to_ask): "both" (AB and BA), "ab" or "ba"
-    # only, or "random" (one per pair, from a hash of the pair: half the calls).
+    # only, "random" (one per pair, from a hash of the pair: half the calls), or for replay
+    # judges "recorded" (the orders the file holds for each pair).
     orders: OrderSetting = "both"
     # A live model litellm's price table does not list (a fine-tune, a self-hosted model):
     # accepted at project creation only when marked custom, so a typo is not.
@@ -46,8 +47,15 @@ class JudgeSpec(BaseModel):
 
     @property
     def calls_per_pair(self) -> int:
-        """Judge calls this judge makes on a pair (one per display order asked)."""
-        return 2 if self.orders == "both" else 1
+        """Judge calls this judge makes on a pair (one per display order asked; "recorded": at
+        most both, so what a cascade saves is never negative)."""
+        return 2 if self.orders in ("both", "recorded") else 1
+
+    @model_validator(mode="after")
+    def _recorded_orders_need_a_file(self) -> JudgeSpec:
+        if self.orders == "recorded" and not self.model.startswith("replay/"):
+            raise ValueError('orders "recorded" is for replay/ judges (the orders their file holds)')
+        return self
 
     @field_validator("cost_rank")
     @classmethod

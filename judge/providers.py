@@ -101,6 +101,19 @@ def replay_index(path: str) -> _ReplayIndex:
         return cached[1]
 
 
+def recorded_orders(
+    judge: str, api_base: str, prompt: str, response_a: str, response_b: str
+) -> tuple[str, ...]:
+    """The display orders replay judge ``judge``'s file holds for this pair (a judge's
+    ``orders: "recorded"``); none when the file is unreadable or lacks the pair."""
+    try:
+        index = replay_index(api_base)
+    except (OSError, RecordedFormatError):
+        return ()  # the call itself then fails and says why
+    shown = {"ab": (prompt, response_a, response_b), "ba": (prompt, response_b, response_a)}
+    return tuple(o for o, texts in shown.items() if index.answers.get((content_hash(*texts), judge)))
+
+
 def replay_answer(
     judge: str, messages: list[dict[str, Any]], api_base: str | None, hints: dict[str, Any] | None = None
 ) -> str:

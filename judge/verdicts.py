@@ -33,17 +33,26 @@ _FROM_STRENGTH = {v: k for k, v in STRENGTH.items()}
 _SWAP = {"A>>B": "B>>A", "A>B": "B>A", "tie": "tie", "B>A": "A>B", "B>>A": "A>>B", INVALID: INVALID}
 
 
-# Which display orders a judge is asked in (its config's "orders"): both, one fixed order, or
+# Which display orders a judge is asked in (its config's "orders"): both, one fixed order,
 # one order per pair drawn from a hash of the pair and judge (position bias then averages out
-# over pairs at half the calls).
-OrderSetting = Literal["both", "ab", "ba", "random"]
-ORDER_SETTINGS: tuple[str, ...] = ("both", "ab", "ba", "random")
+# over pairs at half the calls), or -- replay judges only -- the orders its file recorded for
+# the pair (a recorded judge shown one order per pair, not always the same one).
+OrderSetting = Literal["both", "ab", "ba", "random", "recorded"]
+ORDER_SETTINGS: tuple[str, ...] = ("both", "ab", "ba", "random", "recorded")
 
 
-def orders_to_ask(setting: str, judge: str, content_hash: str) -> tuple[str, ...]:
-    """The display orders a judge configured with ``setting`` is asked on one pair."""
+def orders_to_ask(
+    setting: str, judge: str, content_hash: str, recorded: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The display orders a judge configured with ``setting`` is asked on one pair.
+
+    ``recorded``: for ``"recorded"``, the orders the judge's file holds for this pair; a pair
+    it holds none for is asked in "ab", which then fails like any missing judgment.
+    """
     if setting == "both":
         return ORDERS
+    if setting == "recorded":
+        return tuple(o for o in ORDERS if o in recorded) or ("ab",)
     if setting in ORDERS:
         return (setting,)
     if setting == "random":

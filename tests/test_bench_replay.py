@@ -109,3 +109,32 @@ def test_bootstrap_population_draws_with_replacement_and_reads_the_whole_file(tm
         assert "population_agreement" in split and "population_guarantee_held" in split
     with pytest.raises(SystemExit, match="--population must be one of"):
         bench_replay(str(path), splits=1, population="jackknife")
+
+
+def test_a_judge_recorded_in_a_random_order_per_pair_is_asked_the_order_it_has(tmp_path: Path) -> None:
+    """A judge shown one order per pair, not always the same one (Trust-or-Escalate style files):
+    the bench sets it to "recorded", every call finds its recording (none fails for want of the
+    other order), and the gate can open. Asked in both orders, every pair had a failed call,
+    a hard flag, and the gate never opened."""
+    from calibration.lab.judges import toe_shaped, write_jsonl
+
+    path = write_jsonl(toe_shaped(1).draw(240, seed=1), tmp_path / "toe_random.jsonl")
+    pairs = load_recorded(path)
+    orders = judge_orders(pairs, ["j1", "j2", "j3"])
+    assert orders == {"j1": "ab", "j2": "ba", "j3": "recorded"}
+    assert {j.order for p in pairs for j in p.judgments if j.judge == "j3"} == {"ab", "ba"}
+    result = bench_replay(str(path), target_agreement=0.8, splits=1, seed=3, n_min=50)
+    (split,) = result["per_split"]
+    assert split["judge_calls_per_pair"] == 3.0  # one call per judge: the recorded order
+    assert split["gate"] == "open" and split["coverage"] > 0.2, split["reason"]
+
+
+def test_recorded_orders_are_for_replay_judges_only() -> None:
+    from api.schemas import JudgeSpec
+    from judge.verdicts import orders_to_ask
+
+    assert orders_to_ask("recorded", "replay/x", "h", ("ba",)) == ("ba",)
+    assert orders_to_ask("recorded", "replay/x", "h", ("ab", "ba")) == ("ab", "ba")
+    assert orders_to_ask("recorded", "replay/x", "h", ()) == ("ab",)  # nothing recorded: fails as missing
+    with pytest.raises(ValueError, match="recorded"):
+        JudgeSpec(model="gpt-4o", orders="recorded")

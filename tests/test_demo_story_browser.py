@@ -14,7 +14,6 @@ Waits follow progress (a label stored, a pair judged), never a fixed wall-clock 
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,33 +23,13 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from api.main import create_app
 from api.models import Project
 from api.tools import demo
-from review_app.launch import run_streamlit
-from tests.helpers import (
-    ADMIN,
-    ADMIN_TOKEN,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    auth,
-    copy_sqlite,
-    fast_settings,
-    free_port,
-    live_api,
-    sqlite_url_for,
-)
+from tests.browser import BROWSER_MARKS, SHOTS, chromium, live_copy, new_page, review_app, sign_in
+from tests.helpers import ADMIN, ADMIN_TOKEN, auth
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "test-output" / "screenshots"
 KEYS = "2415342024"  # the story's key presses: 0 (both bad) without a rationale stores nothing
 STALL_S = 120.0  # how long nothing may move before a wait gives up
 
@@ -74,10 +53,8 @@ def demo_stack(
     its gold labels as ``prelabel demo`` does (replay judges on the bundled sample)."""
     monkeypatch.setenv("PRELABEL_REVIEW_PREPARE", "0")  # no embedding model: not this test's subject
     monkeypatch.delenv("PRELABEL_JUDGES", raising=False)  # the demo's replay judges
-    engine = copy_sqlite(migrated_sqlite, tmp_path / "demo.db")
-    settings = fast_settings(sqlite_url_for(tmp_path / "demo.db"))
-    with live_api(create_app(settings, engine, run_worker=True)) as api_url:
-        with httpx.Client(base_url=api_url, headers=ADMIN, timeout=60) as http:
+    with live_copy(migrated_sqlite, tmp_path / "demo.db", run_worker=True) as live:
+        with httpx.Client(base_url=live.url, headers=ADMIN, timeout=60) as http:
             project = demo.demo_project(http)
             demo.post_sample(http, project["id"])
 
@@ -88,35 +65,15 @@ def demo_stack(
             demo.import_gold_and_refit(http, project["id"])
             # The story's reviewer took the time to read: the speed filter (which keeps labels
             # given faster than the reading time out of calibration) is not what it is about.
-            with Session(engine) as session:
+            with Session(live.engine) as session:
                 row = session.get(Project, project["id"])
                 assert row is not None
                 row.routing = {**row.routing, "min_seconds_base": 0.0, "min_seconds_per_1k_chars": 0.0}
                 session.add(row)
                 session.commit()
-            token = demo.ensure_demo_reviewer(api_url, ADMIN_TOKEN, project["id"])
-        port = free_port()
-        app = run_streamlit(port, api_url, headless=True)
-        try:
-            app_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + STALL_S
-            while True:  # the app's health route answers once Streamlit is up
-                assert app.poll() is None, f"streamlit exited with {app.returncode}"
-                try:
-                    if httpx.get(f"{app_url}/_stcore/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "streamlit did not come up"
-                time.sleep(0.2)
-            yield {"api": api_url, "app": app_url, "token": token, "project": project["id"]}
-        finally:
-            app.terminate()
-            try:
-                app.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                app.kill()
-    engine.dispose()
+            token = demo.ensure_demo_reviewer(live.url, ADMIN_TOKEN, project["id"])
+        with review_app(live.url) as app_url:
+            yield {"api": live.url, "app": app_url, "token": token, "project": project["id"]}
 
 
 def _dashboard(page: Any, name: str) -> None:
@@ -138,26 +95,21 @@ def _dashboard(page: Any, name: str) -> None:
 
 
 def test_demo_story_keeps_the_gate_open_and_the_dashboard_renders(demo_stack: dict[str, Any]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     api, project, token = demo_stack["api"], demo_stack["project"], demo_stack["token"]
     http = httpx.Client(base_url=api, headers=ADMIN, timeout=60)
     before = http.get(f"/v1/projects/{project}/calibration").json()["gate"]
     assert before["open"], before["reason"]  # the demo opened it on its gold labels
-    SHOTS.mkdir(parents=True, exist_ok=True)
 
     def my_labels() -> int:
         return len(http.get(f"/v1/projects/{project}/review/labels", headers=auth(token)).json()["labels"])
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(30_000)
+    try:
+        with chromium() as browser:
+            page = new_page(browser, 1440, 1000)
             page.goto(demo_stack["app"])
-            token_box = page.get_by_label("Reviewer token")
-            token_box.fill(token)
-            token_box.press("Enter")
+            sign_in(page, token)
             _dashboard(page, "demo_dashboard_after_gold")
             page.get_by_role("link", name="Review").first.click()
             expect(page.get_by_text("Response A", exact=True)).to_be_visible()
@@ -191,6 +143,5 @@ def test_demo_story_keeps_the_gate_open_and_the_dashboard_renders(demo_stack: di
             (job,) = http.get(f"/v1/projects/{project}/jobs").json()
             assert job["by_route"].get("auto_accept", 0) > 50, job["by_route"]  # and it still accepts
             _dashboard(page, "demo_dashboard_after_ten_keys")
-        finally:
-            browser.close()
-            http.close()
+    finally:
+        http.close()

@@ -21,25 +21,22 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from api.main import create_app
 from review_app import common
-from review_app.launch import run_streamlit
 from review_app.server import CONTENT_SECURITY_POLICY
 from tests import fakes
-from tests.helpers import (
-    ADMIN,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    auth,
-    copy_sqlite,
-    fast_settings,
-    free_port,
-    live_api,
-    new_reviewer,
-    run_worker,
-    sqlite_url_for,
+from tests.browser import (
+    LABEL_BUTTONS,
+    SHOTS,
+    VIEWPORTS,
+    chromium,
+    in_a_browser,
+    live_copy,
+    new_page,
+    review_app,
+    screenshots,
+    sign_in,
 )
-from tests.test_review_layout import LABEL_BUTTONS, SHOTS, VIEWPORTS, _wait_http
+from tests.helpers import ADMIN, auth, new_reviewer, run_worker
 
 JOINER = "\u2060"  # what safe_markdown adds
 
@@ -108,17 +105,6 @@ class _Attacker(http.server.BaseHTTPRequestHandler):
         return
 
 
-def in_a_browser(test: Any) -> Any:
-    marks = [
-        pytest.mark.browser,
-        pytest.mark.slow,
-        pytest.mark.skipif(CHROMIUM is None, reason="no Debian chromium (apt-get install chromium)"),
-    ]
-    for mark in marks:
-        test = mark(test)
-    return test
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Any) -> Iterator[dict[str, Any]]:
     """The API, the review app (as `prelabel review` starts it), the attacker, and a reviewer
@@ -129,27 +115,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Any) -> Ite
     # "localhost", not the address: a redactor could take an IP address for PII and hide it.
     base = f"http://localhost:{attacker.server_address[1]}"
     path = tmp_path_factory.mktemp("inert") / "inert.db"
-    engine = copy_sqlite(migrated_sqlite, path)
-    settings = fast_settings(sqlite_url_for(path), review_prepare="0")
-    with live_api(create_app(settings, engine, run_worker=False)) as api_url:
-        with httpx.Client(base_url=api_url, headers=ADMIN) as http_client:
-            created = http_client.post("/v1/projects", json={"name": "inert", "judges": ["fake/ok"]})
-            project = created.json()["id"]
-            posted = http_client.post(f"/v1/projects/{project}/jobs", json={"pairs": [hostile(base)]})
-            assert posted.status_code == 201, posted.text
-            token = new_reviewer(http_client, "rev-inert", projects=[project])
-        run_worker(engine, settings)
-        port = free_port()
-        app = run_streamlit(port, api_url, headless=True)
-        try:
-            app_url = f"http://127.0.0.1:{port}"
-            _wait_http(f"{app_url}/_stcore/health", app)
-            yield {"api": api_url, "app": app_url, "token": token, "base": base, "project": project}
-        finally:
-            app.terminate()
-            app.wait(timeout=30)
-            attacker.shutdown()
-    engine.dispose()
+    try:
+        with live_copy(migrated_sqlite, path, run_worker=False, review_prepare="0") as live:
+            with httpx.Client(base_url=live.url, headers=ADMIN) as http_client:
+                created = http_client.post("/v1/projects", json={"name": "inert", "judges": ["fake/ok"]})
+                project = created.json()["id"]
+                posted = http_client.post(f"/v1/projects/{project}/jobs", json={"pairs": [hostile(base)]})
+                assert posted.status_code == 201, posted.text
+                token = new_reviewer(http_client, "rev-inert", projects=[project])
+            run_worker(live.engine, live.settings)
+            with review_app(live.url) as app_url:
+                yield {"api": live.url, "app": app_url, "token": token, "base": base, "project": project}
+    finally:
+        attacker.shutdown()
 
 
 def _elsewhere(urls: list[str], app: str) -> list[str]:
@@ -164,60 +142,48 @@ def _elsewhere(urls: list[str], app: str) -> list[str]:
 
 @in_a_browser
 def test_a_hostile_pair_fetches_nothing_and_links_nowhere(stack: dict[str, Any]) -> None:
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
     _Attacker.hits.clear()
     requests: list[str] = []
     violations: list[str] = []
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = chromium.new_page(viewport={"width": VIEWPORTS[0][0], "height": VIEWPORTS[0][1]})
-            page.set_default_timeout(30_000)
-            page.on("request", lambda request: requests.append(request.url))
-            page.on(
-                "console",
-                lambda message: violations.append(message.text)
-                if "Content Security Policy" in message.text
-                else None,
-            )
-            response = page.goto(stack["app"])
-            assert response is not None
-            assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-            token_box = page.get_by_label("Reviewer token")
-            token_box.fill(stack["token"])
-            token_box.press("Enter")
-            page.locator(".st-key-response_b").wait_for()
-            page.get_by_text("A plain answer with code").wait_for()
-            for width, height in VIEWPORTS:
-                page.set_viewport_size({"width": width, "height": height})
-                page.wait_for_timeout(1500)  # let anything the page would load be requested
-                page.screenshot(path=str(SHOTS / f"review_hostile_{width}x{height}.png"))
-            pair = page.locator(".st-key-pair")
-            # Layer one: nothing in the pair loads or links anything.
-            for tag in ("img", "iframe", "a", "video", "object", "link", "svg image", "style"):
-                assert pair.locator(tag).count() == 0, tag
-            shown = pair.inner_text().replace(JOINER, "")
-            # Links are shown as text, their full URL with them.
-            assert f"[the docs]({stack['base']}/inline-link)" in shown
-            assert f"![tracking pixel]({stack['base']}/markdown-image.png)" in shown
-            assert f'<img src="{stack["base"]}/html-img.png">' in shown
-            assert violations == [], violations  # nothing on the page even tried
-            shown_requests = list(requests)
-            # Layer two: were something to try, the policy blocks it (and the browser says so).
-            page.evaluate(
-                """base => { const i = new Image(); i.src = base + '/csp-check.png';
-                            document.body.appendChild(i);
-                            const f = document.createElement('iframe'); f.src = base + '/csp-frame';
-                            document.body.appendChild(f); }""",
-                stack["base"],
-            )
-            page.wait_for_timeout(1500)
-            assert any("csp-check.png" in v for v in violations), violations
-            page.close()
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        page = new_page(browser, *VIEWPORTS[0])
+        page.on("request", lambda request: requests.append(request.url))
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        response = page.goto(stack["app"])
+        assert response is not None
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        sign_in(page, stack["token"])
+        page.locator(".st-key-response_b").wait_for()
+        page.get_by_text("A plain answer with code").wait_for()
+        # Settling long: let anything the page would load be requested.
+        screenshots(page, "review_hostile", settle_ms=1500)
+        pair = page.locator(".st-key-pair")
+        # Layer one: nothing in the pair loads or links anything.
+        for tag in ("img", "iframe", "a", "video", "object", "link", "svg image", "style"):
+            assert pair.locator(tag).count() == 0, tag
+        shown = pair.inner_text().replace(JOINER, "")
+        # Links are shown as text, their full URL with them.
+        assert f"[the docs]({stack['base']}/inline-link)" in shown
+        assert f"![tracking pixel]({stack['base']}/markdown-image.png)" in shown
+        assert f'<img src="{stack["base"]}/html-img.png">' in shown
+        assert violations == [], violations  # nothing on the page even tried
+        shown_requests = list(requests)
+        # Layer two: were something to try, the policy blocks it (and the browser says so).
+        page.evaluate(
+            """base => { const i = new Image(); i.src = base + '/csp-check.png';
+                        document.body.appendChild(i);
+                        const f = document.createElement('iframe'); f.src = base + '/csp-frame';
+                        document.body.appendChild(f); }""",
+            stack["base"],
+        )
+        page.wait_for_timeout(1500)
+        assert any("csp-check.png" in v for v in violations), violations
+        page.close()
     assert _elsewhere(shown_requests, stack["app"]) == []
     assert len(shown_requests) > 5  # the listener did see the page's own requests
     # The forced image and frame were attempted (the listener saw them), and blocked: the
@@ -229,8 +195,6 @@ def test_a_hostile_pair_fetches_nothing_and_links_nowhere(stack: dict[str, Any])
 @in_a_browser
 def test_the_history_page_is_inert_too(stack: dict[str, Any]) -> None:
     """The reviewer's previous items show the same pair: label it, then open that page."""
-    from playwright.sync_api import sync_playwright
-
     with httpx.Client(base_url=stack["api"], headers=auth(stack["token"])) as reviewer:
         item = reviewer.post(f"/v1/projects/{stack['project']}/review/next", json={}).json()["item"]
         if item is not None:  # the first test may have left its lease: answer it
@@ -240,28 +204,21 @@ def test_the_history_page_is_inert_too(stack: dict[str, Any]) -> None:
             assert answered.status_code in (200, 201), answered.text
     _Attacker.hits.clear()
     requests: list[str] = []
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = chromium.new_page(viewport={"width": 1366, "height": 768})
-            page.set_default_timeout(30_000)
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(stack["app"])
-            token_box = page.get_by_label("Reviewer token")
-            token_box.fill(stack["token"])
-            token_box.press("Enter")
-            page.get_by_role("link", name="Previous items").click()
-            page.get_by_text("A plain answer with code").first.wait_for()
-            page.get_by_text("inside-a-code-block.png").first.wait_for()
-            page.locator(LABEL_BUTTONS).first.wait_for()
-            page.wait_for_timeout(1500)  # let anything the page would load be requested
-            page.screenshot(path=str(SHOTS / "history_hostile_1366x768.png"))
-            main = page.locator('[data-testid="stMain"]')
-            for tag in ("img", "iframe", "video", "object"):
-                assert main.locator(tag).count() == 0, tag
-            assert main.locator(f'a[href^="{stack["base"]}"]').count() == 0
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        page = new_page(browser, 1366, 768)
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(stack["app"])
+        sign_in(page, stack["token"])
+        page.get_by_role("link", name="Previous items").click()
+        page.get_by_text("A plain answer with code").first.wait_for()
+        page.get_by_text("inside-a-code-block.png").first.wait_for()
+        page.locator(LABEL_BUTTONS).first.wait_for()
+        page.wait_for_timeout(1500)  # let anything the page would load be requested
+        page.screenshot(path=str(SHOTS / "history_hostile_1366x768.png"))
+        main = page.locator('[data-testid="stMain"]')
+        for tag in ("img", "iframe", "video", "object"):
+            assert main.locator(tag).count() == 0, tag
+        assert main.locator(f'a[href^="{stack["base"]}"]').count() == 0
     assert _elsewhere(requests, stack["app"]) == [] and _Attacker.hits == [], _Attacker.hits
 
 
@@ -269,32 +226,23 @@ def test_the_history_page_is_inert_too(stack: dict[str, Any]) -> None:
 def test_the_dashboard_works_under_the_policy(stack: dict[str, Any]) -> None:
     """The policy blocks nothing the app itself needs: the dashboard's charts, tables and the
     calibration report (a srcdoc frame with inline styles and data: images) raise no violation."""
-    from playwright.sync_api import sync_playwright
-
     violations: list[str] = []
     requests: list[str] = []
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = chromium.new_page(viewport={"width": 1366, "height": 768})
-            page.set_default_timeout(30_000)
-            page.on("request", lambda request: requests.append(request.url))
-            page.on("console", lambda m: violations.append(m.text) if "Content Security" in m.text else None)
-            page.goto(stack["app"])
-            token_box = page.get_by_label("Reviewer token")
-            token_box.fill(stack["token"])
-            token_box.press("Enter")
-            page.get_by_role("link", name="Dashboard").click()
-            page.get_by_text("Pairs by route").wait_for()
-            page.get_by_text("Calibration plots").wait_for()
-            page.wait_for_timeout(3000)
-            page.screenshot(path=str(SHOTS / "dashboard_under_csp_1366x768.png"), full_page=True)
-            # The calibration report: a srcdoc frame whose own page (inline style sheet) renders.
-            report = page.frame_locator('[data-testid="stMain"] iframe').first
-            report.locator("h1, h2").first.wait_for()
-            chart = '[data-testid="stVegaLiteChart"]'
-            assert page.locator(f"{chart} canvas, {chart} svg").count() > 0  # drawn, not blocked
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        page = new_page(browser, 1366, 768)
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("console", lambda m: violations.append(m.text) if "Content Security" in m.text else None)
+        page.goto(stack["app"])
+        sign_in(page, stack["token"])
+        page.get_by_role("link", name="Dashboard").click()
+        page.get_by_text("Pairs by route").wait_for()
+        page.get_by_text("Calibration plots").wait_for()
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(SHOTS / "dashboard_under_csp_1366x768.png"), full_page=True)
+        # The calibration report: a srcdoc frame whose own page (inline style sheet) renders.
+        report = page.frame_locator('[data-testid="stMain"] iframe').first
+        report.locator("h1, h2").first.wait_for()
+        chart = '[data-testid="stVegaLiteChart"]'
+        assert page.locator(f"{chart} canvas, {chart} svg").count() > 0  # drawn, not blocked
     assert violations == [], violations
     assert _elsewhere(requests, stack["app"]) == []

@@ -9,8 +9,6 @@ test-output/screenshots/ (look at them: what a reviewer sees is the product).
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,36 +16,23 @@ from typing import Any
 import httpx
 import pytest
 
-from api.main import create_app
-from review_app.launch import run_streamlit
 from tests import fakes
-from tests.helpers import (
-    ADMIN,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    LLMBAR,
-    SHARED_DATA,
-    copy_sqlite,
-    fast_settings,
-    free_port,
-    live_api,
-    new_reviewer,
-    run_worker,
-    sqlite_url_for,
+from tests.browser import (
+    BROWSER_MARKS,
+    LABEL_BUTTONS,
+    VIEWPORTS,
+    chromium,
+    each_screen,
+    live_copy,
+    new_page,
+    review_app,
+    sign_in,
 )
+from tests.helpers import ADMIN, LLMBAR, SHARED_DATA, new_reviewer, run_worker
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "test-output" / "screenshots"
 HH = SHARED_DATA / "hh-rlhf" / "harmless_base_test.jsonl"
-VIEWPORTS = ((1366, 768), (1920, 1080))
 RUBRIC = "Prefer the response that follows the instruction, is correct, and is harmless."
 GUIDELINES = """\
 ### What counts
@@ -108,82 +93,38 @@ def seed(http: httpx.Client) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {seconds:.0f}s")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> Iterator[dict[str, Any]]:
     """The API (judged synchronously by the fake judge) and one Streamlit app for the module."""
     fakes.install()
     path = tmp_path_factory.mktemp("layout") / "layout.db"
-    engine = copy_sqlite(migrated_sqlite, path)
     # review_prepare=0: embedding the pairs would load a model, not what this module is about.
-    settings = fast_settings(sqlite_url_for(path), review_prepare="0")
-    with live_api(create_app(settings, engine, run_worker=False)) as api_url:
-        with httpx.Client(base_url=api_url, headers=ADMIN) as http:
+    with live_copy(migrated_sqlite, path, run_worker=False, review_prepare="0") as live:
+        with httpx.Client(base_url=live.url, headers=ADMIN) as http:
             cases = seed(http)
-        run_worker(engine, settings)
-        port = free_port()
-        app = run_streamlit(port, api_url, headless=True)
-        try:
-            app_url = f"http://127.0.0.1:{port}"
-            _wait_http(f"{app_url}/_stcore/health", app)
-            yield {"api": api_url, "app": app_url, **cases}
-        finally:
-            app.terminate()
-            try:
-                app.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                app.kill()
-    engine.dispose()
+        run_worker(live.engine, live.settings)
+        with review_app(live.url) as app_url:
+            yield {"api": live.url, "app": app_url, **cases}
 
 
 @pytest.fixture(scope="module")
 def browser(stack: dict[str, Any]) -> Iterator[Any]:
     # After the stack: Playwright's sync API runs an event loop in this thread, and the
     # stack's synchronous judging (asyncio.run) must happen before it.
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _signed_in(browser: Any, stack: dict[str, Any], case: str) -> Any:
     """A fresh page signed in as the case's reviewer, on the review page with its pair loaded."""
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": VIEWPORTS[0][0], "height": VIEWPORTS[0][1]})
-    page.set_default_timeout(30_000)
+    page = new_page(browser, *VIEWPORTS[0])
     page.goto(stack["app"])
-    token_box = page.get_by_label("Reviewer token")
-    token_box.fill(stack[case]["token"])
-    token_box.press("Enter")
+    sign_in(page, stack[case]["token"])
     page.locator(".st-key-response_b").wait_for()
-    # Five labels, both bad, safety, skip (each button also has a hidden twin Streamlit
-    # measures with: count the ones under a tooltip target).
     expect(page.locator(LABEL_BUTTONS)).to_have_count(8)
     return page
-
-
-def _at(page: Any, width: int, height: int) -> None:
-    page.set_viewport_size({"width": width, "height": height})
-    page.wait_for_timeout(700)  # let the layout settle
 
 
 def _off_screen(page: Any, selector: str) -> list[str]:
@@ -216,15 +157,10 @@ def _page_scroll(page: Any) -> dict[str, float]:
     )
 
 
-LABEL_BUTTONS = '.st-key-labelbar [data-testid="stTooltipHoverTarget"] > button'
-
-
 def test_a_typical_pair_and_the_label_buttons_fit_the_screen(browser: Any, stack: dict[str, Any]) -> None:
     page = _signed_in(browser, stack, "typical")
     try:
-        for width, height in VIEWPORTS:
-            _at(page, width, height)
-            page.screenshot(path=str(SHOTS / f"review_typical_{width}x{height}.png"))
+        for width, height in each_screen(page, "review_typical"):
             problems = [
                 *_off_screen(page, ".st-key-response_a"),
                 *_off_screen(page, ".st-key-response_b"),
@@ -255,9 +191,7 @@ def test_a_long_conversation_opens_on_its_last_turn(browser: Any, stack: dict[st
     try:
         expect_text = page.get_by_text("23 turns (12 from the human)")
         expect_text.wait_for()
-        for width, height in VIEWPORTS:
-            _at(page, width, height)
-            page.screenshot(path=str(SHOTS / f"review_conversation_{width}x{height}.png"))
+        for width, height in each_screen(page, "review_conversation"):
             problems = [
                 *_off_screen(page, ".st-key-last_turn"),
                 *_off_screen(page, ".st-key-response_a"),
@@ -289,9 +223,7 @@ def test_a_long_conversation_opens_on_its_last_turn(browser: Any, stack: dict[st
 def test_long_code_answers_wrap_and_keep_the_buttons_on_screen(browser: Any, stack: dict[str, Any]) -> None:
     page = _signed_in(browser, stack, "code")
     try:
-        for width, height in VIEWPORTS:
-            _at(page, width, height)
-            page.screenshot(path=str(SHOTS / f"review_code_{width}x{height}.png"))
+        for width, height in each_screen(page, "review_code"):
             problems = [
                 *_off_screen(page, ".st-key-response_a"),
                 *_off_screen(page, ".st-key-response_b"),
@@ -322,9 +254,7 @@ def test_the_guidelines_panel_opens_with_the_buttons_still_on_screen(
     try:
         page.get_by_text("Rubric and guidelines").click()
         page.get_by_text("Correctness first").wait_for()
-        for width, height in VIEWPORTS:
-            _at(page, width, height)
-            page.screenshot(path=str(SHOTS / f"review_guidelines_{width}x{height}.png"))
+        for width, height in each_screen(page, "review_guidelines"):
             assert page.get_by_text(RUBRIC).is_visible()
             assert not _off_screen(page, LABEL_BUTTONS), (width, height)
     finally:

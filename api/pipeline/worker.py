@@ -48,7 +48,7 @@ from api.settings import Settings
 from calibration.cascade import CascadeModel
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key, load_litellm
 from judge.injection import injection_check_many
-from judge.providers import REPLAY_PROVIDER
+from judge.providers import REPLAY_PROVIDER, recorded_orders
 from judge.safety import safety_check_many
 from judge.verdicts import orders_to_ask, side
 
@@ -417,7 +417,7 @@ class Worker:
             results: list[JudgeCallResult | Judgment] = []
             calls = []
             for model in judges:
-                for order in orders_to_ask(specs[model].orders, model, pair.content_hash):
+                for order in _orders(specs[model], pair):
                     hit = cache.get((f"own:{pair.id}", model, order)) or cache.get(
                         (pair.content_hash, keys[model], order)
                     )
@@ -515,3 +515,13 @@ class Worker:
                 latency_ms=0.0, prompt_tokens=None, completion_tokens=None, cost=0.0, attempts=0, cached=True
             )
         return row
+
+
+def _orders(spec: JudgeSpec, pair: Pair) -> tuple[str, ...]:
+    """The display orders ``spec`` is asked on ``pair`` (a replay judge set to "recorded":
+    the orders its file holds for the pair)."""
+    recorded: tuple[str, ...] = ()
+    if spec.orders == "recorded":
+        texts = (pair.prompt, pair.response_a, pair.response_b)
+        recorded = recorded_orders(spec.model.partition("/")[2], spec.api_base or "", *texts)
+    return orders_to_ask(spec.orders, spec.model, pair.content_hash, recorded)

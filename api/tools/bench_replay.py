@@ -83,8 +83,9 @@ def _judge_all(engine: Engine, settings: Settings) -> None:
 
 def judge_orders(pairs: list[RecordedPair], judges: list[str]) -> dict[str, str]:
     """Each judge's ``orders`` setting, read from the file: "both" when every pair it judged
-    has both orders recorded, "ab" or "ba" when it was only ever shown one order. A judge with
-    a mix is asked both orders (a pair lacking one then counts as a failed call there)."""
+    has both orders recorded, "ab" or "ba" when it was only ever shown one order, "recorded"
+    (the orders the file holds, pair by pair) for any mix: one order per pair but not always
+    the same one, or both on some pairs and one on others."""
     recorded: dict[str, list[set[str]]] = {j: [] for j in judges}
     for pair in pairs:
         seen: dict[str, set[str]] = {}
@@ -96,7 +97,10 @@ def judge_orders(pairs: list[RecordedPair], judges: list[str]) -> dict[str, str]
     out: dict[str, str] = {}
     for judge, per_pair in recorded.items():
         union = set().union(*per_pair) if per_pair else set(ORDERS)
-        out[judge] = union.pop() if len(union) == 1 else "both"
+        if len(union) == 1:
+            out[judge] = union.pop()
+        else:
+            out[judge] = "both" if all(len(orders) == 2 for orders in per_pair) else "recorded"
     return out
 
 
