@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -85,8 +86,12 @@ class TokenBuckets:
 def _caller_key(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
+            # The credentials as api/deps.py reads them (scheme in any case, spaces around the
+            # token): keyed on the raw header, "bearer  t" and "Bearer t" were separate buckets
+            # of one caller, and padding the header gave a fresh bucket per request.
+            _, credentials = get_authorization_scheme_param(value.decode("latin-1"))
             # A digest, not the token: the map must not be a copy of everyone's credentials.
-            return "token:" + hashlib.sha256(value).hexdigest()
+            return "token:" + hashlib.sha256(credentials.encode("latin-1")).hexdigest()
     client = scope.get("client")
     return f"address:{client[0] if client else 'unknown'}"
 

@@ -289,3 +289,26 @@ def test_a_crowd_that_agrees_with_itself_half_the_time_is_named_as_the_ceiling(
     assert "no usable labels" not in version["reason"]
     assert "your annotators agree with each other on 33% of 240 comparisons" in version["reason"]
     assert "a target of 90% agreement with a human label cannot be guaranteed" in version["reason"]
+
+
+def test_an_imported_label_does_not_carry_an_excluded_batch_into_calibration(
+    api: TestClient, any_engine: Engine
+) -> None:
+    """Only gold keeps its pair in an excluded batch: on a pair with an ``import`` label the
+    batch's reviewers still vote, so keeping it let the excluded labels calibrate after all."""
+    client, engine = api, any_engine
+    project_id = make_project(client, "import-evidence", routing=FAST)
+    messy = MESSY * 3
+    big = post_question_pairs(client, project_id, pairs=_pairs("c", len(messy)))
+    _reviewer_labels(engine, big, messy, "calibration")
+    body = "\n".join(
+        json.dumps({"client_id": f"c{i}", "label": "A>B", "source": "import", "annotator": "vendor"})
+        for i in range(3)
+    )
+    r = client.post(
+        f"/v1/projects/{project_id}/labels", content=body, headers={"content-type": "application/x-ndjson"}
+    )
+    assert r.status_code == 201, r.text
+    with Session(engine) as session:
+        found = gate_labels.usable_label_set(session, project_id)
+    assert len(found.sides) == 0 and found.n_excluded == len(messy)

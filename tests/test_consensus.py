@@ -131,3 +131,19 @@ def test_three_good_annotators_agree_with_the_majority_almost_everywhere() -> No
     assert (ds == mv).mean() > 0.97
     truth_side = pd.Series([SIDES[t] for t in truth])[mv.index]
     assert (ds == truth_side).mean() >= (mv == truth_side).mean()
+
+
+def test_reviewers_do_not_outvote_two_gold_labels() -> None:
+    """Only gold votes on a gold pair, also when two gold annotators make it a Dawid--Skene
+    pair: three reviewers DS trusts (they agree everywhere else) used to flip it to their side."""
+    labels = [
+        _label(p, reviewer, "A>B" if p % 2 else "B>A")
+        for p in range(40)
+        for reviewer in ("r1", "r2", "r3")
+    ]
+    labels += [_label(100, "g1", "A>B", source="gold"), _label(100, "g2", "A>>B", source="gold")]
+    labels += [_label(100, reviewer, "B>A") for reviewer in ("r1", "r2", "r3")]
+    answer = aggregate(labels)[100]
+    assert (answer.side, answer.label, answer.sources) == ("A", "A>>B", ("gold", "gold"))
+    # The reviewers' other pairs are theirs as before.
+    assert aggregate(labels)[1].side == "A" and aggregate(labels)[2].side == "B"

@@ -20,6 +20,7 @@ from api.settings import Settings
 from tests import fakes
 from tests.helpers import (
     ADMIN,
+    ADMIN_TOKEN,
     auth,
     fast_settings,
     make_project,
@@ -121,3 +122,16 @@ def test_the_spec_documents_415_and_429(client: TestClient) -> None:
     assert {"415", "429"} <= spec["/v1/projects/{project_id}/jobs"]["post"]["responses"].keys()
     assert "429" in spec["/v1/projects/{project_id}/review/next"]["post"]["responses"]
     assert "429" not in spec["/v1/jobs/{job_id}"]["get"]["responses"]
+
+
+def test_spellings_of_one_token_share_its_bucket(limited: TestClient) -> None:
+    """The scheme's case and the spaces around the token do not make another caller: each
+    spelling used to get a fresh bucket, so padding the header lifted the limit."""
+    client = limited
+    token = ADMIN_TOKEN
+    spellings = [f"{scheme} {token}" for scheme in ("Bearer", "bearer", "BEARER ", "Bearer  ", "bEaReR")]
+    statuses = [
+        client.post("/v1/reviewers", json={"name": f"s{i}"}, headers={"Authorization": header}).status_code
+        for i, header in enumerate(spellings)
+    ]
+    assert statuses == [201, 201, 201, 201, 429]

@@ -14,7 +14,7 @@ whose annotators agree too little *with confidence*: Krippendorff's alpha on the
 ordinal scale over at least :data:`MIN_OVERLAP_ITEMS` overlapped pairs, with the upper end of a
 bootstrap interval over those pairs below the project's ``agreement_threshold``
 (:func:`batch_agreement`, :func:`calibration_pairs`). Two overlapped pairs are no evidence: the
-alpha of a handful of pairs swings from -1 to 1 on one answer. Gold and imported labels are
+alpha of a handful of pairs swings from -1 to 1 on one answer. Gold labels are
 never dropped: a reviewer who disagrees with gold is graded by it
 (:mod:`api.review.quality`), the gold label does not lose its vote.
 """
@@ -114,7 +114,20 @@ def aggregate(labels: Sequence[Any], consensus: Consensus | None = None) -> dict
     by_pair: dict[int, list[Any]] = {}
     for label in labels:
         by_pair.setdefault(label.pair_id, []).append(label)
-    fit = consensus if consensus is not None else fit_consensus(labels)
+    # Fitted without the other labels of gold pairs: the side of a pair with two gold votes is
+    # this fit's, and the reviewers' votes on it would otherwise outvote the gold labels there.
+    gold_pairs = {label.pair_id for label in labels if getattr(label, "source", None) == LabelSource.GOLD}
+    fit = (
+        consensus
+        if consensus is not None
+        else fit_consensus(
+            [
+                label
+                for label in labels
+                if label.pair_id not in gold_pairs or getattr(label, "source", None) == LabelSource.GOLD
+            ]
+        )
+    )
     result: dict[int, HumanLabel] = {}
     for pair_id, group in by_pair.items():
         adjudicated = [lab for lab in group if getattr(lab, "source", None) == LabelSource.ADJUDICATED]
@@ -301,9 +314,11 @@ def batch_gate(session: Session, project_id: int, labels: Sequence[Label] | None
     batches, job_of, threshold = project_batches(session, project_id, labels)
     excluded = tuple(batch for batch in batches.values() if not batch.calibrates(threshold))
     blocked = {batch.job_id for batch in excluded}
-    # Gold and imported labels keep their pair whatever its batch: the batch gate weighs the
-    # reviewers of a batch, and a reviewer disagreeing with gold is graded, not believed.
-    trusted = {label.pair_id for label in labels if label.source in IMPORT_SOURCES}
+    # Gold labels keep their pair whatever its batch: the batch gate weighs the reviewers of a
+    # batch, and a reviewer disagreeing with gold is graded, not believed (only gold votes on a
+    # gold pair, :func:`aggregate`). Not "import": on such a pair the excluded reviewers' labels
+    # still vote (Dawid--Skene) and would calibrate through the back door.
+    trusted = {label.pair_id for label in labels if label.source == LabelSource.GOLD}
     kept = {
         label.pair_id
         for label in labels
@@ -315,7 +330,7 @@ def batch_gate(session: Session, project_id: int, labels: Sequence[Label] | None
 def calibration_pairs(session: Session, project_id: int, labels: Sequence[Label] | None = None) -> set[int]:
     """Pairs of the project's counting labels (or of ``labels``, which should be all of them:
     a batch's agreement is measured on all its labels) that the batch gate keeps: pairs with a
-    gold or imported label, and pairs of batches not excluded (:meth:`BatchAgreement.calibrates`)."""
+    gold label, and pairs of batches not excluded (:meth:`BatchAgreement.calibrates`)."""
     return batch_gate(session, project_id, labels).pairs
 
 
