@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from api.export import ExportFormat
 from api.fields import ModelName, Text, check_metadata
 from api.vocab import LabelSource
 from judge.verdicts import OrderSetting
@@ -335,7 +336,7 @@ class ExportCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["dpo", "hf", "label-studio", "argilla"]
+    format: ExportFormat
     split: Literal["train", "frozen_eval", "all"] = "train"
     min_source: Literal["human", "auto"] | None = None
     force: bool = False

@@ -13,4 +13,46 @@ Heavy libraries (``datasets``, ``pyarrow``) load only inside the writer that nee
 
 from __future__ import annotations
 
-FORMATS: tuple[str, ...] = ("dpo", "hf", "label-studio", "argilla")
+import importlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
+
+if TYPE_CHECKING:  # the writers' types only: importing them here would load every format
+    from api.export.manifest import Counts
+    from api.export.rows import DatasetDescription, ExportRow, RowHashes
+
+ExportFormat = Literal["dpo", "hf", "label-studio", "argilla"]
+"""The export formats: the one list the API schema, the CLI and the snapshots read. Each is the
+module of its name (``label-studio``: :mod:`api.export.label_studio`) with the two functions of
+:class:`FormatModule`."""
+
+FORMATS: tuple[str, ...] = get_args(ExportFormat)
+
+
+class FormatModule(Protocol):
+    """What each format module provides."""
+
+    def write(
+        self,
+        rows: Iterable[ExportRow],
+        directory: Path,
+        hashes: RowHashes,
+        counts: Counts,
+        about: DatasetDescription,
+    ) -> list[str]:
+        """Write the rows under ``directory``; the files and folders written."""
+        ...
+
+    def final_labels(self, directory: Path) -> Iterator[tuple[int, str | None]]:
+        """(pair id, final label) of every row it wrote to ``directory`` (snapshot diffs)."""
+        ...
+
+
+def format_module(name: str) -> FormatModule:
+    """The module of export format ``name``, loaded when first asked for (``hf`` loads
+    ``datasets`` and ``pyarrow``). ValueError for a name that is no format."""
+    if name not in FORMATS:
+        raise ValueError(f"unknown export format {name!r}: one of {', '.join(FORMATS)}")
+    module: FormatModule = importlib.import_module(f"api.export.{name.replace('-', '_')}")  # type: ignore[assignment]  # a module satisfies the Protocol structurally; mypy cannot tell
+    return module

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from api.export.manifest import Counts, write_json_list
-from api.export.rows import ExportRow, RowHashes
+from api.export.rows import DatasetDescription, ExportRow, RowHashes, read_json_lines
 
 SETTINGS = ".argilla/settings.json"
 DATASET = ".argilla/dataset.json"
@@ -124,13 +124,18 @@ def write(
     directory: Path,
     hashes: RowHashes,
     counts: Counts,
-    *,
-    name: str,
-    guidelines: str | None,
+    about: DatasetDescription,
 ) -> list[str]:
     """Write the settings, the dataset and ``records.json`` (streamed) under ``directory``."""
     (directory / ".argilla").mkdir()
-    (directory / SETTINGS).write_text(json.dumps(settings(guidelines), indent=1), encoding="utf-8")
-    (directory / DATASET).write_text(json.dumps(dataset(name, guidelines), indent=1), encoding="utf-8")
+    (directory / SETTINGS).write_text(json.dumps(settings(about.guidelines), indent=1), encoding="utf-8")
+    (directory / DATASET).write_text(
+        json.dumps(dataset(about.name, about.guidelines), indent=1), encoding="utf-8"
+    )
     write_json_list(directory / RECORDS, rows, record, hashes, counts)
     return [SETTINGS, DATASET, RECORDS]
+
+
+def final_labels(directory: Path) -> Iterator[tuple[int, str | None]]:
+    """(pair id, final label) of every record this format wrote to ``directory``."""
+    yield from read_json_lines(directory / RECORDS, lambda r: (int(r["id"]), r["metadata"]["final_label"]))

@@ -6,12 +6,12 @@ both bad and safety incidents never do (the manifest counts each reason).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from api.export.manifest import Counts
-from api.export.rows import ExportRow, RowHashes, canonical
+from api.export.rows import DatasetDescription, ExportRow, RowHashes, canonical, read_json_lines
 
 FILE = "data.jsonl"
 NO_FINAL_LABEL = "no_final_label"
@@ -48,7 +48,9 @@ def record(row: ExportRow) -> dict[str, Any]:
     }
 
 
-def write(rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts) -> list[str]:
+def write(
+    rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts, about: DatasetDescription
+) -> list[str]:
     """Write ``data.jsonl`` under ``directory``; returns the data files written."""
     with (directory / FILE).open("wb") as out:
         for row in rows:
@@ -61,3 +63,8 @@ def write(rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts:
             hashes.add(row.pair_id, line)
             counts.add(row)
     return [FILE]
+
+
+def final_labels(directory: Path) -> Iterator[tuple[int, str | None]]:
+    """(pair id, final label) of every row this format wrote to ``directory``."""
+    yield from read_json_lines(directory / FILE, lambda r: (r["pair_id"], r["label"]))

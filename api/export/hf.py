@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from api.export.dpo import exclusion
 from api.export.dpo import record as dpo_record
 from api.export.manifest import Counts
-from api.export.rows import ExportRow, RowHashes, canonical
+from api.export.rows import DatasetDescription, ExportRow, RowHashes, canonical
 
 DATASET_DIR = "dataset"
 PARQUET_DIR = "parquet"
@@ -158,7 +158,9 @@ def _save_to_disk_files(directory: Path, split: str, feats: Any, fingerprint: st
     )
 
 
-def write(rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts) -> list[str]:
+def write(
+    rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts, about: DatasetDescription
+) -> list[str]:
     """Write ``parquet/<split>.parquet`` and ``dataset/`` (``datasets``' save_to_disk layout)
     under ``directory``."""
     feats = features()
@@ -184,3 +186,13 @@ def write(rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts:
         json.dumps({"splits": sorted(writers)}), encoding="utf-8"
     )
     return [PARQUET_DIR, DATASET_DIR]
+
+
+def final_labels(directory: Path) -> Iterator[tuple[int, str | None]]:
+    """(pair id, final label) of every row this format wrote to ``directory``."""
+    import pyarrow.parquet as pq
+
+    for path in sorted((directory / PARQUET_DIR).glob("*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches(columns=["pair_id", "label"]):
+            pair_ids, labels = batch.column("pair_id").to_pylist(), batch.column("label").to_pylist()
+            yield from zip(pair_ids, labels, strict=True)

@@ -9,12 +9,12 @@ tasks fit: a ``Pairwise`` control over the two responses (left = A, right = B) p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from api.export.manifest import Counts, write_json_list
-from api.export.rows import ExportRow, HumanAnswer, RowHashes
+from api.export.rows import DatasetDescription, ExportRow, HumanAnswer, RowHashes, read_json_lines
 from judge.verdicts import to_side
 
 TASKS = "tasks.json"
@@ -108,8 +108,15 @@ def task(row: ExportRow) -> dict[str, Any]:
     }
 
 
-def write(rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts) -> list[str]:
+def write(
+    rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts, about: DatasetDescription
+) -> list[str]:
     """Write ``tasks.json`` (streamed, one task per line inside the list) and ``label_config.xml``."""
     (directory / CONFIG).write_text(LABEL_CONFIG, encoding="utf-8")
     write_json_list(directory / TASKS, rows, task, hashes, counts)
     return [TASKS, CONFIG]
+
+
+def final_labels(directory: Path) -> Iterator[tuple[int, str | None]]:
+    """(pair id, final label) of every task this format wrote to ``directory``."""
+    yield from read_json_lines(directory / TASKS, lambda r: (r["data"]["pair_id"], r["data"]["final_label"]))

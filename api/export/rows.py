@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -17,7 +17,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import Text, func, type_coerce
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.db import chunks
 from api.models import Decision, Label, Pair, Project
@@ -106,6 +106,14 @@ def _decoded(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class DatasetDescription:
+    """What a format may say about the dataset as a whole (Argilla's dataset settings)."""
+
+    name: str
+    guidelines: str | None = None
+
+
+@dataclass(frozen=True)
 class RowFilter:
     """Which pairs an export takes: a split ("all" for every split) and the least label source
     ("human": human labels only; "auto": any final label; None: every pair, labelled or not)."""
@@ -133,18 +141,19 @@ def iter_rows(
     with Session(engine) as session:
         context = label_context(session, project)
         humans = human_label_per_pair(session, project.id)  # type: ignore[arg-type]
+        # Labelled columns: rows are read by name (``row.route``), not by position.
         query = select(
-            Pair.id,
+            col(Pair.id).label("pair_id"),
             Pair.client_id,
             Pair.job_id,
             Pair.split,
             Pair.prompt,
             Pair.response_a,
             Pair.response_b,
-            type_coerce(Pair.meta, Text),  # decoded lazily (ExportRow.metadata)
+            type_coerce(Pair.meta, Text).label("meta"),  # decoded lazily (ExportRow.metadata)
             Pair.safety_flag,
             Decision.route,
-            type_coerce(Decision.reasons, Text),
+            type_coerce(Decision.reasons, Text).label("reasons"),
             Decision.label,
             Decision.chosen,
             Decision.confidence,
@@ -159,32 +168,36 @@ def iter_rows(
         for low, high in _id_windows(session, project):
             batch = connection.execute(query.where(Pair.id > low, Pair.id <= high).order_by(Pair.id)).all()
             finals: list[tuple[Any, FinalLabel]] = []
-            for r in batch:
-                if r[0] in skip:
+            for row in batch:
+                if row.pair_id in skip:
                     continue
-                view = DecisionView(r[9], r[11], r[12], r[13], r[14], r[15]) if r[9] is not None else None
-                final = context.final(view, humans.get(r[0]))
+                view = (
+                    DecisionView(row.route, row.label, row.chosen, row.confidence, row.version, row.stage)
+                    if row.route is not None
+                    else None
+                )
+                final = context.final(view, humans.get(row.pair_id))
                 if row_filter.takes(final):
-                    finals.append((r, final))
+                    finals.append((row, final))
             answers = _answers(session, [i for _, f in finals for i in f.label_ids])
-            for r, final in finals:
+            for row, final in finals:
                 yield ExportRow(
-                    pair_id=r[0],
-                    client_id=r[1],
-                    job_id=r[2],
-                    split=r[3],
-                    prompt=r[4],
-                    response_a=r[5],
-                    response_b=r[6],
-                    stored_metadata=r[7],
-                    route=r[9],
-                    stored_reasons=r[10],
-                    judge_label=r[11],
-                    judge_confidence=r[13],
-                    decision_version=r[14],
+                    pair_id=row.pair_id,
+                    client_id=row.client_id,
+                    job_id=row.job_id,
+                    split=row.split,
+                    prompt=row.prompt,
+                    response_a=row.response_a,
+                    response_b=row.response_b,
+                    stored_metadata=row.meta,
+                    route=row.route,
+                    stored_reasons=row.reasons,
+                    judge_label=row.label,
+                    judge_confidence=row.confidence,
+                    decision_version=row.version,
                     final=final,
                     humans=tuple(answers[i] for i in final.label_ids if i in answers),
-                    precheck_safety=bool(r[8]),
+                    precheck_safety=bool(row.safety_flag),
                 )
 
 
@@ -235,6 +248,18 @@ def train_prompts(engine: Engine, project: Project) -> tuple[list[tuple[int, str
                 else:
                     train.append((pid, prompt))
     return train, frozen
+
+
+def read_json_lines(
+    path: Path, pick: Callable[[dict[str, Any]], tuple[int, str | None]]
+) -> Iterator[tuple[int, str | None]]:
+    """``pick`` of each row of a JSON-lines file, or of a JSON list written one element per line
+    (what :func:`api.export.manifest.write_json_list` writes): how a format reads its labels back."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip().lstrip("[").rstrip(",").rstrip("]").strip()
+            if line:
+                yield pick(json.loads(line))
 
 
 # --- row hashes ----------------------------------------------------------------------------

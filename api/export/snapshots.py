@@ -17,7 +17,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +29,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from api import audit
-from api.export import FORMATS, argilla, dpo, label_studio
+from api.export import FORMATS, format_module
 from api.export.leakage import hold_back
 from api.export.manifest import CARD, MANIFEST, Counts, build_manifest, dataset_card
 from api.export.promotion import audited_upper_bound, promotion_state
 from api.export.promotion import refusals as promotion_refusals
 from api.export.redacted import redact_rows
-from api.export.rows import RowFilter, RowHashes, iter_rows, sha256_file, train_prompts
+from api.export.rows import DatasetDescription, RowFilter, RowHashes, iter_rows, sha256_file, train_prompts
 from api.models import Export, Judgment, Pair, Project
 from api.pipeline.gate import audit_outcomes
 from api.pipeline.versions import latest_version, version_name
@@ -112,22 +112,6 @@ class ExportRefused(Exception):
 
     def __str__(self) -> str:
         return "; ".join(r["message"] for r in self.reasons)
-
-
-def _writer(request: ExportRequest, project: Project) -> Callable[..., list[str]]:
-    if request.format == "dpo":
-        return dpo.write
-    if request.format == "label-studio":
-        return label_studio.write
-    if request.format == "argilla":
-        return lambda rows, d, h, c: argilla.write(
-            rows, d, h, c, name=project.name, guidelines=project.rubric
-        )
-    if request.format == "hf":
-        from api.export import hf  # loads datasets / pyarrow: only when asked for
-
-        return hf.write
-    raise ValueError(f"unknown export format {request.format!r}: one of {', '.join(FORMATS)}")
 
 
 def _file_hashes(directory: Path, written: Iterable[str]) -> dict[str, str]:
@@ -255,7 +239,8 @@ def _write_and_store(
         rows = iter_rows(engine, project, RowFilter(request.split, request.min_source), skip=frozenset(held))
         if request.redact:
             rows = redact_rows(rows)
-        written = _writer(request, project)(rows, staging, hashes, counts)
+        about = DatasetDescription(name=project.name, guidelines=project.rubric)
+        written = format_module(request.format).write(rows, staging, hashes, counts, about)
     finally:
         hashes.close()
     files = _file_hashes(staging, written)
@@ -371,40 +356,11 @@ def export_view(export: Export) -> dict[str, Any]:
 def snapshot_labels(directory: Path) -> Iterator[tuple[int, str | None]]:
     """(pair id, final label) of every row of an export directory, whatever its format."""
     manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-    fmt = manifest["format"]
-    if fmt == "dpo":
-        yield from _json_lines(directory / dpo.FILE, lambda r: (r["pair_id"], r["label"]))
-    elif fmt == "label-studio":
-        yield from _json_lines(
-            directory / label_studio.TASKS, lambda r: (r["data"]["pair_id"], r["data"]["final_label"])
-        )
-    elif fmt == "argilla":
-        yield from _json_lines(
-            directory / argilla.RECORDS, lambda r: (int(r["id"]), r["metadata"]["final_label"])
-        )
-    elif fmt == "hf":
-        import pyarrow.parquet as pq
-
-        from api.export.hf import PARQUET_DIR
-
-        for path in sorted((directory / PARQUET_DIR).glob("*.parquet")):
-            for batch in pq.ParquetFile(path).iter_batches(columns=["pair_id", "label"]):
-                yield from zip(
-                    batch.column("pair_id").to_pylist(), batch.column("label").to_pylist(), strict=True
-                )
-    else:
-        raise ValueError(f"{directory}: unknown export format {fmt!r}")
-
-
-def _json_lines(
-    path: Path, pick: Callable[[dict[str, Any]], tuple[int, str | None]]
-) -> Iterator[tuple[int, str | None]]:
-    """Rows of a JSON-lines file, or of a JSON list written one element per line."""
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip().lstrip("[").rstrip(",").rstrip("]").strip()
-            if line:
-                yield pick(json.loads(line))
+    try:
+        module = format_module(manifest["format"])
+    except ValueError as error:
+        raise ValueError(f"{directory}: {error}") from None
+    yield from module.final_labels(directory)
 
 
 def diff_snapshots(a: Path, b: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-FORMAT_CHOICES = ("dpo", "hf", "label-studio", "argilla")
+from api.export import FORMATS  # the format list only: no writer loads here
 
 
 def _engine(database_url: str | None) -> Any:
@@ -42,7 +42,7 @@ def _project(engine: Any, name_or_id: str) -> Any:
 @click.group(invoke_without_command=True)
 @click.option("--project", default=None, help="Project name (or id) to export.")
 @click.option(
-    "--format", "export_format", type=click.Choice(FORMAT_CHOICES), default=None, help="Export format."
+    "--format", "export_format", type=click.Choice(FORMATS), default=None, help="Export format."
 )
 @click.option(
     "--out",
