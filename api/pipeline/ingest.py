@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Row, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
 from api.db import bulk_insert, chunks, insert_ignore
@@ -424,95 +425,111 @@ def store_labels(
     """
     parsed, errors = parse_labels(body, content_type, sources)
     with Session(engine) as session:
-        pair_of: dict[str, int] = {}
-        for part in chunks([item.client_id for _, item in parsed]):
-            pair_of.update(
-                session.exec(
-                    select(Pair.client_id, Pair.id).where(
-                        Pair.project_id == project.id, Pair.client_id.in_(part)
-                    )
-                ).all()  # type: ignore[arg-type]
-            )
-        keys: dict[str, int] = {}
-        for number, item in parsed:
-            if item.client_id not in pair_of:
-                errors.append(
-                    LineError(
-                        number, item.client_id, [f"client_id: no pair {item.client_id!r} in this project"]
-                    )
-                )
-            key = _idempotency_key(item)
-            if key in keys:
-                errors.append(
-                    LineError(number, item.client_id, [f"idempotency key {key!r} repeats line {keys[key]}"])
-                )
-            keys.setdefault(key, number)
+        pair_of = _pair_ids(session, project, [item.client_id for _, item in parsed])
+        errors += _unknown_or_repeated(parsed, pair_of)
         if errors:
             raise LabelsRefused(errors)
-        existing: dict[str, Label] = {}
-        for part in chunks(list(keys)):
-            existing.update(
-                {
-                    row.idempotency_key: row
-                    for row in session.exec(
-                        select(Label).where(Label.project_id == project.id, Label.idempotency_key.in_(part))
-                    )  # type: ignore[attr-defined]
-                }
-            )
+        existing = _labels_by_key(session, project, [_idempotency_key(item) for _, item in parsed])
         now = utcnow()
         rows: list[dict[str, Any]] = []
         conflicts = []
         for _, item in parsed:
-            key = _idempotency_key(item)
-            row = {
-                "project_id": project.id,
-                "pair_id": pair_of[item.client_id],
-                "label": to_five_point(item.label),
-                "both_bad": item.both_bad,
-                "safety_flag": item.safety_flag,
-                "rationale": item.rationale,
-                "source": str(item.source),
-                "annotator": item.annotator,
-                "idempotency_key": key,
-                "created_at": now,
-            }
-            if key in existing:
-                old = existing[key]
-                if (old.label, old.pair_id, old.source) != (row["label"], row["pair_id"], row["source"]):
-                    conflicts.append(key)
-                continue
-            rows.append(row)
+            row = _label_row(item, project, pair_of[item.client_id], now)
+            old = existing.get(row["idempotency_key"])
+            if old is None:
+                rows.append(row)
+            elif (old.label, old.pair_id, old.source) != (row["label"], row["pair_id"], row["source"]):
+                conflicts.append(row["idempotency_key"])
         if conflicts:
             raise LabelKeyConflict(conflicts)
+        # Gold labels flagged honeypot make their pair a honeypot (the first answer stands).
+        honeypots = {
+            pair_of[item.client_id]: to_five_point(item.label) for _, item in parsed if item.honeypot
+        }
         try:
-            if rows:
-                ids = session.execute(
-                    insert(Label).returning(Label.id, sort_by_parameter_order=True), rows
-                ).scalars()
-                stored = [dict(row, id=label_id) for row, label_id in zip(rows, ids, strict=True)]
-                audit.record_event(
-                    session,
-                    audit.AuditKind.LABEL_WRITTEN,
-                    project_id=project.id,
-                    subject=f"project:{project.id}",
-                    payload=audit.labels_payload(stored),
-                )
-            # Gold labels flagged honeypot make their pair a honeypot (the first answer stands).
-            honeypots = {
-                pair_of[item.client_id]: to_five_point(item.label) for _, item in parsed if item.honeypot
-            }
-            if honeypots:
-                insert_ignore(
-                    session,
-                    Honeypot.__table__,  # type: ignore[attr-defined]
-                    [
-                        {"pair_id": pid, "project_id": project.id, "label": label, "created_at": now}
-                        for pid, label in honeypots.items()
-                    ],
-                    ["pair_id"],
-                )
+            _insert_labels(session, project, rows, honeypots, now)
             session.commit()
         except IntegrityError:
             session.rollback()
             raise
     return LabelsStored(created=len(rows), existing=len(parsed) - len(rows))
+
+
+def _pair_ids(session: Session, project: Project, client_ids: list[str]) -> dict[str, int]:
+    """Pair id by client id, of those of ``client_ids`` the project has."""
+    pair_of: dict[str, int] = {}
+    for part in chunks(client_ids):
+        query = select(Pair.client_id, Pair.id).where(
+            Pair.project_id == project.id, col(Pair.client_id).in_(part)
+        )
+        pair_of.update(session.exec(query).all())
+    return pair_of
+
+
+def _unknown_or_repeated(parsed: list[tuple[int, LabelIn]], pair_of: dict[str, int]) -> list[LineError]:
+    """A line error per label on a client id the project lacks, and per idempotency key that an
+    earlier line of the request already has."""
+    errors: list[LineError] = []
+    first_line: dict[str, int] = {}
+    for number, item in parsed:
+        if item.client_id not in pair_of:
+            errors.append(
+                LineError(number, item.client_id, [f"client_id: no pair {item.client_id!r} in this project"])
+            )
+        key = _idempotency_key(item)
+        if key in first_line:
+            errors.append(
+                LineError(number, item.client_id, [f"idempotency key {key!r} repeats line {first_line[key]}"])
+            )
+        first_line.setdefault(key, number)
+    return errors
+
+
+def _labels_by_key(session: Session, project: Project, keys: list[str]) -> dict[str, Label]:
+    """The project's stored labels with these idempotency keys."""
+    found: dict[str, Label] = {}
+    for part in chunks(keys):
+        query = select(Label).where(Label.project_id == project.id, col(Label.idempotency_key).in_(part))
+        found.update({row.idempotency_key: row for row in session.exec(query)})
+    return found
+
+
+def _label_row(item: LabelIn, project: Project, pair_id: int, now: datetime) -> dict[str, Any]:
+    return {
+        "project_id": project.id,
+        "pair_id": pair_id,
+        "label": to_five_point(item.label),
+        "both_bad": item.both_bad,
+        "safety_flag": item.safety_flag,
+        "rationale": item.rationale,
+        "source": str(item.source),
+        "annotator": item.annotator,
+        "idempotency_key": _idempotency_key(item),
+        "created_at": now,
+    }
+
+
+def _insert_labels(
+    session: Session, project: Project, rows: list[dict[str, Any]], honeypots: dict[int, str], now: datetime
+) -> None:
+    """Insert the new label rows (with their audit event) and the honeypots they make."""
+    if rows:
+        ids = session.execute(insert(Label).returning(Label.id, sort_by_parameter_order=True), rows).scalars()
+        stored = [dict(row, id=label_id) for row, label_id in zip(rows, ids, strict=True)]
+        audit.record_event(
+            session,
+            audit.AuditKind.LABEL_WRITTEN,
+            project_id=project.id,
+            subject=f"project:{project.id}",
+            payload=audit.labels_payload(stored),
+        )
+    if honeypots:
+        insert_ignore(
+            session,
+            Honeypot.__table__,  # type: ignore[attr-defined]
+            [
+                {"pair_id": pid, "project_id": project.id, "label": label, "created_at": now}
+                for pid, label in honeypots.items()
+            ],
+            ["pair_id"],
+        )
