@@ -4,7 +4,8 @@
 :class:`~calibration.calibrator.PairCalibrator` and picks the threshold with
 :func:`~calibration.threshold.select_threshold`, so that with probability >= 1 - delta the
 agreement of auto-accepted pairs with humans is >= 1 - alpha (assumptions: see
-:mod:`calibration.threshold`). Ways to use the labels:
+:mod:`calibration.threshold`). Every setting of a fit is a field of one frozen
+:class:`~calibration.settings.GateSettings`. Ways to use the labels:
 
 * ``mode="crossfit"`` (default): the threshold is chosen on out-of-fold scores of all
   labels and the deployed model is refitted on all of them. More labels for both jobs; the
