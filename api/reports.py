@@ -105,7 +105,7 @@ def shift_summary(versions: list[CalibrationVersion]) -> dict[str, Any] | None:
 
 def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
     """Gate state, version history and the report data for ``GET .../calibration``."""
-    from calibration.report import build_report
+    from calibration.report import Monitoring, PanelEvidence, ScoredLabels, build_report
 
     routing = project.routing_settings()
     with Session(engine, expire_on_commit=False) as session:
@@ -157,24 +157,31 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
         frame.assign(verdict=frame["verdict"].where(~frame["failed"], "invalid")) if len(frame) else None
     )
     kill = next((v for v in reversed(versions) if v.trigger in KILL_SWITCH_TRIGGERS), None)
+    scores = ScoredLabels()
+    if fitted is not None:
+        finite = np.isfinite(fitted.cal_confidence)  # a hard-flagged pair's score is -inf
+        scores = ScoredLabels(fitted.cal_confidence[finite], fitted.cal_correct[finite])
     report = build_report(
         project=project.name,
         calibration_version=version_name(current),
         gate=gate,
-        confidence=fitted.cal_confidence[np.isfinite(fitted.cal_confidence)] if fitted is not None else (),
-        correct=fitted.cal_correct[np.isfinite(fitted.cal_confidence)] if fitted is not None else (),
-        judgments=judges_frame,
-        gold=gold.to_dict() if len(gold) else None,
-        confusion_true=confusion_true,
-        confusion_pred=confusion_pred,
-        confusion_compared="gate's predicted side vs human (calibration labels, in-sample)",
-        audit_timestamps=[t for t, _, _ in audits],
-        audit_agree=[a for _, _, a in audits],
-        kill_switch={"tripped": True, "rule": kill.reason, "tripped_at": kill.created_at}
-        if kill is not None
-        else None,
+        scores=scores,
+        panel=PanelEvidence(
+            judgments=judges_frame,
+            gold=gold.to_dict() if len(gold) else None,
+            confusion_true=confusion_true,
+            confusion_pred=confusion_pred,
+            confusion_compared="gate's predicted side vs human (calibration labels, in-sample)",
+        ),
+        monitoring=Monitoring(
+            audit_timestamps=[t for t, _, _ in audits],
+            audit_agree=[a for _, _, a in audits],
+            kill_switch={"tripped": True, "rule": kill.reason, "tripped_at": kill.created_at}
+            if kill is not None
+            else None,
+            shift=shift_summary(versions),
+        ),
         versions=[version_public(v) for v in versions],
-        shift=shift_summary(versions),
     )
     return {
         "project_id": project.id,

@@ -47,7 +47,8 @@ Example
 ...             ok = rng.uniform() < acc
 ...             rows.append((i, judge, order, truth if ok else {"A": "B", "B": "A"}[truth]))
 >>> df = pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict"])
->>> model = fit_cascade(df, pd.Series(gold), stages=[["cheap"], ["strong"]], alpha=0.1, delta=0.1)
+>>> settings = GateSettings(alpha=0.1, delta=0.1)
+>>> model = fit_cascade(df, pd.Series(gold), [["cheap"], ["strong"]], settings)
 >>> model.open, model.guaranteed_agreement >= 0.9, model.expected_calls_per_pair < 4
 (True, True, True)
 >>> out = model.decide_table(df)
@@ -72,6 +73,7 @@ from calibration.calibrator import PairCalibrator
 from calibration.features import build_features, calls_per_pair, judge_flip_flags, order_sensitive_flags
 from calibration.gate import jsonable, labels_for
 from calibration.metrics import clopper_pearson_upper
+from calibration.settings import GateSettings
 from calibration.threshold import default_min_accept
 
 __all__ = ["CascadeModel", "fit_cascade", "cascade_decide"]
@@ -265,36 +267,26 @@ def fit_cascade(
     judgments: pd.DataFrame,
     y: pd.Series,
     stages: Sequence[Sequence[str]],
-    alpha: float = 0.1,
-    delta: float = 0.1,
-    n_min: int = 50,
-    random_state: int | None = 0,
-    *,
-    hard_rule: bool = False,
-    hard_rule_judges: Sequence[str] | None = None,
-    method: str = "side",
-    min_accept: int | None = None,
-    review_below: float | None = None,
+    settings: GateSettings = GateSettings(),
     never_accept: pd.DataFrame | None = None,
     final_flags: pd.DataFrame | None = None,
-    C: float = 1.0,
-    C_side: float = 1.0,
-    n_splits: int = 5,
-    mode: str = "crossfit",
-    monotone: bool = True,
 ) -> CascadeModel:
     """Fit per-stage calibrators and the shared threshold on pairs with a usable label in ``y``.
 
     ``judgments``: long table with every stage's verdicts for the labelled pairs (extra
     pairs are ignored); ``y``: Series of "A"/"B"/"tie" by pair_id; ``stages``: judge lists,
-    cheapest first. See the module docstring for the procedure and its guarantee.
+    cheapest first; ``settings``: as for the single gate (``review_below`` is the cascade's
+    own; ``mode`` must be "crossfit"); ``never_accept`` / ``final_flags``: the service's
+    per-stage hard flags (module docstring). See the module docstring for the procedure and
+    its guarantee.
     """
-    if mode != "crossfit":
+    if settings.mode != "crossfit":
         raise ValueError("the cascade supports mode='crossfit' only")
+    alpha, delta, n_min, review_below = settings.alpha, settings.delta, settings.n_min, settings.review_below
     stages = [list(map(str, s)) for s in stages]
     if not stages or any(not s for s in stages):
         raise ValueError("stages must be non-empty lists of judges")
-    rule_judges = None if hard_rule_judges is None else [str(j) for j in hard_rule_judges]
+    rule_judges = None if settings.hard_rule_judges is None else list(settings.hard_rule_judges)
     ids = [i for i, v in y.items() if isinstance(v, str) and v in ("A", "B", "tie")]
     sub = judgments[judgments["pair_id"].isin(ids)]
     K = len(stages)
@@ -312,19 +304,19 @@ def fit_cascade(
         X = _rows_for(fs.pair_ids, fs.X, pair_ids)
         cal = PairCalibrator(
             signed=fs.signed,
-            method=method,
+            method=settings.method,
             feature_names=fs.feature_names,
-            C=C,
-            C_side=C_side,
-            n_splits=n_splits,
-            random_state=random_state,
-            monotone=monotone,
+            C=settings.C,
+            C_side=settings.C_side,
+            n_splits=settings.n_splits,
+            random_state=settings.random_state,
+            monotone=settings.monotone,
         )
         if n >= max(n_min, 2) and (labels != "tie").any():
             cal.fit(X, labels)
             conf[:, k], correct[:, k] = cal.oof_confidence_, cal.oof_side_ == labels
         calibrators.append(cal)
-        if hard_rule:
+        if settings.hard_rule:
             flag[:, k] = order_sensitive_flags(X, fs.feature_names, rule_judges)
             final[:, k] = judge_flip_flags(X, fs.feature_names, rule_judges or ())
         if never_accept is not None:
@@ -339,7 +331,7 @@ def fit_cascade(
         n_labels_used=n,
         alpha=alpha,
         delta=delta,
-        hard_rule=hard_rule,
+        hard_rule=settings.hard_rule,
         hard_rule_judges=rule_judges,
         review_below=review_below,
     )
@@ -367,7 +359,7 @@ def fit_cascade(
     reached[:, 1:] = np.cumprod(~stop[:, :-1], axis=1).astype(bool)
     eligible = reached & ~flag
 
-    m = default_min_accept(alpha, delta) if min_accept is None else int(min_accept)
+    m = default_min_accept(alpha, delta) if settings.min_accept is None else int(settings.min_accept)
     cands = np.unique(conf[eligible])[::-1]
     rows = []
     chosen = None

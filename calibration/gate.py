@@ -4,7 +4,8 @@
 :class:`~calibration.calibrator.PairCalibrator` and picks the threshold with
 :func:`~calibration.threshold.select_threshold`, so that with probability >= 1 - delta the
 agreement of auto-accepted pairs with humans is >= 1 - alpha (assumptions: see
-:mod:`calibration.threshold`). Ways to use the labels:
+:mod:`calibration.threshold`). Every setting of a fit is a field of one frozen
+:class:`~calibration.settings.GateSettings`. Ways to use the labels:
 
 * ``mode="crossfit"`` (default): the threshold is chosen on out-of-fold scores of all
   labels and the deployed model is refitted on all of them. More labels for both jobs; the
@@ -47,13 +48,14 @@ Example
 >>> df = pd.DataFrame(rows, columns=["pair_id", "judge", "order", "verdict"])
 >>> fs = build_features(df)
 >>> y = pd.Series(gold)
->>> gate = fit_gate(fs, y, alpha=0.1, delta=0.1, n_min=50, random_state=0)
+>>> settings = GateSettings(alpha=0.1, delta=0.1, n_min=50, random_state=0)
+>>> gate = fit_gate(fs, y, settings)
 >>> gate.open, gate.guaranteed_agreement >= 0.9, 0.3 < gate.expected_coverage <= 1.0
 (True, True, True)
 >>> same = GateModel.from_dict(json.loads(json.dumps(gate.to_dict())))
 >>> bool(np.allclose(same.confidence(fs.X), gate.confidence(fs.X)))
 True
->>> fit_gate(fs, y.iloc[:20], alpha=0.1, delta=0.1, n_min=50).reason
+>>> fit_gate(fs, y.iloc[:20], settings).reason
 'too few usable labels: 20 < n_min=50'
 """
 
@@ -61,13 +63,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from calibration.calibrator import PairCalibrator
 from calibration.features import FeatureSet, order_sensitive_flags
+from calibration.settings import GateSettings
 from calibration.threshold import ThresholdResult, select_threshold
 from judge.verdicts import SIDES
 
@@ -237,58 +240,37 @@ def labels_for(features: FeatureSet, y: pd.Series | Sequence[Any] | np.ndarray) 
 def fit_gate(
     features: FeatureSet,
     y: pd.Series | Sequence[Any] | np.ndarray,
-    alpha: float = 0.1,
-    delta: float = 0.1,
-    n_min: int = 50,
-    random_state: int | None = 0,
-    *,
-    mode: Literal["crossfit", "split"] = "crossfit",
-    method: Literal["side", "two_stage", "vote"] = "side",
-    hard_rule: bool = False,
-    hard_rule_judges: Sequence[str] | None = None,
+    settings: GateSettings = GateSettings(),
     never_accept: pd.Series | Sequence[bool] | np.ndarray | None = None,
-    split_fraction: float = 0.5,
-    min_accept: int | None = None,
-    starts: int = 1,
-    grid: int | None = None,
-    C: float = 1.0,
-    C_side: float = 1.0,
-    n_splits: int = 5,
-    monotone: bool = True,
 ) -> GateModel:
     """Fit calibrator and threshold on the pairs of ``features`` that have a usable gold label.
 
     ``y``: human labels "A"/"B"/"tie" (a Series by pair_id, or an array in row order); pairs
-    without one are ignored. ``never_accept``: flags (same alignment) for pairs the service
-    will never auto-accept whatever the confidence (e.g. its routing hard flags: judge
-    failure, disagreement, safety); they count as labels but not as accepted, so the
-    guarantee covers what is actually accepted. Use the same rule at routing time.
-    ``alpha``: allowed disagreement (target agreement 1 - alpha); ``delta``: allowed
-    probability that the guarantee fails; ``n_min``: fewer usable labels than this keeps the
-    gate closed. ``method`` / ``mode`` / ``hard_rule``: see the module docstring;
-    ``min_accept`` / ``starts`` / ``grid``: see :func:`calibration.threshold.select_threshold`
-    (``min_accept=None``: the start is chosen by power from the out-of-fold confidences,
-    :func:`calibration.threshold.power_start`; an int fixes it);
-    ``monotone``: constrain the side model so that a verdict for A never lowers P(A) (helps
-    the ranking at the top).
+    without one are ignored. ``settings``: the guarantee (alpha, delta, n_min), how the labels
+    are used and the calibrator's parameters (:class:`~calibration.settings.GateSettings`).
+    ``never_accept``: flags (same alignment) for pairs the service will never auto-accept
+    whatever the confidence (e.g. its routing hard flags: judge failure, disagreement,
+    safety); they count as labels but not as accepted, so the guarantee covers what is
+    actually accepted. Use the same rule at routing time.
     """
     labels = labels_for(features, y)
     has = np.array([v is not None for v in labels])
     X, yy = features.X[has], labels[has].astype(object)
     blocked = _aligned_flags(features, never_accept)[has]
     n = int(has.sum())
-    rule_judges = None if hard_rule_judges is None else [str(j) for j in hard_rule_judges]
+    rule_judges = None if settings.hard_rule_judges is None else list(settings.hard_rule_judges)
+    alpha, delta, n_min, method = settings.alpha, settings.delta, settings.n_min, settings.method
 
     def make_cal() -> PairCalibrator:
         return PairCalibrator(
             signed=features.signed,
             method=method,
             feature_names=features.feature_names,
-            C=C,
-            C_side=C_side,
-            n_splits=n_splits,
-            random_state=random_state,
-            monotone=monotone,
+            C=settings.C,
+            C_side=settings.C_side,
+            n_splits=settings.n_splits,
+            random_state=settings.random_state,
+            monotone=settings.monotone,
         )
 
     # What every GateModel of this fit shares, open or closed.
@@ -298,8 +280,8 @@ def fit_gate(
         n_labels_used=n,
         alpha=alpha,
         delta=delta,
-        mode=mode,
-        hard_rule=hard_rule,
+        mode=settings.mode,
+        hard_rule=settings.hard_rule,
         hard_rule_judges=rule_judges,
     )
 
@@ -319,25 +301,23 @@ def fit_gate(
     if len(set(yy.tolist()) - {"tie"}) == 0:
         return closed("gold labels contain no A/B preference; cannot calibrate")
 
-    if mode == "split" and method != "vote":
-        rng = np.random.default_rng(random_state)
+    if settings.mode == "split" and method != "vote":
+        rng = np.random.default_rng(settings.random_state)
         perm = rng.permutation(n)
-        n_fit = int(round(split_fraction * n))
+        n_fit = int(round(settings.split_fraction * n))
         fit_idx, thr_idx = perm[:n_fit], perm[n_fit:]
         cal = make_cal().fit(X[fit_idx], yy[fit_idx])
         side = cal.predict_side(X[thr_idx])
         conf = cal.confidence(X[thr_idx])
         X_thr, y_thr, blocked_thr = X[thr_idx], yy[thr_idx], blocked[thr_idx]
-    elif mode in ("crossfit", "split"):
+    else:  # crossfit, or a vote score (it needs no labels: all of them go to the threshold)
         cal = make_cal().fit(X, yy)
         side, conf = cal.oof_side_, cal.oof_confidence_
         X_thr, y_thr, blocked_thr = X, yy, blocked
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
 
     correct = (side == y_thr).astype(int)
     flags = blocked_thr.copy()
-    if hard_rule:
+    if settings.hard_rule:
         flags |= order_sensitive_flags(X_thr, features.feature_names, rule_judges)
     score = np.where(flags, -np.inf, conf)
     res: ThresholdResult = select_threshold(
@@ -346,9 +326,9 @@ def fit_gate(
         alpha=alpha,
         delta=delta,
         n_min=n_min,
-        min_accept=min_accept,
-        starts=starts,
-        grid=grid,
+        min_accept=settings.min_accept,
+        starts=settings.starts,
+        grid=settings.grid,
         # Label-free P(agree) estimates pick where the sequence starts (power_start); a vote
         # score is no probability, so it keeps the fixed default start.
         expected=None if method == "vote" else conf,

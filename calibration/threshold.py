@@ -38,7 +38,7 @@ Assumptions, and where they break:
 * The score function is fixed independently of the labels used here. Holds exactly when the
   calibrator is fitted on other labels (split mode). With cross-fitting the score on each
   calibration pair is out-of-sample but the deployed model saw all of them, so the guarantee
-  is approximate; :mod:`calibration.simulate` checks it empirically.
+  is approximate; :mod:`calibration.lab.simulate` checks it empirically.
 * The labels are a random sample of the pairs the gate will see, not pairs reviewers chose
   (hard, disputed or flagged items make the bound pessimistic; easy ones make it optimistic).
 * Humans are the reference: the guarantee is agreement with the labelling process that

@@ -6,6 +6,7 @@ import pytest
 
 from calibration.cascade import CascadeModel, cascade_decide, fit_cascade
 from calibration.features import build_features
+from calibration.settings import GateSettings
 
 STAGES = [["cheap"], ["mid"], ["strong"]]
 ACC = {"cheap": 0.99, "mid": 0.99, "strong": 0.97}
@@ -45,7 +46,7 @@ def synth(
 def fitted():
     rng = np.random.default_rng(0)
     df, gold = synth(500, rng)
-    return fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, random_state=0), df, gold
+    return fit_cascade(df, gold, STAGES, GateSettings(alpha=0.1, delta=0.1, random_state=0)), df, gold
 
 
 def test_cascade_opens_and_saves_calls(fitted):
@@ -79,7 +80,7 @@ def test_round_trip(fitted):
 
 def test_closed_with_too_few_labels(fitted):
     _, df, gold = fitted
-    model = fit_cascade(df, gold.iloc[:20], STAGES, alpha=0.1, delta=0.1)
+    model = fit_cascade(df, gold.iloc[:20], STAGES, GateSettings(alpha=0.1, delta=0.1))
     assert not model.open and "too few" in model.reason
     out = model.decide_table(df)
     assert (out["decision"] == "review").all() and (out["calls"] == 2).all(), "closed: stop after stage 0"
@@ -88,7 +89,9 @@ def test_closed_with_too_few_labels(fitted):
 def test_hard_rule_sends_flipped_pairs_to_review_early():
     rng = np.random.default_rng(1)
     df, gold = synth(500, rng, flip_rate=0.1)
-    model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, hard_rule=True, hard_rule_judges=["cheap"])
+    model = fit_cascade(
+        df, gold, STAGES, GateSettings(alpha=0.1, delta=0.1, hard_rule=True, hard_rule_judges=["cheap"])
+    )
     out = model.decide_table(df).set_index("pair_id")
     from calibration.features import order_sensitive
 
@@ -101,7 +104,7 @@ def test_hard_rule_sends_flipped_pairs_to_review_early():
 def test_a_panel_reversal_escalates_to_the_next_stage():
     rng = np.random.default_rng(1)
     df, gold = synth(500, rng, flip_rate=0.1)
-    model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, hard_rule=True)
+    model = fit_cascade(df, gold, STAGES, GateSettings(alpha=0.1, delta=0.1, hard_rule=True))
     assert model.open
     out = model.decide_table(df).set_index("pair_id")
     from calibration.features import order_sensitive
@@ -120,7 +123,7 @@ def test_cascade_guarantee_on_fresh_pairs():
     reps, bad, opened = 20, 0, 0
     for r in range(reps):
         df, gold = synth(300, rng)
-        model = fit_cascade(df, gold, STAGES, alpha=0.1, delta=0.1, random_state=r)
+        model = fit_cascade(df, gold, STAGES, GateSettings(alpha=0.1, delta=0.1, random_state=r))
         if not model.open:
             continue
         opened += 1
@@ -147,15 +150,19 @@ def test_never_accept_stops_the_cascade_where_the_service_would():
     df, gold = synth(500, rng)
     everyone = np.ones(len(gold), dtype=bool)
     # Flagged at stage 0: the worker stops there and sends the pair to review -> nothing to accept.
-    closed = fit_cascade(df, gold, STAGES, never_accept=_flags(gold, {0: everyone}), random_state=0)
+    closed = fit_cascade(
+        df, gold, STAGES, GateSettings(random_state=0), never_accept=_flags(gold, {0: everyone})
+    )
     assert not closed.open and closed.expected_coverage == 0.0
     # Flagged at the last stage only: the earlier stages can still accept, the last cannot.
-    early = fit_cascade(df, gold, STAGES, never_accept=_flags(gold, {2: everyone}), random_state=0)
+    early = fit_cascade(
+        df, gold, STAGES, GateSettings(random_state=0), never_accept=_flags(gold, {2: everyone})
+    )
     assert early.open and sum(early.stage_accept_rates[:2]) > 0.3
     assert early.stage_accept_rates[2] == 0.0
     # Half flagged at stage 0: at most the other half can be accepted, and they cost 2 calls.
     half = rng.uniform(size=len(gold)) < 0.5
-    model = fit_cascade(df, gold, STAGES, never_accept=_flags(gold, {0: half}), random_state=0)
-    unflagged = fit_cascade(df, gold, STAGES, random_state=0)
+    model = fit_cascade(df, gold, STAGES, GateSettings(random_state=0), never_accept=_flags(gold, {0: half}))
+    unflagged = fit_cascade(df, gold, STAGES, GateSettings(random_state=0))
     assert model.expected_coverage <= 1 - half.mean() + 1e-9
     assert model.expected_coverage < unflagged.expected_coverage

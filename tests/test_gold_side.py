@@ -25,6 +25,7 @@ from calibration import calibrator as calibrator_module
 from calibration.calibrator import PairCalibrator, panel_sides
 from calibration.features import build_features
 from calibration.gate import fit_gate, one_sided_gold
+from calibration.settings import GateSettings
 from judge.recorded import RecordedPair, load_recorded
 from judge.verdicts import majority_side, side
 from tests.helpers import LLMBAR, fold_wal, run_worker, served_copy
@@ -205,7 +206,7 @@ def test_orientation_of_the_gold_does_not_move_the_accepted_side() -> None:
     for name, flip in (("all_A", truth == "B"), ("all_B", truth == "A")):
         mdf, y = _mirror(df, truth, flip)
         fs = build_features(mdf, judges=["mid", "strong", "weak"])
-        gate = fit_gate(fs, y.iloc[:250], alpha=0.15, delta=0.1, n_min=50)
+        gate = fit_gate(fs, y.iloc[:250], GateSettings(alpha=0.15, delta=0.1, n_min=50))
         assert gate.open, gate.reason
         accepted = gate.accept(fs)
         sides = gate.predict_side(fs)

@@ -23,7 +23,14 @@ MAX_MODULE_LINES = 600
 
 # The database and web layers: a pure module must not load them, not even through another module.
 FORBIDDEN = ("sqlmodel", "sqlalchemy", "alembic", "fastapi", "starlette", "api.db")
-PURE_API_MODULES = ("api.pipeline.routing", "api.vocab", "api.schemas", "api.review.redaction")
+PURE_API_MODULES = (
+    "api.pipeline.routing",
+    "api.vocab",
+    "api.schemas",
+    "api.review.redaction",
+    "api.reports_html",
+    "api.reports_plots",
+)
 
 
 def _module_name(path: Path) -> str:
@@ -193,10 +200,17 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
         ("api.tools",),
     ),
     (
-        # Simulated judges are for measuring: the service must never route on them.
-        "only api/tools/ and calibration/lab/ import calibration.lab (simulated judges, never the service)",
+        # Simulated judges, the in-memory simulation and the baselines (Trust or Escalate) are for
+        # measuring: the service must never route on them.
+        "only api/tools/ and calibration/lab/ import calibration.lab (benches, baselines; never the service)",
         lambda rel: not rel.startswith(("api/tools/", "calibration/lab/")),
         ("calibration.lab",),
+    ),
+    (
+        # The report's data is pure; the page (HTML, matplotlib) is the API's to draw.
+        "calibration/ draws nothing: matplotlib and the report page live in api/",
+        lambda rel: rel.startswith("calibration/") and not rel.startswith("calibration/lab/"),
+        ("matplotlib",),
     ),
     (
         # Route modules sharing a helper among themselves is still HTTP-only code.
@@ -218,6 +232,8 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
             "api.main",
             "api.deps",
             "api.reports",
+            "api.reports_html",
+            "api.reports_plots",
             "api.metrics",
             "api.routes",
             "api.pipeline",
@@ -239,6 +255,37 @@ def test_imports_follow_the_layers() -> None:
                 if _under(name, banned):
                     offences.append(f"{rel}:{line} imports {name} ({rule})")
     assert not offences, "imports against the layering:\n" + "\n".join(sorted(set(offences)))
+
+
+# The service's entry points: the app with every route, the worker and the background maintenance.
+SERVICE_MODULES = ("api.main", "api.pipeline.worker", "api.pipeline.gate", "api.reports", "api.export")
+
+_LAB_PROBE = textwrap.dedent(
+    """
+    import importlib, json, sys
+
+    for name in json.loads(sys.argv[1]):
+        importlib.import_module(name)
+    lab = [m for m in sys.modules if m == "calibration.lab" or m.startswith("calibration.lab.")]
+    print(json.dumps(sorted(lab)))
+    """
+)
+
+
+def test_the_service_never_loads_the_lab() -> None:
+    """Loaded, not only imported by name: no chain of imports from the service reaches the lab."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", _LAB_PROBE, json.dumps(list(SERVICE_MODULES))],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"the service loads lab code: {loaded}"
 
 
 def test_import_scan_sees_relative_and_function_level_imports(tmp_path: Path) -> None:
@@ -345,11 +392,28 @@ def test_env_py_alone_sees_every_table(tmp_path: Path) -> None:
 # --- size -----------------------------------------------------------------------------------------
 
 
-def test_no_api_module_is_too_long() -> None:
+def test_no_api_or_calibration_module_is_too_long() -> None:
     long = [
         f"{_rel(path)}: {n} lines"
-        for path in _sources("api")
+        for path in _sources("api", "calibration")
         if not _rel(path).startswith("api/migrations/")
         and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
     ]
     assert not long, f"split these (over {MAX_MODULE_LINES} lines):\n" + "\n".join(long)
+
+
+# Fits and builders take their data plus a few typed settings objects, not a keyword per knob.
+MAX_PARAMETERS = 8
+
+
+def test_no_fit_or_build_function_takes_more_than_8_parameters() -> None:
+    wide = []
+    for path in _sources("api", "calibration", "judge"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith(("fit", "build_")):
+                args = node.args
+                n = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+                n -= bool(args.args) and args.args[0].arg in ("self", "cls")
+                if n > MAX_PARAMETERS:
+                    wide.append(f"{_rel(path)}:{node.lineno} {node.name}: {n} parameters")
+    assert not wide, f"group these into settings objects (over {MAX_PARAMETERS}):\n" + "\n".join(wide)

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from api import reports_html
+from api.reports_html import render_report_html
 from calibration import report as report_module
 from calibration.metrics import clopper_pearson_interval, coverage_agreement_curve
-from calibration.report import CalibrationReport, build_report, render_report_html
+from calibration.report import CalibrationReport, Monitoring, PanelEvidence, ScoredLabels, build_report
 from judge.verdicts import to_side
 
 LLMBAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "replay" / "llmbar_dev.jsonl"
@@ -141,20 +143,26 @@ def llmbar_report() -> CalibrationReport:
         project="LLMBar replay <demo>",
         calibration_version="v2",
         gate=gate,
-        confidence=conf_a,
-        correct=ok,
-        reliability_note="Confidence = share of the 4 main judges' 8 verdicts that agree with the majority.",
-        judgments=main,
-        gold=gold,
-        confusion_true=gpt4["pair_id"].map(gold).to_numpy(),
-        confusion_pred=gpt4["verdict"].to_numpy(),
-        confusion_compared="gpt-4/vanilla_norules, both orders, vs human gold",
-        audit_timestamps=[start + timedelta(hours=6 * i) for i in range(audited.size)],
-        audit_agree=ok[audited],
-        kill_switch={
-            "tripped": False,
-            "rule": "close the gate if the audit 95% upper bound drops below the target",
-        },
+        scores=ScoredLabels(
+            conf_a,
+            ok,
+            note="Confidence = share of the 4 main judges' 8 verdicts that agree with the majority.",
+        ),
+        panel=PanelEvidence(
+            judgments=main,
+            gold=gold,
+            confusion_true=gpt4["pair_id"].map(gold).to_numpy(),
+            confusion_pred=gpt4["verdict"].to_numpy(),
+            confusion_compared="gpt-4/vanilla_norules, both orders, vs human gold",
+        ),
+        monitoring=Monitoring(
+            audit_timestamps=[start + timedelta(hours=6 * i) for i in range(audited.size)],
+            audit_agree=ok[audited],
+            kill_switch={
+                "tripped": False,
+                "rule": "close the gate if the audit 95% upper bound drops below the target",
+            },
+        ),
         versions=versions,
         generated_at="2024-05-16T12:00:00+00:00",
     )
@@ -166,6 +174,7 @@ def _images(page: str) -> list[bytes]:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(report_module).failed == 0
+    assert doctest.testmod(reports_html).failed == 0
 
 
 def test_llmbar_report_is_json_and_has_expected_numbers(llmbar_report: CalibrationReport) -> None:
@@ -218,12 +227,11 @@ def test_degenerate_inputs() -> None:
         project="p",
         calibration_version="v1",
         gate={"state": "open", "reason": "r", "threshold": 0.99, "target_agreement": 0.9, "delta": 0.1},
-        confidence=[0.7, 0.7, 0.7],  # one distinct confidence, all correct: one-class data
-        correct=[True, True, True],
-        confusion_true=["A"],
-        confusion_pred=["A"],  # kappa undefined -> None
-        audit_timestamps=["not a time"],  # unparseable -> plotted by audit number
-        audit_agree=[False],
+        # One distinct confidence, all correct: one-class data.
+        scores=ScoredLabels(confidence=[0.7, 0.7, 0.7], correct=[True, True, True]),
+        panel=PanelEvidence(confusion_true=["A"], confusion_pred=["A"]),  # kappa undefined -> None
+        # An unparseable timestamp: plotted by audit number.
+        monitoring=Monitoring(audit_timestamps=["not a time"], audit_agree=[False]),
     )
     assert tiny["confusion"] is not None and tiny["confusion"]["kappa"] is None
     json.dumps(tiny, allow_nan=False)
@@ -244,7 +252,8 @@ def test_threshold_result_dict_is_accepted() -> None:
 
 def test_mismatched_audits_raise() -> None:
     with pytest.raises(ValueError):
-        build_report(project="p", calibration_version="v", audit_timestamps=["2024-01-01"], audit_agree=[])
+        audits = Monitoring(audit_timestamps=["2024-01-01"], audit_agree=[])
+        build_report(project="p", calibration_version="v", monitoring=audits)
 
 
 def test_screenshot_if_chromium(tmp_path: Path, llmbar_report: CalibrationReport) -> None:
@@ -277,12 +286,13 @@ def test_large_inputs_render_quickly() -> None:
         project="big",
         calibration_version="v9",
         gate={"state": "open", "reason": "r", "threshold": 0.9, "target_agreement": 0.9, "delta": 0.05},
-        confidence=conf,
-        correct=rng.uniform(size=conf.size) < conf,
-        audit_timestamps=pd.date_range("2024-01-01", periods=5_000, freq="h", tz="UTC")
-        .to_pydatetime()
-        .tolist(),
-        audit_agree=rng.uniform(size=5_000) < 0.9,
+        scores=ScoredLabels(confidence=conf, correct=rng.uniform(size=conf.size) < conf),
+        monitoring=Monitoring(
+            audit_timestamps=pd.date_range("2024-01-01", periods=5_000, freq="h", tz="UTC")
+            .to_pydatetime()
+            .tolist(),
+            audit_agree=rng.uniform(size=5_000) < 0.9,
+        ),
     )
     page = render_report_html(big)
     assert len(_images(page)) == 3

@@ -11,8 +11,9 @@ import pytest
 from calibration.features import build_features
 from calibration.gate import fit_gate
 from calibration.lab.judges import Panel, SimJudge, draw_pairs, scores, toe_shaped
+from calibration.lab.simulate import fs_subset, load_recorded
 from calibration.metrics import clopper_pearson_upper
-from calibration.simulate import fs_subset, load_recorded
+from calibration.settings import GateSettings
 from calibration.threshold import default_min_accept, pass_limits, power_start, select_threshold
 
 ALPHA, DELTA = 0.15, 0.1
@@ -102,8 +103,8 @@ def test_the_fitted_gate_keeps_its_guarantee_on_simulated_judges(panel: Panel, t
     draws, violated, opened = 30, 0, 0
     for d in range(draws):
         cal = rng.choice(len(y), size=250, replace=True)  # iid draws from the population
-        gate = fit_gate(fs_subset(fs, cal), pd.Series(y[cal], index=fs.pair_ids[cal]), alpha=ALPHA,
-                        delta=DELTA, random_state=d)  # fmt: skip
+        gate = fit_gate(fs_subset(fs, cal), pd.Series(y[cal], index=fs.pair_ids[cal]),
+                        GateSettings(alpha=ALPHA, delta=DELTA, random_state=d))  # fmt: skip
         if not gate.open:
             continue
         opened += 1
@@ -127,7 +128,7 @@ def test_power_start_covers_more_than_the_fixed_start_on_the_toe_shape(tmp_path)
             cal, test = perm[:250], perm[250:]
             labels = pd.Series(y[cal], index=fs.pair_ids[cal])
             for name, start in [("power", None), ("fixed", default_min_accept(ALPHA, DELTA))]:
-                gate = fit_gate(fs_subset(fs, cal), labels, alpha=ALPHA, delta=DELTA, min_accept=start,
-                                random_state=split)  # fmt: skip
+                settings = GateSettings(alpha=ALPHA, delta=DELTA, min_accept=start, random_state=split)
+                gate = fit_gate(fs_subset(fs, cal), labels, settings)
                 covered[name].append(gate.accept(fs.X[test]).mean())
     assert np.mean(covered["power"]) > np.mean(covered["fixed"]) + 0.1, covered

@@ -1,4 +1,4 @@
-"""Trust or Escalate baseline (calibration/toe.py): signals, the cascade, both variants'
+"""Trust or Escalate baseline (calibration/lab/toe.py): signals, the cascade, both variants'
 guarantees on simulated draws with known truth, and `bench replay --baseline toe`."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 import api.tools.bench_replay as bench_module
 from api.tools.bench_replay import BASELINE_KEYS, bench_replay
-from calibration import toe
-from calibration.toe import RULES, VARIANTS, TrustOrEscalate, judge_signals
+from calibration.lab import toe
+from calibration.lab.toe import RULES, VARIANTS, TrustOrEscalate, judge_signals
 
 SAMPLE = Path(__file__).resolve().parents[1] / "api" / "sample_data" / "llmbar_sample.jsonl"
 COLUMNS = ["pair_id", "judge", "order", "verdict", "confidence"]

@@ -1,13 +1,16 @@
 """What an export holds and under which guarantees: its manifest (JSON) and dataset card.
 
 :class:`Counts` is filled by a writer while rows stream past; :func:`build_manifest` and
-:func:`dataset_card` are pure: the caller reads the gate, audits and costs from the database.
+:func:`dataset_card` are pure: the caller reads the gate, audits and costs from the database and
+passes them grouped (:class:`ExportIdentity`, :class:`ExportFiles`, :class:`LabelProvenance`,
+:class:`PromotionOverride`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,57 +58,92 @@ class Counts:
         }
 
 
+@dataclass(frozen=True)
+class ExportIdentity:
+    """Which export this is: project (id, name), number, format, filters, when, and whether its
+    texts went through the redactor (``redaction_version``: the redactor reviewers see through)."""
+
+    project: dict[str, Any]
+    number: int
+    export_format: str
+    filters: dict[str, Any]
+    created_at: str
+    redacted: bool
+    redaction_version: str
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """What was written: sha256 per data file, of ``rows.sha256`` (a sha256 per row), and the
+    pairs held back (pair id -> reason) before writing."""
+
+    files: dict[str, str]
+    rows_sha256: str
+    held_back: dict[int, str]
+
+
+@dataclass(frozen=True)
+class LabelProvenance:
+    """Where the labels come from: the gate in force, the audits so far, the judges and their
+    prompt versions, and what judging cost (USD)."""
+
+    calibration: dict[str, Any]
+    audited_agreement: dict[str, Any]
+    judges: list[str]
+    prompt_versions: list[str]
+    judge_cost: float
+
+
+@dataclass(frozen=True)
+class PromotionOverride:
+    """A forced export: whether the promotion gate was overridden, why, and what it refused."""
+
+    forced: bool = False
+    reason: str | None = None
+    refusals: list[dict[str, str]] = field(default_factory=list)
+
+
 def build_manifest(
-    *,
-    project: dict[str, Any],
-    number: int,
-    export_format: str,
-    filters: dict[str, Any],
+    identity: ExportIdentity,
     counts: Counts,
-    calibration: dict[str, Any],
-    audited_agreement: dict[str, Any],
-    judges: list[str],
-    prompt_versions: list[str],
-    redaction_version: str,
-    redacted: bool,
-    files: dict[str, str],
-    rows_sha256: str,
-    held_back: dict[int, str],
-    judge_cost: float,
-    forced: bool,
-    force_reason: str | None,
-    refusals: list[dict[str, str]],
-    created_at: str,
+    written: ExportFiles,
+    provenance: LabelProvenance,
+    override: PromotionOverride,
 ) -> dict[str, Any]:
     """The manifest written next to an export (``manifest.json``) and stored on its row."""
     return {
         "manifest_version": MANIFEST_VERSION,
-        "project": project,
-        "export": number,
-        "format": export_format,
-        "created_at": created_at,
-        "filters": filters,
+        "project": identity.project,
+        "export": identity.number,
+        "format": identity.export_format,
+        "created_at": identity.created_at,
+        "filters": identity.filters,
         "counts": counts.as_dict(),
-        "calibration": calibration,
-        "audited_agreement": audited_agreement,
-        "judges": judges,
-        "prompt_versions": prompt_versions,
-        "redaction_version": redaction_version,
+        "calibration": provenance.calibration,
+        "audited_agreement": provenance.audited_agreement,
+        "judges": provenance.judges,
+        "prompt_versions": provenance.prompt_versions,
+        "redaction_version": identity.redaction_version,
         # True: texts and metadata strings went through that redactor (typed tokens, no
         # mapping); False: they are the raw texts as posted, personal data included.
-        "redacted": redacted,
-        "held_back": {"total": len(held_back), "by_reason": dict(Counter(held_back.values()))},
-        "cost": {
-            "judge_cost_usd": round(judge_cost, 6),
-            "labels": counts.labelled,
-            "cost_per_accepted_label": round(judge_cost / counts.labelled, 6) if counts.labelled else None,
+        "redacted": identity.redacted,
+        "held_back": {
+            "total": len(written.held_back),
+            "by_reason": dict(Counter(written.held_back.values())),
         },
-        "forced": forced,
-        "force_reason": force_reason,
-        "refusals_overridden": refusals if forced else [],
+        "cost": {
+            "judge_cost_usd": round(provenance.judge_cost, 6),
+            "labels": counts.labelled,
+            "cost_per_accepted_label": round(provenance.judge_cost / counts.labelled, 6)
+            if counts.labelled
+            else None,
+        },
+        "forced": override.forced,
+        "force_reason": override.reason,
+        "refusals_overridden": override.refusals if override.forced else [],
         # sha256 of every data file, and of rows.sha256 (a sha256 per row, in row order).
-        "files": files,
-        "rows_sha256": rows_sha256,
+        "files": written.files,
+        "rows_sha256": written.rows_sha256,
     }
 
 

@@ -31,7 +31,17 @@ from sqlmodel import Session, select
 from api import audit
 from api.export import FORMATS, format_module
 from api.export.leakage import hold_back
-from api.export.manifest import CARD, MANIFEST, Counts, build_manifest, dataset_card
+from api.export.manifest import (
+    CARD,
+    MANIFEST,
+    Counts,
+    ExportFiles,
+    ExportIdentity,
+    LabelProvenance,
+    PromotionOverride,
+    build_manifest,
+    dataset_card,
+)
 from api.export.promotion import audited_upper_bound, promotion_state
 from api.export.promotion import refusals as promotion_refusals
 from api.export.redacted import redact_rows
@@ -256,26 +266,25 @@ def _write_and_store(
                 or 0
             ) + 1
             created_at = datetime.now(UTC)
-            manifest = build_manifest(
+            identity = ExportIdentity(
                 project={"id": project.id, "name": project.name},
                 number=number,
                 export_format=request.format,
                 filters=request.filters(),
-                counts=counts,
-                calibration=calibration,
-                audited_agreement=audited,
-                judges=judges,
-                prompt_versions=prompts,
-                redaction_version=REDACTION_VERSION,
-                redacted=request.redact,
-                files=files,
-                rows_sha256=rows_sha256,
-                held_back=held,
-                judge_cost=cost,
-                forced=request.force,
-                force_reason=request.reason if request.force else None,
-                refusals=refused,
                 created_at=created_at.isoformat(),
+                redacted=request.redact,
+                redaction_version=REDACTION_VERSION,
+            )
+            manifest = build_manifest(
+                identity,
+                counts,
+                ExportFiles(files=files, rows_sha256=rows_sha256, held_back=held),
+                LabelProvenance(calibration, audited, judges, prompts, judge_cost=cost),
+                PromotionOverride(
+                    forced=request.force,
+                    reason=request.reason if request.force else None,
+                    refusals=refused,
+                ),
             )
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
             (staging / CARD).write_text(dataset_card(manifest), encoding="utf-8")

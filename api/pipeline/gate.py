@@ -49,11 +49,13 @@ from api.pipeline.versions import (
     latest_version_to_follow,
     version_name,
 )
+from api.schemas import RoutingSettings
 from api.vocab import CALIBRATION_SOURCES, LabelSource
 from calibration.cascade import CascadeModel, fit_cascade
 from calibration.drift import drift_alarm
 from calibration.features import build_features
 from calibration.gate import fit_gate
+from calibration.settings import GateSettings
 from calibration.shift import ShiftDetector, pair_statistics, text_statistics
 from judge.verdicts import to_side
 
@@ -105,6 +107,22 @@ def never_accept_flags(
     )
 
 
+def gate_settings(routing: RoutingSettings, random_state: int = 0) -> GateSettings:
+    """The fit settings of a project's gate: its guarantee (target agreement, delta, n_min)
+    from the routing settings; everything else at the calibration defaults.
+
+    The one place the service turns routing settings into fit settings. The order-sensitive
+    judges are not a fit setting here: routing flags them itself (:func:`never_accept_flags`)
+    and the fit receives those flags.
+    """
+    return GateSettings(
+        alpha=1 - routing.target_agreement,
+        delta=routing.delta,
+        n_min=routing.n_min,
+        random_state=random_state,
+    )
+
+
 def _complete_pairs(frame: pd.DataFrame, judges: list[str]) -> list[int]:
     """Pairs of the long table with a verdict row from every judge of the panel (in the orders
     each is asked in: the worker calls a judge's orders together)."""
@@ -118,6 +136,7 @@ def refit(
 ) -> CalibrationVersion:
     """Fit the gate on the usable labels, store a new version, re-route the project's pairs."""
     routing = project.routing_settings()
+    settings = gate_settings(routing, random_state)
     with Session(engine, expire_on_commit=False) as session:
         # Read before the labels: a kill-switch stored after this read is one the labels may
         # predate, and the version written below must not undo it.
@@ -141,10 +160,7 @@ def refit(
             frame[frame["pair_id"].isin(complete)],
             gold.loc[complete],
             stages,
-            alpha=1 - routing.target_agreement,
-            delta=routing.delta,
-            n_min=routing.n_min,
-            random_state=random_state,
+            settings,
             never_accept=blocked.loc[complete],  # routing's hard flags per stage
             final_flags=final.loc[complete],
         )
@@ -156,10 +172,7 @@ def refit(
         model = fit_gate(
             features,
             gold,
-            alpha=1 - routing.target_agreement,
-            delta=routing.delta,
-            n_min=routing.n_min,
-            random_state=random_state,
+            settings,
             never_accept=blocked[0],  # routing's hard flags, so the guarantee covers what is accepted
         )
         reason = model.reason

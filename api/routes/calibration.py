@@ -12,7 +12,7 @@ from api import reports
 from api.deps import ClientProjectDep, EngineDep, MemberProjectDep
 from api.errors import bounded_path_ids, errors, json_errors
 from api.pipeline import gate
-from calibration.report import render_report_html
+from api.reports_html import render_report_html
 
 router = APIRouter(
     prefix="/v1/projects/{project_id}",

@@ -1,5 +1,5 @@
 """The pieces of ``prelabel bench replay`` beside the service's own numbers: Trust or Escalate
-as a baseline on the same splits (:mod:`calibration.toe`, fitted and scored in-process on the
+as a baseline on the same splits (:mod:`calibration.lab.toe`, fitted and scored in-process on the
 recorded file) and the bootstrap population's drawn copies (see :mod:`api.tools.bench_replay`).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibration.toe import TrustOrEscalate
+from calibration.lab.toe import TrustOrEscalate
 from judge.costs import price_per_token
 from judge.recorded import RecordedPair
 
@@ -130,7 +130,7 @@ def _baseline_summary(per_variant: dict[str, list[dict[str, Any]]], judges: list
             if splits and "population_guarantee_held" in splits[0]
             else None,
             "judge_calls_per_pair_mean": float(np.mean([s["judge_calls_per_pair"] for s in splits])),
-            # How each judge's threshold was set, counted over splits (calibration.toe.RULES).
+            # How each judge's threshold was set, counted over splits (calibration.lab.toe.RULES).
             "rules": dict(Counter(rule for s in splits for rule in s["rules"].values())),
             "per_split": splits,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -244,8 +244,8 @@ def simulate(
     seed: int,
     hard_rule: bool,
     hard_rule_judges: tuple[str, ...],
-    mode: str,
-    method: str,
+    mode: Literal["crossfit", "split"],  # click.Choice checks them
+    method: Literal["side", "two_stage", "vote"],
     min_accept: int | None,
     judges: tuple[str, ...],
     cascade: tuple[str, ...],
@@ -265,26 +265,32 @@ def simulate(
       prelabel bench simulate FILE --cascade llama-2-70b-chat/vanilla_norules \\
           --cascade gpt-4/vanilla_norules,gpt-3.5-turbo/vanilla_norules
     """
-    from calibration.simulate import load_recorded
-    from calibration.simulate import simulate as run_simulation
+    from calibration.lab.simulate import load_recorded
+    from calibration.lab.simulate import simulate as run_simulation
+    from calibration.settings import GateSettings
 
     recorded, gold = load_recorded(path)
     try:
+        # The bench's own fit settings, from its options (the service builds its own from the
+        # project's routing settings: api.pipeline.gate.gate_settings).
+        settings = GateSettings(
+            alpha=1.0 - target,
+            delta=delta,
+            mode=mode,
+            method=method,
+            hard_rule=hard_rule,
+            hard_rule_judges=_names(hard_rule_judges),
+            min_accept=min_accept,
+        )
         result = run_simulation(
             recorded,
             gold,
-            target,
-            delta,
-            cal_fraction,
-            splits,
-            seed,
-            hard_rule=hard_rule,
-            hard_rule_judges=_names(hard_rule_judges),
+            settings,
+            cal_fraction=cal_fraction,
+            splits=splits,
+            seed=seed,
             judges=_names(judges),
             cascade=[stage.split(",") for stage in cascade] or None,
-            mode=mode,
-            method=method,
-            min_accept=min_accept,
         )
     except ValueError as exc:
         # calibration/ rejects incompatible settings (e.g. --cascade with --mode split) this way:

@@ -12,7 +12,7 @@ With ``shift_to``, a project calibrated on all gold of ``data`` then receives th
 label (as a reviewer would), and the drift kill-switch and the label-free shift detector are
 checked after every job; :func:`bench_shift` runs that phase alone.
 
-With ``baseline="toe"``, Trust or Escalate's cascaded selective rule (:mod:`calibration.toe`,
+With ``baseline="toe"``, Trust or Escalate's cascaded selective rule (:mod:`calibration.lab.toe`,
 both its valid and its as-published variant) is fitted and scored in-process on the recorded
 file, on exactly the calibration/test split of each service split, and its numbers sit
 beside the service's under ``"baseline"``.
@@ -71,12 +71,14 @@ from api.tools.bench_baseline import (
 )
 from api.vocab import LabelSource
 from calibration.aggregation import majority_vote
+from calibration.lab.toe import VARIANTS
 from calibration.shift import ShiftDetector, false_alarm_rate
-from calibration.toe import VARIANTS
 from judge.recorded import RecordedPair, judges_in, load_recorded
 from judge.verdicts import ORDERS
 
 SHIFT_CHUNK = 10  # pairs per streamed job in the shift phase (a check of both kill-switches after each)
+
+
 def _judge_all(engine: Engine, settings: Settings) -> None:
     asyncio.run(Worker(engine, settings, "bench-replay").run(until_idle=True))
 

@@ -189,8 +189,8 @@ def calibrate(project: str | None, report: str | None) -> int:
     from api.pipeline.gate import refit
     from api.pipeline.versions import version_name
     from api.reports import calibration_state
+    from api.reports_html import render_report_html
     from api.settings import get_settings
-    from calibration.report import render_report_html
 
     engine = make_engine(get_settings().database_url)
     upgrade(engine)

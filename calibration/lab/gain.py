@@ -1,7 +1,7 @@
 """Coverage of the power-chosen start against the fixed start, per simulated judge shape.
 
 Each shape of :func:`calibration.lab.judges.shapes` is drawn once (``n_pairs`` pairs), then
-:func:`calibration.simulate.simulate` runs the gate on repeated calibration/test splits with
+:func:`calibration.lab.simulate.simulate` runs the gate on repeated calibration/test splits with
 the start chosen by power (the default) and with today's fixed start
 (:func:`calibration.threshold.default_min_accept`). The table reports test coverage and the
 share of splits whose test agreement reached the target, for both.
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from calibration.lab.judges import Panel, shapes, write_jsonl
-from calibration.simulate import load_recorded, simulate
+from calibration.lab.simulate import load_recorded, simulate
+from calibration.settings import GateSettings
 from calibration.threshold import default_min_accept
 
 __all__ = ["coverage_gain"]
@@ -35,9 +37,10 @@ def coverage_gain(
             path = write_jsonl(panel.draw(n_pairs, seed=k), Path(tmp) / f"shape{k}.jsonl")
             judgments, gold = load_recorded(str(path))
             for target in targets:
-                fixed = simulate(judgments, gold, target=target, splits=splits, seed=7, n_min=50,
-                                 min_accept=default_min_accept(1 - target, 0.1)).summary  # fmt: skip
-                power = simulate(judgments, gold, target=target, splits=splits, seed=7, n_min=50).summary
+                power_start = GateSettings(alpha=1 - target, delta=0.1, n_min=50)
+                fixed_start = replace(power_start, min_accept=default_min_accept(1 - target, 0.1))
+                fixed = simulate(judgments, gold, fixed_start, splits=splits, seed=7).summary
+                power = simulate(judgments, gold, power_start, splits=splits, seed=7).summary
                 rows.append(
                     {
                         "shape": panel.name,

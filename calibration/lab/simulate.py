@@ -34,7 +34,8 @@ Example
 ...               for j, acc in [("good", 0.95), ("ok", 0.8)] for o in ("ab", "ba")]
 ...         _ = fh.write(json.dumps({"id": f"p{i}", "gold": gold, "judgments": js}) + "\\n")
 >>> judgments, gold = load_recorded(path)
->>> out = simulate(judgments, gold, target=0.9, delta=0.1, cal_fraction=0.5, splits=3, seed=0)
+>>> settings = GateSettings(alpha=1 - 0.9, delta=0.1, n_min=50)
+>>> out = simulate(judgments, gold, settings, cal_fraction=0.5, splits=3, seed=0)
 >>> sorted(out.summary)[:3]
 ['agreement_mean', 'coverage_mean', 'gold_labels_used_mean']
 >>> out.summary["gold_labels_used_mean"]
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ import pandas as pd
 from calibration.cascade import fit_cascade
 from calibration.features import build_features, calls_per_pair, judges_in
 from calibration.gate import fit_gate
+from calibration.settings import GateSettings
 
 __all__ = ["SimulationResult", "load_recorded", "simulate"]
 
@@ -102,20 +104,18 @@ class SimulationResult:
 def simulate(
     judgments: pd.DataFrame,
     gold: pd.Series,
-    target: float = 0.9,
-    delta: float = 0.1,
+    settings: GateSettings,
+    *,
     cal_fraction: float = 0.5,
     splits: int = 20,
     seed: int = 0,
-    *,
-    hard_rule: bool = False,
     judges: Sequence[str] | None = None,
     cascade: Sequence[Sequence[str]] | None = None,
-    n_min: int = 50,
-    **gate_kwargs: Any,
 ) -> SimulationResult:
-    """Repeated calibration/test splits (module docstring); ``gate_kwargs`` go to fit_gate / fit_cascade."""
-    alpha = 1.0 - target
+    """Repeated calibration/test splits (module docstring). ``settings`` go to fit_gate /
+    fit_cascade, with each split's index as its ``random_state``; a split "held" when its
+    test agreement reaches ``settings.target_agreement``."""
+    target = settings.target_agreement
     judges = judges_in(judgments) if judges is None else list(judges)
     fs = build_features(judgments, judges=judges)
     labels = gold.reindex(fs.pair_ids)
@@ -131,17 +131,7 @@ def simulate(
         cal_i, test_i = perm[:n_cal], perm[n_cal:]
         y_cal = pd.Series(y_all[cal_i], index=fs.pair_ids[cal_i])
         if cascade:
-            model = fit_cascade(
-                judgments,
-                y_cal,
-                stages=cascade,
-                alpha=alpha,
-                delta=delta,
-                n_min=n_min,
-                hard_rule=hard_rule,
-                random_state=split,
-                **gate_kwargs,
-            )
+            model = fit_cascade(judgments, y_cal, cascade, replace(settings, random_state=split))
             dec = model.decide_table(judgments, pair_ids=fs.pair_ids[test_i])
             accepted = dec["decision"].to_numpy() == "accept"
             side = dec["label"].to_numpy(dtype=object)
@@ -149,16 +139,7 @@ def simulate(
             used, is_open, reason = model.n_labels_used, model.open, model.reason
         else:
             sub = fs_subset(fs, cal_i)
-            gate = fit_gate(
-                sub,
-                y_cal,
-                alpha=alpha,
-                delta=delta,
-                n_min=n_min,
-                random_state=split,
-                hard_rule=hard_rule,
-                **gate_kwargs,
-            )
+            gate = fit_gate(sub, y_cal, replace(settings, random_state=split))
             X_test = fs.X[test_i]
             accepted = gate.accept(X_test)
             side = gate.predict_side(X_test)
