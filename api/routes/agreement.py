@@ -12,6 +12,7 @@ from api.errors import bounded_path_ids, errors
 from api.review import adjudication
 from api.review.agreement_batches import agreement_report
 from api.review.queue import ADJUDICATION_QUEUE, QueueError, queue_is_empty_reason
+from api.schemas import AgreementReport, NextItem
 
 router = APIRouter(
     tags=["review"],
@@ -20,7 +21,7 @@ router = APIRouter(
 )
 
 
-@router.get("/v1/projects/{project_id}/agreement")
+@router.get("/v1/projects/{project_id}/agreement", response_model=AgreementReport)
 def project_agreement(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> JSONResponse:
     """Agreement between the project's reviewers on the pairs two or more of them labelled:
     Cohen's kappa per reviewer pair, Fleiss' kappa, Krippendorff's alpha (ordinal on the
@@ -29,7 +30,7 @@ def project_agreement(project: ReviewerProjectDep, session: SessionDep, _: Reade
     return JSONResponse(jsonable_encoder(agreement_report(session, project.id)))  # type: ignore[arg-type]
 
 
-@router.post("/v1/projects/{project_id}/adjudication/next")
+@router.post("/v1/projects/{project_id}/adjudication/next", response_model=NextItem)
 def next_adjudication(
     project: ReviewerProjectDep, reviewer: SeniorDep, engine: EngineDep, settings: SettingsDep
 ) -> JSONResponse:
