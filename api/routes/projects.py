@@ -99,13 +99,7 @@ def set_guidelines(
 
 
 def _key_view(row: ApiKey) -> ApiKeyPublic:
-    return ApiKeyPublic(
-        id=row.id,  # type: ignore[arg-type]
-        name=row.name,
-        prefix=row.prefix,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
+    return ApiKeyPublic.model_validate(row, from_attributes=True)  # never key_hash: not a field
 
 
 @router.post("/{project_id}/keys", response_model=ApiKeyCreated, status_code=201)

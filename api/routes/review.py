@@ -67,13 +67,15 @@ def _fail(exc: QueueError) -> HTTPException:
 
 
 def _reviewer_view(session: Session, reviewer: Reviewer) -> ReviewerPublic:
-    return ReviewerPublic(
-        id=reviewer.id,  # type: ignore[arg-type]
-        name=reviewer.name,
-        active=reviewer.active,
-        senior=reviewer.senior,
-        created_at=reviewer.created_at,
-        projects=assigned_projects(session, reviewer),
+    return ReviewerPublic.model_validate(
+        {
+            "id": reviewer.id,
+            "name": reviewer.name,
+            "active": reviewer.active,
+            "senior": reviewer.senior,
+            "created_at": reviewer.created_at,
+            "projects": assigned_projects(session, reviewer),
+        }
     )
 
 
@@ -207,10 +209,9 @@ def review_history(
     reviewer: ReviewerDep,
     engine: EngineDep,
     limit: int = Query(20, ge=1, le=200),
-) -> JSONResponse:
+) -> list[dict[str, Any]]:
     """Your own current labels on the project, newest first, with the (redacted) pair."""
-    rows = label_history(engine, project.id, reviewer, limit)  # type: ignore[arg-type]
-    return JSONResponse(jsonable_encoder(rows))
+    return label_history(engine, project.id, reviewer, limit)  # type: ignore[arg-type]
 
 
 @router.post("/v1/review/leases/{lease_id}/skip", response_model=Skipped)
@@ -238,9 +239,9 @@ def review_progress(
 @router.get("/v1/projects/{project_id}/review/stats", response_model=ReviewStats)
 def review_stats(
     project: ReviewerProjectDep, session: SessionDep, _: ReaderDep, hours: int = Query(24, ge=1, le=24 * 90)
-) -> JSONResponse:
+) -> dict[str, Any]:
     """Queue depth, labels per reviewer per hour, override rates with / without pre-label."""
-    return JSONResponse(jsonable_encoder(stats.review_stats(session, project.id, hours)))  # type: ignore[arg-type]
+    return stats.review_stats(session, project.id, hours)  # type: ignore[arg-type]
 
 
 @router.get("/v1/projects/{project_id}/review/labels", response_model=ReviewLabelsPage)
@@ -260,14 +261,14 @@ def review_labels(
         annotator = reader.name
     rows = stats.list_labels(session, project.id, annotator, after, limit)  # type: ignore[arg-type]
     next_after = rows[-1]["label_id"] if len(rows) == limit else None
-    return JSONResponse(jsonable_encoder({"labels": rows, "next_after": next_after}))
+    return {"labels": rows, "next_after": next_after}
 
 
 @router.get("/v1/projects/{project_id}/review/quality", response_model=QualityTable)
-def review_quality(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> JSONResponse:
+def review_quality(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
     """Per reviewer: labels, median seconds per label, honeypot accuracy with its 95 % exact
     interval, agreement with peers, speed flags, quarantined labels, paused and why."""
-    return JSONResponse(jsonable_encoder({"reviewers": quality.quality_table(session, project.id)}))  # type: ignore[arg-type]
+    return {"reviewers": quality.quality_table(session, project.id)}  # type: ignore[arg-type]
 
 
 @router.post("/v1/reviewers/{reviewer_id}/resume", response_model=Resumed)
@@ -293,14 +294,14 @@ def resume_reviewer(
 
 
 @router.get("/v1/admin/pairs/{pair_id}/redaction", response_model=RedactionMapping)
-def read_redaction_mapping(pair_id: int, session: SessionDep, _: AdminDep) -> JSONResponse:
+def read_redaction_mapping(pair_id: int, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     """Token -> original text for one pair (PII: admins only)."""
     if session.get(Pair, pair_id) is None:
         raise HTTPException(404, f"pair {pair_id} not found")
     mapping = stats.redaction_for_admin(session, pair_id)
     if mapping is None:
         raise HTTPException(404, f"pair {pair_id} has not been redacted yet (it was never queued for review)")
-    return JSONResponse(jsonable_encoder(mapping))
+    return mapping
 
 
 @router.post("/v1/admin/review/prepare", response_model=PreparePass)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.fields import Text
-from api.schemas.common import Public
+from api.schemas.common import IsoDatetime, Public
 
 
 class ReviewSubmit(BaseModel):
@@ -131,8 +131,8 @@ class ReviewItem(Public):
     pair_id: int
     project_id: int
     queue: str
-    leased_at: datetime
-    expires_at: datetime
+    leased_at: IsoDatetime
+    expires_at: IsoDatetime
     prompt: str
     response_a: str
     response_b: str
@@ -170,7 +170,7 @@ class ReviewLabel(Public):
     prelabel_shown: bool | None
     redaction_version: str | None
     idempotency_key: str
-    created_at: datetime
+    created_at: IsoDatetime
     duplicate: bool = Field(description="a repeat of a stored label: nothing new was stored")
     warnings: list[LabelWarning]
 
@@ -192,7 +192,7 @@ class HistoryEntry(Public):
     both_bad: bool
     safety_flag: bool
     rationale: str | None
-    created_at: datetime
+    created_at: IsoDatetime
     prompt: str
     response_a: str
     response_b: str
@@ -221,7 +221,7 @@ class QueueDepth(Public):
 
 class HourlyLabels(Public):
     annotator: str
-    hour: datetime
+    hour: IsoDatetime
     labels: int
 
 
@@ -262,7 +262,7 @@ class ReviewerQuality(Public):
     speed_flags: int
     quarantined_labels: int
     paused: bool
-    paused_at: datetime | None
+    paused_at: IsoDatetime | None
     paused_reason: str | None
 
 
@@ -274,7 +274,7 @@ class RedactionMapping(Public):
     pair_id: int
     version: str
     mapping: dict[str, str] = Field(description="token -> original text")
-    created_at: datetime
+    created_at: IsoDatetime
 
 
 class PreparePass(Public):
@@ -305,7 +305,7 @@ class ReviewerPairAgreement(Public):
 
 class BatchAgreement(Public):
     job_id: int
-    created_at: datetime | None
+    created_at: IsoDatetime | None
     n_items: int
     krippendorff_alpha_ordinal: float | None
     alpha_upper: float | None
