@@ -43,8 +43,9 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # * client: a project API key (api/keys.py); its own project's jobs, labels and gate.
 # * reviewer: a reviewer token (api/review/reviewers.py); the queues and dashboards of the
 #   projects the reviewer is assigned to.
-# Every route names its role by one of the dependencies below (tests/test_authz.py walks
-# every route of the OpenAPI spec against every role).
+# Every route names its role by one of the dependencies below; api/policy.py says which class
+# each route belongs to (tests/test_authz.py walks every route of the OpenAPI spec against
+# every role).
 
 _bearer = HTTPBearer(auto_error=False, description="the admin token, a project API key, or a reviewer token")
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -1,6 +1,6 @@
 """Field types for request bodies: what no column can hold is refused at the edge, naming the field.
 
-Pydantic only (``api/schemas.py`` builds its bodies from these). A request that fails here is
+Pydantic only (``api/schemas/`` builds its bodies from these). A request that fails here is
 a 422 that names the field and stores nothing; without these checks the database refused the
 same values half-way through a request, as a 500: PostgreSQL text cannot hold NUL, UTF-8
 cannot encode a lone surrogate (JSON's ``"\\ud800"``), JSON has no NaN or infinity, and

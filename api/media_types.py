@@ -10,11 +10,14 @@ of the spellings ``api/pipeline/ingest.py`` reads as one record per line.
 from __future__ import annotations
 
 from email.message import Message
+from typing import Any
 
+from pydantic import BaseModel
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+NDJSON = "application/x-ndjson"
 JSON_SUBTYPES = frozenset(
     {"json", "x-ndjson", "ndjson", "jsonl", "x-jsonl", "jsonlines", "x-jsonlines", "json-seq"}
 )
@@ -34,6 +37,44 @@ def is_json(content_type: str) -> bool:
         return False
     subtype = message.get_content_subtype()
     return subtype in JSON_SUBTYPES or subtype.endswith("+json")
+
+
+def batch_request_body(key: str, item: type[BaseModel], description: str) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads its batch itself (jobs, labels): JSON
+    ``{key: [item, ...]}`` or a bare array, or NDJSON with one item per line. For the route's
+    ``openapi_extra``: the route parses the bytes (api/pipeline/ingest.py), so FastAPI never
+    sees a body parameter to document."""
+    schema = _inlined(item.model_json_schema())
+    array = {"type": "array", "items": schema}
+    batch = {"type": "object", "properties": {key: array}, "required": [key]}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {
+                "application/json": {"schema": {"anyOf": [batch, array]}},
+                NDJSON: {"schema": {"type": "string", "description": f"one {item.__name__} (JSON) per line"}},
+            },
+        }
+    }
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``#/$defs/...`` references replaced by the definitions: inside an
+    OpenAPI document they would resolve against the document, not the schema."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
 
 
 def _has_body(headers: dict[bytes, bytes]) -> bool:

@@ -5,7 +5,7 @@ Pipeline: project, job, pair, judgment (every judge call: the call log), decisio
 labels), calibrationversion (the gate's history). Review: reviewer, review_item,
 review_lease, pair_redaction, redaction_mapping, pair_embedding.
 Each class names the module(s) that write it. Request and response bodies are in
-``api/schemas.py``; schema changes go through Alembic migrations in ``api/migrations``.
+``api/schemas/``; schema changes go through Alembic migrations in ``api/migrations``.
 """
 
 from __future__ import annotations

@@ -1,39 +1,43 @@
 """Who may call what: every route of the OpenAPI spec x every role x own / other project.
 
-The table below is the authorization policy, one access class per route; the test fails when
-a route of the spec is missing from it (a new route must say who may call it) or when a role
-gets a status its class does not allow. "Allowed" means the request got past authorization
-(any status but 401/403, and not the 404 a job of another project answers with); a refused
-request gets exactly the status the class names.
+The policy is ``api/policy.py``: one access class per route, and the dependencies that enforce
+each class. These tests fail when a route of the spec is missing from it (a new route must say
+who may call it), when a route does not use its class's dependencies, or when a role gets a
+status its class does not allow. "Allowed" means the request got past authorization (any
+status but 401/403, and not the 404 a job of another project answers with); a refused request
+gets exactly the status the class names below.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.deps import get_caller
 from api.models import ApiKey, Label, Project
+from api.policy import ACCESS, POLICY
 from tests import fakes
 from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, post_question_pairs, run_worker
 
 ROLES = ("anonymous", "admin", "client", "other_client", "reviewer", "other_reviewer")
 
-# Access class -> the status each role gets when refused (None: allowed).
-ACCESS: dict[str, dict[str, int | None]] = {
+# Access class -> the status each caller of the test's world gets when refused (None: allowed).
+# "reviewer" is assigned to the project and not senior; the "other_" callers belong to another.
+REFUSED: dict[str, dict[str, int | None]] = {
     "public": dict.fromkeys(ROLES),
     "admin": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None},
     "any_token": {**dict.fromkeys(ROLES), "anonymous": 401},
-    # Jobs, gold labels, refits, results: the project's own API key (or the admin).
     "client": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None, "client": None},
-    # A job id outside one's project is answered as if it did not exist.
     "client_job": {**dict.fromkeys(ROLES, 404), "anonymous": 401, "admin": None, "client": None},
-    # Project and gate state: the project's key, its reviewers, the admin.
     "member": {
         **dict.fromkeys(ROLES, 403),
         "anonymous": 401,
@@ -41,62 +45,10 @@ ACCESS: dict[str, dict[str, int | None]] = {
         "client": None,
         "reviewer": None,
     },
-    # Dashboards of the review work: the project's reviewers and the admin.
     "review_reader": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None, "reviewer": None},
-    # The queue itself: reviewers assigned to the project only.
     "review_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None},
-    # Adjudication: senior reviewers assigned to the project only (the test's reviewers are not).
     "senior_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401},
-    # A reviewer's own account and leases (the lease's owner is checked by the queue).
     "any_reviewer": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None, "other_reviewer": None},
-}
-
-POLICY: dict[tuple[str, str], str] = {
-    ("GET", "/healthz"): "public",
-    ("GET", "/metrics"): "public",
-    ("POST", "/v1/projects"): "admin",
-    ("GET", "/v1/projects"): "any_token",
-    ("GET", "/v1/projects/{project_id}"): "member",
-    ("PUT", "/v1/projects/{project_id}/guidelines"): "admin",
-    ("POST", "/v1/projects/{project_id}/keys"): "admin",
-    ("GET", "/v1/projects/{project_id}/keys"): "admin",
-    ("DELETE", "/v1/projects/{project_id}/keys/{key_id}"): "admin",
-    ("POST", "/v1/projects/{project_id}/jobs"): "client",
-    ("GET", "/v1/projects/{project_id}/jobs"): "member",
-    ("GET", "/v1/jobs/{job_id}"): "client_job",
-    ("GET", "/v1/jobs/{job_id}/results"): "client_job",
-    ("POST", "/v1/projects/{project_id}/labels"): "client",
-    ("GET", "/v1/projects/{project_id}/labels"): "client",
-    ("POST", "/v1/projects/{project_id}/calibration/refit"): "client",
-    ("GET", "/v1/projects/{project_id}/calibration"): "member",
-    ("GET", "/v1/projects/{project_id}/calibration/report.html"): "member",
-    ("POST", "/v1/reviewers"): "admin",
-    ("GET", "/v1/reviewers"): "admin",
-    ("POST", "/v1/reviewers/{reviewer_id}/token"): "admin",
-    ("PUT", "/v1/reviewers/{reviewer_id}/projects"): "admin",
-    ("GET", "/v1/review/me"): "any_reviewer",
-    ("POST", "/v1/projects/{project_id}/review/next"): "review_worker",
-    ("POST", "/v1/review/leases/{lease_id}/submit"): "any_reviewer",
-    ("POST", "/v1/review/leases/{lease_id}/skip"): "any_reviewer",
-    ("POST", "/v1/review/labels/{label_id}/revise"): "any_reviewer",
-    ("GET", "/v1/projects/{project_id}/review/history"): "review_worker",
-    ("GET", "/v1/projects/{project_id}/review/quality"): "review_reader",
-    ("POST", "/v1/reviewers/{reviewer_id}/resume"): "admin",
-    ("GET", "/v1/projects/{project_id}/review/progress"): "review_worker",
-    ("GET", "/v1/projects/{project_id}/review/stats"): "review_reader",
-    ("GET", "/v1/projects/{project_id}/review/labels"): "review_reader",
-    ("GET", "/v1/projects/{project_id}/agreement"): "review_reader",
-    ("POST", "/v1/projects/{project_id}/adjudication/next"): "senior_worker",
-    ("GET", "/v1/admin/pairs/{pair_id}/redaction"): "admin",
-    ("POST", "/v1/admin/review/prepare"): "admin",
-    ("GET", "/v1/audit/events"): "admin",
-    ("GET", "/v1/audit/verify"): "admin",
-    # The dataset out: final-label results and exports, like job results (the key or the admin).
-    ("GET", "/v1/projects/{project_id}/results"): "client",
-    ("POST", "/v1/projects/{project_id}/exports"): "client",
-    ("GET", "/v1/projects/{project_id}/exports"): "client",
-    ("GET", "/v1/projects/{project_id}/exports/{number}"): "client",
-    ("GET", "/v1/projects/{project_id}/exports/{number}/download"): "client",
 }
 
 
@@ -149,8 +101,33 @@ def spec_routes(client: TestClient) -> set[tuple[str, str]]:
 
 def test_every_route_of_the_spec_has_an_owner(client: TestClient) -> None:
     routes = spec_routes(client)
-    assert routes - POLICY.keys() == set(), "routes without an entry in POLICY (who may call them?)"
-    assert POLICY.keys() - routes == set(), "POLICY names routes the API no longer has"
+    assert routes - POLICY.keys() == set(), "routes without an entry in api/policy.py (who may call them?)"
+    assert POLICY.keys() - routes == set(), "api/policy.py names routes the API no longer has"
+    assert set(POLICY.values()) <= ACCESS.keys() == REFUSED.keys()
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    """Every dependency a route resolves, at any depth (its own, its router's, theirs)."""
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _calls(sub)
+
+
+def test_every_route_uses_the_dependencies_of_its_access_class(client: TestClient) -> None:
+    """The table is what the code does: a route of a class resolves the dependencies that
+    enforce it, and a public route asks for no token at all."""
+    wrong = []
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        for method in route.methods:
+            access = POLICY[(method, route.path)]
+            calls = set(_calls(route.dependant))
+            needed = set(ACCESS[access].enforced_by)
+            if not needed <= calls or (access == "public" and get_caller in calls):
+                wrong.append(f"{method} {route.path} ({access})")
+    assert not wrong, "routes that do not enforce their access class:\n" + "\n".join(wrong)
 
 
 def test_every_role_gets_what_its_class_allows_and_nothing_more(world: World) -> None:
@@ -160,7 +137,7 @@ def test_every_role_gets_what_its_class_allows_and_nothing_more(world: World) ->
         for role in ROLES:
             body = {} if method in ("POST", "PUT") else None
             response = world.client.request(method, path, json=body, headers=world.tokens[role])
-            refused_with = ACCESS[access][role]
+            refused_with = REFUSED[access][role]
             got = response.status_code
             if refused_with is None:
                 ok = got not in (401, 403) and not (access == "client_job" and got == 404)
@@ -295,9 +272,7 @@ def test_a_batch_with_one_review_flow_line_is_refused_whole(
 
 
 def _review_project(client: TestClient, engine: Engine, settings: Any, name: str, n: int) -> int:
-    project = make_project(
-        client, name, routing={"min_seconds_base": 0.0, "min_seconds_per_1k_chars": 0.0}
-    )
+    project = make_project(client, name, routing={"min_seconds_base": 0.0, "min_seconds_per_1k_chars": 0.0})
     post_question_pairs(client, project, n)
     run_worker(engine, settings)
     return project

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -12,6 +14,7 @@ from api.errors import bounded_path_ids, errors
 from api.review import adjudication
 from api.review.agreement_batches import agreement_report
 from api.review.queue import ADJUDICATION_QUEUE, QueueError, queue_is_empty_reason
+from api.schemas import AgreementReport, NextItem
 
 router = APIRouter(
     tags=["review"],
@@ -20,16 +23,16 @@ router = APIRouter(
 )
 
 
-@router.get("/v1/projects/{project_id}/agreement")
-def project_agreement(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> JSONResponse:
+@router.get("/v1/projects/{project_id}/agreement", response_model=AgreementReport)
+def project_agreement(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
     """Agreement between the project's reviewers on the pairs two or more of them labelled:
     Cohen's kappa per reviewer pair, Fleiss' kappa, Krippendorff's alpha (ordinal on the
     five-point scale, nominal on sides), per batch (job) whether it calibrates, and each
     reviewer's Dawid--Skene accuracy and confusion matrix. Undefined statistics are null."""
-    return JSONResponse(jsonable_encoder(agreement_report(session, project.id)))  # type: ignore[arg-type]
+    return agreement_report(session, project.id)  # type: ignore[arg-type]
 
 
-@router.post("/v1/projects/{project_id}/adjudication/next")
+@router.post("/v1/projects/{project_id}/adjudication/next", response_model=NextItem)
 def next_adjudication(
     project: ReviewerProjectDep, reviewer: SeniorDep, engine: EngineDep, settings: SettingsDep
 ) -> JSONResponse:

@@ -10,11 +10,12 @@ from api import audit
 from api.deps import AdminDep, SessionDep
 from api.errors import errors
 from api.fields import MAX_ID
+from api.schemas import AuditEventsPage, ChainVerification
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=errors(401, 403, 422))
 
 
-@router.get("/events")
+@router.get("/events", response_model=AuditEventsPage)
 def audit_events(
     session: SessionDep,
     _: AdminDep,
@@ -28,7 +29,7 @@ def audit_events(
     return {"events": views, "next_after": views[-1]["seq"] if len(views) == limit else None}
 
 
-@router.get("/verify")
+@router.get("/verify", response_model=ChainVerification)
 def audit_verify(session: SessionDep, _: AdminDep) -> dict[str, Any]:
     """Recompute the hash chain; ``broken`` names the first row where it breaks (None: intact)."""
     return audit.verify(session).as_dict()

@@ -18,9 +18,10 @@ from api.deps import ClientProjectDep, EngineDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors, json_errors
 from api.export import snapshots
 from api.fields import MAX_ID
+from api.media_types import NDJSON
 from api.models import Export
 from api.pipeline import results
-from api.schemas import ExportCreate
+from api.schemas import ExportCreate, ExportPublic
 
 router = APIRouter(
     prefix="/v1/projects/{project_id}",
@@ -29,7 +30,6 @@ router = APIRouter(
     responses=errors(401, 403, 404, 422),
 )
 
-NDJSON = "application/x-ndjson"
 NumberPath = Path(ge=1, le=MAX_ID, description="the export's number within the project")
 
 
@@ -38,7 +38,14 @@ NumberPath = Path(ge=1, le=MAX_ID, description="the export's number within the p
     response_class=Response,
     responses={
         200: {
-            "content": {NDJSON: {"schema": {"type": "string"}}},
+            "content": {
+                NDJSON: {
+                    "schema": {
+                        "type": "string",
+                        "description": "one PairResult per line, plus job_id, prompt, responses, metadata",
+                    }
+                }
+            },
             "headers": {"x-next-after": {"description": "cursor of the next page; absent on the last"}},
         },
         **json_errors(401, 403, 404, 422),
@@ -63,7 +70,7 @@ def project_results(
     return Response(body, media_type=NDJSON, headers=headers)
 
 
-@router.post("/exports", status_code=201, responses=errors(400, 409))
+@router.post("/exports", response_model=ExportPublic, status_code=201, responses=errors(400, 409))
 def create_export(
     body: ExportCreate, project: ClientProjectDep, engine: EngineDep, settings: SettingsDep
 ) -> JSONResponse:
@@ -91,7 +98,7 @@ def create_export(
     return JSONResponse(status_code=201, content=jsonable_encoder(snapshots.export_view(export)))
 
 
-@router.get("/exports")
+@router.get("/exports", response_model=list[ExportPublic])
 def list_exports(project: ClientProjectDep, session: SessionDep) -> list[dict[str, Any]]:
     """The project's exports, oldest first, each with its manifest."""
     return jsonable_encoder([snapshots.export_view(e) for e in snapshots.list_exports(session, project.id)])  # type: ignore[arg-type]
@@ -104,7 +111,7 @@ def _export(session: SessionDep, project_id: int, number: int) -> Export:
     return export
 
 
-@router.get("/exports/{number}")
+@router.get("/exports/{number}", response_model=ExportPublic)
 def read_export(project: ClientProjectDep, session: SessionDep, number: int = NumberPath) -> dict[str, Any]:
     return jsonable_encoder(snapshots.export_view(_export(session, project.id, number)))  # type: ignore[arg-type]
 
@@ -112,7 +119,10 @@ def read_export(project: ClientProjectDep, session: SessionDep, number: int = Nu
 @router.get(
     "/exports/{number}/download",
     response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}}, **json_errors(401, 403, 404, 422)},
+    responses={
+        200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+        **json_errors(401, 403, 404, 422),
+    },
 )
 def download_export(project: ClientProjectDep, session: SessionDep, number: int = NumberPath) -> FileResponse:
     """The export's files (data, manifest.json, README.md, rows.sha256) as one zip."""

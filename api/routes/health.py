@@ -10,12 +10,16 @@ from sqlmodel import Session
 
 from api import metrics
 from api.deps import EngineDep
+from api.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get(
-    "/healthz", responses={503: {"description": "The API's background or ingest process is down"}}
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,  # keys of processes this API does not run are absent
+    responses={503: {"model": Health, "description": "The API's background or ingest process is down"}},
 )
 def healthz(engine: EngineDep, request: Request, response: Response) -> dict[str, str | int]:
     """The database answers, and the API's own background process (judging, review
@@ -44,6 +48,10 @@ def healthz(engine: EngineDep, request: Request, response: Response) -> dict[str
     return status
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 def prometheus_metrics(engine: EngineDep) -> Response:
     return Response(metrics.render(engine), media_type=CONTENT_TYPE_LATEST)

@@ -15,35 +15,33 @@ from sqlmodel import Session, select
 from api.deps import ClientJobDep, ClientProjectDep, EngineDep, MemberProjectDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
 from api.fields import MAX_ID
+from api.media_types import NDJSON, batch_request_body
 from api.models import Job
 from api.pipeline import ingest, results
+from api.schemas import JobCreated, JobResultsPage, JobStatus, PairIn
 
 router = APIRouter(
     tags=["jobs"], dependencies=[Depends(bounded_path_ids)], responses=errors(401, 403, 404, 422)
 )
 
-NDJSON = "application/x-ndjson"
-
 
 @router.post(
     "/v1/projects/{project_id}/jobs",
+    response_model=JobCreated,
     status_code=201,
     responses={
-        200: {"description": "The same pairs as an earlier job (a retry): that job, nothing stored"},
+        200: {
+            "model": JobCreated,
+            "description": "The same pairs as an earlier job (a retry): that job, nothing stored",
+        },
         **errors(409, 413),
     },
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {"type": "object", "properties": {"pairs": {"type": "array"}}}
-                },
-                NDJSON: {"schema": {"type": "string"}},
-            },
-            "description": 'A JSON body {"pairs": [...]} (or a bare array), or NDJSON: one pair per line. '
-            "Each pair: client_id, prompt, response_a, response_b, optional metadata and split.",
-        }
-    },
+    openapi_extra=batch_request_body(
+        "pairs",
+        PairIn,
+        'A JSON body {"pairs": [...]} (or a bare array), or NDJSON: one pair per line. '
+        "Each pair: client_id, prompt, response_a, response_b, optional metadata and split.",
+    ),
 )
 async def create_job(
     request: Request, project: ClientProjectDep, session: SessionDep, engine: EngineDep, settings: SettingsDep
@@ -104,13 +102,13 @@ async def create_job(
     )
 
 
-@router.get("/v1/projects/{project_id}/jobs")
+@router.get("/v1/projects/{project_id}/jobs", response_model=list[JobStatus])
 def list_jobs(project: MemberProjectDep, session: SessionDep) -> list[dict[str, Any]]:
     jobs = session.exec(select(Job).where(Job.project_id == project.id).order_by(Job.id)).all()
     return [results.job_status(session, job) for job in jobs]
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get("/v1/jobs/{job_id}", response_model=JobStatus)
 def read_job(job: ClientJobDep, session: SessionDep) -> dict[str, Any]:
     """Counts by state and route, reasons, progress, cost so far, errors."""
     return results.job_status(session, job)
@@ -119,7 +117,13 @@ def read_job(job: ClientJobDep, session: SessionDep) -> dict[str, Any]:
 @router.get(
     "/v1/jobs/{job_id}/results",
     response_model=None,
-    responses={200: {"content": {"application/json": {}, NDJSON: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "model": JobResultsPage,
+            "description": "A page of results (JSON), or every result (NDJSON: one PairResult per line)",
+            "content": {NDJSON: {"schema": {"type": "string"}}},
+        }
+    },
 )
 def job_results(
     request: Request,

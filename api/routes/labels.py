@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -14,8 +11,10 @@ from sqlmodel import Session, select
 from api.deps import ClientProjectDep, EngineDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
 from api.fields import MAX_ID
+from api.media_types import batch_request_body
 from api.models import Label, Pair
 from api.pipeline import ingest
+from api.schemas import LabelIn, LabelsPage, LabelsStored
 from api.vocab import LabelSource
 
 router = APIRouter(
@@ -28,23 +27,18 @@ router = APIRouter(
 
 @router.post(
     "/labels",
+    response_model=LabelsStored,
     status_code=201,
     responses=errors(409, 413),
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {"type": "object", "properties": {"labels": {"type": "array"}}}
-                },
-                "application/x-ndjson": {"schema": {"type": "string"}},
-            },
-            "description": "Human labels by client_id: label (A>>B, A>B, tie, B>A, B>>A, or A/B), both_bad, "
-            "safety_flag, rationale, source (gold | import), annotator, idempotency_key. Only gold "
-            "labels (a random sample) calibrate the gate. Review, audit, calibration and adjudicated "
-            "labels come from reviewers through the review queue: a batch with one such line is "
-            "refused whole (403).",
-        }
-    },
+    openapi_extra=batch_request_body(
+        "labels",
+        LabelIn,
+        "Human labels by client_id: label (A>>B, A>B, tie, B>A, B>>A, or A/B), both_bad, "
+        "safety_flag, rationale, source (gold | import), annotator, idempotency_key. Only gold "
+        "labels (a random sample) calibrate the gate. Review, audit, calibration and adjudicated "
+        "labels come from reviewers through the review queue: a batch with one such line is "
+        "refused whole (403).",
+    ),
 )
 async def import_labels(
     request: Request, project: ClientProjectDep, session: SessionDep, engine: EngineDep, settings: SettingsDep
@@ -79,14 +73,14 @@ async def import_labels(
     )
 
 
-@router.get("/labels")
+@router.get("/labels", response_model=LabelsPage)
 def list_labels(
     project: ClientProjectDep,
     engine: EngineDep,
     source: LabelSource | None = None,
     limit: int = Query(1000, ge=1, le=5000),
     after: int = Query(0, ge=0, le=MAX_ID, description="cursor: the last label id of the previous page"),
-) -> dict[str, Any]:
+) -> LabelsPage:
     with Session(engine) as session:
         query = (
             select(Label, Pair.client_id)
@@ -96,6 +90,6 @@ def list_labels(
         if source:
             query = query.where(Label.source == source)
         rows = session.exec(query.order_by(Label.id).limit(limit)).all()
-    return jsonable_encoder(
+    return LabelsPage.model_validate(
         {"labels": [{**label.model_dump(), "client_id": client_id} for label, client_id in rows]}
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -13,7 +11,15 @@ from api.errors import bounded_path_ids, errors
 from api.keys import create_key, list_keys, revoke_key
 from api.models import ApiKey, Project
 from api.pipeline.judge_checks import judge_problems, routing_problems
-from api.schemas import ApiKeyCreate, JudgeSpec, ProjectCreate, ProjectGuidelines, ProjectPublic
+from api.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    JudgeSpec,
+    ProjectCreate,
+    ProjectGuidelines,
+    ProjectPublic,
+)
 
 router = APIRouter(
     prefix="/v1/projects",
@@ -92,35 +98,29 @@ def set_guidelines(
 # --- API keys (admin) ----------------------------------------------------------------------
 
 
-def _key_view(row: ApiKey) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "prefix": row.prefix,
-        "created_at": row.created_at,
-        "revoked_at": row.revoked_at,
-    }
+def _key_view(row: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic.model_validate(row, from_attributes=True)  # never key_hash: not a field
 
 
-@router.post("/{project_id}/keys", status_code=201)
-def create_api_key(project_id: int, body: ApiKeyCreate, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+@router.post("/{project_id}/keys", response_model=ApiKeyCreated, status_code=201)
+def create_api_key(project_id: int, body: ApiKeyCreate, session: SessionDep, _: AdminDep) -> ApiKeyCreated:
     """A new API key for the project's batch clients; the response holds the key, shown this
     once (only a hash is kept)."""
     if session.get(Project, project_id) is None:
         raise HTTPException(404, f"project {project_id} not found")
     row, key = create_key(session, project_id, body.name)
-    return {**_key_view(row), "key": key}
+    return ApiKeyCreated(**_key_view(row).model_dump(), key=key)
 
 
-@router.get("/{project_id}/keys")
-def list_api_keys(project_id: int, session: SessionDep, _: AdminDep) -> list[dict[str, Any]]:
+@router.get("/{project_id}/keys", response_model=list[ApiKeyPublic])
+def list_api_keys(project_id: int, session: SessionDep, _: AdminDep) -> list[ApiKeyPublic]:
     if session.get(Project, project_id) is None:
         raise HTTPException(404, f"project {project_id} not found")
     return [_key_view(row) for row in list_keys(session, project_id)]
 
 
-@router.delete("/{project_id}/keys/{key_id}")
-def revoke_api_key(project_id: int, key_id: int, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+@router.delete("/{project_id}/keys/{key_id}", response_model=ApiKeyPublic)
+def revoke_api_key(project_id: int, key_id: int, session: SessionDep, _: AdminDep) -> ApiKeyPublic:
     """Revoke a key at once (its next request gets 401)."""
     row = revoke_key(session, project_id, key_id)
     if row is None:

@@ -30,11 +30,25 @@ from api.review.reviewers import (
 )
 from api.review.submit import label_history, revise_label, skip_item, submit_label
 from api.schemas import (
+    HistoryEntry,
+    NextItem,
     NextRequest,
+    PreparePass,
+    Progress,
+    QualityTable,
+    RedactionMapping,
+    Resumed,
     ReviewerCreate,
     ReviewerProjects,
+    ReviewerPublic,
     ReviewerResume,
+    ReviewerWithToken,
+    ReviewLabel,
+    ReviewLabelsPage,
+    ReviewStats,
     ReviewSubmit,
+    RevisedLabel,
+    Skipped,
     SkipRequest,
 )
 
@@ -52,19 +66,25 @@ def _fail(exc: QueueError) -> HTTPException:
 # --- reviewer accounts (admin) -----------------------------------------------------------
 
 
-def _reviewer_view(session: Session, reviewer: Reviewer) -> dict[str, Any]:
-    return {
-        "id": reviewer.id,
-        "name": reviewer.name,
-        "active": reviewer.active,
-        "senior": reviewer.senior,
-        "created_at": reviewer.created_at,
-        "projects": assigned_projects(session, reviewer),
-    }
+def _reviewer_view(session: Session, reviewer: Reviewer) -> ReviewerPublic:
+    return ReviewerPublic.model_validate(
+        {
+            "id": reviewer.id,
+            "name": reviewer.name,
+            "active": reviewer.active,
+            "senior": reviewer.senior,
+            "created_at": reviewer.created_at,
+            "projects": assigned_projects(session, reviewer),
+        }
+    )
 
 
-@router.post("/v1/reviewers", status_code=201)
-def create_reviewer_route(body: ReviewerCreate, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+def _with_token(view: ReviewerPublic, token: str) -> ReviewerWithToken:
+    return ReviewerWithToken(**view.model_dump(), token=token)
+
+
+@router.post("/v1/reviewers", response_model=ReviewerWithToken, status_code=201)
+def create_reviewer_route(body: ReviewerCreate, session: SessionDep, _: AdminDep) -> ReviewerWithToken:
     """Create a reviewer; the response holds its token, shown this once (only a hash is kept)."""
     _check_projects(session, body.projects)
     try:
@@ -74,7 +94,7 @@ def create_reviewer_route(body: ReviewerCreate, session: SessionDep, _: AdminDep
             409, f"reviewer {body.name!r} exists; POST /v1/reviewers/{{id}}/token gives it a new token"
         ) from None
     assign_projects(session, reviewer, body.projects)
-    return {**_reviewer_view(session, reviewer), "token": token}
+    return _with_token(_reviewer_view(session, reviewer), token)
 
 
 def _check_projects(session: Session, project_ids: list[int]) -> None:
@@ -83,10 +103,10 @@ def _check_projects(session: Session, project_ids: list[int]) -> None:
         raise HTTPException(422, f"unknown projects: {missing}")
 
 
-@router.put("/v1/reviewers/{reviewer_id}/projects")
+@router.put("/v1/reviewers/{reviewer_id}/projects", response_model=ReviewerPublic)
 def set_reviewer_projects(
     reviewer_id: int, body: ReviewerProjects, session: SessionDep, _: AdminDep
-) -> dict[str, Any]:
+) -> ReviewerPublic:
     """Set the projects a reviewer may work on (replaces the previous assignment)."""
     reviewer = session.get(Reviewer, reviewer_id)
     if reviewer is None:
@@ -99,29 +119,29 @@ def set_reviewer_projects(
     return _reviewer_view(session, reviewer)
 
 
-@router.get("/v1/reviewers")
-def list_reviewers(session: SessionDep, _: AdminDep) -> list[dict[str, Any]]:
+@router.get("/v1/reviewers", response_model=list[ReviewerPublic])
+def list_reviewers(session: SessionDep, _: AdminDep) -> list[ReviewerPublic]:
     return [_reviewer_view(session, r) for r in session.exec(select(Reviewer).order_by(Reviewer.id))]  # type: ignore[arg-type]
 
 
-@router.post("/v1/reviewers/{reviewer_id}/token")
-def rotate_reviewer_token(reviewer_id: int, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+@router.post("/v1/reviewers/{reviewer_id}/token", response_model=ReviewerWithToken)
+def rotate_reviewer_token(reviewer_id: int, session: SessionDep, _: AdminDep) -> ReviewerWithToken:
     """Issue a new token for a reviewer (the old one stops working)."""
     reviewer = session.get(Reviewer, reviewer_id)
     if reviewer is None:
         raise HTTPException(404, f"reviewer {reviewer_id} not found")
-    return {**_reviewer_view(session, reviewer), "token": rotate_token(session, reviewer)}
+    return _with_token(_reviewer_view(session, reviewer), rotate_token(session, reviewer))
 
 
-@router.get("/v1/review/me")
-def whoami(reviewer: ReviewerDep, session: SessionDep) -> dict[str, Any]:
+@router.get("/v1/review/me", response_model=ReviewerPublic)
+def whoami(reviewer: ReviewerDep, session: SessionDep) -> ReviewerPublic:
     return _reviewer_view(session, reviewer)
 
 
 # --- the queue ---------------------------------------------------------------------------
 
 
-@router.post("/v1/projects/{project_id}/review/next", responses=errors(423))
+@router.post("/v1/projects/{project_id}/review/next", response_model=NextItem, responses=errors(423))
 def next_item(
     project: ReviewerProjectDep,
     reviewer: ReviewerDep,
@@ -145,7 +165,11 @@ def next_item(
 
 @router.post(
     "/v1/review/leases/{lease_id}/submit",
-    responses={201: {"description": "Stored"}, 200: {"description": "A repeat of a stored label"}},
+    response_model=ReviewLabel,
+    responses={
+        201: {"model": ReviewLabel, "description": "Stored"},
+        200: {"description": "A repeat of a stored label"},
+    },
 )
 def submit(lease_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: EngineDep) -> JSONResponse:
     """Label a leased item. 201 when stored; 200 with ``duplicate: true`` for a repeat.
@@ -161,7 +185,11 @@ def submit(lease_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: Eng
 
 @router.post(
     "/v1/review/labels/{label_id}/revise",
-    responses={201: {"description": "Stored"}, 200: {"description": "A repeat of a stored revision"}}
+    response_model=RevisedLabel,
+    responses={
+        201: {"model": RevisedLabel, "description": "Stored"},
+        200: {"description": "A repeat of a stored revision"},
+    }
     | errors(423),
 )
 def revise(label_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: EngineDep) -> JSONResponse:
@@ -175,19 +203,18 @@ def revise(label_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: Eng
     return JSONResponse(jsonable_encoder(label), status_code=201 if created else 200)
 
 
-@router.get("/v1/projects/{project_id}/review/history")
+@router.get("/v1/projects/{project_id}/review/history", response_model=list[HistoryEntry])
 def review_history(
     project: ReviewerProjectDep,
     reviewer: ReviewerDep,
     engine: EngineDep,
     limit: int = Query(20, ge=1, le=200),
-) -> JSONResponse:
+) -> list[dict[str, Any]]:
     """Your own current labels on the project, newest first, with the (redacted) pair."""
-    rows = label_history(engine, project.id, reviewer, limit)  # type: ignore[arg-type]
-    return JSONResponse(jsonable_encoder(rows))
+    return label_history(engine, project.id, reviewer, limit)  # type: ignore[arg-type]
 
 
-@router.post("/v1/review/leases/{lease_id}/skip")
+@router.post("/v1/review/leases/{lease_id}/skip", response_model=Skipped)
 def skip(lease_id: int, body: SkipRequest, reviewer: ReviewerDep, engine: EngineDep) -> dict[str, Any]:
     """Give an item back (with a reason); it goes to another reviewer, never back to you."""
     try:
@@ -196,7 +223,7 @@ def skip(lease_id: int, body: SkipRequest, reviewer: ReviewerDep, engine: Engine
         raise _fail(exc) from None
 
 
-@router.get("/v1/projects/{project_id}/review/progress")
+@router.get("/v1/projects/{project_id}/review/progress", response_model=Progress)
 def review_progress(
     project: ReviewerProjectDep,
     reviewer: ReviewerDep,
@@ -209,15 +236,15 @@ def review_progress(
 # --- dashboards (reviewer or admin) ------------------------------------------------------
 
 
-@router.get("/v1/projects/{project_id}/review/stats")
+@router.get("/v1/projects/{project_id}/review/stats", response_model=ReviewStats)
 def review_stats(
     project: ReviewerProjectDep, session: SessionDep, _: ReaderDep, hours: int = Query(24, ge=1, le=24 * 90)
-) -> JSONResponse:
+) -> dict[str, Any]:
     """Queue depth, labels per reviewer per hour, override rates with / without pre-label."""
-    return JSONResponse(jsonable_encoder(stats.review_stats(session, project.id, hours)))  # type: ignore[arg-type]
+    return stats.review_stats(session, project.id, hours)  # type: ignore[arg-type]
 
 
-@router.get("/v1/projects/{project_id}/review/labels")
+@router.get("/v1/projects/{project_id}/review/labels", response_model=ReviewLabelsPage)
 def review_labels(
     project: ReviewerProjectDep,
     session: SessionDep,
@@ -234,17 +261,17 @@ def review_labels(
         annotator = reader.name
     rows = stats.list_labels(session, project.id, annotator, after, limit)  # type: ignore[arg-type]
     next_after = rows[-1]["label_id"] if len(rows) == limit else None
-    return JSONResponse(jsonable_encoder({"labels": rows, "next_after": next_after}))
+    return {"labels": rows, "next_after": next_after}
 
 
-@router.get("/v1/projects/{project_id}/review/quality")
-def review_quality(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> JSONResponse:
+@router.get("/v1/projects/{project_id}/review/quality", response_model=QualityTable)
+def review_quality(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
     """Per reviewer: labels, median seconds per label, honeypot accuracy with its 95 % exact
     interval, agreement with peers, speed flags, quarantined labels, paused and why."""
-    return JSONResponse(jsonable_encoder({"reviewers": quality.quality_table(session, project.id)}))  # type: ignore[arg-type]
+    return {"reviewers": quality.quality_table(session, project.id)}  # type: ignore[arg-type]
 
 
-@router.post("/v1/reviewers/{reviewer_id}/resume")
+@router.post("/v1/reviewers/{reviewer_id}/resume", response_model=Resumed)
 def resume_reviewer(
     reviewer_id: int, body: ReviewerResume, session: SessionDep, _: AdminDep
 ) -> dict[str, Any]:
@@ -266,18 +293,18 @@ def resume_reviewer(
 # --- admin -------------------------------------------------------------------------------
 
 
-@router.get("/v1/admin/pairs/{pair_id}/redaction")
-def read_redaction_mapping(pair_id: int, session: SessionDep, _: AdminDep) -> JSONResponse:
+@router.get("/v1/admin/pairs/{pair_id}/redaction", response_model=RedactionMapping)
+def read_redaction_mapping(pair_id: int, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     """Token -> original text for one pair (PII: admins only)."""
     if session.get(Pair, pair_id) is None:
         raise HTTPException(404, f"pair {pair_id} not found")
     mapping = stats.redaction_for_admin(session, pair_id)
     if mapping is None:
         raise HTTPException(404, f"pair {pair_id} has not been redacted yet (it was never queued for review)")
-    return JSONResponse(jsonable_encoder(mapping))
+    return mapping
 
 
-@router.post("/v1/admin/review/prepare")
+@router.post("/v1/admin/review/prepare", response_model=PreparePass)
 def prepare_now(engine: EngineDep, _: AdminDep) -> dict[str, int]:
     """Run one pass of the queue's background work now (backfill, expiry, redaction,
     embeddings, priority)."""

@@ -1,7 +1,7 @@
-"""Request and response bodies (pydantic only: no table, no session).
+"""Projects: the judge panel, routing settings, the project itself and its API keys.
 
-Tables live in ``api/models.py``; these are what clients post and read. Routing settings and
-judge specs are stored as JSON on the project and validated with these same classes.
+Routing settings and judge specs are stored as JSON on the project and validated with these
+same classes.
 """
 
 from __future__ import annotations
@@ -9,20 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from api.export import ExportFormat
-from api.fields import ModelName, Text, check_metadata
-from api.vocab import LabelSource
+from api.fields import ModelName, Text
+from api.schemas.common import Public
 from judge.verdicts import OrderSetting
-
-FIVE_POINT: tuple[str, ...] = ("A>>B", "A>B", "tie", "B>A", "B>>A")
-Split = Literal["train", "frozen_eval"]
-
-
-# --- projects ----------------------------------------------------------------------------
 
 
 class JudgeSpec(BaseModel):
@@ -199,113 +192,7 @@ class ProjectPublic(BaseModel):
     created_at: datetime
 
 
-# --- pairs and labels --------------------------------------------------------------------
-
-
-class PairIn(BaseModel):
-    """One pair as a client posts it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    client_id: Text
-    prompt: Text
-    response_a: Text
-    response_b: Text
-    # A factory, not ``= {}``: pydantic deep-copies a mutable default for every pair parsed.
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    split: Split = "train"
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_is_plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_metadata(value)
-
-
-class LabelIn(BaseModel):
-    """One human label as a client imports it (``POST .../labels``). Sources other than
-    ``vocab.IMPORT_SOURCES`` are refused there with 403 (api/pipeline/ingest.py): the review
-    flow writes them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    client_id: Text = Field(max_length=512)
-    label: Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "A", "B"]
-    both_bad: bool = False
-    safety_flag: bool = False
-    rationale: Text | None = Field(None, max_length=100_000)
-    source: LabelSource = "import"
-    annotator: Text = Field("unknown", max_length=200)
-    # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
-    idempotency_key: Text | None = Field(None, max_length=512)
-    # A gold label whose pair is also a honeypot: served to reviewers like any review item, and
-    # their answers graded against this label (api/review/quality.py).
-    honeypot: bool = False
-
-    @model_validator(mode="after")
-    def _honeypot_is_gold(self) -> LabelIn:
-        if self.honeypot and self.source != "gold":
-            raise ValueError("a honeypot label must have source gold (it is the known answer)")
-        return self
-
-
-# --- review ------------------------------------------------------------------------------
-
-
-class ReviewSubmit(BaseModel):
-    """A reviewer's answer for one lease."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    label: Literal["A>>B", "A>B", "tie", "B>A", "B>>A"] | None = Field(
-        None, description="five-point preference in terms of response A / response B"
-    )
-    both_bad: bool = False
-    safety_flag: bool = False
-    rationale: Text | None = Field(None, max_length=10_000)
-    time_on_task_s: float | None = Field(None, ge=0, le=86_400)
-    prelabel_shown: bool | None = Field(
-        None, description="what the client displayed; must agree with the lease if given"
-    )
-    idempotency_key: Text | None = Field(None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _complete(self) -> ReviewSubmit:
-        if self.rationale is not None:
-            self.rationale = self.rationale.strip() or None
-        if self.both_bad and not self.rationale:
-            raise ValueError("both_bad needs a rationale: say why neither response is acceptable")
-        if self.label is None and not self.both_bad:
-            raise ValueError("give a label (A>>B, A>B, tie, B>A, B>>A), or both_bad with a rationale")
-        return self
-
-    def stored_label(self) -> str:
-        # Both bad without a preference is stored as a tie: neither side is preferred.
-        return self.label or "tie"
-
-
-class ReviewerResume(BaseModel):
-    """Lift a reviewer's pause on a project; ``release`` also un-quarantines their held labels."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    project_id: int = Field(ge=1, le=2**31 - 1)
-    release: bool = False
-
-
-class ReviewerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: Text = Field(min_length=1, max_length=200, pattern=r"\S")
-    # The projects whose queues the reviewer may work; none until an admin assigns some.
-    projects: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(default_factory=list, max_length=10_000)
-    # Senior reviewers also adjudicate disputed pairs (POST /v1/projects/{id}/adjudication/next).
-    senior: bool = False
-
-
-class ReviewerProjects(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    projects: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(max_length=10_000)
+# --- API keys ------------------------------------------------------------------------------
 
 
 class ApiKeyCreate(BaseModel):
@@ -314,41 +201,15 @@ class ApiKeyCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200, pattern=r"\S")
 
 
-class NextRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ApiKeyPublic(Public):
+    """An API key as listed: never the key itself (only its hash is kept)."""
 
-    queue: str = Field("review", pattern="^(review|incident)$")
-
-
-class SkipRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Text = Field(min_length=1, max_length=500, pattern=r"\S")
+    id: int
+    name: str
+    prefix: str = Field(description="the key's first characters, to tell keys apart")
+    created_at: datetime
+    revoked_at: datetime | None
 
 
-# --- exports -----------------------------------------------------------------------------
-
-
-class ExportCreate(BaseModel):
-    """An export to make: format, split ("all": every split, each kept apart), the least label
-    source (human: human labels only; auto: any final label; none given: every pair), and
-    ``force`` with a ``reason`` to export past the promotion gate."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: ExportFormat
-    split: Literal["train", "frozen_eval", "all"] = "train"
-    min_source: Literal["human", "auto"] | None = None
-    force: bool = False
-    reason: Text | None = Field(None, max_length=2000)
-    # Replace personal data and secrets in the texts and metadata by typed tokens (<EMAIL_1>);
-    # unset: the project's ``routing.redact_exports``.
-    redact: bool | None = None
-
-    @model_validator(mode="after")
-    def _force_has_reason(self) -> ExportCreate:
-        if self.reason is not None:
-            self.reason = self.reason.strip() or None
-        if self.force and not self.reason:
-            raise ValueError("force needs a reason: it is recorded in the manifest and the audit log")
-        return self
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="the key, shown this once")

@@ -1,0 +1,168 @@
+"""Request and response bodies, one module per resource (pydantic only: no table, no session).
+
+Tables live in ``api/models.py``; these are what clients post and read, and every route names
+its response model (the OpenAPI spec shows every answer; tests/test_openapi.py checks it).
+
+* ``common``: :class:`Public`, the base of response models, and :data:`IsoDatetime`.
+* ``projects``: judge specs, routing settings, projects and their API keys.
+* ``jobs``: the pairs posted, a job's progress, per-pair results.
+* ``labels``: human labels imported and listed.
+* ``review``: reviewer accounts, the queue, dashboards, agreement.
+* ``calibration``: the gate's versions and state.
+* ``exports``: what to export, and an export with its manifest.
+* ``audit``: audit events and the verification of their chain.
+* ``health``: liveness.
+"""
+
+from api.schemas.audit import AuditEventPublic, AuditEventsPage, ChainBreak, ChainVerification
+from api.schemas.calibration import (
+    CalibrationState,
+    CalibrationVersionPublic,
+    CascadeSummary,
+    GateState,
+    LabelSourceRow,
+    LabelSourceUse,
+)
+from api.schemas.common import IsoDatetime, Public
+from api.schemas.exports import ExportCreate, ExportFilters, ExportPublic
+from api.schemas.health import Health
+from api.schemas.jobs import (
+    FinalLabelView,
+    JobCreated,
+    JobPost,
+    JobResultsPage,
+    JobStatus,
+    JudgeError,
+    JudgmentView,
+    PairIn,
+    PairResult,
+    Split,
+)
+from api.schemas.labels import FIVE_POINT, LabelImport, LabelIn, LabelsPage, LabelsStored, StoredLabel
+from api.schemas.projects import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    JudgeEntry,
+    JudgeSpec,
+    ProjectCreate,
+    ProjectGuidelines,
+    ProjectPublic,
+    RoutingSettings,
+    panel_calls,
+)
+from api.schemas.review import (
+    AgreementReport,
+    BatchAgreement,
+    HistoryEntry,
+    HourlyLabels,
+    LabelWarning,
+    NextItem,
+    NextRequest,
+    Overrides,
+    Prelabel,
+    PreparePass,
+    Progress,
+    ProjectAgreement,
+    QualityTable,
+    QueueDepth,
+    Reason,
+    RedactionMapping,
+    Resumed,
+    ReviewerAccuracy,
+    ReviewerCreate,
+    ReviewerPairAgreement,
+    ReviewerProjects,
+    ReviewerPublic,
+    ReviewerQuality,
+    ReviewerResume,
+    ReviewerWithToken,
+    ReviewItem,
+    ReviewLabel,
+    ReviewLabelsPage,
+    ReviewStats,
+    ReviewSubmit,
+    RevisedLabel,
+    Skipped,
+    SkipRequest,
+    WhyQueued,
+)
+
+__all__ = [
+    "FIVE_POINT",
+    "AgreementReport",
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyPublic",
+    "AuditEventPublic",
+    "AuditEventsPage",
+    "BatchAgreement",
+    "CalibrationState",
+    "CalibrationVersionPublic",
+    "CascadeSummary",
+    "ChainBreak",
+    "ChainVerification",
+    "ExportCreate",
+    "ExportFilters",
+    "ExportPublic",
+    "FinalLabelView",
+    "GateState",
+    "Health",
+    "HistoryEntry",
+    "HourlyLabels",
+    "IsoDatetime",
+    "JobCreated",
+    "JobPost",
+    "JobResultsPage",
+    "JobStatus",
+    "JudgeEntry",
+    "JudgeError",
+    "JudgeSpec",
+    "JudgmentView",
+    "LabelImport",
+    "LabelIn",
+    "LabelSourceRow",
+    "LabelSourceUse",
+    "LabelWarning",
+    "LabelsPage",
+    "LabelsStored",
+    "NextItem",
+    "NextRequest",
+    "Overrides",
+    "PairIn",
+    "PairResult",
+    "Prelabel",
+    "PreparePass",
+    "Progress",
+    "ProjectAgreement",
+    "ProjectCreate",
+    "ProjectGuidelines",
+    "ProjectPublic",
+    "Public",
+    "QualityTable",
+    "QueueDepth",
+    "Reason",
+    "RedactionMapping",
+    "Resumed",
+    "ReviewItem",
+    "ReviewLabel",
+    "ReviewLabelsPage",
+    "ReviewStats",
+    "ReviewSubmit",
+    "ReviewerAccuracy",
+    "ReviewerCreate",
+    "ReviewerPairAgreement",
+    "ReviewerProjects",
+    "ReviewerPublic",
+    "ReviewerQuality",
+    "ReviewerResume",
+    "ReviewerWithToken",
+    "RevisedLabel",
+    "RoutingSettings",
+    "SkipRequest",
+    "Skipped",
+    "Split",
+    "StoredLabel",
+    "WhyQueued",
+    "panel_calls",
+]
