@@ -280,6 +280,13 @@ def post_question_pairs(
     return r.json()["job_id"]
 
 
+def job_progress(client: TestClient | httpx.Client, job_id: int) -> tuple[int, int]:
+    """How far a job has come (pairs done, judge calls made): a ``progress`` for
+    ``tests.waiting.wait_for_progress``."""
+    status = client.get(f"/v1/jobs/{job_id}").json()
+    return status["done"], status["judge_calls"]
+
+
 def new_reviewer(client: TestClient | httpx.Client, name: str, projects: list[int] | None = None) -> str:
     """A reviewer's token; assigned to ``projects``, by default to every project there is."""
     if projects is None:

@@ -1,0 +1,120 @@
+"""Waits and time bounds that hold on a busy machine (this module holds no tests).
+
+A CI machine may run other work on the same cores: a clean-clone suite at load average ~11 on
+2 cores took 19 minutes, and every fixed wall-clock budget (60 s for 300 pairs, 90 s for 50)
+became a failure. So a test never bets on how fast the machine is:
+
+- ``wait_for_progress`` waits as long as the thing it watches keeps moving (pairs judged, a
+  process's CPU seconds while it imports) and fails only after ``stall_s`` seconds in which
+  nothing moved: a slow machine passes, a hung one still fails. ``StallWatch`` is the same
+  rule for a polling loop that does work of its own between polls.
+- ``cpu_seconds`` is the progress of processes that show nothing else while they start up.
+- ``slowdown`` measures how much slower than its own CPU time this process runs right now, for
+  the few latency bounds that must stay in wall-clock seconds (a bound ``b`` becomes
+  ``b * slowdown()``). Compute-time bounds measure CPU time (``time.process_time``) instead,
+  which neighbours on the same cores do not inflate.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+import httpx
+import psutil
+
+STALL_S = 120.0  # how long nothing may move before a wait gives up
+POLL_S = 0.1
+GIVE_UP_S = 1800.0  # a backstop for a live-lock whose progress never ends
+
+
+class StallWatch:
+    """Fails a wait once what it watches has not moved for ``stall_s`` seconds (or after
+    ``GIVE_UP_S`` in all). For a polling loop with work of its own; ``wait_for_progress``
+    is the loop without any."""
+
+    def __init__(self, what: str, stall_s: float = STALL_S) -> None:
+        self.what, self.stall_s = what, stall_s
+        self.started = self.since = time.monotonic()
+        self.last: object = None
+
+    def saw(self, progress: object) -> None:
+        """Record the latest snapshot (a count, a tuple of counts); raise when stalled."""
+        now = time.monotonic()
+        if progress != self.last:
+            self.last, self.since = progress, now
+        if now - self.since > self.stall_s:
+            raise AssertionError(
+                f"no progress for {self.stall_s:.0f} s waiting for {self.what} (last seen: {self.last!r})"
+            )
+        if now - self.started > GIVE_UP_S:
+            raise AssertionError(
+                f"still waiting for {self.what} after {GIVE_UP_S:.0f} s (last seen: {self.last!r})"
+            )
+
+
+def wait_for_progress(
+    done: Callable[[], bool],
+    progress: Callable[[], object] = lambda: None,
+    what: str = "a condition",
+    *,
+    stall_s: float = STALL_S,
+    every_s: float = POLL_S,
+) -> float:
+    """Poll ``done()`` until true; the monotonic time it became true.
+
+    Fails when ``progress()`` (any comparable snapshot: a count, a tuple of counts) has not
+    changed for ``stall_s`` seconds. Without ``progress`` the wait is bounded by ``stall_s``
+    alone: for an event with nothing to watch on its way.
+    """
+    watch = StallWatch(what, stall_s)
+    while not done():
+        watch.saw(progress())
+        time.sleep(every_s)
+    return time.monotonic()
+
+
+def cpu_seconds(pid: int | None = None) -> int:
+    """Whole CPU seconds used so far by the process ``pid`` and its children; without ``pid``,
+    by this process's children only (a server run in a thread here judges in a child, and
+    this process's own polling must not count as progress). Whole seconds: a process
+    importing or judging moves it every second or so, one idling in a poll loop hardly ever,
+    so an idle hang still shows as a stall. Processes that exited count 0."""
+    try:
+        if pid is None:
+            processes = psutil.Process().children(recursive=True)
+        else:
+            parent = psutil.Process(pid)
+            processes = [parent, *parent.children(recursive=True)]
+    except psutil.Error:  # ``pid`` exited
+        return 0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # exited between the listing and the reading
+            continue
+        total += times.user + times.system
+    return int(total)
+
+
+def answers(url: str, process: subprocess.Popen[bytes]) -> bool:
+    """Whether ``url`` answers 200 yet; fails at once if ``process`` (the server behind it)
+    exited. A ``done`` for ``wait_for_progress`` with ``cpu_seconds(process.pid)``."""
+    if process.poll() is not None:
+        raise RuntimeError(f"{url}: process exited with code {process.returncode}")
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def slowdown(sample_s: float = 0.05) -> float:
+    """How many times longer than its CPU time a short pure-Python loop takes right now (1.0
+    on an idle machine; ~2-3 with two busy processes on two cores). Never below 1."""
+    wall_started, cpu_started = time.perf_counter(), time.thread_time()
+    while time.thread_time() - cpu_started < sample_s:
+        pass
+    wall, cpu = time.perf_counter() - wall_started, time.thread_time() - cpu_started
+    return max(1.0, wall / cpu)
