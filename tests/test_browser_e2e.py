@@ -9,7 +9,6 @@ Needs Debian's chromium (``apt-get install chromium``); Playwright never downloa
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.browser import (
     sign_in,
 )
 from tests.helpers import ADMIN, auth, make_project, new_reviewer
+from tests.waiting import cpu_seconds, wait_for_progress
 
 pytestmark = BROWSER_MARKS
 
@@ -67,10 +67,11 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path
             project = make_project(http, "e2e", ["mock/alpha", "mock/beta"])
             assert http.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs()}).status_code == 201
             # The worker is a spawned process: on a busy machine its imports alone take a while.
-            deadline = time.monotonic() + 120
-            while not http.get(f"/v1/projects/{project}/jobs").json()[0]["complete"]:
-                assert time.monotonic() < deadline, "the worker did not judge the pairs"
-                time.sleep(0.2)
+            wait_for_progress(
+                lambda: bool(http.get(f"/v1/projects/{project}/jobs").json()[0]["complete"]),
+                lambda: (http.get(f"/v1/projects/{project}/jobs").json()[0]["done"], cpu_seconds()),
+                "the worker to judge the pairs",
+            )
             token = new_reviewer(http, "e2e-reviewer")  # a fresh database: the name is free
         with review_app(live.url) as app_url:
             yield {"api": live.url, "app": app_url, "token": token, "project": str(project)}

@@ -272,7 +272,7 @@ def test_large_inputs_render_quickly() -> None:
 
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.5, 1.0, 50_000)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not stretch it
     big = build_report(
         project="big",
         calibration_version="v9",
@@ -286,4 +286,4 @@ def test_large_inputs_render_quickly() -> None:
     )
     page = render_report_html(big)
     assert len(_images(page)) == 3
-    assert time.perf_counter() - start < 20
+    assert time.process_time() - start < 20

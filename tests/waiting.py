@@ -9,6 +9,8 @@ became a failure. So a test never bets on how fast the machine is:
   nothing moved: a slow machine passes, a hung one still fails. ``StallWatch`` is the same
   rule for a polling loop that does work of its own between polls.
 - ``cpu_seconds`` is the progress of processes that show nothing else while they start up.
+- ``Clock`` stops the service's clock for a test of leases a fraction of a second long: the
+  test moves it, so no pause between two calls can let a lease run out by accident.
 - ``slowdown`` measures how much slower than its own CPU time this process runs right now, for
   the few latency bounds that must stay in wall-clock seconds (a bound ``b`` becomes
   ``b * slowdown()``). Compute-time bounds measure CPU time (``time.process_time``) instead,
@@ -18,11 +20,16 @@ became a failure. So a test never bets on how fast the machine is:
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import httpx
 import psutil
+import pytest
+
+from api import models
 
 STALL_S = 120.0  # how long nothing may move before a wait gives up
 POLL_S = 0.1
@@ -118,3 +125,23 @@ def slowdown(sample_s: float = 0.05) -> float:
         pass
     wall, cpu = time.perf_counter() - wall_started, time.thread_time() - cpu_started
     return max(1.0, wall / cpu)
+
+
+class Clock:
+    """The service's clock (``api.models.utcnow``) stopped at its start; only ``advance``
+    moves it. ``install`` puts it wherever a loaded module imported ``utcnow``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        real = models.utcnow
+        for module in list(sys.modules.values()):
+            if getattr(module, "utcnow", None) is real:
+                monkeypatch.setattr(module, "utcnow", self)
