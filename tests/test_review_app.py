@@ -34,8 +34,13 @@ from tests.helpers import (
     run_worker,
     sqlite_url_for,
 )
+from tests.waiting import slowdown
 
 APP = Path(__file__).resolve().parents[1] / "review_app" / "app.py"
+
+# How long one script run may take (AppTest's own default is 3 s), stretched by the contention
+# measured when the app starts: a run is one step with no progress to follow.
+SCRIPT_RUN_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +93,7 @@ def _project_id(api_url: str, name: str) -> int:
 
 def _signed_in_app(api_url: str, name: str, project: str, page: str) -> tuple[AppTest, str]:
     token = new_reviewer(httpx.Client(base_url=api_url, headers=ADMIN), name)
-    at = AppTest.from_file(str(APP), default_timeout=30)
+    at = AppTest.from_file(str(APP), default_timeout=SCRIPT_RUN_S * slowdown())
     at.session_state["token"] = token
     at.session_state["reviewer_name"] = name
     at.session_state["project_id"] = _project_id(api_url, project)
@@ -104,7 +109,7 @@ def _texts(at: AppTest) -> str:
 
 def test_sign_in_page_accepts_a_token_and_refuses_a_bad_one(api_url: str) -> None:
     token = new_reviewer(httpx.Client(base_url=api_url, headers=ADMIN), "signer")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at = AppTest.from_file(str(APP), default_timeout=SCRIPT_RUN_S * slowdown()).run()
     assert not at.exception and at.title[0].value == "Sign in"
     at.text_input[0].input("rvw_wrong")
     at.button[0].click().run()

@@ -8,7 +8,8 @@ became a failure. So a test never bets on how fast the machine is:
   process's CPU seconds while it imports) and fails only after ``stall_s`` seconds in which
   nothing moved: a slow machine passes, a hung one still fails. ``StallWatch`` is the same
   rule for a polling loop that does work of its own between polls.
-- ``cpu_seconds`` is the progress of processes that show nothing else while they start up.
+- ``cpu_seconds`` is the progress of processes that show nothing else while they start up;
+  ``run_process`` is ``subprocess.run`` bounded by it instead of a ``timeout``.
 - ``Clock`` stops the service's clock for a test of leases a fraction of a second long: the
   test moves it, so no pause between two calls can let a lease run out by accident.
 - ``slowdown`` measures how much slower than its own CPU time this process runs right now, for
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import psutil
@@ -104,6 +107,24 @@ def cpu_seconds(pid: int | None = None) -> int:
             continue
         total += times.user + times.system
     return int(total)
+
+
+def run_process(command: list[str], **popen: Any) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(command, capture_output=True, text=True, **popen)`` without a fixed
+    timeout: it fails once the process and its children used no CPU second for ``STALL_S``."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, **popen)
+        try:
+            wait_for_progress(
+                lambda: process.poll() is not None, lambda: cpu_seconds(process.pid), " ".join(command[:6])
+            )
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
 
 
 def answers(url: str, process: subprocess.Popen[bytes]) -> bool:
