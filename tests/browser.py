@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from api.main import create_app
 from api.settings import Settings
+from api.tools.demo import wait_until_up
 from review_app.launch import run_streamlit
 from tests.helpers import (
     CHROMIUM,
@@ -29,7 +30,7 @@ from tests.helpers import (
     live_api,
     sqlite_url_for,
 )
-from tests.waiting import answers, cpu_seconds, slowdown, wait_for_progress
+from tests.waiting import slowdown
 
 SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 VIEWPORTS = ((1366, 768), (1920, 1080))  # a laptop and a desktop screen
@@ -79,12 +80,8 @@ def review_app(api_url: str) -> Iterator[str]:
     app = run_streamlit(port, api_url, headless=True)
     try:
         app_url = f"http://127.0.0.1:{port}"
-        # On a busy 2-core machine Streamlit's imports alone take tens of seconds: its CPU
-        # seconds are the progress to follow.
-        health = f"{app_url}/_stcore/health"
-        wait_for_progress(
-            lambda: answers(health, app), lambda: cpu_seconds(app.pid), "the review app to start"
-        )
+        # On a busy 2-core machine Streamlit's imports alone take tens of seconds.
+        wait_until_up(f"{app_url}/_stcore/health", app)
         yield app_url
     finally:
         app.terminate()

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from api.main import create_app
 from api.tools.cli import main
+from api.tools.demo import wait_until_up
 from tests.helpers import (
     ADMIN,
     fast_settings,
@@ -26,7 +27,7 @@ from tests.helpers import (
     post_question_pairs,
     sqlite_url_for,
 )
-from tests.waiting import StallWatch, answers, cpu_seconds, slowdown, wait_for_progress
+from tests.waiting import StallWatch, cpu_seconds, slowdown, wait_for_progress
 
 
 def test_bench_load_reports_every_kind_of_request_without_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,9 +81,7 @@ def test_serve_reports_the_judging_process_counters_in_metrics(tmp_path: Path) -
     server = subprocess.Popen(command, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for_progress(
-            lambda: answers(f"{base}/healthz", server), lambda: cpu_seconds(server.pid), "the server to start"
-        )
+        wait_until_up(f"{base}/healthz", server)
         with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
             project = make_project(http, "metrics", [{"model": "mock/m", "api_base": "latency_ms=1"}])
             job = post_question_pairs(http, project, n=5)

@@ -31,6 +31,8 @@ from tests.waiting import cpu_seconds, wait_for_progress
 pytestmark = BROWSER_MARKS
 
 KEYS = "2415342024"  # the story's key presses: 0 (both bad) without a rationale stores nothing
+
+
 @pytest.fixture
 def demo_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from api.main import create_app
 from api.models import Reviewer, ReviewerStatus
+from review_app.api_client import ApiClient
 from tests import fakes
 from tests.helpers import (
     ADMIN,
@@ -72,7 +73,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> I
         previous = os.environ.get("PRELABEL_API_URL")
         os.environ["PRELABEL_API_URL"] = base
         try:
-            yield base, engine
+            # The app calls the API (served in this process) with a 10 s timeout; on a busy
+            # machine the two share one GIL and the cores, and the timeout stretches with that.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(ApiClient.__init__, "__defaults__", (None, None, 10.0 * slowdown()))
+                yield base, engine
         finally:
             if previous is None:
                 os.environ.pop("PRELABEL_API_URL", None)

@@ -8,7 +8,8 @@ became a failure. So a test never bets on how fast the machine is:
   process's CPU seconds while it imports) and fails only after ``stall_s`` seconds in which
   nothing moved: a slow machine passes, a hung one still fails. ``StallWatch`` is the same
   rule for a polling loop that does work of its own between polls.
-- ``cpu_seconds`` is the progress of processes that show nothing else while they start up;
+- ``cpu_seconds`` (api/tools/progress.py, which ``prelabel demo`` waits with too) is the
+  progress of processes that show nothing else while they start up;
   ``run_process`` is ``subprocess.run`` bounded by it instead of a ``timeout``.
 - ``Clock`` stops the service's clock for a test of leases a fraction of a second long: the
   test moves it, so no pause between two calls can let a lease run out by accident.
@@ -28,11 +29,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-import psutil
 import pytest
 
 from api import models
+from api.tools.progress import cpu_seconds
+
+__all__ = ["Clock", "StallWatch", "cpu_seconds", "run_process", "slowdown", "wait_for_progress"]
 
 STALL_S = 120.0  # how long nothing may move before a wait gives up
 POLL_S = 0.1
@@ -85,30 +87,6 @@ def wait_for_progress(
     return time.monotonic()
 
 
-def cpu_seconds(pid: int | None = None) -> int:
-    """Whole CPU seconds used so far by the process ``pid`` and its children; without ``pid``,
-    by this process's children only (a server run in a thread here judges in a child, and
-    this process's own polling must not count as progress). Whole seconds: a process
-    importing or judging moves it every second or so, one idling in a poll loop hardly ever,
-    so an idle hang still shows as a stall. Processes that exited count 0."""
-    try:
-        if pid is None:
-            processes = psutil.Process().children(recursive=True)
-        else:
-            parent = psutil.Process(pid)
-            processes = [parent, *parent.children(recursive=True)]
-    except psutil.Error:  # ``pid`` exited
-        return 0
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:  # exited between the listing and the reading
-            continue
-        total += times.user + times.system
-    return int(total)
-
-
 def run_process(command: list[str], **popen: Any) -> subprocess.CompletedProcess[str]:
     """``subprocess.run(command, capture_output=True, text=True, **popen)`` without a fixed
     timeout: it fails once the process and its children used no CPU second for ``STALL_S``."""
@@ -125,17 +103,6 @@ def run_process(command: list[str], **popen: Any) -> subprocess.CompletedProcess
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
-
-
-def answers(url: str, process: subprocess.Popen[bytes]) -> bool:
-    """Whether ``url`` answers 200 yet; fails at once if ``process`` (the server behind it)
-    exited. A ``done`` for ``wait_for_progress`` with ``cpu_seconds(process.pid)``."""
-    if process.poll() is not None:
-        raise RuntimeError(f"{url}: process exited with code {process.returncode}")
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def slowdown(sample_s: float = 0.05) -> float:
