@@ -27,7 +27,7 @@ from tests.helpers import (
     post_question_pairs,
     sqlite_url_for,
 )
-from tests.waiting import StallWatch, cpu_seconds, slowdown, wait_for_progress
+from tests.waiting import HTTP_TIMEOUT_S, StallWatch, cpu_seconds, slowdown, wait_for_progress
 
 
 def test_bench_load_reports_every_kind_of_request_without_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +51,7 @@ def test_healthz_answers_while_the_api_judges(tmp_path: Path, engine: Engine) ->
     # Other work on the same cores stretches every answer alike: the bound stretches with it.
     settings = fast_settings(sqlite_url_for(tmp_path / "test.db"), review_prepare="0")
     with live_api(create_app(settings, engine, run_worker=True)) as base:
-        with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
+        with httpx.Client(base_url=base, headers=ADMIN, timeout=HTTP_TIMEOUT_S) as http:
             judges = [{"model": f"mock/h{k}", "api_base": "latency_ms=0"} for k in range(2)]
             project = make_project(http, "healthz", judges)
             job = post_question_pairs(http, project, n=300)
@@ -82,7 +82,7 @@ def test_serve_reports_the_judging_process_counters_in_metrics(tmp_path: Path) -
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_up(f"{base}/healthz", server)
-        with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
+        with httpx.Client(base_url=base, headers=ADMIN, timeout=HTTP_TIMEOUT_S) as http:
             project = make_project(http, "metrics", [{"model": "mock/m", "api_base": "latency_ms=1"}])
             job = post_question_pairs(http, project, n=5)
             wait_for_progress(

@@ -26,7 +26,7 @@ from api.models import Project
 from api.tools import demo
 from tests.browser import BROWSER_MARKS, SHOTS, chromium, live_copy, new_page, review_app, sign_in
 from tests.helpers import ADMIN, ADMIN_TOKEN, auth
-from tests.waiting import cpu_seconds, wait_for_progress
+from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, wait_for_progress
 
 pytestmark = BROWSER_MARKS
 
@@ -42,7 +42,7 @@ def demo_stack(
     monkeypatch.setenv("PRELABEL_REVIEW_PREPARE", "0")  # no embedding model: not this test's subject
     monkeypatch.delenv("PRELABEL_JUDGES", raising=False)  # the demo's replay judges
     with live_copy(migrated_sqlite, tmp_path / "demo.db", run_worker=True) as live:
-        with httpx.Client(base_url=live.url, headers=ADMIN, timeout=60) as http:
+        with httpx.Client(base_url=live.url, headers=ADMIN, timeout=HTTP_TIMEOUT_S) as http:
             project = demo.demo_project(http)
             demo.post_sample(http, project["id"])
 
@@ -88,7 +88,7 @@ def test_demo_story_keeps_the_gate_open_and_the_dashboard_renders(demo_stack: di
     from playwright.sync_api import expect
 
     api, project, token = demo_stack["api"], demo_stack["project"], demo_stack["token"]
-    http = httpx.Client(base_url=api, headers=ADMIN, timeout=60)
+    http = httpx.Client(base_url=api, headers=ADMIN, timeout=HTTP_TIMEOUT_S)
     before = http.get(f"/v1/projects/{project}/calibration").json()["gate"]
     assert before["open"], before["reason"]  # the demo opened it on its gold labels
 

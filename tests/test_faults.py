@@ -48,7 +48,7 @@ from tests.helpers import (
     run_worker,
     sqlite_url_for,
 )
-from tests.waiting import cpu_seconds, slowdown, wait_for_progress
+from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, slowdown, wait_for_progress
 
 if TYPE_CHECKING:
     from tests.conftest import PgServer
@@ -337,7 +337,7 @@ def test_the_api_replaces_its_killed_background_process(tmp_path: Path, engine: 
     so, the API starts a new one, and the job still completes."""
     settings = fast_settings(sqlite_url_for(tmp_path / "test.db"), review_prepare="0", lease_seconds=2)
     with live_api(create_app(settings, engine, run_worker=True)) as base:
-        with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
+        with httpx.Client(base_url=base, headers=ADMIN, timeout=HTTP_TIMEOUT_S) as http:
             assert http.get("/healthz").json()["background"] == "running"
             judges = [{"model": "mock/k", "api_base": "latency_ms=20"}]
             job = post_question_pairs(http, make_project(http, "killed", judges), n=60)

@@ -34,9 +34,20 @@ import pytest
 from api import models
 from api.tools.progress import cpu_seconds
 
-__all__ = ["Clock", "StallWatch", "cpu_seconds", "run_process", "slowdown", "wait_for_progress"]
+__all__ = [
+    "HTTP_TIMEOUT_S",
+    "Clock",
+    "StallWatch",
+    "cpu_seconds",
+    "run_process",
+    "slowdown",
+    "wait_for_progress",
+]
 
 STALL_S = 120.0  # how long nothing may move before a wait gives up
+# A test's own request to a live server (httpx's default is 5 s): a bound on a hung server
+# only, never on a slow one.
+HTTP_TIMEOUT_S = 120.0
 POLL_S = 0.1
 GIVE_UP_S = 1800.0  # a backstop for a live-lock whose progress never ends
 
