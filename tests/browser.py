@@ -9,18 +9,17 @@ reviewer's screen has, saved under test-output/screenshots/ (look at them).
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
 from api.settings import Settings
+from api.tools.demo import wait_until_up
 from review_app.launch import run_streamlit
 from tests.helpers import (
     CHROMIUM,
@@ -31,15 +30,14 @@ from tests.helpers import (
     live_api,
     sqlite_url_for,
 )
+from tests.waiting import slowdown
 
 SHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
 VIEWPORTS = ((1366, 768), (1920, 1080))  # a laptop and a desktop screen
 # Five labels, both bad, safety, skip. Each button also has a hidden twin Streamlit measures
 # with: the ones under a tooltip target are the real ones.
 LABEL_BUTTONS = '.st-key-labelbar [data-testid="stTooltipHoverTarget"] > button'
-# Starting Streamlit is one step with no progress to follow; on a busy 2-core machine its
-# imports alone take tens of seconds.
-APP_START_S = 120.0
+EXPECT_MS = 5_000  # Playwright's own default for an expect()
 
 BROWSER_MARKS = [
     pytest.mark.browser,
@@ -75,21 +73,6 @@ def live_copy(source: Path, target: Path, *, run_worker: bool, **overrides: obje
         engine.dispose()
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = APP_START_S) -> None:
-    """Until ``url`` answers 200; fails at once if ``process`` (the server behind it) exits."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {seconds:.0f}s")
-
-
 @contextmanager
 def review_app(api_url: str) -> Iterator[str]:
     """The Streamlit review app against ``api_url`` on a free loopback port; yields its URL."""
@@ -97,7 +80,8 @@ def review_app(api_url: str) -> Iterator[str]:
     app = run_streamlit(port, api_url, headless=True)
     try:
         app_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{app_url}/_stcore/health", app)
+        # On a busy 2-core machine Streamlit's imports alone take tens of seconds.
+        wait_until_up(f"{app_url}/_stcore/health", app)
         yield app_url
     finally:
         app.terminate()
@@ -126,8 +110,14 @@ def chromium() -> Iterator[Any]:
 
 
 def new_page(browser: Any, width: int, height: int, timeout_ms: int = 30_000) -> Any:
+    """A page whose every step may take ``timeout_ms`` (an action) or ``EXPECT_MS`` (an
+    ``expect``), stretched by the contention measured now: a step has no progress to follow."""
+    from playwright.sync_api import expect
+
+    stretch = slowdown()
     page = browser.new_page(viewport={"width": width, "height": height})
-    page.set_default_timeout(timeout_ms)
+    page.set_default_timeout(timeout_ms * stretch)
+    expect.set_options(timeout=EXPECT_MS * stretch)
     return page
 
 

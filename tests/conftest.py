@@ -34,8 +34,10 @@ from sqlalchemy.exc import ProgrammingError  # noqa: E402
 
 from api.db import make_engine, upgrade  # noqa: E402
 from api.main import create_app  # noqa: E402
+from api.models import utcnow  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from tests.helpers import ADMIN, PG_URL, copy_sqlite, fast_settings, fold_wal, sqlite_url_for  # noqa: E402
+from tests.waiting import Clock  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -167,3 +169,12 @@ def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings, engine, run_worker=False)
     with TestClient(app, headers=ADMIN) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The service's clock, stopped: a test of leases a fraction of a second long moves it
+    itself, so a busy machine's pause between two calls cannot expire one."""
+    stopped = Clock(utcnow())
+    stopped.install(monkeypatch)
+    return stopped

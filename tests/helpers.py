@@ -10,7 +10,6 @@ import shutil
 import socket
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from api.schemas import PairIn, RoutingSettings
 from api.settings import Settings
 from api.vocab import LabelSource
 from judge.recorded import RecordedPair
+from tests.waiting import cpu_seconds, wait_for_progress
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LLMBAR = SHARED_DATA / "replay" / "llmbar_dev.jsonl"
@@ -280,6 +280,13 @@ def post_question_pairs(
     return r.json()["job_id"]
 
 
+def job_progress(client: TestClient | httpx.Client, job_id: int) -> tuple[int, int]:
+    """How far a job has come (pairs done, judge calls made): a ``progress`` for
+    ``tests.waiting.wait_for_progress``."""
+    status = client.get(f"/v1/jobs/{job_id}").json()
+    return status["done"], status["judge_calls"]
+
+
 def new_reviewer(client: TestClient | httpx.Client, name: str, projects: list[int] | None = None) -> str:
     """A reviewer's token; assigned to ``projects``, by default to every project there is."""
     if projects is None:
@@ -303,11 +310,15 @@ def live_api(app: FastAPI) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
+
+    def started() -> bool:
+        if not thread.is_alive():
             raise RuntimeError("the API did not start")
-        time.sleep(0.05)
+        return server.started
+
+    # Its start-up (the lifespan starts the background and ingest processes) runs here and
+    # in children: on a busy machine it is slow, never still.
+    wait_for_progress(started, lambda: cpu_seconds(os.getpid()), "the API to start", every_s=0.05)
     try:
         yield base
     finally:

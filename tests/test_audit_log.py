@@ -42,6 +42,7 @@ from tests.helpers import (
     run_worker,
     store_reviewer_labels,
 )
+from tests.waiting import cpu_seconds, wait_for_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -286,7 +287,12 @@ def test_worker_processes_appending_at_once_make_one_chain(any_engine: Engine) -
     writers = [
         subprocess.Popen([sys.executable, "-c", APPENDER, url, str(n), "20"], cwd=ROOT) for n in range(3)
     ]
-    assert [writer.wait(timeout=120) for writer in writers] == [0, 0, 0]
+    wait_for_progress(
+        lambda: all(writer.poll() is not None for writer in writers),
+        lambda: [cpu_seconds(writer.pid) for writer in writers],
+        "the writer processes",
+    )
+    assert [writer.returncode for writer in writers] == [0, 0, 0]
     logged = events(any_engine)
     assert [e.seq for e in logged] == list(range(1, 61))
     assert Counter(e.project_id for e in logged) == dict.fromkeys(range(3), 20)

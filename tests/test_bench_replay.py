@@ -13,6 +13,7 @@ import pytest
 from api.tools.bench_replay import bench_replay, human_gold, judge_orders
 from api.tools.cli import main
 from judge.recorded import load_recorded
+from tests.waiting import run_process
 
 SAMPLE = Path(__file__).resolve().parents[1] / "api" / "sample_data" / "llmbar_sample.jsonl"
 KEYS = {
@@ -23,12 +24,9 @@ KEYS = {
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
+    return run_process(
         [sys.executable, "-m", "api.tools.cli", "bench", "replay", *args],
-        capture_output=True,
-        text=True,
         env=env,
-        timeout=600,
         cwd=Path(__file__).resolve().parents[1],
     )
 

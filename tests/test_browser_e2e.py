@@ -9,7 +9,6 @@ Needs Debian's chromium (``apt-get install chromium``); Playwright never downloa
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.browser import (
     sign_in,
 )
 from tests.helpers import ADMIN, auth, make_project, new_reviewer
+from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, wait_for_progress
 
 pytestmark = BROWSER_MARKS
 
@@ -63,14 +63,15 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Path
     # Embedding the pairs would load a sentence-transformers model: not what this test is about.
     monkeypatch.setenv("PRELABEL_REVIEW_PREPARE", "0")
     with live_copy(migrated_sqlite, tmp_path / "e2e.db", run_worker=True) as live:
-        with httpx.Client(base_url=live.url, headers=ADMIN) as http:
+        with httpx.Client(timeout=HTTP_TIMEOUT_S, base_url=live.url, headers=ADMIN) as http:
             project = make_project(http, "e2e", ["mock/alpha", "mock/beta"])
             assert http.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs()}).status_code == 201
             # The worker is a spawned process: on a busy machine its imports alone take a while.
-            deadline = time.monotonic() + 120
-            while not http.get(f"/v1/projects/{project}/jobs").json()[0]["complete"]:
-                assert time.monotonic() < deadline, "the worker did not judge the pairs"
-                time.sleep(0.2)
+            wait_for_progress(
+                lambda: bool(http.get(f"/v1/projects/{project}/jobs").json()[0]["complete"]),
+                lambda: (http.get(f"/v1/projects/{project}/jobs").json()[0]["done"], cpu_seconds()),
+                "the worker to judge the pairs",
+            )
             token = new_reviewer(http, "e2e-reviewer")  # a fresh database: the name is free
         with review_app(live.url) as app_url:
             yield {"api": live.url, "app": app_url, "token": token, "project": str(project)}
@@ -102,7 +103,9 @@ def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, 
         expect(page.get_by_text("Response A", exact=True)).to_be_visible()  # the next pair
 
         labels = httpx.get(
-            f"{stack['api']}/v1/projects/{stack['project']}/review/labels", headers=auth(stack["token"])
+            f"{stack['api']}/v1/projects/{stack['project']}/review/labels",
+            headers=auth(stack["token"]),
+            timeout=HTTP_TIMEOUT_S,
         ).json()["labels"]
         assert [(lab["label"], lab["annotator"], lab["source"]) for lab in labels] == [
             ("A>B", "e2e-reviewer", "review")
@@ -119,7 +122,9 @@ def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, 
         page.keyboard.press("4")
         expect(page.get_by_text("changed from A > B to B > A")).to_be_visible()
         history = httpx.get(
-            f"{stack['api']}/v1/projects/{stack['project']}/review/history", headers=auth(stack["token"])
+            f"{stack['api']}/v1/projects/{stack['project']}/review/history",
+            headers=auth(stack["token"]),
+            timeout=HTTP_TIMEOUT_S,
         ).json()
         assert [row["label"] for row in history] == ["B>A"]  # the one current label, changed
 

@@ -18,6 +18,7 @@ from api.pipeline import decisions, gate, versions
 from api.pipeline.versions import latest_version_names
 from tests import fakes
 from tests.helpers import fast_settings, run_worker, seed
+from tests.waiting import wait_for_progress
 
 
 def test_concurrent_refits_take_one_number_each_and_the_last_routes_every_pair(any_engine: Engine) -> None:
@@ -38,8 +39,11 @@ def test_concurrent_refits_take_one_number_each_and_the_last_routes_every_pair(a
     threads = [threading.Thread(target=refit) for _ in range(4)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    wait_for_progress(
+        lambda: not any(thread.is_alive() for thread in threads),
+        lambda: len(stored),
+        "the refits (one hung?)",
+    )
     assert errors == []
     assert sorted(v.version for v in stored) == [1, 2, 3, 4]
     with Session(any_engine) as session:

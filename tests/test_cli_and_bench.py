@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from api.db import make_engine, upgrade
 from api.models import Project
 from api.settings import Settings
 from api.tools.bench_throughput import bench_throughput
+from tests.waiting import run_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,13 +63,10 @@ def test_upgrade_is_repeatable_and_keeps_data(tmp_path: Path) -> None:
 def test_demo_runs_offline_and_prints_the_summary(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRELABEL_")}
     env.update(PRELABEL_DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}", NO_COLOR="1", COLUMNS="160")
-    process = subprocess.run(
+    process = run_process(
         [sys.executable, "-m", "api.tools.cli", "demo", "--no-wait", "--api-port", "0", "--review-port", "0"],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert process.returncode == 0, process.stdout + process.stderr
     out = process.stdout
@@ -96,12 +93,6 @@ def test_demo_runs_offline_and_prints_the_summary(tmp_path: Path) -> None:
 def test_serve_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PRELABEL_ADMIN_TOKEN"}
     env["PRELABEL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
-    done = subprocess.run(
-        [sys.executable, "-m", "api.tools.cli", "serve", "--port", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_process([sys.executable, "-m", "api.tools.cli", "serve", "--port", "0"], env=env)
     assert done.returncode != 0
     assert "PRELABEL_ADMIN_TOKEN is not set" in done.stderr and "--dev" in done.stderr

@@ -14,8 +14,7 @@ Waits follow progress (a label stored, a pair judged), never a fixed wall-clock 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +26,11 @@ from api.models import Project
 from api.tools import demo
 from tests.browser import BROWSER_MARKS, SHOTS, chromium, live_copy, new_page, review_app, sign_in
 from tests.helpers import ADMIN, ADMIN_TOKEN, auth
+from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, wait_for_progress
 
 pytestmark = BROWSER_MARKS
 
 KEYS = "2415342024"  # the story's key presses: 0 (both bad) without a rationale stores nothing
-STALL_S = 120.0  # how long nothing may move before a wait gives up
-
-
-def wait_for(done: Callable[[], bool], progress: Callable[[], Any], what: str) -> None:
-    """Poll until ``done()``; fail only when ``progress()`` stops changing for STALL_S seconds."""
-    last, since = progress(), time.monotonic()
-    while not done():
-        now = progress()
-        if now != last:
-            last, since = now, time.monotonic()
-        assert time.monotonic() - since < STALL_S, f"no progress for {STALL_S:.0f} s: {what} ({last})"
-        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -54,14 +42,16 @@ def demo_stack(
     monkeypatch.setenv("PRELABEL_REVIEW_PREPARE", "0")  # no embedding model: not this test's subject
     monkeypatch.delenv("PRELABEL_JUDGES", raising=False)  # the demo's replay judges
     with live_copy(migrated_sqlite, tmp_path / "demo.db", run_worker=True) as live:
-        with httpx.Client(base_url=live.url, headers=ADMIN, timeout=60) as http:
+        with httpx.Client(base_url=live.url, headers=ADMIN, timeout=HTTP_TIMEOUT_S) as http:
             project = demo.demo_project(http)
             demo.post_sample(http, project["id"])
 
             def judged() -> int:
                 return sum(j["done"] for j in http.get(f"/v1/projects/{project['id']}/jobs").json())
 
-            wait_for(lambda: judged() == 200, judged, "judging the sample")
+            wait_for_progress(
+                lambda: judged() == 200, lambda: (judged(), cpu_seconds()), "judging the sample"
+            )
             demo.import_gold_and_refit(http, project["id"])
             # The story's reviewer took the time to read: the speed filter (which keeps labels
             # given faster than the reading time out of calibration) is not what it is about.
@@ -98,7 +88,7 @@ def test_demo_story_keeps_the_gate_open_and_the_dashboard_renders(demo_stack: di
     from playwright.sync_api import expect
 
     api, project, token = demo_stack["api"], demo_stack["project"], demo_stack["token"]
-    http = httpx.Client(base_url=api, headers=ADMIN, timeout=60)
+    http = httpx.Client(base_url=api, headers=ADMIN, timeout=HTTP_TIMEOUT_S)
     before = http.get(f"/v1/projects/{project}/calibration").json()["gate"]
     assert before["open"], before["reason"]  # the demo opened it on its gold labels
 
@@ -124,7 +114,7 @@ def test_demo_story_keeps_the_gate_open_and_the_dashboard_renders(demo_stack: di
                 if key == "0":
                     expect(page.get_by_text("Both bad needs a rationale")).to_be_visible()
                 else:
-                    wait_for(lambda n=n: my_labels() > n, my_labels, f"the label of key {key}")
+                    wait_for_progress(lambda n=n: my_labels() > n, my_labels, f"the label of key {key}")
                     expect(page.get_by_text("Response A", exact=True)).to_be_visible()  # the next pair
             labels = http.get(f"/v1/projects/{project}/review/labels", headers=auth(token)).json()["labels"]
             assert len(labels) == len(KEYS) - 1

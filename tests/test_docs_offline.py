@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from api.main import create_app
 from api.settings import Settings
 from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, live_api
+from tests.waiting import slowdown
 
 SCREENSHOT = Path("/tmp/docs_offline.png")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "testserver"}
@@ -90,7 +91,7 @@ def test_docs_render_in_chromium_without_network(engine: Engine, settings: Setti
             context = browser.new_context(viewport={"width": 1280, "height": 1000})
             context.route("**/*", only_loopback)
             page = context.new_page()
-            page.set_default_timeout(10_000)
+            page.set_default_timeout(10_000 * slowdown())  # a step has no progress to follow
             page.on("pageerror", lambda error: errors.append(str(error)))
 
             page.goto(f"{base}/docs")

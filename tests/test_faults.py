@@ -41,12 +41,14 @@ from tests.fault_server import RETRYABLE, FaultServer
 from tests.helpers import (
     ADMIN,
     fast_settings,
+    job_progress,
     live_api,
     make_project,
     post_question_pairs,
     run_worker,
     sqlite_url_for,
 )
+from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, slowdown, wait_for_progress
 
 if TYPE_CHECKING:
     from tests.conftest import PgServer
@@ -108,8 +110,10 @@ def test_a_faulty_provider_loses_no_pair_and_auto_accepts_no_failed_judgment(
     settings = settings.model_copy(
         update={
             # A hang costs this per attempt; it is ample for a valid answer with 32 calls in
-            # flight (the server shares this process), so every timeout is a hang.
-            "judge_timeout_s": 3.0,
+            # flight (the server shares this process), so every timeout is a hang. Stretched by
+            # the contention measured now: a valid answer must not time out on a busy machine
+            # (a hang lasts FaultServer's 30 s, far beyond it).
+            "judge_timeout_s": min(3.0 * slowdown(), 15.0),
             "judge_concurrency": 32,
             "judge_max_attempts": MAX_ATTEMPTS,
             "judge_retry_initial_s": 0.01,
@@ -216,18 +220,20 @@ def test_a_faulty_provider_loses_no_pair_and_auto_accepts_no_failed_judgment(
 
 # --- a worker SIGKILLed mid-job ---------------------------------------------------------------
 
-LEASE_S = 6.0  # short (production: 30 s), renewed every LEASE_S / 3 while a worker lives
+# On a quiet machine; both stretch with the contention measured when the test starts, since a
+# worker's heartbeat runs on its judging loop, which a busy machine stalls for seconds.
+LEASE_S = 6.0  # short (production: 30 s), renewed every lease / 3 while a worker lives
 LATENCY_MS = 7000  # each pair takes longer than a lease: only heartbeats keep live workers' leases
 N_PAIRS = 600
 MOCK_JUDGES = ["mock/kill-judge"]
 
 
-def _start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(url: str, log: Path, lease_s: float) -> subprocess.Popen[bytes]:
     prelabel = Path(sys.executable).with_name("prelabel")
     env = {
         **os.environ,
         "PRELABEL_DATABASE_URL": url,
-        "PRELABEL_LEASE_SECONDS": str(LEASE_S),
+        "PRELABEL_LEASE_SECONDS": str(lease_s),
         "PRELABEL_WORKER_PAIRS_IN_FLIGHT": "100",
         "PRELABEL_JUDGE_CONCURRENCY": "256",
         "PRELABEL_POLL_INTERVAL_S": "0.2",
@@ -243,25 +249,17 @@ def _held_by(engine: Engine, pid: int) -> set[int]:
         return set(session.exec(select(Pair.id).where(Pair.state == "judging", owner)))
 
 
-def _wait_for(condition: Any, timeout_s: float, what: str) -> float:
-    """Poll ``condition()`` until true; the time it became true (monotonic)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.1)
-    return time.monotonic()
-
-
 @pytest.mark.postgres
 def test_a_sigkilled_worker_loses_nothing_and_its_pairs_return_within_a_lease(
     pg_server: PgServer, pg_engine: Engine, tmp_path: Path
 ) -> None:
     if pg_server.template is None:
         pytest.skip("worker processes need a database of their own (a role with CREATEDB)")
+    stretch = slowdown(sample_s=0.5)
+    lease_s, latency_ms = LEASE_S * stretch, LATENCY_MS * stretch
     url = pg_engine.url.render_as_string(hide_password=False)
     with Session(pg_engine, expire_on_commit=False) as session:
-        judges = [{"model": m, "api_base": f"latency_ms={LATENCY_MS}"} for m in MOCK_JUDGES]
+        judges = [{"model": m, "api_base": f"latency_ms={latency_ms:.0f}"} for m in MOCK_JUDGES]
         project = Project(name="sigkill", judges=judges, routing={})
         session.add(project)
         session.commit()
@@ -275,25 +273,30 @@ def test_a_sigkilled_worker_loses_nothing_and_its_pairs_return_within_a_lease(
         with Session(pg_engine) as session:
             return session.exec(select(func.count()).select_from(Pair).where(*where)).one()
 
+    def progress() -> tuple[int, ...]:
+        """Pairs done and in hand, and the workers' CPU seconds: three processes importing
+        litellm and torch on a busy CI machine show nothing else for a minute or more."""
+        in_hand = count(Pair.state == "judging")
+        return count(Pair.state == "done"), in_hand, *(cpu_seconds(w.pid) for w in workers)
+
     started = time.monotonic()
-    workers = [_start_worker(url, tmp_path / f"worker-{i}.log") for i in range(3)]
+    workers = [_start_worker(url, tmp_path / f"worker-{i}.log", lease_s) for i in range(3)]
     try:
         victim = workers[0]
         # Mid-job: some pairs stored, and the victim holding a batch.
-        # Three processes importing litellm and torch on a small CI machine take a while.
-        _wait_for(lambda: count(Pair.state == "done") >= 50, 90, "the first 50 pairs")
-        _wait_for(lambda: bool(_held_by(pg_engine, victim.pid)), 10, "the victim to hold pairs")
+        wait_for_progress(lambda: count(Pair.state == "done") >= 50, progress, "the first 50 pairs")
+        wait_for_progress(lambda: bool(_held_by(pg_engine, victim.pid)), progress, "the victim to hold pairs")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
         killed_at = time.monotonic()
         orphans = _held_by(pg_engine, victim.pid)
         orphaned = Pair.id.in_(orphans)  # type: ignore[union-attr]
         victim_owner = Pair.lease_owner.like(f"%-{victim.pid}-%")  # type: ignore[union-attr]
-        reclaimed_at = _wait_for(lambda: count(orphaned, victim_owner) == 0, LEASE_S + 15, "a re-claim")
-        rejudged_at = _wait_for(
-            lambda: count(orphaned, Pair.state == "done") == len(orphans), 60, "re-judging"
+        reclaimed_at = wait_for_progress(lambda: count(orphaned, victim_owner) == 0, progress, "a re-claim")
+        rejudged_at = wait_for_progress(
+            lambda: count(orphaned, Pair.state == "done") == len(orphans), progress, "re-judging"
         )
-        _wait_for(lambda: count(Pair.state == "done") == N_PAIRS, 60, "the whole job")
+        wait_for_progress(lambda: count(Pair.state == "done") == N_PAIRS, progress, "the whole job")
         finished_at = time.monotonic()
     finally:
         for worker in workers:
@@ -307,13 +310,13 @@ def test_a_sigkilled_worker_loses_nothing_and_its_pairs_return_within_a_lease(
     print(
         f"\nSIGKILL {killed_at - started:.1f} s after start, {len(orphans)} pairs held: "
         f"re-claimed after {reclaimed_at - killed_at:.1f} s "
-        f"(lease {LEASE_S:g} s), re-judged after {rejudged_at - killed_at:.1f} s "
-        f"(judging takes {LATENCY_MS / 1000:g} s), job done {finished_at - killed_at:.1f} s after the kill"
+        f"(lease {lease_s:.1f} s), re-judged after {rejudged_at - killed_at:.1f} s "
+        f"(judging takes {latency_ms / 1000:.1f} s), job done {finished_at - killed_at:.1f} s after the kill"
     )
 
     # Claimed again once the lease ran out and a survivor had room (at worst after its own
-    # batch in hand was judged).
-    assert orphans and reclaimed_at - killed_at <= LEASE_S + LATENCY_MS / 1000 + 5
+    # batch in hand was judged), with 5 s of polling and scheduling on top.
+    assert orphans and reclaimed_at - killed_at <= lease_s + latency_ms / 1000 + 5 * stretch
     with Session(pg_engine) as session:
         stored = session.exec(select(Pair)).all()
         keys = session.exec(select(Judgment.pair_id, Judgment.judge, Judgment.order)).all()
@@ -334,16 +337,22 @@ def test_the_api_replaces_its_killed_background_process(tmp_path: Path, engine: 
     so, the API starts a new one, and the job still completes."""
     settings = fast_settings(sqlite_url_for(tmp_path / "test.db"), review_prepare="0", lease_seconds=2)
     with live_api(create_app(settings, engine, run_worker=True)) as base:
-        with httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http:
+        with httpx.Client(base_url=base, headers=ADMIN, timeout=HTTP_TIMEOUT_S) as http:
             assert http.get("/healthz").json()["background"] == "running"
             judges = [{"model": "mock/k", "api_base": "latency_ms=20"}]
             job = post_question_pairs(http, make_project(http, "killed", judges), n=60)
             pid = _background_pid()
             os.kill(pid, signal.SIGKILL)
-            _wait_for(lambda: http.get("/healthz").json().get("background_restarts") == 1, 30, "a restart")
+            wait_for_progress(
+                lambda: http.get("/healthz").json().get("background_restarts") == 1, cpu_seconds, "a restart"
+            )
             health = http.get("/healthz")
             assert health.status_code == 200 and health.json()["background"] == "running"
-            _wait_for(lambda: http.get(f"/v1/jobs/{job}").json()["complete"], 90, "the job to complete")
+            wait_for_progress(
+                lambda: bool(http.get(f"/v1/jobs/{job}").json()["complete"]),
+                lambda: (job_progress(http, job), cpu_seconds()),
+                "the job to complete",
+            )
             assert _background_pid() != pid
 
 

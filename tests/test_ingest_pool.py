@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -25,6 +24,7 @@ from api.main import create_app
 from api.models import Job, Pair
 from tests import fakes
 from tests.helpers import ADMIN, fast_settings, make_project
+from tests.waiting import cpu_seconds, wait_for_progress
 
 
 def _pairs(prefix: str, n: int) -> list[dict[str, str]]:
@@ -131,14 +131,6 @@ def test_a_killed_pool_process_is_replaced_and_the_post_goes_through(
     assert _pool_pids() and pid not in _pool_pids()
 
 
-def _wait_until(condition: Callable[[], bool], what: str, limit_s: float = 120.0) -> None:
-    """Poll ``condition``; the limit only bounds a hung test (no test here depends on speed)."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("supervise_every_s", [3600.0, 0.05])
 def test_healthz_reports_a_dead_ingest_process_until_it_is_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, supervise_every_s: float
@@ -161,7 +153,7 @@ def test_healthz_reports_a_dead_ingest_process_until_it_is_replaced(
         (pid,) = _pool_pids() - others
         os.kill(pid, signal.SIGKILL)
         if supervise_every_s > 60:
-            _wait_until(pool.broken, "the executor to notice the death")
+            wait_for_progress(pool.broken, what="the executor to notice the death", every_s=0.02)
             down = client.get("/healthz")
             assert down.status_code == 503, down.text
             assert down.json()["ingest"] == "down" and down.json()["status"] == "degraded"
@@ -170,8 +162,10 @@ def test_healthz_reports_a_dead_ingest_process_until_it_is_replaced(
             posted = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("h", 2)})
             assert posted.status_code == 201, posted.text
         else:
-            _wait_until(lambda: pool.restarts == 1, "the supervisor to replace the pool")
-            _wait_until(lambda: _pool_pids() - others - {pid} != set(), "the new pool process")
+            wait_for_progress(lambda: pool.restarts == 1, cpu_seconds, "the supervisor to replace the pool")
+            wait_for_progress(
+                lambda: bool(_pool_pids() - others - {pid}), cpu_seconds, "the new pool process"
+            )
         back = client.get("/healthz")
         assert back.status_code == 200 and back.json()["ingest"] == "running", back.text
         assert back.json()["ingest_restarts"] == 1

@@ -141,16 +141,21 @@ def test_retries_back_off_between_attempts(judge: ScriptedJudge) -> None:
     assert result.latency_ms is not None and result.latency_ms >= 100
 
 
+# Far below the scripted 10 s hang, and far above what a plain answer may take on a busy
+# machine (at 0.05 s the answer after a timeout could time out too).
+TIMEOUT_S = 1.0
+
+
 def test_a_timeout_is_retried_then_recorded(judge: ScriptedJudge) -> None:
     judge.script = [10.0, 10.0, 10.0]
-    result = _call(policy=RetryPolicy(max_attempts=2, initial_s=0.001, max_s=0.002, timeout_s=0.05))
+    result = _call(policy=RetryPolicy(max_attempts=2, initial_s=0.001, max_s=0.002, timeout_s=TIMEOUT_S))
     assert judge.calls == 2 and result.attempts == 2
     assert result.error is not None and "Timeout" in result.error
 
 
 def test_a_timeout_then_success(judge: ScriptedJudge) -> None:
     judge.script = [10.0]
-    result = _call(policy=RetryPolicy(max_attempts=2, initial_s=0.001, max_s=0.002, timeout_s=0.05))
+    result = _call(policy=RetryPolicy(max_attempts=2, initial_s=0.001, max_s=0.002, timeout_s=TIMEOUT_S))
     assert judge.calls == 2 and result.attempts == 2 and result.error is None and result.verdict == "A>B"
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import cpu_seconds, run_process, wait_for_progress
+
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("api", "judge", "calibration", "review_app")
 MAX_MODULE_LINES = 600
@@ -115,8 +117,13 @@ def _violations(modules: list[str]) -> dict[str, list[dict[str, Any]]]:
     groups.append([m for m in modules if m not in groups[0]])
     running = [_probe(group) for group in groups if group]
     found: dict[str, list[dict[str, Any]]] = {}
+    wait_for_progress(
+        lambda: all(process.poll() is not None for process in running),
+        lambda: [cpu_seconds(process.pid) for process in running],
+        "the import probes",
+    )
     for process in running:
-        out, err = process.communicate(timeout=300)
+        out, err = process.communicate()  # exited: its JSON line is small enough for a pipe
         assert process.returncode == 0, f"importing the pure modules failed:\n{err[-3000:]}"
         found.update(json.loads(out.strip().splitlines()[-1]))
     return found
@@ -368,7 +375,7 @@ _AUTOGENERATE = textwrap.dedent(
 
 def test_env_py_alone_sees_every_table(tmp_path: Path) -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
+    result = run_process(
         [
             sys.executable,
             "-c",
@@ -378,9 +385,6 @@ def test_env_py_alone_sees_every_table(tmp_path: Path) -> None:
         ],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()

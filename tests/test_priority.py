@@ -17,6 +17,7 @@ from calibration.priority import (
     uncertainty_from_verdicts,
 )
 from tests.helpers import SHARED_DATA
+from tests.waiting import slowdown
 
 
 def eager_reference(
@@ -121,8 +122,9 @@ def test_speed_at_queue_scale() -> None:
         timings[name] = time.perf_counter() - t0
         assert len(out) == k
     print(f"\nn={n}, d={d}, k={k}: " + ", ".join(f"{name} {s * 1000:.0f} ms" for name, s in timings.items()))
-    # Typically 0.1-0.5 s for hybrid_order; the bound leaves room for a busy shared machine.
-    assert timings["hybrid_order"] < 2.0
+    # Typically 0.1-0.5 s for hybrid_order. Wall-clock time (BLAS runs threads of its own),
+    # so the bound stretches with the contention measured now.
+    assert timings["hybrid_order"] < 2.0 * slowdown()
 
 
 # --- real data: does the hybrid batch cover more of the space? -----------------------------

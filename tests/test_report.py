@@ -25,6 +25,7 @@ from calibration import report as report_module
 from calibration.metrics import clopper_pearson_interval, coverage_agreement_curve
 from calibration.report import CalibrationReport, Monitoring, PanelEvidence, ScoredLabels, build_report
 from judge.verdicts import to_side
+from tests.waiting import run_process
 
 LLMBAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "replay" / "llmbar_dev.jsonl"
 MAIN_JUDGES = [f"{m}/vanilla_norules" for m in ("gpt-4", "gpt-3.5-turbo", "palm-2", "llama-2-70b-chat")]
@@ -259,7 +260,6 @@ def test_mismatched_audits_raise() -> None:
 def test_screenshot_if_chromium(tmp_path: Path, llmbar_report: CalibrationReport) -> None:
     """Renders in a real browser when Debian chromium is present (not installed by this project)."""
     import shutil
-    import subprocess
 
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -267,12 +267,12 @@ def test_screenshot_if_chromium(tmp_path: Path, llmbar_report: CalibrationReport
     page = tmp_path / "report.html"
     page.write_text(render_report_html(llmbar_report), encoding="utf-8")
     shot = tmp_path / "report.png"
-    subprocess.run(
+    shot_taken = run_process(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", f"--screenshot={shot}", "--window-size=1200,3000",
          page.as_uri()],
-        check=True, capture_output=True, timeout=120,
     )  # fmt: skip
+    assert shot_taken.returncode == 0, shot_taken.stderr[-3000:]
     assert shot.exists() and shot.stat().st_size > 10_000
 
 
@@ -281,7 +281,7 @@ def test_large_inputs_render_quickly() -> None:
 
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.5, 1.0, 50_000)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not stretch it
     big = build_report(
         project="big",
         calibration_version="v9",
@@ -296,4 +296,4 @@ def test_large_inputs_render_quickly() -> None:
     )
     page = render_report_html(big)
     assert len(_images(page)) == 3
-    assert time.perf_counter() - start < 20
+    assert time.process_time() - start < 20

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from api.main import create_app
 from api.models import Reviewer, ReviewerStatus
+from review_app.api_client import ApiClient
 from tests import fakes
 from tests.helpers import (
     ADMIN,
@@ -34,8 +35,13 @@ from tests.helpers import (
     run_worker,
     sqlite_url_for,
 )
+from tests.waiting import HTTP_TIMEOUT_S, slowdown
 
 APP = Path(__file__).resolve().parents[1] / "review_app" / "app.py"
+
+# How long one script run may take (AppTest's own default is 3 s), stretched by the contention
+# measured when the app starts: a run is one step with no progress to follow.
+SCRIPT_RUN_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> I
     engine = copy_sqlite(migrated_sqlite, path)
     settings = fast_settings(sqlite_url_for(path))
     with live_api(create_app(settings, engine, run_worker=False)) as base:
-        with httpx.Client(base_url=base, headers=ADMIN) as http:
+        with httpx.Client(timeout=HTTP_TIMEOUT_S, base_url=base, headers=ADMIN) as http:
             review = make_project(http, "app-review", ["fake/ok"])
             pairs = [
                 {
@@ -67,7 +73,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> I
         previous = os.environ.get("PRELABEL_API_URL")
         os.environ["PRELABEL_API_URL"] = base
         try:
-            yield base, engine
+            # The app calls the API (served in this process) with a 10 s timeout; on a busy
+            # machine the two share one GIL and the cores, and the timeout stretches with that.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(ApiClient.__init__, "__defaults__", (None, None, 10.0 * slowdown()))
+                yield base, engine
         finally:
             if previous is None:
                 os.environ.pop("PRELABEL_API_URL", None)
@@ -82,13 +92,13 @@ def api_url(served: tuple[str, Engine]) -> str:
 
 
 def _project_id(api_url: str, name: str) -> int:
-    projects = httpx.get(f"{api_url}/v1/projects", headers=ADMIN).json()
+    projects = httpx.get(f"{api_url}/v1/projects", headers=ADMIN, timeout=HTTP_TIMEOUT_S).json()
     return next(p["id"] for p in projects if p["name"] == name)
 
 
 def _signed_in_app(api_url: str, name: str, project: str, page: str) -> tuple[AppTest, str]:
-    token = new_reviewer(httpx.Client(base_url=api_url, headers=ADMIN), name)
-    at = AppTest.from_file(str(APP), default_timeout=30)
+    token = new_reviewer(httpx.Client(timeout=HTTP_TIMEOUT_S, base_url=api_url, headers=ADMIN), name)
+    at = AppTest.from_file(str(APP), default_timeout=SCRIPT_RUN_S * slowdown())
     at.session_state["token"] = token
     at.session_state["reviewer_name"] = name
     at.session_state["project_id"] = _project_id(api_url, project)
@@ -103,8 +113,8 @@ def _texts(at: AppTest) -> str:
 
 
 def test_sign_in_page_accepts_a_token_and_refuses_a_bad_one(api_url: str) -> None:
-    token = new_reviewer(httpx.Client(base_url=api_url, headers=ADMIN), "signer")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    token = new_reviewer(httpx.Client(timeout=HTTP_TIMEOUT_S, base_url=api_url, headers=ADMIN), "signer")
+    at = AppTest.from_file(str(APP), default_timeout=SCRIPT_RUN_S * slowdown()).run()
     assert not at.exception and at.title[0].value == "Sign in"
     at.text_input[0].input("rvw_wrong")
     at.button[0].click().run()
@@ -137,7 +147,9 @@ def test_review_page_shows_a_redacted_pair_and_stores_a_label(api_url: str) -> N
     assert "Saved: A > B" in _texts(at)
     assert "quicker than it takes to read" in _texts(at)  # labelled at once: the too_fast warning
     project = _project_id(api_url, "app-review")
-    labels = httpx.get(f"{api_url}/v1/projects/{project}/review/labels", headers=auth(token)).json()["labels"]
+    labels = httpx.get(
+        f"{api_url}/v1/projects/{project}/review/labels", headers=auth(token), timeout=HTTP_TIMEOUT_S
+    ).json()["labels"]
     mine = [lab for lab in labels if lab["annotator"] == "paige"]
     assert len(mine) == 1 and mine[0]["label"] == "A>B" and mine[0]["time_on_task_s"] >= 0
     # The next pair is already on screen.
@@ -156,9 +168,9 @@ def test_incidents_page_serves_both_bad_items(api_url: str) -> None:
     assert not at.exception and "Saved: Both bad + safety flag" in _texts(at)
     assert any("Nothing to label" in i.value for i in at.info)
     project = _project_id(api_url, "app-incident")
-    (label,) = httpx.get(f"{api_url}/v1/projects/{project}/review/labels", headers=auth(token)).json()[
-        "labels"
-    ]
+    (label,) = httpx.get(
+        f"{api_url}/v1/projects/{project}/review/labels", headers=auth(token), timeout=HTTP_TIMEOUT_S
+    ).json()["labels"]
     assert label["both_bad"] and label["safety_flag"] and label["rationale"] == "Neither answers the request."
 
 
@@ -194,7 +206,9 @@ def test_previous_items_page_changes_a_label(api_url: str) -> None:
     at.switch_page("views/history.py").run()
     assert not at.exception and at.title[0].value == "Previous items"
     (old,) = httpx.get(
-        f"{api_url}/v1/projects/{_project_id(api_url, 'app-review')}/review/history", headers=auth(token)
+        f"{api_url}/v1/projects/{_project_id(api_url, 'app-review')}/review/history",
+        headers=auth(token),
+        timeout=HTTP_TIMEOUT_S,
     ).json()
     ident = f"label{old['label_id']}"
     mine = next(b for b in at.button if b.key == f"label:A>B:{ident}")
@@ -202,7 +216,9 @@ def test_previous_items_page_changes_a_label(api_url: str) -> None:
     next(b for b in at.button if b.key == f"label:B>A:{ident}").click().run()
     assert not at.exception and "changed from A > B to B > A" in _texts(at)
     (new,) = httpx.get(
-        f"{api_url}/v1/projects/{_project_id(api_url, 'app-review')}/review/history", headers=auth(token)
+        f"{api_url}/v1/projects/{_project_id(api_url, 'app-review')}/review/history",
+        headers=auth(token),
+        timeout=HTTP_TIMEOUT_S,
     ).json()
     assert new["label"] == "B>A" and new["label_id"] != old["label_id"] and new["pair_id"] == old["pair_id"]
     # The page now offers the new label for another change.
@@ -234,6 +250,7 @@ def test_a_paused_reviewer_is_told_why_and_served_again_once_resumed(served: tup
         f"{api_url}/v1/reviewers/{reviewer_id}/resume",
         json={"project_id": project, "release": True},
         headers=ADMIN,
+        timeout=HTTP_TIMEOUT_S,
     )
     assert resumed.status_code == 200, resumed.text
     next(b for b in at.button if b.label == "Check again").click().run()
@@ -244,7 +261,7 @@ def test_a_paused_reviewer_is_told_why_and_served_again_once_resumed(served: tup
 
 def test_admin_token_is_not_a_reviewer_token(api_url: str) -> None:
     # The app signs reviewers in; the admin token is for account management only.
-    assert httpx.get(f"{api_url}/v1/review/me", headers=ADMIN).status_code == 403
+    assert httpx.get(f"{api_url}/v1/review/me", headers=ADMIN, timeout=HTTP_TIMEOUT_S).status_code == 403
 
 
 def test_project_guidelines_are_set_by_the_admin_and_read_by_the_projects_reviewers(

@@ -37,6 +37,7 @@ from tests.browser import (
     sign_in,
 )
 from tests.helpers import ADMIN, auth, new_reviewer, run_worker
+from tests.waiting import HTTP_TIMEOUT_S
 
 JOINER = "\u2060"  # what safe_markdown adds
 
@@ -117,7 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Any) -> Ite
     path = tmp_path_factory.mktemp("inert") / "inert.db"
     try:
         with live_copy(migrated_sqlite, path, run_worker=False, review_prepare="0") as live:
-            with httpx.Client(base_url=live.url, headers=ADMIN) as http_client:
+            with httpx.Client(timeout=HTTP_TIMEOUT_S, base_url=live.url, headers=ADMIN) as http_client:
                 created = http_client.post("/v1/projects", json={"name": "inert", "judges": ["fake/ok"]})
                 project = created.json()["id"]
                 posted = http_client.post(f"/v1/projects/{project}/jobs", json={"pairs": [hostile(base)]})
@@ -195,7 +196,9 @@ def test_a_hostile_pair_fetches_nothing_and_links_nowhere(stack: dict[str, Any])
 @in_a_browser
 def test_the_history_page_is_inert_too(stack: dict[str, Any]) -> None:
     """The reviewer's previous items show the same pair: label it, then open that page."""
-    with httpx.Client(base_url=stack["api"], headers=auth(stack["token"])) as reviewer:
+    with httpx.Client(
+        timeout=HTTP_TIMEOUT_S, base_url=stack["api"], headers=auth(stack["token"])
+    ) as reviewer:
         item = reviewer.post(f"/v1/projects/{stack['project']}/review/next", json={}).json()["item"]
         if item is not None:  # the first test may have left its lease: answer it
             answered = reviewer.post(

@@ -29,6 +29,7 @@ from tests.browser import (
     sign_in,
 )
 from tests.helpers import ADMIN, LLMBAR, SHARED_DATA, new_reviewer, run_worker
+from tests.waiting import HTTP_TIMEOUT_S
 
 pytestmark = BROWSER_MARKS
 
@@ -100,7 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> It
     path = tmp_path_factory.mktemp("layout") / "layout.db"
     # review_prepare=0: embedding the pairs would load a model, not what this module is about.
     with live_copy(migrated_sqlite, path, run_worker=False, review_prepare="0") as live:
-        with httpx.Client(base_url=live.url, headers=ADMIN) as http:
+        with httpx.Client(timeout=HTTP_TIMEOUT_S, base_url=live.url, headers=ADMIN) as http:
             cases = seed(http)
         run_worker(live.engine, live.settings)
         with review_app(live.url) as app_url:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -21,6 +20,7 @@ from api.schemas import ReviewSubmit, RoutingSettings
 from api.settings import Settings
 from tests import fakes
 from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, post_question_pairs, run_worker
+from tests.waiting import Clock
 
 
 @pytest.fixture(autouse=True)
@@ -142,14 +142,14 @@ def test_validation_errors_are_clear(client: TestClient, engine: Engine, setting
 
 
 def test_abandoned_lease_comes_back_and_a_late_label_is_refused_once_reassigned(
-    client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
     project = judged_project(client, engine, settings, n=1)
     first, second = new_reviewer(client, "eve"), new_reviewer(client, "fay")
     monkeypatch.setattr(settings, "review_lease_seconds", 0.2)
     item = next_item(client, project, first)
     assert next_item(client, project, second) is None  # held by eve
-    time.sleep(0.3)
+    clock.advance(0.3)
     retaken = next_item(client, project, second)
     assert retaken is not None and retaken["pair_id"] == item["pair_id"]  # type: ignore[index]
     # Eve's lease expired and fay holds the only slot: eve's late label would be one too many.
@@ -166,13 +166,13 @@ def test_abandoned_lease_comes_back_and_a_late_label_is_refused_once_reassigned(
 
 
 def test_a_late_label_counts_when_nobody_took_the_slot(
-    client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
     project = judged_project(client, engine, settings, n=1)
     first, second = new_reviewer(client, "gia"), new_reviewer(client, "hugo")
     monkeypatch.setattr(settings, "review_lease_seconds", 0.2)
     item = next_item(client, project, first)
-    time.sleep(0.3)
+    clock.advance(0.3)
     # The background pass expires the lease: the slot is free, but nobody has taken it yet.
     assert client.post("/v1/admin/review/prepare", headers=ADMIN).json()["expired"] == 1
     late = submit(client, first, item["lease_id"], label="A>B")  # type: ignore[index]

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.db import make_engine
+from tests.waiting import wait_for_progress
 
 
 def _held_by_someone(lock_file: Path) -> bool:
@@ -78,7 +79,7 @@ def test_another_engine_waits_for_the_lock_and_then_writes(two_engines: tuple[En
         assert not wrote_at  # queued behind the open transaction, not failed
         committed_at = time.monotonic()
         conn.commit()
-    other.join(10)
+    wait_for_progress(lambda: not other.is_alive(), what="the second engine's write")
     assert wrote_at and wrote_at[0] >= committed_at
     with first.connect() as conn:
         assert sorted(conn.execute(text("SELECT n FROM t")).scalars()) == [10, 20]

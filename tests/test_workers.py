@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -16,6 +15,7 @@ from api.schemas import PairIn
 from judge.client import load_litellm
 from tests import fakes
 from tests.helpers import fast_settings, seed
+from tests.waiting import Clock
 
 
 def test_two_workers_never_judge_the_same_pair(any_engine: Engine) -> None:
@@ -52,12 +52,12 @@ def test_claims_are_disjoint_under_concurrency(any_engine: Engine) -> None:
     assert len(ids) == len(set(ids)) == 200
 
 
-def test_expired_lease_is_reclaimed_and_the_late_writer_is_ignored(engine: Engine) -> None:
+def test_expired_lease_is_reclaimed_and_the_late_writer_is_ignored(engine: Engine, clock: Clock) -> None:
     seed(engine, 3, ["fake/ok"])
     stale = judging.claim_pairs(engine, "crashed-worker", 10, lease_seconds=0.05)
     assert len(stale) == 3
     assert judging.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # still leased
-    time.sleep(0.1)
+    clock.advance(0.1)
     fresh = judging.claim_pairs(engine, "other", 10, lease_seconds=60)
     assert [p.id for p in fresh] == [p.id for p in stale]
     assert all(p.attempts == 2 for p in fresh)
@@ -165,25 +165,25 @@ def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
     assert len(fake.calls) == 2 * 3
 
 
-def test_only_the_lease_holder_can_renew(engine: Engine) -> None:
+def test_only_the_lease_holder_can_renew(engine: Engine, clock: Clock) -> None:
     seed(engine, 1, ["fake/ok"])
     (pair,) = judging.claim_pairs(engine, "holder", 10, lease_seconds=0.05)
     assert judging.renew_lease(engine, "holder", pair.id, 60)  # type: ignore[arg-type]
     assert not judging.renew_lease(engine, "someone-else", pair.id, 60)  # type: ignore[arg-type]
-    time.sleep(0.1)
+    clock.advance(0.1)
     assert judging.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # renewed: still held
 
 
-def test_renewal_extends_held_leases_and_reports_the_lost_ones(engine: Engine) -> None:
+def test_renewal_extends_held_leases_and_reports_the_lost_ones(engine: Engine, clock: Clock) -> None:
     seed(engine, 3, ["fake/ok"])
     held = judging.claim_pairs(engine, "w", 10, lease_seconds=0.05)
-    time.sleep(0.1)
+    clock.advance(0.1)
     (taken,) = judging.claim_pairs(
         engine, "other", 1, lease_seconds=60
     )  # one lease ran out and changed hands
     ids = {p.id for p in held}
     assert judging.renew_leases(engine, "w", ids, 60) == ids - {taken.id}  # type: ignore[arg-type]
-    time.sleep(0.1)
+    clock.advance(0.1)
     assert judging.claim_pairs(engine, "third", 10, lease_seconds=60) == []  # renewed: still held
 
 

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.settings import get_settings
+from api.tools.progress import cpu_seconds
 from judge.recorded import load_recorded, recorded_to_five_point
 from judge.verdicts import order_sensitivity
 from review_app.launch import run_streamlit
@@ -43,9 +44,12 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], stall_s: float = 60) -> None:
+    """Until ``url`` answers (below 500). A slow start on a busy machine is waited for: this
+    gives up only after ``stall_s`` seconds in which ``process`` and its children used no CPU
+    second (a start-up imports for tens of seconds, and more when other work shares the cores)."""
+    used, since = cpu_seconds(process.pid), time.monotonic()
+    while True:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited with code {process.returncode} while starting")
         try:
@@ -53,8 +57,12 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 6
                 return
         except httpx.HTTPError:
             pass
+        now, seen = time.monotonic(), cpu_seconds(process.pid)
+        if seen != used:
+            used, since = seen, now
+        elif now - since > stall_s:
+            raise RuntimeError(f"{url} did not come up: its process used no CPU for {stall_s:.0f}s")
         time.sleep(0.3)
-    raise RuntimeError(f"{url} did not come up in {seconds:.0f}s")
 
 
 def demo_project(api: httpx.Client) -> dict[str, Any]:
