@@ -86,13 +86,20 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _fit_logistic(
-    Z: np.ndarray, t: np.ndarray, C: float, intercept: bool, center: bool, nonneg: bool = False
+    Z: np.ndarray,
+    t: np.ndarray,
+    C: float,
+    intercept: bool,
+    center: bool,
+    nonneg: bool = False,
+    noisy: bool = False,
 ) -> dict[str, Any]:
     """Standardize, fit an L2 logistic regression, return plain parameters.
 
     ``center=False`` scales without centering: needed for the direction model, where centering
     would smuggle in an A/B asymmetry through the means. ``nonneg=True`` constrains the
-    coefficients to be >= 0 (no intercept supported).
+    coefficients to be >= 0; ``noisy=True`` also learns a label-noise rate (:func:`_noisy_logistic`,
+    stored as ``noise``). Neither supports an intercept.
     """
     mu = Z.mean(axis=0) if center else np.zeros(Z.shape[1])
     sd = Z.std(axis=0)
@@ -108,6 +115,9 @@ def _fit_logistic(
             "coef": [0.0] * Z.shape[1],
             "intercept": float(_logit(np.array(rate))) if intercept else 0.0,
         }
+    if noisy:
+        coef, noise = _noisy_logistic((Z - mu) / sd, t, C, nonneg)
+        return {"mu": mu.tolist(), "sd": sd.tolist(), "coef": coef.tolist(), "intercept": 0.0, "noise": noise}
     if nonneg:
         coef = _nonneg_logistic((Z - mu) / sd, t, C)
         return {"mu": mu.tolist(), "sd": sd.tolist(), "coef": coef.tolist(), "intercept": 0.0}
@@ -120,6 +130,39 @@ def _fit_logistic(
         "coef": lr.coef_[0].tolist(),
         "intercept": float(lr.intercept_[0]) if intercept else 0.0,
     }
+
+
+# The most label noise the side model may learn: beyond it a label says little about anything.
+_MAX_NOISE = 0.45
+
+
+def _noisy_logistic(Z: np.ndarray, t: np.ndarray, C: float, nonneg: bool) -> tuple[np.ndarray, float]:
+    """Logistic regression without intercept under label noise: P(t=1) = e + (1 - 2e) sigmoid(Z w),
+    the noise rate e in [0, _MAX_NOISE] learned with w (w >= 0 when ``nonneg``), L2 on w only
+    (sklearn's scaling: 0.5 |w|^2 + C * sum of log-losses), by L-BFGS-B with bounds.
+
+    Why: human labels disagree with even a unanimous, sure panel at some rate (crowd noise,
+    genuinely close pairs), so P(human agrees) levels off below 1. A plain logistic model must
+    keep its weights small to fit that ceiling, which flattens the ranking among sure pairs;
+    with e learned, the weights rank and e carries the ceiling. The model stays antisymmetric
+    (P(t=1 | -x) = 1 - P(t=1 | x)).
+    """
+
+    def obj(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, e = theta[:-1], theta[-1]
+        m = Z @ w
+        s = _sigmoid(m)
+        q = np.clip(e + (1 - 2 * e) * s, 1e-12, 1 - 1e-12)
+        r = t / q - (1 - t) / (1 - q)  # d loglik / dq
+        loss = -(t * np.log(q) + (1 - t) * np.log(1 - q)).sum()
+        gw = -(Z * (r * (1 - 2 * e) * s * (1 - s))[:, None]).sum(axis=0)
+        ge = -(r * (1 - 2 * s)).sum()
+        return 0.5 * w @ w + C * loss, np.r_[w + C * gw, C * ge]
+
+    d = Z.shape[1]
+    bounds = [(0.0 if nonneg else None, None)] * d + [(0.0, _MAX_NOISE)]
+    res = minimize(obj, np.r_[np.zeros(d), 0.05], jac=True, method="L-BFGS-B", bounds=bounds)
+    return np.asarray(res.x[:-1], dtype=float), float(res.x[-1])
 
 
 def _nonneg_logistic(Z: np.ndarray, t: np.ndarray, C: float) -> np.ndarray:
@@ -164,6 +207,8 @@ class PairCalibrator:
         random_state: int | None = 0,
         monotone: bool = True,
         pool_identical: bool = True,
+        confidence_evidence: bool = True,
+        human_noise: bool = True,
     ) -> None:
         self.signed = signed
         self.method = method
@@ -175,6 +220,8 @@ class PairCalibrator:
         self.random_state = random_state
         self.monotone = monotone
         self.pool_identical = pool_identical
+        self.confidence_evidence = confidence_evidence
+        self.human_noise = human_noise
 
     # ------------------------------------------------------------------ fitting
     def _signed_mask(self, n_features: int) -> np.ndarray:
@@ -215,6 +262,9 @@ class PairCalibrator:
             return self
         if self.method not in ("two_stage", "side"):
             raise ValueError(f"unknown method {self.method!r}")
+        # Which confidences enter as evidence is decided from the features alone (no labels), once
+        # for every fold, so the out-of-fold models and the final one share their columns.
+        self.evidence_columns_ = self._evidence_columns(X)
         folds = self._folds(y, self.n_splits)
         oof_side = np.empty(len(y), dtype=object)
         oof_conf = np.empty(len(y))
@@ -254,6 +304,7 @@ class PairCalibrator:
             intercept=False,
             center=False,
             nonneg=self.monotone,
+            noisy=self.human_noise,
         )
         tie = None
         # A tie model only when ties are frequent enough to learn anything about them.
@@ -267,10 +318,24 @@ class PairCalibrator:
             )
         return {"direction": direction, "tie": tie}
 
+    def _evidence_columns(self, X: np.ndarray) -> list[int]:
+        """The signed-confidence columns (``j|o|sconf``) that carry any confidence in ``X``:
+        each also enters as log-odds evidence (:func:`_with_evidence`). None without
+        ``confidence_evidence`` or ``feature_names``; a file without confidences gets none, so
+        its fit is exactly what it was without this option."""
+        if not self.confidence_evidence or self.feature_names is None:
+            return []
+        return [
+            k
+            for k, name in enumerate(self.feature_names)
+            if name.endswith("|sconf") and np.any(X[:, k] != 0.0)
+        ]
+
     def _fit_params(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        mask = self.signed_mask_
+        evidence = list(self.evidence_columns_)
+        X, mask = _with_evidence(X, self.signed_mask_, evidence)
         if self.method == "side":
-            return {"method": "side", "side": self._fit_side(X, y, mask)}
+            return {"method": "side", "side": self._fit_side(X, y, mask), "evidence": evidence}
         # Correctness targets for the confidence model come from out-of-fold side predictions:
         # in-sample predictions would be too often right and make the confidence overconfident.
         inner_side = np.empty(len(y), dtype=object)
@@ -288,7 +353,12 @@ class PairCalibrator:
             intercept=True,
             center=True,
         )
-        return {"method": "two_stage", "side": self._fit_side(X, y, mask), "confidence": conf_model}
+        return {
+            "method": "two_stage",
+            "side": self._fit_side(X, y, mask),
+            "confidence": conf_model,
+            "evidence": evidence,
+        }
 
     # --------------------------------------------------------------- predicting
     def _check(self, X: np.ndarray) -> np.ndarray:
@@ -328,6 +398,8 @@ class PairCalibrator:
             "random_state": self.random_state,
             "monotone": bool(self.monotone),
             "pool_identical": bool(self.pool_identical),
+            "confidence_evidence": bool(self.confidence_evidence),
+            "human_noise": bool(self.human_noise),
             "feature_names": list(self.feature_names) if self.feature_names is not None else None,
             "signed": self.signed_mask_.astype(bool).tolist(),
             "n_features_in": int(self.n_features_in_),
@@ -346,11 +418,39 @@ class PairCalibrator:
             random_state=d["random_state"],
             monotone=bool(d.get("monotone", False)),
             pool_identical=bool(d.get("pool_identical", False)),
+            # Stored before this option existed: fitted without evidence columns.
+            confidence_evidence=bool(d.get("confidence_evidence", False)),
+            human_noise=bool(d.get("human_noise", False)),
         )
         cal.signed_mask_ = np.asarray(d["signed"], dtype=bool)
         cal.n_features_in_ = int(d["n_features_in"])
         cal.params_ = d["params"]
         return cal
+
+
+# A stated confidence this close to 1 counts as this sure: a judge's "1.0" is a rounded
+# probability, and unbounded log-odds would let one verdict outvote the panel.
+_EVIDENCE_CAP = 0.999
+
+
+def _with_evidence(X: np.ndarray, mask: np.ndarray, columns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """X with one signed column appended per signed-confidence column in ``columns``: the
+    verdict's sign times the log-odds of its stated confidence, logit(c) with c clipped to
+    [0.5, _EVIDENCE_CAP] (0 for no confidence).
+
+    Why: a verdict stated with confidence c that is calibrated is worth logit(c) in the panel's
+    log-odds (a weighted vote, as for independent judges), which is far from linear in c: 0.6
+    is worth 0.4, 0.99 is worth 4.6. With only c itself the side model's weighted vote cannot
+    tell a judge that is sure from one that is fairly confident, and that is what ranks the
+    top pairs, where the guaranteed threshold lives. The weight stays learned (>= 0 when
+    monotone), so a miscalibrated judge's confidence is rescaled, not trusted.
+    """
+    if not columns:
+        return X, mask
+    c = X[:, list(columns)]
+    strength = np.abs(c)
+    log_odds = np.where(strength > 0, _logit(np.clip(strength, 0.5, _EVIDENCE_CAP)), 0.0)
+    return np.c_[X, np.sign(c) * log_odds], np.r_[mask, np.ones(len(columns), dtype=bool)]
 
 
 def _pool_identical(
@@ -434,7 +534,9 @@ def _side_and_logodds(
     with no directional evidence at all (P(A) == P(B)) the side is "tie", not "A".
     """
     z = _apply_logistic(side_params["direction"], X[:, mask])
-    p_a = _sigmoid(z)
+    # Stored before the noise rate existed: none.
+    noise = side_params["direction"].get("noise", 0.0)
+    p_a = noise + (1.0 - 2.0 * noise) * _sigmoid(z)
     p_tie = (
         np.zeros(len(X))
         if side_params["tie"] is None
@@ -473,6 +575,7 @@ def _predict(
         )
         has_majority = np.array([p is not None for p in panel], dtype=bool)
         return np.where(has_majority, panel, side).astype(object), toward
+    X, mask = _with_evidence(X, mask, params.get("evidence", []))
     side, lo = _side_and_logodds(params["side"], X, mask, panel)
     if params["method"] == "side":
         return side, _sigmoid(lo)
