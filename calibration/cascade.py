@@ -63,7 +63,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -272,7 +272,7 @@ def fit_cascade(
     *,
     hard_rule: bool = False,
     hard_rule_judges: Sequence[str] | None = None,
-    method: str = "side",
+    method: Literal["side", "two_stage", "vote"] = "side",
     min_accept: int | None = None,
     review_below: float | None = None,
     never_accept: pd.DataFrame | None = None,
@@ -386,7 +386,7 @@ def fit_cascade(
             chosen = (float(lam), n_acc, k_err, ub)
         else:
             break
-    curve = {
+    curve: dict[str, list[Any]] = {
         "threshold": [r[0] for r in rows],
         "n_accepted": [r[1] for r in rows],
         "agreement": [1 - r[2] / r[1] if r[1] else None for r in rows],

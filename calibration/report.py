@@ -299,7 +299,7 @@ def build_report(
     """
     gate_state: GateState = {**_GATE_DEFAULTS, **_normalize_gate(gate)}  # type: ignore[typeddict-item]
     for key in ("threshold", "target_agreement", "delta", "agreement_lower_bound", "expected_coverage"):
-        gate_state[key] = _num(gate_state[key])  # type: ignore[literal-required]
+        gate_state[key] = _num(gate_state[key])
     gate_state["label_sources"] = [dict(s) for s in gate_state["label_sources"]]  # type: ignore[misc]
 
     conf = np.asarray(confidence, dtype=float).ravel()
