@@ -195,7 +195,7 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **pool)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:
+        def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             # WAL lets the API read while a worker writes; foreign keys are off by default.
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
