@@ -431,12 +431,9 @@ def expire_leases(session: Session, now: datetime, project_id: int | None = None
 def _claim(session: Session, project_id: int, queue: str, reviewer_id: int, now: datetime) -> Any:
     """Take one free slot of the best item this reviewer has not seen; the item row or None."""
     candidate = aliased(ReviewItem)
-    seen: ColumnElement[bool] = exists().where(
-        col(ReviewLease.item_id) == col(candidate.id), col(ReviewLease.reviewer_id) == reviewer_id
-    )
-    had_pair = exists().where(
-        col(ReviewLease.pair_id) == col(candidate.pair_id), col(ReviewLease.reviewer_id) == reviewer_id
-    )
+    mine = col(ReviewLease.reviewer_id) == reviewer_id
+    seen: ColumnElement[bool] = exists().where(col(ReviewLease.item_id) == col(candidate.id), mine)
+    had_pair = exists().where(col(ReviewLease.pair_id) == col(candidate.pair_id), mine)
     if queue == "incident":
         # An escalation goes to someone else than the reviewer who raised it (they had the
         # pair already): a safety flag deserves a second pair of eyes.
@@ -447,17 +444,11 @@ def _claim(session: Session, project_id: int, queue: str, reviewer_id: int, now:
         seen = seen | (exists().where(col(Honeypot.pair_id) == col(candidate.pair_id)) & had_pair)
     if queue == ADJUDICATION_QUEUE:
         # Nobody settles a dispute they are part of.
-        seen = seen | exists().where(
-            col(ReviewLease.pair_id) == col(candidate.pair_id), col(ReviewLease.reviewer_id) == reviewer_id
-        )
+        seen = seen | exists().where(col(ReviewLease.pair_id) == col(candidate.pair_id), mine)
     best = (
         select(col(candidate.id))
-        .where(
-            col(candidate.project_id) == project_id,
-            col(candidate.queue) == queue,
-            col(candidate.state) == "open",
-            ~seen,
-        )
+        .where(col(candidate.project_id) == project_id, col(candidate.queue) == queue)
+        .where(col(candidate.state) == "open", ~seen)
         .order_by(col(candidate.priority).desc(), col(candidate.id).desc())
         .limit(1)
     )
