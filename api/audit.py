@@ -32,10 +32,10 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from api.db import insert_ignore
-from api.models import AuditEvent, AuditHead, CalibrationVersion, utcnow
+from api.db import insert_ignore, rows_changed
+from api.models import AuditEvent, AuditHead, CalibrationVersion, table_of, utcnow
 
 GENESIS = "0" * 64  # the prev_hash of the first event
 PAGE = 1000  # rows per read while verifying
@@ -147,10 +147,10 @@ def event_hash(
 def _take_turn(session: Session) -> tuple[int, str]:
     """Lock the head row (waiting for any append not yet committed) and move it one step:
     the new event's seq and the previous event's hash."""
-    head = AuditHead.__table__
+    head = table_of(AuditHead)
     for _ in range(2):
         moved = session.execute(update(head).where(head.c.id == 1).values(seq=head.c.seq + 1))
-        if moved.rowcount == 1:
+        if rows_changed(moved) == 1:
             seq, prev_hash = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1)).one()
             return int(seq), str(prev_hash)
         # A database built without the migration's seed row.
@@ -181,8 +181,8 @@ def record_event(
         "prev_hash": prev_hash,
     }
     row_hash = event_hash(**fields)
-    session.execute(insert(AuditEvent.__table__).values(**fields, hash=row_hash))
-    head = AuditHead.__table__
+    session.execute(insert(table_of(AuditEvent)).values(**fields, hash=row_hash))
+    head = table_of(AuditHead)
     session.execute(update(head).where(head.c.id == 1).values(hash=row_hash))
 
 
@@ -234,18 +234,18 @@ def list_events(
     session: Session, *, after: int = 0, limit: int = 100, project_id: int | None = None
 ) -> list[AuditEvent]:
     """Events with seq > ``after``, oldest first (of one project when ``project_id`` is set)."""
-    query = select(AuditEvent).where(AuditEvent.seq > after)
+    query = select(AuditEvent).where(col(AuditEvent.seq) > after)
     if project_id is not None:
-        query = query.where(AuditEvent.project_id == project_id)
-    return list(session.scalars(query.order_by(AuditEvent.seq).limit(limit)))
+        query = query.where(col(AuditEvent.project_id) == project_id)
+    return list(session.scalars(query.order_by(col(AuditEvent.seq)).limit(limit)))
 
 
 def recent_events(session: Session, *, limit: int = 20, project_id: int | None = None) -> list[AuditEvent]:
     """The last ``limit`` events, oldest first (of one project when ``project_id`` is set)."""
     query = select(AuditEvent)
     if project_id is not None:
-        query = query.where(AuditEvent.project_id == project_id)
-    return list(reversed(list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit)))))
+        query = query.where(col(AuditEvent.project_id) == project_id)
+    return list(reversed(list(session.scalars(query.order_by(col(AuditEvent.seq).desc()).limit(limit)))))
 
 
 @dataclass(frozen=True)
@@ -330,11 +330,11 @@ def _all_events(session: Session, up_to: int | None) -> Iterator[AuditEvent]:
     """Every event (with seq <= ``up_to``) in seq order, a page at a time: memory stays flat."""
     after: int | None = None
     while True:
-        query = select(AuditEvent).order_by(AuditEvent.seq).limit(PAGE)
+        query = select(AuditEvent).order_by(col(AuditEvent.seq)).limit(PAGE)
         if after is not None:
-            query = query.where(AuditEvent.seq > after)
+            query = query.where(col(AuditEvent.seq) > after)
         if up_to is not None:
-            query = query.where(AuditEvent.seq <= up_to)
+            query = query.where(col(AuditEvent.seq) <= up_to)
         page = list(session.scalars(query))
         yield from page
         if len(page) < PAGE:
@@ -349,7 +349,7 @@ def verify(session: Session) -> ChainReport:
     The head is read first: events appended (and committed, with the head) while the chain is
     read lie beyond it and are left for the next check.
     """
-    head = AuditHead.__table__
+    head = table_of(AuditHead)
     row = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1)).first()
     last = (int(row[0]), str(row[1])) if row else None
     return check_chain(_all_events(session, last[0] if last else None), last)

@@ -12,19 +12,19 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import JSON, event, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine
 
 try:
     import fcntl
 except ImportError:  # Windows: writers queue per process only
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None, checked before use
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # SQLite allows 32766 bound parameters; stay far below it for IN (...) lists.
@@ -78,7 +78,8 @@ class _WriterQueue:
     def release(self) -> None:
         if self._holds_file:
             self._holds_file = False
-            fcntl.flock(self._file, fcntl.LOCK_UN)  # type: ignore[arg-type]
+            assert self._file is not None  # held through the open lock file
+            fcntl.flock(self._file, fcntl.LOCK_UN)
         self._owner = None
         self._lock.release()
 
@@ -111,19 +112,23 @@ def _queued_connection(queue: _WriterQueue) -> type[sqlite3.Connection]:
     or a statement that began none: autocommit, an error)."""
 
     class QueuedCursor(sqlite3.Cursor):
+        @property
+        def queued(self) -> QueuedConnection:
+            return cast("QueuedConnection", self.connection)
+
         def execute(self, sql: str, parameters: Any = (), /) -> QueuedCursor:
-            self.connection._before(sql)  # type: ignore[attr-defined]
+            self.queued._before(sql)
             try:
                 return super().execute(sql, parameters)
             finally:
-                self.connection._after()  # type: ignore[attr-defined]
+                self.queued._after()
 
         def executemany(self, sql: str, parameters: Iterable[Any], /) -> QueuedCursor:
-            self.connection._before(sql)  # type: ignore[attr-defined]
+            self.queued._before(sql)
             try:
                 return super().executemany(sql, parameters)
             finally:
-                self.connection._after()  # type: ignore[attr-defined]
+                self.queued._after()
 
     class QueuedConnection(sqlite3.Connection):
         _queued = False
@@ -190,7 +195,7 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **pool)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             # WAL lets the API read while a worker writes; foreign keys are off by default.
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -221,10 +226,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 @functools.cache
 def _insert_ignore_statement(table: Any, dialect: str, keys: tuple[str, ...]) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return dialect_insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
@@ -257,9 +261,17 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     quote = connection.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
     driver = connection.connection.driver_connection
+    assert driver is not None  # an open connection's psycopg connection
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row([json.dumps(row[c]) if c in as_json else row[c] for c in columns])
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE, DELETE or INSERT changed. ``Session.execute`` is typed to
+    return a ``Result``; for these statements it is a ``CursorResult``, which counts them."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
 from api.models import ApiKey, utcnow
@@ -37,7 +37,8 @@ def create_key(session: Session, project_id: int, name: str) -> tuple[ApiKey, st
 
 
 def list_keys(session: Session, project_id: int) -> list[ApiKey]:
-    return list(session.exec(select(ApiKey).where(ApiKey.project_id == project_id).order_by(ApiKey.id)))  # type: ignore[arg-type]
+    query = select(ApiKey).where(ApiKey.project_id == project_id).order_by(col(ApiKey.id))
+    return list(session.exec(query))
 
 
 def revoke_key(session: Session, project_id: int, key_id: int) -> ApiKey | None:

@@ -187,7 +187,7 @@ def _document_edge_answers(app: FastAPI) -> None:
                     operation["responses"].setdefault(str(code), answer)
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def create_app(
@@ -245,6 +245,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.ingest_pool = None  # the lifespan starts one where jobs are stored out of process
+    # Starlette types every handler as taking Exception; this one takes the class it is registered for
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
     for module in (health, projects, jobs, review, agreement, labels, calibration, audit, exports):
         app.include_router(module.router)

@@ -6,6 +6,9 @@ labels), calibrationversion (the gate's history). Review: reviewer, review_item,
 review_lease, pair_redaction, redaction_mapping, pair_embedding.
 Each class names the module(s) that write it. Request and response bodies are in
 ``api/schemas/``; schema changes go through Alembic migrations in ``api/migrations``.
+
+Generated primary keys are typed ``int``, not ``int | None``: the id is None only between
+creating a row and flushing it, and every reader holds a stored row.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Table, Text, UniqueConstraint, inspect
 from sqlmodel import Field, SQLModel
 
 from api.schemas import JudgeSpec, RoutingSettings
@@ -21,6 +24,14 @@ from api.schemas import JudgeSpec, RoutingSettings
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy ``Table`` of a table model, for Core statements (SQLModel sets
+    ``Model.__table__`` at run time without declaring its type)."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 def version_label(version: int | None) -> str:
@@ -34,7 +45,7 @@ def version_label(version: int | None) -> str:
 class Project(SQLModel, table=True):
     """A rubric, a judge panel and routing settings. Written by routes/projects.py."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, min_length=1, max_length=200)
     rubric: str | None = Field(default=None, sa_column=Column(Text))
     # Markdown for the project's reviewers (shown with the rubric on the review page).
@@ -66,7 +77,7 @@ class Project(SQLModel, table=True):
 class Job(SQLModel, table=True):
     """A batch of pairs as one request posted them. Written by pipeline/ingest.py."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     n_pairs: int = 0
     n_existing: int = 0
@@ -85,7 +96,7 @@ class Pair(SQLModel, table=True):
         Index("ix_pair_claim", "state", "lease_expires_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     job_id: int = Field(foreign_key="job.id", index=True)
     client_id: str = Field(max_length=512)
@@ -120,7 +131,7 @@ class Judgment(SQLModel, table=True):
 
     __table_args__ = (Index("ix_judgment_cache_key", "content_hash", "judge_key", "order"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     pair_id: int = Field(foreign_key="pair.id", index=True)
     judge: str
     order: str
@@ -152,7 +163,7 @@ class Decision(SQLModel, table=True):
     """Append-only routing history; ``pair.decision_id`` is the current one.
     Written by pipeline/decisions.py only."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     pair_id: int = Field(foreign_key="pair.id", index=True)
     label: str | None = None
     chosen: str | None = None
@@ -175,7 +186,7 @@ class Label(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("project_id", "idempotency_key", name="uq_label_idempotency"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     pair_id: int = Field(foreign_key="pair.id", index=True)
     label: str  # five-point, original A/B terms
@@ -209,7 +220,7 @@ class CalibrationVersion(SQLModel, table=True):
         UniqueConstraint("project_id", "version", name="uq_calibrationversion_project_version"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     version: int
     created_at: datetime = Field(default_factory=utcnow)
@@ -238,7 +249,7 @@ class Reviewer(SQLModel, table=True):
 
     __tablename__ = "reviewer"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, min_length=1, max_length=200)
     token_hash: str = Field(max_length=64, index=True, unique=True)
     active: bool = True
@@ -263,7 +274,7 @@ class ApiKey(SQLModel, table=True):
 
     __tablename__ = "api_key"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     name: str = Field(min_length=1, max_length=200)
     prefix: str = Field(max_length=16)  # the key's first characters, to tell keys apart in lists
@@ -282,7 +293,7 @@ class ReviewItem(SQLModel, table=True):
         Index("ix_review_item_next", "project_id", "queue", "state", "priority", "id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id")
     pair_id: int = Field(foreign_key="pair.id", index=True)
     queue: str  # review | incident
@@ -312,7 +323,7 @@ class ReviewLease(SQLModel, table=True):
         Index("ix_review_lease_reviewer", "reviewer_id", "state"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="review_item.id")
     project_id: int = Field(foreign_key="project.id", index=True)
     pair_id: int = Field(foreign_key="pair.id")
@@ -414,7 +425,7 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_event_project_seq", "project_id", "seq"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     seq: int
     created_at: datetime = Field(default_factory=utcnow)
     kind: str = Field(max_length=40)
@@ -446,7 +457,7 @@ class Export(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("project_id", "number", name="uq_export_project_number"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     number: int
     format: str = Field(max_length=20)  # dpo | hf | label-studio | argilla

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.db import chunks
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, version_label
@@ -23,22 +24,24 @@ from calibration.features import build_features, judgments_table
 
 def judgments_frame(session: Session, project_id: int, pair_ids: list[int] | None = None) -> pd.DataFrame:
     """The long table (:func:`calibration.features.judgments_table`) of a project's judgments."""
-    query = select(
-        Judgment.pair_id,
-        Judgment.judge,
-        Judgment.order,
-        Judgment.verdict,
-        Judgment.confidence,
-        Judgment.error,
+    query = sa_select(  # SQLAlchemy's: sqlmodel's select is typed for at most four columns
+        col(Judgment.pair_id),
+        col(Judgment.judge),
+        col(Judgment.order),
+        col(Judgment.verdict),
+        col(Judgment.confidence),
+        col(Judgment.error),
     )
     rows: list[Any] = []
     if pair_ids is None:
         rows = list(
-            session.exec(query.join(Pair, Pair.id == Judgment.pair_id).where(Pair.project_id == project_id))
+            session.execute(
+                query.join(Pair, col(Pair.id) == Judgment.pair_id).where(col(Pair.project_id) == project_id)
+            )
         )
     else:
         for part in chunks(pair_ids):
-            rows.extend(session.exec(query.where(Judgment.pair_id.in_(part))))
+            rows.extend(session.execute(query.where(col(Judgment.pair_id).in_(part))))
     return judgments_table(
         (pid, judge, order, verdict, confidence, error is not None)
         for pid, judge, order, verdict, confidence, error in rows
@@ -68,8 +71,8 @@ def cascade_summary(engine: Engine, project: Project, fitted: FittedGate | None)
         return None
     with Session(engine) as session:
         saved, decided = session.exec(
-            select(func.coalesce(func.sum(Decision.judge_calls_saved), 0), func.count(Decision.id))
-            .join(Pair, Pair.decision_id == Decision.id)
+            select(func.coalesce(func.sum(col(Decision.judge_calls_saved)), 0), func.count(col(Decision.id)))
+            .join(Pair, col(Pair.decision_id) == col(Decision.id))
             .where(Pair.project_id == project.id)
         ).one()
     full = panel_calls(project.judge_specs())
@@ -113,13 +116,13 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
             session.exec(
                 select(CalibrationVersion)
                 .where(CalibrationVersion.project_id == project.id)
-                .order_by(CalibrationVersion.version)  # type: ignore[arg-type]
+                .order_by(col(CalibrationVersion.version))
             )
         )
-        found = usable_label_set(session, project.id)  # type: ignore[arg-type]
+        found = usable_label_set(session, project.id)
         gold, sources = found.sides, found.sources
-        frame = judgments_frame(session, project.id, [int(i) for i in gold.index])  # type: ignore[arg-type]
-        audits = audit_outcomes(session, project.id)  # type: ignore[arg-type]
+        frame = judgments_frame(session, project.id, [int(i) for i in gold.index])
+        audits = audit_outcomes(session, project.id)
     current = versions[-1] if versions else None
     model = gate_model(current)
     fitted = load_model(current.model) if current is not None and current.model else None

@@ -125,7 +125,7 @@ def dawid_skene(
         return AggregationResult(pd.Series(dtype=object), pd.DataFrame(columns=cats), cats)
     items, item_idx = np.unique(table["item"].to_numpy(), return_inverse=True)
     workers, worker_idx = np.unique(table["annotator"].astype(str).to_numpy(), return_inverse=True)
-    worker_names = {}
+    worker_names: dict[int, Any] = {}
     for name, w in zip(table["annotator"], worker_idx, strict=True):
         worker_names.setdefault(int(w), name)
     label_idx = np.array([cats.index(v) for v in table["label"]])
@@ -143,7 +143,8 @@ def dawid_skene(
         # M-step: priors and confusion[w, true, given] from soft counts.
         priors = (post.sum(axis=0) + smoothing) / (n_items + k * smoothing)
         conf = np.full((n_workers, k, k), smoothing)
-        np.add.at(conf, (worker_idx, slice(None), label_idx), post[item_idx])
+        # numpy's stubs reject a slice inside ufunc.at's index tuple; numpy accepts it
+        np.add.at(conf, (worker_idx, slice(None), label_idx), post[item_idx])  # type: ignore[arg-type]
         conf /= conf.sum(axis=2, keepdims=True)
         # E-step: log posterior of each true class given all ratings of the item.
         log_post = np.tile(np.log(priors), (n_items, 1))

@@ -40,7 +40,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from itertools import combinations
-from typing import Any
+from typing import Any, Literal
 
 import krippendorff as _krippendorff
 import numpy as np
@@ -60,6 +60,9 @@ __all__ = [
     "pairwise_agreement",
     "pairwise_cohen_kappa",
 ]
+
+# krippendorff.alpha's levels of measurement.
+KrippendorffLevel = Literal["nominal", "ordinal", "interval", "ratio"]
 
 LONG_COLUMNS = ("item", "annotator", "label")
 
@@ -140,7 +143,7 @@ def fleiss_kappa(long_table: pd.DataFrame, categories: Sequence[Any] | None = No
 
 
 def krippendorff_alpha(
-    long_table: pd.DataFrame, level: str = "nominal", categories: Sequence[Any] | None = None
+    long_table: pd.DataFrame, level: KrippendorffLevel = "nominal", categories: Sequence[Any] | None = None
 ) -> float:
     """Krippendorff's alpha (``krippendorff`` package) from a long table.
 
@@ -161,7 +164,7 @@ def krippendorff_alpha(
 
 def krippendorff_alpha_upper(
     long_table: pd.DataFrame,
-    level: str = "nominal",
+    level: KrippendorffLevel = "nominal",
     categories: Sequence[Any] | None = None,
     confidence: float = 0.95,
     n_boot: int = 1000,

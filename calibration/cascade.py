@@ -378,7 +378,7 @@ def fit_cascade(
             chosen = (float(lam), n_acc, k_err, ub)
         else:
             break
-    curve = {
+    curve: dict[str, list[Any]] = {
         "threshold": [r[0] for r in rows],
         "n_accepted": [r[1] for r in rows],
         "agreement": [1 - r[2] / r[1] if r[1] else None for r in rows],

@@ -251,12 +251,12 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     n_present = present.sum(axis=2)
     mean_strength = np.divide(strength.sum(axis=2), n_present, out=np.zeros((n, nj)), where=n_present > 0)
 
-    cols: list[np.ndarray] = []
+    columns: list[np.ndarray] = []
     names: list[str] = []
     signed: list[bool] = []
 
     def add(name: str, values: np.ndarray, is_signed: bool) -> None:
-        cols.append(np.asarray(values, dtype=float))
+        columns.append(np.asarray(values, dtype=float))
         names.append(name)
         signed.append(is_signed)
 
@@ -300,7 +300,7 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     add("panel|n_conf", n_conf, False)
     add("panel|mean_conf", mean_conf, False)
 
-    X = np.column_stack(cols) if cols else np.zeros((n, 0))
+    X = np.column_stack(columns) if columns else np.zeros((n, 0))
     return FeatureSet(
         pair_ids=np.asarray(pair_ids),
         X=X,
@@ -380,4 +380,4 @@ def judge_flip_flags(X: np.ndarray, feature_names: Sequence[str], judges: Sequen
     cols = [names.index(f"{j}|order_sensitive") for j in judges if f"{j}|order_sensitive" in names]
     if not cols:
         return np.zeros(len(X), dtype=bool)
-    return (X[:, cols] > 0).any(axis=1)
+    return np.asarray((X[:, cols] > 0).any(axis=1))

@@ -181,7 +181,7 @@ def clopper_pearson_interval(
     """
     k_arr, n_arr = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     if np.any(n_arr < 0) or np.any(k_arr < 0) or np.any(k_arr > n_arr):
-        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+        raise ValueError(f"need 0 <= k <= n, got k={k!r}, n={n!r}")
     lower = np.where(n_arr == 0, np.nan, clopper_pearson_lower(k_arr, n_arr, alpha / 2))
     upper = np.where(n_arr == 0, np.nan, clopper_pearson_upper(k_arr, n_arr, alpha / 2))
     if lower.ndim == 0:

@@ -309,7 +309,7 @@ def build_report(
     """
     gate_state: GateState = {**GATE_DEFAULTS, **_normalize_gate(gate)}  # type: ignore[typeddict-item]
     for key in ("threshold", "target_agreement", "delta", "agreement_lower_bound", "expected_coverage"):
-        gate_state[key] = finite_or_none(gate_state[key])  # type: ignore[literal-required]
+        gate_state[key] = finite_or_none(gate_state[key])
     gate_state["label_sources"] = [dict(s) for s in gate_state["label_sources"]]  # type: ignore[misc]
     conf = np.asarray(scores.confidence, dtype=float).ravel()
     ok = np.asarray(scores.correct, dtype=bool).ravel()

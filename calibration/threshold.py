@@ -282,7 +282,6 @@ def select_threshold(
         m = power_start(conf, exp, alpha, level).min_accept
     else:
         m = default_min_accept(alpha, level)
-    base = dict(n_used=n_used, alpha=alpha, delta=delta)
     if n_used < n_min:
         return ThresholdResult(
             None,
@@ -291,7 +290,9 @@ def select_threshold(
             n_accepted=0,
             agreement_lower_bound=None,
             expected_coverage=0.0,
-            **base,
+            n_used=n_used,
+            alpha=alpha,
+            delta=delta,
         )
 
     # Sort once, most confident first; a threshold at a distinct score accepts every pair tied with it.
@@ -353,7 +354,9 @@ def select_threshold(
             agreement_lower_bound=None,
             expected_coverage=0.0,
             curve=curve,
-            **base,
+            n_used=n_used,
+            alpha=alpha,
+            delta=delta,
         )
     stop = (
         "all candidates passed"
@@ -372,5 +375,7 @@ def select_threshold(
         agreement_lower_bound=float(1.0 - ub[chosen]),
         expected_coverage=float(n_acc[chosen] / n_used),
         curve=curve,
-        **base,
+        n_used=n_used,
+        alpha=alpha,
+        delta=delta,
     )

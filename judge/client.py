@@ -34,7 +34,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -194,9 +194,9 @@ async def _complete(model: str, messages: list[dict[str, str]], kwargs: dict[str
     more than the answer itself); every other model goes through litellm."""
     if model.startswith(f"{REPLAY_PROVIDER}/"):
         judge = model.removeprefix(f"{REPLAY_PROVIDER}/")
-        text = replay_answer(judge, messages, kwargs.get("api_base"))
+        answer = replay_answer(judge, messages, kwargs.get("api_base"))
         prompt_tokens = sum(approx_tokens(m["content"]) for m in messages)
-        return _Reply(text, prompt_tokens=prompt_tokens, completion_tokens=approx_tokens(text))
+        return _Reply(answer, prompt_tokens=prompt_tokens, completion_tokens=approx_tokens(answer))
     response = await load_litellm().acompletion(model=model, messages=messages, **kwargs)
     text, logprobs, malformed = _read_answer(response)
     usage = _field(response, "usage")
@@ -233,11 +233,12 @@ def _error_headers(exc: BaseException) -> list[Any]:
     on ``response.headers`` (and, for some mapped errors, ``litellm_response_headers``);
     ``headers`` are ones attached explicitly (e.g. by a litellm proxy)."""
     found = []
-    for get in (
+    getters: tuple[Callable[[], object], ...] = (
         lambda: getattr(exc, "litellm_response_headers", None),
         lambda: getattr(exc, "headers", None),
         lambda: getattr(getattr(exc, "response", None), "headers", None),
-    ):
+    )
+    for get in getters:
         try:  # openai's errors build some attributes lazily; a broken one is no header
             headers = get()
         except Exception:  # noqa: BLE001
@@ -295,8 +296,8 @@ class _WaitRetryAfter(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         wait = self.backoff(retry_state)
         outcome = retry_state.outcome
-        if outcome is not None and outcome.failed:
-            asked = retry_after_s(outcome.exception())
+        if outcome is not None and (error := outcome.exception()) is not None:
+            asked = retry_after_s(error)
             if asked is not None:
                 wait = max(wait, min(asked + random.uniform(0, 1), self.cap))
         return wait
@@ -383,6 +384,7 @@ async def call_judge(
         result.error = f"EndpointRefused: {exc}"[:2000]
         return result
     failed: Exception | None = None
+    response: _Reply | None = None
     try:  # attempt 1, the one nearly every call needs: no retry machinery
         async with asyncio.timeout(policy.timeout_s):
             response = await _complete(model, messages, kwargs)

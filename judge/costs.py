@@ -32,7 +32,8 @@ def _price_table() -> dict[str, Any]:
     registered), else the copy litellm ships, read without importing litellm (seconds of CPU
     that a replay-only process would spend to order its cascade)."""
     if "litellm" in sys.modules:
-        return sys.modules["litellm"].model_cost
+        prices: dict[str, Any] = sys.modules["litellm"].model_cost
+        return prices
     return _shipped_prices()
 
 
@@ -43,10 +44,12 @@ def _shipped_prices() -> dict[str, Any]:
     for folder in folders:
         path = Path(folder) / _PRICE_FILE
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
+            shipped: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return shipped
     from judge.client import load_litellm  # a litellm without the file: ask litellm itself
 
-    return load_litellm().model_cost
+    prices: dict[str, Any] = load_litellm().model_cost
+    return prices
 
 
 def price_per_token(model: str) -> float | None:

@@ -143,7 +143,8 @@ def _litellm_default_base(provider: str) -> str | None:
     from judge.client import load_litellm
 
     try:
-        return load_litellm().get_llm_provider(f"{provider}/x")[3]
+        base: str | None = load_litellm().get_llm_provider(f"{provider}/x")[3]
+        return base
     except Exception:  # noqa: BLE001 - a provider litellm cannot route has no default endpoint
         return None
 
@@ -153,7 +154,8 @@ def provider_of(model: str, api_base: str | None = None) -> str:
     from judge.client import load_litellm
 
     try:
-        return load_litellm().get_llm_provider(model, api_base=api_base)[1]
+        provider: str = load_litellm().get_llm_provider(model, api_base=api_base)[1]
+        return provider
     except Exception as exc:  # noqa: BLE001 - litellm raises its own BadRequestError here
         raise EndpointRefused(f"litellm cannot tell which provider serves {model!r}") from exc
 

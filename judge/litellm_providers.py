@@ -34,13 +34,13 @@ from judge.providers import (
 def _respond(
     model_response: ModelResponse, model: str, messages: list[dict[str, Any]], content: str
 ) -> ModelResponse:
-    model_response.choices[0].message.content = content  # type: ignore[union-attr]
+    model_response.choices[0].message.content = content
     model_response.choices[0].finish_reason = "stop"
     model_response.model = model
     # Rough token counts (~4 characters a token) so usage accounting has something plausible.
     prompt_tokens = sum(approx_tokens(m["content"]) for m in messages if isinstance(m.get("content"), str))
     completion_tokens = approx_tokens(content)
-    model_response.usage = Usage(  # type: ignore[attr-defined]
+    model_response.usage = Usage(  # type: ignore[attr-defined]  # litellm sets usage at run time
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
@@ -58,8 +58,13 @@ class ReplayJudge(CustomLLM):
     """``replay/<judge>``: the recorded judgment for the shown texts, judge and display order."""
 
     # litellm passes every argument by keyword; only these matter here.
-    def completion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    def completion(  # type: ignore[override]  # CustomLLM's wider signature: litellm passes keywords
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        api_base: str,
+        model_response: ModelResponse,
+        **kwargs: Any,
     ) -> ModelResponse:
         metadata = (kwargs.get("litellm_params") or {}).get("metadata")
         hints = metadata if isinstance(metadata, dict) else {}
@@ -69,8 +74,13 @@ class ReplayJudge(CustomLLM):
             raise _litellm_error(exc, model) from exc
         return _respond(model_response, model, messages, content)
 
-    async def acompletion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    async def acompletion(  # type: ignore[override]  # CustomLLM's wider signature: litellm passes keywords
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        api_base: str,
+        model_response: ModelResponse,
+        **kwargs: Any,
     ) -> ModelResponse:
         return self.completion(model, messages, api_base, model_response, **kwargs)
 
@@ -78,7 +88,9 @@ class ReplayJudge(CustomLLM):
 class MockJudge(CustomLLM):
     """``mock/<name>``: deterministic synthetic verdicts after ``latency_ms``."""
 
-    def _answer(self, model: str, messages: list, api_base: str | None) -> tuple[str, MockOptions]:
+    def _answer(
+        self, model: str, messages: list[dict[str, Any]], api_base: str | None
+    ) -> tuple[str, MockOptions]:
         try:
             options = mock_options(api_base)
         except ValueError as exc:
@@ -95,16 +107,26 @@ class MockJudge(CustomLLM):
             shown = (json.dumps(messages, sort_keys=True, default=str), "", "")
         return mock_answer(model, *shown, options), options
 
-    def completion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    def completion(  # type: ignore[override]  # CustomLLM's wider signature: litellm passes keywords
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        api_base: str,
+        model_response: ModelResponse,
+        **kwargs: Any,
     ) -> ModelResponse:
         content, options = self._answer(model, messages, api_base)
         if options.latency_ms > 0:
             time.sleep(options.latency_ms / 1000)
         return _respond(model_response, model, messages, content)
 
-    async def acompletion(  # type: ignore[override]
-        self, model: str, messages: list, api_base: str, model_response: ModelResponse, **kwargs: Any
+    async def acompletion(  # type: ignore[override]  # CustomLLM's wider signature: litellm passes keywords
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        api_base: str,
+        model_response: ModelResponse,
+        **kwargs: Any,
     ) -> ModelResponse:
         content, options = self._answer(model, messages, api_base)
         if options.latency_ms > 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from judge.verdicts import INVALID, from_side, from_strength, side, strength
@@ -58,7 +59,7 @@ def normalize_label(value: str, brackets: bool = False) -> str | None:
     return None
 
 
-def _agreed(labels: list[str | None]) -> str:
+def _agreed(labels: Sequence[str | None]) -> str:
     """One verdict from several markers: identical, or the same direction (then the weak form)."""
     known = [v for v in labels if v is not None]
     if not known or len(known) < len(labels):
@@ -149,7 +150,7 @@ def parse_verdict(text: str) -> ParsedVerdict:
     labels += [normalize_label(v, brackets=True) for v in _BRACKETS.findall(text)]
     if labels:
         flags = [re.search(_JSON_BOOL.format(k), text, re.IGNORECASE) for k in ("both_bad", "safety_flag")]
-        both_bad, safety = (bool(m) and m.group(1).lower() == "true" for m in flags)
+        both_bad, safety = (m is not None and m.group(1).lower() == "true" for m in flags)
         return _plain(_agreed(labels), text, both_bad, safety)
 
     # Loose forms: a refusal that mentions an output (LLMBar's llama-2 refusals do) is not a verdict.

@@ -157,7 +157,10 @@ def _pair(obj: object, where: str, problems: list[str]) -> RecordedPair | None:
     extra = {k: v for k, v in obj.items() if k not in _PAIR_KEYS}
     if coerced:
         extra["coerced_to_text"] = coerced  # JSON scalars turned into text, e.g. true -> "True"
-    return RecordedPair(str(pair_id), str(source), *texts, gold, judgments, extra, annotations)
+    prompt, response_a, response_b = texts
+    return RecordedPair(
+        str(pair_id), str(source), prompt, response_a, response_b, gold, judgments, extra, annotations
+    )
 
 
 def _annotations(raw: object, where: str, problems: list[str]) -> list[tuple[str, str]]:

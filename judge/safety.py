@@ -155,7 +155,8 @@ def _profanity_model() -> Callable[[list[str]], Sequence[float]] | None:
         from profanity_check import predict_prob
     except ImportError:
         return None
-    return predict_prob
+    predict: Callable[[list[str]], Sequence[float]] = predict_prob
+    return predict
 
 
 def safety_check_many(items: Sequence[tuple[str, str, str]]) -> list[SafetyResult]:

@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, cast
 
 Verdict = Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "invalid"]
 Order = Literal["ab", "ba"]
@@ -78,22 +78,23 @@ def to_positional(original: str, order: str) -> str:
     return to_original(original, order)
 
 
-def strength(verdict: str) -> int | None:
-    """Signed strength (+2 .. -2), or None for ``invalid``."""
-    return STRENGTH.get(verdict)
+def strength(verdict: str | None) -> int | None:
+    """Signed strength (+2 .. -2), or None for ``invalid`` or no verdict."""
+    return STRENGTH.get(verdict) if verdict is not None else None
 
 
 def from_strength(value: int) -> str:
     return _FROM_STRENGTH[max(-2, min(2, int(value)))]
 
 
-def side(verdict: str) -> Side | None:
-    """The direction of a five-point verdict: "A", "B", "tie"; None for ``invalid`` or anything else.
+def side(verdict: str | None) -> Side | None:
+    """The direction of a five-point verdict: "A", "B", "tie"; None for ``invalid``, no verdict
+    or anything else.
 
     Strict on purpose: a judge answers in five points, so routing treats any other string from
     a judge as unreadable. Labels that may be written as sides go through :func:`to_side`.
     """
-    s = STRENGTH.get(verdict)
+    s = strength(verdict)
     if s is None:
         return None
     return "A" if s > 0 else "B" if s < 0 else "tie"
@@ -114,9 +115,9 @@ def to_side(label: object, *, strict: bool = True) -> Side | None:
     if _missing(label) or label == INVALID:
         return None
     if label in SIDES:
-        return str(label)  # type: ignore[return-value]
+        return cast(Side, label)  # a member of SIDES
     if label in VERDICTS:
-        return side(label)  # type: ignore[arg-type]
+        return side(label)
     if strict:
         raise ValueError(f"unknown label {label!r}: expected one of {SIDES + VERDICTS} or {INVALID!r}")
     return None
@@ -134,9 +135,9 @@ def to_five_point(label: object) -> str:
     if not isinstance(label, str):
         return INVALID
     if label in STRENGTH or label == INVALID:
-        return label  # type: ignore[return-value]
+        return label
     if label in SIDES:
-        return from_side(label)  # type: ignore[arg-type]
+        return from_side(label)
     return INVALID
 
 

@@ -54,5 +54,5 @@ def format_module(name: str) -> FormatModule:
     ``datasets`` and ``pyarrow``). ValueError for a name that is no format."""
     if name not in FORMATS:
         raise ValueError(f"unknown export format {name!r}: one of {', '.join(FORMATS)}")
-    module: FormatModule = importlib.import_module(f"api.export.{name.replace('-', '_')}")  # type: ignore[assignment]  # a module satisfies the Protocol structurally; mypy cannot tell
+    module: FormatModule = importlib.import_module(f"api.export.{name.replace('-', '_')}")
     return module

@@ -88,7 +88,7 @@ def record(row: ExportRow) -> dict[str, Any]:
     suggestions: dict[str, Any] = {}
     if row.judge_label in RATING:
         suggestions[QUESTION] = {
-            "value": RATING[row.judge_label],  # type: ignore[index]
+            "value": RATING[row.judge_label],
             "score": row.judge_confidence,
             "agent": f"prelabel judges ({row.decision_version or 'routing-v0'})",
         }

@@ -142,7 +142,7 @@ def _save_to_disk_files(directory: Path, split: str, feats: Any, fingerprint: st
     arrow file itself is written in batches, never loaded whole)."""
     from datasets import DatasetInfo
 
-    state = {
+    state: dict[str, Any] = {
         "_data_files": [{"filename": ARROW_FILE}],
         "_fingerprint": fingerprint,
         "_format_columns": None,

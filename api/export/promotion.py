@@ -130,7 +130,7 @@ def decide(state: PromotionState) -> list[Refusal]:
 
 def promotion_state(session: Session, project: Project) -> PromotionState:
     """Read what :func:`decide` needs from the database."""
-    pid: int = project.id  # type: ignore[assignment]
+    pid: int = project.id
     routing = project.routing_settings()
     latest = latest_version(session, pid)
     last_open = session.exec(

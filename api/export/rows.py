@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import orjson
 from sqlalchemy import Text, func, type_coerce
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -140,33 +141,35 @@ def iter_rows(
     """
     with Session(engine) as session:
         context = label_context(session, project)
-        humans = human_label_per_pair(session, project.id)  # type: ignore[arg-type]
-        # Labelled columns: rows are read by name (``row.route``), not by position.
-        query = select(
+        humans = human_label_per_pair(session, project.id)
+        # SQLAlchemy's select: sqlmodel's is typed for at most four columns. Labelled columns:
+        # rows are read by name (``row.route``), not by position.
+        query: Any = sa_select(  # typed for a few columns only: mypy infers Never past them
             col(Pair.id).label("pair_id"),
-            Pair.client_id,
-            Pair.job_id,
-            Pair.split,
-            Pair.prompt,
-            Pair.response_a,
-            Pair.response_b,
-            type_coerce(Pair.meta, Text).label("meta"),  # decoded lazily (ExportRow.metadata)
-            Pair.safety_flag,
-            Decision.route,
-            type_coerce(Decision.reasons, Text).label("reasons"),
-            Decision.label,
-            Decision.chosen,
-            Decision.confidence,
-            Decision.version,
-            Decision.stage,
-        ).join(Decision, Decision.id == Pair.decision_id, isouter=True)
-        query = query.where(Pair.project_id == project.id)
+            col(Pair.client_id),
+            col(Pair.job_id),
+            col(Pair.split),
+            col(Pair.prompt),
+            col(Pair.response_a),
+            col(Pair.response_b),
+            type_coerce(col(Pair.meta), Text).label("meta"),  # decoded lazily (ExportRow.metadata)
+            col(Pair.safety_flag),
+            col(Decision.route),
+            type_coerce(col(Decision.reasons), Text).label("reasons"),
+            col(Decision.label),
+            col(Decision.chosen),
+            col(Decision.confidence),
+            col(Decision.version),
+            col(Decision.stage),
+        ).join(Decision, col(Decision.id) == Pair.decision_id, isouter=True)
+        query = query.where(col(Pair.project_id) == project.id)
         if row_filter.split != "all":
-            query = query.where(Pair.split == row_filter.split)
+            query = query.where(col(Pair.split) == row_filter.split)
         # Core rows, not ORM: the ORM's per-row bookkeeping cost more than the export itself.
         connection = session.connection()
         for low, high in _id_windows(session, project):
-            batch = connection.execute(query.where(Pair.id > low, Pair.id <= high).order_by(Pair.id)).all()
+            window = query.where(col(Pair.id) > low, col(Pair.id) <= high).order_by(col(Pair.id))
+            batch = connection.execute(window).all()
             finals: list[tuple[Any, FinalLabel]] = []
             for row in batch:
                 if row.pair_id in skip:
@@ -216,18 +219,18 @@ def _id_windows(session: Session, project: Project) -> Iterator[tuple[int, int]]
 
 def _answers(session: Session, label_ids: list[int]) -> dict[int, HumanAnswer]:
     found: dict[int, HumanAnswer] = {}
-    query = select(
-        Label.id,
-        Label.label,
-        Label.annotator,
-        Label.source,
-        Label.both_bad,
-        Label.safety_flag,
-        Label.created_at,
+    query = sa_select(  # SQLAlchemy's: sqlmodel's select is typed for at most four columns
+        col(Label.id),
+        col(Label.label),
+        col(Label.annotator),
+        col(Label.source),
+        col(Label.both_bad),
+        col(Label.safety_flag),
+        col(Label.created_at),
     )
     for part in chunks(label_ids):
-        for lid, label, annotator, source, both_bad, safety, created in session.exec(
-            query.where(Label.id.in_(part))  # type: ignore[union-attr]
+        for lid, label, annotator, source, both_bad, safety, created in session.execute(
+            query.where(col(Label.id).in_(part))
         ):
             found[lid] = HumanAnswer(lid, label, annotator, source, both_bad, safety, created.isoformat())
     return found
@@ -242,7 +245,8 @@ def train_prompts(engine: Engine, project: Project) -> tuple[list[tuple[int, str
         query = select(Pair.id, Pair.split, Pair.prompt).where(Pair.project_id == project.id)
         connection = session.connection()
         for low, high in _id_windows(session, project):
-            for pid, split, prompt in connection.execute(query.where(Pair.id > low, Pair.id <= high)).all():
+            window = query.where(col(Pair.id) > low, col(Pair.id) <= high)
+            for pid, split, prompt in connection.execute(window).all():
                 if split == "frozen_eval":
                     frozen.append(prompt)
                 else:

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
 from api.export import FORMATS, format_module
@@ -137,7 +137,7 @@ def _file_hashes(directory: Path, written: Iterable[str]) -> dict[str, str]:
 def gate_in_force(session: Session, project: Project) -> dict[str, Any]:
     """The calibration version in force, the target, δ and the lower bound it guarantees."""
     routing = project.routing_settings()
-    current = latest_version(session, project.id)  # type: ignore[arg-type]
+    current = latest_version(session, project.id)
     return {
         "version": version_name(current),
         "open": bool(current is not None and current.open),
@@ -153,7 +153,7 @@ def audited_agreement(session: Session, project: Project) -> dict[str, Any]:
     """Agreement of human audits with the labels the gate accepted (or would have), so far,
     with a two-sided Clopper–Pearson interval at level 1 - δ."""
     delta = project.routing_settings().delta
-    outcomes = audit_outcomes(session, project.id)  # type: ignore[arg-type]
+    outcomes = audit_outcomes(session, project.id)
     n, agreed = len(outcomes), sum(a for _, _, a in outcomes)
     low, high = clopper_pearson_interval(agreed, n, alpha=delta) if n else (None, None)
     # What the promotion gate judged by: audits of the gate in force only, one-sided bound.
@@ -176,7 +176,7 @@ def audited_agreement(session: Session, project: Project) -> dict[str, Any]:
 def _judges_and_prompts(session: Session, project: Project) -> tuple[list[str], list[str], float]:
     judged = (
         select(Judgment.judge, Judgment.prompt_version)
-        .join(Pair, Pair.id == Judgment.pair_id)
+        .join(Pair, col(Pair.id) == col(Judgment.pair_id))
         .where(Pair.project_id == project.id)
         .distinct()
     )
@@ -185,7 +185,7 @@ def _judges_and_prompts(session: Session, project: Project) -> tuple[list[str], 
     prompts = sorted({project.prompt_version} | {p for _, p in seen})
     cost = session.exec(
         select(func.coalesce(func.sum(Judgment.cost), 0.0))
-        .join(Pair, Pair.id == Judgment.pair_id)
+        .join(Pair, col(Pair.id) == col(Judgment.pair_id))
         .where(Pair.project_id == project.id)
     ).one()
     return judges, prompts, float(cost)
@@ -290,7 +290,7 @@ def _write_and_store(
             (staging / CARD).write_text(dataset_card(manifest), encoding="utf-8")
             target = out if out is not None else staging.parent / f"{number:04d}-{request.format}"
             export = Export(
-                project_id=project.id,  # type: ignore[arg-type]
+                project_id=project.id,
                 number=number,
                 format=request.format,
                 path=str(target.resolve()),
@@ -335,7 +335,8 @@ def _write_and_store(
 
 
 def list_exports(session: Session, project_id: int) -> list[Export]:
-    return list(session.exec(select(Export).where(Export.project_id == project_id).order_by(Export.number)))  # type: ignore[arg-type]
+    query = select(Export).where(Export.project_id == project_id).order_by(col(Export.number))
+    return list(session.exec(query))
 
 
 def get_export(session: Session, project_id: int, number: int) -> Export | None:

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
-from api.db import chunks
+from api.db import chunks, rows_changed
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, utcnow
 from api.pipeline.judging import judgment_views
 from api.pipeline.routing import GatedInput, RouteDecision, route_many, views_frame
@@ -53,7 +53,7 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
         ids = [o.pair_id for o in outcomes]
         projects: set[int] = set()
         for part in chunks(ids):
-            projects.update(session.exec(select(Pair.project_id).where(Pair.id.in_(part))))
+            projects.update(session.exec(select(Pair.project_id).where(col(Pair.id).in_(part))))
         if not projects:
             return 0
         # The versions lock first, then the pairs' (the order re-routing takes them in).
@@ -65,10 +65,14 @@ def store_outcomes(engine: Engine, worker_id: str, outcomes: list[PairOutcome]) 
             held.update(
                 session.execute(
                     update(Pair)
-                    .where(Pair.id.in_(part), Pair.lease_owner == worker_id, Pair.state == "judging")  # type: ignore[union-attr]
+                    .where(
+                        col(Pair.id).in_(part),
+                        col(Pair.lease_owner) == worker_id,
+                        col(Pair.state) == "judging",
+                    )
                     .values(lease_owner=worker_id)
-                    .returning(Pair.id, Pair.project_id)
-                ).all()  # type: ignore[arg-type]
+                    .returning(col(Pair.id), col(Pair.project_id))
+                ).all()
             )
         # One outcome per pair, should a pair have been judged twice in one batch.
         kept = list({o.pair_id: o for o in outcomes if o.pair_id in held}.values())
@@ -124,7 +128,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
         pair_rows = session.exec(
             select(Pair.id, Pair.safety_flag, Pair.injection_reasons)
             .where(Pair.project_id == project.id, Pair.state == "done")
-            .order_by(Pair.id)
+            .order_by(col(Pair.id))
         ).all()
     for part in chunks(pair_rows, 2000):
         ids = [pid for pid, _, _ in part]
@@ -133,8 +137,8 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
             frame = views_frame(views)
             inputs = {pid: GatedInput(views[pid], flag, bool(injection)) for pid, flag, injection in part}
             decisions = route_many(ids, inputs, frame, gate, name, routing)
-            hold_versions(session, [project.id])  # type: ignore[list-item]
-            if latest_version_names(session, {project.id})[project.id] != name:  # type: ignore[index,arg-type]
+            hold_versions(session, [project.id])
+            if latest_version_names(session, {project.id})[project.id] != name:
                 # A newer version landed: its own re-routing covers every pair, and a decision
                 # under this one written after it would be stale.
                 break
@@ -164,7 +168,7 @@ def _insert_decisions(session: Session, rows: list[dict[str, Any]]) -> dict[int,
     """Insert decision rows; the new decision id of each pair (its pair row is the caller's to point)."""
     if not rows:
         return {}
-    ids = session.execute(insert(Decision).returning(Decision.id, Decision.pair_id), rows).all()
+    ids = session.execute(insert(Decision).returning(col(Decision.id), col(Decision.pair_id)), rows).all()
     return {pair_id: decision_id for decision_id, pair_id in ids}
 
 
@@ -216,9 +220,9 @@ def requeue(session: Session, pair_ids: list[int]) -> int:
     for part in chunks(pair_ids):
         result = session.execute(
             update(Pair)
-            .where(Pair.id.in_(part), Pair.state == "done")  # type: ignore[union-attr]
+            .where(col(Pair.id).in_(part), col(Pair.state) == "done")
             .values(state="pending", decision_id=None, lease_owner=None, lease_expires_at=None)
         )
-        n += result.rowcount  # type: ignore[attr-defined]
+        n += rows_changed(result)
     queue.withdraw(session, pair_ids)
     return n

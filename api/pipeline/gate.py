@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
 from api.db import chunks
@@ -77,10 +78,10 @@ def never_accept_flags(
     """
     routing = project.routing_settings()
     pair_ids = list(views)
-    precheck: dict[int, tuple[bool, list[str]]] = {}  # pair -> (safety pre-check, injection findings)
+    precheck: dict[int, tuple[bool, Sequence[str]]] = {}  # pair -> (safety pre-check, injection findings)
     query = select(Pair.id, Pair.safety_flag, Pair.injection_reasons)
     for part in chunks(pair_ids):
-        rows = session.exec(query.where(Pair.id.in_(part)))  # type: ignore[union-attr]
+        rows = session.exec(query.where(col(Pair.id).in_(part)))
         precheck.update((pid, (safety, injection)) for pid, safety, injection in rows)
     prefixes = [None] if not stages else [{j for s in stages[: k + 1] for j in s} for k in range(len(stages))]
     flags: dict[int, list[bool]] = {}
@@ -140,8 +141,8 @@ def refit(
     with Session(engine, expire_on_commit=False) as session:
         # Read before the labels: a kill-switch stored after this read is one the labels may
         # predate, and the version written below must not undo it.
-        latest_when_read = latest_version(session, project.id)  # type: ignore[arg-type]
-        found = usable_label_set(session, project.id)  # type: ignore[arg-type]
+        latest_when_read = latest_version(session, project.id)
+        found = usable_label_set(session, project.id)
         gold, sources = found.sides, found.sources
         labelled = [int(i) for i in gold.index]
         views = judgment_views(session, labelled)
@@ -186,16 +187,16 @@ def refit(
     warnings = found.warnings()
     reason = "; ".join([reason, *(f"warning: {w}" for w in warnings)])
     with Session(engine, expire_on_commit=False) as session:
-        previous = latest_version_to_follow(session, project.id)  # type: ignore[arg-type]
+        previous = latest_version_to_follow(session, project.id)
         is_open = bool(model and model.open)
-        kill_switch = kill_switch_since(session, project.id, latest_when_read) if is_open else None  # type: ignore[arg-type]
+        kill_switch = kill_switch_since(session, project.id, latest_when_read) if is_open else None
         if kill_switch is not None:
             # Its labels were read before the kill-switch fired: a fit on them must not undo it.
             # The next refit, on the labels that arrive after, may open the gate again.
             is_open = False
             reason = f"kept closed: {version_name(kill_switch)} closed the gate while this fit ran; {reason}"
         version = CalibrationVersion(
-            project_id=project.id,  # type: ignore[arg-type]
+            project_id=project.id,
             version=(previous.version + 1) if previous else 1,
             trigger=trigger,
             open=is_open,
@@ -229,12 +230,12 @@ def audit_outcomes(session: Session, project_id: int, since: Any = None) -> list
     """
     query = (
         select(Label.created_at, Label.pair_id, Label.label, Decision.chosen)
-        .join(Decision, Decision.pair_id == Label.pair_id)
+        .join(Decision, col(Decision.pair_id) == col(Label.pair_id))
         .where(Label.project_id == project_id, Label.source == "audit", Decision.route == "review")
-        .order_by(Label.created_at, Label.id)
+        .order_by(col(Label.created_at), col(Label.id))
     )
     if since is not None:
-        query = query.where(Label.created_at >= since)
+        query = query.where(col(Label.created_at) >= since)
     seen: set[int] = set()
     out = []
     for created, pair_id, label, chosen in session.exec(query):
@@ -270,10 +271,10 @@ def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
     """Close the gate (a new version, trigger "drift") when audits show agreement below target."""
     routing = project.routing_settings()
     with Session(engine, expire_on_commit=False) as session:
-        current = latest_version(session, project.id)  # type: ignore[arg-type]
+        current = latest_version(session, project.id)
         if current is None or not current.open:
             return None
-        outcomes = audit_outcomes(session, project.id, since=current.created_at)  # type: ignore[arg-type]
+        outcomes = audit_outcomes(session, project.id, since=current.created_at)
     if not outcomes:
         return None
     result = drift_alarm(
@@ -282,7 +283,8 @@ def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
     if not result.alarm:
         return None
     with Session(engine, expire_on_commit=False) as session:
-        if latest_version_to_follow(session, project.id).version != current.version:  # type: ignore[arg-type,union-attr]
+        latest = latest_version_to_follow(session, project.id)
+        if latest is None or latest.version != current.version:
             # A refit landed while the audits were tested: its own audits are checked next pass.
             return None
         closed = closing_version(
@@ -346,7 +348,7 @@ def shift_statistics(
                     Pair.id,
                     func.length(Pair.prompt),
                     func.length(Pair.response_a) + func.length(Pair.response_b),
-                ).where(Pair.id.in_(part))  # type: ignore[union-attr]
+                ).where(col(Pair.id).in_(part))
             ).all()
         )
     ids, prompt_chars, response_chars = zip(*lengths, strict=True)
@@ -362,15 +364,15 @@ def shift_reference(session: Session, project_id: int, version: CalibrationVersi
     return list(
         session.exec(
             select(Label.pair_id)
-            .join(Pair, Pair.id == Label.pair_id)
+            .join(Pair, col(Pair.id) == col(Label.pair_id))
             .where(
                 Label.project_id == project_id,
-                Label.source.in_(RANDOM_SAMPLE_SOURCES),  # type: ignore[attr-defined]
-                Label.created_at <= version.created_at,
-                Pair.judged_at.is_not(None),  # type: ignore[union-attr]
+                col(Label.source).in_(RANDOM_SAMPLE_SOURCES),
+                col(Label.created_at) <= version.created_at,
+                col(Pair.judged_at).is_not(None),
             )
             .distinct()
-            .order_by(Label.pair_id)
+            .order_by(col(Label.pair_id))
         )
     )
 
@@ -381,11 +383,11 @@ def _stream_query(project_id: int, version: CalibrationVersion) -> Any:
     (its calibration sample among them) are not."""
     return (
         select(Decision.id, Decision.pair_id)
-        .join(Pair, Pair.decision_id == Decision.id)
+        .join(Pair, col(Pair.decision_id) == col(Decision.id))
         .where(
             Pair.project_id == project_id,
             Decision.version == version_name(version),
-            Pair.judged_at >= version.created_at,  # type: ignore[operator]
+            col(Pair.judged_at) >= version.created_at,
         )
     )
 
@@ -414,7 +416,7 @@ def check_shift(engine: Engine, project: Project) -> CalibrationVersion | None:
     if not routing.shift_check:
         return None
     with Session(engine, expire_on_commit=False) as session:
-        current = latest_version(session, project.id)  # type: ignore[arg-type]
+        current = latest_version(session, project.id)
         if current is None or not current.open or current.model is None:
             return None
         gate = gate_model(current)
@@ -427,7 +429,7 @@ def check_shift(engine: Engine, project: Project) -> CalibrationVersion | None:
                 session,
                 project,
                 gate,
-                shift_reference(session, project.id, current),  # type: ignore[arg-type]
+                shift_reference(session, project.id, current),
             )
             if len(reference) < SHIFT_MIN_REFERENCE:
                 skipped = {
@@ -442,8 +444,8 @@ def check_shift(engine: Engine, project: Project) -> CalibrationVersion | None:
             detector = ShiftDetector.from_dict(state["detector"])
             cursor = int(state["cursor"])
         rows = session.exec(
-            _stream_query(project.id, current)  # type: ignore[arg-type]
-            .where(Decision.id > cursor)
+            _stream_query(project.id, current)
+            .where(col(Decision.id) > cursor)
             .order_by(Decision.id)
             .limit(SHIFT_BATCH)
         ).all()
@@ -494,7 +496,7 @@ def _store_shift(
     """Store the detector's state on ``current`` (and the closing version) if nothing changed
     since it was read: ``current`` still the latest version, its state still the one read."""
     with Session(engine, expire_on_commit=False) as session:
-        latest = latest_version_to_follow(session, project.id)  # type: ignore[arg-type]
+        latest = latest_version_to_follow(session, project.id)
         if latest is None or latest.version != current.version or latest.shift != read:
             return False  # a newer version, or another pass stored first
         latest.shift = state
@@ -512,11 +514,11 @@ def new_usable_labels(session: Session, project_id: int, since: Any) -> int:
         .select_from(Label)
         .where(
             Label.project_id == project_id,
-            Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+            col(Label.source).in_(CALIBRATION_SOURCES),
         )
     )
     if since is not None:
-        query = query.where(Label.created_at > since)
+        query = query.where(col(Label.created_at) > since)
     return session.exec(query).one()
 
 
@@ -536,10 +538,10 @@ def requeue_for_backfill(engine: Engine, project: Project) -> tuple[int, int]:
         labelled = dict(
             session.exec(
                 select(Label.pair_id, Pair.state)
-                .join(Pair, Pair.id == Label.pair_id)
+                .join(Pair, col(Pair.id) == col(Label.pair_id))
                 .where(
                     Label.project_id == project.id,
-                    Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+                    col(Label.source).in_(CALIBRATION_SOURCES),
                 )
                 .distinct()
             ).all()
@@ -547,7 +549,7 @@ def requeue_for_backfill(engine: Engine, project: Project) -> tuple[int, int]:
         have: dict[int, set[str]] = {pid: set() for pid in labelled}
         for part in chunks(list(labelled)):
             for pid, judge in session.exec(
-                select(Judgment.pair_id, Judgment.judge).where(Judgment.pair_id.in_(part))
+                select(Judgment.pair_id, Judgment.judge).where(col(Judgment.pair_id).in_(part))
             ):
                 have[pid].add(judge)
         missing = [pid for pid, got in have.items() if not panel <= got]
@@ -564,8 +566,8 @@ def maintain(engine: Engine) -> list[str]:
     for project in projects:
         routing = project.routing_settings()
         with Session(engine) as session:
-            current = latest_version(session, project.id)  # type: ignore[arg-type]
-            fresh = new_usable_labels(session, project.id, current.created_at if current else None)  # type: ignore[arg-type]
+            current = latest_version(session, project.id)
+            fresh = new_usable_labels(session, project.id, current.created_at if current else None)
         due = (
             fresh >= routing.refit_every
             if current is not None

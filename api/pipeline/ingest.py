@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Row, insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -27,7 +28,7 @@ from sqlmodel import Session, col, select
 from api import audit
 from api.db import bulk_insert, chunks, insert_ignore
 from api.fields import printable
-from api.models import Honeypot, Job, Label, Pair, Project, utcnow
+from api.models import Honeypot, Job, Label, Pair, Project, table_of, utcnow
 from api.schemas import LabelIn, PairIn
 from api.vocab import IMPORT_SOURCES, LabelSource
 from judge.content import content_hash
@@ -200,13 +201,11 @@ def _existing(session: Session, project_id: int, client_ids: list[str]) -> dict[
     """The stored pairs of these client ids: what an idempotent re-post is compared on."""
     found: dict[str, Row[Any]] = {}
     for part in chunks(client_ids):
-        rows = session.exec(
-            select(Pair.client_id, Pair.content_hash, Pair.meta, Pair.split, Pair.job_id).where(
-                Pair.project_id == project_id,
-                Pair.client_id.in_(part),  # type: ignore[attr-defined]
-            )
-        )
-        found.update({row.client_id: row for row in rows})
+        # SQLAlchemy's select: sqlmodel's is typed for at most four columns
+        query = sa_select(
+            col(Pair.client_id), col(Pair.content_hash), col(Pair.meta), col(Pair.split), col(Pair.job_id)
+        ).where(col(Pair.project_id) == project_id, col(Pair.client_id).in_(part))
+        found.update({row.client_id: row for row in session.execute(query)})
     return found
 
 
@@ -235,11 +234,11 @@ def create_job(engine: Engine, project_id: int, pairs: list[PairIn]) -> JobCreat
             new = [p for p in pairs if p.client_id not in existing]
             if not new and (before := _job_posted_before(session, project_id, existing)) is not None:
                 ids = [p.client_id for p in pairs]
-                return JobCreated(job_id=before.id, created=0, existing=ids, resubmitted=True)  # type: ignore[arg-type]
+                return JobCreated(job_id=before.id, created=0, existing=ids, resubmitted=True)
             created_at = utcnow()
             # Rows by column name, built before the write transaction begins (SQLite has one
             # writer at a time), stored by bulk_insert: not the ORM's, which costs a third more.
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "project_id": project_id,
                     "job_id": None,
@@ -269,7 +268,7 @@ def create_job(engine: Engine, project_id: int, pairs: list[PairIn]) -> JobCreat
             for row in rows:
                 row["job_id"] = job.id
             try:
-                bulk_insert(session, Pair.__table__, rows)  # type: ignore[attr-defined]
+                bulk_insert(session, table_of(Pair), rows)
                 session.commit()
             except IntegrityError:
                 # A concurrent request stored one of these ids first: check again against it.
@@ -278,7 +277,7 @@ def create_job(engine: Engine, project_id: int, pairs: list[PairIn]) -> JobCreat
                     raise
                 continue
             return JobCreated(
-                job_id=job.id,  # type: ignore[arg-type]
+                job_id=job.id,
                 created=len(new),
                 existing=[p.client_id for p in pairs if p.client_id in existing],
             )
@@ -514,7 +513,8 @@ def _insert_labels(
 ) -> None:
     """Insert the new label rows (with their audit event) and the honeypots they make."""
     if rows:
-        ids = session.execute(insert(Label).returning(Label.id, sort_by_parameter_order=True), rows).scalars()
+        returning = insert(Label).returning(col(Label.id), sort_by_parameter_order=True)
+        ids = session.execute(returning, rows).scalars()
         stored = [dict(row, id=label_id) for row, label_id in zip(rows, ids, strict=True)]
         audit.record_event(
             session,
@@ -526,7 +526,7 @@ def _insert_labels(
     if honeypots:
         insert_ignore(
             session,
-            Honeypot.__table__,  # type: ignore[attr-defined]
+            table_of(Honeypot),
             [
                 {"pair_id": pid, "project_id": project.id, "label": label, "created_at": now}
                 for pid, label in honeypots.items()

@@ -54,6 +54,7 @@ def judge_problems(judges: list[JudgeSpec], settings: Any) -> list[str]:
     allowed = allowed_api_bases(settings)
     for i, spec in enumerate(judges):
         provider, _, name = spec.model.partition("/")
+        problem: str | None
         if provider in (REPLAY_PROVIDER, MOCK_PROVIDER) and not name.strip():
             problem = f"model: {spec.model!r} names no judge (write {provider}/<name>)"
         elif provider == REPLAY_PROVIDER and name:

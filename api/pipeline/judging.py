@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from api.db import chunks
+from api.db import chunks, rows_changed
 from api.models import Judgment, Label, Pair, utcnow
 from api.pipeline.routing import JudgmentView
 from api.vocab import CALIBRATION_SOURCES
@@ -30,8 +30,10 @@ def claim_pairs(engine: Engine, worker_id: str, limit: int, lease_seconds: float
     if limit <= 0:
         return []
     now = utcnow()
-    claimable = or_(Pair.state == "pending", and_(Pair.state == "judging", Pair.lease_expires_at < now))
-    candidates = select(Pair.id).where(claimable).order_by(Pair.id).limit(limit)
+    claimable = or_(
+        col(Pair.state) == "pending", and_(col(Pair.state) == "judging", col(Pair.lease_expires_at) < now)
+    )
+    candidates = select(col(Pair.id)).where(claimable).order_by(col(Pair.id)).limit(limit)
     lease = {
         "state": "judging",
         "lease_owner": worker_id,
@@ -43,9 +45,9 @@ def claim_pairs(engine: Engine, worker_id: str, limit: int, lease_seconds: float
             # Lock first, update second: PostgreSQL may re-run a LIMIT subquery inside
             # UPDATE ... WHERE id IN (...) and so take more rows than asked for.
             ids = list(session.exec(candidates.with_for_update(skip_locked=True)))
-            target = Pair.id.in_(ids)
+            target = col(Pair.id).in_(ids)
         else:
-            target = Pair.id.in_(candidates.scalar_subquery())
+            target = col(Pair.id).in_(candidates.scalar_subquery())
         statement = (
             update(Pair)
             .where(target, claimable)
@@ -63,11 +65,11 @@ def renew_lease(engine: Engine, worker_id: str, pair_id: int, lease_seconds: flo
     with Session(engine) as session:
         result = session.execute(
             update(Pair)
-            .where(Pair.id == pair_id, Pair.lease_owner == worker_id, Pair.state == "judging")  # type: ignore[arg-type]
+            .where(col(Pair.id) == pair_id, col(Pair.lease_owner) == worker_id, col(Pair.state) == "judging")
             .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
         )
         session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_changed(result))
 
 
 def renew_leases(engine: Engine, worker_id: str, pair_ids: Iterable[int], lease_seconds: float) -> set[int]:
@@ -80,9 +82,13 @@ def renew_leases(engine: Engine, worker_id: str, pair_ids: Iterable[int], lease_
             renewed.update(
                 session.scalars(
                     update(Pair)
-                    .where(Pair.id.in_(part), Pair.lease_owner == worker_id, Pair.state == "judging")  # type: ignore[union-attr]
+                    .where(
+                        col(Pair.id).in_(part),
+                        col(Pair.lease_owner) == worker_id,
+                        col(Pair.state) == "judging",
+                    )
                     .values(lease_expires_at=expires)
-                    .returning(Pair.id)
+                    .returning(col(Pair.id))
                 )
             )
         session.commit()
@@ -103,15 +109,15 @@ def cached_judgments(engine: Engine, keys: Iterable[tuple[str, str]]) -> dict[tu
         for part in chunks(sorted(by_hash)):
             rows = session.exec(
                 select(Judgment).where(
-                    Judgment.content_hash.in_(part),
-                    Judgment.judge_key.is_not(None),  # type: ignore[union-attr]
-                    Judgment.error.is_(None),  # type: ignore[union-attr]
+                    col(Judgment.content_hash).in_(part),
+                    col(Judgment.judge_key).is_not(None),
+                    col(Judgment.error).is_(None),
                     Judgment.verdict != "invalid",
                 )
             )
             for row in rows:
                 if row.judge_key in by_hash[row.content_hash]:
-                    found.setdefault((row.content_hash, row.judge_key, row.order), row)  # type: ignore[arg-type]
+                    found.setdefault((row.content_hash, row.judge_key, row.order), row)
     return found
 
 
@@ -120,14 +126,14 @@ def own_judgments(engine: Engine, pair_ids: list[int]) -> list[Judgment]:
     with Session(engine, expire_on_commit=False) as session:
         found: list[Judgment] = []
         for part in chunks(pair_ids):
-            found.extend(session.exec(select(Judgment).where(Judgment.pair_id.in_(part))))
+            found.extend(session.exec(select(Judgment).where(col(Judgment.pair_id).in_(part))))
     return found
 
 
 def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[JudgmentView]]:
     views: dict[int, list[JudgmentView]] = {pid: [] for pid in pair_ids}
     for part in chunks(pair_ids):
-        for j in session.exec(select(Judgment).where(Judgment.pair_id.in_(part))):
+        for j in session.exec(select(Judgment).where(col(Judgment.pair_id).in_(part))):
             views[j.pair_id].append(
                 JudgmentView(j.judge, j.order, j.verdict, j.both_bad, j.safety_flag, j.confidence, j.error)
             )
@@ -142,8 +148,8 @@ def labelled_pairs(engine: Engine, pair_ids: list[int]) -> set[int]:
             found.update(
                 session.exec(
                     select(Label.pair_id).where(
-                        Label.pair_id.in_(part),
-                        Label.source.in_(CALIBRATION_SOURCES),  # type: ignore[attr-defined]
+                        col(Label.pair_id).in_(part),
+                        col(Label.source).in_(CALIBRATION_SOURCES),
                     )
                 )
             )

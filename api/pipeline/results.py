@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.db import chunks
 from api.models import CalibrationVersion, Decision, Job, Judgment, Pair, Project, version_label
@@ -27,23 +27,25 @@ def job_status(session: Session, job: Job) -> dict[str, Any]:
     )
     decisions = session.exec(
         select(Decision.route, Decision.reasons, Decision.judge_calls_saved)
-        .join(Pair, Pair.decision_id == Decision.id)
+        .join(Pair, col(Pair.decision_id) == col(Decision.id))
         .where(Pair.job_id == job.id)
     ).all()
     by_route = Counter(route for route, _, _ in decisions)
     by_reason = Counter(reason for _, reasons, _ in decisions for reason in reasons)
     cost, calls, errors = session.exec(
         select(
-            func.coalesce(func.sum(Judgment.cost), 0.0), func.count(Judgment.id), func.count(Judgment.error)
+            func.coalesce(func.sum(col(Judgment.cost)), 0.0),
+            func.count(col(Judgment.id)),
+            func.count(col(Judgment.error)),
         )
-        .join(Pair, Pair.id == Judgment.pair_id)
+        .join(Pair, col(Pair.id) == col(Judgment.pair_id))
         .where(Pair.job_id == job.id)
     ).one()
     recent_errors = session.exec(
         select(Pair.client_id, Judgment.judge, Judgment.order, Judgment.error)
-        .join(Pair, Pair.id == Judgment.pair_id)
-        .where(Pair.job_id == job.id, Judgment.error.is_not(None))  # type: ignore[union-attr]
-        .order_by(Judgment.id.desc())  # type: ignore[union-attr]
+        .join(Pair, col(Pair.id) == col(Judgment.pair_id))
+        .where(Pair.job_id == job.id, col(Judgment.error).is_not(None))
+        .order_by(col(Judgment.id).desc())
         .limit(20)
     ).all()
     total = job.n_pairs
@@ -120,7 +122,8 @@ def label_context(session: Session, project: Project) -> LabelContext:
 def _judgments(session: Session, pair_ids: Sequence[int]) -> dict[int, list[Judgment]]:
     found: dict[int, list[Judgment]] = {}
     for part in chunks(list(pair_ids)):
-        for j in session.exec(select(Judgment).where(Judgment.pair_id.in_(part)).order_by(Judgment.id)):  # type: ignore[attr-defined]
+        query = select(Judgment).where(col(Judgment.pair_id).in_(part)).order_by(col(Judgment.id))
+        for j in session.exec(query):
             found.setdefault(j.pair_id, []).append(j)
     return found
 
@@ -163,9 +166,9 @@ def result_rows(session: Session, job_id: int, after: int, limit: int) -> list[d
     """Per-pair results of a job, in pair-id order, after the cursor ``after``."""
     rows = session.exec(
         select(Pair, Decision)
-        .join(Decision, Decision.id == Pair.decision_id, isouter=True)
-        .where(Pair.job_id == job_id, Pair.id > after)
-        .order_by(Pair.id)
+        .join(Decision, col(Decision.id) == col(Pair.decision_id), isouter=True)
+        .where(Pair.job_id == job_id, col(Pair.id) > after)
+        .order_by(col(Pair.id))
         .limit(limit)
     ).all()
     if not rows:
@@ -174,15 +177,15 @@ def result_rows(session: Session, job_id: int, after: int, limit: int) -> list[d
     assert project is not None  # a pair's project exists (foreign key)
     context = label_context(session, project)
     pair_ids = [p.id for p, _ in rows]
-    humans = human_label_per_pair(session, project.id, pair_ids)  # type: ignore[arg-type]
-    judgments = _judgments(session, pair_ids)  # type: ignore[arg-type]
+    humans = human_label_per_pair(session, project.id, pair_ids)
+    judgments = _judgments(session, pair_ids)
     return [
         _row(
             pair,
             decision,
             context.final(decision_view(decision), humans.get(pair.id)),
             judgments.get(pair.id, []),
-        )  # type: ignore[arg-type]
+        )
         for pair, decision in rows
     ]
 
@@ -210,25 +213,25 @@ def project_result_rows(
     while len(out) < limit:
         query = (
             select(Pair, Decision)
-            .join(Decision, Decision.id == Pair.decision_id, isouter=True)
-            .where(Pair.project_id == project.id, Pair.id > cursor)
+            .join(Decision, col(Decision.id) == col(Pair.decision_id), isouter=True)
+            .where(Pair.project_id == project.id, col(Pair.id) > cursor)
         )
         if route is not None:
             query = query.where(Decision.route == route)
         if split is not None:
             query = query.where(Pair.split == split)
-        rows = session.exec(query.order_by(Pair.id).limit(scan)).all()  # type: ignore[arg-type]
+        rows = session.exec(query.order_by(col(Pair.id)).limit(scan)).all()
         if not rows:
             return out, None
         pair_ids = [p.id for p, _ in rows]
-        humans = human_label_per_pair(session, project.id, pair_ids)  # type: ignore[arg-type]
-        judgments = _judgments(session, pair_ids)  # type: ignore[arg-type]
+        humans = human_label_per_pair(session, project.id, pair_ids)
+        judgments = _judgments(session, pair_ids)
         for pair, decision in rows:
-            cursor = pair.id  # type: ignore[assignment]
-            final = context.final(decision_view(decision), humans.get(pair.id))  # type: ignore[arg-type]
+            cursor = pair.id
+            final = context.final(decision_view(decision), humans.get(pair.id))
             if source is not None and (final.source or "none") != source:
                 continue
-            row = _row(pair, decision, final, judgments.get(pair.id, []))  # type: ignore[arg-type]
+            row = _row(pair, decision, final, judgments.get(pair.id, []))
             row.update(
                 job_id=pair.job_id,
                 prompt=pair.prompt,

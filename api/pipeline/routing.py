@@ -102,9 +102,9 @@ def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
     """
     valid = [j for j in judgments if j.valid]
     failed = [j for j in judgments if j.error is not None]
-    by_judge: dict[str, dict[str, str]] = {}
+    by_judge: dict[str, dict[str, str | None]] = {}
     for j in valid:
-        by_judge.setdefault(j.judge, {})[j.order] = side(j.verdict)  # type: ignore[arg-type]
+        by_judge.setdefault(j.judge, {})[j.order] = side(j.verdict)
     order_sensitive = sorted(name for name, s in by_judge.items() if order_flip(s.get("ab"), s.get("ba")))
     # A judge's own view counts for panel agreement only when its two orders agree.
     judge_sides = {next(iter(set(s.values()))) for s in by_judge.values() if len(set(s.values())) == 1}
@@ -123,12 +123,12 @@ def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
     )
     if not valid:
         return summary
-    votes = Counter(side(j.verdict) for j in valid)  # type: ignore[arg-type]
+    votes: Counter[str | None] = Counter(side(j.verdict) for j in valid)
     top = majority_side(votes.elements())  # a split panel is no majority for either side: "tie"
     assert top is not None
     summary.chosen = top
     summary.confidence = votes.get(top, 0) / len(valid)
-    strong = sum(1 for j in valid if side(j.verdict) == top and abs(strength(j.verdict) or 0) == 2)  # type: ignore[arg-type]
+    strong = sum(1 for j in valid if side(j.verdict) == top and abs(strength(j.verdict) or 0) == 2)
     summary.label = from_side(top, strong=strong * 2 > votes.get(top, 0))
     return summary
 
@@ -319,7 +319,7 @@ def route_many(
     return out
 
 
-def _by_pair(pair_ids: np.ndarray, confidence: np.ndarray, sides: np.ndarray) -> tuple[dict, dict]:  # type: ignore[type-arg]
+def _by_pair(pair_ids: np.ndarray, confidence: np.ndarray, sides: np.ndarray) -> tuple[dict, dict]:
     ids = [int(pid) for pid in pair_ids.tolist()]
     return dict(zip(ids, map(float, confidence), strict=True)), dict(zip(ids, map(str, sides), strict=True))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.models import CalibrationVersion, Project, version_label
 from api.pipeline.routing import FittedGate
@@ -47,7 +47,7 @@ def hold_versions(session: Session, project_ids: Iterable[int], *, adding: bool 
     if session.get_bind().dialect.name == "sqlite":
         session.execute(
             update(Project)
-            .where(Project.id.in_(ids))  # type: ignore[union-attr]
+            .where(col(Project.id).in_(ids))
             .values(allow_empty_responses=Project.allow_empty_responses)
         )
         return
@@ -60,8 +60,8 @@ def _latest_numbers(project_ids: Iterable[int]) -> Any:
     """The one definition of a project's latest version: its highest version number."""
     return (
         select(CalibrationVersion.project_id, func.max(CalibrationVersion.version).label("version"))
-        .where(CalibrationVersion.project_id.in_(list(project_ids)))  # type: ignore[attr-defined]
-        .group_by(CalibrationVersion.project_id)
+        .where(col(CalibrationVersion.project_id).in_(list(project_ids)))
+        .group_by(col(CalibrationVersion.project_id))
     )
 
 
@@ -110,11 +110,11 @@ def kill_switch_since(
     """The first kill-switch version (drift or shift) stored after ``after`` (after none: the first ever)."""
     query = select(CalibrationVersion).where(
         CalibrationVersion.project_id == project_id,
-        CalibrationVersion.trigger.in_(KILL_SWITCH_TRIGGERS),  # type: ignore[attr-defined]
+        col(CalibrationVersion.trigger).in_(KILL_SWITCH_TRIGGERS),
     )
     if after is not None:
-        query = query.where(CalibrationVersion.version > after.version)
-    return session.exec(query.order_by(CalibrationVersion.version).limit(1)).first()  # type: ignore[arg-type]
+        query = query.where(col(CalibrationVersion.version) > after.version)
+    return session.exec(query.order_by(col(CalibrationVersion.version)).limit(1)).first()
 
 
 def load_model(stored: dict[str, Any]) -> FittedGate:

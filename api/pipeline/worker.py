@@ -194,7 +194,7 @@ class Worker:
             if not until_idle and maintaining is None and now >= next_maintenance and not stopping:
                 maintaining = asyncio.create_task(asyncio.to_thread(maintain, self.engine))
                 next_maintenance = now + MAINTAIN_EVERY_S
-            waiting: set[asyncio.Task] = set(inflight)  # type: ignore[type-arg]
+            waiting: set[asyncio.Task] = set(inflight)
             waiting.update(t for t in (claiming, storing, maintaining) if t is not None)
             if not waiting:
                 if stopping or (until_idle and queue_empty):
@@ -244,7 +244,7 @@ class Worker:
         )
         # One of our own pairs whose lease ran out (renewals failed) is already being judged here.
         pairs = [p for p in pairs if p.id not in self._held]
-        self._held.update(p.id for p in pairs)  # type: ignore[misc]
+        self._held.update(p.id for p in pairs)
         return await self._start(pairs, semaphore) if pairs else []
 
     async def _start(
@@ -272,14 +272,14 @@ class Worker:
             # verdicts it has: they are read, not asked again nor stored twice.
             again = [p for p in pairs if p.judged_at is not None]
             if again:
-                for row in own_judgments(self.engine, [p.id for p in again]):  # type: ignore[misc]
+                for row in own_judgments(self.engine, [p.id for p in again]):
                     cache[(f"own:{row.pair_id}", row.judge, row.order)] = row
                 # They came back because the gate changed: route them under the latest version.
                 for project_id in {p.project_id for p in again}:
                     self.gates.get(project_id, fresh=True)
             # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
             cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
-            labelled = labelled_pairs(self.engine, cascading) if cascading else set()  # type: ignore[arg-type]
+            labelled = labelled_pairs(self.engine, cascading) if cascading else set()
             # (safety flag, safety reasons, prompt-injection findings) per pair; a pair judged
             # again keeps what an earlier re-judge check found (and is not checked twice)
             kept = [[x for x in p.injection_reasons if RECHECK_PREFIX in x] for p in pairs]
@@ -336,7 +336,7 @@ class Worker:
                 decided = decided_under(session, project_id, version)
             seen = max(decided, self._routed_under.get(key, 0))
             left = max(0, routing.audit_boost_pairs - seen)
-            boosted.update(p.id for p in group[:left])  # type: ignore[misc]
+            boosted.update(p.id for p in group[:left])
             self._routed_under[key] = seen + len(group)
             if left <= len(group):
                 self._boost_over.add(key)
@@ -398,14 +398,14 @@ class Worker:
         if boosted:  # one of the first pairs under a new gate: audited at the boosted rate
             routing = self._boosted_routing[pair.project_id]
         keys = self._judge_keys[pair.project_id]
-        gate, version = self.gates.get(project.id)  # type: ignore[arg-type]
+        gate, version = self.gates.get(project.id)
         staged = (
             isinstance(gate, CascadeModel)
             and gate.open
             and not labelled
-            and not needs_full_panel(pair.id, version, routing)  # type: ignore[arg-type]
+            and not needs_full_panel(pair.id, version, routing)
         )
-        stages = gate.stages if staged else [list(specs)]  # type: ignore[union-attr]
+        stages = gate.stages if staged and isinstance(gate, CascadeModel) else [list(specs)]
         rows: list[dict[str, object]] = []  # every judgment routing reads
         new_rows: list[dict[str, object]] = []  # the ones to store (not already this pair's)
         for k, judges in enumerate(stages):
@@ -432,9 +432,10 @@ class Worker:
                 rows.append(row)
                 if not (isinstance(result, Judgment) and result.pair_id == pair.id):
                     new_rows.append(row)
+            # rows hold JudgmentView's fields by name (VIEW_FIELDS), typed object in the row dicts
             views = [JudgmentView(*(row[name] for name in VIEW_FIELDS)) for row in rows]  # type: ignore[arg-type]
             decision = route_pair(
-                pair.id,  # type: ignore[arg-type]
+                pair.id,
                 views,
                 precheck[0],
                 gate,
@@ -450,7 +451,7 @@ class Worker:
             if found:
                 injection_reasons = [*injection_reasons, *found]
                 decision = route_pair(
-                    pair.id,  # type: ignore[arg-type]
+                    pair.id,
                     views,
                     precheck[0],
                     gate,
@@ -464,7 +465,7 @@ class Worker:
             JUDGE_CALLS_SAVED.labels(project.name).inc(saved)
         PAIRS_ROUTED.labels(decision.route).inc()
         return PairOutcome(
-            pair_id=pair.id,  # type: ignore[arg-type]
+            pair_id=pair.id,
             judgments=new_rows,
             decision=decision_fields(decision, version, len(rows), panel),
             safety_flag=precheck[0],

@@ -107,6 +107,6 @@ def next_item(
     if not reviewer.senior:
         raise Forbidden("adjudication is for senior reviewers")
     with Session(engine) as session:
-        sync_queue(session, project.id)  # type: ignore[arg-type]
+        sync_queue(session, project.id)
         session.commit()
     return queue.next_item(engine, project, reviewer, ADJUDICATION_QUEUE, lease_seconds)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.db import chunks
 from api.models import Job
@@ -47,7 +47,7 @@ def agreement_report(session: Session, project_id: int) -> dict[str, Any]:
     batches, _, threshold = project_batches(session, project_id, labels)
     created: dict[int, Any] = {}
     for part in chunks(sorted(batches)):
-        created.update(session.exec(select(Job.id, Job.created_at).where(Job.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
+        created.update(session.exec(select(Job.id, Job.created_at).where(col(Job.id).in_(part))).all())
     return {
         "project": {
             "n_items": int(sides["item"].nunique()),

@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import false, func
 from sqlalchemy import update as sa_update
-from sqlmodel import Session, exists, select
+from sqlmodel import Session, col, exists, select
 
 from api.db import insert_ignore
-from api.models import Honeypot, Pair, Project, ReviewItem, ReviewLease
+from api.models import Honeypot, Pair, Project, ReviewItem, ReviewLease, table_of
 from api.vocab import unit_draw
 
-ITEM = ReviewItem.__table__  # type: ignore[attr-defined]
+ITEM = table_of(ReviewItem)
 _c = ITEM.c
 
 HONEYPOT_QUEUE = "honeypot"
@@ -50,12 +50,14 @@ def claim_honeypot(session: Session, project: Project, reviewer_id: int, now: da
             ReviewItem.state == "open",
             ReviewItem.is_audit == false(),  # an audit's reasons with another selection would stand out
         )
-        .order_by(ReviewItem.id.desc())  # type: ignore[union-attr]
+        .order_by(col(ReviewItem.id).desc())
         .limit(1)
     ).first()
     if waiting is None:  # a honeypot served from an otherwise empty queue would stand out
         return None
-    had = exists().where(ReviewLease.pair_id == Honeypot.pair_id, ReviewLease.reviewer_id == reviewer_id)
+    had = exists().where(
+        col(ReviewLease.pair_id) == col(Honeypot.pair_id), col(ReviewLease.reviewer_id) == reviewer_id
+    )
     candidates = session.exec(select(Honeypot.pair_id).where(Honeypot.project_id == project.id, ~had)).all()
     if not candidates:
         return None

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import false
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.db import chunks
 from api.models import Label, Pair, Project
@@ -53,12 +53,12 @@ def counting_labels(session: Session, project_id: int) -> list[Label]:
     """The project's labels that count (:func:`counts`), oldest first."""
     query = select(Label).where(
         Label.project_id == project_id,
-        Label.superseded_by_id.is_(None),  # type: ignore[union-attr]
+        col(Label.superseded_by_id).is_(None),
         Label.quarantined == false(),
         Label.speed_flagged == false(),
         Label.source != LabelSource.HONEYPOT,
     )
-    return list(session.exec(query.order_by(Label.id)))  # type: ignore[arg-type]
+    return list(session.exec(query.order_by(col(Label.id))))
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ def job_of_pairs(session: Session, pair_ids: Sequence[int]) -> dict[int, int]:
     """Pair id -> the job (batch) it came in."""
     found: dict[int, int] = {}
     for part in chunks(sorted(set(pair_ids))):
-        found.update(session.exec(select(Pair.id, Pair.job_id).where(Pair.id.in_(part))).all())  # type: ignore[union-attr,arg-type]
+        found.update(session.exec(select(Pair.id, Pair.job_id).where(col(Pair.id).in_(part))).all())
     return found
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import bindparam, func
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, exists, select
+from sqlmodel import Session, col, exists, select
 
 from api.db import insert_ignore
 from api.models import (
@@ -29,6 +29,7 @@ from api.models import (
     PairRedaction,
     Project,
     ReviewItem,
+    table_of,
     utcnow,
 )
 from api.review.queue import ITEM, backfill, ensure_redactions, expire_leases
@@ -96,12 +97,12 @@ def queued_pairs_without(session: Session, table: Any, limit: int) -> list[Pair]
     """Distinct queued pairs (open or leased items) with no row in ``table`` yet, likely-next first."""
     pairs = session.exec(
         select(Pair)
-        .join(ReviewItem, ReviewItem.pair_id == Pair.id)
+        .join(ReviewItem, col(ReviewItem.pair_id) == col(Pair.id))
         .where(
-            ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
+            col(ReviewItem.state).in_(("open", "leased")),
             ~exists().where(table.pair_id == Pair.id),
         )
-        .order_by(ReviewItem.priority.desc())  # type: ignore[attr-defined]
+        .order_by(col(ReviewItem.priority).desc())
         .limit(limit)
     ).all()
     return list({p.id: p for p in pairs}.values())
@@ -113,13 +114,13 @@ def queued_pairs_redacted_before(session: Session, version: str, limit: int) -> 
     personal data recognised since)."""
     pairs = session.exec(
         select(Pair)
-        .join(ReviewItem, ReviewItem.pair_id == Pair.id)
-        .join(PairRedaction, PairRedaction.pair_id == Pair.id)
+        .join(ReviewItem, col(ReviewItem.pair_id) == col(Pair.id))
+        .join(PairRedaction, col(PairRedaction.pair_id) == col(Pair.id))
         .where(
-            ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
+            col(ReviewItem.state).in_(("open", "leased")),
             PairRedaction.version != version,
         )
-        .order_by(ReviewItem.priority.desc())  # type: ignore[attr-defined]
+        .order_by(col(ReviewItem.priority).desc())
         .limit(limit)
     ).all()
     return list({p.id: p for p in pairs}.values())
@@ -154,7 +155,7 @@ def embed_missing(engine: Engine, limit: int = 64) -> int:
         for p, v in zip(unique, vectors, strict=True)
     ]
     with Session(engine) as session:
-        insert_ignore(session, PairEmbedding.__table__, rows, ["pair_id"])
+        insert_ignore(session, table_of(PairEmbedding), rows, ["pair_id"])
         session.commit()
     return len(rows)
 
@@ -188,15 +189,15 @@ def reprioritize(engine: Engine, project_id: int, queue: str) -> int:
         weight = project.routing_settings().uncertainty_weight
         rows = session.execute(
             select(ReviewItem.id, ReviewItem.uncertainty, PairEmbedding.vector)
-            .join(PairEmbedding, PairEmbedding.pair_id == ReviewItem.pair_id)
+            .join(PairEmbedding, col(PairEmbedding.pair_id) == col(ReviewItem.pair_id))
             .where(
                 ReviewItem.project_id == project_id,
                 ReviewItem.queue == queue,
                 ReviewItem.state == "open",
                 ReviewItem.origin == "routing",
-                ReviewItem.is_audit.is_(False),  # type: ignore[attr-defined]
+                col(ReviewItem.is_audit).is_(False),
             )
-            .order_by(ReviewItem.uncertainty.desc(), ReviewItem.id)  # type: ignore[attr-defined]
+            .order_by(col(ReviewItem.uncertainty).desc(), col(ReviewItem.id))
             .limit(PRIORITY_POOL)
         ).all()
         if not rows:
@@ -204,13 +205,13 @@ def reprioritize(engine: Engine, project_id: int, queue: str) -> int:
         # Diversity is measured against what reviewers already have (labelled or in hand).
         seen = session.execute(
             select(PairEmbedding.vector)
-            .join(ReviewItem, ReviewItem.pair_id == PairEmbedding.pair_id)
+            .join(ReviewItem, col(ReviewItem.pair_id) == col(PairEmbedding.pair_id))
             .where(
                 ReviewItem.project_id == project_id,
                 ReviewItem.queue == queue,
-                ReviewItem.labels_done + ReviewItem.leases_active > 0,
+                ReviewItem.labels_done + col(ReviewItem.leases_active) > 0,
             )
-            .order_by(ReviewItem.updated_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(ReviewItem.updated_at).desc())
             .limit(SELECTED_HISTORY)
         ).scalars()
         selected = [module.from_bytes(v) for v in seen]

@@ -29,11 +29,11 @@ from typing import Any
 
 from sqlalchemy import false
 from sqlalchemy import update as sa_update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
 from api.db import chunks, insert_ignore
-from api.models import Honeypot, Label, Project, Reviewer, ReviewerProject, ReviewerStatus, utcnow
+from api.models import Honeypot, Label, Project, Reviewer, ReviewerProject, ReviewerStatus, table_of, utcnow
 from api.schemas import RoutingSettings
 from api.vocab import LabelSource
 from calibration.metrics import clopper_pearson_interval
@@ -89,7 +89,7 @@ def paused_names(session: Session, project_id: int) -> set[str]:
     return set(
         session.exec(
             select(Reviewer.name)
-            .join(ReviewerStatus, ReviewerStatus.reviewer_id == Reviewer.id)  # type: ignore[arg-type]
+            .join(ReviewerStatus, col(ReviewerStatus.reviewer_id) == col(Reviewer.id))
             .where(ReviewerStatus.project_id == project_id, ReviewerStatus.paused)
         )
     )
@@ -111,11 +111,11 @@ def _reviewer_labels(session: Session, project_id: int, name: str, after_id: int
             .where(
                 Label.project_id == project_id,
                 Label.annotator == name,
-                Label.source.in_(REVIEWER_SOURCES),  # type: ignore[attr-defined]
-                Label.superseded_by_id.is_(None),  # type: ignore[union-attr]
-                Label.id > after_id,  # type: ignore[operator]
+                col(Label.source).in_(REVIEWER_SOURCES),
+                col(Label.superseded_by_id).is_(None),
+                col(Label.id) > after_id,
             )
-            .order_by(Label.id)  # type: ignore[arg-type]
+            .order_by(col(Label.id))
         )
     )
 
@@ -145,16 +145,16 @@ def grade(session: Session, project_id: int, name: str, labels: Sequence[Label])
             session.exec(
                 select(Honeypot.pair_id, Honeypot.label).where(
                     Honeypot.project_id == project_id,
-                    Honeypot.pair_id.in_(part),  # type: ignore[attr-defined]
+                    col(Honeypot.pair_id).in_(part),
                 )
-            ).all()  # type: ignore[arg-type]
+            ).all()
         )
         for pair_id, annotator, value, source in session.exec(
             select(Label.pair_id, Label.annotator, Label.label, Label.source).where(
                 Label.project_id == project_id,
-                Label.pair_id.in_(part),  # type: ignore[attr-defined]
-                Label.source.in_((*_PEER_SOURCES, LabelSource.GOLD)),  # type: ignore[attr-defined]
-                Label.superseded_by_id.is_(None),  # type: ignore[union-attr]
+                col(Label.pair_id).in_(part),
+                col(Label.source).in_((*_PEER_SOURCES, LabelSource.GOLD)),
+                col(Label.superseded_by_id).is_(None),
                 Label.quarantined == false(),
             )
         ):
@@ -165,6 +165,7 @@ def grade(session: Session, project_id: int, name: str, labels: Sequence[Label])
     graded = []
     for label in labels:
         side = to_side(label.label, strict=False)
+        reference: str | None
         if label.pair_id in known:
             kind, reference = "honeypot", to_side(known[label.pair_id], strict=False)
         elif label.pair_id in gold:
@@ -174,7 +175,7 @@ def grade(session: Session, project_id: int, name: str, labels: Sequence[Label])
         else:
             kind, reference = "peer", reference_side(peers.get(label.pair_id, []))
         if side is not None and reference is not None:
-            graded.append(Graded(label.id, label.pair_id, kind, side == reference))  # type: ignore[arg-type]
+            graded.append(Graded(label.id, label.pair_id, kind, side == reference))
     return graded
 
 
@@ -185,7 +186,7 @@ def _ensure_status(session: Session, project_id: int, reviewer_id: int) -> None:
     now = utcnow()
     insert_ignore(
         session,
-        ReviewerStatus.__table__,  # type: ignore[attr-defined]
+        table_of(ReviewerStatus),
         [
             {
                 "reviewer_id": reviewer_id,
@@ -218,14 +219,14 @@ def _reason(watch: Monitoring, graded: Sequence[Graded], test: SPRT, held: int, 
 def check_reviewer(session: Session, project: Project, reviewer: Reviewer) -> bool:
     """Run the quality test on the reviewer's answers since their checkpoint; pause on a
     rejection. Returns True when this call paused them. Call inside the writer's transaction."""
-    _ensure_status(session, project.id, reviewer.id)  # type: ignore[arg-type]
-    status = status_of(session, project.id, reviewer.id)  # type: ignore[arg-type]
+    _ensure_status(session, project.id, reviewer.id)
+    status = status_of(session, project.id, reviewer.id)
     if status is None or status.paused:
         return False
     routing = project.routing_settings()
     test = quality_test(routing)
-    labels = _reviewer_labels(session, project.id, reviewer.name, status.checked_after_label_id)  # type: ignore[arg-type]
-    graded = grade(session, project.id, reviewer.name, labels)  # type: ignore[arg-type]
+    labels = _reviewer_labels(session, project.id, reviewer.name, status.checked_after_label_id)
+    graded = grade(session, project.id, reviewer.name, labels)
     watch = monitor([g.agreed for g in graded], test)
     checkpoint = status.checked_after_label_id
     if watch.last_good_check is not None:
@@ -236,22 +237,22 @@ def check_reviewer(session: Session, project: Project, reviewer: Reviewer) -> bo
             session.execute(
                 sa_update(ReviewerStatus)
                 .where(
-                    ReviewerStatus.reviewer_id == reviewer.id,  # type: ignore[arg-type]
-                    ReviewerStatus.project_id == project.id,  # type: ignore[arg-type]
-                    ReviewerStatus.paused == false(),  # type: ignore[arg-type]
+                    col(ReviewerStatus.reviewer_id) == reviewer.id,
+                    col(ReviewerStatus.project_id) == project.id,
+                    col(ReviewerStatus.paused) == false(),
                 )
                 .values(checked_after_label_id=checkpoint, updated_at=utcnow())
             )
         return False
-    held = [label.id for label in labels if label.id > checkpoint]  # type: ignore[operator]
+    held = [label.id for label in labels if label.id > checkpoint]
     reason = _reason(watch, graded, test, len(held), checkpoint)
     now = utcnow()
     won = session.execute(
         sa_update(ReviewerStatus)
         .where(
-            ReviewerStatus.reviewer_id == reviewer.id,  # type: ignore[arg-type]
-            ReviewerStatus.project_id == project.id,  # type: ignore[arg-type]
-            ReviewerStatus.paused == false(),  # type: ignore[arg-type]
+            col(ReviewerStatus.reviewer_id) == reviewer.id,
+            col(ReviewerStatus.project_id) == project.id,
+            col(ReviewerStatus.paused) == false(),
         )
         .values(
             paused=True,
@@ -260,13 +261,13 @@ def check_reviewer(session: Session, project: Project, reviewer: Reviewer) -> bo
             checked_after_label_id=checkpoint,
             updated_at=now,
         )
-        .returning(ReviewerStatus.reviewer_id)
+        .returning(col(ReviewerStatus.reviewer_id))
     ).first()
     if won is None:  # a concurrent check paused them first
         return False
     for part in chunks(held):
         session.execute(
-            sa_update(Label).where(Label.id.in_(part)).values(quarantined=True)  # type: ignore[union-attr]
+            sa_update(Label).where(col(Label.id).in_(part)).values(quarantined=True)
         )
     audit.record_event(
         session,
@@ -288,12 +289,12 @@ def check_after_label(session: Session, project: Project, label: Label) -> None:
                 select(Label.annotator).where(
                     Label.project_id == project.id,
                     Label.pair_id == label.pair_id,
-                    Label.source.in_(_PEER_SOURCES),  # type: ignore[attr-defined]
-                    Label.superseded_by_id.is_(None),  # type: ignore[union-attr]
+                    col(Label.source).in_(_PEER_SOURCES),
+                    col(Label.superseded_by_id).is_(None),
                 )
             )
         )
-    for reviewer in session.exec(select(Reviewer).where(Reviewer.name.in_(sorted(names)))):  # type: ignore[attr-defined]
+    for reviewer in session.exec(select(Reviewer).where(col(Reviewer.name).in_(sorted(names)))):
         check_reviewer(session, project, reviewer)
 
 
@@ -304,13 +305,13 @@ class NotPaused(Exception):
 def resume(session: Session, project_id: int, reviewer: Reviewer, release: bool) -> dict[str, Any]:
     """Lift the reviewer's pause on the project; the test starts over from their next label.
     ``release`` also un-quarantines their held labels. Raises :class:`NotPaused`. The caller commits."""
-    status = status_of(session, project_id, reviewer.id)  # type: ignore[arg-type]
+    status = status_of(session, project_id, reviewer.id)
     if status is None or not status.paused:
         raise NotPaused(f"reviewer {reviewer.id} is not paused on project {project_id}")
     last = session.exec(
         select(Label.id)
         .where(Label.project_id == project_id, Label.annotator == reviewer.name)
-        .order_by(Label.id.desc())  # type: ignore[union-attr]
+        .order_by(col(Label.id).desc())
         .limit(1)
     ).first()
     now = utcnow()
@@ -324,13 +325,13 @@ def resume(session: Session, project_id: int, reviewer: Reviewer, release: bool)
                 select(Label.id).where(
                     Label.project_id == project_id,
                     Label.annotator == reviewer.name,
-                    Label.source.in_(REVIEWER_SOURCES),  # type: ignore[attr-defined]
+                    col(Label.source).in_(REVIEWER_SOURCES),
                     Label.quarantined,
                 )
             )
         )
         for part in chunks(released):
-            session.execute(sa_update(Label).where(Label.id.in_(part)).values(quarantined=False))  # type: ignore[union-attr]
+            session.execute(sa_update(Label).where(col(Label.id).in_(part)).values(quarantined=False))
     audit.record_event(
         session,
         audit.AuditKind.REVIEWER_RESUMED,
@@ -353,13 +354,13 @@ def _reviewers_of(session: Session, project_id: int) -> list[Reviewer]:
     assigned = select(ReviewerProject.reviewer_id).where(ReviewerProject.project_id == project_id)
     labelled = select(Label.annotator).where(
         Label.project_id == project_id,
-        Label.source.in_(REVIEWER_SOURCES),  # type: ignore[attr-defined]
+        col(Label.source).in_(REVIEWER_SOURCES),
     )
     return list(
         session.exec(
             select(Reviewer)
-            .where(Reviewer.id.in_(assigned) | Reviewer.name.in_(labelled))  # type: ignore[union-attr]
-            .order_by(Reviewer.id)  # type: ignore[arg-type]
+            .where(col(Reviewer.id).in_(assigned) | col(Reviewer.name).in_(labelled))
+            .order_by(col(Reviewer.id))
         )
     )
 
@@ -383,7 +384,7 @@ def quality_table(session: Session, project_id: int) -> list[dict[str, Any]]:
             else (None, None)
         )
         seconds = [label.time_on_task_s for label in labels if label.time_on_task_s is not None]
-        status = status_of(session, project_id, reviewer.id)  # type: ignore[arg-type]
+        status = status_of(session, project_id, reviewer.id)
         rows.append(
             {
                 "reviewer_id": reviewer.id,

@@ -31,15 +31,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, and_, bindparam, case, func
+from sqlalchemy import JSON, ColumnElement, and_, bindparam, case, func
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, exists, select
+from sqlmodel import Session, col, exists, select
 
-from api.db import chunks, insert_ignore
+from api.db import chunks, insert_ignore, rows_changed
 from api.models import (
     Decision,
     Honeypot,
@@ -50,6 +50,7 @@ from api.models import (
     Reviewer,
     ReviewItem,
     ReviewLease,
+    table_of,
     utcnow,
 )
 from api.review import quality
@@ -93,7 +94,7 @@ def queue_for(route: str | None, reasons: Sequence[str], pair_safety_flag: bool)
     return None
 
 
-ITEM = ReviewItem.__table__  # type: ignore[attr-defined]
+ITEM = table_of(ReviewItem)
 _c = ITEM.c
 
 
@@ -124,9 +125,9 @@ def change_counts(session: Session, item_id: int, done_delta: int, active_delta:
 
 # --- enqueue (the hook the decision writer calls) ----------------------------------------
 
-_PAIR = Pair.__table__  # type: ignore[attr-defined]
-_DECISION = Decision.__table__  # type: ignore[attr-defined]
-_PROJECT = Project.__table__  # type: ignore[attr-defined]
+_PAIR = table_of(Pair)
+_DECISION = table_of(Decision)
+_PROJECT = table_of(Project)
 _DEFAULT_OVERLAP: int = RoutingSettings.model_fields["review_overlap"].default
 
 # The hook runs inside the worker's store transaction for every batch, so its statements are
@@ -286,7 +287,7 @@ def withdraw(session: Session, pair_ids: Sequence[int]) -> int:
             .where(_c.pair_id.in_(part), _c.origin == "routing", _c.state.in_(("open", "leased")))
             .values(state="stale", updated_at=utcnow())
         )
-        n += result.rowcount  # type: ignore[attr-defined]
+        n += rows_changed(result)
     return n
 
 
@@ -297,23 +298,23 @@ def backfill(engine: Engine) -> int:
     with Session(engine) as session:
         missing = session.exec(
             select(Pair.id)
-            .join(Decision, Decision.id == Pair.decision_id)
+            .join(Decision, col(Decision.id) == col(Pair.decision_id))
             .where(
-                Decision.route.in_(("review", "incident")),  # type: ignore[attr-defined]
+                col(Decision.route).in_(("review", "incident")),
                 ~exists().where(
-                    current.pair_id == Pair.id,
-                    current.origin == "routing",
-                    current.decision_id == Pair.decision_id,
+                    col(current.pair_id) == col(Pair.id),
+                    col(current.origin) == "routing",
+                    col(current.decision_id) == col(Pair.decision_id),
                 ),
             )
         ).all()
         moved = session.exec(
-            select(current.pair_id)
-            .join(Pair, Pair.id == current.pair_id)
+            select(col(current.pair_id))
+            .join(Pair, col(Pair.id) == col(current.pair_id))
             .where(
-                current.origin == "routing",
-                current.state.in_(("open", "leased")),  # type: ignore[attr-defined]
-                current.decision_id != Pair.decision_id,
+                col(current.origin) == "routing",
+                col(current.state).in_(("open", "leased")),
+                col(current.decision_id) != Pair.decision_id,
             )
         ).all()
         ids = sorted(set(missing) | set(moved))
@@ -333,20 +334,21 @@ def ensure_redactions(session: Session, pairs: Sequence[Pair]) -> dict[int, Pair
     found = {
         r.pair_id: r
         for part in chunks(ids)
-        for r in session.exec(select(PairRedaction).where(PairRedaction.pair_id.in_(part)))  # type: ignore[attr-defined]
+        for r in session.exec(select(PairRedaction).where(col(PairRedaction.pair_id).in_(part)))
     }
     # Rows of an older redaction version may let through kinds of PII found since: redo them.
     stale = [pid for pid, r in found.items() if r.version != REDACTION_VERSION]
     if stale:
         for part in chunks(stale):
-            session.exec(sa_delete(PairRedaction).where(PairRedaction.pair_id.in_(part)))  # type: ignore[attr-defined,call-overload]
-            session.exec(sa_delete(RedactionMapping).where(RedactionMapping.pair_id.in_(part)))  # type: ignore[attr-defined,call-overload]
+            session.exec(sa_delete(PairRedaction).where(col(PairRedaction.pair_id).in_(part)))
+            session.exec(sa_delete(RedactionMapping).where(col(RedactionMapping.pair_id).in_(part)))
         for pid in stale:
             del found[pid]
     missing = [p for p in pairs if p.id not in found]
     if missing:
         now = utcnow()
-        shown, secret = [], []
+        shown: list[dict[str, Any]] = []
+        secret: list[dict[str, Any]] = []
         for pair in missing:
             red = redact_pair(pair.prompt, pair.response_a, pair.response_b)
             shown.append(
@@ -363,8 +365,8 @@ def ensure_redactions(session: Session, pairs: Sequence[Pair]) -> dict[int, Pair
             secret.append(
                 {"pair_id": pair.id, "version": red.version, "mapping": red.mapping, "created_at": now}
             )
-        insert_ignore(session, PairRedaction.__table__, shown, ["pair_id"])
-        insert_ignore(session, RedactionMapping.__table__, secret, ["pair_id"])
+        insert_ignore(session, table_of(PairRedaction), shown, ["pair_id"])
+        insert_ignore(session, table_of(RedactionMapping), secret, ["pair_id"])
         # Redaction is deterministic per version, so a row another writer stored first holds
         # the same text: no need to read it back.
         found.update({row["pair_id"]: PairRedaction(**row) for row in shown})
@@ -376,6 +378,7 @@ def ensure_redactions(session: Session, pairs: Sequence[Pair]) -> dict[int, Pair
 
 class QueueError(Exception):
     status = 400
+    detail: str | dict[str, str]  # a message, or a message with fields (ReviewerPaused)
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -405,20 +408,20 @@ class ReviewerPaused(QueueError):
 
     def __init__(self, detail: dict[str, str]) -> None:
         super().__init__(detail["message"])
-        self.detail = detail  # type: ignore[assignment]
+        self.detail = detail
 
 
 def expire_leases(session: Session, now: datetime, project_id: int | None = None) -> int:
     """Return the slots of leases past their expiry to their items."""
     statement = (
         sa_update(ReviewLease)
-        .where(ReviewLease.state == "active", ReviewLease.expires_at < now)  # type: ignore[operator]
+        .where(col(ReviewLease.state) == "active", col(ReviewLease.expires_at) < now)
         .values(state="expired", finished_at=now)
-        .returning(ReviewLease.item_id)
+        .returning(col(ReviewLease.item_id))
         .execution_options(synchronize_session=False)
     )
     if project_id is not None:
-        statement = statement.where(ReviewLease.project_id == project_id)
+        statement = statement.where(col(ReviewLease.project_id) == project_id)
     expired = Counter(session.scalars(statement))
     for item_id, n in sorted(expired.items()):
         change_counts(session, item_id, 0, -n)
@@ -428,27 +431,25 @@ def expire_leases(session: Session, now: datetime, project_id: int | None = None
 def _claim(session: Session, project_id: int, queue: str, reviewer_id: int, now: datetime) -> Any:
     """Take one free slot of the best item this reviewer has not seen; the item row or None."""
     candidate = aliased(ReviewItem)
-    seen = exists().where(ReviewLease.item_id == candidate.id, ReviewLease.reviewer_id == reviewer_id)
-    had_pair = exists().where(
-        ReviewLease.pair_id == candidate.pair_id, ReviewLease.reviewer_id == reviewer_id
-    )
+    mine = col(ReviewLease.reviewer_id) == reviewer_id
+    seen: ColumnElement[bool] = exists().where(col(ReviewLease.item_id) == col(candidate.id), mine)
+    had_pair = exists().where(col(ReviewLease.pair_id) == col(candidate.pair_id), mine)
     if queue == "incident":
         # An escalation goes to someone else than the reviewer who raised it (they had the
         # pair already): a safety flag deserves a second pair of eyes.
-        seen = seen | ((candidate.origin == "escalation") & had_pair)
+        seen = seen | ((col(candidate.origin) == "escalation") & had_pair)
     else:
         # A honeypot pair may also be a routine item: whoever answered it as a honeypot is
         # not asked again (honeypots are few: the lease scan runs for them only).
-        seen = seen | (exists().where(Honeypot.pair_id == candidate.pair_id) & had_pair)
+        seen = seen | (exists().where(col(Honeypot.pair_id) == col(candidate.pair_id)) & had_pair)
     if queue == ADJUDICATION_QUEUE:
         # Nobody settles a dispute they are part of.
-        seen = seen | exists().where(
-            ReviewLease.pair_id == candidate.pair_id, ReviewLease.reviewer_id == reviewer_id
-        )
+        seen = seen | exists().where(col(ReviewLease.pair_id) == col(candidate.pair_id), mine)
     best = (
-        select(candidate.id)
-        .where(candidate.project_id == project_id, candidate.queue == queue, candidate.state == "open", ~seen)
-        .order_by(candidate.priority.desc(), candidate.id.desc())  # type: ignore[attr-defined]
+        select(col(candidate.id))
+        .where(col(candidate.project_id) == project_id, col(candidate.queue) == queue)
+        .where(col(candidate.state) == "open", ~seen)
+        .order_by(col(candidate.priority).desc(), col(candidate.id).desc())
         .limit(1)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -482,7 +483,7 @@ def next_item(
     with Session(engine, expire_on_commit=False) as session:
         # A write first: on SQLite it takes the database write lock for the whole claim.
         expire_leases(session, now, project.id)
-        status = quality.status_of(session, project.id, reviewer.id)  # type: ignore[arg-type]
+        status = quality.status_of(session, project.id, reviewer.id)
         if status is not None and status.paused:
             session.commit()
             raise ReviewerPaused(quality.pause_detail(status))
@@ -493,38 +494,38 @@ def next_item(
                 ReviewLease.state == "active",
                 ReviewLease.project_id == project.id,
                 ReviewLease.queue == queue,
-                ReviewLease.expires_at > now,  # type: ignore[operator]
+                col(ReviewLease.expires_at) > now,
             )
-            .order_by(ReviewLease.id.desc())  # type: ignore[union-attr]
+            .order_by(col(ReviewLease.id).desc())
             .limit(1)
         ).first()
         if held is not None:
-            item = session.get(ReviewItem, held.item_id)
-            payload = _payload(session, held, item)  # type: ignore[arg-type]
+            item = session.get_one(ReviewItem, held.item_id)
+            payload = _payload(session, held, item)
             session.commit()
             return payload
-        row = claim_honeypot(session, project, reviewer.id, now) if queue == "review" else None  # type: ignore[arg-type]
+        row = claim_honeypot(session, project, reviewer.id, now) if queue == "review" else None
         if row is None:
-            row = _claim(session, project.id, queue, reviewer.id, now)  # type: ignore[arg-type]
+            row = _claim(session, project.id, queue, reviewer.id, now)
         if row is None:
             session.commit()
             return None
         item = ReviewItem.model_validate(dict(row._mapping))
-        pair = session.get(Pair, item.pair_id)
-        redaction = ensure_redactions(session, [pair])[item.pair_id]  # type: ignore[list-item]
+        pair = session.get_one(Pair, item.pair_id)
+        redaction = ensure_redactions(session, [pair])[item.pair_id]
         rate = project.routing_settings().show_prelabel_rate
         # A pair whose judges gave no label has no pre-label to show: record it as not shown.
         decision = session.get(Decision, item.decision_id) if item.decision_id is not None else None
         has_prelabel = decision is not None and decision.label is not None
         lease = ReviewLease(
-            item_id=item.id,  # type: ignore[arg-type]
-            project_id=project.id,  # type: ignore[arg-type]
+            item_id=item.id,
+            project_id=project.id,
             pair_id=item.pair_id,
-            reviewer_id=reviewer.id,  # type: ignore[arg-type]
+            reviewer_id=reviewer.id,
             queue=queue,
             decision_id=item.decision_id,
             prelabel_shown=has_prelabel
-            and prelabel_shown_for(item.pair_id, reviewer.id, rate, item.is_audit),  # type: ignore[arg-type]
+            and prelabel_shown_for(item.pair_id, reviewer.id, rate, item.is_audit),
             redaction_version=redaction.version,
             leased_at=now,
             expires_at=now + timedelta(seconds=lease_seconds),
@@ -543,9 +544,9 @@ def _payload(
     pair: Pair | None = None,
     redaction: PairRedaction | None = None,
 ) -> dict[str, Any]:
-    pair = pair or session.get(Pair, lease.pair_id)
+    pair = pair or session.get_one(Pair, lease.pair_id)
     if redaction is None:
-        redaction = ensure_redactions(session, [pair])[lease.pair_id]  # type: ignore[list-item]
+        redaction = ensure_redactions(session, [pair])[lease.pair_id]
     prelabel = None
     if lease.prelabel_shown and lease.decision_id is not None:
         decision = session.get(Decision, lease.decision_id)
@@ -590,7 +591,7 @@ def queue_is_empty_reason(session: Session, project_id: int, queue: str) -> str:
         select(func.count()).where(
             ReviewItem.project_id == project_id,
             ReviewItem.queue == queue,
-            ReviewItem.state.in_(("open", "leased")),  # type: ignore[attr-defined]
+            col(ReviewItem.state).in_(("open", "leased")),
         )
     ).scalar_one()
     if waiting:

@@ -206,7 +206,8 @@ def redact_pair(prompt: str, response_a: str, response_b: str) -> RedactedPair:
     """Redact a pair with tokens shared across its three texts."""
     tokenizer = _Tokenizer()
     redacted = [tokenizer.redact(t) for t in (prompt, response_a, response_b)]
-    return RedactedPair(*redacted, mapping=tokenizer.mapping, version=REDACTION_VERSION)
+    prompt_text, a_text, b_text = redacted
+    return RedactedPair(prompt_text, a_text, b_text, mapping=tokenizer.mapping, version=REDACTION_VERSION)
 
 
 def redact_many(texts: list[str]) -> tuple[list[str], dict[str, str]]:

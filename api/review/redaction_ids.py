@@ -361,7 +361,7 @@ def _ric_ok(value: str) -> bool:
     return ric.calc_check_digit(number) == number[-1] and _safe(ric.get_birth_date, number)
 
 
-def _safe(check: Check, value: str) -> bool:
+def _safe(check: Callable[[str], object], value: str) -> bool:
     try:
         return bool(check(value))
     except Exception:  # a validator that trips on odd input says "not this scheme"

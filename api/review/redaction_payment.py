@@ -27,10 +27,10 @@ _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,32}")
 
 def find_payment(text: str) -> Iterator[Entity]:
     """Card numbers and IBANs in ``text``."""
-    for m in _CARD.finditer(text):
-        number = digits(m.group())
+    for card in _CARD.finditer(text):
+        number = digits(card.group())
         if 13 <= len(number) <= 19 and luhn_ok(number):
-            yield from_match(m, "CREDIT_CARD", key=number)
+            yield from_match(card, "CREDIT_CARD", key=number)
     # Not finditer: a candidate that fails its check may have swallowed the start of a real
     # IBAN ("REF AB12 GB29 NWBK ..."), so the search resumes just after a failed start.
     pos = 0

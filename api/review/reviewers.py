@@ -13,7 +13,7 @@ import hashlib
 import secrets
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
 from api.models import Project, Reviewer, ReviewerProject
@@ -78,13 +78,13 @@ class UnknownProjects(Exception):
 def assign_projects(session: Session, reviewer: Reviewer, project_ids: list[int]) -> list[int]:
     """Set the projects the reviewer may work on (replacing the previous set)."""
     wanted = sorted(set(project_ids))
-    known = set(session.exec(select(Project.id).where(Project.id.in_(wanted)))) if wanted else set()  # type: ignore[union-attr]
+    known = set(session.exec(select(Project.id).where(col(Project.id).in_(wanted)))) if wanted else set()
     if missing := [p for p in wanted if p not in known]:
         raise UnknownProjects(", ".join(map(str, missing)))
     for row in session.exec(select(ReviewerProject).where(ReviewerProject.reviewer_id == reviewer.id)):
         session.delete(row)
     session.flush()
-    session.add_all(ReviewerProject(reviewer_id=reviewer.id, project_id=p) for p in wanted)  # type: ignore[arg-type]
+    session.add_all(ReviewerProject(reviewer_id=reviewer.id, project_id=p) for p in wanted)
     session.commit()
     return wanted
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import case, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.models import (
     Decision,
@@ -34,7 +34,7 @@ def progress(session: Session, project_id: int, queue: str, reviewer: Reviewer) 
     )
     since = utcnow() - timedelta(hours=24)
     mine, mine_today = session.execute(
-        select(func.count(), func.count(case((ReviewLease.finished_at >= since, 1)))).where(  # type: ignore[operator]
+        select(func.count(), func.count(case((col(ReviewLease.finished_at) >= since, 1)))).where(
             ReviewLease.project_id == project_id,
             ReviewLease.queue == queue,
             ReviewLease.reviewer_id == reviewer.id,
@@ -71,17 +71,21 @@ def review_stats(session: Session, project_id: int, hours: int = 24) -> dict[str
     for annotator, created in session.execute(
         select(Label.annotator, Label.created_at).where(
             Label.project_id == project_id,
-            Label.source.in_(("review", "audit", "calibration")),  # type: ignore[attr-defined]
-            Label.created_at >= since,  # type: ignore[operator]
+            col(Label.source).in_(("review", "audit", "calibration")),
+            col(Label.created_at) >= since,
         )
     ).all():
         per_hour[(annotator, _hour(created))] += 1
-    override = {"shown": {"labels": 0, "overrides": 0}, "hidden": {"labels": 0, "overrides": 0}}
+    # per bucket: labels, overrides (counts), then rate (a share, None without labels)
+    override: dict[str, dict[str, Any]] = {
+        "shown": {"labels": 0, "overrides": 0},
+        "hidden": {"labels": 0, "overrides": 0},
+    }
     times: list[float] = []
     for label, shown, seconds, prelabel in session.execute(
         select(Label.label, ReviewLease.prelabel_shown, Label.time_on_task_s, Decision.label)
-        .join(ReviewLease, ReviewLease.label_id == Label.id)
-        .join(Decision, Decision.id == ReviewLease.decision_id, isouter=True)
+        .join(ReviewLease, col(ReviewLease.label_id) == col(Label.id))
+        .join(Decision, col(Decision.id) == col(ReviewLease.decision_id), isouter=True)
         .where(Label.project_id == project_id)
     ).all():
         if seconds is not None:
@@ -94,7 +98,7 @@ def review_stats(session: Session, project_id: int, hours: int = 24) -> dict[str
         # from the judge's.
         bucket["overrides"] += int(to_side(label, strict=False) != side(prelabel))
     for bucket in override.values():
-        bucket["rate"] = bucket["overrides"] / bucket["labels"] if bucket["labels"] else None  # type: ignore[assignment]
+        bucket["rate"] = bucket["overrides"] / bucket["labels"] if bucket["labels"] else None
     skips = dict(
         session.execute(
             select(ReviewLease.skip_reason, func.count())
@@ -138,10 +142,10 @@ def list_labels(
         select(Label)
         .where(
             Label.project_id == project_id,
-            Label.source.in_(("review", "audit", "calibration")),  # type: ignore[attr-defined]
-            Label.id > after,  # type: ignore[operator]
+            col(Label.source).in_(("review", "audit", "calibration")),
+            col(Label.id) > after,
         )
-        .order_by(Label.id)  # type: ignore[arg-type]
+        .order_by(col(Label.id))
         .limit(limit)
     )
     if annotator is not None:

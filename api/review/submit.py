@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import audit
 from api.db import insert_ignore
@@ -122,9 +122,9 @@ def _take_lease(session: Session, lease_id: int, new_state: str, **values: Any) 
     for old in ("active", "expired"):
         moved = session.execute(
             sa_update(ReviewLease)
-            .where(ReviewLease.id == lease_id, ReviewLease.state == old)  # type: ignore[arg-type]
+            .where(col(ReviewLease.id) == lease_id, col(ReviewLease.state) == old)
             .values(state=new_state, finished_at=utcnow(), **values)
-            .returning(ReviewLease.id)
+            .returning(col(ReviewLease.id))
             .execution_options(synchronize_session=False)
         ).first()
         if moved is not None:
@@ -207,7 +207,7 @@ def submit_label(
         pair = session.get(Pair, lease.pair_id)
         project = session.get(Project, lease.project_id)
         decision = session.get(Decision, pair.decision_id) if pair and pair.decision_id else None
-        status = quality.status_of(session, lease.project_id, reviewer.id)  # type: ignore[arg-type]
+        status = quality.status_of(session, lease.project_id, reviewer.id)
         source = label_source(decision.reasons if decision is not None else None)
         if item is not None and item.origin == "honeypot":
             source = LabelSource.HONEYPOT  # graded against the known answer, never the pair's label
@@ -243,7 +243,7 @@ def submit_label(
             ) from None
         session.execute(
             sa_update(ReviewLease)
-            .where(ReviewLease.id == lease_id)  # type: ignore[arg-type]
+            .where(col(ReviewLease.id) == lease_id)
             .values(label_id=label.id)
             .execution_options(synchronize_session=False)
         )
@@ -350,7 +350,7 @@ def revise_label(
                 f"label {label_id} was already replaced by label {old.superseded_by_id}; revise that one"
             )
         project = session.get(Project, old.project_id)
-        status = quality.status_of(session, old.project_id, reviewer.id)  # type: ignore[arg-type]
+        status = quality.status_of(session, old.project_id, reviewer.id)
         if status is not None and status.paused:
             raise ReviewerPaused(quality.pause_detail(status))
         pair = session.get(Pair, old.pair_id)
@@ -381,9 +381,9 @@ def revise_label(
             raise Conflict(f"idempotency_key {key!r} was already used for another label") from None
         taken = session.execute(
             sa_update(Label)
-            .where(Label.id == old.id, Label.superseded_by_id.is_(None))  # type: ignore[arg-type,union-attr]
+            .where(col(Label.id) == old.id, col(Label.superseded_by_id).is_(None))
             .values(superseded_by_id=new.id)
-            .returning(Label.id)
+            .returning(col(Label.id))
             .execution_options(synchronize_session=False)
         ).first()
         if taken is None:  # a concurrent revision won
@@ -418,10 +418,10 @@ def label_history(engine: Engine, project_id: int, reviewer: Reviewer, limit: in
                 .where(
                     Label.project_id == project_id,
                     Label.annotator == reviewer.name,
-                    Label.source.in_(quality.REVIEWER_SOURCES),  # type: ignore[attr-defined]
-                    Label.superseded_by_id.is_(None),  # type: ignore[union-attr]
+                    col(Label.source).in_(quality.REVIEWER_SOURCES),
+                    col(Label.superseded_by_id).is_(None),
                 )
-                .order_by(Label.id.desc())  # type: ignore[union-attr]
+                .order_by(col(Label.id).desc())
                 .limit(limit)
             )
         )

@@ -29,7 +29,7 @@ def project_agreement(project: ReviewerProjectDep, session: SessionDep, _: Reade
     Cohen's kappa per reviewer pair, Fleiss' kappa, Krippendorff's alpha (ordinal on the
     five-point scale, nominal on sides), per batch (job) whether it calibrates, and each
     reviewer's Dawid--Skene accuracy and confusion matrix. Undefined statistics are null."""
-    return agreement_report(session, project.id)  # type: ignore[arg-type]
+    return agreement_report(session, project.id)
 
 
 @router.post("/v1/projects/{project_id}/adjudication/next", response_model=NextItem)
@@ -45,6 +45,6 @@ def next_adjudication(
         raise HTTPException(exc.status, exc.detail) from None
     if item is None:
         with Session(engine) as session:
-            why = queue_is_empty_reason(session, project.id, ADJUDICATION_QUEUE)  # type: ignore[arg-type]
+            why = queue_is_empty_reason(session, project.id, ADJUDICATION_QUEUE)
         return JSONResponse({"item": None, "detail": why})
     return JSONResponse(jsonable_encoder({"item": item}))

@@ -101,7 +101,7 @@ def create_export(
 @router.get("/exports", response_model=list[ExportPublic])
 def list_exports(project: ClientProjectDep, session: SessionDep) -> list[dict[str, Any]]:
     """The project's exports, oldest first, each with its manifest."""
-    return jsonable_encoder([snapshots.export_view(e) for e in snapshots.list_exports(session, project.id)])  # type: ignore[arg-type]
+    return jsonable_encoder([snapshots.export_view(e) for e in snapshots.list_exports(session, project.id)])
 
 
 def _export(session: SessionDep, project_id: int, number: int) -> Export:
@@ -113,7 +113,7 @@ def _export(session: SessionDep, project_id: int, number: int) -> Export:
 
 @router.get("/exports/{number}", response_model=ExportPublic)
 def read_export(project: ClientProjectDep, session: SessionDep, number: int = NumberPath) -> dict[str, Any]:
-    return jsonable_encoder(snapshots.export_view(_export(session, project.id, number)))  # type: ignore[arg-type]
+    return jsonable_encoder(snapshots.export_view(_export(session, project.id, number)))
 
 
 @router.get(
@@ -126,7 +126,7 @@ def read_export(project: ClientProjectDep, session: SessionDep, number: int = Nu
 )
 def download_export(project: ClientProjectDep, session: SessionDep, number: int = NumberPath) -> FileResponse:
     """The export's files (data, manifest.json, README.md, rows.sha256) as one zip."""
-    export = _export(session, project.id, number)  # type: ignore[arg-type]
+    export = _export(session, project.id, number)
     directory = FilePath(export.path)
     if not directory.is_dir():
         raise HTTPException(404, f"export {number}'s files are gone from {directory}")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.deps import ClientJobDep, ClientProjectDep, EngineDep, MemberProjectDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
@@ -55,7 +55,7 @@ async def create_job(
         body.extend(chunk)
         if len(body) > settings.max_request_bytes:
             raise HTTPException(413, f"request body exceeds {settings.max_request_bytes} bytes")
-    limits = {
+    limits: dict[str, Any] = {
         "max_field_chars": settings.max_field_chars,
         "max_pairs": settings.max_pairs_per_request,
         "allow_empty_responses": project.allow_empty_responses,
@@ -104,7 +104,7 @@ async def create_job(
 
 @router.get("/v1/projects/{project_id}/jobs", response_model=list[JobStatus])
 def list_jobs(project: MemberProjectDep, session: SessionDep) -> list[dict[str, Any]]:
-    jobs = session.exec(select(Job).where(Job.project_id == project.id).order_by(Job.id)).all()
+    jobs = session.exec(select(Job).where(Job.project_id == project.id).order_by(col(Job.id))).all()
     return [results.job_status(session, job) for job in jobs]
 
 
@@ -137,8 +137,8 @@ def job_results(
     """Per-pair results: NDJSON stream (Accept: application/x-ndjson or ?format=ndjson) or JSON pages."""
     wants_ndjson = format == "ndjson" or (format is None and NDJSON in request.headers.get("accept", ""))
     if wants_ndjson:
-        return StreamingResponse(_stream(engine, job.id), media_type=NDJSON)  # type: ignore[arg-type]
-    rows = results.result_rows(session, job.id, after, limit)  # type: ignore[arg-type]
+        return StreamingResponse(_stream(engine, job.id), media_type=NDJSON)
+    rows = results.result_rows(session, job.id, after, limit)
     next_cursor = rows[-1]["pair_id"] if len(rows) == limit else None
     return JSONResponse(jsonable_encoder({"job_id": job.id, "results": rows, "next_after": next_cursor}))
 

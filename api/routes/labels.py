@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.deps import ClientProjectDep, EngineDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
@@ -84,12 +84,12 @@ def list_labels(
     with Session(engine) as session:
         query = (
             select(Label, Pair.client_id)
-            .join(Pair, Pair.id == Label.pair_id)
-            .where(Label.project_id == project.id, Label.id > after)
+            .join(Pair, col(Pair.id) == col(Label.pair_id))
+            .where(Label.project_id == project.id, col(Label.id) > after)
         )
         if source:
             query = query.where(Label.source == source)
-        rows = session.exec(query.order_by(Label.id).limit(limit)).all()
+        rows = session.exec(query.order_by(col(Label.id)).limit(limit)).all()
     return LabelsPage.model_validate(
         {"labels": [{**label.model_dump(), "client_id": client_id} for label, client_id in rows]}
     )

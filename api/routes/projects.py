@@ -72,7 +72,7 @@ def create_project(
 def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectPublic]:
     """Every project for the admin; a key's own project; a reviewer's assigned projects."""
     projects = session.exec(select(Project).order_by(Project.id))  # type: ignore[arg-type]
-    return [to_public(p) for p in projects if caller.may_read(p.id)]  # type: ignore[arg-type]
+    return [to_public(p) for p in projects if caller.may_read(p.id)]
 
 
 @router.get("/{project_id}", response_model=ProjectPublic)

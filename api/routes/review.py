@@ -158,7 +158,7 @@ def next_item(
         raise _fail(exc) from None
     if item is None:
         with Session(engine) as session:
-            why = queue.queue_is_empty_reason(session, project.id, queue_name)  # type: ignore[arg-type]
+            why = queue.queue_is_empty_reason(session, project.id, queue_name)
         return JSONResponse({"item": None, "detail": why})
     return JSONResponse(jsonable_encoder({"item": item}))
 
@@ -189,8 +189,8 @@ def submit(lease_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: Eng
     responses={
         201: {"model": RevisedLabel, "description": "Stored"},
         200: {"description": "A repeat of a stored revision"},
-    }
-    | errors(423),
+        **errors(423),
+    },
 )
 def revise(label_id: int, body: ReviewSubmit, reviewer: ReviewerDep, engine: EngineDep) -> JSONResponse:
     """Change one of your labels: a new label replaces it (both are kept, with their times).
@@ -211,7 +211,7 @@ def review_history(
     limit: int = Query(20, ge=1, le=200),
 ) -> list[dict[str, Any]]:
     """Your own current labels on the project, newest first, with the (redacted) pair."""
-    return label_history(engine, project.id, reviewer, limit)  # type: ignore[arg-type]
+    return label_history(engine, project.id, reviewer, limit)
 
 
 @router.post("/v1/review/leases/{lease_id}/skip", response_model=Skipped)
@@ -230,7 +230,7 @@ def review_progress(
     session: SessionDep,
     queue: str = Query("review", pattern="^(review|incident)$"),
 ) -> dict[str, Any]:
-    return stats.progress(session, project.id, queue, reviewer)  # type: ignore[arg-type]
+    return stats.progress(session, project.id, queue, reviewer)
 
 
 # --- dashboards (reviewer or admin) ------------------------------------------------------
@@ -241,7 +241,7 @@ def review_stats(
     project: ReviewerProjectDep, session: SessionDep, _: ReaderDep, hours: int = Query(24, ge=1, le=24 * 90)
 ) -> dict[str, Any]:
     """Queue depth, labels per reviewer per hour, override rates with / without pre-label."""
-    return stats.review_stats(session, project.id, hours)  # type: ignore[arg-type]
+    return stats.review_stats(session, project.id, hours)
 
 
 @router.get("/v1/projects/{project_id}/review/labels", response_model=ReviewLabelsPage)
@@ -252,14 +252,14 @@ def review_labels(
     annotator: str | None = Query(None, max_length=200, pattern=r"^[^\x00]*$"),
     after: int = Query(0, ge=0, le=MAX_ID, description="cursor: the last label_id of the previous page"),
     limit: int = Query(500, ge=1, le=5000),
-) -> JSONResponse:
+) -> dict[str, Any]:
     """Review and audit labels of a project, in id order. A reviewer sees only their own
     (others' answers would anchor theirs); the admin sees all, or one ``annotator``'s."""
     if reader is not None:
         if annotator not in (None, reader.name):
             raise HTTPException(403, "reviewers can read their own labels only")
         annotator = reader.name
-    rows = stats.list_labels(session, project.id, annotator, after, limit)  # type: ignore[arg-type]
+    rows = stats.list_labels(session, project.id, annotator, after, limit)
     next_after = rows[-1]["label_id"] if len(rows) == limit else None
     return {"labels": rows, "next_after": next_after}
 
@@ -268,7 +268,7 @@ def review_labels(
 def review_quality(project: ReviewerProjectDep, session: SessionDep, _: ReaderDep) -> dict[str, Any]:
     """Per reviewer: labels, median seconds per label, honeypot accuracy with its 95 % exact
     interval, agreement with peers, speed flags, quarantined labels, paused and why."""
-    return {"reviewers": quality.quality_table(session, project.id)}  # type: ignore[arg-type]
+    return {"reviewers": quality.quality_table(session, project.id)}
 
 
 @router.post("/v1/reviewers/{reviewer_id}/resume", response_model=Resumed)

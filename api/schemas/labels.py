@@ -25,7 +25,7 @@ class LabelIn(BaseModel):
     both_bad: bool = False
     safety_flag: bool = False
     rationale: Text | None = Field(None, max_length=100_000)
-    source: LabelSource = "import"
+    source: LabelSource = LabelSource.IMPORT
     annotator: Text = Field("unknown", max_length=200)
     # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
     idempotency_key: Text | None = Field(None, max_length=512)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibration.lab.toe import TrustOrEscalate
+from calibration.lab.toe import TrustOrEscalate, Variant
 from judge.costs import price_per_token
 from judge.recorded import RecordedPair
 
@@ -79,7 +79,7 @@ def _toe_split(
     gold: pd.Series,
     cal_ids: list[str],
     test_ids: list[str],
-    variant: str,
+    variant: Variant,
     judges: list[str],
     target_agreement: float,
     delta: float,
@@ -89,7 +89,7 @@ def _toe_split(
     way the service is: coverage, agreement of the decided pairs, guarantee held, calls.
     ``out_of_bag`` (bootstrap populations): the test pairs are the whole file, "held" reads
     the pairs never drawn and "population_guarantee_held" all of them, as the service's do."""
-    model = TrustOrEscalate(1.0 - target_agreement, delta, variant, judges)  # type: ignore[arg-type]
+    model = TrustOrEscalate(1.0 - target_agreement, delta, variant, judges)
     model.fit(table[table["pair_id"].isin(cal_ids)], gold)
     out = model.predict(table[table["pair_id"].isin(test_ids)])
     decided = out[out["stage"] >= 0]

@@ -270,6 +270,7 @@ def simulate(
     from calibration.settings import GateSettings
 
     recorded, gold = load_recorded(path)
+    hard_rule_judges_names = _names(hard_rule_judges)
     try:
         # The bench's own fit settings, from its options (the service builds its own from the
         # project's routing settings: api.pipeline.gate.gate_settings).
@@ -279,7 +280,7 @@ def simulate(
             mode=mode,
             method=method,
             hard_rule=hard_rule,
-            hard_rule_judges=_names(hard_rule_judges),
+            hard_rule_judges=tuple(hard_rule_judges_names) if hard_rule_judges_names else None,
             min_accept=min_accept,
         )
         result = run_simulation(

@@ -45,12 +45,12 @@ def build_project(engine: Engine, pairs: int, seed: int = 0, name: str | None = 
         )
         session.add(project)
         session.flush()
-        job = Job(project_id=project.id, n_pairs=pairs)  # type: ignore[arg-type]
+        job = Job(project_id=project.id, n_pairs=pairs)
         session.add(job)
         session.flush()
         session.add(
             CalibrationVersion(
-                project_id=project.id,  # type: ignore[arg-type]
+                project_id=project.id,
                 version=1,
                 trigger="refit",
                 open=True,

@@ -128,7 +128,7 @@ def planted(path: Path) -> dict[str, Any]:
         neutral = neutralize(text, HOST_PROMPT)
         by_recheck = neutral.changed and not injection_left(neutral.text, row["text"])
         for table in tables:
-            cell = tables[table].setdefault(row[table], defaultdict(int))  # type: ignore[arg-type]
+            cell = tables[table].setdefault(row[table], defaultdict(int))
             cell["n"] += 1
             cell["rules"] += by_rule
             cell["recheck_detector"] += by_recheck

@@ -62,7 +62,7 @@ def seed_pending(engine: Engine, pending: int, project_name: str = "bench-queue"
         )
         session.add(project)
         session.flush()
-        job = Job(project_id=project.id, n_pairs=pending)  # type: ignore[arg-type]
+        job = Job(project_id=project.id, n_pairs=pending)
         session.add(job)
         session.flush()
         project_id, job_id = project.id, job.id
@@ -123,7 +123,7 @@ def seed_pending(engine: Engine, pending: int, project_name: str = "bench-queue"
                 session.execute(text(f"SELECT setval({sequence}, (SELECT MAX(id) FROM {table}))"))
             session.execute(text("ANALYZE"))
             session.commit()
-    return project_id  # type: ignore[return-value]
+    return project_id
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -163,7 +163,7 @@ def bench_queue(
         project_id = seed_pending(engine, pending)
         seed_s = time.perf_counter() - started
         with Session(engine, expire_on_commit=False) as session:
-            project = session.get(Project, project_id)
+            project = session.get_one(Project, project_id)
             reviewers: list[tuple[Reviewer, str]] = [
                 create_reviewer(session, f"bench-{i}") for i in range(REVIEWERS)
             ]
@@ -191,9 +191,11 @@ def bench_queue(
         def service_next(i: int) -> float:
             reviewer, _ = reviewers[i % REVIEWERS]
             t0 = time.perf_counter()
-            item = queue.next_item(engine, project, reviewer, "review")  # type: ignore[arg-type]
+            item = queue.next_item(engine, project, reviewer, "review")
             elapsed = time.perf_counter() - t0
-            submit_label(engine, item["lease_id"], reviewer, answer)  # type: ignore[index]
+            if item is None:
+                raise RuntimeError("the review queue ran dry during the benchmark")
+            submit_label(engine, item["lease_id"], reviewer, answer)
             return elapsed
 
         with client:

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.db import make_engine, upgrade
 from api.main import create_app
@@ -241,7 +241,7 @@ def bench_replay(
     panel = _panel(pairs, judges, data)
     gold = human_gold(pairs)
     orders = judge_orders(pairs, panel)
-    full_calls = panel_calls(JudgeSpec(model=f"replay/{j}", orders=orders[j]) for j in panel)  # type: ignore[arg-type]
+    full_calls = panel_calls(JudgeSpec(model=f"replay/{j}", orders=orders[j]) for j in panel)
     routing: dict[str, Any] = {
         "target_agreement": target_agreement,
         "delta": delta,
@@ -534,7 +534,7 @@ def _shift(
             stored = session.exec(
                 select(CalibrationVersion.shift)
                 .where(CalibrationVersion.project_id == project_id)
-                .order_by(CalibrationVersion.version)  # type: ignore[arg-type]
+                .order_by(col(CalibrationVersion.version))
             ).all()
         states = [state for state in stored if state and "detector" in state]
         shift = ShiftDetector.from_dict(states[-1]["detector"]).summary() if states else None
@@ -570,10 +570,10 @@ def _false_alarms(engine: Engine, project: Project, runs: int) -> dict[str, Any]
         return None
     routing = project.routing_settings()
     with Session(engine, expire_on_commit=False) as session:
-        version = latest_version(session, project.id)  # type: ignore[arg-type]
+        version = latest_version(session, project.id)
         gate = gate_model(version)
         assert version is not None and gate is not None
-        stats = shift_statistics(session, project, gate, shift_reference(session, project.id, version))  # type: ignore[arg-type]
+        stats = shift_statistics(session, project, gate, shift_reference(session, project.id, version))
     rate = false_alarm_rate(stats, delta=routing.shift_delta, runs=runs, seed=0)
     return {"rate": rate, "runs": runs, "pairs": len(stats), "delta": routing.shift_delta}
 

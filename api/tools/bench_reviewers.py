@@ -83,7 +83,7 @@ def _seed_pairs(engine: Any, project_id: int, rows: list[dict[str, Any]], honeyp
         for row in rows:
             pair = Pair(
                 project_id=project_id,
-                job_id=job.id,  # type: ignore[arg-type]
+                job_id=job.id,
                 client_id=row["id"],
                 prompt=row["prompt"],
                 response_a=row["response_a"],
@@ -96,7 +96,7 @@ def _seed_pairs(engine: Any, project_id: int, rows: list[dict[str, Any]], honeyp
             session.flush()
             route = "auto_accept" if row["id"] in honeypots else "review"
             decision = Decision(
-                pair_id=pair.id,  # type: ignore[arg-type]
+                pair_id=pair.id,
                 route=route,
                 reasons=[] if route == "auto_accept" else ["gate_closed"],
                 confidence=0.5,
@@ -108,7 +108,7 @@ def _seed_pairs(engine: Any, project_id: int, rows: list[dict[str, Any]], honeyp
             session.add(pair)
         session.flush()
         pair_ids = list(session.exec(select(Pair.id).where(Pair.project_id == project_id)))
-        queue.on_decisions_written(session, pair_ids)  # type: ignore[arg-type]
+        queue.on_decisions_written(session, pair_ids)
         session.commit()
 
 
@@ -177,7 +177,8 @@ def bench_reviewers(
             gold = [
                 {
                     "client_id": cid,
-                    "label": FIVE_POINT_OF_SIDE[_majority(by_id[cid]["labels"])],  # type: ignore[index]
+                    # honeypots are drawn from the pairs with a majority (with_majority)
+                    "label": FIVE_POINT_OF_SIDE[_majority(by_id[cid]["labels"]) or ""],
                     "source": "gold",
                     "annotator": "pandalm-majority",
                     "honeypot": True,
@@ -209,7 +210,7 @@ def bench_reviewers(
                         continue
                     if item["pair_id"] not in client_id_of:
                         with Session(engine) as session:
-                            client_id_of[item["pair_id"]] = session.get(Pair, item["pair_id"]).client_id  # type: ignore[union-attr]
+                            client_id_of[item["pair_id"]] = session.get_one(Pair, item["pair_id"]).client_id
                     row = by_id[client_id_of[item["pair_id"]]]
                     kind = kind_of.get(name)
                     side = (

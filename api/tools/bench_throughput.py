@@ -35,6 +35,7 @@ def _synthetic_pairs(n: int, tag: str = "bench") -> list[dict[str, str]]:
     ]
 
 
+_LITELLM_LOGGING: Any
 try:  # litellm runs each call's success logging later, on a background queue
     from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER as _LITELLM_LOGGING
 except ImportError:  # older litellm: logging runs inside the call

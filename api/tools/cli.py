@@ -182,7 +182,7 @@ def calibrate(project: str | None, report: str | None) -> int:
     """
     from pathlib import Path
 
-    from sqlmodel import Session, select
+    from sqlmodel import Session, col, select
 
     from api.db import make_engine, upgrade
     from api.models import Project
@@ -195,7 +195,7 @@ def calibrate(project: str | None, report: str | None) -> int:
     engine = make_engine(get_settings().database_url)
     upgrade(engine)
     with Session(engine, expire_on_commit=False) as session:
-        projects = list(session.exec(select(Project).order_by(Project.id)))  # type: ignore[arg-type]
+        projects = list(session.exec(select(Project).order_by(col(Project.id))))
     if project is not None:
         projects = [p for p in projects if str(p.id) == project or p.name == project]
         if not projects:

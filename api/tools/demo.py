@@ -130,7 +130,7 @@ def summary_tables(api: httpx.Client, jobs: list[dict[str, Any]]) -> list[Table]
     for job in jobs:
         routes.update(job["by_route"])
         reasons.update(job["by_reason"])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for job in jobs:
         text = api.get(f"/v1/jobs/{job['id']}/results", params={"format": "ndjson"}).text
         rows.extend(json.loads(line) for line in text.splitlines())

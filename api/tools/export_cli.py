@@ -104,9 +104,9 @@ def export(
     """
     if ctx.invoked_subcommand is not None:
         return 0
-    given = {"--project": project, "--format": export_format, "--out": out}
-    missing = [name for name, value in given.items() if value is None]
-    if missing:
+    if project is None or export_format is None or out is None:
+        given = {"--project": project, "--format": export_format, "--out": out}
+        missing = [name for name, value in given.items() if value is None]
         raise click.UsageError(f"missing {', '.join(missing)} (or a subcommand: diff)")
     if force and not (reason or "").strip():
         raise click.UsageError("--force needs --reason: it is recorded in the manifest and the audit log")
@@ -114,9 +114,9 @@ def export(
     from api.settings import get_settings
 
     engine = _engine(database_url)
-    chosen = _project(engine, project)  # type: ignore[arg-type]
+    chosen = _project(engine, project)
     request = ExportRequest(
-        format=export_format,  # type: ignore[arg-type]
+        format=export_format,
         split=split,
         min_source=min_source,
         force=force,

@@ -121,7 +121,7 @@ def draw_pairs(
     for j in judges:
         p = 0.5 + 0.5 * _sigmoid(j.bias + j.skill * ease + j.noise * rng.normal(size=n_pairs))
         if j.orders == "both":
-            per_pair = [("ab", "ba")] * n_pairs
+            per_pair: list[tuple[str, ...]] = [("ab", "ba")] * n_pairs
         elif j.orders == "random":
             per_pair = [("ab",) if u < 0.5 else ("ba",) for u in rng.uniform(size=n_pairs)]
         else:

@@ -94,7 +94,7 @@ from judge.verdicts import to_side
 __all__ = ["TrustOrEscalate", "JudgeSignals", "judge_signals", "RULES", "VARIANTS"]
 
 Variant = Literal["toe-valid", "toe-published"]
-VARIANTS: tuple[str, str] = ("toe-valid", "toe-published")
+VARIANTS: tuple[Variant, Variant] = ("toe-valid", "toe-published")
 RULES: tuple[str, ...] = (
     "last passing candidate",
     "first candidate fails",
