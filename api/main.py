@@ -246,7 +246,7 @@ def create_app(
     app.state.engine = engine
     app.state.ingest_pool = None  # the lifespan starts one where jobs are stored out of process
     # Starlette types every handler as taking Exception; this one takes the class it is registered for
-    app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]  # Starlette types handlers for Exception, not a subclass
     for module in (health, projects, jobs, review, agreement, labels, calibration, audit, exports):
         app.include_router(module.router)
     # The last added runs first: a flood is refused before its body type is looked at.

@@ -144,7 +144,7 @@ def dawid_skene(
         priors = (post.sum(axis=0) + smoothing) / (n_items + k * smoothing)
         conf = np.full((n_workers, k, k), smoothing)
         # numpy's stubs reject a slice inside ufunc.at's index tuple; numpy accepts it
-        np.add.at(conf, (worker_idx, slice(None), label_idx), post[item_idx])  # type: ignore[arg-type]
+        np.add.at(conf, (worker_idx, slice(None), label_idx), post[item_idx])  # type: ignore[arg-type]  # numpy's stubs reject a tuple index with a slice
         conf /= conf.sum(axis=2, keepdims=True)
         # E-step: log posterior of each true class given all ratings of the item.
         log_post = np.tile(np.log(priors), (n_items, 1))

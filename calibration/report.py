@@ -203,7 +203,7 @@ class CalibrationReport(TypedDict):
 def _shift_section(shift: Mapping[str, Any] | None) -> ShiftSection | None:
     if not shift:
         return None
-    return {k: v for k, v in dict(shift).items() if k in ShiftSection.__annotations__}  # type: ignore[return-value]
+    return {k: v for k, v in dict(shift).items() if k in ShiftSection.__annotations__}  # type: ignore[return-value]  # keys filtered to the TypedDict's
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -307,10 +307,10 @@ def build_report(
     ``gate``: a :class:`GateState` or ``ThresholdResult.to_dict()``; ``versions``: the version
     history rows (:class:`VersionRow`); ``generated_at``: now by default.
     """
-    gate_state: GateState = {**GATE_DEFAULTS, **_normalize_gate(gate)}  # type: ignore[typeddict-item]
+    gate_state: GateState = {**GATE_DEFAULTS, **_normalize_gate(gate)}  # type: ignore[typeddict-item]  # defaults fill every key
     for key in ("threshold", "target_agreement", "delta", "agreement_lower_bound", "expected_coverage"):
         gate_state[key] = finite_or_none(gate_state[key])
-    gate_state["label_sources"] = [dict(s) for s in gate_state["label_sources"]]  # type: ignore[misc]
+    gate_state["label_sources"] = [dict(s) for s in gate_state["label_sources"]]  # type: ignore[misc]  # copies, same shape
     conf = np.asarray(scores.confidence, dtype=float).ravel()
     ok = np.asarray(scores.correct, dtype=bool).ravel()
     thresholds, coverage, agreement = coverage_agreement_curve(conf, ok)
@@ -332,7 +332,7 @@ def build_report(
         "audits": _audits(monitoring, gate_state["target_agreement"]),
         "shift": _shift_section(monitoring.shift),
         "versions": [
-            {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in dict(row).items()}  # type: ignore[misc]
+            {k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in dict(row).items()}  # type: ignore[misc]  # same keys, floats made finite
             for row in versions
         ],
     }
@@ -406,5 +406,5 @@ def _audits(monitoring: Monitoring, target_agreement: float | None) -> AuditSect
     return {
         "outcomes": outcomes,
         "target_agreement": target_agreement,
-        "kill_switch": dict(kill_switch) if kill_switch else None,  # type: ignore[typeddict-item]
+        "kill_switch": dict(kill_switch) if kill_switch else None,  # type: ignore[typeddict-item]  # a copy of the TypedDict
     }

@@ -433,7 +433,7 @@ class Worker:
                 if not (isinstance(result, Judgment) and result.pair_id == pair.id):
                     new_rows.append(row)
             # rows hold JudgmentView's fields by name (VIEW_FIELDS), typed object in the row dicts
-            views = [JudgmentView(*(row[name] for name in VIEW_FIELDS)) for row in rows]  # type: ignore[arg-type]
+            views = [JudgmentView(*(row[name] for name in VIEW_FIELDS)) for row in rows]  # type: ignore[arg-type]  # row mappings are untyped
             decision = route_pair(
                 pair.id,
                 views,

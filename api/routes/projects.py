@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.deps import AdminDep, CallerDep, MemberProjectDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
@@ -71,7 +71,7 @@ def create_project(
 @router.get("", response_model=list[ProjectPublic])
 def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectPublic]:
     """Every project for the admin; a key's own project; a reviewer's assigned projects."""
-    projects = session.exec(select(Project).order_by(Project.id))  # type: ignore[arg-type]
+    projects = session.exec(select(Project).order_by(col(Project.id)))
     return [to_public(p) for p in projects if caller.may_read(p.id)]
 
 

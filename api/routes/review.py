@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.deps import AdminDep, EngineDep, ReaderDep, ReviewerDep, ReviewerProjectDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
@@ -121,7 +121,7 @@ def set_reviewer_projects(
 
 @router.get("/v1/reviewers", response_model=list[ReviewerPublic])
 def list_reviewers(session: SessionDep, _: AdminDep) -> list[ReviewerPublic]:
-    return [_reviewer_view(session, r) for r in session.exec(select(Reviewer).order_by(Reviewer.id))]  # type: ignore[arg-type]
+    return [_reviewer_view(session, r) for r in session.exec(select(Reviewer).order_by(col(Reviewer.id)))]
 
 
 @router.post("/v1/reviewers/{reviewer_id}/token", response_model=ReviewerWithToken)
