@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,6 +22,8 @@ from pydantic import BaseModel
 
 from api.deps import CallerDep
 from api.fields import MAX_ID, printable
+from api.media_types import BODY_METHODS
+from api.ratelimit import WRITE_METHODS
 
 __all__ = ["ErrorBody", "errors", "json_errors", "validation_error_handler", "bounded_path_ids"]
 
@@ -88,3 +90,25 @@ def bounded_path_ids(request: Request, _caller: CallerDep) -> None:
         digits = str(raw).strip().lstrip("+-")
         if digits.isascii() and digits.isdigit() and (len(digits) > 10 or not 1 <= int(raw) <= MAX_ID):
             raise HTTPException(422, f"{name}: must be an id from 1 to {MAX_ID}")
+
+
+def document_edge_answers(app: FastAPI) -> None:
+    """The 415 and 429 the middlewares answer (api/media_types.py, api/ratelimit.py), in the
+    OpenAPI responses of every ``/v1/`` operation they apply to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, operation in operations.items():
+                codes = [415] if method.upper() in BODY_METHODS else []
+                codes += [429] if method.upper() in WRITE_METHODS else []
+                for code, answer in json_errors(*codes).items():
+                    operation["responses"].setdefault(str(code), answer)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema

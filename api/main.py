@@ -1,193 +1,39 @@
-"""The FastAPI application: routes per resource, and the one place background work starts."""
+"""The FastAPI application, and the service's table of contents.
+
+The flow, one package per stage (README, "Architecture"):
+
+1. ingest: :mod:`api.ingest` (jobs of pairs and human labels, all or nothing)
+2. judge: :mod:`api.judging` (the worker, leases, the judgment cache), over :mod:`judge`
+3. calibrate: :mod:`api.calibrate` (refits, versions, report), over :mod:`calibration`
+4. route: :mod:`api.routing` (pure rules, the one decision writer)
+5. review: :mod:`api.review` (queue, leases, redaction, honeypots, agreement)
+6. export: :mod:`api.export` (final labels, results, the four formats)
+
+HTTP: :mod:`api.routes` (one module per resource), bodies in :mod:`api.schemas`, who may call
+what in :mod:`api.policy` (enforced by :mod:`api.deps`). Background work (judging, review
+preparation, calibration maintenance) runs in a child process: :mod:`api.background`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import multiprocessing
-import os
-import signal
-import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 
+from api import background as bg
 from api.db import make_engine, upgrade
-from api.errors import json_errors, validation_error_handler
-from api.media_types import BODY_METHODS, JsonBodyMiddleware
-from api.pipeline.ingest_pool import IngestPool
-from api.pipeline.worker import Worker
-from api.ratelimit import WRITE_METHODS, RateLimitMiddleware
-from api.review.prepare import prepare_loop
+from api.errors import document_edge_answers, validation_error_handler
+from api.media_types import JsonBodyMiddleware
+from api.ratelimit import RateLimitMiddleware
 from api.routes import agreement, audit, calibration, docs, exports, health, jobs, labels, projects, review
 from api.settings import Settings, get_settings
 
 log = logging.getLogger("prelabel.api")
-
-
-async def run_background(
-    engine: Engine, stop: asyncio.Event, *, worker: Worker | None, prepare: bool, until_idle: bool = False
-) -> int:
-    """A process's background work until ``stop``: judging (``worker``) and the review queue's
-    preparation (redaction, embeddings, priority). Returns the pairs the worker judged.
-
-    ``until_idle``: return once the worker finds nothing left to judge (``prelabel worker
-    --until-idle``). Used by the API's lifespan and by ``prelabel worker``.
-    """
-    preparing = asyncio.create_task(prepare_loop(engine, stop)) if prepare else None
-    try:
-        if worker is not None:
-            return await worker.run(None if until_idle else stop, until_idle=until_idle)
-        await stop.wait()
-        return 0
-    finally:
-        stop.set()
-        if preparing is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(preparing, timeout=30)
-
-
-BACKGROUND_NICENESS = 10
-SUPERVISE_EVERY_S = 2.0  # how soon a dead background process is replaced
-
-
-def _background_main(settings: Settings, database_url: str, run_worker: bool, prepare: bool) -> None:
-    """The API's background process: :func:`run_background` until SIGTERM or SIGINT, or until
-    the API process that started it is gone (so a killed API leaves no worker judging on)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("prelabel").setLevel(logging.INFO)
-    if hasattr(os, "nice"):  # requests first: judging takes the CPU the API leaves (not on Windows)
-        os.nice(BACKGROUND_NICENESS)
-    engine = make_engine(database_url)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C reaches the whole process group
-            with contextlib.suppress(NotImplementedError):  # Windows: stopped with the API instead
-                loop.add_signal_handler(signum, stop.set)
-        parent = multiprocessing.parent_process()
-        if parent is not None:
-            # A daemon thread, not asyncio.to_thread: asyncio.run would wait for it on exit.
-            def watch() -> None:
-                parent.join()
-                loop.call_soon_threadsafe(stop.set)
-
-            threading.Thread(target=watch, name="prelabel-parent-watch", daemon=True).start()
-        worker = Worker(engine, settings) if run_worker else None
-        await run_background(engine, stop, worker=worker, prepare=prepare)
-
-    try:
-        asyncio.run(main())
-    finally:
-        engine.dispose()
-
-
-class BackgroundProcess:
-    """The API's background work (judging, review preparation) in a child process.
-
-    On the API's event loop, judging stalled every request; on a thread of the API process it
-    still competed with requests for the GIL (litellm's CPU work per call, redaction,
-    embeddings): /healthz p95 206 ms against 31 ms from a separate process (`prelabel bench
-    load`, 5 clients x 200 pairs). The child connects to the same database by URL with a pool
-    of its own. Spawned, not forked: the API process has threads.
-    """
-
-    def __init__(self, settings: Settings, database_url: str, *, run_worker: bool, prepare: bool) -> None:
-        self._args = (settings, database_url, run_worker, prepare)
-        self.restarts = 0
-        self.process = self._new_process()
-
-    def _new_process(self) -> multiprocessing.process.BaseProcess:
-        return multiprocessing.get_context("spawn").Process(
-            target=_background_main,
-            args=self._args,
-            name="prelabel-background",
-            daemon=True,  # ended with the API process even if stop() is never reached
-        )
-
-    def start(self) -> None:
-        self.process.start()
-
-    def alive(self) -> bool:
-        return self.process.is_alive()
-
-    def restart_if_dead(self) -> bool:
-        """Start a new child when the last one died (a crash, the OOM killer): its leased pairs
-        are judged again once their leases expire. True when it had to."""
-        if self.process.pid is None or self.process.is_alive():
-            return False
-        log.error("background process exited with code %s; starting a new one", self.process.exitcode)
-        self.restarts += 1
-        self.process = self._new_process()
-        self.process.start()
-        return True
-
-    def stop(self, timeout_s: float = 30) -> None:
-        """SIGTERM, then wait up to ``timeout_s`` for in-flight pairs to be stored (blocking)."""
-        if self.process.pid is None:
-            return
-        self.process.terminate()
-        self.process.join(timeout_s)
-        if self.process.is_alive():
-            log.warning("background process did not stop within %.0f s; killing it", timeout_s)
-            self.process.kill()
-            self.process.join()
-
-
-async def _supervise(
-    background: BackgroundProcess | None, ingest_pool: IngestPool | None, every_s: float = SUPERVISE_EVERY_S
-) -> None:
-    """Keep the API's background process and its ingest processes running as long as the API runs."""
-    while True:
-        await asyncio.sleep(every_s)
-        if background is not None:
-            await asyncio.to_thread(background.restart_if_dead)
-        if ingest_pool is not None:
-            try:
-                await ingest_pool.restore_if_broken()
-            except Exception:  # noqa: BLE001 - /healthz says "down" (503) until a pass succeeds
-                log.exception("could not restart the ingest processes; trying again")
-
-
-def tune_gc_for_serving() -> None:
-    """Garbage-collector settings for a serving process, once its modules are loaded.
-
-    A burst of job posts keeps ~10^5 objects alive at once (bodies, parsed pairs, rows), and
-    at CPython's default threshold (700 allocations) the cyclic collector kept rescanning
-    them: 20 concurrent 1,000-pair posts took 2.2-2.6 s to store on PostgreSQL, 1.2-1.7 s
-    with the young generation collected every 50,000 (`prelabel bench load`). Freezing what
-    start-up loaded keeps those objects out of every full collection too.
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
-
-
-def _document_edge_answers(app: FastAPI) -> None:
-    """The 415 and 429 the middlewares answer (api/media_types.py, api/ratelimit.py), in the
-    OpenAPI responses of every ``/v1/`` operation they apply to."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        for path, operations in schema.get("paths", {}).items():
-            if not path.startswith("/v1/"):
-                continue
-            for method, operation in operations.items():
-                codes = [415] if method.upper() in BODY_METHODS else []
-                codes += [429] if method.upper() in WRITE_METHODS else []
-                for code, answer in json_errors(*codes).items():
-                    operation["responses"].setdefault(str(code), answer)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def create_app(
@@ -202,36 +48,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade, engine)
-        background = None
-        if run_worker or prepare:
-            # The engine's URL, not settings.database_url: the database this API serves.
-            url = engine.url.render_as_string(hide_password=False)
-            background = BackgroundProcess(settings, url, run_worker=run_worker, prepare=prepare)
-            await asyncio.to_thread(background.start)
-        app.state.background = background
-        ingest_processes = settings.ingest_processes
-        if ingest_processes is None:  # the default: see Settings.ingest_processes
-            ingest_processes = 1 if engine.dialect.name == "sqlite" else 0
-        ingest_pool = None
-        if ingest_processes:
-            ingest_pool = IngestPool(engine.url.render_as_string(hide_password=False), ingest_processes)
-            app.state.ingest_pool = ingest_pool
-            await ingest_pool.start()
-        # The interval read now, not bound at definition: tests stretch it to watch a "down".
-        supervisor = None
-        if background is not None or ingest_pool is not None:
-            supervisor = asyncio.create_task(_supervise(background, ingest_pool, SUPERVISE_EVERY_S))
-        try:
+        async with bg.running(app, settings, engine, run_worker=run_worker, prepare=prepare):
             yield
-        finally:
-            if supervisor is not None:  # first: it must not replace what is being stopped
-                supervisor.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await supervisor
-            if app.state.ingest_pool is not None:
-                await asyncio.to_thread(app.state.ingest_pool.stop)
-            if background is not None:
-                await asyncio.to_thread(background.stop)
 
     app = FastAPI(
         title="prelabel",
@@ -245,8 +63,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.ingest_pool = None  # the lifespan starts one where jobs are stored out of process
-    # Starlette types every handler as taking Exception; this one takes the class it is registered for
-    app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]  # Starlette types handlers for Exception, not a subclass
+    app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]  # Starlette types every handler as taking Exception
     for module in (health, projects, jobs, review, agreement, labels, calibration, audit, exports):
         app.include_router(module.router)
     # The last added runs first: a flood is refused before its body type is looked at.
@@ -258,6 +75,6 @@ def create_app(
         next_per_s=settings.rate_limit_next_per_s,
         next_burst=settings.rate_limit_next_burst,
     )
-    _document_edge_answers(app)
+    document_edge_answers(app)
     docs.install(app)
     return app

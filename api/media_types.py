@@ -4,7 +4,7 @@ The jobs and labels routes read their body themselves and took anything that was
 for JSON; the others got pydantic's "Input should be a valid dictionary" for a JSON body sent
 as ``text/plain``. One check here, before routing, gives every route the same answer and a
 hint. JSON is ``application/json`` or ``application/*+json``; NDJSON (jobs and labels) is any
-of the spellings ``api/pipeline/ingest.py`` reads as one record per line.
+of the spellings ``api/ingest/store.py`` reads as one record per line.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def is_json(content_type: str) -> bool:
 def batch_request_body(key: str, item: type[BaseModel], description: str) -> dict[str, Any]:
     """The OpenAPI ``requestBody`` of a route that reads its batch itself (jobs, labels): JSON
     ``{key: [item, ...]}`` or a bare array, or NDJSON with one item per line. For the route's
-    ``openapi_extra``: the route parses the bytes (api/pipeline/ingest.py), so FastAPI never
+    ``openapi_extra``: the route parses the bytes (api/ingest/store.py), so FastAPI never
     sees a body parameter to document."""
     schema = _inlined(item.model_json_schema())
     array = {"type": "array", "items": schema}

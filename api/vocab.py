@@ -1,4 +1,4 @@
-"""The words prelabel stores and shows: routes, reasons, label sources.
+"""The words prelabel stores and shows: routes, reasons, label sources, export formats.
 
 One definition of each, as StrEnums (a member *is* its string, so stored rows, JSON and
 comparisons with plain strings keep working), plus the reviewer-facing text of every reason
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from typing import Literal
 
 
 class _Word(StrEnum):
@@ -135,3 +136,8 @@ def unit_draw(key: str) -> float:
     re-routed (or a lease re-served) gets the same draw, in any process.
     """
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
+ExportFormat = Literal["dpo", "hf", "label-studio", "argilla"]
+"""The export formats: the one list the API schema, the CLI and the snapshots read. Each is the
+module of its name under ``api/export/`` (``label-studio``: :mod:`api.export.label_studio`)."""

@@ -6,7 +6,7 @@ service, grouped by what they are (:class:`ScoredLabels`, :class:`PanelEvidence`
 :class:`Monitoring`), computes the metrics with :mod:`calibration.metrics` and
 :mod:`calibration.agreement`, and returns a plain, JSON-serialisable dict following
 :class:`CalibrationReport` (NaN becomes ``None``). The page that shows it (HTML, plots) is the
-API's: ``api.reports_html.render_report_html``.
+API's: ``api.calibrate.reports_html.render_report_html``.
 
 Every section tolerates missing or empty data (a new project has no labels, no audits, a closed
 gate) and stays empty instead of failing.

@@ -3,7 +3,7 @@
 
 One frozen object instead of a long keyword list, validated when it is built so a bad value
 fails before any fitting. The service builds it from a project's routing settings in one place
-(``api.pipeline.gate.gate_settings``); benchmarks and tests build their own.
+(``api.calibrate.refits.gate_settings``); benchmarks and tests build their own.
 
 Example
 -------

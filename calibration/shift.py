@@ -128,7 +128,7 @@ def pair_statistics(
     valid = ~np.isnan(sides)
     counts = np.stack([(sides == v).sum(axis=(1, 2)) for v in (-1, 0, 1)], axis=1)  # B, tie, A
     top = counts.max(axis=1)
-    # Majority as routing defines it (api.pipeline.routing.summarize): two sides level is a tie.
+    # Majority as routing defines it (api.routing.route.summarize): two sides level is a tie.
     unique_top = (counts == top[:, None]).sum(axis=1) == 1
     majority = np.where(unique_top & (top > 0), counts.argmax(axis=1) - 1, 0)
     n_valid = valid.sum(axis=(1, 2))

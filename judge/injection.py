@@ -30,7 +30,7 @@ to; besides the English rules above, multilingual word lists (``judge.injection_
 an evaluator addressed about the response itself, overrides of the judge's instructions and
 verdict-shaped JSON in any listed language. :func:`neutralize` is the loose, high-recall half:
 the response without every span that may be addressed to an evaluator, for the re-judge check
-(``api.pipeline.injection_recheck``), which needs no rule to catch what these rules miss.
+(``api.judging.injection_recheck``), which needs no rule to catch what these rules miss.
 
 The prompt is screened for fence and rubric markers only: a prompt legitimately holds
 instructions (for the assistant), and only the responses are what a judge is asked to rank.

@@ -24,10 +24,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.db import make_engine
+from api.ingest import store
+from api.judging.worker import Worker
 from api.main import create_app
 from api.models import Decision, Job, Pair, Project
-from api.pipeline import ingest
-from api.pipeline.worker import Worker
 from api.review import queue
 from api.schemas import PairIn, RoutingSettings
 from api.settings import Settings
@@ -137,7 +137,7 @@ def post_recorded_pairs(client: TestClient, project_id: int, pairs: list[Recorde
 
 def store_reviewer_labels(
     engine: Engine, project_id: int, labels: list[dict[str, Any]]
-) -> ingest.LabelsStored:
+) -> store.LabelsStored:
     """Labels as the review flow stores reviewers' answers (source review, audit, calibration),
     written in-process without leasing each item: for tests of what such labels do downstream
     (calibration, the kill-switch). Over HTTP only a reviewer gives them (tests/test_authz.py)."""
@@ -145,7 +145,7 @@ def store_reviewer_labels(
         project = session.get(Project, project_id)
     assert project is not None
     body = json.dumps({"labels": labels}).encode()
-    return ingest.store_labels(engine, project, body, "application/json", sources=tuple(LabelSource))
+    return store.store_labels(engine, project, body, "application/json", sources=tuple(LabelSource))
 
 
 def post_labels(client: TestClient, project_id: int, labels: list[tuple[str, str]], source: str) -> None:
@@ -174,7 +174,7 @@ def seed(engine: Engine, n: int, judges: list[str]) -> Project:
     pairs = [
         PairIn(client_id=f"c{i}", prompt=f"p{i}", response_a=f"a{i}", response_b=f"b{i}") for i in range(n)
     ]
-    ingest.create_job(engine, project.id, pairs)  # type: ignore[arg-type]
+    store.create_job(engine, project.id, pairs)  # type: ignore[arg-type]
     return project
 
 

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.calibrate import gate_labels
+from api.calibrate.refits import usable_labels
 from api.main import create_app
 from api.models import Label, Pair
-from api.pipeline import gate_labels
-from api.pipeline.gate import usable_labels
 from api.review.agreement_batches import project_agreement
 from api.review.human_labels import MIN_OVERLAP_ITEMS, human_label_per_pair
 from tests import fakes

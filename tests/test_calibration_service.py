@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.calibrate import refits, versions
 from api.models import CalibrationVersion, Label, Project
-from api.pipeline import gate, versions
 from api.settings import Settings
 from judge.recorded import load_recorded
 from judge.verdicts import side
@@ -189,17 +189,17 @@ def judged(judged_db: tuple[Path, int], tmp_path: Path) -> Iterator[Judged]:
 def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(judged: Judged, recorded: list) -> None:
     client, engine, project_id = judged.client, judged.engine, judged.project
     post_labels(client, project_id, recorded[:300])
-    assert any("refit" in action for action in gate.maintain(engine))
+    assert any("refit" in action for action in refits.maintain(engine))
     with Session(engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
         assert versions.latest_version(session, project_id).open  # type: ignore[union-attr]
-    assert gate.maintain(engine) == []  # nothing new: no refit
+    assert refits.maintain(engine) == []  # nothing new: no refit
     # Reviewers' audit answers contradict the auto-labels: the kill-switch must close the gate.
     audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
     assert len(audits) > 40
     wrong = contradicting_labels(audits[:40])
     assert store_reviewer_labels(engine, project_id, wrong).created == 40
-    closed = gate.check_drift(engine, project)  # type: ignore[arg-type]
+    closed = refits.check_drift(engine, project)  # type: ignore[arg-type]
     assert closed is not None and not closed.open and closed.trigger == "drift"
     assert "kill-switch" in closed.reason
     assert all(r["route"] != "auto_accept" for r in results(client, project_id))
@@ -231,7 +231,7 @@ def test_reviewer_labels_on_the_random_calibration_sample_calibrate(
     ]
     assert store_reviewer_labels(engine, project_id, labels).created == len(labels)
     with Session(engine, expire_on_commit=False) as session:
-        usable, sources = gate.usable_labels(session, project_id)
+        usable, sources = refits.usable_labels(session, project_id)
     assert len(usable) == len(sampled) and sources["calibration"]["used"]
 
 
@@ -247,7 +247,7 @@ def opened_db(
         post_labels(client, project_id, recorded[:300])
         with Session(engine, expire_on_commit=False) as session:
             project = session.get(Project, project_id)
-        assert project is not None and gate.refit(engine, project).open
+        assert project is not None and refits.refit(engine, project).open
         audits = [r for r in results(client, project_id) if r["reasons"] == ["audit"]]
     fold_wal(path)
     return path, project_id, {"labels": contradicting_labels(audits[:40])}
@@ -278,16 +278,16 @@ def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
     is written on top of it. cal-2's own audits are tested on the next pass."""
     client, engine, project, wrong = opened
     assert store_reviewer_labels(engine, project.id, wrong["labels"]).created == 40
-    real_alarm = gate.drift_alarm
+    real_alarm = refits.drift_alarm
     alarms = []
 
     def refit_then_alarm(*args, **kwargs):  # type: ignore[no-untyped-def]
-        gate.refit(engine, project, trigger="manual")
+        refits.refit(engine, project, trigger="manual")
         alarms.append(real_alarm(*args, **kwargs))
         return alarms[-1]
 
-    monkeypatch.setattr(gate, "drift_alarm", refit_then_alarm)
-    assert gate.check_drift(engine, project) is None
+    monkeypatch.setattr(refits, "drift_alarm", refit_then_alarm)
+    assert refits.check_drift(engine, project) is None
     assert alarms[0].alarm  # it would have closed cal-1
     with Session(engine) as session:
         versions = session.exec(select(CalibrationVersion.version, CalibrationVersion.trigger)).all()
@@ -301,16 +301,16 @@ def test_a_kill_switch_landing_during_a_refit_is_not_undone(
     """A refit read its labels; then audits contradicting the gate arrived and the kill-switch
     closed it. The refit, fitted on labels from before, is stored closed; nothing is accepted."""
     client, engine, project, wrong = opened
-    real = getattr(gate, fires_in)
+    real = getattr(refits, fires_in)
     closures = []
 
     def kill_switch_then_go_on(*args, **kwargs):  # type: ignore[no-untyped-def]
         assert store_reviewer_labels(engine, project.id, wrong["labels"]).created == 40  # type: ignore[arg-type]
-        closures.append(gate.check_drift(engine, project))
+        closures.append(refits.check_drift(engine, project))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gate, fires_in, kill_switch_then_go_on)
-    late = gate.refit(engine, project)
+    monkeypatch.setattr(refits, fires_in, kill_switch_then_go_on)
+    late = refits.refit(engine, project)
     assert closures[0] is not None and closures[0].version == 2 and closures[0].trigger == "drift"
     assert late.version == 3 and not late.open
     assert late.reason.startswith("kept closed: cal-2 closed the gate while this fit ran")

@@ -12,10 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from api.calibrate import refits, versions
+from api.calibrate.versions import latest_version_names
 from api.db import alembic_config, upgrade
 from api.models import CalibrationVersion, Decision, Pair
-from api.pipeline import decisions, gate, versions
-from api.pipeline.versions import latest_version_names
+from api.routing import decisions
 from tests import fakes
 from tests.helpers import fast_settings, run_worker, seed
 from tests.waiting import wait_for_progress
@@ -32,7 +33,7 @@ def test_concurrent_refits_take_one_number_each_and_the_last_routes_every_pair(a
     def refit() -> None:
         start.wait()
         try:
-            stored.append(gate.refit(any_engine, project))
+            stored.append(refits.refit(any_engine, project))
         except BaseException as error:  # a thread's exception is otherwise only printed
             errors.append(error)
 

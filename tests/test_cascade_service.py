@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.calibrate import refits, versions
 from api.models import CalibrationVersion, Judgment, Pair, Project
-from api.pipeline import decisions, gate, versions
-from api.pipeline.routing import GatedInput, JudgmentView, needs_full_panel, route_many
+from api.routing import decisions
+from api.routing.route import GatedInput, JudgmentView, needs_full_panel, route_many
 from api.schemas import RoutingSettings
 from api.settings import Settings
 from judge.recorded import load_recorded
@@ -187,7 +188,7 @@ def test_labelled_pairs_get_the_missing_judges_and_stricter_versions_escalate(
     by_client = {p.id: p for p in recorded}
     # Gold on pairs accepted at stage 0: the fit needs every stage's verdicts on them.
     post_gold(client, project, [by_client[r["client_id"]] for r in cheap[:5]])
-    actions = gate.maintain(engine)
+    actions = refits.maintain(engine)
     assert any("5 labelled pairs sent to the missing judges" in a for a in actions), actions
     assert client.get(f"/v1/jobs/{job}").json()["by_state"]["pending"] == 5
     run_worker(engine, settings)
@@ -198,7 +199,7 @@ def test_labelled_pairs_get_the_missing_judges_and_stricter_versions_escalate(
         )
         counts = Counter(got)
     assert len(counts) == 5 * 6 and set(counts.values()) == {1}  # whole panel, nothing stored twice
-    assert gate.maintain(engine) == []  # nothing left to backfill
+    assert refits.maintain(engine) == []  # nothing left to backfill
 
     # A stricter version (threshold no stage-0 score reaches): stage-0 accepts need stage 1.
     with Session(engine, expire_on_commit=False) as session:

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from api.pipeline.routing import JudgmentView, hard_reasons, summarize, views_frame
 from api.review.human_labels import aggregate, human_sides
+from api.routing.route import JudgmentView, hard_reasons, summarize, views_frame
 from api.vocab import Reason
 from calibration.features import (
     JUDGMENT_COLUMNS,

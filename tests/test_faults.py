@@ -31,9 +31,9 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.ingest import store
 from api.main import create_app
 from api.models import Decision, Judgment, Pair, Project
-from api.pipeline import ingest
 from api.schemas import PairIn
 from api.settings import Settings
 from judge.client import RetryPolicy, call_judge
@@ -267,7 +267,7 @@ def test_a_sigkilled_worker_loses_nothing_and_its_pairs_return_within_a_lease(
         PairIn(client_id=f"k{i}", prompt=f"Question {i}?", response_a=f"Answer {i}.", response_b=f"No ({i}).")
         for i in range(N_PAIRS)
     ]
-    ingest.create_job(pg_engine, project.id, pairs)  # type: ignore[arg-type]
+    store.create_job(pg_engine, project.id, pairs)  # type: ignore[arg-type]
 
     def count(*where: Any) -> int:
         with Session(pg_engine) as session:

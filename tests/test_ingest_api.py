@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from api.ingest import store
 from api.models import Pair, Project
-from api.pipeline import ingest
 from api.schemas import PairIn
 from tests import fakes
 
@@ -161,8 +161,8 @@ def test_project_validation(client: TestClient, project_id: int) -> None:
     assert client.get("/v1/projects/12345").status_code == 404
 
 
-def _store(engine: Engine, project_id: int, pairs: list[dict[str, object]]) -> ingest.JobCreated:
-    return ingest.create_job(engine, project_id, [PairIn.model_validate(p) for p in pairs])
+def _store(engine: Engine, project_id: int, pairs: list[dict[str, object]]) -> store.JobCreated:
+    return store.create_job(engine, project_id, [PairIn.model_validate(p) for p in pairs])
 
 
 def test_stored_pairs_read_back_whole_on_either_database(any_engine: Engine) -> None:
@@ -186,7 +186,7 @@ def test_stored_pairs_read_back_whole_on_either_database(any_engine: Engine) -> 
     again = _store(any_engine, project.id, pairs)  # type: ignore[arg-type]
     assert again.resubmitted and again.job_id == created.job_id
     changed = [pair(1, prompt=odd, metadata={**meta, "source": "y"}, split="frozen_eval")]
-    with pytest.raises(ingest.ClientIdConflict) as conflict:
+    with pytest.raises(store.ClientIdConflict) as conflict:
         _store(any_engine, project.id, changed)  # type: ignore[arg-type]
     assert conflict.value.client_ids == ["c1"]
 
@@ -199,7 +199,7 @@ def test_two_posts_of_the_same_new_ids_at_once_store_each_pair_once(any_engine: 
         session.add(project)
         session.commit()
     pairs = [pair(i) for i in range(200)]
-    results: list[ingest.JobCreated] = []
+    results: list[store.JobCreated] = []
     barrier = threading.Barrier(4)
 
     def post() -> None:

@@ -1,4 +1,4 @@
-"""Job posts parsed and stored in a process of their own (api/pipeline/ingest_pool.py).
+"""Job posts parsed and stored in a process of their own (api/ingest/pool.py).
 
 `prelabel serve` runs with one ingest process; the other tests store jobs in the test's own
 process (``ingest_processes=0``). Here the same answers come from the pool: created, the same
@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from api import main as api_main
+from api import background as api_background
 from api.main import create_app
 from api.models import Job, Pair
 from tests import fakes
@@ -140,7 +140,7 @@ def test_healthz_reports_a_dead_ingest_process_until_it_is_replaced(
     to watch the "down", or every 50 ms)."""
     from api.db import make_engine, upgrade
 
-    monkeypatch.setattr(api_main, "SUPERVISE_EVERY_S", supervise_every_s)
+    monkeypatch.setattr(api_background, "SUPERVISE_EVERY_S", supervise_every_s)
     url = f"sqlite:///{tmp_path / 'api.db'}"
     engine = make_engine(url)
     upgrade(engine)

@@ -18,12 +18,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.calibrate.refits import never_accept_flags
+from api.judging import worker
+from api.judging.claims import judgment_views
+from api.judging.injection_recheck import RECHECK_PREFIX, moved_reasons, recheck_for
 from api.models import Pair, Project
-from api.pipeline import worker
-from api.pipeline.gate import never_accept_flags
-from api.pipeline.injection_recheck import RECHECK_PREFIX, moved_reasons, recheck_for
-from api.pipeline.judging import judgment_views
-from api.pipeline.routing import JudgmentView, hard_reasons, more_judges_may_clear, route, summarize
+from api.routing.route import JudgmentView, hard_reasons, more_judges_may_clear, route, summarize
 from api.settings import Settings
 from api.tools.bench_injection import injection_left, load_planted, plant
 from api.vocab import REASON_TEXT, Reason

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.calibrate import refits
 from api.models import Label
-from api.pipeline import gate
 from api.review import human_labels
 from api.settings import Settings
 from tests import fakes
@@ -81,9 +81,9 @@ def test_a_revision_supersedes_the_old_label_and_both_are_kept(
         # Only the current label counts; the calibration sees one label per pair, the newest.
         counting = [r.id for r in human_labels.counting_labels(session, project)]
         assert rows[2].id in counting and rows[0].id not in counting and rows[1].id not in counting
-        assert len(gate.usable_labels(session, project)[0]) == 2
+        assert len(refits.usable_labels(session, project)[0]) == 2
         # The revision counts towards the next refit like any new calibration label.
-        assert gate.new_usable_labels(session, project, rows[0].created_at) >= 2
+        assert refits.new_usable_labels(session, project, rows[0].created_at) >= 2
 
 
 def test_only_your_own_current_label_can_be_revised(

@@ -1,7 +1,8 @@
 """The code base's layering holds: what may import what, where tables live, how big modules get.
 
-routes -> pipeline / review -> models / db. calibration/ and judge/ are pure libraries (no web
-framework, no database), and so are a few api modules the pipeline's pure core is built from.
+routes -> the stages (ingest, judging, calibrate, routing, review, export) -> models / db.
+calibration/ and judge/ are pure libraries (no web framework, no database), and so are a few api
+modules the stages' pure core is built from.
 The serving path never imports the CLI, the demo or the benchmarks (api/tools/).
 """
 
@@ -26,12 +27,12 @@ MAX_MODULE_LINES = 600
 # The database and web layers: a pure module must not load them, not even through another module.
 FORBIDDEN = ("sqlmodel", "sqlalchemy", "alembic", "fastapi", "starlette", "api.db")
 PURE_API_MODULES = (
-    "api.pipeline.routing",
+    "api.routing.route",
     "api.vocab",
     "api.schemas",
     "api.review.redaction",
-    "api.reports_html",
-    "api.reports_plots",
+    "api.calibrate.reports_html",
+    "api.calibrate.reports_plots",
 )
 
 
@@ -226,9 +227,9 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
         ("api.routes",),
     ),
     (
-        "api/review/ never calls the pipeline (the pipeline calls review's queue hook)",
+        "api/review/ never calls the stages before it (routing calls review's queue hook)",
         lambda rel: rel.startswith("api/review/"),
-        ("api.pipeline",),
+        ("api.ingest", "api.judging", "api.calibrate", "api.routing"),
     ),
     (
         "models, db, settings, schemas and vocab are the bottom layer",
@@ -239,13 +240,17 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
         (
             "api.main",
             "api.deps",
-            "api.reports",
-            "api.reports_html",
-            "api.reports_plots",
+            "api.calibrate.reports",
+            "api.calibrate.reports_html",
+            "api.calibrate.reports_plots",
             "api.metrics",
             "api.routes",
-            "api.pipeline",
+            "api.ingest",
+            "api.judging",
+            "api.calibrate",
+            "api.routing",
             "api.review",
+            "api.export",
             "api.tools",
         ),
     ),
@@ -266,7 +271,14 @@ def test_imports_follow_the_layers() -> None:
 
 
 # The service's entry points: the app with every route, the worker and the background maintenance.
-SERVICE_MODULES = ("api.main", "api.pipeline.worker", "api.pipeline.gate", "api.reports", "api.export")
+SERVICE_MODULES = (
+    "api.main",
+    "api.background",
+    "api.judging.worker",
+    "api.calibrate.refits",
+    "api.calibrate.reports",
+    "api.export",
+)
 
 _LAB_PROBE = textwrap.dedent(
     """
@@ -300,12 +312,12 @@ def test_import_scan_sees_relative_and_function_level_imports(tmp_path: Path) ->
     # The rules are only as good as _imports: make sure it does not miss the sneaky forms.
     source = tmp_path / "probe.py"
     source.write_text(
-        "from ..pipeline import worker\n\n\ndef f():\n    from api import tools\n"
+        "from ..judging import worker\n\n\ndef f():\n    from api import tools\n"
         "    importlib.import_module('api.routes.jobs')\n",
         encoding="utf-8",
     )
     names = {name for _, name in _imports(source, module="api.review.probe")}
-    assert {"api.pipeline", "api.pipeline.worker", "api.tools", "api.routes.jobs"} <= names
+    assert {"api.judging", "api.judging.worker", "api.tools", "api.routes.jobs"} <= names
 
 
 # --- tables ---------------------------------------------------------------------------------------

@@ -602,20 +602,20 @@ def test_recogniser_doctests() -> None:
     """The examples in the recognisers' docstrings hold."""
     import doctest
 
-    from api.review import (
-        redaction,
-        redaction_address,
-        redaction_address_world,
-        redaction_contact,
-        redaction_ids,
-        redaction_names,
-        redaction_names_world,
-        redaction_payment,
-        redaction_secrets,
+    from api.review import redaction
+    from api.review.redaction import (
+        address,
+        address_world,
+        contact,
+        ids,
+        names,
+        names_world,
+        payment,
+        secrets,
     )
 
-    modules = (redaction, redaction_address, redaction_address_world, redaction_contact, redaction_ids)
-    for module in (*modules, redaction_names, redaction_names_world, redaction_payment, redaction_secrets):
+    modules = (redaction, address, address_world, contact, ids)
+    for module in (*modules, names, names_world, payment, secrets):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api import reports_html
-from api.reports_html import render_report_html
+from api.calibrate import reports_html
+from api.calibrate.reports_html import render_report_html
 from calibration import report as report_module
 from calibration.metrics import clopper_pearson_interval, coverage_agreement_curve
 from calibration.report import CalibrationReport, Monitoring, PanelEvidence, ScoredLabels, build_report

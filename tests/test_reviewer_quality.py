@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.calibrate import refits
 from api.main import create_app
 from api.models import Honeypot, Label, Project, ReviewItem, ReviewLease
-from api.pipeline import gate
 from api.review import human_labels
 from api.review.quality import grade, reference_side
 from api.settings import Settings
@@ -237,22 +237,22 @@ def test_a_label_faster_than_reading_time_is_flagged_and_never_calibrates(
     with Session(engine) as session:
         labels = session.exec(select(Label)).all()
         assert len(labels) == 2 and all(label.speed_flagged for label in labels)
-        usable, sources = gate.usable_labels(session, project)
+        usable, sources = refits.usable_labels(session, project)
         assert usable.empty and sources["calibration"]["n"] == 0
         # Lift the flag and the same labels calibrate: the flag is what kept them out.
         for label in labels:
             label.speed_flagged = False
             session.add(label)
         session.commit()
-        assert len(gate.usable_labels(session, project)[0]) == 2
+        assert len(refits.usable_labels(session, project)[0]) == 2
         # A quarantined label is kept out the same way, and a refit counts none of them.
         for label in labels:
             label.quarantined = True
             session.add(label)
         session.commit()
-        assert gate.usable_labels(session, project)[0].empty
+        assert refits.usable_labels(session, project)[0].empty
         stored_project = session.get(Project, project)
-    assert stored_project is not None and gate.refit(engine, stored_project).n_labels == 0
+    assert stored_project is not None and refits.refit(engine, stored_project).n_labels == 0
 
 
 def test_grading_uses_known_answers_on_sides(client: TestClient, engine: Engine, settings: Settings) -> None:
@@ -306,7 +306,7 @@ def test_a_honeypot_answer_grades_the_reviewer_and_never_labels_the_pair(
         answers = session.exec(select(Label).where(Label.source == "honeypot")).all()
         assert [(a.pair_id, a.label) for a in answers] == [(pair_id, "B>>A")]
         assert answers[0].id not in {label.id for label in human_labels.counting_labels(session, project)}
-        usable, _ = gate.usable_labels(session, project)
+        usable, _ = refits.usable_labels(session, project)
         sides = human_labels.human_sides(human_labels.counting_labels(session, project))
     # The pair's answer is its gold label alone (the reviewer's "B" did not turn it into a tie),
     # and it does not calibrate: honeypots are picked for being clear, not drawn from the stream.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.pipeline.routing import JudgmentView, route, summarize
+from api.routing.route import JudgmentView, route, summarize
 
 
 def views(*items: tuple[str, str, str]) -> list[JudgmentView]:

@@ -23,7 +23,7 @@ def test_migrations_match_the_models(any_engine: Engine) -> None:
 
 # Modules whose docstrings carry runnable examples (crowd-kit style): they must stay true.
 DOCTESTED = [
-    "api.pipeline.routing",
+    "api.routing.route",
     "api.vocab",
     "calibration.cascade",
     "calibration.features",
@@ -40,7 +40,7 @@ DOCTESTED = [
     "api.review.embeddings",
     "judge.costs",
     "api.fields",
-    "api.pipeline.final_labels",
+    "api.export.final_labels",
 ]
 
 

@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from api.calibrate import refits
 from api.main import create_app
-from api.pipeline import gate
 from api.settings import Settings
 from api.tools.bench_replay import bench_shift
 from judge.recorded import load_recorded
@@ -193,7 +193,7 @@ def _stream_flipped_verdicts(
     for start in range(0, len(stream), 10):
         post_recorded_pairs(client, project, [pairs[r["id"]] for r in stream[start : start + 10]])
         run_worker(engine, settings)
-        if any("shift detector closed the gate" in action for action in gate.maintain(engine)):
+        if any("shift detector closed the gate" in action for action in refits.maintain(engine)):
             closed_after = start + 10
             break
     state = client.get(f"/v1/projects/{project}/calibration").json()

@@ -8,9 +8,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.calibrate import refits, versions
+from api.ingest import store
+from api.judging import claims
+from api.judging.worker import Worker
 from api.models import Decision, Judgment, Pair, Project
-from api.pipeline import decisions, gate, ingest, judging, versions
-from api.pipeline.worker import Worker
+from api.routing import decisions
 from api.schemas import PairIn
 from judge.client import load_litellm
 from tests import fakes
@@ -44,7 +47,7 @@ def test_claims_are_disjoint_under_concurrency(any_engine: Engine) -> None:
 
     async def claim_many() -> list[list[Pair]]:
         return await asyncio.gather(
-            *(asyncio.to_thread(judging.claim_pairs, any_engine, f"w{i}", 25, 60) for i in range(8))
+            *(asyncio.to_thread(claims.claim_pairs, any_engine, f"w{i}", 25, 60) for i in range(8))
         )
 
     claimed = asyncio.run(claim_many())
@@ -54,11 +57,11 @@ def test_claims_are_disjoint_under_concurrency(any_engine: Engine) -> None:
 
 def test_expired_lease_is_reclaimed_and_the_late_writer_is_ignored(engine: Engine, clock: Clock) -> None:
     seed(engine, 3, ["fake/ok"])
-    stale = judging.claim_pairs(engine, "crashed-worker", 10, lease_seconds=0.05)
+    stale = claims.claim_pairs(engine, "crashed-worker", 10, lease_seconds=0.05)
     assert len(stale) == 3
-    assert judging.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # still leased
+    assert claims.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # still leased
     clock.advance(0.1)
-    fresh = judging.claim_pairs(engine, "other", 10, lease_seconds=60)
+    fresh = claims.claim_pairs(engine, "other", 10, lease_seconds=60)
     assert [p.id for p in fresh] == [p.id for p in stale]
     assert all(p.attempts == 2 for p in fresh)
     late = decisions.PairOutcome(
@@ -85,7 +88,7 @@ def test_postgres_claim_uses_skip_locked(pg_engine: Engine) -> None:
         from sqlalchemy import text
 
         conn.execute(text("SELECT id FROM pair ORDER BY id LIMIT 2 FOR UPDATE"))
-        got = judging.claim_pairs(pg_engine, "w", 10, 60)
+        got = claims.claim_pairs(pg_engine, "w", 10, 60)
         trans.rollback()
     assert len(got) == 3  # the locked rows were skipped, not waited for
 
@@ -93,7 +96,8 @@ def test_postgres_claim_uses_skip_locked(pg_engine: Engine) -> None:
 def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine: Engine) -> None:
     """A refit (or the kill-switch) lands while a pair is being judged: its verdicts are kept,
     and it is routed again under the latest version instead of being stored as decided."""
-    from api.pipeline import decisions, gate
+    from api.calibrate import refits
+    from api.routing import decisions
 
     fake = fakes.install()
     project = seed(any_engine, 3, ["fake/ok"])
@@ -103,7 +107,7 @@ def test_a_decision_made_under_a_superseded_gate_sends_the_pair_back(any_engine:
         async def _judge_pair(self, pair, *args, **kwargs):  # type: ignore[no-untyped-def]
             outcome = await super()._judge_pair(pair, *args, **kwargs)
             if pair.judged_at is None:  # first pass: a new version lands before the store
-                await asyncio.to_thread(gate.refit, any_engine, project)
+                await asyncio.to_thread(refits.refit, any_engine, project)
             return outcome
 
     worker = SlowGateWorker(any_engine, settings, "w")
@@ -127,7 +131,7 @@ def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
     must not count as "nothing left": the worker claims again instead of stopping."""
     import threading
 
-    from api.pipeline import worker as worker_module
+    from api.judging import worker as worker_module
 
     fake = fakes.install()
     project = seed(any_engine, 3, ["fake/ok"])
@@ -154,7 +158,7 @@ def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
         async def _judge_pair(self, pair, *args, **kwargs):  # type: ignore[no-untyped-def]
             outcome = await super()._judge_pair(pair, *args, **kwargs)
             if pair.judged_at is None:  # a new version lands: the store sends the pair back
-                await asyncio.to_thread(gate.refit, any_engine, project)
+                await asyncio.to_thread(refits.refit, any_engine, project)
             return outcome
 
     asyncio.run(RacingWorker(any_engine, settings, "w").run(until_idle=True))
@@ -167,24 +171,24 @@ def test_an_empty_claim_racing_a_send_back_does_not_end_an_until_idle_run(
 
 def test_only_the_lease_holder_can_renew(engine: Engine, clock: Clock) -> None:
     seed(engine, 1, ["fake/ok"])
-    (pair,) = judging.claim_pairs(engine, "holder", 10, lease_seconds=0.05)
-    assert judging.renew_lease(engine, "holder", pair.id, 60)  # type: ignore[arg-type]
-    assert not judging.renew_lease(engine, "someone-else", pair.id, 60)  # type: ignore[arg-type]
+    (pair,) = claims.claim_pairs(engine, "holder", 10, lease_seconds=0.05)
+    assert claims.renew_lease(engine, "holder", pair.id, 60)  # type: ignore[arg-type]
+    assert not claims.renew_lease(engine, "someone-else", pair.id, 60)  # type: ignore[arg-type]
     clock.advance(0.1)
-    assert judging.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # renewed: still held
+    assert claims.claim_pairs(engine, "other", 10, lease_seconds=60) == []  # renewed: still held
 
 
 def test_renewal_extends_held_leases_and_reports_the_lost_ones(engine: Engine, clock: Clock) -> None:
     seed(engine, 3, ["fake/ok"])
-    held = judging.claim_pairs(engine, "w", 10, lease_seconds=0.05)
+    held = claims.claim_pairs(engine, "w", 10, lease_seconds=0.05)
     clock.advance(0.1)
-    (taken,) = judging.claim_pairs(
+    (taken,) = claims.claim_pairs(
         engine, "other", 1, lease_seconds=60
     )  # one lease ran out and changed hands
     ids = {p.id for p in held}
-    assert judging.renew_leases(engine, "w", ids, 60) == ids - {taken.id}  # type: ignore[arg-type]
+    assert claims.renew_leases(engine, "w", ids, 60) == ids - {taken.id}  # type: ignore[arg-type]
     clock.advance(0.1)
-    assert judging.claim_pairs(engine, "third", 10, lease_seconds=60) == []  # renewed: still held
+    assert claims.claim_pairs(engine, "third", 10, lease_seconds=60) == []  # renewed: still held
 
 
 def test_heartbeats_keep_leases_shorter_than_the_judging(any_engine: Engine) -> None:
@@ -196,7 +200,7 @@ def test_heartbeats_keep_leases_shorter_than_the_judging(any_engine: Engine) -> 
         )
         session.add(project)
         session.commit()
-    ingest.create_job(
+    store.create_job(
         any_engine,
         project.id,  # type: ignore[arg-type]
         [PairIn(client_id=f"c{i}", prompt=f"p{i}", response_a="a", response_b="b") for i in range(8)],

@@ -16,16 +16,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Protocol, get_args
+
+from api.vocab import ExportFormat
 
 if TYPE_CHECKING:  # the writers' types only: importing them here would load every format
     from api.export.manifest import Counts
     from api.export.rows import DatasetDescription, ExportRow, RowHashes
-
-ExportFormat = Literal["dpo", "hf", "label-studio", "argilla"]
-"""The export formats: the one list the API schema, the CLI and the snapshots read. Each is the
-module of its name (``label-studio``: :mod:`api.export.label_studio`) with the two functions of
-:class:`FormatModule`."""
 
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 

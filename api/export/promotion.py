@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
+from api.calibrate.refits import audit_outcomes
+from api.calibrate.versions import kill_switch_since, latest_version, version_name
 from api.models import CalibrationVersion, Label, Project
-from api.pipeline.gate import audit_outcomes
-from api.pipeline.versions import kill_switch_since, latest_version, version_name
 from api.review.agreement_batches import project_agreement
 from api.review.quality import paused_names
 from calibration.metrics import clopper_pearson_upper

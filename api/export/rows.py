@@ -1,7 +1,7 @@
 """A project's final rows, streamed from the database in chunks (memory stays flat).
 
 Each :class:`ExportRow` is one pair with its text, its current decision, its final label
-(:mod:`api.pipeline.final_labels`) and the human labels behind it. Writers take an iterator
+(:mod:`api.export.final_labels`) and the human labels behind it. Writers take an iterator
 of rows and :class:`RowHashes`, which records a sha256 per written row in ``rows.sha256``.
 """
 
@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.db import chunks
+from api.export.final_labels import AUTO, HUMAN, DecisionView, FinalLabel
+from api.export.results import label_context
 from api.models import Decision, Label, Pair, Project
-from api.pipeline.final_labels import AUTO, HUMAN, DecisionView, FinalLabel
-from api.pipeline.results import label_context
 from api.review.human_labels import human_label_per_pair
 from api.vocab import Reason
 

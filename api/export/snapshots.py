@@ -29,6 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api import audit
+from api.calibrate.refits import audit_outcomes
+from api.calibrate.versions import latest_version, version_name
 from api.export import FORMATS, format_module
 from api.export.leakage import hold_back
 from api.export.manifest import (
@@ -47,8 +49,6 @@ from api.export.promotion import refusals as promotion_refusals
 from api.export.redacted import redact_rows
 from api.export.rows import DatasetDescription, RowFilter, RowHashes, iter_rows, sha256_file, train_prompts
 from api.models import Export, Judgment, Pair, Project
-from api.pipeline.gate import audit_outcomes
-from api.pipeline.versions import latest_version, version_name
 from api.review.redaction import REDACTION_VERSION
 from calibration.metrics import clopper_pearson_interval
 

@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse
 
-from api import reports
+from api.calibrate import refits, reports
+from api.calibrate.reports_html import render_report_html
 from api.deps import ClientProjectDep, EngineDep, MemberProjectDep
 from api.errors import bounded_path_ids, errors, json_errors
-from api.pipeline import gate
-from api.reports_html import render_report_html
 from api.schemas import CalibrationState, CalibrationVersionPublic
 
 router = APIRouter(
@@ -26,7 +25,7 @@ router = APIRouter(
 @router.post("/calibration/refit", response_model=CalibrationVersionPublic)
 def refit(project: ClientProjectDep, engine: EngineDep) -> dict[str, Any]:
     """Refit the gate on the usable labels now, store a new version, re-route the pairs."""
-    version = gate.refit(engine, project, trigger="manual")
+    version = refits.refit(engine, project, trigger="manual")
     return jsonable_encoder(reports.version_public(version))
 
 

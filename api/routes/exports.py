@@ -16,11 +16,10 @@ from starlette.background import BackgroundTask
 
 from api.deps import ClientProjectDep, EngineDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors, json_errors
-from api.export import snapshots
+from api.export import results, snapshots
 from api.fields import MAX_ID
 from api.media_types import NDJSON
 from api.models import Export
-from api.pipeline import results
 from api.schemas import ExportCreate, ExportPublic
 
 router = APIRouter(

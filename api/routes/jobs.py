@@ -14,10 +14,11 @@ from sqlmodel import Session, col, select
 
 from api.deps import ClientJobDep, ClientProjectDep, EngineDep, MemberProjectDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
+from api.export import results
 from api.fields import MAX_ID
+from api.ingest import store
 from api.media_types import NDJSON, batch_request_body
 from api.models import Job
-from api.pipeline import ingest, results
 from api.schemas import JobCreated, JobResultsPage, JobStatus, PairIn
 
 router = APIRouter(
@@ -62,11 +63,11 @@ async def create_job(
     }
     content_type = request.headers.get("content-type", "application/json")
     pool = request.app.state.ingest_pool
-    if pool is not None:  # parsed and stored in a process of its own (api/pipeline/ingest_pool.py)
+    if pool is not None:  # parsed and stored in a process of its own (api/ingest/pool.py)
         posted = await pool.post_job(project.id, bytes(body), content_type, **limits)
     else:  # in the threadpool: on the event loop, a large job stalled every other request
         posted = await run_in_threadpool(
-            ingest.post_job, engine, project.id, bytes(body), content_type, **limits
+            store.post_job, engine, project.id, bytes(body), content_type, **limits
         )
     if posted.errors:
         return JSONResponse(

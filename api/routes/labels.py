@@ -11,9 +11,9 @@ from sqlmodel import Session, col, select
 from api.deps import ClientProjectDep, EngineDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
 from api.fields import MAX_ID
+from api.ingest import store
 from api.media_types import batch_request_body
 from api.models import Label, Pair
-from api.pipeline import ingest
 from api.schemas import LabelIn, LabelsPage, LabelsStored
 from api.vocab import LabelSource
 
@@ -53,16 +53,16 @@ async def import_labels(
     content_type = request.headers.get("content-type", "application/json")
     try:
         # In the threadpool: parsing and storing on the event loop stalled every other request.
-        stored = await run_in_threadpool(ingest.store_labels, engine, project, body, content_type)
-    except ingest.LabelsForbidden as exc:
+        stored = await run_in_threadpool(store.store_labels, engine, project, body, content_type)
+    except store.LabelsForbidden as exc:
         return JSONResponse(
             status_code=403, content={"detail": str(exc), "errors": [e.__dict__ for e in exc.errors]}
         )
-    except ingest.LabelsRefused as exc:
+    except store.LabelsRefused as exc:
         return JSONResponse(
             status_code=422, content={"detail": str(exc), "errors": [e.__dict__ for e in exc.errors]}
         )
-    except ingest.LabelKeyConflict as exc:
+    except store.LabelKeyConflict as exc:
         return JSONResponse(status_code=409, content={"detail": str(exc), "keys": exc.keys})
     except IntegrityError:
         raise HTTPException(

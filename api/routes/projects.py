@@ -8,9 +8,9 @@ from sqlmodel import col, select
 
 from api.deps import AdminDep, CallerDep, MemberProjectDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
+from api.judging.checks import judge_problems, routing_problems
 from api.keys import create_key, list_keys, revoke_key
 from api.models import ApiKey, Project
-from api.pipeline.judge_checks import judge_problems, routing_problems
 from api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,

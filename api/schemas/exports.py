@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.export import ExportFormat
 from api.fields import Text
 from api.schemas.common import IsoDatetime, Public
+from api.vocab import ExportFormat
 
 
 class ExportCreate(BaseModel):

@@ -34,7 +34,7 @@ class PairIn(BaseModel):
 
 class JobPost(BaseModel):
     """The JSON body of ``POST /v1/projects/{id}/jobs`` (documentation: the route parses the
-    body itself, JSON or NDJSON by Content-Type, in api/pipeline/ingest.py)."""
+    body itself, JSON or NDJSON by Content-Type, in api/ingest/store.py)."""
 
     pairs: list[PairIn]
 

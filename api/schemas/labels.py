@@ -15,7 +15,7 @@ FIVE_POINT: tuple[str, ...] = ("A>>B", "A>B", "tie", "B>A", "B>>A")
 
 class LabelIn(BaseModel):
     """One human label as a client imports it (``POST .../labels``). Sources other than
-    ``vocab.IMPORT_SOURCES`` are refused there with 403 (api/pipeline/ingest.py): the review
+    ``vocab.IMPORT_SOURCES`` are refused there with 403 (api/ingest/store.py): the review
     flow writes them."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,7 +42,7 @@ class LabelIn(BaseModel):
 
 class LabelImport(BaseModel):
     """The JSON body of ``POST /v1/projects/{id}/labels`` (documentation: the route parses the
-    body itself, JSON or NDJSON by Content-Type, in api/pipeline/ingest.py)."""
+    body itself, JSON or NDJSON by Content-Type, in api/ingest/store.py)."""
 
     labels: list[LabelIn]
 

@@ -25,7 +25,7 @@ class JudgeSpec(BaseModel):
 
     model: Text = Field(max_length=300)
     # Passed to litellm as api_base: a provider URL, or for replay/ judges the recorded file.
-    # Checked when a project is created (api/pipeline/judge_checks.py) and before every call.
+    # Checked when a project is created (api/judging/checks.py) and before every call.
     api_base: Text | None = Field(None, max_length=2048)
     # Ask for token logprobs (only providers that return them: OpenAI-style).
     logprobs: bool = False
@@ -116,7 +116,7 @@ class RoutingSettings(BaseModel):
     # below 0.5 prompts that merely share a topic or template match, and the search slows.
     leakage_threshold: float = Field(default=0.8, ge=0.5, le=1.0)
     # Exports redact personal data and secrets by default (the redactor reviewers see through,
-    # api/review/redaction.py); an export request's ``redact`` overrides it either way.
+    # api/review/redaction/__init__.py); an export request's ``redact`` overrides it either way.
     redact_exports: bool = False
     # Reviewer quality (api/review/quality.py). Honeypots: pairs with a known answer (gold labels
     # imported with honeypot=true) mixed into each reviewer's review queue at this share.

@@ -273,7 +273,7 @@ def simulate(
     hard_rule_judges_names = _names(hard_rule_judges)
     try:
         # The bench's own fit settings, from its options (the service builds its own from the
-        # project's routing settings: api.pipeline.gate.gate_settings).
+        # project's routing settings: api.calibrate.refits.gate_settings).
         settings = GateSettings(
             alpha=1.0 - target,
             delta=delta,

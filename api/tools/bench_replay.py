@@ -46,13 +46,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from api.calibrate.refits import check_drift, check_shift, shift_reference, shift_statistics
+from api.calibrate.versions import gate_model, latest_version
 from api.db import make_engine, upgrade
+from api.ingest import store
+from api.judging.worker import Worker
 from api.main import create_app
 from api.models import CalibrationVersion, Project
-from api.pipeline import ingest
-from api.pipeline.gate import check_drift, check_shift, shift_reference, shift_statistics
-from api.pipeline.versions import gate_model, latest_version
-from api.pipeline.worker import Worker
 from api.schemas import JudgeSpec, panel_calls
 from api.settings import Settings
 from api.tools.bench_baseline import (
@@ -179,7 +179,7 @@ def _answer_audits(engine: Engine, project: Project, labels: list[tuple[str, str
             for cid, gold in labels
         )
         audit = (LabelSource.AUDIT,)
-        ingest.store_labels(engine, project, body.encode(), "application/x-ndjson", sources=audit)
+        store.store_labels(engine, project, body.encode(), "application/x-ndjson", sources=audit)
 
 
 def _with_gold(path: str) -> list[RecordedPair]:

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from api.db import make_engine, upgrade
+from api.judging.worker import Worker
 from api.main import create_app
-from api.pipeline.worker import Worker
 from api.settings import Settings
 from judge.client import completion_kwargs, load_litellm
 from judge.prompt import render_messages

@@ -63,7 +63,7 @@ def serve(host: str, port: int, no_worker: bool, log_level: str, dev: bool) -> i
     import shutil
     import tempfile
 
-    # The API judges in a child process (api.main.BackgroundProcess). prometheus_client's
+    # The API judges in a child process (api.background.BackgroundProcess). prometheus_client's
     # multiprocess mode sums that process's judge counters into /metrics; it must be chosen
     # before prometheus_client is first imported, i.e. here.
     metrics_dir = None
@@ -72,7 +72,8 @@ def serve(host: str, port: int, no_worker: bool, log_level: str, dev: bool) -> i
 
     import uvicorn
 
-    from api.main import create_app, tune_gc_for_serving
+    from api.background import tune_gc_for_serving
+    from api.main import create_app
     from api.settings import get_settings
 
     settings = get_settings()
@@ -105,9 +106,9 @@ def worker(until_idle: bool) -> int:
     to judge faster; with --until-idle it exits once the queue is empty and prints how many
     pairs it judged.
     """
+    from api.background import run_background
     from api.db import make_engine, upgrade
-    from api.main import run_background
-    from api.pipeline.worker import Worker
+    from api.judging.worker import Worker
     from api.settings import get_settings
 
     settings = get_settings()
@@ -184,12 +185,12 @@ def calibrate(project: str | None, report: str | None) -> int:
 
     from sqlmodel import Session, col, select
 
+    from api.calibrate.refits import refit
+    from api.calibrate.reports import calibration_state
+    from api.calibrate.reports_html import render_report_html
+    from api.calibrate.versions import version_name
     from api.db import make_engine, upgrade
     from api.models import Project
-    from api.pipeline.gate import refit
-    from api.pipeline.versions import version_name
-    from api.reports import calibration_state
-    from api.reports_html import render_report_html
     from api.settings import get_settings
 
     engine = make_engine(get_settings().database_url)

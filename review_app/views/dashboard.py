@@ -108,8 +108,8 @@ def _report(api: Any, project_id: int) -> None:
         st.info("No calibration report from this API yet.")
         return
     # st.iframe (Streamlit >= 1.56) replaces the deprecated components.v1.html and always scrolls.
-    # The report is our own API's HTML, and api/reports_html.py escapes every user-supplied name in it,
-    # so the script-capable iframe is no new exposure.
+    # The report is our own API's HTML, and api/calibrate/reports_html.py escapes every
+    # user-supplied name in it, so the script-capable iframe is no new exposure.
     st.iframe(html, height=900)
     st.caption(f"Full page: {api.calibration_report_url(project_id)}")
 

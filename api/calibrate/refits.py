@@ -29,26 +29,26 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api import audit
+from api.calibrate.gate_labels import usable_label_set
+from api.calibrate.gate_labels import usable_labels as usable_labels  # re-exported: callers import it here
+from api.calibrate.versions import (
+    gate_model,
+    kill_switch_since,
+    latest_version,
+    latest_version_to_follow,
+    version_name,
+)
 from api.db import chunks
+from api.judging.claims import judgment_views
 from api.models import CalibrationVersion, Decision, Judgment, Label, Pair, Project
-from api.pipeline.decisions import requeue, reroute
-from api.pipeline.gate_labels import usable_label_set
-from api.pipeline.gate_labels import usable_labels as usable_labels  # re-exported: callers import it here
-from api.pipeline.judging import judgment_views
-from api.pipeline.routing import (
+from api.routing.decisions import requeue, reroute
+from api.routing.route import (
     FittedGate,
     JudgmentView,
     hard_reasons,
     more_judges_may_clear,
     summarize,
     views_frame,
-)
-from api.pipeline.versions import (
-    gate_model,
-    kill_switch_since,
-    latest_version,
-    latest_version_to_follow,
-    version_name,
 )
 from api.schemas import RoutingSettings
 from api.vocab import CALIBRATION_SOURCES, LabelSource

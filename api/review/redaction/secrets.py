@@ -3,7 +3,7 @@ credentials and ``name = value`` assignments of a secret.
 
 Provider keys are found by their published prefixes (each one's length and alphabet below);
 everything else needs a secret-looking name or header in front and a value that looks
-generated (:func:`api.review.redaction_checks.looks_random`).
+generated (:func:`api.review.redaction.checks.looks_random`).
 
 >>> [(e.type, e.value[:8]) for e in find_secrets("I pushed with hf_aB3dE6gH9jK2mN5pQ8rS1tU4vW7xY0zAbC.")]
 [('API_KEY', 'hf_aB3dE')]
@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from api.review.redaction_checks import has_symbol, looks_random
-from api.review.redaction_spans import Entity, from_match
+from api.review.redaction.checks import has_symbol, looks_random
+from api.review.redaction.spans import Entity, from_match
 
 __all__ = ["find_secrets"]
 

@@ -17,12 +17,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api import audit
+from api.calibrate.versions import gate_model, hold_versions, latest_version_names, version_name
 from api.db import chunks, rows_changed
+from api.judging.claims import judgment_views
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, utcnow
-from api.pipeline.judging import judgment_views
-from api.pipeline.routing import GatedInput, RouteDecision, route_many, views_frame
-from api.pipeline.versions import gate_model, hold_versions, latest_version_names, version_name
 from api.review import queue
+from api.routing.route import GatedInput, RouteDecision, route_many, views_frame
 from api.schemas import panel_calls
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from api.review.redaction_checks import IBAN_LENGTHS, digits, iban_ok, luhn_ok
-from api.review.redaction_spans import Entity, from_match
+from api.review.redaction.checks import IBAN_LENGTHS, digits, iban_ok, luhn_ok
+from api.review.redaction.spans import Entity, from_match
 
 __all__ = ["find_payment"]
 

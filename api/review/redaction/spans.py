@@ -1,7 +1,7 @@
 """Findings of the redaction recognisers and how overlapping ones are resolved.
 
-Every recogniser module (``redaction_secrets``, ``redaction_contact``, ``redaction_payment``,
-``redaction_address``, ``redaction_names``) yields :class:`Entity` spans; :func:`resolve` keeps
+Every recogniser module (``redaction.secrets``, ``redaction.contact``, ``redaction.payment``,
+``redaction.address``, ``redaction.names``) yields :class:`Entity` spans; :func:`resolve` keeps
 one per stretch of text.
 """
 

@@ -30,11 +30,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from api.review.redaction_spans import HAS_DIGIT, Entity
+from api.review.redaction.spans import HAS_DIGIT, Entity
 
 __all__ = ["find_addresses"]
 
-_UP = "A-ZÀ-ÖØ-ÞĀ-ž"  # as in redaction_names: Latin letters with European accents
+_UP = "A-ZÀ-ÖØ-ÞĀ-ž"  # as in redaction.names: Latin letters with European accents
 _LO = "a-zß-öø-ÿĀ-ž"
 _WORD = rf"[{_UP}][{_LO}'’]+(?:[{_UP}][{_LO}]+)?"  # a capitalised word ("McKinley", "LacroixBourg")
 _NUM = r"\d{1,5}[A-Za-z]?(?:[-/]\d{1,5}[A-Za-z]?)?"  # 221B, 12-14, 3/5

@@ -1,7 +1,7 @@
 """The calibration report's figures, each returned as an ``<img>`` tag with a base64 PNG inside.
 
 Drawing only: the numbers come from the report dict (:mod:`calibration.report`) and the page
-around them from :mod:`api.reports_html`. The object-oriented Figure API renders with the Agg
+around them from :mod:`api.calibrate.reports_html`. The object-oriented Figure API renders with the Agg
 canvas without touching pyplot's global state, so reports can be rendered from worker threads
 and no display backend is ever needed.
 """

@@ -17,6 +17,18 @@ import uuid
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.calibrate.refits import decided_under
+from api.calibrate.versions import GateCache, latest_version, version_name
+from api.judging.checks import allowed_api_bases
+from api.judging.claims import (
+    cached_judgments,
+    claim_pairs,
+    labelled_pairs,
+    own_judgments,
+    renew_lease,
+    renew_leases,
+)
+from api.judging.injection_recheck import RECHECK_PREFIX, Recheck, moved_reasons, recheck_for
 from api.metrics import (
     INJECTION_RECHECKS,
     JUDGE_CACHE_HITS,
@@ -29,20 +41,8 @@ from api.metrics import (
     PAIRS_ROUTED,
 )
 from api.models import Judgment, Pair, Project
-from api.pipeline.decisions import PairOutcome, decision_fields, store_outcomes
-from api.pipeline.gate import decided_under, maintain
-from api.pipeline.injection_recheck import RECHECK_PREFIX, Recheck, moved_reasons, recheck_for
-from api.pipeline.judge_checks import allowed_api_bases
-from api.pipeline.judging import (
-    cached_judgments,
-    claim_pairs,
-    labelled_pairs,
-    own_judgments,
-    renew_lease,
-    renew_leases,
-)
-from api.pipeline.routing import JudgmentView, needs_full_panel, route_pair
-from api.pipeline.versions import GateCache, latest_version, version_name
+from api.routing.decisions import PairOutcome, decision_fields, store_outcomes
+from api.routing.route import JudgmentView, needs_full_panel, route_pair
 from api.schemas import JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
@@ -63,7 +63,6 @@ JUDGMENT_FIELDS = (
 )  # fmt: skip
 # What routing reads of a judgment row, in JudgmentView's order.
 VIEW_FIELDS = ("judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "error")
-MAINTAIN_EVERY_S = 5.0  # refit / kill-switch checks (api.pipeline.gate.maintain)
 
 
 class Worker:
@@ -167,8 +166,6 @@ class Worker:
         claiming: asyncio.Task[list[asyncio.Task[PairOutcome]]] | None = None
         storing: asyncio.Task[int] | None = None
         storing_size = 0
-        maintaining: asyncio.Task[list[str]] | None = None
-        next_maintenance = time.monotonic() + MAINTAIN_EVERY_S
         outcomes: list[PairOutcome] = []
         last_flush = next_claim_at = time.monotonic()
         queue_empty = False
@@ -191,11 +188,8 @@ class Worker:
                     asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
                 )
                 storing_size, outcomes, last_flush = len(outcomes), [], now
-            if not until_idle and maintaining is None and now >= next_maintenance and not stopping:
-                maintaining = asyncio.create_task(asyncio.to_thread(maintain, self.engine))
-                next_maintenance = now + MAINTAIN_EVERY_S
             waiting: set[asyncio.Task] = set(inflight)
-            waiting.update(t for t in (claiming, storing, maintaining) if t is not None)
+            waiting.update(t for t in (claiming, storing) if t is not None)
             if not waiting:
                 if stopping or (until_idle and queue_empty):
                     break
@@ -217,13 +211,6 @@ class Worker:
                     if stored < storing_size:  # some went back to the queue (a newer gate): claim again
                         requeues += 1
                         queue_empty, next_claim_at = False, time.monotonic()
-                elif task is maintaining:
-                    maintaining = None
-                    if task.exception() is not None:  # a failed refit must not stop judging
-                        log.error("calibration maintenance failed", exc_info=task.exception())
-                    else:
-                        for action in task.result():
-                            log.info(action)
                 else:
                     inflight.discard(task)
                     outcomes.append(task.result())

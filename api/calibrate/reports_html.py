@@ -1,5 +1,5 @@
 """The calibration report as one self-contained HTML page: CSS inline, plots as base64 PNG
-(:mod:`api.reports_plots`), no external assets, so it can be mailed, archived or served as is.
+(:mod:`api.calibrate.reports_plots`), no external assets, so it can be mailed, archived or served as is.
 
 :func:`render_report_html` turns a :class:`calibration.report.CalibrationReport` dict (the data,
 computed in ``calibration/``) into the page. Missing keys or empty arrays render as "not enough
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.reports_plots import (
+from api.calibrate.reports_plots import (
     audits_plot,
     confusion_plot,
     coverage_plot,

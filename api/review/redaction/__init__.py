@@ -7,22 +7,22 @@ few people allowed to see it. Numbering follows reading order (prompt, then A, t
 
 Types, one recogniser module each (all pure, flat in ``api/review/``):
 
-* ``redaction_secrets``: AWS_KEY, GITHUB_TOKEN, SLACK_TOKEN, API_KEY (the published formats
+* ``redaction.secrets``: AWS_KEY, GITHUB_TOKEN, SLACK_TOKEN, API_KEY (the published formats
   of OpenAI, Anthropic, Google, Hugging Face, GitLab, Bitbucket, npm, PyPI, Stripe and
   others), BEARER_TOKEN, PRIVATE_KEY (PEM blocks, also truncated ones), SECRET (``key=value``
   assignments with a high-entropy value, passwords, JWTs, URL credentials);
-* ``redaction_contact``: EMAIL (also internationalised), PHONE, IP_ADDRESS (v4 and v6, validated
+* ``redaction.contact``: EMAIL (also internationalised), PHONE, IP_ADDRESS (v4 and v6, validated
   by :mod:`ipaddress`), MAC_ADDRESS, CRYPTO_ADDRESS;
-* ``redaction_payment``: CREDIT_CARD (Luhn-checked), IBAN (length per country, mod-97-checked);
-* ``redaction_address``: STREET_ADDRESS (street line with unit, city and postcode);
-* ``redaction_address_world``: STREET_ADDRESS in other languages and scripts;
-* ``redaction_ids``: NATIONAL_ID (national id and tax numbers, validated by python-stdnum),
+* ``redaction.payment``: CREDIT_CARD (Luhn-checked), IBAN (length per country, mod-97-checked);
+* ``redaction.address``: STREET_ADDRESS (street line with unit, city and postcode);
+* ``redaction.address_world``: STREET_ADDRESS in other languages and scripts;
+* ``redaction.ids``: NATIONAL_ID (national id and tax numbers, validated by python-stdnum),
   PASSPORT, DATE_OF_BIRTH and BANK_ACCOUNT (after words that say so, in many languages);
-* ``redaction_names``: PERSON (cased scripts); ``redaction_names_world``: PERSON in caseless
+* ``redaction.names``: PERSON (cased scripts); ``redaction.names_world``: PERSON in caseless
   scripts and after "my name is" in many languages.
 
-``redaction_spans`` resolves overlapping findings by type priority (an IBAN beats the phone
-number its digit groups look like); ``redaction_checks`` holds the validators. This module
+``redaction.spans`` resolves overlapping findings by type priority (an IBAN beats the phone
+number its digit groups look like); ``redaction.checks`` holds the validators. This module
 turns findings into per-pair tokens and is the one to import.
 
 Why hand-written recognisers rather than a library (checked on this project's machines,
@@ -37,7 +37,7 @@ which reach PyPI but not GitHub or model hubs):
 
 So: compiled regular expressions with validators (Luhn, mod-97, :mod:`ipaddress`, entropy)
 for the structured types, and for names a dictionary heuristic over the person-name lists
-that the maintained Faker package ships (census-derived for en_US; see ``redaction_names``).
+that the maintained Faker package ships (census-derived for en_US; see ``redaction.names``).
 Once "John Smith" is found, a later bare "Smith" gets his token. The heuristic misses names
 from lists it does not have (recall per group is printed by ``tests/test_redaction.py``) and
 redacts public figures too (it cannot tell them apart): over-redaction was preferred to leaks.
@@ -71,15 +71,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from api.review.redaction_address import find_addresses
-from api.review.redaction_address_world import find_world_addresses
-from api.review.redaction_contact import find_contact
-from api.review.redaction_ids import find_ids
-from api.review.redaction_names import HAS_CAPITALISED, find_names, learnable_part
-from api.review.redaction_names_world import find_world_names
-from api.review.redaction_payment import find_payment
-from api.review.redaction_secrets import find_secrets
-from api.review.redaction_spans import Entity, non_overlapping, resolve
+from api.review.redaction.address import find_addresses
+from api.review.redaction.address_world import find_world_addresses
+from api.review.redaction.contact import find_contact
+from api.review.redaction.ids import find_ids
+from api.review.redaction.names import HAS_CAPITALISED, find_names, learnable_part
+from api.review.redaction.names_world import find_world_names
+from api.review.redaction.payment import find_payment
+from api.review.redaction.secrets import find_secrets
+from api.review.redaction.spans import Entity, non_overlapping, resolve
 
 __all__ = [
     "REDACTION_VERSION",

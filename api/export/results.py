@@ -1,6 +1,6 @@
 """What a client reads back: a job's status and its per-pair results, per job or per project.
 
-Each result row's ``label`` is the pair's final label (:mod:`api.pipeline.final_labels`: a
+Each result row's ``label`` is the pair's final label (:mod:`api.export.final_labels`: a
 human label beats an auto-accepted judge label) with its provenance under ``final``; the
 judges' own answer stays in ``judge_label``, ``chosen`` (the judges' side) and ``route``.
 """
@@ -16,8 +16,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from api.db import chunks
+from api.export.final_labels import AUTO, HUMAN, DecisionView, FinalLabel, decision_judges, final_label
 from api.models import CalibrationVersion, Decision, Job, Judgment, Pair, Project, version_label
-from api.pipeline.final_labels import AUTO, HUMAN, DecisionView, FinalLabel, decision_judges, final_label
 from api.review.human_labels import HumanLabel, human_label_per_pair
 
 

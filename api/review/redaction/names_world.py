@@ -1,6 +1,6 @@
 """Person names in scripts without capital letters, and names announced in any language.
 
-Capitalisation is what ``redaction_names`` keys on; Chinese, Japanese, Korean, Arabic, Hebrew,
+Capitalisation is what ``redaction.names`` keys on; Chinese, Japanese, Korean, Arabic, Hebrew,
 Persian, the Indic scripts and Thai have none. Here, from Faker's name lists for those locales
 (the same maintained lists, so nothing is downloaded and there is no model to run):
 
@@ -12,7 +12,7 @@ Persian, the Indic scripts and Thai have none. Here, from Faker's name lists for
 * in every script, the words after "my name is" in many languages ("je m'appelle", "меня
   зовут", "我叫", "제 이름은", "मेरा नाम", "اسمي", ...).
 
->>> from api.review.redaction_spans import resolve
+>>> from api.review.redaction.spans import resolve
 >>> text = "我叫王秀英。佐藤健一さんと김민준 씨, राहुल शर्मा, محمد أحمد"
 >>> [e.value for e in resolve([*find_world_names(text)])]
 ['王秀英', '佐藤健一', '김민준', 'राहुल शर्मा', 'محمد أحمد']
@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
-from api.review.redaction_spans import Entity
+from api.review.redaction.spans import Entity
 
 __all__ = ["find_world_names"]
 

@@ -11,12 +11,12 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from api.calibrate.gate_labels import usable_label_set
+from api.calibrate.refits import audit_outcomes
+from api.calibrate.versions import KILL_SWITCH_TRIGGERS, gate_model, load_model, version_name
 from api.db import chunks
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, version_label
-from api.pipeline.gate import audit_outcomes
-from api.pipeline.gate_labels import usable_label_set
-from api.pipeline.routing import FittedGate
-from api.pipeline.versions import KILL_SWITCH_TRIGGERS, gate_model, load_model, version_name
+from api.routing.route import FittedGate
 from api.schemas import panel_calls
 from calibration.cascade import CascadeModel
 from calibration.features import build_features, judgments_table

@@ -15,8 +15,8 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
-from api.review.redaction_checks import digits
-from api.review.redaction_spans import Entity, from_match
+from api.review.redaction.checks import digits
+from api.review.redaction.spans import Entity, from_match
 
 __all__ = ["find_contact", "phone_key"]
 

@@ -9,7 +9,7 @@ No session, no I/O: the worker and re-routing gather the inputs, call :func:`rou
 * :func:`route_many` routes pairs under a fitted gate (single panel or cascade, stage by
   stage), draws the audits and the calibration sample.
 
->>> from api.pipeline.routing import JudgmentView, route
+>>> from api.routing.route import JudgmentView, route
 >>> views = [JudgmentView("j1", "ab", "A>B"), JudgmentView("j1", "ba", "A>B")]
 >>> route(views).route, route(views).reasons
 ('review', ['gate_closed'])

@@ -1,4 +1,4 @@
-"""Street addresses in other languages and scripts than ``redaction_address`` covers.
+"""Street addresses in other languages and scripts than ``redaction.address`` covers.
 
 A street type word of the language, the street's name, and a house number, in either order,
 then optionally the unit, postcode and city (comma-separated parts that hold a digit, a unit
@@ -8,7 +8,7 @@ word or capitalised words). Shapes:
   ``Jl. Sudirman No. 5``, ``شارع الملك فهد 123``, ``רחוב הרצל 12``, ``Calea Victoriei 12``;
 * type last: ``Andrássy út 60``, ``Atatürk Caddesi No: 25``, ``Karl Johans gate 22``,
   ``Mannerheimintie 12 B``, ``Nehru Marg 14``;
-* number first: ``123 Đường Lê Lợi``, ``12, MG Road`` is English (``redaction_address``);
+* number first: ``123 Đường Lê Lợi``, ``12, MG Road`` is English (``redaction.address``);
 * Chinese and Japanese: a run with an administrative or street character and a house
   number (``北京市朝阳区建国路88号``, ``東京都千代田区丸の内1-9-1``); Korean road names
   (``테헤란로 152``).
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from api.review.redaction_spans import HAS_DIGIT, Entity
+from api.review.redaction.spans import HAS_DIGIT, Entity
 
 __all__ = ["find_world_addresses"]
 

@@ -18,7 +18,7 @@ of 6 to 9 letters and digits (at least one digit) after a passport word in one o
 languages. A date of birth is a date (numeric, with a month word in any language, or CJK) after
 a birth word: dates on their own are history, not identity.
 
->>> from api.review.redaction_spans import resolve
+>>> from api.review.redaction.spans import resolve
 >>> text = "CPF 123.456.789-09, NINO AB 12 34 56 C, Aadhaar 2341 2341 2346"
 >>> [(e.type, e.value) for e in resolve([*find_ids(text)])]
 [('NATIONAL_ID', '123.456.789-09'), ('NATIONAL_ID', 'AB 12 34 56 C'), ('NATIONAL_ID', '2341 2341 2346')]
@@ -61,7 +61,7 @@ from stdnum.tr import tckimlik
 from stdnum.us import ein, itin, ssn
 from stdnum.za import idnr as za_idnr
 
-from api.review.redaction_spans import HAS_DIGIT, Entity
+from api.review.redaction.spans import HAS_DIGIT, Entity
 
 __all__ = ["find_ids", "nino_ok"]
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.models import CalibrationVersion, Project, version_label
-from api.pipeline.routing import FittedGate
+from api.routing.route import FittedGate
 from calibration.cascade import CascadeModel
 from calibration.gate import GateModel
 

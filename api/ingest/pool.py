@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from api.db import make_engine
-from api.pipeline import ingest
+from api.ingest import store
 
 _engine: Engine | None = None  # the pool process's own engine, made by _start
 
@@ -46,9 +46,9 @@ def _start(database_url: str) -> None:
         threading.Thread(target=watch, name="prelabel-parent-watch", daemon=True).start()
 
 
-def _post_job(project_id: int, body: bytes, content_type: str, limits: dict[str, Any]) -> ingest.JobPosted:
+def _post_job(project_id: int, body: bytes, content_type: str, limits: dict[str, Any]) -> store.JobPosted:
     assert _engine is not None, "the pool's initializer makes the engine"
-    return ingest.post_job(_engine, project_id, body, content_type, **limits)
+    return store.post_job(_engine, project_id, body, content_type, **limits)
 
 
 def _ready() -> bool:
@@ -56,7 +56,7 @@ def _ready() -> bool:
 
 
 class IngestPool:
-    """``processes`` spawned processes that run :func:`api.pipeline.ingest.post_job`."""
+    """``processes`` spawned processes that run :func:`api.ingest.store.post_job`."""
 
     def __init__(self, database_url: str, processes: int) -> None:
         self._database_url = database_url
@@ -79,7 +79,7 @@ class IngestPool:
 
     async def post_job(
         self, project_id: int, body: bytes, content_type: str, **limits: Any
-    ) -> ingest.JobPosted:
+    ) -> store.JobPosted:
         call = partial(_post_job, project_id, body, content_type, limits)
         loop = asyncio.get_running_loop()
         executor = self._executor

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from api.db import chunks, rows_changed
 from api.models import Judgment, Label, Pair, utcnow
-from api.pipeline.routing import JudgmentView
+from api.routing.route import JudgmentView
 from api.vocab import CALIBRATION_SOURCES
 
 

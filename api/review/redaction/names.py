@@ -7,7 +7,7 @@ listed surname ("Spike Lee"); and a title ("Dr. Okafor", "Sra. Pérez", "Herr M�
 Latin, Greek and Cyrillic letters, the lists of Faker's 75 other locales add: their first names
 before one of their surnames ("Mehmet Yılmaz"), family name first ("Nguyễn Văn An", "Nagy
 Zoltán"), and any capitalised pair whose second word has a surname ending (-ović, -enko,
--poulos, -dze, -ovna: "Aigerim Nurlanovna"). Caseless scripts: :mod:`redaction_names_world`.
+-poulos, -dze, -ovna: "Aigerim Nurlanovna"). Caseless scripts: :mod:`api.review.redaction.names_world`.
 Why a dictionary and not a model: see :mod:`api.review.redaction`.
 
 >>> [e.value for e in find_names("Will it rain? Ask Will Jones or Dr. Okafor.")]
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from api.review.redaction_spans import Entity
+from api.review.redaction.spans import Entity
 
 __all__ = ["HAS_CAPITALISED", "find_names", "learnable_part"]
 
