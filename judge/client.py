@@ -29,14 +29,11 @@ import email.utils
 import functools
 import hashlib
 import json
-import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from tenacity import (
@@ -50,28 +47,11 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from judge.endpoints import NO_KEY, EndpointRefused, check_api_base, parse_allowed
+from judge.litellm_loader import load_litellm
 from judge.parse import confidence_from_logprobs, parse_verdict
 from judge.prompt import render_messages
 from judge.providers import REPLAY_PROVIDER, ReplayError, approx_tokens, replay_answer
 from judge.verdicts import INVALID, to_original
-
-
-@functools.cache
-def load_litellm() -> ModuleType:
-    """litellm, imported and set up on first use. Importing it takes seconds of CPU, and a
-    process that only replays recorded judgments (benchmarks, the demo, tests) never needs it."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
-    import litellm
-
-    from judge.litellm_providers import register_providers
-
-    litellm.suppress_debug_info = True
-    # litellm logs every call at INFO; thousands of calls a minute would drown everything else.
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    litellm.drop_params = True  # a judge that does not take logprobs still gets called
-    register_providers()
-    return litellm
 
 
 @functools.cache

@@ -46,7 +46,7 @@ def _shipped_prices() -> dict[str, Any]:
         if path.is_file():
             shipped: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             return shipped
-    from judge.client import load_litellm  # a litellm without the file: ask litellm itself
+    from judge.litellm_loader import load_litellm  # a litellm without the file: ask litellm itself
 
     prices: dict[str, Any] = load_litellm().model_cost
     return prices

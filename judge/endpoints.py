@@ -140,7 +140,7 @@ def official_hosts(provider: str) -> tuple[str, ...]:
 
 @functools.cache
 def _litellm_default_base(provider: str) -> str | None:
-    from judge.client import load_litellm
+    from judge.litellm_loader import load_litellm
 
     try:
         base: str | None = load_litellm().get_llm_provider(f"{provider}/x")[3]
@@ -151,7 +151,7 @@ def _litellm_default_base(provider: str) -> str | None:
 
 def provider_of(model: str, api_base: str | None = None) -> str:
     """The litellm provider ``model`` is called through (it may depend on ``api_base``)."""
-    from judge.client import load_litellm
+    from judge.litellm_loader import load_litellm
 
     try:
         provider: str = load_litellm().get_llm_provider(model, api_base=api_base)[1]

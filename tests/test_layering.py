@@ -434,3 +434,26 @@ def test_no_fit_or_build_function_takes_more_than_8_parameters() -> None:
                 if n > MAX_PARAMETERS:
                     wide.append(f"{_rel(path)}:{node.lineno} {node.name}: {n} parameters")
     assert not wide, f"group these into settings objects (over {MAX_PARAMETERS}):\n" + "\n".join(wide)
+
+
+def test_no_import_cycles_in_the_pure_libraries() -> None:
+    """judge/ and calibration/ import each other's modules one way only (function-level imports
+    count: a lazy import is still a cycle a reader has to untangle, as judge.client and
+    judge.endpoints once were)."""
+    modules = {_module_name(path): path for path in _sources("judge", "calibration")}
+    graph = {
+        name: {imported for _, imported in _imports(path) if imported in modules and imported != name}
+        for name, path in modules.items()
+    }
+    cycles: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        for nxt in sorted(graph[name]):
+            if nxt in trail:
+                cycles.append([*trail[trail.index(nxt) :], nxt])
+            elif len(trail) < len(graph):
+                visit(nxt, [*trail, nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert not cycles, f"import cycles: {sorted({' -> '.join(c) for c in cycles})[:5]}"

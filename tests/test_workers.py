@@ -15,7 +15,7 @@ from api.judging.worker import Worker
 from api.models import Decision, Judgment, Pair, Project
 from api.routing import decisions
 from api.schemas import PairIn
-from judge.client import load_litellm
+from judge.litellm_loader import load_litellm
 from tests import fakes
 from tests.helpers import fast_settings, seed
 from tests.waiting import Clock

@@ -125,7 +125,7 @@ def _mock_problem(api_base: str | None) -> str | None:
 
 
 def _live_problem(spec: JudgeSpec, allowed: tuple[str, ...]) -> str | None:
-    from judge.client import load_litellm
+    from judge.litellm_loader import load_litellm
 
     litellm = load_litellm()
     prefix = spec.model.split("/", 1)[0] if "/" in spec.model else None

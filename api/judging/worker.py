@@ -46,8 +46,9 @@ from api.routing.route import JudgmentView, needs_full_panel, route_pair
 from api.schemas import JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
-from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key, load_litellm
+from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
 from judge.injection import injection_check_many
+from judge.litellm_loader import load_litellm
 from judge.providers import REPLAY_PROVIDER, recorded_orders
 from judge.safety import safety_check_many
 from judge.verdicts import orders_to_ask, side

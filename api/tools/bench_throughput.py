@@ -18,7 +18,8 @@ from api.db import make_engine, upgrade
 from api.judging.worker import Worker
 from api.main import create_app
 from api.settings import Settings
-from judge.client import completion_kwargs, load_litellm
+from judge.client import completion_kwargs
+from judge.litellm_loader import load_litellm
 from judge.prompt import render_messages
 
 
