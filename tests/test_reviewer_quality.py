@@ -289,7 +289,12 @@ def test_a_honeypot_answer_grades_the_reviewer_and_never_labels_the_pair(
     client: TestClient, engine: Engine, settings: Settings
 ) -> None:
     project = _project(client, engine, settings, 6, honeypot_rate=0.5)
-    _honeypots(client, project, {"c0": "A>B"})
+    # The honeypot is a pair of a later job, never routed: a routed honeypot pair could be served
+    # as a routine item first (the queue's order among equal priorities is not fixed), and a
+    # reviewer is never shown a honeypot pair twice.
+    honeypot = {"client_id": "h0", "prompt": "Sort a list?", "response_a": "sorted(xs)", "response_b": "?"}
+    post_question_pairs(client, project, pairs=[honeypot])
+    _honeypots(client, project, {"h0": "A>B"})
     token = new_reviewer(client, "wrong")
     served_as_honeypot = []
     while (item := _next(client, project, token).json()["item"]) is not None:
@@ -302,6 +307,7 @@ def test_a_honeypot_answer_grades_the_reviewer_and_never_labels_the_pair(
         assert _submit(client, token, item["lease_id"], label=answer).status_code == 201
     assert len(served_as_honeypot) == 1
     (pair_id,) = served_as_honeypot
+    run_worker(engine, settings)  # judged now, so that it could calibrate if it were allowed to
     with Session(engine) as session:
         answers = session.exec(select(Label).where(Label.source == "honeypot")).all()
         assert [(a.pair_id, a.label) for a in answers] == [(pair_id, "B>>A")]
