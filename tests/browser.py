@@ -121,6 +121,12 @@ def new_page(browser: Any, width: int, height: int, timeout_ms: int = 30_000) ->
     return page
 
 
+def wait_until_idle(page: Any) -> None:
+    """Until the Streamlit script has finished its run: a key pressed during a rerun reaches a
+    page that is being replaced, and its shortcut is lost (the label is never sent)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+
+
 def sign_in(page: Any, token: str) -> None:
     """Sign in on the app's sign-in form (the page is already on it)."""
     token_box = page.get_by_label("Reviewer token")

@@ -24,6 +24,7 @@ from tests.browser import (
     review_app,
     screenshots,
     sign_in,
+    wait_until_idle,
 )
 from tests.helpers import ADMIN, auth, make_project, new_reviewer
 from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, wait_for_progress
@@ -97,6 +98,7 @@ def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, 
         screenshots(page, "review", settle_ms=500)
 
         # Label with the keyboard: focus away from any input, then press 2 (A > B).
+        wait_until_idle(page)
         page.evaluate("document.activeElement && document.activeElement.blur()")
         page.keyboard.press("2")
         expect(page.get_by_text("Saved: A > B")).to_be_visible()
@@ -118,6 +120,7 @@ def test_sign_in_label_with_the_keyboard_and_see_the_dashboard(stack: dict[str, 
         expect(page.get_by_text("You said A > B")).to_be_visible()
         page.wait_for_timeout(500)
         page.screenshot(path=str(SHOTS / "previous_items.png"))
+        wait_until_idle(page)
         page.evaluate("document.activeElement && document.activeElement.blur()")
         page.keyboard.press("4")
         expect(page.get_by_text("changed from A > B to B > A")).to_be_visible()

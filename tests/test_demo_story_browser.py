@@ -24,7 +24,16 @@ from sqlmodel import Session
 
 from api.models import Project
 from api.tools import demo
-from tests.browser import BROWSER_MARKS, SHOTS, chromium, live_copy, new_page, review_app, sign_in
+from tests.browser import (
+    BROWSER_MARKS,
+    SHOTS,
+    chromium,
+    live_copy,
+    new_page,
+    review_app,
+    sign_in,
+    wait_until_idle,
+)
 from tests.helpers import ADMIN, ADMIN_TOKEN, auth
 from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, wait_for_progress
 
@@ -107,6 +116,7 @@ def test_demo_story_keeps_the_gate_open_and_the_dashboard_renders(demo_stack: di
             for key in KEYS:
                 # Shortcuts work once the label bar is drawn and nothing has the focus.
                 expect(page.get_by_role("button", name="A > B")).to_be_visible()
+                wait_until_idle(page)
                 page.get_by_text("Prompt", exact=True).click()
                 page.evaluate("document.activeElement && document.activeElement.blur()")
                 n = my_labels()
