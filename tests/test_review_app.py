@@ -35,7 +35,7 @@ from tests.helpers import (
     run_worker,
     sqlite_url_for,
 )
-from tests.waiting import HTTP_TIMEOUT_S, slowdown
+from tests.waiting import HTTP_TIMEOUT_S, Clock, slowdown
 
 APP = Path(__file__).resolve().parents[1] / "review_app" / "app.py"
 
@@ -126,7 +126,9 @@ def test_sign_in_page_accepts_a_token_and_refuses_a_bad_one(api_url: str) -> Non
     assert at.title[0].value == "Review"  # signed in: the review page is the default
 
 
-def test_review_page_shows_a_redacted_pair_and_stores_a_label(api_url: str) -> None:
+def test_review_page_shows_a_redacted_pair_and_stores_a_label(api_url: str, clock: Clock) -> None:
+    # The API's clock stopped (it serves in this process): "labelled at once" below must not
+    # depend on how fast a busy machine runs the app between showing the pair and the click.
     at, token = _signed_in_app(api_url, "paige", "app-review", "views/review.py")
     assert at.title[0].value == "Review"
     text = _texts(at)
