@@ -255,7 +255,7 @@ def _new_label(
     pair: Pair | None,
     project: Project | None,
 ) -> Label:
-    """The label ``body`` makes for ``lease``, with the source its item's decision gives it (not stored yet)."""
+    """The label ``body`` makes for ``lease``, with the source its decision gives it (not stored yet)."""
     decision = session.get(Decision, pair.decision_id) if pair and pair.decision_id else None
     status = quality.status_of(session, lease.project_id, reviewer.id)
     source = label_source(decision.reasons if decision is not None else None)
