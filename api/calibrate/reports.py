@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.calibrate.gate_labels import usable_label_set
-from api.calibrate.refits import audit_outcomes
+from api.calibrate.kill_switch import audit_outcomes
 from api.calibrate.versions import KILL_SWITCH_TRIGGERS, gate_model, load_model, version_name
 from api.db import chunks
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, version_label

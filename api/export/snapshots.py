@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api import audit
-from api.calibrate.refits import audit_outcomes
+from api.calibrate.kill_switch import audit_outcomes
 from api.calibrate.versions import latest_version, version_name
 from api.export import FORMATS, format_module
 from api.export.leakage import hold_back
