@@ -37,9 +37,9 @@ from api.review.queue import (
     NotFound,
     ReviewerPaused,
     change_counts,
-    ensure_redactions,
     state_after,
 )
+from api.review.redacted_pairs import ensure_redactions
 from api.schemas import ReviewSubmit
 from api.vocab import LabelSource, label_source
 
