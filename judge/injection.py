@@ -365,6 +365,96 @@ class Neutralized:
         return bool(self.removed)
 
 
+class _Spans:
+    """The spans of a text to remove, kept sorted and disjoint: an overlap check is one bisection."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.spans: list[tuple[int, int]] = []
+
+    def taken(self, start: int, end: int) -> bool:
+        i = bisect_left(self.starts, end)
+        return i > 0 and self.spans[i - 1][1] > start
+
+    def take(self, start: int, end: int) -> None:
+        i = bisect_left(self.starts, start)
+        self.starts.insert(i, start)
+        self.spans.insert(i, (start, end))
+
+    def cut_from(self, text: str) -> str:
+        """``text`` without the spans taken."""
+        kept, last = [], 0
+        for start, end in self.spans:
+            kept.append(text[last:start])
+            last = max(last, end)
+        kept.append(text[last:])
+        return "".join(kept)
+
+
+def _drop_marked(
+    text: str, spans: _Spans, encoded: Sequence[tuple[int, int, str]], encoding_task: bool
+) -> list[str]:
+    """Take hidden markup, template or JSON blocks with judge vocabulary, and encoded runs (any,
+    unless the prompt asks for an encoding); one description per span taken."""
+    removed: list[str] = []
+    for pattern in _ALWAYS_DROP:
+        for m in pattern.finditer(text):
+            if not spans.taken(m.start(), m.end()):
+                spans.take(m.start(), m.end())
+                removed.append(f"hidden markup {m.group(0)[:40]!r}")
+    for pattern in _BLOCKS:
+        if not any(c in text for c in "[<{!"):
+            break
+        for m in pattern.finditer(text):
+            if not spans.taken(m.start(), m.end()) and (why := _loose(m.group(0))):
+                spans.take(m.start(), m.end())
+                removed.append(f"{why[0]} in {m.group(0)[:40]!r}")
+    for start, end, decoded in encoded:
+        # Encoded text in an answer to a question that asks for none is hidden text, whatever it says.
+        why = _loose(decoded) or ([] if encoding_task else ["encoded text"])
+        if not spans.taken(start, end) and why:
+            spans.take(start, end)
+            removed.append(f"encoded {why[0]}")
+    return removed
+
+
+def _drop_lines(text: str, spans: _Spans, prompt_scripts: set[str], main: str, english: bool) -> list[str]:
+    """Take every line not taken yet with judge vocabulary, hidden text, a script foreign to the
+    prompt and the response (``main``), or another language in an ``english`` answer; in a long
+    line only the sentences that have one. One description per span taken."""
+    removed: list[str] = []
+    offset = 0
+    for line in text.split("\n"):
+        line_start, offset = offset, offset + len(line) + 1
+        if not line.strip() or spans.taken(line_start, line_start + len(line)):
+            continue
+        why = _loose(line) or [f"hidden text: {h}" for h in hidden_channels(line)]
+        if not why and (script := _foreign_script(line, prompt_scripts, main)):
+            why = [f"text in {script} script"]
+        if not why and english and _other_language(line):
+            why = ["a line in another language"]
+        if not why:
+            continue
+        if len(line) <= _LINE_SHORT:
+            spans.take(line_start, line_start + len(line))
+            removed.append(f"{why[0]} in line {line.strip()[:40]!r}")
+            continue
+        for m in _SENTENCE.finditer(line):
+            sentence = m.group(0)
+            if sentence.strip() and (
+                why := _loose(sentence)
+                or hidden_channels(sentence)
+                or (
+                    [f"text in {sc} script"]
+                    if (sc := _foreign_script(sentence, prompt_scripts, main))
+                    else []
+                )
+            ):
+                spans.take(line_start + m.start(), line_start + m.end())
+                removed.append(f"{why[0]} in {sentence.strip()[:40]!r}")
+    return removed
+
+
 def neutralize(text: str, prompt: str = "") -> Neutralized:
     """The response without the spans a loose, high-recall detector finds addressed to an
     evaluator (in any language or spelling): hidden content and invisible characters,
@@ -372,8 +462,6 @@ def neutralize(text: str, prompt: str = "") -> Neutralized:
     long line) with judge vocabulary, in a script neither the prompt nor the rest of the
     response uses, or in another language inside an English answer. Judged again like this,
     a fair judge's verdict does not move; a judge obeying the removed text changes its mind."""
-    removed: list[str] = []
-    spans: list[tuple[int, int]] = []
     # The ordinary path: nothing in the whole text, no hidden markup, no invisible characters.
     markup = any(p.search(text) for p in _ALWAYS_DROP) if any(c in text for c in "<[!") else False
     encoded = encoded_spans(text)
@@ -395,70 +483,11 @@ def neutralize(text: str, prompt: str = "") -> Neutralized:
     ):
         return Neutralized(text)
 
-    starts: list[int] = []  # spans stay sorted and disjoint: an overlap check is one bisection
-
-    def taken(start: int, end: int) -> bool:
-        i = bisect_left(starts, end)
-        return i > 0 and spans[i - 1][1] > start
-
-    def take(start: int, end: int) -> None:
-        i = bisect_left(starts, start)
-        starts.insert(i, start)
-        spans.insert(i, (start, end))
-
-    for pattern in _ALWAYS_DROP:
-        for m in pattern.finditer(text):
-            if not taken(m.start(), m.end()):
-                take(m.start(), m.end())
-                removed.append(f"hidden markup {m.group(0)[:40]!r}")
-    for pattern in _BLOCKS:
-        if not any(c in text for c in "[<{!"):
-            break
-        for m in pattern.finditer(text):
-            if not taken(m.start(), m.end()) and (why := _loose(m.group(0))):
-                take(m.start(), m.end())
-                removed.append(f"{why[0]} in {m.group(0)[:40]!r}")
-    for start, end, decoded in encoded:
-        # Encoded text in an answer to a question that asks for none is hidden text, whatever it says.
-        why = _loose(decoded) or ([] if encoding_task else ["encoded text"])
-        if not taken(start, end) and why:
-            take(start, end)
-            removed.append(f"encoded {why[0]}")
-    offset = 0
-    for line in text.split("\n"):
-        line_start, offset = offset, offset + len(line) + 1
-        if not line.strip() or taken(line_start, line_start + len(line)):
-            continue
-        why = _loose(line) or [f"hidden text: {h}" for h in hidden_channels(line)]
-        if not why and (script := _foreign_script(line, prompt_scripts, main)):
-            why = [f"text in {script} script"]
-        if not why and english and _other_language(line):
-            why = ["a line in another language"]
-        if not why:
-            continue
-        if len(line) <= _LINE_SHORT:
-            take(line_start, line_start + len(line))
-            removed.append(f"{why[0]} in line {line.strip()[:40]!r}")
-            continue
-        for m in _SENTENCE.finditer(line):
-            sentence = m.group(0)
-            if sentence.strip() and (
-                why := _loose(sentence)
-                or hidden_channels(sentence)
-                or (
-                    [f"text in {sc} script"]
-                    if (sc := _foreign_script(sentence, prompt_scripts, main))
-                    else []
-                )
-            ):
-                take(line_start + m.start(), line_start + m.end())
-                removed.append(f"{why[0]} in {sentence.strip()[:40]!r}")
-    kept, last = [], 0
-    for start, end in spans:
-        kept.append(text[last:start])
-        last = max(last, end)
-    kept.append(text[last:])
-    clean = strip_invisible("".join(kept))
-    if clean != "".join(kept) and not removed:
+    spans = _Spans()
+    removed = _drop_marked(text, spans, encoded, encoding_task)
+    removed += _drop_lines(text, spans, prompt_scripts, main, english)
+    kept = spans.cut_from(text)
+    clean = strip_invisible(kept)
+    if clean != kept and not removed:
         removed.append("invisible characters")
     return Neutralized(clean.strip() if removed else text, removed)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from api import audit
-from api.calibrate import refits
+from api.calibrate import kill_switch
 from api.main import create_app
 from api.models import AuditEvent, Decision, Label, Pair, Project
 from api.settings import Settings
@@ -331,7 +331,7 @@ def test_the_gate_opening_and_the_kill_switch_are_logged_with_their_reasons(
     assert store_reviewer_labels(engine, project_id, wrong).created == 40
     with Session(engine, expire_on_commit=False) as session:
         project = session.get(Project, project_id)
-    closed = refits.check_drift(engine, project)  # type: ignore[arg-type]
+    closed = kill_switch.check_drift(engine, project)  # type: ignore[arg-type]
     assert closed is not None and closed.trigger == "drift"
 
     logged = {e.kind: e for e in events(engine)}

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api.calibrate import refits, versions
+from api.calibrate import kill_switch, refits, versions
 from api.models import CalibrationVersion, Label, Project
 from api.settings import Settings
 from judge.recorded import load_recorded
@@ -199,7 +199,7 @@ def test_new_labels_trigger_refit_and_kill_switch_closes_the_gate(judged: Judged
     assert len(audits) > 40
     wrong = contradicting_labels(audits[:40])
     assert store_reviewer_labels(engine, project_id, wrong).created == 40
-    closed = refits.check_drift(engine, project)  # type: ignore[arg-type]
+    closed = kill_switch.check_drift(engine, project)  # type: ignore[arg-type]
     assert closed is not None and not closed.open and closed.trigger == "drift"
     assert "kill-switch" in closed.reason
     assert all(r["route"] != "auto_accept" for r in results(client, project_id))
@@ -278,7 +278,7 @@ def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
     is written on top of it. cal-2's own audits are tested on the next pass."""
     client, engine, project, wrong = opened
     assert store_reviewer_labels(engine, project.id, wrong["labels"]).created == 40
-    real_alarm = refits.drift_alarm
+    real_alarm = kill_switch.drift_alarm
     alarms = []
 
     def refit_then_alarm(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -286,8 +286,8 @@ def test_a_refit_landing_during_the_drift_test_is_not_closed_over(
         alarms.append(real_alarm(*args, **kwargs))
         return alarms[-1]
 
-    monkeypatch.setattr(refits, "drift_alarm", refit_then_alarm)
-    assert refits.check_drift(engine, project) is None
+    monkeypatch.setattr(kill_switch, "drift_alarm", refit_then_alarm)
+    assert kill_switch.check_drift(engine, project) is None
     assert alarms[0].alarm  # it would have closed cal-1
     with Session(engine) as session:
         versions = session.exec(select(CalibrationVersion.version, CalibrationVersion.trigger)).all()
@@ -306,7 +306,7 @@ def test_a_kill_switch_landing_during_a_refit_is_not_undone(
 
     def kill_switch_then_go_on(*args, **kwargs):  # type: ignore[no-untyped-def]
         assert store_reviewer_labels(engine, project.id, wrong["labels"]).created == 40  # type: ignore[arg-type]
-        closures.append(refits.check_drift(engine, project))
+        closures.append(kill_switch.check_drift(engine, project))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(refits, fires_in, kill_switch_then_go_on)

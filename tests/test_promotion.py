@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api.calibrate import refits
+from api.calibrate import kill_switch
 from api.export import promotion
 from api.export.promotion import (
     AUDITED_AGREEMENT,
@@ -175,7 +175,7 @@ def test_the_kill_switch_refuses_until_a_refit_opens_the_gate_again(any_engine: 
     _version(any_engine, project, 1, open_=True)
     # Reviewers overturn every audited auto-label: the real drift test closes the gate.
     _labels(any_engine, project, _review_pairs(any_engine, project, 15), "B>A", "audit")
-    closed = refits.check_drift(any_engine, project)
+    closed = kill_switch.check_drift(any_engine, project)
     assert closed is not None and closed.trigger == "drift" and not closed.open
     with Session(any_engine) as session:
         state = promotion_state(session, project)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api.models import Decision, Job, Label, Pair, Project, Reviewer, ReviewItem, ReviewLease, utcnow
-from api.review import prepare, queue
+from api.review import prepare, queue, redacted_pairs
 from api.review.queue import on_decisions_written
 from api.review.reviewers import assign_projects, create_reviewer
 from api.review.submit import submit_label
@@ -613,7 +613,7 @@ def test_redactions_of_an_older_version_are_redone(any_engine: Engine) -> None:
         session.add(PairRedaction(pair_id=pid, version="redact-v1", n_tokens=0, **old))
         session.add(RedactionMapping(pair_id=pid, version="redact-v1", mapping={}))
         session.commit()
-        redaction = queue.ensure_redactions(session, [pair])[pid]
+        redaction = redacted_pairs.ensure_redactions(session, [pair])[pid]
         session.commit()
         assert redaction.version == REDACTION_VERSION and iban not in redaction.response_a
         stored = session.exec(select(PairRedaction).where(PairRedaction.pair_id == pid)).all()

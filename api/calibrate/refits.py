@@ -7,8 +7,9 @@ database and those functions:
   ``CALIBRATION_SOURCES``: a random gold sample and the audit stream — review labels are
   left out because reviewers see the uncertain pairs, a selected sample), fits the gate,
   stores a new :class:`CalibrationVersion` and re-routes every judged pair under it.
-* :func:`check_drift` runs the kill-switch test on the audit labels since the gate opened
-  and closes the gate at once when audited agreement is below target with confidence.
+* :func:`api.calibrate.kill_switch.check_drift` runs the kill-switch test on the audit labels
+  since the gate opened and closes the gate at once when audited agreement is below target
+  with confidence.
 * :func:`check_shift` runs the label-free shift detector (:mod:`calibration.shift`) over the
   pairs decided since the gate opened and closes the gate as soon as their judgments stop
   looking like the calibration sample's, without waiting for audits.
@@ -31,6 +32,7 @@ from sqlmodel import Session, col, select
 from api import audit
 from api.calibrate.gate_labels import usable_label_set
 from api.calibrate.gate_labels import usable_labels as usable_labels  # re-exported: callers import it here
+from api.calibrate.kill_switch import check_drift, closing_version
 from api.calibrate.versions import (
     gate_model,
     kill_switch_since,
@@ -53,12 +55,10 @@ from api.routing.route import (
 from api.schemas import RoutingSettings
 from api.vocab import CALIBRATION_SOURCES, LabelSource
 from calibration.cascade import CascadeModel, fit_cascade
-from calibration.drift import drift_alarm
 from calibration.features import build_features
 from calibration.gate import fit_gate
 from calibration.settings import GateSettings
 from calibration.shift import ShiftDetector, pair_statistics, text_statistics
-from judge.verdicts import to_side
 
 log = logging.getLogger("prelabel.calibrate")
 
@@ -132,6 +132,37 @@ def _complete_pairs(frame: pd.DataFrame, judges: list[str]) -> list[int]:
     return [int(pid) for pid in counts.index[counts.to_numpy() == len(set(judges))]]
 
 
+def _fit_on_labels(
+    frame: pd.DataFrame,
+    gold: pd.Series,
+    judges: list[str],
+    stages: list[list[str]] | None,
+    blocked: pd.DataFrame,
+    final: pd.DataFrame,
+    settings: GateSettings,
+) -> tuple[FittedGate, int, str]:
+    """The gate fitted on the labelled pairs' judgments (a cascade when ``stages`` are set), how
+    many labels it used, and why it is open or closed. ``blocked`` and ``final``: routing's
+    hard flags per pair (per stage), so the guarantee covers what is accepted."""
+    if not stages:
+        model = fit_gate(build_features(frame, judges=judges), gold, settings, never_accept=blocked[0])
+        return model, len(gold), model.reason
+    # A cascade is fitted on labelled pairs that carry every stage's verdicts; the others are
+    # being judged by the missing stages (requeue_for_backfill) and count next time.
+    complete = _complete_pairs(frame, judges)
+    cascade = fit_cascade(
+        frame[frame["pair_id"].isin(complete)],
+        gold.loc[complete],
+        stages,
+        settings,
+        never_accept=blocked.loc[complete],
+        final_flags=final.loc[complete],
+    )
+    waiting = len(gold) - len(complete)
+    reason = cascade.reason + (f"; {waiting} labelled pairs wait for their missing judges" if waiting else "")
+    return cascade, len(complete), reason
+
+
 def refit(
     engine: Engine, project: Project, trigger: str = "manual", random_state: int = 0
 ) -> CalibrationVersion:
@@ -152,31 +183,8 @@ def refit(
     judges = [spec.model for spec in project.judge_specs()]
     model: FittedGate | None = None
     n_used = len(gold)
-    if stages and len(frame):
-        # A cascade is fitted on labelled pairs that carry every stage's verdicts; the others
-        # are being judged by the missing stages (requeue_for_backfill) and count next time.
-        complete = _complete_pairs(frame, judges)
-        waiting, n_used = len(gold) - len(complete), len(complete)
-        model = fit_cascade(
-            frame[frame["pair_id"].isin(complete)],
-            gold.loc[complete],
-            stages,
-            settings,
-            never_accept=blocked.loc[complete],  # routing's hard flags per stage
-            final_flags=final.loc[complete],
-        )
-        reason = model.reason + (
-            f"; {waiting} labelled pairs wait for their missing judges" if waiting else ""
-        )
-    elif len(frame):
-        features = build_features(frame, judges=judges)
-        model = fit_gate(
-            features,
-            gold,
-            settings,
-            never_accept=blocked[0],  # routing's hard flags, so the guarantee covers what is accepted
-        )
-        reason = model.reason
+    if len(frame):
+        model, n_used, reason = _fit_on_labels(frame, gold, judges, stages, blocked, final, settings)
     elif len(gold):
         reason = f"{len(gold)} usable labels, but none of their pairs has been judged yet"
     else:
@@ -221,86 +229,6 @@ def refit(
         reason,
     )
     return version
-
-
-def audit_outcomes(session: Session, project_id: int, since: Any = None) -> list[tuple[Any, int, int]]:
-    """(time, pair_id, agrees) for audit labels, in arrival order.
-
-    Agreement compares the human side with the side the audit decision would have accepted.
-    """
-    query = (
-        select(Label.created_at, Label.pair_id, Label.label, Decision.chosen)
-        .join(Decision, col(Decision.pair_id) == col(Label.pair_id))
-        .where(Label.project_id == project_id, Label.source == "audit", Decision.route == "review")
-        .order_by(col(Label.created_at), col(Label.id))
-    )
-    if since is not None:
-        query = query.where(col(Label.created_at) >= since)
-    seen: set[int] = set()
-    out = []
-    for created, pair_id, label, chosen in session.exec(query):
-        if pair_id in seen or chosen is None:
-            continue
-        seen.add(pair_id)
-        out.append((created, pair_id, int(to_side(label, strict=False) == chosen)))
-    return out
-
-
-def closing_version(
-    current: CalibrationVersion, trigger: str, reason: str, report: dict[str, Any]
-) -> CalibrationVersion:
-    """The version that closes ``current``'s gate (kill-switch, shift detector): same model
-    and threshold, kept for the record; nothing is accepted under it."""
-    return CalibrationVersion(
-        project_id=current.project_id,
-        version=current.version + 1,
-        trigger=trigger,
-        open=False,
-        reason=reason,
-        threshold=current.threshold,
-        guaranteed_agreement=None,
-        expected_coverage=0.0,
-        n_labels=current.n_labels,
-        label_sources=current.label_sources,
-        model=current.model,
-        report=report,
-    )
-
-
-def check_drift(engine: Engine, project: Project) -> CalibrationVersion | None:
-    """Close the gate (a new version, trigger "drift") when audits show agreement below target."""
-    routing = project.routing_settings()
-    with Session(engine, expire_on_commit=False) as session:
-        current = latest_version(session, project.id)
-        if current is None or not current.open:
-            return None
-        outcomes = audit_outcomes(session, project.id, since=current.created_at)
-    if not outcomes:
-        return None
-    result = drift_alarm(
-        [agree for _, _, agree in outcomes], target=routing.target_agreement, delta=routing.delta
-    )
-    if not result.alarm:
-        return None
-    with Session(engine, expire_on_commit=False) as session:
-        latest = latest_version_to_follow(session, project.id)
-        if latest is None or latest.version != current.version:
-            # A refit landed while the audits were tested: its own audits are checked next pass.
-            return None
-        closed = closing_version(
-            current,
-            "drift",
-            f"kill-switch: audited agreement {result.estimate:.3f} over the last {result.n} audits "
-            f"is below the target {routing.target_agreement:.2f} with confidence {1 - routing.delta:.2f} "
-            f"(alarm at audit {result.at_index})",
-            {"drift": {"estimate": result.estimate, "bound": result.bound, "audits": len(outcomes)}},
-        )
-        session.add(closed)
-        audit.record_version(session, closed, was_open=True, kill_switch=True)
-        session.commit()
-    reroute(engine, project, closed)
-    log.warning("project %s: gate closed by the drift kill-switch", project.id)
-    return closed
 
 
 # --- the label-free shift detector --------------------------------------------------------

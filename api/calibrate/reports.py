@@ -11,8 +11,8 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from api.calibrate.gate_labels import usable_label_set
-from api.calibrate.refits import audit_outcomes
+from api.calibrate.gate_labels import UsableLabels, usable_label_set
+from api.calibrate.kill_switch import audit_outcomes
 from api.calibrate.versions import KILL_SWITCH_TRIGGERS, gate_model, load_model, version_name
 from api.db import chunks
 from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, version_label
@@ -106,27 +106,16 @@ def shift_summary(versions: list[CalibrationVersion]) -> dict[str, Any] | None:
     return None
 
 
-def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
-    """Gate state, version history and the report data for ``GET .../calibration``."""
-    from calibration.report import Monitoring, PanelEvidence, ScoredLabels, build_report
-
+def _gate_summary(
+    engine: Engine,
+    project: Project,
+    current: CalibrationVersion | None,
+    found: UsableLabels,
+    fitted: FittedGate | None,
+) -> dict[str, Any]:
+    """The gate as ``current`` left it, next to the project's targets and its usable labels now."""
     routing = project.routing_settings()
-    with Session(engine, expire_on_commit=False) as session:
-        versions = list(
-            session.exec(
-                select(CalibrationVersion)
-                .where(CalibrationVersion.project_id == project.id)
-                .order_by(col(CalibrationVersion.version))
-            )
-        )
-        found = usable_label_set(session, project.id)
-        gold, sources = found.sides, found.sources
-        frame = judgments_frame(session, project.id, [int(i) for i in gold.index])
-        audits = audit_outcomes(session, project.id)
-    current = versions[-1] if versions else None
-    model = gate_model(current)
-    fitted = load_model(current.model) if current is not None and current.model else None
-    gate = {
+    return {
         "state": "open" if current is not None and current.open else "closed",
         "open": bool(current is not None and current.open),
         "reason": current.reason if current else "not calibrated yet: import gold labels and refit",
@@ -137,25 +126,54 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
         "agreement_lower_bound": current.guaranteed_agreement if current else None,
         "guaranteed_agreement": current.guaranteed_agreement if current else None,
         "expected_coverage": current.expected_coverage if current else 0.0,
-        "n_labels": current.n_labels if current else int(len(gold)),
+        "n_labels": current.n_labels if current else int(len(found.sides)),
         "n_min": routing.n_min,
-        "label_sources": [{"source": k, **v} for k, v in sources.items()],
+        "label_sources": [{"source": k, **v} for k, v in found.sources.items()],
         "cascade": cascade_summary(engine, project, fitted),
         # About the labels as they are now (one-sided gold...), whatever the version says.
         "warnings": found.warnings(),
     }
-    confusion_true: list[str] | None = None
-    confusion_pred: list[str] | None = None
-    if fitted is not None and len(frame) and len(gold):
-        features = build_features(frame, judges=fitted.judges)
-        sides = (
-            fitted.predict_side(len(fitted.stages) - 1, features.X)  # the most informed stage
-            if isinstance(fitted, CascadeModel)
-            else fitted.predict_side(features)
+
+
+def _confusion(
+    fitted: FittedGate | None, frame: pd.DataFrame, gold: pd.Series
+) -> tuple[list[str] | None, list[str] | None]:
+    """(human side, gate's predicted side) of the labelled pairs the gate can score; None
+    without a fitted gate, judgments or labels."""
+    if fitted is None or not len(frame) or not len(gold):
+        return None, None
+    features = build_features(frame, judges=fitted.judges)
+    sides = (
+        fitted.predict_side(len(fitted.stages) - 1, features.X)  # the most informed stage
+        if isinstance(fitted, CascadeModel)
+        else fitted.predict_side(features)
+    )
+    predicted = pd.Series(sides, index=features.pair_ids)
+    common = [pid for pid in gold.index if pid in predicted.index]
+    return gold.loc[common].tolist(), predicted.loc[common].tolist()
+
+
+def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
+    """Gate state, version history and the report data for ``GET .../calibration``."""
+    from calibration.report import Monitoring, PanelEvidence, ScoredLabels, build_report
+
+    with Session(engine, expire_on_commit=False) as session:
+        versions = list(
+            session.exec(
+                select(CalibrationVersion)
+                .where(CalibrationVersion.project_id == project.id)
+                .order_by(col(CalibrationVersion.version))
+            )
         )
-        predicted = pd.Series(sides, index=features.pair_ids)
-        common = [pid for pid in gold.index if pid in predicted.index]
-        confusion_true, confusion_pred = gold.loc[common].tolist(), predicted.loc[common].tolist()
+        found = usable_label_set(session, project.id)
+        gold = found.sides
+        frame = judgments_frame(session, project.id, [int(i) for i in gold.index])
+        audits = audit_outcomes(session, project.id)
+    current = versions[-1] if versions else None
+    model = gate_model(current)
+    fitted = load_model(current.model) if current is not None and current.model else None
+    gate = _gate_summary(engine, project, current, found, fitted)
+    confusion_true, confusion_pred = _confusion(fitted, frame, gold)
     judges_frame = (
         frame.assign(verdict=frame["verdict"].where(~frame["failed"], "invalid")) if len(frame) else None
     )

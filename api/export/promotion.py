@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from api.calibrate.refits import audit_outcomes
+from api.calibrate.kill_switch import audit_outcomes
 from api.calibrate.versions import kill_switch_since, latest_version, version_name
 from api.models import CalibrationVersion, Label, Project
 from api.review.agreement_batches import project_agreement

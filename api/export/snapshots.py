@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api import audit
-from api.calibrate.refits import audit_outcomes
+from api.calibrate.kill_switch import audit_outcomes
 from api.calibrate.versions import latest_version, version_name
 from api.export import FORMATS, format_module
 from api.export.leakage import hold_back
@@ -243,28 +243,12 @@ def _write_and_store(
     held: dict[int, str],
     refused: list[dict[str, str]],
 ) -> Export:
-    counts = Counts()
-    hashes = RowHashes(staging)
-    try:
-        rows = iter_rows(engine, project, RowFilter(request.split, request.min_source), skip=frozenset(held))
-        if request.redact:
-            rows = redact_rows(rows)
-        about = DatasetDescription(name=project.name, guidelines=project.rubric)
-        written = format_module(request.format).write(rows, staging, hashes, counts, about)
-    finally:
-        hashes.close()
-    files = _file_hashes(staging, written)
-    rows_sha256 = sha256_file(hashes.path)
+    counts, written = _write_rows(engine, project, request, staging, held)
     with Session(engine) as session:
-        calibration = gate_in_force(session, project)
-        audited = audited_agreement(session, project)
-        judges, prompts, cost = _judges_and_prompts(session, project)
+        provenance = _label_provenance(session, project)
     for _ in range(MAX_NUMBER_ATTEMPTS):
         with Session(engine, expire_on_commit=False) as session:
-            number = (
-                session.exec(select(func.max(Export.number)).where(Export.project_id == project.id)).one()
-                or 0
-            ) + 1
+            number = _next_number(session, project)
             created_at = datetime.now(UTC)
             identity = ExportIdentity(
                 project={"id": project.id, "name": project.name},
@@ -278,8 +262,8 @@ def _write_and_store(
             manifest = build_manifest(
                 identity,
                 counts,
-                ExportFiles(files=files, rows_sha256=rows_sha256, held_back=held),
-                LabelProvenance(calibration, audited, judges, prompts, judge_cost=cost),
+                written,
+                provenance,
                 PromotionOverride(
                     forced=request.force,
                     reason=request.reason if request.force else None,
@@ -302,23 +286,7 @@ def _write_and_store(
                 created_at=created_at,
             )
             session.add(export)
-            audit.record_event(
-                session,
-                "export",
-                project_id=project.id,
-                subject=f"export:{project.id}:{number}",
-                payload={
-                    "number": number,
-                    "format": request.format,
-                    "filters": request.filters(),
-                    "rows": counts.rows,
-                    "rows_sha256": rows_sha256,
-                    "forced": request.force,
-                    "force_reason": request.reason if request.force else None,
-                    "refusals_overridden": refused if request.force else [],
-                    "redacted": request.redact,
-                },
-            )
+            _record_export(session, export, request, written.rows_sha256, refused)
             try:
                 session.flush()  # a concurrent export that took this number fails here
             except IntegrityError:
@@ -332,6 +300,66 @@ def _write_and_store(
                 raise
             return export
     raise RuntimeError(f"could not number the export after {MAX_NUMBER_ATTEMPTS} attempts")
+
+
+def _write_rows(
+    engine: Engine, project: Project, request: ExportRequest, staging: Path, held: dict[int, str]
+) -> tuple[Counts, ExportFiles]:
+    """Write the export's data files into ``staging``, without the pairs ``held`` back: what was
+    counted and what was written (sha256 per file and of the per-row hashes)."""
+    counts = Counts()
+    hashes = RowHashes(staging)
+    try:
+        rows = iter_rows(engine, project, RowFilter(request.split, request.min_source), skip=frozenset(held))
+        if request.redact:
+            rows = redact_rows(rows)
+        about = DatasetDescription(name=project.name, guidelines=project.rubric)
+        written = format_module(request.format).write(rows, staging, hashes, counts, about)
+    finally:
+        hashes.close()
+    files = _file_hashes(staging, written)
+    return counts, ExportFiles(files=files, rows_sha256=sha256_file(hashes.path), held_back=held)
+
+
+def _label_provenance(session: Session, project: Project) -> LabelProvenance:
+    """The gate in force, the audits so far, the judges with their prompt versions and their cost."""
+    calibration = gate_in_force(session, project)
+    audited = audited_agreement(session, project)
+    judges, prompts, cost = _judges_and_prompts(session, project)
+    return LabelProvenance(calibration, audited, judges, prompts, judge_cost=cost)
+
+
+def _next_number(session: Session, project: Project) -> int:
+    """One more than the project's last export number (a concurrent export may take it first)."""
+    last = session.exec(select(func.max(Export.number)).where(Export.project_id == project.id)).one()
+    return (last or 0) + 1
+
+
+def _record_export(
+    session: Session,
+    export: Export,
+    request: ExportRequest,
+    rows_sha256: str,
+    refused: list[dict[str, str]],
+) -> None:
+    """The audit log's entry for ``export``: what was written and any promotion refusal overridden."""
+    audit.record_event(
+        session,
+        "export",
+        project_id=export.project_id,
+        subject=f"export:{export.project_id}:{export.number}",
+        payload={
+            "number": export.number,
+            "format": request.format,
+            "filters": request.filters(),
+            "rows": export.rows,
+            "rows_sha256": rows_sha256,
+            "forced": request.force,
+            "force_reason": request.reason if request.force else None,
+            "refusals_overridden": refused if request.force else [],
+            "redacted": request.redact,
+        },
+    )
 
 
 def list_exports(session: Session, project_id: int) -> list[Export]:

@@ -42,7 +42,7 @@ from api.metrics import (
 )
 from api.models import Judgment, Pair, Project
 from api.routing.decisions import PairOutcome, decision_fields, store_outcomes
-from api.routing.route import JudgmentView, needs_full_panel, route_pair
+from api.routing.route import FittedGate, JudgmentView, needs_full_panel, route_pair
 from api.schemas import JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
@@ -387,13 +387,7 @@ class Worker:
             routing = self._boosted_routing[pair.project_id]
         keys = self._judge_keys[pair.project_id]
         gate, version = self.gates.get(project.id)
-        staged = (
-            isinstance(gate, CascadeModel)
-            and gate.open
-            and not labelled
-            and not needs_full_panel(pair.id, version, routing)
-        )
-        stages = gate.stages if staged and isinstance(gate, CascadeModel) else [list(specs)]
+        stages = _stages(pair, gate, version, routing, labelled, list(specs))
         rows: list[dict[str, object]] = []  # every judgment routing reads
         new_rows: list[dict[str, object]] = []  # the ones to store (not already this pair's)
         for k, judges in enumerate(stages):
@@ -402,20 +396,7 @@ class Worker:
             ):
                 log.warning("pair %s: lease lost before cascade stage %d; another worker has it", pair.id, k)
                 break  # store_outcomes will skip it: the new holder judges it
-            results: list[JudgeCallResult | Judgment] = []
-            calls = []
-            for model in judges:
-                for order in _orders(specs[model], pair):
-                    hit = cache.get((f"own:{pair.id}", model, order)) or cache.get(
-                        (pair.content_hash, keys[model], order)
-                    )
-                    if hit is not None:
-                        JUDGE_CACHE_HITS.labels(model).inc()
-                        results.append(hit)
-                    else:
-                        calls.append(self._call(specs[model], pair, order, project.rubric, semaphore))
-            results.extend(await asyncio.gather(*calls))
-            for result in results:
+            for result in await self._judge_stage(pair, project, judges, cache, semaphore):
                 row = self._row(result, pair, project, keys[result.judge])
                 rows.append(row)
                 if not (isinstance(result, Judgment) and result.pair_id == pair.id):
@@ -461,6 +442,32 @@ class Worker:
             injection_reasons=injection_reasons,
         )
 
+    async def _judge_stage(
+        self,
+        pair: Pair,
+        project: Project,
+        judges: list[str],
+        cache: dict[tuple[str, str, str], Judgment],
+        semaphore: asyncio.Semaphore,
+    ) -> list[JudgeCallResult | Judgment]:
+        """The verdicts of ``judges`` on the pair in each order they judge: the cached ones (this
+        pair's own, then the same content's) first, then the calls made for the others."""
+        specs, keys = self._specs[pair.project_id], self._judge_keys[pair.project_id]
+        results: list[JudgeCallResult | Judgment] = []
+        calls = []
+        for model in judges:
+            for order in _orders(specs[model], pair):
+                hit = cache.get((f"own:{pair.id}", model, order)) or cache.get(
+                    (pair.content_hash, keys[model], order)
+                )
+                if hit is not None:
+                    JUDGE_CACHE_HITS.labels(model).inc()
+                    results.append(hit)
+                else:
+                    calls.append(self._call(specs[model], pair, order, project.rubric, semaphore))
+        results.extend(await asyncio.gather(*calls))
+        return results
+
     async def _recheck(
         self,
         pair: Pair,
@@ -504,6 +511,25 @@ class Worker:
                 latency_ms=0.0, prompt_tokens=None, completion_tokens=None, cost=0.0, attempts=0, cached=True
             )
         return row
+
+
+def _stages(
+    pair: Pair,
+    gate: FittedGate | None,
+    version: str,
+    routing: RoutingSettings,
+    labelled: bool,
+    panel: list[str],
+) -> list[list[str]]:
+    """The judges to call, stage by stage: an open cascade's stages, or the whole ``panel`` at
+    once when the gate is closed or the pair's label will calibrate it."""
+    staged = (
+        isinstance(gate, CascadeModel)
+        and gate.open
+        and not labelled
+        and not needs_full_panel(pair.id, version, routing)
+    )
+    return gate.stages if staged and isinstance(gate, CascadeModel) else [panel]
 
 
 def _orders(spec: JudgeSpec, pair: Pair) -> tuple[str, ...]:

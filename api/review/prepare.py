@@ -32,7 +32,8 @@ from api.models import (
     table_of,
     utcnow,
 )
-from api.review.queue import ITEM, backfill, ensure_redactions, expire_leases
+from api.review.queue import ITEM, backfill, expire_leases
+from api.review.redacted_pairs import ensure_redactions
 from api.review.redaction import REDACTION_VERSION
 
 log = logging.getLogger("prelabel.review")

@@ -15,8 +15,9 @@ and :func:`reprioritize` (off the request path) rewrites the top of each queue w
 hybrid active-learning order (uncertainty + k-center diversity in embedding space). Audit
 items get a random priority instead: they must stay a random sample, not the hard cases.
 
-Reviewers see redacted text only (``pair_redaction``); token -> original lives apart in
-``redaction_mapping`` for admins. Labels go to the ``label`` table that calibration reads.
+Reviewers see redacted text only (``pair_redaction``, stored by :mod:`api.review.redacted_pairs`);
+token -> original lives apart in ``redaction_mapping`` for admins. Labels go to the ``label``
+table that calibration reads.
 
 Concurrency: on PostgreSQL a claim locks its candidate with FOR UPDATE SKIP LOCKED; on
 SQLite every claim starts with a write, so claims are serialized by the database lock.
@@ -32,7 +33,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, and_, bindparam, case, func
-from sqlalchemy import delete as sa_delete
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
@@ -46,7 +46,6 @@ from api.models import (
     Pair,
     PairRedaction,
     Project,
-    RedactionMapping,
     Reviewer,
     ReviewItem,
     ReviewLease,
@@ -55,7 +54,7 @@ from api.models import (
 )
 from api.review import quality
 from api.review.honeypots import claim_honeypot
-from api.review.redaction import REDACTION_VERSION, redact_pair
+from api.review.redacted_pairs import ensure_redactions
 from api.schemas import RoutingSettings
 from api.vocab import REASON_TEXT, unit_draw
 
@@ -217,7 +216,6 @@ def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
             if row.item_id is not None:
                 entry[1].append(row)
         for row, items in found.values():
-            pair_id = row.id
             reasons = list(row.reasons or [])
             target = queue_for(row.route, reasons, row.safety_flag)
             current = None
@@ -228,46 +226,13 @@ def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
                     stale.append(item.item_id)
             if target is None:
                 continue
-            # Audits and the calibration sample are random samples; keep them out of the ranking.
-            is_audit = "audit" in reasons or "calibration_sample" in reasons
-            uncertainty = uncertainty_of(row.confidence)
-            # Audits are a random sample: a random priority interleaves them with the rest.
-            priority = unit_draw(f"audit:{pair_id}") if is_audit else uncertainty
-            selected_by = "audit" if is_audit else "uncertainty"
+            fields = _ranking_fields(row.id, row.decision_id, reasons, row.confidence)
             if current is None:
-                inserts.append(
-                    {
-                        "decision_id": row.decision_id,
-                        "uncertainty": uncertainty,
-                        "priority": priority,
-                        "selected_by": selected_by,
-                        "is_audit": is_audit,
-                        "reasons": reasons,
-                        "updated_at": now,
-                        "project_id": row.project_id,
-                        "pair_id": pair_id,
-                        "queue": target,
-                        "origin": "routing",
-                        "state": "open",
-                        "labels_needed": _DEFAULT_OVERLAP if row.overlap is None else row.overlap,
-                        "labels_done": 0,
-                        "leases_active": 0,
-                        "created_at": now,
-                    }
-                )
+                overlap = _DEFAULT_OVERLAP if row.overlap is None else row.overlap
+                inserts.append(_new_item(row.project_id, row.id, target, overlap, fields, now))
             else:
-                updates.append(
-                    {
-                        "b_id": current.item_id,
-                        "b_decision_id": row.decision_id,
-                        "b_uncertainty": uncertainty,
-                        "b_priority": priority,
-                        "b_selected_by": selected_by,
-                        "b_is_audit": is_audit,
-                        "b_reasons": reasons,
-                        "b_updated_at": now,
-                    }
-                )
+                follow = {f"b_{name}": value for name, value in fields.items()}  # _HOOK_FOLLOW's names
+                updates.append({"b_id": current.item_id, "b_updated_at": now, **follow})
     for part in chunks(stale):
         connection.execute(_HOOK_STALE, {"item_ids": list(part), "b_now": now})
     if updates:
@@ -275,6 +240,44 @@ def on_decisions_written(session: Session, pair_ids: Sequence[int]) -> int:
     if inserts:
         insert_ignore(session, ITEM, inserts, ["pair_id", "queue"])
     return len(inserts)
+
+
+def _ranking_fields(
+    pair_id: int, decision_id: int, reasons: list[str], confidence: float | None
+) -> dict[str, Any]:
+    """An item's fields that follow its pair's decision: the decision, how uncertain the judges
+    are, the priority and why the item was selected."""
+    # Audits and the calibration sample are random samples; keep them out of the ranking.
+    is_audit = "audit" in reasons or "calibration_sample" in reasons
+    uncertainty = uncertainty_of(confidence)
+    return {
+        "decision_id": decision_id,
+        "uncertainty": uncertainty,
+        # Audits are a random sample: a random priority interleaves them with the rest.
+        "priority": unit_draw(f"audit:{pair_id}") if is_audit else uncertainty,
+        "selected_by": "audit" if is_audit else "uncertainty",
+        "is_audit": is_audit,
+        "reasons": reasons,
+    }
+
+
+def _new_item(
+    project_id: int, pair_id: int, queue: str, overlap: int, fields: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """A new open routing item of ``queue`` needing ``overlap`` labels, as a row to insert."""
+    return {
+        **fields,
+        "updated_at": now,
+        "project_id": project_id,
+        "pair_id": pair_id,
+        "queue": queue,
+        "origin": "routing",
+        "state": "open",
+        "labels_needed": overlap,
+        "labels_done": 0,
+        "leases_active": 0,
+        "created_at": now,
+    }
 
 
 def withdraw(session: Session, pair_ids: Sequence[int]) -> int:
@@ -323,54 +326,6 @@ def backfill(engine: Engine) -> int:
             added += on_decisions_written(session, part)
             session.commit()
     return added
-
-
-# --- redaction: what reviewers read -------------------------------------------------------
-
-
-def ensure_redactions(session: Session, pairs: Sequence[Pair]) -> dict[int, PairRedaction]:
-    """Redacted texts for these pairs, computing and storing the missing ones."""
-    ids = [p.id for p in pairs]
-    found = {
-        r.pair_id: r
-        for part in chunks(ids)
-        for r in session.exec(select(PairRedaction).where(col(PairRedaction.pair_id).in_(part)))
-    }
-    # Rows of an older redaction version may let through kinds of PII found since: redo them.
-    stale = [pid for pid, r in found.items() if r.version != REDACTION_VERSION]
-    if stale:
-        for part in chunks(stale):
-            session.exec(sa_delete(PairRedaction).where(col(PairRedaction.pair_id).in_(part)))
-            session.exec(sa_delete(RedactionMapping).where(col(RedactionMapping.pair_id).in_(part)))
-        for pid in stale:
-            del found[pid]
-    missing = [p for p in pairs if p.id not in found]
-    if missing:
-        now = utcnow()
-        shown: list[dict[str, Any]] = []
-        secret: list[dict[str, Any]] = []
-        for pair in missing:
-            red = redact_pair(pair.prompt, pair.response_a, pair.response_b)
-            shown.append(
-                {
-                    "pair_id": pair.id,
-                    "version": red.version,
-                    "prompt": red.prompt,
-                    "response_a": red.response_a,
-                    "response_b": red.response_b,
-                    "n_tokens": len(red.mapping),
-                    "created_at": now,
-                }
-            )
-            secret.append(
-                {"pair_id": pair.id, "version": red.version, "mapping": red.mapping, "created_at": now}
-            )
-        insert_ignore(session, table_of(PairRedaction), shown, ["pair_id"])
-        insert_ignore(session, table_of(RedactionMapping), secret, ["pair_id"])
-        # Redaction is deterministic per version, so a row another writer stored first holds
-        # the same text: no need to read it back.
-        found.update({row["pair_id"]: PairRedaction(**row) for row in shown})
-    return found
 
 
 # --- leasing -----------------------------------------------------------------------------

@@ -37,9 +37,9 @@ from api.review.queue import (
     NotFound,
     ReviewerPaused,
     change_counts,
-    ensure_redactions,
     state_after,
 )
+from api.review.redacted_pairs import ensure_redactions
 from api.schemas import ReviewSubmit
 from api.vocab import LabelSource, label_source
 
@@ -188,51 +188,14 @@ def submit_label(
         left = _take_lease(session, lease_id, "submitted")
         if left is None:
             session.rollback()
-            lease = _own_lease(session, lease_id, reviewer)
-            if lease.state == "skipped":
-                raise Conflict(f"lease {lease_id} was skipped; take the next item instead")
-            label = session.get(Label, lease.label_id) if lease.label_id else None
-            if label is None:
-                raise Conflict(f"lease {lease_id} is {lease.state}")
-            if not _same_answer(label, body):
-                raise Conflict(
-                    f"lease {lease_id} was already labelled {label.label}"
-                    f"{' (both bad)' if label.both_bad else ''}; a different answer is not accepted"
-                )
-            return label_view(label, duplicate=True), False
+            return _repeated_submit(session, lease_id, reviewer, body), False
         if left == "expired" and not _retake_slot(session, lease.item_id, utcnow()):
             session.rollback()  # the lease stays expired; nothing was stored
             raise _late_conflict(session, lease)
         item = session.get(ReviewItem, lease.item_id)
         pair = session.get(Pair, lease.pair_id)
         project = session.get(Project, lease.project_id)
-        decision = session.get(Decision, pair.decision_id) if pair and pair.decision_id else None
-        status = quality.status_of(session, lease.project_id, reviewer.id)
-        source = label_source(decision.reasons if decision is not None else None)
-        if item is not None and item.origin == "honeypot":
-            source = LabelSource.HONEYPOT  # graded against the known answer, never the pair's label
-        if lease.queue == ADJUDICATION_QUEUE:
-            source = LabelSource.ADJUDICATED  # a senior reviewer settles a dispute (review/adjudication.py)
-        label = Label(
-            project_id=lease.project_id,
-            pair_id=lease.pair_id,
-            label=body.stored_label(),
-            both_bad=body.both_bad,
-            safety_flag=body.safety_flag,
-            rationale=body.rationale,
-            # Audit labels are the random sample calibration's guarantee rests on.
-            source=source,
-            annotator=reviewer.name,
-            idempotency_key=body.idempotency_key or f"review-lease-{lease_id}",
-            time_on_task_s=body.time_on_task_s,
-            prelabel_shown=lease.prelabel_shown,
-            redaction_version=lease.redaction_version,
-            speed_flagged=pair is not None
-            and project is not None
-            and too_fast(project, pair, _seconds_on(lease, body)),
-            # A paused reviewer's label on a lease they still held is kept but held back too.
-            quarantined=status is not None and status.paused,
-        )
+        label = _new_label(session, lease, reviewer, body, item, pair, project)
         session.add(label)
         try:
             session.flush()
@@ -263,6 +226,63 @@ def submit_label(
         )
         session.commit()
         return label_view(label, duplicate=False), True
+
+
+def _repeated_submit(
+    session: Session, lease_id: int, reviewer: Reviewer, body: ReviewSubmit
+) -> dict[str, Any]:
+    """The stored label of a lease already answered, if ``body`` gives the same answer; else a 409."""
+    lease = _own_lease(session, lease_id, reviewer)
+    if lease.state == "skipped":
+        raise Conflict(f"lease {lease_id} was skipped; take the next item instead")
+    label = session.get(Label, lease.label_id) if lease.label_id else None
+    if label is None:
+        raise Conflict(f"lease {lease_id} is {lease.state}")
+    if not _same_answer(label, body):
+        raise Conflict(
+            f"lease {lease_id} was already labelled {label.label}"
+            f"{' (both bad)' if label.both_bad else ''}; a different answer is not accepted"
+        )
+    return label_view(label, duplicate=True)
+
+
+def _new_label(
+    session: Session,
+    lease: ReviewLease,
+    reviewer: Reviewer,
+    body: ReviewSubmit,
+    item: ReviewItem | None,
+    pair: Pair | None,
+    project: Project | None,
+) -> Label:
+    """The label ``body`` makes for ``lease``, with the source its decision gives it (not stored yet)."""
+    decision = session.get(Decision, pair.decision_id) if pair and pair.decision_id else None
+    status = quality.status_of(session, lease.project_id, reviewer.id)
+    source = label_source(decision.reasons if decision is not None else None)
+    if item is not None and item.origin == "honeypot":
+        source = LabelSource.HONEYPOT  # graded against the known answer, never the pair's label
+    if lease.queue == ADJUDICATION_QUEUE:
+        source = LabelSource.ADJUDICATED  # a senior reviewer settles a dispute (review/adjudication.py)
+    return Label(
+        project_id=lease.project_id,
+        pair_id=lease.pair_id,
+        label=body.stored_label(),
+        both_bad=body.both_bad,
+        safety_flag=body.safety_flag,
+        rationale=body.rationale,
+        # Audit labels are the random sample calibration's guarantee rests on.
+        source=source,
+        annotator=reviewer.name,
+        idempotency_key=body.idempotency_key or f"review-lease-{lease.id}",
+        time_on_task_s=body.time_on_task_s,
+        prelabel_shown=lease.prelabel_shown,
+        redaction_version=lease.redaction_version,
+        speed_flagged=pair is not None
+        and project is not None
+        and too_fast(project, pair, _seconds_on(lease, body)),
+        # A paused reviewer's label on a lease they still held is kept but held back too.
+        quarantined=status is not None and status.paused,
+    )
 
 
 def _escalate(session: Session, item: ReviewItem) -> None:

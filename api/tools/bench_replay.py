@@ -46,7 +46,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from api.calibrate.refits import check_drift, check_shift, shift_reference, shift_statistics
+from api.calibrate.kill_switch import check_drift
+from api.calibrate.refits import check_shift, shift_reference, shift_statistics
 from api.calibrate.versions import gate_model, latest_version
 from api.db import make_engine, upgrade
 from api.ingest import store
