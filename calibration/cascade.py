@@ -64,14 +64,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from calibration.calibrator import PairCalibrator
-from calibration.features import build_features, calls_per_pair, judge_flip_flags, order_sensitive_flags
-from calibration.gate import jsonable, labels_for
+from calibration.features import (
+    FeatureSet,
+    build_features,
+    calls_per_pair,
+    judge_flip_flags,
+    order_sensitive_flags,
+)
+from calibration.gate import calibrator_for, jsonable, labels_for
 from calibration.metrics import clopper_pearson_upper
 from calibration.settings import GateSettings
 from calibration.threshold import default_min_accept
@@ -283,51 +289,13 @@ def fit_cascade(
     if settings.mode != "crossfit":
         raise ValueError("the cascade supports mode='crossfit' only")
     alpha, delta, n_min, review_below = settings.alpha, settings.delta, settings.n_min, settings.review_below
-    stages = [list(map(str, s)) for s in stages]
-    if not stages or any(not s for s in stages):
-        raise ValueError("stages must be non-empty lists of judges")
+    stages = _judge_lists(stages)
     rule_judges = None if settings.hard_rule_judges is None else list(settings.hard_rule_judges)
-    ids = [i for i, v in y.items() if isinstance(v, str) and v in ("A", "B", "tie")]
-    sub = judgments[judgments["pair_id"].isin(ids)]
-    K = len(stages)
-    fs_list = [build_features(sub, judges=[j for s in stages[: k + 1] for j in s]) for k in range(K)]
-    pair_ids = np.asarray(fs_list[-1].pair_ids)
-    labels = labels_for(fs_list[-1], y).astype(object)
-    n = len(pair_ids)
-    calibrators: list[PairCalibrator] = []
-    conf = np.zeros((n, K))
-    correct = np.zeros((n, K))
-    flag = np.zeros((n, K), dtype=bool)  # not acceptable at stage k
-    final = np.zeros((n, K), dtype=bool)  # ... and the cascade ends there
-    stage_calls = np.zeros((n, K))
-    for k, fs in enumerate(fs_list):
-        X = _rows_for(fs.pair_ids, fs.X, pair_ids)
-        cal = PairCalibrator(
-            signed=fs.signed,
-            method=settings.method,
-            feature_names=fs.feature_names,
-            C=settings.C,
-            C_side=settings.C_side,
-            n_splits=settings.n_splits,
-            random_state=settings.random_state,
-            monotone=settings.monotone,
-        )
-        if n >= max(n_min, 2) and (labels != "tie").any():
-            cal.fit(X, labels)
-            conf[:, k], correct[:, k] = cal.oof_confidence_, cal.oof_side_ == labels
-        calibrators.append(cal)
-        if settings.hard_rule:
-            flag[:, k] = order_sensitive_flags(X, fs.feature_names, rule_judges)
-            final[:, k] = judge_flip_flags(X, fs.feature_names, rule_judges or ())
-        if never_accept is not None:
-            column = _stage_column(never_accept, pair_ids, k)
-            flag[:, k] |= column
-            final[:, k] |= column if final_flags is None else _stage_column(final_flags, pair_ids, k)
-        stage_calls[:, k] = calls_per_pair(sub, judges=stages[k]).reindex(pair_ids, fill_value=0).to_numpy()
-
+    scores = _score_stages(judgments, y, stages, settings, rule_judges, never_accept, final_flags)
+    n, K = scores.conf.shape
     base: dict[str, Any] = dict(
         stages=stages,
-        feature_names=[f.feature_names for f in fs_list],
+        feature_names=[f.feature_names for f in scores.features],
         n_labels_used=n,
         alpha=alpha,
         delta=delta,
@@ -335,31 +303,173 @@ def fit_cascade(
         hard_rule_judges=rule_judges,
         review_below=review_below,
     )
-    if n < n_min or not all(hasattr(c, "params_") for c in calibrators):
-        for k, c in enumerate(calibrators):
-            if not hasattr(c, "params_"):
-                _make_placeholder(c, fs_list[k])
+    if n < n_min or not all(hasattr(c, "params_") for c in scores.calibrators):
+        return _too_few_labels(scores, n_min, base)
+
+    stop, eligible = _stops_and_eligible(scores, review_below)
+    m = default_min_accept(alpha, delta) if settings.min_accept is None else int(settings.min_accept)
+    chosen, curve = _scan_thresholds(scores.conf, scores.correct, eligible, alpha, delta, m)
+    end, rates = _cascade_ends(chosen, scores.conf, eligible, stop)
+    calls = (scores.stage_calls * (np.arange(K)[None, :] <= end[:, None])).sum(axis=1)
+    if chosen is None:
+        reason = (
+            f"closed: no cascade threshold reaches agreement lower bound {1 - alpha:.3f} (min_accept={m})"
+        )
         return CascadeModel(
-            calibrators=calibrators,
+            calibrators=scores.calibrators,
             threshold=None,
             open=False,
-            reason=f"too few usable labels: {n} < n_min={n_min}",
+            reason=reason,
             guaranteed_agreement=None,
             expected_coverage=0.0,
-            expected_calls_per_pair=float(stage_calls[:, 0].mean()) if n else 0.0,
+            expected_calls_per_pair=float(calls.mean()),
+            stage_accept_rates=[0.0] * K,
+            curve=curve,
+            cal_confidence=scores.conf[:, -1],
+            cal_correct=scores.correct[:, -1],
             **base,
         )
+    lam, n_acc, k_err, ub = chosen
+    reason = (
+        f"open: {n_acc}/{n} calibration pairs accepted across {K} stages, agreement lower bound "
+        f"{1 - ub:.3f} >= {1 - alpha:.3f} at {1 - delta:.0%} confidence"
+    )
+    return CascadeModel(
+        calibrators=scores.calibrators,
+        threshold=lam,
+        open=True,
+        reason=reason,
+        guaranteed_agreement=1 - ub,
+        expected_coverage=n_acc / n,
+        cal_confidence=scores.conf[np.arange(n), end],
+        cal_correct=scores.correct[np.arange(n), end],
+        expected_calls_per_pair=float(calls.mean()),
+        stage_accept_rates=rates,
+        curve=curve,
+        **base,
+    )
 
-    # Which stages a pair may be accepted at, independent of lambda: stops (hard flag, give-up
-    # rule) end the cascade at that stage; later stages are never reached.
-    stop = final.copy()
+
+def _judge_lists(stages: Sequence[Sequence[str]]) -> list[list[str]]:
+    judge_lists = [list(map(str, s)) for s in stages]
+    if not judge_lists or any(not s for s in judge_lists):
+        raise ValueError("stages must be non-empty lists of judges")
+    return judge_lists
+
+
+@dataclass
+class _StageScores:
+    """The labelled calibration pairs as every stage sees them: one row per pair, one column per stage.
+
+    ``conf`` / ``correct``: out-of-fold confidence of the stage's calibrator and whether its
+    side matches the human label (zeros when the stage could not be fitted); ``flag``: the pair
+    may not be accepted at that stage; ``final``: ... and the cascade ends there;
+    ``stage_calls``: judge calls the stage spends on the pair.
+    """
+
+    features: list[FeatureSet]
+    calibrators: list[PairCalibrator]
+    conf: np.ndarray
+    correct: np.ndarray
+    flag: np.ndarray
+    final: np.ndarray
+    stage_calls: np.ndarray
+
+
+class _Passed(NamedTuple):
+    """The last threshold that passed the fixed sequence, and its evidence."""
+
+    threshold: float
+    n_accepted: int
+    n_disagree: int
+    upper_bound: float
+
+
+def _score_stages(
+    judgments: pd.DataFrame,
+    y: pd.Series,
+    stages: Sequence[Sequence[str]],
+    settings: GateSettings,
+    rule_judges: list[str] | None,
+    never_accept: pd.DataFrame | None,
+    final_flags: pd.DataFrame | None,
+) -> _StageScores:
+    """Cross-fit each stage's calibrator on the features of stages <= k; collect its flags and calls."""
+    ids = [i for i, v in y.items() if isinstance(v, str) and v in ("A", "B", "tie")]
+    sub = judgments[judgments["pair_id"].isin(ids)]
+    K = len(stages)
+    fs_list = [build_features(sub, judges=[j for s in stages[: k + 1] for j in s]) for k in range(K)]
+    pair_ids = np.asarray(fs_list[-1].pair_ids)
+    labels = labels_for(fs_list[-1], y).astype(object)
+    n = len(pair_ids)
+    scores = _StageScores(
+        features=fs_list,
+        calibrators=[],
+        conf=np.zeros((n, K)),
+        correct=np.zeros((n, K)),
+        flag=np.zeros((n, K), dtype=bool),
+        final=np.zeros((n, K), dtype=bool),
+        stage_calls=np.zeros((n, K)),
+    )
+    for k, fs in enumerate(fs_list):
+        X = _rows_for(fs.pair_ids, fs.X, pair_ids)
+        cal = calibrator_for(fs, settings)
+        if n >= max(settings.n_min, 2) and (labels != "tie").any():
+            cal.fit(X, labels)
+            scores.conf[:, k], scores.correct[:, k] = cal.oof_confidence_, cal.oof_side_ == labels
+        scores.calibrators.append(cal)
+        if settings.hard_rule:
+            scores.flag[:, k] = order_sensitive_flags(X, fs.feature_names, rule_judges)
+            scores.final[:, k] = judge_flip_flags(X, fs.feature_names, rule_judges or ())
+        if never_accept is not None:
+            column = _stage_column(never_accept, pair_ids, k)
+            scores.flag[:, k] |= column
+            scores.final[:, k] |= column if final_flags is None else _stage_column(final_flags, pair_ids, k)
+        scores.stage_calls[:, k] = (
+            calls_per_pair(sub, judges=stages[k]).reindex(pair_ids, fill_value=0).to_numpy()
+        )
+    return scores
+
+
+def _too_few_labels(scores: _StageScores, n_min: int, base: dict[str, Any]) -> CascadeModel:
+    """A closed cascade; stages that could not be fitted get a serializable placeholder."""
+    n = scores.conf.shape[0]
+    for k, c in enumerate(scores.calibrators):
+        if not hasattr(c, "params_"):
+            _make_placeholder(c, scores.features[k])
+    return CascadeModel(
+        calibrators=scores.calibrators,
+        threshold=None,
+        open=False,
+        reason=f"too few usable labels: {n} < n_min={n_min}",
+        guaranteed_agreement=None,
+        expected_coverage=0.0,
+        expected_calls_per_pair=float(scores.stage_calls[:, 0].mean()) if n else 0.0,
+        **base,
+    )
+
+
+def _stops_and_eligible(scores: _StageScores, review_below: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Which stages a pair may be accepted at, independent of lambda: stops (hard flag, give-up
+    rule) end the cascade at that stage; later stages are never reached."""
+    n, K = scores.conf.shape
+    stop = scores.final.copy()
     if review_below is not None:
-        stop[:, :-1] |= conf[:, :-1] < review_below
+        stop[:, :-1] |= scores.conf[:, :-1] < review_below
     reached = np.ones((n, K), dtype=bool)
     reached[:, 1:] = np.cumprod(~stop[:, :-1], axis=1).astype(bool)
-    eligible = reached & ~flag
+    return stop, reached & ~scores.flag
 
-    m = default_min_accept(alpha, delta) if settings.min_accept is None else int(settings.min_accept)
+
+def _scan_thresholds(
+    conf: np.ndarray, correct: np.ndarray, eligible: np.ndarray, alpha: float, delta: float, min_accept: int
+) -> tuple[_Passed | None, dict[str, list[Any]]]:
+    """Fixed-sequence test of each candidate lambda, most strict first, on the replayed cascade.
+
+    A pair counts at the first stage that accepts it. Returns the last lambda that passed
+    (None when none did) and the curve of every candidate looked at.
+    """
+    n = conf.shape[0]
     cands = np.unique(conf[eligible])[::-1]
     rows = []
     chosen = None
@@ -370,12 +480,12 @@ def fit_cascade(
         n_acc = int(any_acc.sum())
         k_err = int((1 - correct[np.arange(n), first])[any_acc].sum())
         ub = float(clopper_pearson_upper(k_err, n_acc, delta))
-        tested = n_acc >= m
+        tested = n_acc >= min_accept
         rows.append((float(lam), n_acc, k_err, ub, tested))
         if not tested:
             continue
         if ub <= alpha:
-            chosen = (float(lam), n_acc, k_err, ub)
+            chosen = _Passed(float(lam), n_acc, k_err, ub)
         else:
             break
     curve: dict[str, list[Any]] = {
@@ -385,51 +495,24 @@ def fit_cascade(
         "agreement_lower_bound": [1 - r[3] for r in rows],
         "tested": [r[4] for r in rows],
     }
-    lam = chosen[0] if chosen else np.inf
+    return chosen, curve
+
+
+def _cascade_ends(
+    chosen: _Passed | None, conf: np.ndarray, eligible: np.ndarray, stop: np.ndarray
+) -> tuple[np.ndarray, list[float]]:
+    """Stage at which each calibration pair leaves the cascade at the chosen threshold, and the
+    share of pairs accepted at each stage. A closed cascade ends every pair at stage 0: it
+    sends everything to review without calling further judges."""
+    n, K = conf.shape
+    lam = chosen.threshold if chosen is not None else np.inf
     acc_k = eligible & (conf >= lam)
     any_acc = acc_k.any(axis=1)
     first_acc = np.where(any_acc, np.argmax(acc_k, axis=1), K)
     first_stop = np.where(stop.any(axis=1), np.argmax(stop, axis=1), K - 1)
-    end = np.minimum(first_acc, first_stop) if chosen else np.zeros(n, dtype=int)
-    calls = (stage_calls * (np.arange(K)[None, :] <= end[:, None])).sum(axis=1)
+    end = np.minimum(first_acc, first_stop) if chosen is not None else np.zeros(n, dtype=int)
     rates = [float(np.mean(any_acc & (first_acc == k))) for k in range(K)]
-    if chosen is None:
-        reason = (
-            f"closed: no cascade threshold reaches agreement lower bound {1 - alpha:.3f} (min_accept={m})"
-        )
-        return CascadeModel(
-            calibrators=calibrators,
-            threshold=None,
-            open=False,
-            reason=reason,
-            guaranteed_agreement=None,
-            expected_coverage=0.0,
-            expected_calls_per_pair=float(calls.mean()),
-            stage_accept_rates=[0.0] * K,
-            curve=curve,
-            cal_confidence=conf[:, -1],
-            cal_correct=correct[:, -1],
-            **base,
-        )
-    lam, n_acc, k_err, ub = chosen
-    reason = (
-        f"open: {n_acc}/{n} calibration pairs accepted across {K} stages, agreement lower bound "
-        f"{1 - ub:.3f} >= {1 - alpha:.3f} at {1 - delta:.0%} confidence"
-    )
-    return CascadeModel(
-        calibrators=calibrators,
-        threshold=lam,
-        open=True,
-        reason=reason,
-        guaranteed_agreement=1 - ub,
-        expected_coverage=n_acc / n,
-        cal_confidence=conf[np.arange(n), end],
-        cal_correct=correct[np.arange(n), end],
-        expected_calls_per_pair=float(calls.mean()),
-        stage_accept_rates=rates,
-        curve=curve,
-        **base,
-    )
+    return end, rates
 
 
 def _stage_column(flags: pd.DataFrame, pair_ids: np.ndarray, k: int) -> np.ndarray:

@@ -212,6 +212,51 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     """
     cols = _columns(judgments)
     judges = sorted({str(j) for j in cols.judge}) if judges is None else [str(j) for j in judges]
+    pair_ids, grid = _verdict_grid(cols, judges)
+    columns = _judge_columns(grid, judges) + _panel_columns(grid)
+    return FeatureSet(
+        pair_ids=np.asarray(pair_ids),
+        X=np.column_stack([np.asarray(values, dtype=float) for _, values, _ in columns]),
+        feature_names=[name for name, _, _ in columns],
+        judges=list(judges),
+        signed=np.asarray([is_signed for _, _, is_signed in columns], dtype=bool),
+    )
+
+
+@dataclass
+class _VerdictGrid:
+    """The verdicts of a panel as (pair, judge, order) arrays; zeros where a verdict is missing.
+
+    ``strength``: signed, -2..2; ``present``: a valid verdict; ``sconf``: the judge's
+    probability for its verdict, pointing where the verdict points; ``has_conf``; ``invalid``
+    (not counting failed calls); ``failed``. Per (pair, judge): ``consistent`` / ``sensitive``:
+    both orders valid, same / different side; ``n_present``: valid orders. Per pair:
+    ``mean_conf``: mean confidence of the valid verdicts that carry one, ties included.
+    """
+
+    strength: np.ndarray
+    present: np.ndarray
+    sconf: np.ndarray
+    has_conf: np.ndarray
+    invalid: np.ndarray
+    failed: np.ndarray
+    consistent: np.ndarray
+    sensitive: np.ndarray
+    n_present: np.ndarray
+    mean_conf: np.ndarray
+
+    @property
+    def side(self) -> np.ndarray:
+        """+1 (A), -1 (B), 0 for a tie and for a missing verdict (``present`` tells them apart)."""
+        return np.sign(self.strength)
+
+
+# A feature: its name, one value per pair, and whether it changes sign when A and B are swapped.
+_Column = tuple[str, np.ndarray, bool]
+
+
+def _verdict_grid(cols: _Columns, judges: list[str]) -> tuple[pd.Index, _VerdictGrid]:
+    """Pair ids in order of first appearance, and the verdicts of ``judges`` on them."""
     pos, pair_ids = pd.factorize(cols.pair_id)  # pairs in order of first appearance
     n = len(pair_ids)
     judge_index = {j: k for k, j in enumerate(judges)}
@@ -242,72 +287,76 @@ def build_features(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     has_conf[pos, jpos, opos] = cvalid
     failed[pos, jpos, opos] = row_failed
     invalid[pos, jpos, opos] = ~valid & ~row_failed
+    # Tie confidences were zeroed in sconf; recover the raw mean from the table for the panel.
+    conf_sum = np.bincount(pos, weights=np.where(cvalid, np.nan_to_num(c), 0.0), minlength=n)
+    conf_count = np.bincount(pos, weights=cvalid.astype(float), minlength=n)
 
-    side = np.sign(strength)  # 0 for tie and for missing; use `present` to tell them apart
+    side = np.sign(strength)
     both = present.all(axis=2)
-    # judge.verdicts.order_flip, vectorised (tests/test_definitions.py checks they agree).
-    consistent = both & (side[..., 0] == side[..., 1])
-    sensitive = both & (side[..., 0] != side[..., 1])
-    n_present = present.sum(axis=2)
-    mean_strength = np.divide(strength.sum(axis=2), n_present, out=np.zeros((n, nj)), where=n_present > 0)
+    grid = _VerdictGrid(
+        strength=strength,
+        present=present,
+        sconf=sconf,
+        has_conf=has_conf,
+        invalid=invalid,
+        failed=failed,
+        # judge.verdicts.order_flip, vectorised (tests/test_definitions.py checks they agree).
+        consistent=both & (side[..., 0] == side[..., 1]),
+        sensitive=both & (side[..., 0] != side[..., 1]),
+        n_present=present.sum(axis=2),
+        mean_conf=np.divide(conf_sum, conf_count, out=np.zeros(n), where=conf_count > 0),
+    )
+    return pair_ids, grid
 
-    columns: list[np.ndarray] = []
-    names: list[str] = []
-    signed: list[bool] = []
 
-    def add(name: str, values: np.ndarray, is_signed: bool) -> None:
-        columns.append(np.asarray(values, dtype=float))
-        names.append(name)
-        signed.append(is_signed)
-
+def _judge_columns(grid: _VerdictGrid, judges: list[str]) -> list[_Column]:
+    """Per judge: its verdict in each order, then its summaries over both orders."""
+    n_present = grid.n_present
+    mean_strength = np.divide(
+        grid.strength.sum(axis=2), n_present, out=np.zeros(n_present.shape), where=n_present > 0
+    )
+    columns: list[_Column] = []
     for k, j in enumerate(judges):
         for oi, o in enumerate(ORDERS):
-            add(f"{j}|{o}|strength", strength[:, k, oi], True)
-            add(f"{j}|{o}|present", present[:, k, oi], False)
-            add(f"{j}|{o}|sconf", sconf[:, k, oi], True)
-            add(f"{j}|{o}|has_conf", has_conf[:, k, oi], False)
-        add(f"{j}|mean_strength", mean_strength[:, k], True)
-        add(f"{j}|swap_consistent", consistent[:, k], False)
-        add(f"{j}|order_sensitive", sensitive[:, k], False)
-        add(f"{j}|n_invalid", invalid[:, k].sum(axis=1), False)
-        add(f"{j}|n_failed", failed[:, k].sum(axis=1), False)
+            columns.append((f"{j}|{o}|strength", grid.strength[:, k, oi], True))
+            columns.append((f"{j}|{o}|present", grid.present[:, k, oi], False))
+            columns.append((f"{j}|{o}|sconf", grid.sconf[:, k, oi], True))
+            columns.append((f"{j}|{o}|has_conf", grid.has_conf[:, k, oi], False))
+        columns.append((f"{j}|mean_strength", mean_strength[:, k], True))
+        columns.append((f"{j}|swap_consistent", grid.consistent[:, k], False))
+        columns.append((f"{j}|order_sensitive", grid.sensitive[:, k], False))
+        columns.append((f"{j}|n_invalid", grid.invalid[:, k].sum(axis=1), False))
+        columns.append((f"{j}|n_failed", grid.failed[:, k].sum(axis=1), False))
+    return columns
 
+
+def _panel_columns(grid: _VerdictGrid) -> list[_Column]:
+    """The whole panel's votes, strengths and counts per pair."""
+    n = grid.strength.shape[0]
+    side, present = grid.side, grid.present
     n_valid = present.sum(axis=(1, 2))
     votes_a = ((side > 0) & (present > 0)).sum(axis=(1, 2))
     votes_b = ((side < 0) & (present > 0)).sum(axis=(1, 2))
     ties = ((side == 0) & (present > 0)).sum(axis=(1, 2))
     majority = np.maximum(np.maximum(votes_a, votes_b), ties)
-    n_conf = has_conf.sum(axis=(1, 2))
-    # Tie confidences were zeroed in sconf; recover the raw mean from the table for the panel.
-    conf_sum = np.bincount(pos, weights=np.where(cvalid, np.nan_to_num(c), 0.0), minlength=n)
-    conf_count = np.bincount(pos, weights=cvalid.astype(float), minlength=n)
-    mean_conf = np.divide(conf_sum, conf_count, out=np.zeros(n), where=conf_count > 0)
-
-    net_strength = strength.sum(axis=(1, 2))
-    add("panel|net_strength", net_strength, True)
-    add("panel|mean_strength", np.divide(net_strength, n_valid, out=np.zeros(n), where=n_valid > 0), True)
-    add("panel|net_votes", votes_a - votes_b, True)
-    add("panel|net_sconf", sconf.sum(axis=(1, 2)), True)
-    add("panel|abs_net_votes", np.abs(votes_a - votes_b), False)
-    add("panel|agree_frac", np.divide(majority, n_valid, out=np.zeros(n), where=n_valid > 0), False)
-    add("panel|n_valid", n_valid, False)
-    add("panel|n_ties", ties, False)
-    add("panel|n_invalid", invalid.sum(axis=(1, 2)), False)
-    add("panel|n_failed", failed.sum(axis=(1, 2)), False)
-    add("panel|n_judges_present", (n_present > 0).sum(axis=1), False)
-    add("panel|n_swap_consistent", consistent.sum(axis=1), False)
-    add("panel|n_order_sensitive", sensitive.sum(axis=1), False)
-    add("panel|n_conf", n_conf, False)
-    add("panel|mean_conf", mean_conf, False)
-
-    X = np.column_stack(columns) if columns else np.zeros((n, 0))
-    return FeatureSet(
-        pair_ids=np.asarray(pair_ids),
-        X=X,
-        feature_names=names,
-        judges=list(judges),
-        signed=np.asarray(signed, dtype=bool),
-    )
+    net_strength = grid.strength.sum(axis=(1, 2))
+    return [
+        ("panel|net_strength", net_strength, True),
+        ("panel|mean_strength", np.divide(net_strength, n_valid, out=np.zeros(n), where=n_valid > 0), True),
+        ("panel|net_votes", votes_a - votes_b, True),
+        ("panel|net_sconf", grid.sconf.sum(axis=(1, 2)), True),
+        ("panel|abs_net_votes", np.abs(votes_a - votes_b), False),
+        ("panel|agree_frac", np.divide(majority, n_valid, out=np.zeros(n), where=n_valid > 0), False),
+        ("panel|n_valid", n_valid, False),
+        ("panel|n_ties", ties, False),
+        ("panel|n_invalid", grid.invalid.sum(axis=(1, 2)), False),
+        ("panel|n_failed", grid.failed.sum(axis=(1, 2)), False),
+        ("panel|n_judges_present", (grid.n_present > 0).sum(axis=1), False),
+        ("panel|n_swap_consistent", grid.consistent.sum(axis=1), False),
+        ("panel|n_order_sensitive", grid.sensitive.sum(axis=1), False),
+        ("panel|n_conf", grid.has_conf.sum(axis=(1, 2)), False),
+        ("panel|mean_conf", grid.mean_conf, False),
+    ]
 
 
 def order_sensitive(judgments: pd.DataFrame, judges: Sequence[str] | None = None) -> pd.Series:

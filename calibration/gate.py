@@ -74,7 +74,7 @@ from calibration.settings import GateSettings
 from calibration.threshold import ThresholdResult, select_threshold
 from judge.verdicts import SIDES
 
-__all__ = ["GateModel", "fit_gate", "labels_for"]
+__all__ = ["GateModel", "calibrator_for", "fit_gate", "labels_for"]
 
 FORMAT_VERSION = 1
 
@@ -237,6 +237,20 @@ def labels_for(features: FeatureSet, y: pd.Series | Sequence[Any] | np.ndarray) 
     return np.array([v if isinstance(v, str) and v in SIDES else None for v in vals], dtype=object)
 
 
+def calibrator_for(features: FeatureSet, settings: GateSettings) -> PairCalibrator:
+    """An unfitted calibrator for ``features`` with the calibrator parameters of ``settings``."""
+    return PairCalibrator(
+        signed=features.signed,
+        method=settings.method,
+        feature_names=features.feature_names,
+        C=settings.C,
+        C_side=settings.C_side,
+        n_splits=settings.n_splits,
+        random_state=settings.random_state,
+        monotone=settings.monotone,
+    )
+
+
 def fit_gate(
     features: FeatureSet,
     y: pd.Series | Sequence[Any] | np.ndarray,
@@ -261,18 +275,6 @@ def fit_gate(
     rule_judges = None if settings.hard_rule_judges is None else list(settings.hard_rule_judges)
     alpha, delta, n_min, method = settings.alpha, settings.delta, settings.n_min, settings.method
 
-    def make_cal() -> PairCalibrator:
-        return PairCalibrator(
-            signed=features.signed,
-            method=method,
-            feature_names=features.feature_names,
-            C=settings.C,
-            C_side=settings.C_side,
-            n_splits=settings.n_splits,
-            random_state=settings.random_state,
-            monotone=settings.monotone,
-        )
-
     # What every GateModel of this fit shares, open or closed.
     common: dict[str, Any] = dict(
         judges=list(features.judges),
@@ -284,37 +286,13 @@ def fit_gate(
         hard_rule=settings.hard_rule,
         hard_rule_judges=rule_judges,
     )
-
-    def closed(reason: str) -> GateModel:
-        return GateModel(
-            calibrator=_placeholder(features, method),
-            threshold=None,
-            open=False,
-            reason=reason,
-            guaranteed_agreement=None,
-            expected_coverage=0.0,
-            **common,
-        )
-
     if n < n_min:
-        return closed(f"too few usable labels: {n} < n_min={n_min}")
+        return _closed_gate(features, f"too few usable labels: {n} < n_min={n_min}", common)
     if len(set(yy.tolist()) - {"tie"}) == 0:
-        return closed("gold labels contain no A/B preference; cannot calibrate")
+        return _closed_gate(features, "gold labels contain no A/B preference; cannot calibrate", common)
 
-    if settings.mode == "split" and method != "vote":
-        rng = np.random.default_rng(settings.random_state)
-        perm = rng.permutation(n)
-        n_fit = int(round(settings.split_fraction * n))
-        fit_idx, thr_idx = perm[:n_fit], perm[n_fit:]
-        cal = make_cal().fit(X[fit_idx], yy[fit_idx])
-        side = cal.predict_side(X[thr_idx])
-        conf = cal.confidence(X[thr_idx])
-        X_thr, y_thr, blocked_thr = X[thr_idx], yy[thr_idx], blocked[thr_idx]
-    else:  # crossfit, or a vote score (it needs no labels: all of them go to the threshold)
-        cal = make_cal().fit(X, yy)
-        side, conf = cal.oof_side_, cal.oof_confidence_
-        X_thr, y_thr, blocked_thr = X, yy, blocked
-
+    cal, side, conf, thr_rows = _fit_and_score(features, X, yy, settings)
+    X_thr, y_thr, blocked_thr = X[thr_rows], yy[thr_rows], blocked[thr_rows]
     correct = (side == y_thr).astype(int)
     flags = blocked_thr.copy()
     if settings.hard_rule:
@@ -349,6 +327,38 @@ def fit_gate(
     )
 
 
+def _closed_gate(features: FeatureSet, reason: str, common: dict[str, Any]) -> GateModel:
+    return GateModel(
+        calibrator=_placeholder(features),
+        threshold=None,
+        open=False,
+        reason=reason,
+        guaranteed_agreement=None,
+        expected_coverage=0.0,
+        **common,
+    )
+
+
+def _fit_and_score(
+    features: FeatureSet, X: np.ndarray, y: np.ndarray, settings: GateSettings
+) -> tuple[PairCalibrator, np.ndarray, np.ndarray, np.ndarray | slice]:
+    """Fit the calibrator on the labelled rows ``X``, ``y`` and score the rows the threshold is chosen on.
+
+    Returns the calibrator, the predicted side and confidence of each threshold row, and which
+    rows those are: in split mode the ones the calibrator was not fitted on; otherwise all of
+    them, scored out of fold (crossfit, or a vote score: it needs no labels).
+    """
+    if settings.mode == "split" and settings.method != "vote":
+        rng = np.random.default_rng(settings.random_state)
+        perm = rng.permutation(len(y))
+        n_fit = int(round(settings.split_fraction * len(y)))
+        fit_idx, thr_idx = perm[:n_fit], perm[n_fit:]
+        cal = calibrator_for(features, settings).fit(X[fit_idx], y[fit_idx])
+        return cal, cal.predict_side(X[thr_idx]), cal.confidence(X[thr_idx]), thr_idx
+    cal = calibrator_for(features, settings).fit(X, y)
+    return cal, cal.oof_side_, cal.oof_confidence_, slice(None)
+
+
 def _aligned_flags(features: FeatureSet, flags: pd.Series | Sequence[bool] | np.ndarray | None) -> np.ndarray:
     n = features.X.shape[0]
     if flags is None:
@@ -361,7 +371,7 @@ def _aligned_flags(features: FeatureSet, flags: pd.Series | Sequence[bool] | np.
     return arr
 
 
-def _placeholder(features: FeatureSet, method: str) -> PairCalibrator:
+def _placeholder(features: FeatureSet) -> PairCalibrator:
     """An unfitted-but-serializable calibrator for a closed gate (predicts nothing useful)."""
     cal = PairCalibrator(signed=features.signed, method="vote", feature_names=features.feature_names)
     cal.signed_mask_ = np.asarray(features.signed, dtype=bool)

@@ -260,18 +260,7 @@ def select_threshold(
     """
     if not (0.0 < alpha < 1.0 and 0.0 < delta < 1.0):
         raise ValueError("alpha and delta must be in (0, 1)")
-    conf = np.asarray(confidence, dtype=float)
-    corr = np.asarray(correct, dtype=float)
-    if conf.shape != corr.shape:
-        raise ValueError(f"confidence and correct differ in shape: {conf.shape} vs {corr.shape}")
-    usable = ~np.isnan(conf) & ~np.isnan(corr)
-    exp = None
-    if expected is not None:
-        exp = np.asarray(expected, dtype=float)
-        if exp.shape != conf.shape:
-            raise ValueError(f"expected and confidence differ in shape: {exp.shape} vs {conf.shape}")
-        exp = exp[usable]
-    conf, corr = conf[usable], corr[usable]
+    conf, corr, exp = _usable_pairs(confidence, correct, expected)
     n_used = int(conf.size)
     if starts < 1 or (grid is not None and grid < 1):
         raise ValueError("starts and grid must be >= 1")
@@ -283,18 +272,72 @@ def select_threshold(
     else:
         m = default_min_accept(alpha, level)
     if n_used < n_min:
-        return ThresholdResult(
-            None,
-            False,
-            f"too few usable labels: {n_used} < n_min={n_min}",
-            n_accepted=0,
-            agreement_lower_bound=None,
-            expected_coverage=0.0,
-            n_used=n_used,
-            alpha=alpha,
-            delta=delta,
-        )
+        return _closed(f"too few usable labels: {n_used} < n_min={n_min}", n_used, alpha, delta, {})
 
+    cands = _candidates(conf, corr, level)
+    n_acc, ub = cands.n_accepted, cands.upper_bound
+    eligible = n_acc >= m
+    if grid is not None and cands.n_scored:
+        eligible &= _on_grid(n_acc, cands.n_scored, grid)
+    tested, passed, chosen = _run_sequences(cands, eligible, alpha, m, starts)
+    # For the reason: the first failure, or the one right after the chosen threshold.
+    fails = np.flatnonzero(tested & ~passed)
+    later = fails[fails > chosen]
+    failed_at = int(later[0]) if later.size else -1
+    curve = _curve(cands, n_used, tested, passed)
+    if chosen < 0:
+        return _closed(_closed_reason(cands, eligible, failed_at, m, alpha), n_used, alpha, delta, curve)
+    return ThresholdResult(
+        threshold=float(cands.threshold[chosen]),
+        open=True,
+        reason=_open_reason(cands, chosen, failed_at, n_used, alpha, delta),
+        n_accepted=int(n_acc[chosen]),
+        agreement_lower_bound=float(1.0 - ub[chosen]),
+        expected_coverage=float(n_acc[chosen] / n_used),
+        curve=curve,
+        n_used=n_used,
+        alpha=alpha,
+        delta=delta,
+    )
+
+
+@dataclass
+class _Candidates:
+    """The candidate thresholds, one per distinct finite score, most confident first.
+
+    Per candidate: the calibration pairs it accepts (every pair tied with it included), their
+    disagreements, and the Clopper--Pearson upper bound on the disagreement rate.
+    ``n_scored``: pairs with a finite score (those a threshold can accept).
+    """
+
+    threshold: np.ndarray
+    n_accepted: np.ndarray
+    n_disagree: np.ndarray
+    upper_bound: np.ndarray
+    n_scored: int
+
+
+def _usable_pairs(
+    confidence: Sequence[float] | np.ndarray,
+    correct: Sequence[float] | np.ndarray,
+    expected: Sequence[float] | np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The three arrays, checked for shape, without the pairs whose score or label is NaN."""
+    conf = np.asarray(confidence, dtype=float)
+    corr = np.asarray(correct, dtype=float)
+    if conf.shape != corr.shape:
+        raise ValueError(f"confidence and correct differ in shape: {conf.shape} vs {corr.shape}")
+    usable = ~np.isnan(conf) & ~np.isnan(corr)
+    exp = None
+    if expected is not None:
+        exp = np.asarray(expected, dtype=float)
+        if exp.shape != conf.shape:
+            raise ValueError(f"expected and confidence differ in shape: {exp.shape} vs {conf.shape}")
+        exp = exp[usable]
+    return conf[usable], corr[usable], exp
+
+
+def _candidates(conf: np.ndarray, corr: np.ndarray, level: float) -> _Candidates:
     # Sort once, most confident first; a threshold at a distinct score accepts every pair tied with it.
     order = np.argsort(-conf, kind="stable")
     s, errs = conf[order], 1.0 - corr[order]
@@ -303,79 +346,106 @@ def select_threshold(
     cum_n = np.arange(1, s.size + 1)
     cum_k = np.cumsum(errs)
     last_of_run = np.r_[s[1:] != s[:-1], True] if s.size else np.zeros(0, dtype=bool)
-    thr, n_acc, k_acc = s[last_of_run], cum_n[last_of_run], cum_k[last_of_run]
-    ub = np.asarray(clopper_pearson_upper(k_acc, n_acc, level), dtype=float).reshape(-1)
-    eligible = n_acc >= m
-    if grid is not None and s.size:
-        # The first candidate at or past each quantile count; the counts depend on scores only.
-        marks = np.unique(np.ceil(np.arange(1, grid + 1) / grid * s.size))
-        eligible &= np.isin(np.arange(n_acc.size), np.searchsorted(n_acc, marks))
+    n_acc, k_acc = cum_n[last_of_run], cum_k[last_of_run]
+    return _Candidates(
+        threshold=s[last_of_run],
+        n_accepted=n_acc,
+        n_disagree=k_acc,
+        upper_bound=np.asarray(clopper_pearson_upper(k_acc, n_acc, level), dtype=float).reshape(-1),
+        n_scored=int(s.size),
+    )
+
+
+def _on_grid(n_accepted: np.ndarray, n_scored: int, grid: int) -> np.ndarray:
+    """Per candidate: is it the first at or past one of ``grid`` evenly spaced quantile counts?
+
+    The counts depend on the scores only, so the choice does not look at the labels.
+    """
+    marks = np.unique(np.ceil(np.arange(1, grid + 1) / grid * n_scored))
+    return np.isin(np.arange(n_accepted.size), np.searchsorted(n_accepted, marks))
+
+
+def _run_sequences(
+    cands: _Candidates, eligible: np.ndarray, alpha: float, min_accept: int, starts: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Run the ``starts`` fixed sequences over the eligible candidates.
+
+    Returns which candidates were tested, which passed, and the index of the lowest threshold
+    any sequence passed (-1 when none did).
+    """
     tested = np.zeros_like(eligible)
     passed = np.zeros_like(eligible)
     chosen = -1
     candidates = np.flatnonzero(eligible)
-    first_counts = m + np.arange(starts) / starts * max(0, s.size - m)
-    for start in np.unique(np.searchsorted(n_acc[candidates], first_counts)):
+    first_counts = min_accept + np.arange(starts) / starts * max(0, cands.n_scored - min_accept)
+    for start in np.unique(np.searchsorted(cands.n_accepted[candidates], first_counts)):
         for i in candidates[start:]:
             if tested[i] and not passed[i]:
                 break  # an earlier sequence failed here at the same level: this one would too
             tested[i] = True
-            if ub[i] > alpha:
+            if cands.upper_bound[i] > alpha:
                 break
             passed[i] = True
-            chosen = max(chosen, i)
-    # For the reason: the first failure, or the one right after the chosen threshold.
-    fails = np.flatnonzero(tested & ~passed)
-    later = fails[fails > chosen]
-    failed_at = int(later[0]) if later.size else -1
-    curve = {
-        "threshold": thr.tolist(),
+            chosen = max(chosen, int(i))
+    return tested, passed, chosen
+
+
+def _curve(cands: _Candidates, n_used: int, tested: np.ndarray, passed: np.ndarray) -> dict[str, list[Any]]:
+    """The evidence at every candidate threshold, as JSON-friendly lists."""
+    n_acc = cands.n_accepted
+    return {
+        "threshold": cands.threshold.tolist(),
         "n_accepted": n_acc.astype(int).tolist(),
         "coverage": (n_acc / n_used).tolist(),
-        "agreement": (1.0 - k_acc / n_acc).tolist(),
-        "agreement_lower_bound": (1.0 - ub).tolist(),
+        "agreement": (1.0 - cands.n_disagree / n_acc).tolist(),
+        "agreement_lower_bound": (1.0 - cands.upper_bound).tolist(),
         "tested": tested.tolist(),
         "passed": passed.tolist(),
     }
-    if chosen < 0:
-        if not eligible.any():
-            why = f"no threshold accepts at least min_accept={m} pairs"
-        else:
-            i = failed_at
-            why = (
-                f"no threshold passes: the first tested (n={int(n_acc[i])}, agreement "
-                f"{1 - k_acc[i] / n_acc[i]:.3f}) has lower bound {1 - ub[i]:.3f} < target {1 - alpha:.3f}"
-            )
-        return ThresholdResult(
-            None,
-            False,
-            why,
-            n_accepted=0,
-            agreement_lower_bound=None,
-            expected_coverage=0.0,
-            curve=curve,
-            n_used=n_used,
-            alpha=alpha,
-            delta=delta,
-        )
+
+
+def _closed(
+    reason: str, n_used: int, alpha: float, delta: float, curve: dict[str, list[Any]]
+) -> ThresholdResult:
+    return ThresholdResult(
+        None,
+        False,
+        reason,
+        n_accepted=0,
+        agreement_lower_bound=None,
+        expected_coverage=0.0,
+        curve=curve,
+        n_used=n_used,
+        alpha=alpha,
+        delta=delta,
+    )
+
+
+def _open_reason(
+    cands: _Candidates, chosen: int, failed_at: int, n_used: int, alpha: float, delta: float
+) -> str:
+    """The evidence for the chosen threshold, and why the search stopped there."""
+    n_acc, ub = cands.n_accepted, cands.upper_bound
     stop = (
         "all candidates passed"
         if failed_at < 0
         else (f"next candidate failed (n={int(n_acc[failed_at])}, lower bound {1 - ub[failed_at]:.3f})")
     )
-    reason = (
+    return (
         f"open: {int(n_acc[chosen])}/{n_used} calibration pairs accepted, agreement lower bound "
         f"{1 - ub[chosen]:.3f} >= {1 - alpha:.3f} at {1 - delta:.0%} confidence; {stop}"
     )
-    return ThresholdResult(
-        threshold=float(thr[chosen]),
-        open=True,
-        reason=reason,
-        n_accepted=int(n_acc[chosen]),
-        agreement_lower_bound=float(1.0 - ub[chosen]),
-        expected_coverage=float(n_acc[chosen] / n_used),
-        curve=curve,
-        n_used=n_used,
-        alpha=alpha,
-        delta=delta,
+
+
+def _closed_reason(
+    cands: _Candidates, eligible: np.ndarray, failed_at: int, min_accept: int, alpha: float
+) -> str:
+    """Why no threshold passed: none was eligible, or the first one tested failed."""
+    if not eligible.any():
+        return f"no threshold accepts at least min_accept={min_accept} pairs"
+    n_acc, k_acc, ub = cands.n_accepted, cands.n_disagree, cands.upper_bound
+    i = failed_at
+    return (
+        f"no threshold passes: the first tested (n={int(n_acc[i])}, agreement "
+        f"{1 - k_acc[i] / n_acc[i]:.3f}) has lower bound {1 - ub[i]:.3f} < target {1 - alpha:.3f}"
     )
