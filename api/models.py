@@ -75,7 +75,7 @@ class Project(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
-    """A batch of pairs as one request posted them. Written by pipeline/ingest.py."""
+    """A batch of pairs as one request posted them. Written by api/ingest/store.py."""
 
     id: int = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
@@ -88,8 +88,8 @@ class Job(SQLModel, table=True):
 
 
 class Pair(SQLModel, table=True):
-    """One (prompt, response A, response B). Inserted by pipeline/ingest.py; its lease by
-    pipeline/judging.py; its state and current decision by pipeline/decisions.py."""
+    """One (prompt, response A, response B). Inserted by api/ingest/store.py; its lease by
+    api/judging/claims.py; its state and current decision by api/routing/decisions.py."""
 
     __table_args__ = (
         UniqueConstraint("project_id", "client_id", name="uq_pair_project_client"),
@@ -126,7 +126,7 @@ class Pair(SQLModel, table=True):
 
 
 class Judgment(SQLModel, table=True):
-    """One judge call (or cache hit): the call log. Written by pipeline/decisions.py
+    """One judge call (or cache hit): the call log. Written by api/routing/decisions.py
     (with the decision made from it)."""
 
     __table_args__ = (Index("ix_judgment_cache_key", "content_hash", "judge_key", "order"),)
@@ -161,7 +161,7 @@ class Judgment(SQLModel, table=True):
 
 class Decision(SQLModel, table=True):
     """Append-only routing history; ``pair.decision_id`` is the current one.
-    Written by pipeline/decisions.py only."""
+    Written by api/routing/decisions.py only."""
 
     id: int = Field(default=None, primary_key=True)
     pair_id: int = Field(foreign_key="pair.id", index=True)
@@ -182,7 +182,7 @@ class Decision(SQLModel, table=True):
 
 
 class Label(SQLModel, table=True):
-    """A human label. Imported by pipeline/ingest.py; given in review by review/submit.py."""
+    """A human label. Imported by api/ingest/store.py; given in review by review/submit.py."""
 
     __table_args__ = (UniqueConstraint("project_id", "idempotency_key", name="uq_label_idempotency"),)
 
@@ -213,7 +213,8 @@ class Label(SQLModel, table=True):
 
 
 class CalibrationVersion(SQLModel, table=True):
-    """The gate's history (refits, kill-switch closures). Written by pipeline/gate.py."""
+    """The gate's history (refits, kill-switch closures). Written by api/calibrate/refits.py;
+    kill-switch closures by api/calibrate/kill_switch.py."""
 
     # One number per version: "the latest version" must mean the same row to every reader.
     __table_args__ = (
@@ -237,7 +238,7 @@ class CalibrationVersion(SQLModel, table=True):
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # The label-free shift detector over the pairs decided while this version is open
     # (calibration.shift.ShiftDetector state and the stream cursor). Unlike the rest of the row
-    # it changes after the version is stored: pipeline/gate.py's check_shift updates it.
+    # it changes after the version is stored: api/calibrate/refits.py's check_shift updates it.
     shift: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
@@ -383,7 +384,7 @@ class PairEmbedding(SQLModel, table=True):
 
 class Honeypot(SQLModel, table=True):
     """A pair with a known answer, served to reviewers to check them (api/review/quality.py
-    grades their answers). Written by pipeline/ingest.py (gold labels imported with honeypot=true)."""
+    grades their answers). Written by api/ingest/store.py (gold labels imported with honeypot=true)."""
 
     __tablename__ = "honeypot"
 

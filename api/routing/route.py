@@ -1,7 +1,7 @@
 """Routing: pure functions from a pair's judgments (and the gate) to a decision.
 
 No session, no I/O: the worker and re-routing gather the inputs, call :func:`route_many`
-(or :func:`route_pair` for one pair), and hand the decisions to ``pipeline/decisions.py``.
+(or :func:`route_pair` for one pair), and hand the decisions to ``api/routing/decisions.py``.
 
 * :func:`route` decides one pair from its verdicts: hard flags (judge failure, order
   sensitivity, safety, suspected prompt injection, both-bad) always go to a human; with the
