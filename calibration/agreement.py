@@ -87,7 +87,9 @@ def checked_long_table(long_table: pd.DataFrame) -> pd.DataFrame:
     return table[table["label"].notna()]
 
 
-def _count_matrix(long_table: pd.DataFrame, categories: Sequence[Any] | None) -> tuple[np.ndarray, list[Any]]:
+def _count_matrix(
+    long_table: pd.DataFrame, categories: Sequence[Any] | None
+) -> tuple[npt.NDArray[Any], list[Any]]:
     """Items x categories matrix of how many annotators gave each label."""
     table = checked_long_table(long_table)
     cats = label_categories(table["label"].tolist(), categories)
@@ -245,7 +247,9 @@ def pairwise_cohen_kappa(long_table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["annotator_1", "annotator_2", "n", "agreement", "kappa"])
 
 
-def confusion(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, labels: Sequence[Any] = SIDES) -> np.ndarray:
+def confusion(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, labels: Sequence[Any] = SIDES
+) -> npt.NDArray[Any]:
     """Confusion counts: rows = ``y_true`` label, columns = ``y_pred`` label, in ``labels`` order.
 
     Positions whose true or predicted value is not in ``labels`` are left out (add "invalid" to

@@ -64,6 +64,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -76,18 +77,18 @@ _COLUMNS: tuple[str, str, str] = ("A", "B", "tie")
 _EPS = 1e-6
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+def _sigmoid(z: NDArray[Any]) -> NDArray[Any]:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def _logit(p: NDArray[Any]) -> NDArray[Any]:
     p = np.clip(p, _EPS, 1.0 - _EPS)
     return np.log(p / (1.0 - p))
 
 
 def _fit_logistic(
-    Z: np.ndarray,
-    t: np.ndarray,
+    Z: NDArray[Any],
+    t: NDArray[Any],
     C: float,
     intercept: bool,
     center: bool,
@@ -136,7 +137,7 @@ def _fit_logistic(
 _MAX_NOISE = 0.45
 
 
-def _noisy_logistic(Z: np.ndarray, t: np.ndarray, C: float, nonneg: bool) -> tuple[np.ndarray, float]:
+def _noisy_logistic(Z: NDArray[Any], t: NDArray[Any], C: float, nonneg: bool) -> tuple[NDArray[Any], float]:
     """Logistic regression without intercept under label noise: P(t=1) = e + (1 - 2e) sigmoid(Z w),
     the noise rate e in [0, _MAX_NOISE] learned with w (w >= 0 when ``nonneg``), L2 on w only
     (sklearn's scaling: 0.5 |w|^2 + C * sum of log-losses), by L-BFGS-B with bounds.
@@ -148,7 +149,7 @@ def _noisy_logistic(Z: np.ndarray, t: np.ndarray, C: float, nonneg: bool) -> tup
     (P(t=1 | -x) = 1 - P(t=1 | x)).
     """
 
-    def obj(theta: np.ndarray) -> tuple[float, np.ndarray]:
+    def obj(theta: NDArray[Any]) -> tuple[float, NDArray[Any]]:
         w, e = theta[:-1], theta[-1]
         m = Z @ w
         s = _sigmoid(m)
@@ -165,12 +166,12 @@ def _noisy_logistic(Z: np.ndarray, t: np.ndarray, C: float, nonneg: bool) -> tup
     return np.asarray(res.x[:-1], dtype=float), float(res.x[-1])
 
 
-def _nonneg_logistic(Z: np.ndarray, t: np.ndarray, C: float) -> np.ndarray:
+def _nonneg_logistic(Z: NDArray[Any], t: NDArray[Any], C: float) -> NDArray[Any]:
     """L2 logistic regression without intercept and with coefficients >= 0 (sklearn's objective:
     0.5 |w|^2 + C * sum of log-losses), by L-BFGS-B with bounds."""
     sgn = 2.0 * t - 1.0
 
-    def obj(w: np.ndarray) -> tuple[float, np.ndarray]:
+    def obj(w: NDArray[Any]) -> tuple[float, NDArray[Any]]:
         m = sgn * (Z @ w)
         loss = np.logaddexp(0.0, -m).sum()
         grad = -(Z * (sgn * _sigmoid(-m))[:, None]).sum(axis=0)
@@ -180,8 +181,9 @@ def _nonneg_logistic(Z: np.ndarray, t: np.ndarray, C: float) -> np.ndarray:
     return np.asarray(res.x, dtype=float)
 
 
-def _apply_logistic(p: dict[str, Any], Z: np.ndarray) -> np.ndarray:
-    return ((Z - np.asarray(p["mu"])) / np.asarray(p["sd"])) @ np.asarray(p["coef"]) + p["intercept"]
+def _apply_logistic(p: dict[str, Any], Z: NDArray[Any]) -> NDArray[Any]:
+    standardized = (Z - np.asarray(p["mu"])) / np.asarray(p["sd"])
+    return np.asarray(standardized @ np.asarray(p["coef"]) + p["intercept"])
 
 
 class PairCalibrator:
@@ -197,7 +199,7 @@ class PairCalibrator:
 
     def __init__(
         self,
-        signed: Sequence[bool] | np.ndarray | None = None,
+        signed: Sequence[bool] | NDArray[Any] | None = None,
         method: Literal["side", "two_stage", "vote"] = "side",
         feature_names: Sequence[str] | None = None,
         vote_column: int | None = None,
@@ -224,7 +226,7 @@ class PairCalibrator:
         self.human_noise = human_noise
 
     # ------------------------------------------------------------------ fitting
-    def _signed_mask(self, n_features: int) -> np.ndarray:
+    def _signed_mask(self, n_features: int) -> NDArray[Any]:
         if self.signed is None:
             if self.feature_names is not None:
                 return np.array([_is_signed_name(f) for f in self.feature_names], dtype=bool)
@@ -234,7 +236,7 @@ class PairCalibrator:
             raise ValueError(f"signed mask has {mask.size} entries for {n_features} features")
         return mask
 
-    def _vote_col(self, mask: np.ndarray) -> int:
+    def _vote_col(self, mask: NDArray[Any]) -> int:
         if self.vote_column is not None:
             return int(self.vote_column)
         if self.feature_names is not None and "panel|net_strength" in self.feature_names:
@@ -243,7 +245,7 @@ class PairCalibrator:
         # last signed column, which build_features makes a panel aggregate.
         return int(np.flatnonzero(mask)[-1])
 
-    def fit(self, X: np.ndarray, y: Sequence[str] | np.ndarray) -> PairCalibrator:
+    def fit(self, X: NDArray[Any], y: Sequence[str] | NDArray[Any]) -> PairCalibrator:
         """Fit on features X (n, d) and human labels y in {"A", "B", "tie"}; also sets out-of-fold scores."""
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=object)
@@ -266,8 +268,8 @@ class PairCalibrator:
         # for every fold, so the out-of-fold models and the final one share their columns.
         self.evidence_columns_ = self._evidence_columns(X)
         folds = self._folds(y, self.n_splits)
-        oof_side = np.empty(len(y), dtype=object)
-        oof_conf = np.empty(len(y))
+        oof_side: NDArray[Any] = np.empty(len(y), dtype=object)
+        oof_conf: NDArray[Any] = np.empty(len(y))
         panel = self._panel(X)
         for train, test in folds:
             p = self._fit_params(X[train], y[train])
@@ -280,7 +282,7 @@ class PairCalibrator:
         self.oof_confidence_ = oof_conf
         return self
 
-    def _folds(self, y: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _folds(self, y: NDArray[Any], k: int) -> list[tuple[NDArray[Any], NDArray[Any]]]:
         counts = np.unique(y, return_counts=True)[1]
         k = max(2, min(k, len(y)))
         if counts.min() >= k:
@@ -288,7 +290,7 @@ class PairCalibrator:
             return list(splitter.split(np.zeros(len(y)), y))
         return list(KFold(k, shuffle=True, random_state=self.random_state).split(np.zeros(len(y))))
 
-    def _fit_side(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+    def _fit_side(self, X: NDArray[Any], y: NDArray[Any], mask: NDArray[Any]) -> dict[str, Any]:
         directional = y != "tie"
         signed, is_a = X[directional][:, mask], (y[directional] == "A").astype(float)
         # Every labelled pair also enters mirrored (signed features negated, A <-> B). The model
@@ -318,7 +320,7 @@ class PairCalibrator:
             )
         return {"direction": direction, "tie": tie}
 
-    def _evidence_columns(self, X: np.ndarray) -> list[int]:
+    def _evidence_columns(self, X: NDArray[Any]) -> list[int]:
         """The signed-confidence columns (``j|o|sconf``) that carry any confidence in ``X``:
         each also enters as log-odds evidence (:func:`_with_evidence`). None without
         ``confidence_evidence`` or ``feature_names``; a file without confidences gets none, so
@@ -331,7 +333,7 @@ class PairCalibrator:
             if name.endswith("|sconf") and np.any(X[:, k] != 0.0)
         ]
 
-    def _fit_params(self, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    def _fit_params(self, X: NDArray[Any], y: NDArray[Any]) -> dict[str, Any]:
         evidence = list(self.evidence_columns_)
         X, mask = _with_evidence(X, self.signed_mask_, evidence)
         if self.method == "side":
@@ -361,7 +363,7 @@ class PairCalibrator:
         }
 
     # --------------------------------------------------------------- predicting
-    def _check(self, X: np.ndarray) -> np.ndarray:
+    def _check(self, X: NDArray[Any]) -> NDArray[Any]:
         if not hasattr(self, "params_"):
             raise RuntimeError("PairCalibrator is not fitted")
         X = np.asarray(X, dtype=float)
@@ -369,18 +371,18 @@ class PairCalibrator:
             raise ValueError(f"expected (n, {self.n_features_in_}) features, got {X.shape}")
         return X
 
-    def _panel(self, X: np.ndarray) -> np.ndarray | None:
+    def _panel(self, X: NDArray[Any]) -> NDArray[Any] | None:
         """The panel's strict-majority side per row (:func:`panel_sides`); None without the
         panel's vote counts among ``feature_names``."""
         return None if self.feature_names is None else panel_sides(X, self.feature_names)
 
-    def predict_side(self, X: np.ndarray) -> np.ndarray:
+    def predict_side(self, X: NDArray[Any]) -> NDArray[Any]:
         """Predicted human label per pair: "A", "B" or "tie" -- the panel's strict-majority side
         where it has one, else the side model's (a weighted vote of the judges)."""
         X = self._check(X)
         return _predict(self.params_, X, self.signed_mask_, self._panel(X))[0]
 
-    def confidence(self, X: np.ndarray) -> np.ndarray:
+    def confidence(self, X: NDArray[Any]) -> NDArray[Any]:
         """Estimated P(human label == predict_side) per pair ("vote": a label-free score instead)."""
         X = self._check(X)
         return _predict(self.params_, X, self.signed_mask_, self._panel(X))[1]
@@ -433,7 +435,9 @@ class PairCalibrator:
 _EVIDENCE_CAP = 0.999
 
 
-def _with_evidence(X: np.ndarray, mask: np.ndarray, columns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _with_evidence(
+    X: NDArray[Any], mask: NDArray[Any], columns: Sequence[int]
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """X with one signed column appended per signed-confidence column in ``columns``: the
     verdict's sign times the log-odds of its stated confidence, logit(c) with c clipped to
     [0.5, _EVIDENCE_CAP] (0 for no confidence).
@@ -454,8 +458,8 @@ def _with_evidence(X: np.ndarray, mask: np.ndarray, columns: Sequence[int]) -> t
 
 
 def _pool_identical(
-    X: np.ndarray, mask: np.ndarray, side: np.ndarray, conf: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    X: NDArray[Any], mask: NDArray[Any], side: NDArray[Any], conf: NDArray[Any]
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """Give pairs with identical features (up to an A/B mirror) one out-of-fold score: the mean.
 
     The deployed model scores identical pairs identically, but out-of-fold scores differ by
@@ -476,7 +480,7 @@ def _pool_identical(
     return side, sums[inv] / counts[inv]
 
 
-def panel_sides(X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray | None:
+def panel_sides(X: NDArray[Any], feature_names: Sequence[str]) -> NDArray[Any] | None:
     """The panel's strict-majority side per row of a feature matrix: "A", "B" or "tie" when more
     valid verdicts name it than each other answer, None for a split (or no valid verdict).
 
@@ -502,7 +506,7 @@ def panel_sides(X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray | Non
     return out
 
 
-def _sign(side: np.ndarray) -> np.ndarray:
+def _sign(side: NDArray[Any]) -> NDArray[Any]:
     """Sides as the sign of their strength (+1 "A", -1 "B", 0 "tie"; judge.verdicts.STRENGTH), vectorised."""
     return np.where(side == "A", 1.0, np.where(side == "B", -1.0, 0.0))
 
@@ -516,14 +520,14 @@ def _is_signed_name(name: str) -> bool:
     )
 
 
-def _tie_features(X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _tie_features(X: NDArray[Any], mask: NDArray[Any]) -> NDArray[Any]:
     # Ties are symmetric in A/B: only unsigned information (and magnitudes) can predict them.
-    return np.c_[X[:, ~mask], np.abs(X[:, mask])]
+    return np.asarray(np.c_[X[:, ~mask], np.abs(X[:, mask])])
 
 
 def _side_and_logodds(
-    side_params: dict[str, Any], X: np.ndarray, mask: np.ndarray, panel: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    side_params: dict[str, Any], X: NDArray[Any], mask: NDArray[Any], panel: NDArray[Any] | None = None
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """The predicted side and the log-odds of the model's probability for it.
 
     ``panel``: the panel's strict-majority side per row (None where it has none). Where it has
@@ -549,7 +553,7 @@ def _side_and_logodds(
     return np.asarray(_COLUMNS, dtype=object)[idx], _logit(probs[np.arange(len(X)), idx])
 
 
-def _aligned(X: np.ndarray, mask: np.ndarray, side: np.ndarray, logodds: np.ndarray) -> np.ndarray:
+def _aligned(X: NDArray[Any], mask: NDArray[Any], side: NDArray[Any], logodds: NDArray[Any]) -> NDArray[Any]:
     """Features relative to the predicted side: signed ones times +1 (A) / -1 (B).
 
     For a predicted tie, any directional evidence counts against it, hence -|x|.
@@ -557,12 +561,12 @@ def _aligned(X: np.ndarray, mask: np.ndarray, side: np.ndarray, logodds: np.ndar
     s = _sign(side)
     signed = X[:, mask]
     rel = np.where(s[:, None] == 0, -np.abs(signed), signed * s[:, None])
-    return np.c_[rel, X[:, ~mask], logodds, (side == "tie").astype(float)]
+    return np.asarray(np.c_[rel, X[:, ~mask], logodds, (side == "tie").astype(float)])
 
 
 def _predict(
-    params: dict[str, Any], X: np.ndarray, mask: np.ndarray, panel: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    params: dict[str, Any], X: NDArray[Any], mask: NDArray[Any], panel: NDArray[Any] | None = None
+) -> tuple[NDArray[Any], NDArray[Any]]:
     if params["method"] == "vote":
         v = X[:, int(params["vote_column"])]
         side = np.where(v > 0, "A", np.where(v < 0, "B", "tie")).astype(object)

@@ -68,6 +68,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from calibration.calibrator import PairCalibrator
 from calibration.features import (
@@ -115,8 +116,8 @@ class CascadeModel:
     curve: dict[str, list[Any]] = field(default_factory=dict)
     # Out-of-sample confidence and correctness of each calibration pair at the stage that
     # decided it (the last stage when the gate is closed): for the report's reliability plot.
-    cal_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    cal_correct: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cal_confidence: NDArray[Any] = field(default_factory=lambda: np.zeros(0))
+    cal_correct: NDArray[Any] = field(default_factory=lambda: np.zeros(0))
 
     @property
     def judges(self) -> list[str]:
@@ -130,13 +131,13 @@ class CascadeModel:
     def accepts(self, confidence: float) -> bool:
         return bool(self.open and self.threshold is not None and confidence >= self.threshold)
 
-    def confidence(self, stage_index: int, X: np.ndarray) -> np.ndarray:
+    def confidence(self, stage_index: int, X: NDArray[Any]) -> NDArray[Any]:
         return self.calibrators[stage_index].confidence(X)
 
-    def predict_side(self, stage_index: int, X: np.ndarray) -> np.ndarray:
+    def predict_side(self, stage_index: int, X: NDArray[Any]) -> NDArray[Any]:
         return self.calibrators[stage_index].predict_side(X)
 
-    def decide(self, stage_index: int, X: np.ndarray) -> np.ndarray:
+    def decide(self, stage_index: int, X: NDArray[Any]) -> NDArray[Any]:
         """ "accept" / "escalate" / "review" per pair, given features of stages <= stage_index."""
         X = np.asarray(X, dtype=float)
         names = self.feature_names[stage_index]
@@ -156,7 +157,7 @@ class CascadeModel:
         return out
 
     def decide_table(
-        self, judgments: pd.DataFrame, pair_ids: Sequence[Any] | np.ndarray | None = None
+        self, judgments: pd.DataFrame, pair_ids: Sequence[Any] | NDArray[Any] | None = None
     ) -> pd.DataFrame:
         """Replay the cascade on recorded judgments (which must hold every stage's verdicts).
 
@@ -200,7 +201,7 @@ class CascadeModel:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(
+        stored: dict[str, Any] = jsonable(
             {
                 "format_version": FORMAT_VERSION,
                 "stages": self.stages,
@@ -224,6 +225,7 @@ class CascadeModel:
                 "cal_correct": self.cal_correct,
             }
         )
+        return stored
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CascadeModel:
@@ -254,12 +256,12 @@ class CascadeModel:
         return self.n_labels_used
 
 
-def cascade_decide(model: CascadeModel, stage_index: int, X: np.ndarray) -> np.ndarray:
+def cascade_decide(model: CascadeModel, stage_index: int, X: NDArray[Any]) -> NDArray[Any]:
     """Module-level form of :meth:`CascadeModel.decide`."""
     return model.decide(stage_index, X)
 
 
-def _rows_for(have_ids: np.ndarray, X: np.ndarray, want_ids: np.ndarray) -> np.ndarray:
+def _rows_for(have_ids: NDArray[Any], X: NDArray[Any], want_ids: NDArray[Any]) -> NDArray[Any]:
     """Rows of X for want_ids (zeros for a pair with no verdict at all from these judges)."""
     pos = pd.Index(have_ids).get_indexer(want_ids)
     out = np.zeros((len(want_ids), X.shape[1]))
@@ -369,11 +371,11 @@ class _StageScores:
 
     features: list[FeatureSet]
     calibrators: list[PairCalibrator]
-    conf: np.ndarray
-    correct: np.ndarray
-    flag: np.ndarray
-    final: np.ndarray
-    stage_calls: np.ndarray
+    conf: NDArray[Any]
+    correct: NDArray[Any]
+    flag: NDArray[Any]
+    final: NDArray[Any]
+    stage_calls: NDArray[Any]
 
 
 class _Passed(NamedTuple):
@@ -449,7 +451,9 @@ def _too_few_labels(scores: _StageScores, n_min: int, base: dict[str, Any]) -> C
     )
 
 
-def _stops_and_eligible(scores: _StageScores, review_below: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _stops_and_eligible(
+    scores: _StageScores, review_below: float | None
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """Which stages a pair may be accepted at, independent of lambda: stops (hard flag, give-up
     rule) end the cascade at that stage; later stages are never reached."""
     n, K = scores.conf.shape
@@ -462,7 +466,12 @@ def _stops_and_eligible(scores: _StageScores, review_below: float | None) -> tup
 
 
 def _scan_thresholds(
-    conf: np.ndarray, correct: np.ndarray, eligible: np.ndarray, alpha: float, delta: float, min_accept: int
+    conf: NDArray[Any],
+    correct: NDArray[Any],
+    eligible: NDArray[Any],
+    alpha: float,
+    delta: float,
+    min_accept: int,
 ) -> tuple[_Passed | None, dict[str, list[Any]]]:
     """Fixed-sequence test of each candidate lambda, most strict first, on the replayed cascade.
 
@@ -499,8 +508,8 @@ def _scan_thresholds(
 
 
 def _cascade_ends(
-    chosen: _Passed | None, conf: np.ndarray, eligible: np.ndarray, stop: np.ndarray
-) -> tuple[np.ndarray, list[float]]:
+    chosen: _Passed | None, conf: NDArray[Any], eligible: NDArray[Any], stop: NDArray[Any]
+) -> tuple[NDArray[Any], list[float]]:
     """Stage at which each calibration pair leaves the cascade at the chosen threshold, and the
     share of pairs accepted at each stage. A closed cascade ends every pair at stage 0: it
     sends everything to review without calling further judges."""
@@ -515,8 +524,8 @@ def _cascade_ends(
     return end, rates
 
 
-def _stage_column(flags: pd.DataFrame, pair_ids: np.ndarray, k: int) -> np.ndarray:
-    return flags.reindex(pair_ids)[flags.columns[k]].fillna(False).to_numpy(bool)
+def _stage_column(flags: pd.DataFrame, pair_ids: NDArray[Any], k: int) -> NDArray[Any]:
+    return np.asarray(flags.reindex(pair_ids)[flags.columns[k]].fillna(False).to_numpy(bool))
 
 
 def _make_placeholder(cal: PairCalibrator, fs: Any) -> None:

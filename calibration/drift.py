@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.special import betainc, betaln
 
 __all__ = [
@@ -83,7 +84,7 @@ class DriftResult:
 
 
 def log_evidence(
-    successes: np.ndarray | float, failures: np.ndarray | float, target: float | np.ndarray
+    successes: NDArray[Any] | float, failures: NDArray[Any] | float, target: float | NDArray[Any]
 ) -> Any:
     """log M_t for S agreements and F disagreements against H0: agreement >= target."""
     s = np.asarray(successes, dtype=float)
@@ -98,8 +99,8 @@ def log_evidence(
 
 
 def upper_confidence_bound(
-    successes: np.ndarray, failures: np.ndarray, delta: float, iters: int = 40
-) -> np.ndarray:
+    successes: NDArray[Any], failures: NDArray[Any], delta: float, iters: int = 40
+) -> NDArray[Any]:
     """Per time step, the largest agreement rate the test does not reject (bisection over tau).
 
     log M(tau) grows as tau moves above the observed rate, so the non-rejected set is an
@@ -120,12 +121,12 @@ def upper_confidence_bound(
     return np.where(none_rejected, 1.0, hi)
 
 
-def restart_weights(i: np.ndarray) -> np.ndarray:
+def restart_weights(i: NDArray[Any]) -> NDArray[Any]:
     """Prior weight of the test started at the i-th restart point; sums to 1 over i = 0, 1, ..."""
     return 1.0 / ((i + 1.0) * (i + 2.0))
 
 
-def _component_evidence(x: np.ndarray, target: float, starts: np.ndarray) -> tuple[np.ndarray, ...]:
+def _component_evidence(x: NDArray[Any], target: float, starts: NDArray[Any]) -> tuple[NDArray[Any], ...]:
     """log M^(i)_t for tests started at each start (rows) over time (columns); 0 before the start."""
     n = x.size
     c = np.r_[0.0, np.cumsum(x)]
@@ -140,7 +141,7 @@ def _component_evidence(x: np.ndarray, target: float, starts: np.ndarray) -> tup
 
 
 def drift_alarm(
-    agreements: Sequence[int] | np.ndarray,
+    agreements: Sequence[int] | NDArray[Any],
     target: float,
     delta: float,
     min_audits: int = 10,
@@ -174,7 +175,7 @@ def drift_alarm(
     ev, s_cnt, f_cnt, active = _component_evidence(x, target, starts)
     if restart_every is None:
         total = ev[0]
-        w = np.ones(1)
+        w: NDArray[Any] = np.ones(1)
     else:
         w = restart_weights(np.arange(starts.size, dtype=float))
         # Tests not started yet sit at 1, contributing their weight: 1 - sum of started weights.

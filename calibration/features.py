@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from judge.verdicts import INVALID, ORDERS, STRENGTH, to_five_point
 
@@ -84,11 +85,11 @@ class FeatureSet:
     ``signed[k]`` is True when feature k changes sign under swapping A and B.
     """
 
-    pair_ids: np.ndarray
-    X: np.ndarray
+    pair_ids: NDArray[Any]
+    X: NDArray[Any]
     feature_names: list[str]
     judges: list[str]
-    signed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    signed: NDArray[Any] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def frame(self) -> pd.DataFrame:
         """The features as a DataFrame indexed by pair_id (for inspection)."""
@@ -99,18 +100,18 @@ class FeatureSet:
 class _Columns:
     """A judgments table as typed column arrays, one row per (pair, judge, order)."""
 
-    pair_id: np.ndarray
-    judge: np.ndarray
-    order: np.ndarray
-    verdict: np.ndarray
-    confidence: np.ndarray
-    failed: np.ndarray
-    strength: np.ndarray  # NaN for invalid
-    rows: np.ndarray  # positions of these rows in the input table
+    pair_id: NDArray[Any]
+    judge: NDArray[Any]
+    order: NDArray[Any]
+    verdict: NDArray[Any]
+    confidence: NDArray[Any]
+    failed: NDArray[Any]
+    strength: NDArray[Any]  # NaN for invalid
+    rows: NDArray[Any]  # positions of these rows in the input table
 
     @property
-    def valid(self) -> np.ndarray:
-        return ~np.isnan(self.strength)
+    def valid(self) -> NDArray[Any]:
+        return np.asarray(~np.isnan(self.strength))
 
 
 def _columns(judgments: pd.DataFrame) -> _Columns:
@@ -234,25 +235,25 @@ class _VerdictGrid:
     ``mean_conf``: mean confidence of the valid verdicts that carry one, ties included.
     """
 
-    strength: np.ndarray
-    present: np.ndarray
-    sconf: np.ndarray
-    has_conf: np.ndarray
-    invalid: np.ndarray
-    failed: np.ndarray
-    consistent: np.ndarray
-    sensitive: np.ndarray
-    n_present: np.ndarray
-    mean_conf: np.ndarray
+    strength: NDArray[Any]
+    present: NDArray[Any]
+    sconf: NDArray[Any]
+    has_conf: NDArray[Any]
+    invalid: NDArray[Any]
+    failed: NDArray[Any]
+    consistent: NDArray[Any]
+    sensitive: NDArray[Any]
+    n_present: NDArray[Any]
+    mean_conf: NDArray[Any]
 
     @property
-    def side(self) -> np.ndarray:
+    def side(self) -> NDArray[Any]:
         """+1 (A), -1 (B), 0 for a tie and for a missing verdict (``present`` tells them apart)."""
-        return np.sign(self.strength)
+        return np.asarray(np.sign(self.strength))
 
 
 # A feature: its name, one value per pair, and whether it changes sign when A and B are swapped.
-_Column = tuple[str, np.ndarray, bool]
+_Column = tuple[str, NDArray[Any], bool]
 
 
 def _verdict_grid(cols: _Columns, judges: list[str]) -> tuple[pd.Index, _VerdictGrid]:
@@ -384,7 +385,7 @@ def calls_per_pair(judgments: pd.DataFrame, judges: Sequence[str] | None = None)
     return df.groupby("pair_id").size().reindex(pair_ids, fill_value=0).astype(float)
 
 
-def panel_order_flags(X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
+def panel_order_flags(X: NDArray[Any], feature_names: Sequence[str]) -> NDArray[Any]:
     """:func:`judge.verdicts.panel_order_flip` per row of a feature matrix, vectorised.
 
     Read from the per-judge ``{j}|{order}|strength`` / ``{j}|{order}|present`` columns, so
@@ -397,7 +398,7 @@ def panel_order_flags(X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray
     if not judges:
         return np.zeros(len(X), dtype=bool)
 
-    def block(kind: str, order: str) -> np.ndarray:
+    def block(kind: str, order: str) -> NDArray[Any]:
         return X[:, [names.index(f"{j}|{order}|{kind}") for j in judges]]
 
     both = (block("present", ORDERS[0]) > 0) & (block("present", ORDERS[1]) > 0)
@@ -409,20 +410,20 @@ def panel_order_flags(X: np.ndarray, feature_names: Sequence[str]) -> np.ndarray
         a_wins = (votes[0] > votes[1]) & (votes[0] > votes[2])
         b_wins = (votes[1] > votes[0]) & (votes[1] > votes[2])
         majority.append(np.where(a_wins, 1, np.where(b_wins, -1, 0)))
-    return majority[0] * majority[1] < 0
+    return np.asarray(majority[0] * majority[1] < 0)
 
 
 def order_sensitive_flags(
-    X: np.ndarray, feature_names: Sequence[str], judges: Sequence[str] | None = None
-) -> np.ndarray:
+    X: NDArray[Any], feature_names: Sequence[str], judges: Sequence[str] | None = None
+) -> NDArray[Any]:
     """The hard order-sensitivity flag per row of a feature matrix: the panel reverses
     (:func:`panel_order_flags`), or one of the named ``judges`` flips on its own
     (:func:`judge.verdicts.order_flip`; judges not in the feature set are ignored).
     """
-    return panel_order_flags(X, feature_names) | judge_flip_flags(X, feature_names, judges or ())
+    return np.asarray(panel_order_flags(X, feature_names) | judge_flip_flags(X, feature_names, judges or ()))
 
 
-def judge_flip_flags(X: np.ndarray, feature_names: Sequence[str], judges: Sequence[str]) -> np.ndarray:
+def judge_flip_flags(X: NDArray[Any], feature_names: Sequence[str], judges: Sequence[str]) -> NDArray[Any]:
     """Per row: does any of ``judges`` flip on its own (:func:`judge.verdicts.order_flip`)?"""
     X = np.asarray(X, dtype=float)
     names = list(feature_names)

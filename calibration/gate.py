@@ -67,6 +67,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from calibration.calibrator import PairCalibrator
 from calibration.features import FeatureSet, order_sensitive_flags
@@ -105,34 +106,34 @@ class GateModel:
     hard_rule: bool = False
     hard_rule_judges: list[str] | None = None
     n_threshold_labels: int = 0
-    cal_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    cal_correct: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    cal_side: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    cal_confidence: NDArray[Any] = field(default_factory=lambda: np.zeros(0))
+    cal_correct: NDArray[Any] = field(default_factory=lambda: np.zeros(0))
+    cal_side: NDArray[Any] = field(default_factory=lambda: np.zeros(0, dtype=object))
     curve: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def target_agreement(self) -> float:
         return 1.0 - self.alpha
 
-    def confidence(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+    def confidence(self, X: NDArray[Any] | FeatureSet) -> NDArray[Any]:
         """Calibrated P(human agrees with ``predict_side``) per pair."""
         return self.calibrator.confidence(self._X(X))
 
-    def predict_side(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+    def predict_side(self, X: NDArray[Any] | FeatureSet) -> NDArray[Any]:
         return self.calibrator.predict_side(self._X(X))
 
     def accepts(self, confidence: float) -> bool:
         """The routing protocol: may a pair with this calibrated confidence be auto-accepted?"""
         return bool(self.open and self.threshold is not None and confidence >= self.threshold)
 
-    def hard_flags(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+    def hard_flags(self, X: NDArray[Any] | FeatureSet) -> NDArray[Any]:
         """Pairs the hard rule excludes (order-sensitive); all False when the rule is off."""
         X = self._X(X)
         if not self.hard_rule:
             return np.zeros(len(X), dtype=bool)
         return order_sensitive_flags(X, self.feature_names, self.hard_rule_judges)
 
-    def accept(self, X: np.ndarray | FeatureSet, never_accept: np.ndarray | None = None) -> np.ndarray:
+    def accept(self, X: NDArray[Any] | FeatureSet, never_accept: NDArray[Any] | None = None) -> NDArray[Any]:
         """Boolean per pair: auto-accept (gate open, confidence >= threshold, no hard flag).
 
         ``never_accept``: per-row flags the caller applies on top (must be the same rule that
@@ -144,9 +145,9 @@ class GateModel:
         ok = (self.confidence(X) >= self.threshold) & ~self.hard_flags(X)
         if never_accept is not None:
             ok &= ~np.asarray(never_accept, dtype=bool)
-        return ok
+        return np.asarray(ok)
 
-    def _X(self, X: np.ndarray | FeatureSet) -> np.ndarray:
+    def _X(self, X: NDArray[Any] | FeatureSet) -> NDArray[Any]:
         if isinstance(X, FeatureSet):
             if X.feature_names != self.feature_names:
                 raise ValueError("features were built with a different judge list; pass judges=gate.judges")
@@ -221,7 +222,7 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def labels_for(features: FeatureSet, y: pd.Series | Sequence[Any] | np.ndarray) -> np.ndarray:
+def labels_for(features: FeatureSet, y: pd.Series | Sequence[Any] | NDArray[Any]) -> NDArray[Any]:
     """Human labels aligned to ``features.pair_ids``; None where no usable label ("A"/"B"/"tie").
 
     A Series is matched by its index (pair ids); anything else must already be in row order.
@@ -253,9 +254,9 @@ def calibrator_for(features: FeatureSet, settings: GateSettings) -> PairCalibrat
 
 def fit_gate(
     features: FeatureSet,
-    y: pd.Series | Sequence[Any] | np.ndarray,
+    y: pd.Series | Sequence[Any] | NDArray[Any],
     settings: GateSettings = GateSettings(),
-    never_accept: pd.Series | Sequence[bool] | np.ndarray | None = None,
+    never_accept: pd.Series | Sequence[bool] | NDArray[Any] | None = None,
 ) -> GateModel:
     """Fit calibrator and threshold on the pairs of ``features`` that have a usable gold label.
 
@@ -340,8 +341,8 @@ def _closed_gate(features: FeatureSet, reason: str, common: dict[str, Any]) -> G
 
 
 def _fit_and_score(
-    features: FeatureSet, X: np.ndarray, y: np.ndarray, settings: GateSettings
-) -> tuple[PairCalibrator, np.ndarray, np.ndarray, np.ndarray | slice]:
+    features: FeatureSet, X: NDArray[Any], y: NDArray[Any], settings: GateSettings
+) -> tuple[PairCalibrator, NDArray[Any], NDArray[Any], NDArray[Any] | slice]:
     """Fit the calibrator on the labelled rows ``X``, ``y`` and score the rows the threshold is chosen on.
 
     Returns the calibrator, the predicted side and confidence of each threshold row, and which
@@ -359,12 +360,14 @@ def _fit_and_score(
     return cal, cal.oof_side_, cal.oof_confidence_, slice(None)
 
 
-def _aligned_flags(features: FeatureSet, flags: pd.Series | Sequence[bool] | np.ndarray | None) -> np.ndarray:
+def _aligned_flags(
+    features: FeatureSet, flags: pd.Series | Sequence[bool] | NDArray[Any] | None
+) -> NDArray[Any]:
     n = features.X.shape[0]
     if flags is None:
         return np.zeros(n, dtype=bool)
     if isinstance(flags, pd.Series):
-        return flags.reindex(features.pair_ids).fillna(False).to_numpy(dtype=bool)
+        return np.asarray(flags.reindex(features.pair_ids).fillna(False).to_numpy(dtype=bool))
     arr = np.asarray(flags, dtype=bool)
     if arr.shape[0] != n:
         raise ValueError(f"never_accept has {arr.shape[0]} entries for {n} pairs; pass a Series by pair_id")
@@ -386,7 +389,7 @@ ONE_SIDED_SHARE = 0.8
 ONE_SIDED_P = 0.01
 
 
-def one_sided_gold(y: pd.Series | Sequence[Any] | np.ndarray) -> str | None:
+def one_sided_gold(y: pd.Series | Sequence[Any] | NDArray[Any]) -> str | None:
     """A warning when the gold labels' preferences are (almost) all on one side, else None.
 
     The side always comes from the judges (:mod:`calibration.calibrator`), so such a set still

@@ -30,6 +30,8 @@ Example
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from scipy.stats import beta
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 
-def _check(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _check(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     conf = np.asarray(confidence, dtype=float).ravel()
     ok = np.asarray(correct).ravel()
     if conf.shape != ok.shape:
@@ -59,17 +61,17 @@ def _check(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[np.ndarra
     return conf, ok.astype(float)
 
 
-def _bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
+def _bin_index(conf: npt.NDArray[Any], n_bins: int) -> npt.NDArray[Any]:
     if n_bins < 1:
         raise ValueError("n_bins must be >= 1")
     # Equal-width bins on [0, 1]; confidence exactly 1.0 goes to the last bin rather than
     # an extra overflow bin (judges often report 1.0).
-    return np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    return np.asarray(np.minimum((conf * n_bins).astype(int), n_bins - 1))
 
 
 def reliability_curve(
     confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = 10
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
     """Per-bin mean confidence, accuracy and count over ``n_bins`` equal-width bins of [0, 1].
 
     Unlike :func:`sklearn.calibration.calibration_curve`, empty bins are kept (mean and accuracy
@@ -115,7 +117,7 @@ def brier_score(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> float:
 
 def coverage_agreement_curve(
     confidence: npt.ArrayLike, correct: npt.ArrayLike
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
     """Coverage and agreement of the rule "auto-accept if confidence >= t" for every distinct t.
 
     Thresholds are sorted from most to least confident, so coverage rises from the most
@@ -138,7 +140,7 @@ def coverage_agreement_curve(
     return thresholds, coverage, agreement
 
 
-def clopper_pearson_upper(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> float | np.ndarray:
+def clopper_pearson_upper(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> float | npt.NDArray[Any]:
     """One-sided exact (Clopper--Pearson) upper bound, level 1 - delta, on a binomial rate.
 
     ``k`` events in ``n`` trials (the gate bounds its disagreement rate this way); 1 where
@@ -154,7 +156,7 @@ def clopper_pearson_upper(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> f
     return float(ub) if ub.ndim == 0 else ub
 
 
-def clopper_pearson_lower(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> float | np.ndarray:
+def clopper_pearson_lower(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> float | npt.NDArray[Any]:
     """One-sided exact (Clopper--Pearson) lower bound, level 1 - delta, on a binomial rate.
 
     ``k`` events in ``n`` trials (the report bounds agreement this way); 0 where k == 0 and
@@ -171,7 +173,7 @@ def clopper_pearson_lower(k: npt.ArrayLike, n: npt.ArrayLike, delta: float) -> f
 
 def clopper_pearson_interval(
     k: npt.ArrayLike, n: npt.ArrayLike, alpha: float = 0.05
-) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
+) -> tuple[float, float] | tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Exact two-sided (1 - alpha) binomial interval for ``k`` successes out of ``n``.
 
     The one-sided bounds at ``alpha / 2`` each (so ``clopper_pearson_lower(k, n, delta)`` is the

@@ -41,8 +41,10 @@ Example
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from judge.verdicts import to_side
@@ -56,7 +58,7 @@ _SCALE_QUANTILES = (0.05, 0.95)
 _TIE_BREAK = 1e-6
 
 
-def pure_uncertainty_order(uncertainty: np.ndarray, k: int) -> np.ndarray:
+def pure_uncertainty_order(uncertainty: NDArray[Any], k: int) -> NDArray[Any]:
     """The k most uncertain candidates, most uncertain first (ties: lower index first).
     NaN counts as most uncertain: a pair nothing is known about should be looked at."""
     u = _clean_uncertainty(uncertainty)
@@ -66,16 +68,16 @@ def pure_uncertainty_order(uncertainty: np.ndarray, k: int) -> np.ndarray:
     # argpartition keeps this O(n) for a big queue; a stable sort of the top k after it.
     top = np.argpartition(-u, k - 1)[:k] if k < u.size else np.arange(u.size)
     order = np.lexsort((top, -u[top]))
-    return top[order].astype(np.int64)
+    return np.asarray(top[order], dtype=np.int64)
 
 
 def hybrid_order(
-    uncertainty: np.ndarray,
-    embeddings: np.ndarray,
+    uncertainty: NDArray[Any],
+    embeddings: NDArray[Any],
     k: int,
     uncertainty_weight: float = 0.6,
-    already_selected_embeddings: np.ndarray | None = None,
-) -> np.ndarray:
+    already_selected_embeddings: NDArray[Any] | None = None,
+) -> NDArray[Any]:
     """k candidate indices in priority order: greedy arg-max of
     ``w * uncertainty_norm + (1 - w) * distance_to_selected_norm`` (module docstring).
 
@@ -97,11 +99,11 @@ def hybrid_order(
 
 
 def k_center_greedy(
-    embeddings: np.ndarray,
+    embeddings: NDArray[Any],
     k: int,
-    already_selected: np.ndarray | None = None,
+    already_selected: NDArray[Any] | None = None,
     rng: np.random.Generator | int | None = None,
-) -> np.ndarray:
+) -> NDArray[Any]:
     """Pure diversity: k indices, each the candidate farthest from everything chosen so far.
 
     ``already_selected``: either integer indices into ``embeddings`` (those rows count as
@@ -111,7 +113,7 @@ def k_center_greedy(
     rather than an outlier)."""
     x = _as_matrix(embeddings)
     n = x.shape[0]
-    reference: np.ndarray | None = None
+    reference: NDArray[Any] | None = None
     excluded = np.zeros(0, dtype=np.int64)
     if already_selected is not None:
         sel = np.asarray(already_selected)
@@ -132,7 +134,7 @@ def k_center_greedy(
     return greedy.run(k, np.zeros(n, dtype=np.float32), 0.0, first=first)
 
 
-def uncertainty_from_verdicts(verdicts: Sequence[Sequence[str | None]]) -> np.ndarray:
+def uncertainty_from_verdicts(verdicts: Sequence[Sequence[str | None]]) -> NDArray[Any]:
     """Judge disagreement per pair, for before a calibrator exists: 1 - (share of the
     pair's verdicts on the most common side). 0 when every verdict (both orders, all
     judges) points the same way; 0.5 for an even A/B split. Invalid or missing verdicts
@@ -158,7 +160,7 @@ def _single_threaded_blas() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _distance_scale(dist: np.ndarray) -> tuple[float, float, float]:
+def _distance_scale(dist: NDArray[Any]) -> tuple[float, float, float]:
     """(low, high, max) of the distances that scale the diversity term."""
     finite = dist[np.isfinite(dist)]
     if not finite.size or finite.max() <= 0:
@@ -170,7 +172,7 @@ def _distance_scale(dist: np.ndarray) -> tuple[float, float, float]:
     return lo, hi, top
 
 
-def _clean_uncertainty(uncertainty: np.ndarray) -> np.ndarray:
+def _clean_uncertainty(uncertainty: NDArray[Any]) -> NDArray[Any]:
     u = np.asarray(uncertainty, dtype=np.float64).ravel()
     if np.isnan(u).any():
         u = u.copy()
@@ -179,7 +181,7 @@ def _clean_uncertainty(uncertainty: np.ndarray) -> np.ndarray:
     return u
 
 
-def _as_matrix(embeddings: np.ndarray) -> np.ndarray:
+def _as_matrix(embeddings: NDArray[Any]) -> NDArray[Any]:
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise ValueError(f"embeddings must be 2-D (n, d), got shape {x.shape}")
@@ -197,7 +199,7 @@ class _LazyGreedy:
     bound ordering until the best exact score beats every remaining bound gives the exact
     arg-max while touching a small fraction of the rows."""
 
-    def __init__(self, x: np.ndarray, reference: np.ndarray | None) -> None:
+    def __init__(self, x: NDArray[Any], reference: NDArray[Any] | None) -> None:
         self.x = x
         n = x.shape[0]
         self.sq = np.einsum("ij,ij->i", x, x)
@@ -205,7 +207,7 @@ class _LazyGreedy:
         self.dist = np.full(n, np.inf, dtype=np.float32)
         self.fresh = np.zeros(n, dtype=np.int64)
         self.picks: list[int] = []
-        self.bounds = np.zeros(n, dtype=np.float64)
+        self.bounds: NDArray[Any] = np.zeros(n, dtype=np.float64)
         self.has_reference = False
         if reference is not None and len(reference):
             ref = _as_matrix(reference)
@@ -218,7 +220,7 @@ class _LazyGreedy:
                 self.dist[lo:hi] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
             self.has_reference = True
 
-    def _refresh(self, idx: np.ndarray | slice) -> None:
+    def _refresh(self, idx: NDArray[Any] | slice) -> None:
         """Make ``dist[idx]`` exact with respect to every pick so far. A slice avoids
         copying the rows (fancy indexing would copy the whole matrix for a full pass)."""
         fresh = self.fresh[idx]
@@ -232,7 +234,7 @@ class _LazyGreedy:
         self.dist[idx] = np.minimum(self.dist[idx], d)
         self.fresh[idx] = len(self.picks)
 
-    def _lazy_argmax(self, key: Callable[[np.ndarray | None], np.ndarray]) -> int:
+    def _lazy_argmax(self, key: Callable[[NDArray[Any] | None], NDArray[Any]]) -> int:
         """Index of the exact maximum of ``key`` over available candidates. ``key(None)`` is
         the full vector from current (upper-bound) distances, ``key(idx)`` the same for a
         subset; both must grow with distance. ``self.bounds`` holds ``key`` as last
@@ -256,7 +258,7 @@ class _LazyGreedy:
         self.bounds = np.where(self.available, key(None), -np.inf)
         return int(np.argmax(self.bounds))
 
-    def _distance(self, idx: np.ndarray | None) -> np.ndarray:
+    def _distance(self, idx: NDArray[Any] | None) -> NDArray[Any]:
         return self.dist if idx is None else self.dist[idx]
 
     def _pick(self, i: int) -> None:
@@ -266,11 +268,11 @@ class _LazyGreedy:
         self.dist[i] = 0.0
         self.fresh[i] = len(self.picks)
 
-    def run(self, k: int, u_norm: np.ndarray, w: float, first: int | None) -> np.ndarray:
+    def run(self, k: int, u_norm: NDArray[Any], w: float, first: int | None) -> NDArray[Any]:
         with _single_threaded_blas():
             return self._run(k, u_norm, w, first)
 
-    def _run(self, k: int, u_norm: np.ndarray, w: float, first: int | None) -> np.ndarray:
+    def _run(self, k: int, u_norm: NDArray[Any], w: float, first: int | None) -> NDArray[Any]:
         n_avail = int(self.available.sum())
         k = max(0, min(int(k), n_avail))
         out: list[int] = []
@@ -300,12 +302,12 @@ class _LazyGreedy:
         span = hi - lo
         wu = w * u_norm
 
-        def score(idx: np.ndarray | None) -> np.ndarray:
+        def score(idx: NDArray[Any] | None) -> NDArray[Any]:
             d = self.dist if idx is None else self.dist[idx]
             base = wu if idx is None else wu[idx]
             if span <= 0:
                 return base
-            return base + (1.0 - w) * np.clip((d - lo) / span, 0.0, 1.0) + _TIE_BREAK * d / top
+            return np.asarray(base + (1.0 - w) * np.clip((d - lo) / span, 0.0, 1.0) + _TIE_BREAK * d / top)
 
         key = score if w > 0 else self._distance
         self.bounds = np.where(self.available, key(None), -np.inf)

@@ -338,7 +338,7 @@ def build_report(
     }
 
 
-def _reliability(conf: np.ndarray, ok: np.ndarray, scores: ScoredLabels) -> ReliabilitySection:
+def _reliability(conf: npt.NDArray[Any], ok: npt.NDArray[Any], scores: ScoredLabels) -> ReliabilitySection:
     reliability: ReliabilitySection = {
         "confidence": [float(c) for c in conf],
         "correct": [bool(c) for c in ok],

@@ -75,6 +75,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from calibration.drift import restart_weights
 from calibration.features import normalize_judgments
@@ -175,8 +176,8 @@ def text_statistics(
     [13, 23]
     """
 
-    def bucket(n: Sequence[int]) -> np.ndarray:
-        return np.floor(2 * np.log2(1 + np.asarray(n, dtype=float))).astype(int)
+    def bucket(n: Sequence[int]) -> NDArray[Any]:
+        return np.asarray(np.floor(2 * np.log2(1 + np.asarray(n, dtype=float))).astype(int))
 
     return pd.DataFrame(
         {"prompt_length": bucket(prompt_chars), "response_length": bucket(response_chars)},
@@ -210,7 +211,7 @@ def false_alarm_rate(
     return alarms / runs if runs else 0.0
 
 
-def _uniforms(key: int, index: np.ndarray) -> np.ndarray:
+def _uniforms(key: int, index: NDArray[Any]) -> NDArray[Any]:
     """Tie-breaking draws: splitmix64 of (key, item index), so a stream split into batches in any
     way gets the same draws, and a stored detector needs no random-generator state."""
     z = np.uint64(key) + (index.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
@@ -250,7 +251,7 @@ class _Test:
             "n_started": self.n_started,
         }
 
-    def p_values(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+    def p_values(self, x: NDArray[Any], u: NDArray[Any]) -> NDArray[Any]:
         """Conformal p-values of a batch, each item ranked against the bag and the batch items
         before it (itself included); the batch then joins the bag."""
         values = np.union1d(self.values, x)
@@ -265,11 +266,11 @@ class _Test:
         total = seen.sum(axis=1)
         p = (greater[rows, code] + u * seen[rows, code]) / total
         self.values, self.counts = values, seen[-1]
-        return p
+        return np.asarray(p)
 
     def bet(
-        self, p: np.ndarray, first: int, bins: int, prior: float, restart_every: int, window: int
-    ) -> np.ndarray:
+        self, p: NDArray[Any], first: int, bins: int, prior: float, restart_every: int, window: int
+    ) -> NDArray[Any]:
         """Run the restarted plug-in martingales over a batch of p-values of items
         ``first, first+1, ...``; returns log evidence (weighted sum) after each item."""
         t_n = p.size
@@ -320,7 +321,7 @@ class _Test:
             self.frozen = float(np.logaddexp.reduce(np.r_[self.frozen, log_w[done] + logs0[done]]))
         self.starts, self.logs, self.bet_counts = starts[~done], logs0[~done], counts0[~done]
         self.n_started += new_starts.size
-        return total
+        return np.asarray(total)
 
 
 class ShiftDetector:
@@ -436,7 +437,7 @@ class ShiftDetector:
         self._record(idx, evidence, best)
         return self.alarm
 
-    def _record(self, idx: np.ndarray, evidence: np.ndarray, best: np.ndarray) -> None:
+    def _record(self, idx: NDArray[Any], evidence: NDArray[Any], best: NDArray[Any]) -> None:
         """Keep the points at multiples of ``_stride`` items and the alarm; thin by 2 when full."""
         n_items = idx + 1
         keep = n_items % self._stride == 0

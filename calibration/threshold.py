@@ -77,6 +77,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.stats import binom
 
 from calibration.metrics import clopper_pearson_upper
@@ -122,21 +123,21 @@ class PowerStart:
     default_expected_coverage: float
 
 
-def pass_limits(n: np.ndarray, alpha: float, delta: float) -> np.ndarray:
+def pass_limits(n: NDArray[Any], alpha: float, delta: float) -> NDArray[Any]:
     """Per accepted count n, the most disagreements whose Clopper--Pearson bound still passes
     (-1 where none does). By the binomial/beta duality the bound is <= alpha exactly when
     P(Binomial(n, alpha) <= k) <= delta, so the limit is read off the binomial CDF."""
     n = np.asarray(n, dtype=np.int64)
     k = binom.ppf(delta, n, alpha).astype(np.int64)  # smallest k with CDF(k) >= delta
-    return np.where(binom.cdf(k, n, alpha) <= delta, k, k - 1)
+    return np.asarray(np.where(binom.cdf(k, n, alpha) <= delta, k, k - 1))
 
 
 TIE_SHARE = 0.01  # expected coverages this close (share of the pairs) count as a tie in power_start
 
 
 def power_start(
-    confidence: np.ndarray,
-    expected: np.ndarray,
+    confidence: NDArray[Any],
+    expected: NDArray[Any],
     alpha: float,
     delta: float,
     draws: int = 400,
@@ -229,15 +230,15 @@ class ThresholdResult:
 
 
 def select_threshold(
-    confidence: Sequence[float] | np.ndarray,
-    correct: Sequence[float] | np.ndarray,
+    confidence: Sequence[float] | NDArray[Any],
+    correct: Sequence[float] | NDArray[Any],
     alpha: float,
     delta: float,
     n_min: int = 50,
     min_accept: int | None = None,
     starts: int = 1,
     grid: int | None = None,
-    expected: Sequence[float] | np.ndarray | None = None,
+    expected: Sequence[float] | NDArray[Any] | None = None,
 ) -> ThresholdResult:
     """Fixed-sequence Clopper--Pearson threshold selection (see module docstring).
 
@@ -310,18 +311,18 @@ class _Candidates:
     ``n_scored``: pairs with a finite score (those a threshold can accept).
     """
 
-    threshold: np.ndarray
-    n_accepted: np.ndarray
-    n_disagree: np.ndarray
-    upper_bound: np.ndarray
+    threshold: NDArray[Any]
+    n_accepted: NDArray[Any]
+    n_disagree: NDArray[Any]
+    upper_bound: NDArray[Any]
     n_scored: int
 
 
 def _usable_pairs(
-    confidence: Sequence[float] | np.ndarray,
-    correct: Sequence[float] | np.ndarray,
-    expected: Sequence[float] | np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    confidence: Sequence[float] | NDArray[Any],
+    correct: Sequence[float] | NDArray[Any],
+    expected: Sequence[float] | NDArray[Any] | None,
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
     """The three arrays, checked for shape, without the pairs whose score or label is NaN."""
     conf = np.asarray(confidence, dtype=float)
     corr = np.asarray(correct, dtype=float)
@@ -337,7 +338,7 @@ def _usable_pairs(
     return conf[usable], corr[usable], exp
 
 
-def _candidates(conf: np.ndarray, corr: np.ndarray, level: float) -> _Candidates:
+def _candidates(conf: NDArray[Any], corr: NDArray[Any], level: float) -> _Candidates:
     # Sort once, most confident first; a threshold at a distinct score accepts every pair tied with it.
     order = np.argsort(-conf, kind="stable")
     s, errs = conf[order], 1.0 - corr[order]
@@ -356,7 +357,7 @@ def _candidates(conf: np.ndarray, corr: np.ndarray, level: float) -> _Candidates
     )
 
 
-def _on_grid(n_accepted: np.ndarray, n_scored: int, grid: int) -> np.ndarray:
+def _on_grid(n_accepted: NDArray[Any], n_scored: int, grid: int) -> NDArray[Any]:
     """Per candidate: is it the first at or past one of ``grid`` evenly spaced quantile counts?
 
     The counts depend on the scores only, so the choice does not look at the labels.
@@ -366,8 +367,8 @@ def _on_grid(n_accepted: np.ndarray, n_scored: int, grid: int) -> np.ndarray:
 
 
 def _run_sequences(
-    cands: _Candidates, eligible: np.ndarray, alpha: float, min_accept: int, starts: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+    cands: _Candidates, eligible: NDArray[Any], alpha: float, min_accept: int, starts: int
+) -> tuple[NDArray[Any], NDArray[Any], int]:
     """Run the ``starts`` fixed sequences over the eligible candidates.
 
     Returns which candidates were tested, which passed, and the index of the lowest threshold
@@ -390,7 +391,9 @@ def _run_sequences(
     return tested, passed, chosen
 
 
-def _curve(cands: _Candidates, n_used: int, tested: np.ndarray, passed: np.ndarray) -> dict[str, list[Any]]:
+def _curve(
+    cands: _Candidates, n_used: int, tested: NDArray[Any], passed: NDArray[Any]
+) -> dict[str, list[Any]]:
     """The evidence at every candidate threshold, as JSON-friendly lists."""
     n_acc = cands.n_accepted
     return {
@@ -438,7 +441,7 @@ def _open_reason(
 
 
 def _closed_reason(
-    cands: _Candidates, eligible: np.ndarray, failed_at: int, min_accept: int, alpha: float
+    cands: _Candidates, eligible: NDArray[Any], failed_at: int, min_accept: int, alpha: float
 ) -> str:
     """Why no threshold passed: none was eligible, or the first one tested failed."""
     if not eligible.any():

@@ -36,6 +36,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import sparse
 
@@ -122,7 +123,7 @@ def _word_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """All texts' words as ids, one flat array, and each text's number of words."""
     vocabulary: dict[str, int] = {}
     lengths = np.zeros(len(texts), dtype=np.int64)
-    parts = [np.zeros(0, dtype=np.int64)]
+    parts: list[npt.NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
     # A block at a time, so only one block's words are ever held as Python strings.
     for start in range(0, len(texts), _TEXTS_PER_BLOCK):
         flat: list[str] = []

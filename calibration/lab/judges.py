@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "Panel",
@@ -87,13 +88,13 @@ class Panel:
         return draw_pairs(self.judges, n_pairs, seed, tie_rate=self.tie_rate, human=self.human)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def _logit(p: NDArray[Any]) -> NDArray[Any]:
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+    return np.asarray(np.log(p / (1 - p)))
 
 
 def draw_pairs(
@@ -223,7 +224,7 @@ def scores(
     base: float = 0.55,
     top: float = 0.97,
     decimals: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, Callable[[float], float]]:
+) -> tuple[NDArray[Any], NDArray[Any], Callable[[float], float]]:
     """(score, correct, truth) for threshold-only simulations: scores uniform on [0, 1]
     (rounded to ``decimals`` for ties), P(correct | s) = base + (top - base) * s**slope, and
     ``truth(t)`` the exact agreement of the population above threshold t (s >= t)."""
@@ -243,6 +244,6 @@ def scores(
         t = min(max(t, 0.0), 1.0)
         if t >= 1.0:
             return top
-        return base + (top - base) * (1 - t ** (slope + 1)) / ((slope + 1) * (1 - t))
+        return float(base + (top - base) * (1 - t ** (slope + 1)) / ((slope + 1) * (1 - t)))
 
     return s, correct, truth

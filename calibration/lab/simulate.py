@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from calibration.cascade import fit_cascade
 from calibration.features import build_features, calls_per_pair, judges_in
@@ -176,7 +177,7 @@ def simulate(
     return SimulationResult(per_split=per, summary=summary)
 
 
-def fs_subset(fs: Any, rows: np.ndarray) -> Any:
+def fs_subset(fs: Any, rows: NDArray[Any]) -> Any:
     """Rows of a FeatureSet (same columns)."""
     from calibration.features import FeatureSet
 

@@ -86,6 +86,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from calibration.features import normalize_judgments
 from calibration.threshold import select_threshold
@@ -139,7 +140,7 @@ def judge_signals(judgments: pd.DataFrame, judges: Sequence[str] | None = None) 
         own=("conf", "mean"),
     )
     agree = (agg["n_valid"] > 0) & (agg["lo"] == agg["hi"])
-    side = pd.Series(np.where(agree, agg["lo"].map(_SIDE_OF_SIGN), None), index=agg.index, dtype=object)
+    side = pd.Series(agg["lo"].map(_SIDE_OF_SIGN), index=agg.index, dtype=object).where(agree, None)
     has_own = (agg["n_valid"] > 0) & (agg["n_conf"] == agg["n_valid"])
     two_order = np.where(agree, 1.0, 0.5)
     conf = pd.Series(
@@ -233,7 +234,7 @@ class TrustOrEscalate:
             reaching &= ~decided
         return self
 
-    def _threshold(self, score: np.ndarray, correct: np.ndarray) -> tuple[float | None, str]:
+    def _threshold(self, score: NDArray[Any], correct: NDArray[Any]) -> tuple[float | None, str]:
         """lambda for one judge from its reaching pairs' scores (-inf: undecidable) and 0/1
         agreement, and the rule that gave it (one of :data:`RULES`)."""
         result = select_threshold(
