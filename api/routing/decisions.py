@@ -308,18 +308,26 @@ def cancel_job(session: Session, project_id: int, job_id: int) -> int:
     for pairs still ``judging`` under the worker's lease, so the calls in flight are dropped
     (their cost is not logged) and nothing is written back as judged.
     """
-    result = session.execute(
-        update(Pair)
-        .where(col(Pair.job_id) == job_id, col(Pair.state).in_((PairState.PENDING, PairState.JUDGING)))
-        .values(state=PairState.CANCELLED, lease_owner=None, lease_expires_at=None)
-    )
-    cancelled = rows_changed(result)
+    # Pending pairs first, then leased ones: a pair claimed between the two is caught by the
+    # second (a pair finished between them is judged, and stays so). Counted by state: the
+    # audit event says how many pairs' calls in flight were dropped.
+    by_state = {
+        state: rows_changed(
+            session.execute(
+                update(Pair)
+                .where(col(Pair.job_id) == job_id, col(Pair.state) == state)
+                .values(state=PairState.CANCELLED, lease_owner=None, lease_expires_at=None)
+            )
+        )
+        for state in (PairState.PENDING, PairState.JUDGING)
+    }
+    cancelled = sum(by_state.values())
     if cancelled:
         audit.record_event(
             session,
             audit.AuditKind.JOB_CANCELLED,
             project_id=project_id,
             subject=f"job:{job_id}",
-            payload={"cancelled": cancelled},
+            payload={"cancelled": cancelled, "in_flight": by_state[PairState.JUDGING]},
         )
     return cancelled
