@@ -125,7 +125,7 @@ def read_job(job: ClientJobDep, session: SessionDep) -> dict[str, Any]:
     return results.job_status(session, job)
 
 
-@router.post("/v1/jobs/{job_id}/retry", response_model=JobRetried, responses=errors(403))
+@router.post("/v1/jobs/{job_id}/retry", response_model=JobRetried, responses=errors(400, 403))
 def retry_job(
     job: ClientJobDep,
     session: SessionDep,
