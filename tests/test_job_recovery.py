@@ -355,3 +355,24 @@ def test_ndjson_posted_as_json_is_read_as_ndjson(client: TestClient, engine: Eng
     assert r.status_code == 422 and "application/x-ndjson" in r.text, r.text
     with Session(engine) as session:
         assert len(session.exec(select(Pair).where(Pair.project_id == project)).all()) == 4
+
+
+def test_a_retried_pair_keeps_its_human_label_as_final(
+    client: TestClient, engine: Engine, settings: Settings, fake: fakes.FakeJudge
+) -> None:
+    settings = settings.model_copy(update={"judge_max_attempts": 1})
+    project = make_project(client, "human", judges=["fake/flaky"])
+    fake.broken["[err]"] = "error"
+    pairs = _pairs("h", {0: "[err]", 1: "[err]"}, 2)
+    job = post_question_pairs(client, project, pairs=pairs)
+    run_worker(engine, settings)
+    gold = {"labels": [{"client_id": "h0", "label": "B", "source": "gold", "annotator": "ana"}]}
+    assert client.post(f"/v1/projects/{project}/labels", json=gold).status_code == 201
+    fake.broken.clear()
+    assert client.post(f"/v1/jobs/{job}/retry").json()["requeued"] == 2  # labelled or not
+    run_worker(engine, settings)
+    rows = _results(client, job)
+    assert not _bad(rows["h0"]) and not _bad(rows["h1"])
+    # Re-judged (its verdicts now calibrate), but the human's B still decides h0's final label.
+    assert rows["h0"]["label_source"] == "human" and rows["h0"]["final"]["side"] == "B"
+    assert rows["h1"]["label_source"] != "human"
