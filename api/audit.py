@@ -56,6 +56,9 @@ class AuditKind(StrEnum):
     TOKEN_REVOKED = "token_revoked"
     REVIEWER_PAUSED = "reviewer_paused"
     REVIEWER_RESUMED = "reviewer_resumed"
+    PROJECT_SETTINGS = "project_settings"  # a panel or routing edit: before and after
+    JOB_RETRIED = "job_retried"
+    JOB_CANCELLED = "job_cancelled"
 
 
 # --- canonical serialisation (pure) ---------------------------------------------------------

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, Table, Text, UniqueConstraint, inspect
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from api.schemas import JudgeSpec, RoutingSettings
 
@@ -43,7 +43,8 @@ def version_label(version: int | None) -> str:
 
 
 class Project(SQLModel, table=True):
-    """A rubric, a judge panel and routing settings. Written by routes/projects.py."""
+    """A rubric, a judge panel and routing settings. Created by routes/projects.py; its panel
+    and routing settings edited by api/calibrate/project_settings.py (audited, refitted)."""
 
     id: int = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, min_length=1, max_length=200)
@@ -154,6 +155,16 @@ class Judgment(SQLModel, table=True):
     cached: bool = False
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
+    # Set when a retry (POST /v1/jobs/{id}/retry) asks this failed or invalid call again: the
+    # row stays in the call log (its cost was paid) but no longer counts for routing,
+    # calibration or results; the new call's row does.
+    superseded_at: datetime | None = None
+
+    @classmethod
+    def is_current(cls) -> Any:
+        """The SQL condition "not superseded by a retry": every reader of a pair's verdicts
+        filters on it (the call log's totals, cost and calls, do not)."""
+        return col(cls.superseded_at).is_(None)
 
 
 # --- decision ----------------------------------------------------------------------------
@@ -225,7 +236,7 @@ class CalibrationVersion(SQLModel, table=True):
     project_id: int = Field(foreign_key="project.id", index=True)
     version: int
     created_at: datetime = Field(default_factory=utcnow)
-    trigger: str  # refit | auto | drift | shift | manual
+    trigger: str  # refit | auto | drift | shift | manual | settings (a panel or routing edit)
     open: bool = False
     reason: str = Field(sa_column=Column(Text, nullable=False))
     threshold: float | None = None

@@ -61,6 +61,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/v1/projects"): "admin",
     ("GET", "/v1/projects"): "any_token",
     ("GET", "/v1/projects/{project_id}"): "member",
+    ("PATCH", "/v1/projects/{project_id}"): "admin",
     ("PUT", "/v1/projects/{project_id}/guidelines"): "admin",
     ("POST", "/v1/projects/{project_id}/keys"): "admin",
     ("GET", "/v1/projects/{project_id}/keys"): "admin",
@@ -69,6 +70,9 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/v1/projects/{project_id}/jobs"): "member",
     ("GET", "/v1/jobs/{job_id}"): "client_job",
     ("GET", "/v1/jobs/{job_id}/results"): "client_job",
+    # Recovery, like posting the job (a retry's new panel takes the admin: checked in the route).
+    ("POST", "/v1/jobs/{job_id}/retry"): "client_job",
+    ("POST", "/v1/jobs/{job_id}/cancel"): "client_job",
     ("POST", "/v1/projects/{project_id}/labels"): "client",
     ("GET", "/v1/projects/{project_id}/labels"): "client",
     ("POST", "/v1/projects/{project_id}/calibration/refit"): "client",

@@ -30,6 +30,20 @@ class Route(_Word):
     INCIDENT = "incident"
 
 
+class PairState(_Word):
+    """Where a pair is in judging: waiting, leased by a worker, routed, or cancelled.
+
+    ``cancelled`` (POST /v1/jobs/{id}/cancel) is terminal for the worker: nothing claims it,
+    and a worker's late result on it is not stored (the writes check the state). A retry of
+    the job resumes it (back to ``pending``).
+    """
+
+    PENDING = "pending"
+    JUDGING = "judging"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
 class Reason(_Word):
     """Why a pair was routed where it was (a decision stores every reason that applies)."""
 

@@ -7,6 +7,9 @@ Scripts (the part after ``fake/``):
   slow             sleeps 10 s (longer than the test timeout)
   garbage          answers text no parser can read
   both-bad         says both responses are bad
+  flaky            fails (InternalServerError) on a prompt holding a marker of ``FAKE.broken``
+                   mapped to "error", answers garbage on one mapped to "garbage", else as ok:
+                   a test empties ``broken`` to mend the provider
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class FakeJudge(CustomLLM):
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.broken: dict[str, str] = {}  # prompt marker -> "error" | "garbage" (script "flaky")
 
     async def acompletion(
         self, model: str, messages: list, api_base: str | None = None, *args: Any, **kwargs: Any
@@ -36,11 +40,14 @@ class FakeJudge(CustomLLM):
         self.calls[key] += 1
         if model == "ratelimit-then-ok" and self.calls[key] == 1:
             raise litellm.RateLimitError(message="slow down", llm_provider="fake", model=model)
+        fault = next((kind for marker, kind in self.broken.items() if marker in prompt), None)
+        if model == "flaky" and fault == "error":
+            raise litellm.InternalServerError(message="flaky upstream", llm_provider="fake", model=model)
         if model == "always-500":
             raise litellm.InternalServerError(message="upstream broke", llm_provider="fake", model=model)
         if model == "slow":
             await asyncio.sleep(10)
-        if model == "garbage":
+        if model == "garbage" or (model == "flaky" and fault == "garbage"):
             text = "I am not sure; both have merits and flaws."
         else:
             text = json.dumps(
@@ -64,4 +71,5 @@ def install() -> FakeJudge:
     if not any(entry.get("custom_handler") is FAKE for entry in registry):
         registry.append({"provider": "fake", "custom_handler": FAKE})
     FAKE.calls.clear()
+    FAKE.broken.clear()
     return FAKE

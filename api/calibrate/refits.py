@@ -477,7 +477,9 @@ def requeue_for_backfill(engine: Engine, project: Project) -> tuple[int, int]:
         have: dict[int, set[str]] = {pid: set() for pid in labelled}
         for part in chunks(list(labelled)):
             for pid, judge in session.exec(
-                select(Judgment.pair_id, Judgment.judge).where(col(Judgment.pair_id).in_(part))
+                select(Judgment.pair_id, Judgment.judge).where(
+                    col(Judgment.pair_id).in_(part), Judgment.is_current()
+                )
             ):
                 have[pid].add(judge)
         missing = [pid for pid, got in have.items() if not panel <= got]

@@ -36,12 +36,14 @@ def judgments_frame(session: Session, project_id: int, pair_ids: list[int] | Non
     if pair_ids is None:
         rows = list(
             session.execute(
-                query.join(Pair, col(Pair.id) == Judgment.pair_id).where(col(Pair.project_id) == project_id)
+                query.join(Pair, col(Pair.id) == Judgment.pair_id).where(
+                    col(Pair.project_id) == project_id, Judgment.is_current()
+                )
             )
         )
     else:
         for part in chunks(pair_ids):
-            rows.extend(session.execute(query.where(col(Judgment.pair_id).in_(part))))
+            rows.extend(session.execute(query.where(col(Judgment.pair_id).in_(part), Judgment.is_current())))
     return judgments_table(
         (pid, judge, order, verdict, confidence, error is not None)
         for pid, judge, order, verdict, confidence, error in rows

@@ -19,6 +19,7 @@ from api.db import chunks
 from api.export.final_labels import AUTO, HUMAN, DecisionView, FinalLabel, decision_judges, final_label
 from api.models import CalibrationVersion, Decision, Job, Judgment, Pair, Project, version_label
 from api.review.human_labels import HumanLabel, human_label_per_pair
+from api.vocab import PairState
 
 
 def job_status(session: Session, job: Job) -> dict[str, Any]:
@@ -32,11 +33,12 @@ def job_status(session: Session, job: Job) -> dict[str, Any]:
     ).all()
     by_route = Counter(route for route, _, _ in decisions)
     by_reason = Counter(reason for _, reasons, _ in decisions for reason in reasons)
+    # Cost and calls count every call paid for; errors only those a retry has not asked again.
     cost, calls, errors = session.exec(
         select(
             func.coalesce(func.sum(col(Judgment.cost)), 0.0),
             func.count(col(Judgment.id)),
-            func.count(col(Judgment.error)),
+            func.count(col(Judgment.error)).filter(Judgment.is_current()),
         )
         .join(Pair, col(Pair.id) == col(Judgment.pair_id))
         .where(Pair.job_id == job.id)
@@ -44,12 +46,13 @@ def job_status(session: Session, job: Job) -> dict[str, Any]:
     recent_errors = session.exec(
         select(Pair.client_id, Judgment.judge, Judgment.order, Judgment.error)
         .join(Pair, col(Pair.id) == col(Judgment.pair_id))
-        .where(Pair.job_id == job.id, col(Judgment.error).is_not(None))
+        .where(Pair.job_id == job.id, col(Judgment.error).is_not(None), Judgment.is_current())
         .order_by(col(Judgment.id).desc())
         .limit(20)
     ).all()
     total = job.n_pairs
-    done = by_state.get("done", 0)
+    done = by_state.get(PairState.DONE, 0)
+    cancelled = by_state.get(PairState.CANCELLED, 0)
     return {
         "id": job.id,
         "project_id": job.project_id,
@@ -58,8 +61,10 @@ def job_status(session: Session, job: Job) -> dict[str, Any]:
         "existing_pairs_skipped": job.n_existing,
         "done": done,
         "progress": (done / total) if total else 1.0,
-        "complete": done == total,
-        "by_state": {s: by_state.get(s, 0) for s in ("pending", "judging", "done")},
+        # Complete: nothing left to judge (a cancelled pair is not judged unless the job is retried).
+        "complete": done + cancelled == total,
+        "cancelled": cancelled,
+        "by_state": {s.value: by_state.get(s, 0) for s in PairState},
         "by_route": dict(by_route),
         "by_reason": dict(by_reason),
         "judge_calls": calls,
@@ -122,7 +127,11 @@ def label_context(session: Session, project: Project) -> LabelContext:
 def _judgments(session: Session, pair_ids: Sequence[int]) -> dict[int, list[Judgment]]:
     found: dict[int, list[Judgment]] = {}
     for part in chunks(list(pair_ids)):
-        query = select(Judgment).where(col(Judgment.pair_id).in_(part)).order_by(col(Judgment.id))
+        query = (
+            select(Judgment)
+            .where(col(Judgment.pair_id).in_(part), Judgment.is_current())
+            .order_by(col(Judgment.id))
+        )
         for j in session.exec(query):
             found.setdefault(j.pair_id, []).append(j)
     return found

@@ -76,32 +76,54 @@ def _client_id(record: Any) -> str | None:
     return printable(client_id, 512) if isinstance(client_id, str) else None
 
 
+def _ndjson_records(text: str) -> tuple[list[tuple[int, Any]], list[LineError]]:
+    """One record per non-blank line, with its line number; a line that is not JSON as a LineError."""
+    records: list[tuple[int, Any]] = []
+    errors: list[LineError] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, _loads(line)))
+        except json.JSONDecodeError as exc:
+            errors.append(LineError(number, None, [f"invalid JSON: {exc.msg} at column {exc.colno}"]))
+    return records, errors
+
+
 def _records_from_body(
     body: bytes, content_type: str, key: str = "pairs"
 ) -> tuple[list[tuple[int, Any]], list[LineError]]:
     """Raw records with their line numbers; JSON syntax errors as LineErrors.
 
     JSON bodies are an array or ``{key: [...]}``; NDJSON bodies hold one record per line.
+    NDJSON sent as JSON (``Content-Type: application/json``, curl's ``-H`` forgotten) is read
+    as NDJSON when that is unambiguous: the body is no JSON document ("Extra data" after the
+    first value) and its first line is a JSON object of its own, or the body is one object
+    with a ``client_id`` (a one-line NDJSON body). Otherwise the error names the NDJSON
+    content type.
     """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return [], [LineError(0, None, [f"body is not UTF-8: {exc}"])]
     if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
-        records: list[tuple[int, Any]] = []
-        errors: list[LineError] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((number, _loads(line)))
-            except json.JSONDecodeError as exc:
-                errors.append(LineError(number, None, [f"invalid JSON: {exc.msg} at column {exc.colno}"]))
-        return records, errors
+        return _ndjson_records(text)
     try:
         document = _loads(text)
     except json.JSONDecodeError as exc:
-        return [], [LineError(exc.lineno, None, [f"invalid JSON: {exc.msg} at line {exc.lineno}"])]
+        if exc.msg == "Extra data":
+            records, errors = _ndjson_records(text)
+            first = min([n for n, _ in records] + [e.line for e in errors], default=0)
+            if records and records[0][0] == first and isinstance(records[0][1], dict):
+                return records, errors
+        hint = (
+            "; one record per line is NDJSON: send it with 'Content-Type: application/x-ndjson'"
+            if exc.msg == "Extra data"
+            else ""
+        )
+        return [], [LineError(exc.lineno, None, [f"invalid JSON: {exc.msg} at line {exc.lineno}{hint}"])]
+    if isinstance(document, dict) and key not in document and "client_id" in document:
+        return [(1, document)], []  # one record alone: a one-line NDJSON body sent as JSON
     items = document.get(key) if isinstance(document, dict) else document
     if not isinstance(items, list):
         return [], [LineError(0, None, [f'body must be a JSON array of {key} or {{"{key}": [...]}}'])]

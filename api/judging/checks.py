@@ -28,7 +28,7 @@ from judge.endpoints import EndpointRefused, check_api_base, parse_allowed
 from judge.providers import MOCK_PROVIDER, REPLAY_PROVIDER, mock_options, replay_index
 from judge.recorded import RecordedFormatError
 
-__all__ = ["judge_problems", "routing_problems", "replay_dirs", "allowed_api_bases"]
+__all__ = ["judge_problems", "routing_problems", "panel_of", "replay_dirs", "allowed_api_bases"]
 
 REPLAY_DIRS_ENV = "PRELABEL_REPLAY_DIRS"
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
@@ -66,6 +66,21 @@ def judge_problems(judges: list[JudgeSpec], settings: Any) -> list[str]:
         if problem:
             problems.append(f"judges[{i}].{problem}")
     return problems
+
+
+def panel_of(
+    entries: list[JudgeSpec | str], routing: RoutingSettings, settings: Any
+) -> tuple[list[JudgeSpec], list[str]]:
+    """A project's panel from its body's entries (a model string or a spec), and what is wrong
+    with it and with the routing settings that name its judges: the one check a panel passes,
+    at creation (POST /v1/projects) and on every edit (PATCH, a retry's new panel)."""
+    judges = [JudgeSpec(model=j) if isinstance(j, str) else j for j in entries]
+    if not judges:
+        return judges, ["no judges: give `judges` or set PRELABEL_JUDGES"]
+    models = [j.model for j in judges]
+    if len(set(models)) != len(models):
+        return judges, [f"judge listed twice: {sorted({m for m in models if models.count(m) > 1})}"]
+    return judges, judge_problems(judges, settings) + routing_problems(judges, routing)
 
 
 def routing_problems(judges: list[JudgeSpec], routing: RoutingSettings) -> list[str]:

@@ -122,18 +122,22 @@ def cached_judgments(engine: Engine, keys: Iterable[tuple[str, str]]) -> dict[tu
 
 
 def own_judgments(engine: Engine, pair_ids: list[int]) -> list[Judgment]:
-    """The judgments these pairs already have (failed and invalid ones included)."""
+    """The judgments these pairs already have (failed and invalid ones included; not the ones
+    a retry superseded, which are asked again)."""
     with Session(engine, expire_on_commit=False) as session:
         found: list[Judgment] = []
         for part in chunks(pair_ids):
-            found.extend(session.exec(select(Judgment).where(col(Judgment.pair_id).in_(part))))
+            found.extend(
+                session.exec(select(Judgment).where(col(Judgment.pair_id).in_(part), Judgment.is_current()))
+            )
     return found
 
 
 def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[JudgmentView]]:
     views: dict[int, list[JudgmentView]] = {pid: [] for pid in pair_ids}
     for part in chunks(pair_ids):
-        for j in session.exec(select(Judgment).where(col(Judgment.pair_id).in_(part))):
+        query = select(Judgment).where(col(Judgment.pair_id).in_(part), Judgment.is_current())
+        for j in session.exec(query):
             views[j.pair_id].append(
                 JudgmentView(j.judge, j.order, j.verdict, j.both_bad, j.safety_flag, j.confidence, j.error)
             )

@@ -86,7 +86,10 @@ class Worker:
         # Where judge calls may go with a provider key (judge/endpoints.py), checked per call.
         self._allowed_api_bases = allowed_api_bases(settings)
         self._projects: dict[int, Project] = {}
-        # Parsed once per project (projects' panels and routing settings don't change).
+        # The calibration version each project was read under: a panel or routing edit
+        # (api/calibrate/project_settings.py) stores a new version, and the project is read again.
+        self._read_under: dict[int, str] = {}
+        # Parsed once per project and calibration version.
         self._routing: dict[int, RoutingSettings] = {}
         self._boosted_routing: dict[int, RoutingSettings] = {}  # the same, audits at the boosted rate
         self._specs: dict[int, dict[str, JudgeSpec]] = {}
@@ -100,7 +103,11 @@ class Worker:
         self.pairs_done = 0
 
     def _project(self, project_id: int) -> Project:
-        if project_id not in self._projects:
+        _, version = self.gates.get(project_id)
+        if project_id not in self._projects or self._read_under.get(project_id) != version:
+            # Settings are stored before the version that follows an edit: read under this
+            # version, the project holds at least the settings the version was made with.
+            self._read_under[project_id] = version
             with Session(self.engine, expire_on_commit=False) as session:
                 project = session.get(Project, project_id)
                 if project is None:
@@ -396,7 +403,7 @@ class Worker:
             ):
                 log.warning("pair %s: lease lost before cascade stage %d; another worker has it", pair.id, k)
                 break  # store_outcomes will skip it: the new holder judges it
-            for result in await self._judge_stage(pair, project, judges, cache, semaphore):
+            for result in await self._judge_stage(pair, project, judges, cache, semaphore, (specs, keys)):
                 row = self._row(result, pair, project, keys[result.judge])
                 rows.append(row)
                 if not (isinstance(result, Judgment) and result.pair_id == pair.id):
@@ -416,7 +423,7 @@ class Worker:
                 break
         injection_reasons = precheck[2]
         if recheck is not None:
-            found = await self._recheck(pair, project, rows, recheck, semaphore)
+            found = await self._recheck(pair, project, rows, recheck, semaphore, specs)
             if found:
                 injection_reasons = [*injection_reasons, *found]
                 decision = route_pair(
@@ -449,10 +456,13 @@ class Worker:
         judges: list[str],
         cache: dict[tuple[str, str, str], Judgment],
         semaphore: asyncio.Semaphore,
+        panel: tuple[dict[str, JudgeSpec], dict[str, str]],
     ) -> list[JudgeCallResult | Judgment]:
         """The verdicts of ``judges`` on the pair in each order they judge: the cached ones (this
         pair's own, then the same content's) first, then the calls made for the others."""
-        specs, keys = self._specs[pair.project_id], self._judge_keys[pair.project_id]
+        # The panel the pair's judging began with (``_judge_pair``'s): an edit meanwhile must
+        # not change the judges under a pair in flight.
+        specs, keys = panel
         results: list[JudgeCallResult | Judgment] = []
         calls = []
         for model in judges:
@@ -475,11 +485,11 @@ class Worker:
         rows: list[dict[str, object]],
         recheck: Recheck,
         semaphore: asyncio.Semaphore,
+        specs: dict[str, JudgeSpec],
     ) -> list[str]:
         """Ask each judge that gave a readable verdict once more, in the first order it was
         asked, with the suspicious spans removed; the reasons to flag the pair (empty when no
         verdict moved). Only pairs :func:`recheck_for` picks pay these calls."""
-        specs = self._specs[pair.project_id]
         first: dict[str, dict[str, object]] = {}
         for row in rows:
             # A replay judge only knows the texts it recorded: it cannot judge a changed one.

@@ -266,9 +266,7 @@ def check_reviewer(session: Session, project: Project, reviewer: Reviewer) -> bo
     if won is None:  # a concurrent check paused them first
         return False
     for part in chunks(held):
-        session.execute(
-            sa_update(Label).where(col(Label.id).in_(part)).values(quarantined=True)
-        )
+        session.execute(sa_update(Label).where(col(Label.id).in_(part)).values(quarantined=True))
     audit.record_event(
         session,
         audit.AuditKind.REVIEWER_PAUSED,

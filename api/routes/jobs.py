@@ -12,14 +12,24 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlmodel import Session, col, select
 
-from api.deps import ClientJobDep, ClientProjectDep, EngineDep, MemberProjectDep, SessionDep, SettingsDep
+from api.calibrate.project_settings import SettingsRefused, edit_settings
+from api.deps import (
+    CallerDep,
+    ClientJobDep,
+    ClientProjectDep,
+    EngineDep,
+    MemberProjectDep,
+    SessionDep,
+    SettingsDep,
+)
 from api.errors import bounded_path_ids, errors
 from api.export import results
 from api.fields import MAX_ID
 from api.ingest import store
 from api.media_types import NDJSON, batch_request_body
 from api.models import Job
-from api.schemas import JobCreated, JobResultsPage, JobStatus, PairIn
+from api.routing import decisions
+from api.schemas import JobCancelled, JobCreated, JobResultsPage, JobRetried, JobRetry, JobStatus, PairIn
 
 router = APIRouter(
     tags=["jobs"], dependencies=[Depends(bounded_path_ids)], responses=errors(401, 403, 404, 422)
@@ -112,6 +122,44 @@ def list_jobs(project: MemberProjectDep, session: SessionDep) -> list[dict[str, 
 @router.get("/v1/jobs/{job_id}", response_model=JobStatus)
 def read_job(job: ClientJobDep, session: SessionDep) -> dict[str, Any]:
     """Counts by state and route, reasons, progress, cost so far, errors."""
+    return results.job_status(session, job)
+
+
+@router.post("/v1/jobs/{job_id}/retry", response_model=JobRetried, responses=errors(400, 403))
+def retry_job(
+    job: ClientJobDep,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    body: JobRetry | None = None,
+) -> dict[str, Any]:
+    """Re-judge the job's failed (and, by default, invalid) judgments; resume its cancelled pairs.
+
+    Only those (judge, order) calls are made again: the pairs go back to the judging queue
+    and keep their valid verdicts. With ``judges``, the project's panel is replaced first
+    (admin only: checked, audited and refitted as PATCH /v1/projects/{id} is).
+    """
+    body = body or JobRetry()
+    if body.judges is not None:
+        if caller.role != "admin":
+            raise HTTPException(403, "changing the judge panel takes the admin token")
+        try:
+            why = f"retry of job {job.id}"
+            edit_settings(engine, job.project_id, settings, judges=list(body.judges), why=why)
+        except SettingsRefused as e:
+            raise HTTPException(422, str(e)) from None
+    requeued = decisions.retry_job(session, job.project_id, job.id, include_invalid=body.include_invalid)
+    session.commit()
+    return {**results.job_status(session, job), "requeued": requeued}
+
+
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobCancelled)
+def cancel_job(job: ClientJobDep, session: SessionDep) -> dict[str, Any]:
+    """Stop the job's pending work: every pair not yet judged ends ``cancelled`` (calls in
+    flight are dropped); judged pairs keep their judgments and decisions. Idempotent."""
+    decisions.cancel_job(session, job.project_id, job.id)
+    session.commit()
     return results.job_status(session, job)
 
 

@@ -6,19 +6,20 @@ from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.deps import AdminDep, CallerDep, MemberProjectDep, SessionDep, SettingsDep
+from api.calibrate.project_settings import SettingsRefused, edit_settings
+from api.deps import AdminDep, CallerDep, EngineDep, MemberProjectDep, SessionDep, SettingsDep
 from api.errors import bounded_path_ids, errors
-from api.judging.checks import judge_problems, routing_problems
+from api.judging.checks import panel_of
 from api.keys import create_key, list_keys, revoke_key
 from api.models import ApiKey, Project
 from api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
-    JudgeSpec,
     ProjectCreate,
     ProjectGuidelines,
     ProjectPublic,
+    ProjectSettingsEdit,
 )
 
 router = APIRouter(
@@ -39,15 +40,8 @@ def to_public(project: Project) -> ProjectPublic:
 def create_project(
     body: ProjectCreate, session: SessionDep, settings: SettingsDep, _: AdminDep
 ) -> ProjectPublic:
-    judges = [JudgeSpec(model=j) if isinstance(j, str) else j for j in body.judges] or [
-        JudgeSpec(model=m) for m in settings.judges
-    ]
-    if not judges:
-        raise HTTPException(422, "no judges: give `judges` or set PRELABEL_JUDGES")
-    models = [j.model for j in judges]
-    if len(set(models)) != len(models):
-        raise HTTPException(422, f"judge listed twice: {sorted({m for m in models if models.count(m) > 1})}")
-    if problems := judge_problems(judges, settings) + routing_problems(judges, body.routing):
+    judges, problems = panel_of(list(body.judges or settings.judges), body.routing, settings)
+    if problems:
         raise HTTPException(422, "; ".join(problems))
     project = Project(
         name=body.name,
@@ -77,6 +71,31 @@ def list_projects(session: SessionDep, caller: CallerDep) -> list[ProjectPublic]
 
 @router.get("/{project_id}", response_model=ProjectPublic)
 def read_project(project: MemberProjectDep) -> ProjectPublic:
+    return to_public(project)
+
+
+@router.patch("/{project_id}", response_model=ProjectPublic)
+def edit_project(
+    project_id: int, body: ProjectSettingsEdit, engine: EngineDep, settings: SettingsDep, _: AdminDep
+) -> ProjectPublic:
+    """Change the judge panel and/or routing fields (merged onto the current settings).
+
+    Checked as a whole (422, nothing stored, on any bad value); each change is written to the
+    audit log with its before and after, and the gate is refitted under the new settings (a
+    new calibration version, which re-routes the project's judged pairs).
+    """
+    try:
+        project = edit_settings(
+            engine,
+            project_id,
+            settings,
+            judges=None if body.judges is None else list(body.judges),
+            routing=body.routing,
+        )
+    except LookupError:
+        raise HTTPException(404, f"project {project_id} not found") from None
+    except SettingsRefused as e:
+        raise HTTPException(422, str(e)) from None
     return to_public(project)
 
 

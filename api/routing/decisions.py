@@ -5,6 +5,11 @@ with the judgments they were made from) and re-routing under a new calibration v
 (:func:`reroute`). Each stores a decision only under its project's latest version, holding
 the versions lock (``versions.hold_versions``) until it commits, and brings the review
 queue in line in the same transaction.
+
+A job's recovery writes pair states here too: :func:`retry_job` sends pairs with failed or
+invalid judgments back to judging (those judgments superseded, the valid ones kept) and
+:func:`cancel_job` ends the job's unjudged pairs in ``cancelled``. The worker's writes
+check a pair's state and lease, so a late result on a cancelled pair is never stored.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -24,6 +29,7 @@ from api.models import CalibrationVersion, Decision, Judgment, Pair, Project, ut
 from api.review import queue
 from api.routing.route import GatedInput, RouteDecision, route_many, views_frame
 from api.schemas import panel_calls
+from api.vocab import PairState
 
 
 @dataclass
@@ -226,3 +232,102 @@ def requeue(session: Session, pair_ids: list[int]) -> int:
         n += rows_changed(result)
     queue.withdraw(session, pair_ids)
     return n
+
+
+def retry_job(session: Session, project_id: int, job_id: int, *, include_invalid: bool = True) -> int:
+    """Send the job's judged pairs with a failed (or, with ``include_invalid``, unreadable)
+    judgment back to the judging queue, and resume its cancelled pairs. Returns the pairs
+    re-queued; the caller commits.
+
+    Only the failed and invalid judgments are superseded (kept in the call log, read no
+    more): the worker serves a re-queued pair's valid verdicts from its own judgments and asks
+    only the superseded (judge, order) calls again, then routes it. The content cache never
+    serves a failed or invalid verdict (:func:`api.judging.claims.cached_judgments`). Pairs
+    being judged now are left alone. A pair with a human label is re-judged too (its judges'
+    verdicts calibrate the gate); its human label still decides its final label. Its open
+    review item turns stale meanwhile, as on any re-routing.
+    """
+    bad = or_(col(Judgment.error).is_not(None), col(Judgment.verdict).is_(None))
+    if include_invalid:
+        bad = or_(bad, col(Judgment.verdict) == "invalid")
+    # The versions lock: re-routing (which writes decisions on done pairs) takes turns with this.
+    hold_versions(session, [project_id])
+    failed = set(
+        session.exec(
+            select(Judgment.pair_id)
+            .join(Pair, col(Pair.id) == col(Judgment.pair_id))
+            .where(Pair.job_id == job_id, Pair.state == PairState.DONE, Judgment.is_current(), bad)
+        )
+    )
+    cancelled = set(
+        session.exec(select(Pair.id).where(Pair.job_id == job_id, Pair.state == PairState.CANCELLED))
+    )
+    requeued: list[int] = []
+    now = utcnow()
+    for part in chunks(sorted(failed | cancelled)):
+        # Under the state check: a pair that changed meanwhile (claimed, re-routed) is not touched.
+        requeued.extend(
+            session.scalars(
+                update(Pair)
+                .where(col(Pair.id).in_(part), col(Pair.state).in_((PairState.DONE, PairState.CANCELLED)))
+                .values(state=PairState.PENDING, decision_id=None, lease_owner=None, lease_expires_at=None)
+                .returning(col(Pair.id))
+            )
+        )
+    superseded = 0
+    for part in chunks(sorted(requeued)):
+        superseded += rows_changed(
+            session.execute(
+                update(Judgment)
+                .where(col(Judgment.pair_id).in_(part), Judgment.is_current(), bad)
+                .values(superseded_at=now)
+            )
+        )
+    queue.withdraw(session, requeued)
+    audit.record_event(
+        session,
+        audit.AuditKind.JOB_RETRIED,
+        project_id=project_id,
+        subject=f"job:{job_id}",
+        payload={
+            "requeued": len(requeued),
+            "resumed": len(cancelled & set(requeued)),
+            "judgments_superseded": superseded,
+            "include_invalid": include_invalid,
+        },
+    )
+    return len(requeued)
+
+
+def cancel_job(session: Session, project_id: int, job_id: int) -> int:
+    """End every unjudged pair of the job (pending, or leased by a worker) in ``cancelled``;
+    judged pairs keep their judgments and decisions. Returns the pairs cancelled by this call
+    (0 when called again: idempotent). The caller commits.
+
+    A worker holding such a pair loses its lease: :func:`store_outcomes` stores results only
+    for pairs still ``judging`` under the worker's lease, so the calls in flight are dropped
+    (their cost is not logged) and nothing is written back as judged.
+    """
+    # Pending pairs first, then leased ones: a pair claimed between the two is caught by the
+    # second (a pair finished between them is judged, and stays so). Counted by state: the
+    # audit event says how many pairs' calls in flight were dropped.
+    by_state = {
+        state: rows_changed(
+            session.execute(
+                update(Pair)
+                .where(col(Pair.job_id) == job_id, col(Pair.state) == state)
+                .values(state=PairState.CANCELLED, lease_owner=None, lease_expires_at=None)
+            )
+        )
+        for state in (PairState.PENDING, PairState.JUDGING)
+    }
+    cancelled = sum(by_state.values())
+    if cancelled:
+        audit.record_event(
+            session,
+            audit.AuditKind.JOB_CANCELLED,
+            project_id=project_id,
+            subject=f"job:{job_id}",
+            payload={"cancelled": cancelled, "in_flight": by_state[PairState.JUDGING]},
+        )
+    return cancelled

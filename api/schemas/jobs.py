@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.fields import Text, check_metadata
 from api.schemas.common import Public
+from api.schemas.projects import JudgeEntry
 
 Split = Literal["train", "frozen_eval"]
 
@@ -65,7 +66,8 @@ class JobStatus(Public):
     existing_pairs_skipped: int
     done: int
     progress: float
-    complete: bool
+    complete: bool = Field(description="no pair left to judge: every pair done or cancelled")
+    cancelled: int = Field(0, description="pairs cancelled before they were judged (POST .../cancel)")
     by_state: dict[str, int]
     by_route: dict[str, int]
     by_reason: dict[str, int]
@@ -74,6 +76,30 @@ class JobStatus(Public):
     judge_errors: int
     cost: float
     recent_errors: list[JudgeError]
+
+
+class JobRetry(BaseModel):
+    """The body of ``POST /v1/jobs/{id}/retry`` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_invalid: bool = Field(
+        True, description="re-judge unreadable verdicts too, not only failed calls (errors)"
+    )
+    judges: list[JudgeEntry] | None = Field(
+        None,
+        max_length=50,
+        description="a new panel for the project, for this retry and all future judging "
+        "(checked and audited as PATCH /v1/projects/{id} is; a new calibration version follows)",
+    )
+
+
+class JobRetried(JobStatus):
+    requeued: int = Field(description="pairs sent back to the judging queue by this retry")
+
+
+class JobCancelled(JobStatus):
+    """The job's status after a cancel (``cancelled``: its pairs cancelled, by this call or before)."""
 
 
 class FinalLabelView(Public):

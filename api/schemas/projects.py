@@ -180,6 +180,26 @@ class ProjectGuidelines(BaseModel):
     guidelines: Text | None = Field(max_length=100_000)
 
 
+class ProjectSettingsEdit(BaseModel):
+    """The body of PATCH /v1/projects/{id}: a new judge panel and/or routing fields to change.
+
+    ``routing`` is partial: the fields given are merged onto the current settings and the
+    result is validated as a whole (RoutingSettings), so a pair of fields that must agree
+    (honeypot_min_accuracy < quality_good_accuracy) is checked together.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    judges: list[JudgeEntry] | None = Field(None, min_length=1, max_length=50)
+    routing: dict[str, Any] | None = Field(None, description="routing fields to change (see RoutingSettings)")
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ProjectSettingsEdit:
+        if self.judges is None and self.routing is None:
+            raise ValueError("nothing to change: give `judges` and/or `routing`")
+        return self
+
+
 class ProjectPublic(BaseModel):
     id: int
     name: str
