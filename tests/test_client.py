@@ -17,7 +17,9 @@ from typing import Any
 import datasets
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from api.tools.cli import prelabel
 from prelabel import AsyncClient, Client, JobStalled, PrelabelError, convert
 from prelabel._common import Progress
 from prelabel.types import JobStatus
@@ -273,3 +275,57 @@ def test_the_client_loads_no_server_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] []", out.stdout + out.stderr
+
+
+SAMPLE = ROOT / "api" / "sample_data" / "llmbar_sample.jsonl"
+
+
+def test_the_cli_walks_a_whole_job(api: LiveApi, tmp_path: Path) -> None:
+    """project create → job post --wait → labels import → report → export, all over HTTP."""
+    data = tmp_path / "pairs.jsonl"  # recorded-format rows: id, prompt, response_a/b, gold (not posted)
+    data.write_text(
+        "".join(SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)[:24]), encoding="utf-8"
+    )
+    runner = CliRunner(env={"PRELABEL_URL": api.url, "PRELABEL_TOKEN": ADMIN_TOKEN})
+
+    def run(*args: str) -> str:
+        result = runner.invoke(prelabel, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    made = run(
+        "project", "create", "cli-walk", "--judge", "mock/a", "--judge", "mock/b", "--routing", '{"n_min": 8}'
+    )
+    assert "'cli-walk': judges mock/a, mock/b" in made
+    assert (
+        "cli-walk" in run("project", "list")
+        and json.loads(run("project", "show", "cli-walk"))["routing"]["n_min"] == 8
+    )
+    posted = run("job", "post", str(data), "--project", "cli-walk", "--wait")
+    job_id = posted.split()[1].rstrip(":")
+    assert (
+        f"job {job_id}: 24 pairs stored, 0 already there" in posted
+        and f"job {job_id}: 24/24 judged" in posted
+    )
+    assert json.loads(run("job", "status", job_id, "--json"))["complete"] is True
+    run("job", "results", job_id, "--out", str(tmp_path / "results.ndjson"))
+    lines = (tmp_path / "results.ndjson").read_text().splitlines()
+    assert len(lines) == 24 and {json.loads(line)["state"] for line in lines} == {"done"}
+
+    assert "24 label(s) stored, 0 already there" in run(
+        "labels", "import", str(data), "--project", "cli-walk"
+    )
+    report = run("report", "--project", "cli-walk", "--out", str(tmp_path / "report.html"))
+    assert "gate closed" in report or "gate open" in report
+    assert "gold: 24 label(s)" in report and "<html" in (tmp_path / "report.html").read_text().lower()
+
+    exported = run(
+        "project", "export", "cli-walk", "--format", "dpo", "--out", str(tmp_path / "dpo"),
+        "--min-source", "human", "--force", "--reason", "cli test",
+    )  # fmt: skip
+    assert "downloaded to" in exported
+    manifest = json.loads((tmp_path / "dpo" / "manifest.json").read_text())
+    assert manifest["format"] == "dpo"
+
+    missing = runner.invoke(prelabel, ["job", "status", "999999"])
+    assert missing.exit_code == 1 and "HTTP 404" in missing.output
