@@ -228,7 +228,7 @@ def to_labels(
     data: Any, columns: Mapping[str, str] | None = None, *, source: str = "gold", annotator: str | None = None
 ) -> list[dict[str, Any]]:
     """Labels for ``POST .../labels`` from rows: ``client_id`` (or ``id``) and ``label`` (or
-    ``gold``), mapped by ``columns``; both_bad, safety_flag, rationale, annotator,
+    ``gold``, or ``annotations``), mapped by ``columns``; both_bad, safety_flag, rationale, annotator,
     idempotency_key and honeypot are copied when present. A label column holding a list
     (several annotators: ``["A", "tie"]`` or ``[{"annotator": "x", "label": "A"}, ...]``) gives
     one label per entry. Rows whose label is empty are skipped (unlabelled pairs).
@@ -241,7 +241,9 @@ def to_labels(
     columns = dict(columns or {})
     labels: list[dict[str, Any]] = []
     for i, row in enumerate(rows(data)):
-        column = columns.get("label") or next((c for c in ("label", "gold") if c in row), "label")
+        column = columns.get("label") or next(
+            (c for c in ("label", "gold", "annotations") if c in row), "label"
+        )
         value = _column(row, i, {"label": column}, "label")
         if value is None or value == "" or value == []:
             continue
