@@ -329,3 +329,28 @@ def test_the_cli_walks_a_whole_job(api: LiveApi, tmp_path: Path) -> None:
 
     missing = runner.invoke(prelabel, ["job", "status", "999999"])
     assert missing.exit_code == 1 and "HTTP 404" in missing.output
+
+
+def test_the_cli_posts_dpo_rows_and_imports_their_chosen_side(api: LiveApi, tmp_path: Path) -> None:
+    rows = [
+        {"id": f"cli-dpo-{i}", "prompt": f"Greet me ({i})", "chosen": f"Hello ({i})", "rejected": "Go."}
+        for i in range(6)
+    ]
+    data = tmp_path / "dpo.parquet"
+    pd.DataFrame(rows).to_parquet(data)
+    runner = CliRunner(env={"PRELABEL_URL": api.url, "PRELABEL_TOKEN": ADMIN_TOKEN})
+    with Client(api.url, ADMIN_TOKEN, timeout=HTTP_TIMEOUT_S) as client:
+        project = client.projects.create("cli-dpo", JUDGES)
+        posted = runner.invoke(
+            prelabel, ["job", "post", str(data), "--project", "cli-dpo", "--format", "dpo"]
+        )
+        assert posted.exit_code == 0 and "6 pairs stored" in posted.output, posted.output
+        imported = runner.invoke(
+            prelabel, ["labels", "import", str(data), "--project", "cli-dpo", "--format", "dpo"]
+        )
+        assert imported.exit_code == 0 and "6 label(s) stored" in imported.output, imported.output
+        stored = {label.client_id: label.label for label in client.labels.list(project.id)}
+    sides = {p["client_id"]: p["metadata"]["dpo_chosen"] for p in convert.dpo_to_pairs(rows)}
+    assert stored == {cid: {"A": "A>B", "B": "B>A"}[side] for cid, side in sides.items()}
+    bad = runner.invoke(prelabel, ["job", "post", str(data), "--project", "cli-dpo", "--column", "prompt"])
+    assert bad.exit_code == 2 and "FIELD=COLUMN" in bad.output
