@@ -41,7 +41,9 @@ def _project(engine: Any, name_or_id: str) -> Any:
 
 @click.group(invoke_without_command=True)
 @click.option("--project", default=None, help="Project name (or id) to export.")
-@click.option("--format", "export_format", type=click.Choice(FORMATS), default=None, help="Export format.")
+@click.option(
+    "--format", "export_format", type=click.Choice(FORMATS), default=None, help="Export format."
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
