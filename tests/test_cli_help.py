@@ -16,7 +16,8 @@ from api.tools.cli import main, prelabel
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "api" / "sample_data" / "llmbar_sample.jsonl"
-COMMANDS = ["serve", "worker", "review", "demo", "bench", "calibrate", "db", "audit", "export"]
+COMMANDS = ["serve", "worker", "review", "demo", "bench", "calibrate", "db", "audit", "export",
+            "project", "job", "labels", "report"]  # fmt: skip
 BENCHMARKS = ["throughput", "replay", "simulate", "queue", "load", "export", "reviewers", "injection"]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from tests.waiting import cpu_seconds, run_process, wait_for_progress
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANNED = ("api", "judge", "calibration", "review_app")
+SCANNED = ("api", "judge", "calibration", "review_app", "prelabel")
 MAX_MODULE_LINES = 600
 
 # The database and web layers: a pure module must not load them, not even through another module.
@@ -225,6 +225,37 @@ RULES: list[tuple[str, Callable[[str], bool], tuple[str, ...]]] = [
         "only api/main.py imports api.routes",
         lambda rel: rel != "api/main.py" and not rel.startswith("api/routes/"),
         ("api.routes",),
+    ),
+    (
+        # The public client talks to the service over HTTP; typed with the API's own schemas.
+        "prelabel/ (the Python client) imports of the server only api.schemas, api.fields, api.vocab",
+        lambda rel: rel.startswith("prelabel/"),
+        (
+            "api.main",
+            "api.deps",
+            "api.db",
+            "api.models",
+            "api.settings",
+            "api.routes",
+            "api.ingest",
+            "api.judging",
+            "api.calibrate",
+            "api.routing",
+            "api.review",
+            "api.export",
+            "api.tools",
+            "judge.client",
+            "litellm",
+            "fastapi",
+            "starlette",
+            "sqlmodel",
+            "sqlalchemy",
+        ),
+    ),
+    (
+        "only api/tools/ (the CLI) imports the client: the service never calls itself over HTTP",
+        lambda rel: not rel.startswith(("api/tools/", "prelabel/")),
+        ("prelabel",),
     ),
     (
         "api/review/ never calls the stages before it (routing calls review's queue hook)",

@@ -1,4 +1,5 @@
-"""The one command line, ``prelabel``: serve, worker, review, demo, bench, calibrate, db, export, audit.
+"""The one command line, ``prelabel``: serve, worker, review, demo, bench, calibrate, db, export, audit,
+and the API over HTTP: project, job, labels, report.
 
 Heavy imports stay inside the commands so that ``prelabel --help`` starts fast; nothing on the
 serving path imports this module.
@@ -243,10 +244,16 @@ from api.tools.audit_cli import audit as audit_group  # noqa: E402
 # The benchmarks: `prelabel bench ...` (api/tools/bench_cli.py).
 from api.tools.bench_cli import bench  # noqa: E402
 
+# The API over HTTP, on the Python client: `prelabel project | job | labels | report`
+# (api/tools/client_cli.py).
+from api.tools.client_cli import job, labels, project, report  # noqa: E402
+
 # The dataset out: `prelabel export [diff]` and `prelabel bench export` (api/tools/export_cli.py).
 from api.tools.export_cli import bench_export_command, export  # noqa: E402
 
 prelabel.add_command(export)
+for command in (project, job, labels, report):
+    prelabel.add_command(command)
 prelabel.add_command(audit_group)
 prelabel.add_command(bench)
 bench.add_command(bench_export_command)
