@@ -224,7 +224,7 @@ class Jobs(_Resource):
         self, job_id: int, *, include_invalid: bool = True, judges: Sequence[Any] | None = None
     ) -> JobRetried:
         """Judge the job's failed (and, with ``include_invalid``, unreadable) judgments again,
-        optionally with another panel (``judges``); ``.requeued`` says how many."""
+        optionally with another panel (``judges``); ``.requeued`` says how many pairs."""
         return self._run(
             calls.retry_job(job_id, include_invalid, list(judges) if judges is not None else None)
         )

@@ -303,7 +303,7 @@ def job_results(client: Client, job_id: int, out: Path | None) -> None:
 def job_retry(client: Client, job_id: int, failed_only: bool, judges: tuple[str, ...]) -> None:
     """Judge a job's failed and invalid judgments again (optionally with another panel)."""
     retried = client.jobs.retry(job_id, include_invalid=not failed_only, judges=list(judges) or None)
-    click.echo(f"{retried.requeued} judgment(s) requeued; {_status_line(retried)}")
+    click.echo(f"{retried.requeued} pair(s) requeued; {_status_line(retried)}")
 
 
 @job.command("cancel")
