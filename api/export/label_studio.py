@@ -120,6 +120,8 @@ def task(row: ExportRow) -> dict[str, Any]:
             "client_id": row.client_id,
             "split": row.split,
             "route": row.route,
+            "both_bad": row.both_bad,
+            "safety_incident": row.safety_incident,
             "final_label": final.label,
             "label_source": final.source,
             "provenance": final.provenance(),

