@@ -230,7 +230,7 @@ def _annotation(item: object, i: int) -> tuple[object, str | None]:
 
 
 def _label_side(label: object) -> str | None:
-    """"A" / "B" / "tie" for a three-way or five-point label; None for anything else."""
+    """The side ("A", "B" or "tie") of a three-way or five-point label; None for anything else."""
     if not isinstance(label, str) or label == INVALID:
         return None
     try:

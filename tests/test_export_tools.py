@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api.export import label_studio
+from api.export import hf, label_studio
 from api.export.snapshots import ExportRequest, create_export
-from api.models import Label, Project
+from api.models import Label, Pair, Project
 from api.tools.bench_export import build_project
 
 
@@ -24,7 +24,9 @@ def project(engine: Engine) -> Project:
 
 
 def export(engine: Engine, project: Project, tmp_path: Path, fmt: str) -> Path:
-    made = create_export(engine, project, ExportRequest(format=fmt, split="all"), export_dir=tmp_path / "exports")
+    made = create_export(
+        engine, project, ExportRequest(format=fmt, split="all"), export_dir=tmp_path / "exports"
+    )
     return Path(made.path)
 
 
@@ -39,7 +41,9 @@ def flag_one_label_for_safety(engine: Engine, project: Project) -> int:
         return label.pair_id
 
 
-def test_every_label_studio_task_validates_with_the_sdk(engine: Engine, project: Project, tmp_path: Path) -> None:
+def test_every_label_studio_task_validates_with_the_sdk(
+    engine: Engine, project: Project, tmp_path: Path
+) -> None:
     sdk = pytest.importorskip("label_studio_sdk.label_interface")
     flagged = flag_one_label_for_safety(engine, project)
     directory = export(engine, project, tmp_path, "label-studio")
@@ -68,7 +72,9 @@ def _count(seen: dict[str, int], result: list[dict[str, Any]]) -> None:
     for region in result:
         if region["type"] == "pairwise":
             seen["pairwise"] += 1
-        elif region["from_name"] == label_studio.STRENGTH and region["value"]["choices"] == [label_studio.TIE]:
+        elif region["from_name"] == label_studio.STRENGTH and region["value"]["choices"] == [
+            label_studio.TIE
+        ]:
             seen["tie"] += 1
         elif region["from_name"] == label_studio.FLAGS:
             seen["both_bad"] += label_studio.BOTH_BAD in region["value"]["choices"]
@@ -84,3 +90,72 @@ def test_label_studio_sdk_refuses_what_the_old_export_wrote() -> None:
     old = {**region, "to_name": label_studio.PAIRWISE}
     errors = interface.validate_prediction({"result": [old, strength]}, return_errors=True)
     assert errors and "not found in configuration" in errors[0]
+
+
+MIXED = [  # metadata of the first pairs, in pair-id order; the rest keep {"topic": int}
+    {"topic": 1, "lang": "en"},
+    {"tags": ["a", "b"], "score": 2},
+    {"score": 0.5, "flag": True, "mixed": 1},
+    {"mixed": "one", "nested": {"k": [1, None]}},
+    {},
+]
+
+
+def set_metadata(engine: Engine, project: Project, metadata: list[dict[str, Any]]) -> list[int]:
+    with Session(engine) as session:
+        pairs = session.exec(select(Pair).where(Pair.project_id == project.id).order_by(Pair.id)).all()
+        for pair, meta in zip(pairs, metadata, strict=False):
+            pair.meta = meta
+            session.add(pair)
+        session.commit()
+        return [p.id for p in pairs[: len(metadata)]]  # type: ignore[misc]
+
+
+def test_hf_metadata_is_a_struct_over_the_union_of_keys(
+    engine: Engine, project: Project, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+    from datasets import Value, load_from_disk
+
+    ids = set_metadata(engine, project, MIXED)
+    directory = export(engine, project, tmp_path, "hf")
+    dataset = load_from_disk(str(directory / hf.DATASET_DIR))
+    expected = {
+        "flag": Value("bool"),
+        "lang": Value("string"),
+        "mixed": Value("string"),  # int in one row, str in another: JSON text
+        "nested": Value("string"),  # an object: JSON text
+        "score": Value("float64"),  # int and float: float
+        "tags": Value("string"),  # a list: JSON text
+        "topic": Value("int64"),
+    }
+    for split in dataset.values():
+        assert split.features["metadata"] == expected
+    rows = {r["pair_id"]: r["metadata"] for split in dataset.values() for r in split}
+    assert rows[ids[0]] == {**dict.fromkeys(expected), "topic": 1, "lang": "en"}
+    assert json.loads(rows[ids[1]]["tags"]) == ["a", "b"] and rows[ids[1]]["score"] == 2.0
+    assert rows[ids[2]]["flag"] is True and json.loads(rows[ids[2]]["mixed"]) == 1
+    assert json.loads(rows[ids[3]]["mixed"]) == "one" and json.loads(rows[ids[3]]["nested"]) == {
+        "k": [1, None]
+    }
+    assert rows[ids[4]] == dict.fromkeys(expected)
+    later = [pid for pid in rows if pid not in ids]
+    assert later and all(isinstance(rows[pid]["topic"], int) for pid in later)
+    # The parquet files carry the same struct.
+    for path in (directory / hf.PARQUET_DIR).glob("*.parquet"):
+        kind = pq.read_schema(path).field("metadata").type
+        assert kind.num_fields == len(expected) and {
+            kind.field(i).name for i in range(kind.num_fields)
+        } == set(expected)
+    assert not (directory / hf.SPOOL_DIR).exists()
+    assert "union of every pair's metadata keys" in (directory / "README.md").read_text(encoding="utf-8")
+
+
+def test_hf_metadata_without_any_key_is_a_null_column(engine: Engine, tmp_path: Path) -> None:
+    from datasets import Value, load_from_disk
+
+    project = build_project(engine, 30, seed=4, name="bare")
+    set_metadata(engine, project, [{}] * 30)
+    dataset = load_from_disk(str(export(engine, project, tmp_path, "hf") / hf.DATASET_DIR))
+    for split in dataset.values():
+        assert split.features["metadata"] == Value("null") and set(split["metadata"]) == {None}

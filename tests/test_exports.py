@@ -142,14 +142,14 @@ def test_hf_export_loads_with_declared_features_one_split_per_pair_split(
     verify_hashes(directory, manifest)
     dataset = load_from_disk(str(directory / hf.DATASET_DIR))
     assert set(dataset) == {"train", "frozen_eval"}
-    assert dataset["train"].features == hf.features()
+    assert dataset["train"].features == hf.features({"topic": "int64"})  # the built project's metadata
     pairs = pairs_of(engine, project)
     for split, data in dataset.items():
         assert len(data) == manifest["counts"]["by_split"][split]
         assert {pairs[pid][0].split for pid in data["pair_id"]} == {split}
     first = dataset["train"][0]
     assert first["prompt"] == pairs[first["pair_id"]][0].prompt
-    assert json.loads(first["metadata"]) == pairs[first["pair_id"]][0].meta
+    assert first["metadata"] == pairs[first["pair_id"]][0].meta
 
 
 def test_label_studio_tasks_fit_the_pairwise_config(engine: Engine, project: Project, tmp_path: Path) -> None:
