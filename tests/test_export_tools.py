@@ -159,3 +159,40 @@ def test_hf_metadata_without_any_key_is_a_null_column(engine: Engine, tmp_path: 
     dataset = load_from_disk(str(export(engine, project, tmp_path, "hf") / hf.DATASET_DIR))
     for split in dataset.values():
         assert split.features["metadata"] == Value("null") and set(split["metadata"]) == {None}
+
+
+def test_push_to_hub_flag_uploads_the_hf_export_with_the_token(
+    engine: Engine, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a real upload: DatasetDict.push_to_hub is replaced by a recorder."""
+    from click.testing import CliRunner
+    from datasets import DatasetDict
+
+    from api.tools.cli import prelabel
+
+    calls: list[dict[str, Any]] = []
+
+    def recorder(self: DatasetDict, repo_id: str, **kw: Any) -> None:
+        calls.append({"repo_id": repo_id, "splits": {k: len(v) for k, v in self.items()}, **kw})
+
+    monkeypatch.setattr(DatasetDict, "push_to_hub", recorder)
+    base = ["export", "--project", "exported", "--database-url", str(engine.url)]
+    hub = ["--push-to-hub", "me/prefs"]
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    no_token = CliRunner().invoke(prelabel, [*base, "--format", "hf", "--out", str(tmp_path / "a"), *hub])
+    assert no_token.exit_code == 2 and "HF_TOKEN" in no_token.output and not (tmp_path / "a").exists()
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    wrong = CliRunner().invoke(prelabel, [*base, "--format", "dpo", "--out", str(tmp_path / "b"), *hub])
+    assert wrong.exit_code == 2 and "hf export" in wrong.output
+    lone = CliRunner().invoke(prelabel, [*base, "--format", "hf", "--out", str(tmp_path / "c"), "--private"])
+    assert lone.exit_code == 2 and "--push-to-hub" in lone.output
+    assert calls == []
+    out = tmp_path / "hf-v1"
+    args = [*base, "--format", "hf", "--split", "all", "--out", str(out), *hub, "--private"]
+    result = CliRunner().invoke(prelabel, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    (call,) = calls
+    assert call["repo_id"] == "me/prefs" and call["token"] == "hf_test_token" and call["private"] is True
+    assert call["splits"] == manifest["counts"]["by_split"]
+    assert "pushed to https://huggingface.co/datasets/me/prefs (private)" in result.output

@@ -307,3 +307,14 @@ def final_labels(directory: Path) -> Iterator[tuple[int, str | None]]:
         for batch in pq.ParquetFile(path).iter_batches(columns=["pair_id", "label"]):
             pair_ids, labels = batch.column("pair_id").to_pylist(), batch.column("label").to_pylist()
             yield from zip(pair_ids, labels, strict=True)
+
+
+def push_to_hub(directory: Path, repo_id: str, *, token: str, private: bool = False) -> str:
+    """Upload an hf export (its ``dataset/`` DatasetDict, every split) to the Hugging Face Hub
+    with ``datasets``' own ``push_to_hub``; returns the dataset's URL. The Hub writes its own
+    README (with the features); the export's dataset card stays in the export directory."""
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(directory / DATASET_DIR))
+    dataset.push_to_hub(repo_id, private=private, token=token)
+    return f"https://huggingface.co/datasets/{repo_id}"
