@@ -5,6 +5,11 @@ metadata as a struct."""
 from __future__ import annotations
 
 import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api.export import argilla as argilla_export
 from api.export import hf, label_studio
 from api.export.snapshots import ExportRequest, create_export
 from api.models import Label, Pair, Project
@@ -196,3 +202,85 @@ def test_push_to_hub_flag_uploads_the_hf_export_with_the_token(
     assert call["repo_id"] == "me/prefs" and call["token"] == "hf_test_token" and call["private"] is True
     assert call["splits"] == manifest["counts"]["by_split"]
     assert "pushed to https://huggingface.co/datasets/me/prefs (private)" in result.output
+
+
+@pytest.fixture
+def argilla_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[str]]]:
+    """A real ``rg.Argilla`` client, unpatched. Its constructor checks the connection once
+    (``GET /api/v1/me``): a loopback stub answers that, and records every path asked for, so a
+    test can show that reading the export needed nothing else from a server."""
+    rg = pytest.importorskip("argilla")
+    asked: list[str] = []
+
+    class Me(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            asked.append(self.path)
+            found = self.path == "/api/v1/me"
+            body = json.dumps({"id": str(uuid.uuid4()), "username": "owner", "role": "owner"}).encode()
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Me)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(rg.Argilla, "_default_client", None)  # restored after the test
+    try:
+        yield (
+            rg.Argilla(api_url=f"http://127.0.0.1:{server.server_port}", api_key="offline", retries=0),
+            asked,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_argilla_export_validates_with_the_sdk_against_its_own_settings(
+    engine: Engine, project: Project, tmp_path: Path, argilla_client: tuple[Any, list[str]]
+) -> None:
+    import argilla as rg
+    from argilla._models import DatasetModel, UserModel
+
+    client, asked = argilla_client
+    directory = export(engine, project, tmp_path, "argilla")
+    settings = rg.Settings.from_json(directory / argilla_export.SETTINGS)
+    settings.validate()
+    about = json.loads((directory / argilla_export.DATASET).read_text(encoding="utf-8"))
+    DatasetModel(**about)
+    dataset = rg.Dataset(name=about["name"], settings=settings, client=client)
+    users = json.loads((directory / argilla_export.USERS).read_text(encoding="utf-8"))
+    ids = {u["id"] for u in users}
+    for user in users:  # what rg.User(...).create() would send: the id kept, a legal username
+        assert UserModel(username=user["username"], id=user["id"]).id == uuid.UUID(user["id"])
+        assert re.fullmatch(r"(?![-_])[A-Za-z0-9_-]+", user["username"]), user
+    (question,) = settings.questions
+    records = json.loads((directory / argilla_export.RECORDS).read_text(encoding="utf-8"))
+    responded = 0
+    for data in records:
+        record = rg.Record.from_dict(data, dataset=dataset)
+        model = record.api_model()  # responses and suggestions checked against the settings
+        assert set(record.fields) == {f.name for f in settings.fields}
+        for response in model.responses:
+            assert str(response.user_id) in ids and response.status == "submitted"
+            assert response.values[question.name]["value"] in question.values
+            responded += 1
+        for suggestion in model.suggestions:
+            assert suggestion.question_id == question.id and suggestion.value in question.values
+    assert responded > 0 and len(ids) > 1
+    # The same check refuses a response to a question the settings do not have.
+    stray = {**records[0], "responses": {"nope": [{"value": 1, "user_id": next(iter(ids))}]}}
+    with pytest.raises(Exception, match="nope"):
+        rg.Record.from_dict(stray, dataset=dataset).api_model()
+    assert asked == ["/api/v1/me"]  # nothing but the client's connection check reached the stub
+
+
+def test_argilla_usernames_are_stable_and_legal() -> None:
+    assert argilla_export.username("reviewer_1") == "reviewer_1"
+    odd = argilla_export.username("jane.doe@example.com")
+    assert odd == f"jane-doe-example-com-{argilla_export.user_id('jane.doe@example.com')[:8]}"
+    assert argilla_export.user_id("jane") == argilla_export.user_id("jane") != argilla_export.user_id("jane2")
+    assert argilla_export.username("..").startswith("user-")
