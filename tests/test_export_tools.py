@@ -102,7 +102,7 @@ MIXED = [  # metadata of the first pairs, in pair-id order; the rest keep {"topi
     {"topic": 1, "lang": "en"},
     {"tags": ["a", "b"], "score": 2},
     {"score": 0.5, "flag": True, "mixed": 1},
-    {"mixed": "one", "nested": {"k": [1, None]}},
+    {"mixed": "one", "nested": {"k": [1, None]}, "never": None},
     {},
 ]
 
@@ -131,6 +131,7 @@ def test_hf_metadata_is_a_struct_over_the_union_of_keys(
         "lang": Value("string"),
         "mixed": Value("string"),  # int in one row, str in another: JSON text
         "nested": Value("string"),  # an object: JSON text
+        "never": Value("string"),  # only ever null: still a field
         "score": Value("float64"),  # int and float: float
         "tags": Value("string"),  # a list: JSON text
         "topic": Value("int64"),

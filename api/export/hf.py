@@ -74,8 +74,9 @@ class MetadataSchema:
 
     def add(self, metadata: dict[str, Any]) -> None:
         for key, value in metadata.items():
+            kinds = self.kinds.setdefault(key, set())  # a key only ever null is still a field
             if value is not None:
-                self.kinds.setdefault(key, set()).add(_kind(value))
+                kinds.add(_kind(value))
 
     def types(self) -> dict[str, str]:
         """Key -> ``datasets`` value type ("json": JSON text in a string), keys sorted."""

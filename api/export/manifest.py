@@ -188,6 +188,7 @@ def dataset_card(manifest: dict[str, Any]) -> str:
     forced = (
         f"\n**Forced past the promotion gate:** {manifest['force_reason']}\n" if manifest["forced"] else ""
     )
+    notes = _FORMAT_NOTES.get(manifest["format"], "")
     return f"""---
 pretty_name: {manifest["project"]["name"]} (prelabel export {manifest["export"]})
 tags: [preference, pairwise, prelabel]
@@ -219,7 +220,7 @@ exists, otherwise a judge label the calibrated gate auto-accepted. Every row say
 ## Rows by label
 
 {_table(counts["by_label"])}
-{_FORMAT_NOTES.get(manifest["format"], "")}Integrity: `manifest.json` lists a sha256 per file; `rows.sha256` a sha256 per row.
+{notes}Integrity: `manifest.json` lists a sha256 per file; `rows.sha256` a sha256 per row.
 """
 
 
