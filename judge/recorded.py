@@ -1,7 +1,8 @@
 """Load and validate files in the recorded-judgments format (JSON lines).
 
 One object per line: {"id", "source"?, "prompt", "response_a", "response_b", "gold"?,
-"annotations"?: [{"annotator"?, "label": "A"|"B"|"tie"}], "judgments":
+"annotations"?: [{"annotator"?, "label": "A"|"B"|"tie"}] (or a plain list of labels, see
+:func:`_annotations`), "judgments":
 [{"judge", "order": "ab"|"ba", "verdict": "A"|"B"|"tie"|"invalid", "confidence"?, "raw"?}]}.
 Human labels come as one ``gold`` or as several ``annotations`` (each person's label; whoever
 aggregates them decides how: the service takes the majority and calls a split a tie).
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judge.verdicts import INVALID, ORDERS, to_five_point
+from judge.verdicts import INVALID, ORDERS, to_five_point, to_side
 
 RECORDED_VERDICTS = ("A", "B", "tie", INVALID)
 GOLD_LABELS = ("A", "B", "tie")
@@ -163,27 +164,79 @@ def _pair(obj: object, where: str, problems: list[str]) -> RecordedPair | None:
     )
 
 
+# PandaLM's integer labels (its raw test set, and files converted from it): 0 = tie, 1 = the
+# first response, 2 = the second. The one integer convention read: a 0/1 "index of the winner"
+# file would read differently, so any other integer is refused rather than guessed.
+INTEGER_LABELS: dict[int, str] = {0: "tie", 1: "A", 2: "B"}
+
+
 def _annotations(raw: object, where: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(annotator, side) of each annotation. Three shapes load: objects
+    ``{"annotator"?, "label"}``, a plain list of labels (``["A", "B>>A", "tie"]``: "A"/"B"/"tie"
+    or five-point) and a plain list of PandaLM integers (``[1, 2, 0]``, see ``INTEGER_LABELS``);
+    a plain list's items get the ids annotator1, annotator2, ... A list mixing these shapes is
+    refused (which convention its items follow cannot be told)."""
     if raw is None:
         return []
     if not isinstance(raw, list):
-        problems.append(f"{where}: 'annotations' must be a list or absent")
+        problems.append(f"{where}: 'annotations' must be a list or absent, got {type(raw).__name__}")
+        return []
+    kinds = {_annotation_kind(item) for item in raw}
+    if len(kinds) > 1:
+        problems.append(
+            f"{where}: 'annotations' mixes {', '.join(sorted(kinds))}: use one shape per list "
+            "(objects {'annotator', 'label'}, label strings, or PandaLM integers 0/1/2)"
+        )
         return []
     out: list[tuple[str, str]] = []
     for i, item in enumerate(raw):
-        label = item.get("label") if isinstance(item, dict) else None
-        annotator = item.get("annotator", f"annotator{i + 1}") if isinstance(item, dict) else None
-        if label not in GOLD_LABELS or not isinstance(annotator, str) or not annotator:
-            problems.append(
-                f"{where}: annotations[{i}] must be {{'annotator': name, 'label': one of {GOLD_LABELS}}}, "
-                f"got {item!r}"
-            )
+        annotator, label = _annotation(item, i)
+        if label is None or not isinstance(annotator, str) or not annotator:
+            problems.append(f"{where}: annotations[{i}]: {_ANNOTATION_SHAPES}, got {item!r}")
             continue
         if annotator in {a for a, _ in out}:
             problems.append(f"{where}: annotations[{i}]: duplicate annotator {annotator!r}")
             continue
         out.append((annotator, label))
     return out
+
+
+_ANNOTATION_SHAPES = (
+    f"expected {{'annotator': name, 'label': label}}, a label ({', '.join(GOLD_LABELS)} or a "
+    f"five-point verdict) or a PandaLM integer ({', '.join(map(str, INTEGER_LABELS))})"
+)
+
+
+def _annotation_kind(item: object) -> str:
+    if isinstance(item, dict):
+        return "objects"
+    if isinstance(item, bool):  # a JSON true is no label, and no integer either
+        return "booleans"
+    if isinstance(item, int):
+        return "integers"
+    if isinstance(item, str):
+        return "strings"
+    return f"{type(item).__name__} values"
+
+
+def _annotation(item: object, i: int) -> tuple[object, str | None]:
+    """(annotator, side) of one annotation; side None when it is no label."""
+    default = f"annotator{i + 1}"
+    if isinstance(item, dict):
+        return item.get("annotator", default), _label_side(item.get("label"))
+    if isinstance(item, int) and not isinstance(item, bool):
+        return default, INTEGER_LABELS.get(item)
+    return default, _label_side(item)
+
+
+def _label_side(label: object) -> str | None:
+    """The side ("A", "B" or "tie") of a three-way or five-point label; None for anything else."""
+    if not isinstance(label, str) or label == INVALID:
+        return None
+    try:
+        return to_side(label)
+    except ValueError:
+        return None
 
 
 def parse_recorded_lines(lines: Iterable[str], path: str | Path = "<lines>") -> list[RecordedPair]:

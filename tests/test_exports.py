@@ -142,14 +142,14 @@ def test_hf_export_loads_with_declared_features_one_split_per_pair_split(
     verify_hashes(directory, manifest)
     dataset = load_from_disk(str(directory / hf.DATASET_DIR))
     assert set(dataset) == {"train", "frozen_eval"}
-    assert dataset["train"].features == hf.features()
+    assert dataset["train"].features == hf.features({"topic": "int64"})  # the built project's metadata
     pairs = pairs_of(engine, project)
     for split, data in dataset.items():
         assert len(data) == manifest["counts"]["by_split"][split]
         assert {pairs[pid][0].split for pid in data["pair_id"]} == {split}
     first = dataset["train"][0]
     assert first["prompt"] == pairs[first["pair_id"]][0].prompt
-    assert json.loads(first["metadata"]) == pairs[first["pair_id"]][0].meta
+    assert first["metadata"] == pairs[first["pair_id"]][0].meta
 
 
 def test_label_studio_tasks_fit_the_pairwise_config(engine: Engine, project: Project, tmp_path: Path) -> None:
@@ -164,7 +164,6 @@ def test_label_studio_tasks_fit_the_pairwise_config(engine: Engine, project: Pro
     objects = {el.get("name") for el in config.iter() if el.tag == "Text"}
     variables = {el.get("value")[1:] for el in config.iter() if el.tag == "Text"}  # type: ignore[index]
     assert controls["preference"].get("toName").split(",") == ["response_a", "response_b"]  # type: ignore[union-attr]
-    choices = {c.get("value") for c in controls["strength"].iter("Choice")}
     pairs = pairs_of(engine, project)
     annotated = predicted = 0
     for task in tasks:
@@ -174,10 +173,12 @@ def test_label_studio_tasks_fit_the_pairwise_config(engine: Engine, project: Pro
             for result in item["result"]:
                 control = controls[result["from_name"]]
                 assert result["type"] == control.tag.lower()
+                assert result["to_name"] in objects and result["to_name"] in control.get("toName").split(",")  # type: ignore[union-attr]
                 if result["type"] == "pairwise":
                     assert result["value"]["selected"] in ("left", "right")
                 else:
-                    assert result["to_name"] in objects and set(result["value"]["choices"]) <= choices
+                    choices = {c.get("value") for c in control.iter("Choice")}
+                    assert set(result["value"]["choices"]) <= choices
         predicted += bool(task["predictions"])
         annotated += bool(task["annotations"])
         labels = pairs[task["data"]["pair_id"]][2]

@@ -381,7 +381,7 @@ def test_annotations_are_read_and_bad_ones_are_named() -> None:
     assert parse_recorded_lines([json.dumps(gold_only)])[0].human_labels() == [("gold", "B")]
     bad = [
         {"id": "3", **base, "annotations": "A"},
-        {"id": "4", **base, "annotations": [{"annotator": "x", "label": "A>B"}]},
+        {"id": "4", **base, "annotations": [{"annotator": "x", "label": "A better"}]},
         {
             "id": "5",
             **base,
@@ -392,5 +392,5 @@ def test_annotations_are_read_and_bad_ones_are_named() -> None:
         parse_recorded_lines([json.dumps(row) for row in bad], "f.jsonl")
     errors = "\n".join(raised.value.errors)
     assert "f.jsonl:1: 'annotations' must be a list" in errors
-    assert "f.jsonl:2: annotations[0] must be" in errors and "'A>B'" in errors
+    assert "f.jsonl:2: annotations[0]: expected" in errors and "'A better'" in errors
     assert "f.jsonl:3: annotations[1]: duplicate annotator 'x'" in errors

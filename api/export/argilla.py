@@ -4,11 +4,22 @@
 question (1 = A much better ... 5 = B much better) and the metadata; ``.argilla/dataset.json``
 the dataset; ``records.json`` a JSON list of records, with the judges' label as a suggestion
 and the human labels as responses. ``rg.Dataset.from_disk`` imports the directory.
+
+An Argilla response belongs to a user of the server it is logged to, by id. Reviewers here are
+account names, so each gets a stable id (a UUID5 of the name: the same reviewer has the same id
+in every export) and ``users.json`` lists them: ``[{"annotator", "username", "id"}]``. Create those
+users with those ids before importing (``rg.User(username=u["username"], id=u["id"],
+role="annotator", password=...).create()``; the SDK creates a user with the id it is given), or
+the server refuses the responses. ``username`` is the account name where Argilla accepts it
+(letters, digits, ``-``, ``_``), else a cleaned name with the id's first 8 digits.
+tests/test_export_tools.py reads the export with the SDK's own classes, records and responses
+validated against the dataset's settings, no part of the SDK replaced.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,10 +31,29 @@ from api.export.rows import DatasetDescription, ExportRow, RowHashes, read_json_
 SETTINGS = ".argilla/settings.json"
 DATASET = ".argilla/dataset.json"
 RECORDS = "records.json"
+USERS = "users.json"
 QUESTION = "preference"
 RATING: dict[str, int] = {"A>>B": 1, "A>B": 2, "tie": 3, "B>A": 4, "B>>A": 5}
 # Annotators are names here; Argilla responses need a user id: a stable UUID per name.
 _ANNOTATORS = uuid.UUID("6f0b6f2c-6b8e-4c55-9a55-70726c61626c")
+
+
+def user_id(annotator: str) -> str:
+    """The Argilla user id of a reviewer account name (stable across exports)."""
+    return str(uuid.uuid5(_ANNOTATORS, annotator))
+
+
+def username(annotator: str) -> str:
+    """An Argilla username for a reviewer account name (see the module docstring)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", annotator).lstrip("-_")
+    if cleaned == annotator:
+        return annotator
+    return f"{cleaned or 'user'}-{user_id(annotator)[:8]}"
+
+
+def users(annotators: Iterable[str]) -> list[dict[str, str]]:
+    """``users.json``: every reviewer behind a response, sorted by account name."""
+    return [{"annotator": a, "username": username(a), "id": user_id(a)} for a in sorted(set(annotators))]
 
 
 def _text_field(name: str, title: str) -> dict[str, Any]:
@@ -95,7 +125,7 @@ def record(row: ExportRow) -> dict[str, Any]:
     responses = [
         {
             "value": RATING[h.label],
-            "user_id": str(uuid.uuid5(_ANNOTATORS, h.annotator)),
+            "user_id": user_id(h.annotator),
             "status": "submitted",
         }
         for h in row.humans
@@ -126,14 +156,22 @@ def write(
     counts: Counts,
     about: DatasetDescription,
 ) -> list[str]:
-    """Write the settings, the dataset and ``records.json`` (streamed) under ``directory``."""
+    """Write the settings, the dataset, ``records.json`` (streamed) and ``users.json`` under
+    ``directory``."""
     (directory / ".argilla").mkdir()
     (directory / SETTINGS).write_text(json.dumps(settings(about.guidelines), indent=1), encoding="utf-8")
     (directory / DATASET).write_text(
         json.dumps(dataset(about.name, about.guidelines), indent=1), encoding="utf-8"
     )
-    write_json_list(directory / RECORDS, rows, record, hashes, counts)
-    return [SETTINGS, DATASET, RECORDS]
+    annotators: set[str] = set()
+
+    def noting_annotators(row: ExportRow) -> dict[str, Any]:
+        annotators.update(h.annotator for h in row.humans if h.label in RATING)
+        return record(row)
+
+    write_json_list(directory / RECORDS, rows, noting_annotators, hashes, counts)
+    (directory / USERS).write_text(json.dumps(users(annotators), indent=1), encoding="utf-8")
+    return [SETTINGS, DATASET, RECORDS, USERS]
 
 
 def final_labels(directory: Path) -> Iterator[tuple[int, str | None]]:

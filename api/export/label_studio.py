@@ -3,8 +3,15 @@ labels as annotations.
 
 ``tasks.json`` is a JSON list of tasks (Label Studio's import format: ``data``, ``predictions``,
 ``annotations``, each with a ``result`` list); ``label_config.xml`` is the labelling config the
-tasks fit: a ``Pairwise`` control over the two responses (left = A, right = B) plus a
-``Choices`` control for the strength of the preference (a tie selects no side).
+tasks fit: a ``Pairwise`` control over the two responses (left = A, right = B), a ``Choices``
+control for the strength of the preference (a tie selects no side) and a ``Choices`` control for
+a human's flags (both responses bad, safety concern).
+
+Every task's predictions and annotations validate with Label Studio's SDK
+(``LabelInterface(config).validate_prediction``; tests/test_export_tools.py checks each one). That
+validator wants a region's ``to_name`` to be one of the objects its control names: a ``pairwise``
+region names the first response's Text tag (``response_a``, the object the SDK itself picks for a
+control over several), not the control's own name (which the SDK refuses).
 """
 
 from __future__ import annotations
@@ -21,18 +28,25 @@ TASKS = "tasks.json"
 CONFIG = "label_config.xml"
 PAIRWISE = "preference"
 STRENGTH = "strength"
+FLAGS = "flags"
+LEFT, RIGHT = "response_a", "response_b"  # the Text tags the Pairwise control compares
 STRONG, WEAK, TIE = "much better", "slightly better", "tie"
+BOTH_BAD, SAFETY = "both responses bad", "safety concern"
 
 LABEL_CONFIG = f"""<View>
   <Header value="Which response answers the prompt better?"/>
   <Text name="prompt" value="$prompt"/>
-  <Pairwise name="{PAIRWISE}" toName="response_a,response_b"/>
-  <Text name="response_a" value="$response_a"/>
-  <Text name="response_b" value="$response_b"/>
+  <Pairwise name="{PAIRWISE}" toName="{LEFT},{RIGHT}"/>
+  <Text name="{LEFT}" value="${LEFT}"/>
+  <Text name="{RIGHT}" value="${RIGHT}"/>
   <Choices name="{STRENGTH}" toName="prompt" choice="single" showInline="true">
     <Choice value="{STRONG}"/>
     <Choice value="{WEAK}"/>
     <Choice value="{TIE}"/>
+  </Choices>
+  <Choices name="{FLAGS}" toName="prompt" choice="multiple" showInline="true">
+    <Choice value="{BOTH_BAD}"/>
+    <Choice value="{SAFETY}"/>
   </Choices>
 </View>
 """
@@ -51,7 +65,7 @@ def result(label: str | None) -> list[dict[str, Any]]:
         out.append(
             {
                 "from_name": PAIRWISE,
-                "to_name": PAIRWISE,
+                "to_name": LEFT,
                 "type": "pairwise",
                 "value": {"selected": "left" if side == "A" else "right"},
             }
@@ -62,9 +76,17 @@ def result(label: str | None) -> list[dict[str, Any]]:
     return out
 
 
+def _flags(human: HumanAnswer) -> list[dict[str, Any]]:
+    """The human's flags as a ``flags`` region (none when no flag is set)."""
+    chosen = [name for name, on in ((BOTH_BAD, human.both_bad), (SAFETY, human.safety_flag)) if on]
+    if not chosen:
+        return []
+    return [{"from_name": FLAGS, "to_name": "prompt", "type": "choices", "value": {"choices": chosen}}]
+
+
 def _annotation(human: HumanAnswer) -> dict[str, Any]:
     return {
-        "result": result(human.label),
+        "result": result(human.label) + _flags(human),
         "ground_truth": human.source == "gold",
         "was_cancelled": False,
         "created_at": human.created_at,
@@ -98,6 +120,8 @@ def task(row: ExportRow) -> dict[str, Any]:
             "client_id": row.client_id,
             "split": row.split,
             "route": row.route,
+            "both_bad": row.both_bad,
+            "safety_incident": row.safety_incident,
             "final_label": final.label,
             "label_source": final.source,
             "provenance": final.provenance(),

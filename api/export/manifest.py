@@ -188,6 +188,7 @@ def dataset_card(manifest: dict[str, Any]) -> str:
     forced = (
         f"\n**Forced past the promotion gate:** {manifest['force_reason']}\n" if manifest["forced"] else ""
     )
+    notes = _FORMAT_NOTES.get(manifest["format"], "")
     return f"""---
 pretty_name: {manifest["project"]["name"]} (prelabel export {manifest["export"]})
 tags: [preference, pairwise, prelabel]
@@ -219,8 +220,22 @@ exists, otherwise a judge label the calibrated gate auto-accepted. Every row say
 ## Rows by label
 
 {_table(counts["by_label"])}
-Integrity: `manifest.json` lists a sha256 per file; `rows.sha256` a sha256 per row.
+{notes}Integrity: `manifest.json` lists a sha256 per file; `rows.sha256` a sha256 per row.
 """
+
+
+# What a reader of one format needs to know about its columns (the card is the same otherwise).
+_FORMAT_NOTES = {
+    "hf": """## Columns
+
+`metadata` is a struct: its fields are the union of every pair's metadata keys, so a row
+without a key has null in that field. A key whose values are all booleans, integers, numbers
+or strings has that type; a key holding lists or objects, or values of different types in
+different rows, holds each value as JSON text (`json.loads` it). With no metadata key at all
+the column is null.
+
+""",
+}
 
 
 def write_json_list(

@@ -7,6 +7,8 @@ export code loads inside the commands, so ``prelabel --help`` stays fast.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,14 @@ def _project(engine: Any, name_or_id: str) -> Any:
 )
 @click.option("--database-url", default=None, help="Database to read (default: PRELABEL_DATABASE_URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print the export (with its manifest) as JSON.")
+@click.option(
+    "--push-to-hub",
+    "hub_repo",
+    metavar="REPO",
+    default=None,
+    help="hf format only: then upload it to this Hugging Face Hub dataset repo (token from HF_TOKEN).",
+)
+@click.option("--private", is_flag=True, help="With --push-to-hub: create the Hub repo private.")
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -82,6 +92,8 @@ def export(
     redact: bool | None,
     database_url: str | None,
     as_json: bool,
+    hub_repo: str | None,
+    private: bool,
 ) -> int:
     """Export a project's dataset (dpo, hf, label-studio, argilla) with a manifest.
 
@@ -98,16 +110,13 @@ def export(
       prelabel export --project demo-replay --format hf --split all --out ./hf-v1
       prelabel export --project NAME --format dpo --out ./forced --force --reason "pilot run"
       prelabel export --project NAME --format label-studio --out ./shareable --redact
+      prelabel export --project NAME --format hf --out ./hf-v1 --push-to-hub me/prefs --private
       prelabel export diff 1 2 --project demo-replay
     """
     if ctx.invoked_subcommand is not None:
         return 0
-    if project is None or export_format is None or out is None:
-        given = {"--project": project, "--format": export_format, "--out": out}
-        missing = [name for name, value in given.items() if value is None]
-        raise click.UsageError(f"missing {', '.join(missing)} (or a subcommand: diff)")
-    if force and not (reason or "").strip():
-        raise click.UsageError("--force needs --reason: it is recorded in the manifest and the audit log")
+    _check_arguments(project, export_format, out, force, reason, hub_repo, private)
+    assert project is not None and export_format is not None and out is not None  # checked above
     from api.export.snapshots import ExportRefused, ExportRequest, create_export, export_view
     from api.settings import get_settings
 
@@ -142,7 +151,37 @@ def export(
         print(f"  held back (frozen-eval duplicates): {made.manifest['held_back']['total']}")
         redacted = "yes" if made.manifest["redacted"] else "no (raw texts: may hold personal data)"
         print(f"  redacted: {redacted}")
+    if hub_repo is not None:
+        from api.export.hf import push_to_hub
+
+        url = push_to_hub(Path(made.path), hub_repo, token=os.environ["HF_TOKEN"], private=private)
+        print(f"  pushed to {url}" + (" (private)" if private else ""), file=sys.stderr if as_json else None)
     return 0
+
+
+def _check_arguments(
+    project: str | None,
+    export_format: str | None,
+    out: Path | None,
+    force: bool,
+    reason: str | None,
+    hub_repo: str | None,
+    private: bool,
+) -> None:
+    """Usage errors, raised before any export work starts."""
+    if project is None or export_format is None or out is None:
+        given = {"--project": project, "--format": export_format, "--out": out}
+        missing = [name for name, value in given.items() if value is None]
+        raise click.UsageError(f"missing {', '.join(missing)} (or a subcommand: diff)")
+    if force and not (reason or "").strip():
+        raise click.UsageError("--force needs --reason: it is recorded in the manifest and the audit log")
+    if private and hub_repo is None:
+        raise click.UsageError("--private goes with --push-to-hub REPO")
+    if hub_repo is not None:
+        if export_format != "hf":
+            raise click.UsageError(f"--push-to-hub uploads an hf export, not {export_format}")
+        if not os.environ.get("HF_TOKEN"):
+            raise click.UsageError("--push-to-hub needs a Hugging Face token in HF_TOKEN")
 
 
 @export.command()
