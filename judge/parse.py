@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from judge.verdicts import INVALID, VERDICTS, from_side, from_strength, side, strength
 
-
 # The verdict object the rubric prompt asks for (judge/prompt.py) and parse_verdict reads: what a
 # judge set to ``response_format: "json_schema"`` is made to answer.
 VERDICT_SCHEMA: dict[str, object] = {
@@ -227,9 +226,10 @@ def confidence_from_logprobs(logprobs: object, verdict: str) -> float | None:
     """Probability mass the judge put on the direction of ``verdict`` (positional), or None.
 
     Finds the token where the verdict's value starts (a JSON "verdict" value, a ``Verdict:``
-    line, a ``[[...]]`` or ``Output (x)`` marker, else a first line that is the label alone) and sums exp(logprob) over the chosen token
-    and its ``top_logprobs`` alternatives that share the token's text before the value and commit
-    to the same direction. Alternatives outside the top list are unseen, so this is a lower bound.
+    line, a ``[[...]]`` or ``Output (x)`` marker, else a first line that is the label alone) and
+    sums exp(logprob) over the chosen token and its ``top_logprobs`` alternatives that share the
+    token's text before the value and commit to the same direction. Alternatives outside the top
+    list are unseen, so this is a lower bound.
     Returns None when the verdict is invalid, logprobs are missing, or the tokens do not show
     this verdict's direction at the value position.
     """

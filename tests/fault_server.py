@@ -175,7 +175,9 @@ class _Server(ThreadingHTTPServer):
 
 def json_answer(verdict: str) -> str:
     """The rubric's JSON object (judge/prompt.py), as a judge in JSON mode answers."""
-    return json.dumps({"reasoning": "fault server", "verdict": verdict, "both_bad": False, "safety_flag": False})
+    return json.dumps(
+        {"reasoning": "fault server", "verdict": verdict, "both_bad": False, "safety_flag": False}
+    )
 
 
 def verdict_line(verdict: str) -> str:

@@ -146,7 +146,10 @@ def test_a_live_judge_without_its_key_is_refused(
     r = client.post("/v1/projects", json={"name": "local", "judges": [readme]})
     assert r.status_code == 201, r.text
     assert {k: r.json()["judges"][0][k] for k in readme} == readme
-    r = client.post("/v1/projects", json={"name": "listed", "judges": [{"model": "gpt-4o-mini", "api_base": f"{local}/v1"}]})
+    r = client.post(
+        "/v1/projects",
+        json={"name": "listed", "judges": [{"model": "gpt-4o-mini", "api_base": f"{local}/v1"}]},
+    )
     assert r.status_code == 201, r.text
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert client.post("/v1/projects", json={"name": "keyed", "judges": ["gpt-4o-mini"]}).status_code == 201
@@ -236,7 +239,9 @@ def test_a_judges_timeout_replaces_the_workers_and_the_error_says_so(
         run_worker(engine, settings)
     [judgment] = _judgments(engine)
     assert judgment.verdict is None and judgment.attempts == 2
-    assert re.fullmatch(r"Timeout: no answer within 0\.2 s \(attempt 2 of 2, \d+\.\d s in all\)", judgment.error or "")
+    assert re.fullmatch(
+        r"Timeout: no answer within 0\.2 s \(attempt 2 of 2, \d+\.\d s in all\)", judgment.error or ""
+    )
 
 
 def test_a_rate_limited_call_says_its_kind_attempts_and_time() -> None:
@@ -269,7 +274,9 @@ def test_logprob_confidence_is_stored_for_each_answer_shape(
         ]
         post_question_pairs(client, make_project(client, "logprobs", judges), n=2)
         run_worker(engine, settings)
-        asked = {model: {bool(b.get("logprobs")) for b in bodies} for model, bodies in _by_model(server).items()}
+        asked = {
+            model: {bool(b.get("logprobs")) for b in bodies} for model, bodies in _by_model(server).items()
+        }
     assert asked == {"lp": {True}, "nolp": {False}}
     stored = _judgments(engine)
     assert len(stored) == 8 and all(j.verdict == "B>A" and j.error is None for j in stored)
@@ -303,8 +310,16 @@ def test_invalid_answers_say_why_and_admins_read_the_raw_answer(
     assert body["pair_id"] == row["pair_id"] and len(body["judgments"]) == 2
     for judgment in body["judgments"]:
         assert judgment["raw"] == "I would rather not say." and judgment["error"] == why
-        assert (judgment["judge"], judgment["verdict"], judgment["attempts"]) == ("openai/garbled", "invalid", 1)
-        assert (judgment["prompt_tokens"], judgment["completion_tokens"], judgment["cached"]) == (100, 20, False)
+        assert (judgment["judge"], judgment["verdict"], judgment["attempts"]) == (
+            "openai/garbled",
+            "invalid",
+            1,
+        )
+        assert (judgment["prompt_tokens"], judgment["completion_tokens"], judgment["cached"]) == (
+            100,
+            20,
+            False,
+        )
         assert judgment["latency_ms"] > 0 and judgment["created_at"]
     assert {j["order"] for j in body["judgments"]} == {"ab", "ba"}
     with Session(engine) as session:

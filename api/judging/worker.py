@@ -49,9 +49,9 @@ from api.schemas import JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
-from judge.options import CallOptions
 from judge.injection import injection_check_many
 from judge.litellm_loader import load_litellm
+from judge.options import CallOptions
 from judge.providers import REPLAY_PROVIDER, recorded_orders
 from judge.safety import safety_check_many
 from judge.verdicts import orders_to_ask, side
