@@ -96,6 +96,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/v1/projects/{project_id}/agreement"): "review_reader",
     ("POST", "/v1/projects/{project_id}/adjudication/next"): "senior_worker",
     ("GET", "/v1/admin/pairs/{pair_id}/redaction"): "admin",
+    ("GET", "/v1/admin/pairs/{pair_id}/judgments"): "admin",
     ("POST", "/v1/admin/review/prepare"): "admin",
     ("GET", "/v1/audit/events"): "admin",
     ("GET", "/v1/audit/verify"): "admin",

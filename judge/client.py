@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from tenacity.wait import wait_base
 
 from judge.endpoints import NO_KEY, EndpointRefused, check_api_base, parse_allowed
 from judge.litellm_loader import load_litellm
+from judge.options import CallOptions
 from judge.parse import confidence_from_logprobs, parse_verdict
 from judge.prompt import render_messages
 from judge.providers import REPLAY_PROVIDER, ReplayError, approx_tokens, replay_answer
@@ -114,14 +116,17 @@ def _cost(response: Any, model: str) -> float:
 
 
 def completion_kwargs(
-    timeout_s: float, api_base: str | None = None, logprobs: bool = False
+    timeout_s: float, api_base: str | None = None, logprobs: bool = False, options: CallOptions | None = None
 ) -> dict[str, Any]:
     """The litellm.acompletion arguments of every judge call, besides model and messages.
 
-    litellm's own retries are off: tenacity retries here. The throughput benchmark makes its bare
-    litellm baseline calls with these same arguments.
+    litellm's own retries are off: tenacity retries here. ``options``: the judge's own
+    (judge.options; their parameters never replace the ones set here). The throughput
+    benchmark makes its bare litellm baseline calls with these same arguments.
     """
     kwargs: dict[str, Any] = {"timeout": timeout_s, "max_retries": 0, "temperature": 0}
+    if options is not None:
+        kwargs.update(options.params)
     if api_base:
         kwargs["api_base"] = api_base
     if logprobs:
@@ -192,12 +197,20 @@ async def _complete(model: str, messages: list[dict[str, str]], kwargs: dict[str
 
 
 def judge_key(
-    model: str, *, api_base: str | None, logprobs: bool, rubric: str | None, prompt_version: str
+    model: str,
+    *,
+    api_base: str | None,
+    logprobs: bool,
+    rubric: str | None,
+    prompt_version: str,
+    options: CallOptions | None = None,
 ) -> str:
     """A digest of everything but the pair and the display order that can change a judge's
     answer: model, endpoint (a replay judge's file), prompt template with its rubric, prompt
-    version and call parameters. The judgment cache serves a verdict only under the same key."""
-    params = completion_kwargs(0, api_base, logprobs)
+    version and call parameters (with the judge's own options: a judge that sets none keeps
+    the key it had before they existed). The judgment cache serves a verdict only under the
+    same key."""
+    params = completion_kwargs(0, api_base, logprobs, options)
     del params["timeout"]  # how long we wait does not change the answer
     described = {
         "model": model,
@@ -320,6 +333,18 @@ async def _attempts_after_first(
     return response
 
 
+def failure_text(exc: BaseException, attempts: int, policy: RetryPolicy, elapsed_s: float) -> str:
+    """A failed call's ``error``: its kind, what happened, and how many attempts and seconds it
+    took, e.g. ``Timeout: no answer within 60.0 s (attempt 4 of 4, 241.3 s in all)``.
+    asyncio's and litellm's timeouts both read "Timeout" (asyncio's has no message at all)."""
+    litellm = sys.modules.get("litellm")  # loaded by any call that could time out through it
+    if isinstance(exc, TimeoutError) or (litellm is not None and isinstance(exc, litellm.Timeout)):
+        what = f"Timeout: no answer within {policy.timeout_s:.1f} s"
+    else:
+        what = f"{type(exc).__name__}: {str(exc)[:1800]}".rstrip(": ")
+    return f"{what} (attempt {attempts} of {policy.max_attempts}, {elapsed_s:.1f} s in all)"
+
+
 def guard_endpoint(model: str, kwargs: dict[str, Any], allowed_api_bases: tuple[str, ...] | None) -> None:
     """Refuse a live judge's ``api_base`` that is neither its provider's host nor allow-listed
     (:mod:`judge.endpoints`), and keep the provider's key from an allow-listed endpoint that is
@@ -348,14 +373,15 @@ async def call_judge(
     rubric: str | None = None,
     policy: RetryPolicy = RetryPolicy(),
     allowed_api_bases: tuple[str, ...] | None = None,
+    options: CallOptions | None = None,
 ) -> JudgeCallResult:
     """Show the pair in ``order`` ("ab" or "ba"), parse the answer, map it back to A/B.
 
     ``allowed_api_bases``: the admin's extra endpoints (:mod:`judge.endpoints`); None reads
-    ``PRELABEL_JUDGE_API_BASES``."""
+    ``PRELABEL_JUDGE_API_BASES``. ``options``: the judge's own call options (judge.options)."""
     first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
     messages = render_messages(prompt, first, second, rubric)
-    kwargs = completion_kwargs(policy.timeout_s, api_base, logprobs)
+    kwargs = completion_kwargs(policy.timeout_s, api_base, logprobs, options)
     result = JudgeCallResult(judge=model, order=order, verdict=None, attempts=1)
     started = time.perf_counter()
     try:
@@ -379,7 +405,7 @@ async def call_judge(
             response = await _attempts_after_first(failed, model, messages, kwargs, policy, result)
         except (Exception, RetryError) as exc:  # noqa: BLE001 - every failure is recorded, none raised
             result.latency_ms = (time.perf_counter() - started) * 1000
-            result.error = f"{type(exc).__name__}: {exc}"[:2000] or type(exc).__name__
+            result.error = failure_text(exc, result.attempts, policy, result.latency_ms / 1000)
             return result
         finally:
             del failed  # the exception's traceback holds this frame: break the cycle

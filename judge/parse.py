@@ -16,7 +16,21 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from judge.verdicts import INVALID, from_side, from_strength, side, strength
+from judge.verdicts import INVALID, VERDICTS, from_side, from_strength, side, strength
+
+# The verdict object the rubric prompt asks for (judge/prompt.py) and parse_verdict reads: what a
+# judge set to ``response_format: "json_schema"`` is made to answer.
+VERDICT_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "reasoning": {"type": "string"},
+        "verdict": {"type": "string", "enum": list(VERDICTS)},
+        "both_bad": {"type": "boolean"},
+        "safety_flag": {"type": "boolean"},
+    },
+    "required": ["reasoning", "verdict", "both_bad", "safety_flag"],
+    "additionalProperties": False,
+}
 
 
 @dataclass
@@ -162,6 +176,22 @@ def parse_verdict(text: str) -> ParsedVerdict:
     return _plain(_agreed(loose), text)
 
 
+def invalid_answer_error(raw: str | None) -> str:
+    """Why a judgment is ``invalid``, for results that would otherwise show no error: the
+    answer's length and its start.
+
+    Stored judgments keep ``error`` for failed calls only (routing counts those as failures);
+    readers of an invalid verdict with no error show this instead.
+
+    >>> invalid_answer_error("I would rather not say.")
+    'InvalidAnswer: no verdict found in the answer (23 characters; starts "I would rather not say.")'
+    """
+    if not raw or not raw.strip():
+        return "InvalidAnswer: the answer is empty"
+    start = " ".join(raw.split())[:80]
+    return f'InvalidAnswer: no verdict found in the answer ({len(raw)} characters; starts "{start}")'
+
+
 # --- confidence from token log-probabilities -------------------------------------------------
 
 # Where the verdict's value starts, by answer format; the first format found in the text wins.
@@ -171,6 +201,9 @@ _VALUE_STARTS = (
     ("bracket", re.compile(r"\[\[\s*")),
     ("output", re.compile(r"\boutput\s*\(\s*", re.IGNORECASE)),
 )
+# An answer that is the label alone ("A>B", "Response B", "tie": small models answer so): the
+# value starts at the first line's label, past any quoting and a "Response"-like word.
+_BARE_START = re.compile(r"[\s*_`\"'\[(]*(?:(?:response|assistant|output|answer)\s*\(?\s*)?", re.IGNORECASE)
 
 
 def _get(obj: object, name: str) -> object:
@@ -192,9 +225,11 @@ def _direction(value_start: str, mode: str) -> str | None:
 def confidence_from_logprobs(logprobs: object, verdict: str) -> float | None:
     """Probability mass the judge put on the direction of ``verdict`` (positional), or None.
 
-    Finds the token where the verdict's value starts and sums exp(logprob) over the chosen token
-    and its ``top_logprobs`` alternatives that share the token's text before the value and commit
-    to the same direction. Alternatives outside the top list are unseen, so this is a lower bound.
+    Finds the token where the verdict's value starts (a JSON "verdict" value, a ``Verdict:``
+    line, a ``[[...]]`` or ``Output (x)`` marker, else a first line that is the label alone) and
+    sums exp(logprob) over the chosen token and its ``top_logprobs`` alternatives that share the
+    token's text before the value and commit to the same direction. Alternatives outside the top
+    list are unseen, so this is a lower bound.
     Returns None when the verdict is invalid, logprobs are missing, or the tokens do not show
     this verdict's direction at the value position.
     """
@@ -210,6 +245,9 @@ def confidence_from_logprobs(logprobs: object, verdict: str) -> float | None:
         tokens.append(token)
     text = "".join(tokens)
     found = next(((mode, m.end()) for mode, rx in _VALUE_STARTS if (m := rx.search(text))), None)
+    if found is None and text.strip() and normalize_label(text.strip().splitlines()[0]) is not None:
+        bare = _BARE_START.match(text)  # it matches any text (every part is optional)
+        found = ("bare", bare.end() if bare else 0)
     if found is None:
         return None
     mode, pos = found

@@ -13,15 +13,25 @@ server.base_url``) answers each request with one kind drawn from a seeded schedu
 
 A request whose user message contains a ``sticky`` marker always gets that marker's kind, so a
 test can make some calls fail on every attempt. The server counts requests by kind and, for a
-request repeating one that got a 429, how long the client waited (``retry_gaps``). Standard
-library only: a threading HTTP server in a daemon thread.
+request repeating one that got a 429, how long the client waited (``retry_gaps``). It keeps
+every request body (``requests``) and the most requests it had open at once per model
+(``max_inflight``; ``hold_s`` keeps each valid answer open that long so calls overlap).
+
+A valid answer is ``render(verdict)``: the rubric's JSON object by default (:func:`json_answer`),
+or plain text (:func:`verdict_line`, :func:`bare_label`). A request asking for ``logprobs``
+gets ``choices[0].logprobs.content`` too: one entry per token, the verdict's first character a
+token of its own with probability ``verdict_p`` and the other two directions among its
+``top_logprobs`` (so a reader that finds the verdict token reports ``verdict_p``).
+Standard library only: a threading HTTP server in a daemon thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
+import re
 import sys
 import threading
 import time
@@ -57,6 +67,9 @@ class FaultServer:
         hang_s: float = 30.0,
         sticky: Mapping[str, str] | None = None,
         verdict: Callable[[str, str, str], str] = longer_wins,
+        render: Callable[[str], str] | None = None,
+        verdict_p: float = 0.7,
+        hold_s: float = 0.0,
     ) -> None:
         if unknown := set((sticky or {}).values()) - set(KINDS):
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {KINDS}")
@@ -67,6 +80,12 @@ class FaultServer:
         self.hang_s = hang_s
         self.sticky = dict(sticky or {})
         self.verdict = verdict
+        self.render = render or json_answer
+        self.verdict_p = verdict_p
+        self.hold_s = hold_s
+        self.requests: list[dict[str, Any]] = []  # every request body, parsed
+        self.inflight: Counter[str] = Counter()  # open requests per model
+        self.max_inflight: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.retry_gaps: list[float] = []  # seconds between a 429 and the same request again
         self._rate_limited: dict[str, float] = {}  # request digest -> when it got its 429
@@ -96,6 +115,8 @@ class FaultServer:
         with self._lock:
             self.counts.clear()
             self.retry_gaps.clear()
+            self.requests.clear()
+            self.max_inflight.clear()
 
     def __enter__(self) -> FaultServer:
         self._thread.start()
@@ -136,13 +157,11 @@ class FaultServer:
         if kind == "garbage_text":
             return 200, {}, json.dumps(_completion(model, "I would rather not say.")).encode()
         prompt, first, second = extract_shown(request["messages"])
-        answer = {
-            "reasoning": "fault server",
-            "verdict": self.verdict(prompt, first, second),
-            "both_bad": False,
-            "safety_flag": False,
-        }
-        return 200, {}, json.dumps(_completion(model, json.dumps(answer))).encode()
+        verdict = self.verdict(prompt, first, second)
+        completion = _completion(model, self.render(verdict))
+        if request.get("logprobs"):
+            completion["choices"][0]["logprobs"] = _logprobs(self.render(verdict), verdict, self.verdict_p)
+        return 200, {}, json.dumps(completion).encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -152,6 +171,44 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up is no error here
             super().handle_error(request, client_address)
+
+
+def json_answer(verdict: str) -> str:
+    """The rubric's JSON object (judge/prompt.py), as a judge in JSON mode answers."""
+    return json.dumps(
+        {"reasoning": "fault server", "verdict": verdict, "both_bad": False, "safety_flag": False}
+    )
+
+
+def verdict_line(verdict: str) -> str:
+    """A plain chat answer: a remark, then a ``Verdict:`` line."""
+    return f"Both answer the question; one is more complete.\nVerdict: {verdict}"
+
+
+def bare_label(verdict: str) -> str:
+    """A plain chat answer that is the label alone (small models often answer so)."""
+    return verdict
+
+
+def _logprobs(text: str, verdict: str, p: float) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` of ``text``: the verdict's first character one token with
+    probability ``p``, the other directions its alternatives; every other token near-certain."""
+    at = text.rindex(verdict)  # the JSON's value, not a word of the reasoning
+    before = _TOKEN.findall(text[:at])
+    tokens = [*before, verdict[0], *_TOKEN.findall(text[at + 1 :])]
+    content: list[dict[str, Any]] = [
+        {"token": t, "logprob": -0.001, "bytes": list(t.encode()), "top_logprobs": []} for t in tokens
+    ]
+    others = [t for t in ("A", "B", "tie") if t[0] != verdict[0]]
+    alternatives = [(verdict[0], p), (others[0], (1 - p) * 0.7), (others[1], (1 - p) * 0.2)]
+    content[len(before)]["logprob"] = math.log(p)
+    content[len(before)]["top_logprobs"] = [
+        {"token": t, "logprob": math.log(q), "bytes": list(t.encode())} for t, q in alternatives
+    ]
+    return {"content": content}
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 
 
 def _completion(model: str, content: str | None) -> dict[str, Any]:
@@ -180,11 +237,23 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 return
             request = json.loads(body)
             user = next((m.get("content", "") for m in request["messages"] if m.get("role") == "user"), "")
-            kind = server._choose(body, str(user))
-            if kind == "hang":
-                server._closing.wait(server.hang_s)  # the client has timed out long before
-                kind = "valid"
-            self._send(*server._reply(request, kind))
+            model = str(request.get("model"))
+            with server._lock:
+                server.requests.append(request)
+                server.inflight[model] += 1
+                server.max_inflight[model] = max(server.max_inflight[model], server.inflight[model])
+            try:
+                kind = server._choose(body, str(user))
+                if kind == "hang":
+                    server._closing.wait(server.hang_s)  # the client has timed out long before
+                    kind = "valid"
+                elif kind == "valid" and server.hold_s:
+                    server._closing.wait(server.hold_s)  # open long enough for calls to overlap
+                reply = server._reply(request, kind)
+            finally:
+                with server._lock:
+                    server.inflight[model] -= 1
+            self._send(*reply)
 
         def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
             try:

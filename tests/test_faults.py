@@ -193,7 +193,7 @@ def test_a_faulty_provider_loses_no_pair_and_auto_accepts_no_failed_judgment(
     assert len({(j.pair_id, j.judge, j.order) for j in stored}) == len(stored) == 500 * len(JUDGES) * 2
     # 0 auto-accepted on a failed judge; and the gate did accept the clean ones.
     for row in rows:
-        if any(j["error"] for j in row["judgments"]):
+        if any(j["error"] and not j["error"].startswith("InvalidAnswer") for j in row["judgments"]):
             assert row["route"] != "auto_accept" and "judge_failed" in row["reasons"], row
     assert routes["auto_accept"] > 250
     always_failing = {f"job{i}" for i in sticky}

@@ -115,6 +115,7 @@ def seeded() -> Iterator[Seeded]:
         shutil.rmtree(_DIR, ignore_errors=True)
 
 
+REQUEST_TIMEOUT_S = 300.0
 REVIEWER_ONLY = ("/v1/review/", "/review/next", "/review/progress")
 
 
@@ -153,7 +154,9 @@ def _call_and_validate(case: schemathesis.Case, seeded: Seeded) -> None:
     path = case.operation.path
     headers = auth(seeded.reviewer_token) if any(part in path for part in REVIEWER_ONLY) else ADMIN
     RAN[case.operation.label] += 1
-    case.call_and_validate(headers=headers, checks=CHECKS)
+    # schemathesis' own read timeout is 10 s: a wall-clock deadline a busy CI machine misses (it
+    # failed 2 operations at load average ~11). 300 s only catches a hang.
+    case.call_and_validate(headers=headers, checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
 
 
 def test_enough_cases_ran() -> None:

@@ -20,6 +20,8 @@ from api.export.final_labels import AUTO, HUMAN, DecisionView, FinalLabel, decis
 from api.models import CalibrationVersion, Decision, Job, Judgment, Pair, Project, version_label
 from api.review.human_labels import HumanLabel, human_label_per_pair
 from api.vocab import PairState
+from judge.parse import invalid_answer_error
+from judge.verdicts import INVALID
 
 
 def job_status(session: Session, job: Job) -> dict[str, Any]:
@@ -137,6 +139,39 @@ def _judgments(session: Session, pair_ids: Sequence[int]) -> dict[int, list[Judg
     return found
 
 
+def judgment_error(judgment: Judgment) -> str | None:
+    """A judgment's error as results show it: the failed call's, or why an answer held no
+    verdict (judge.parse.invalid_answer_error; not stored, so routing's failures stay calls)."""
+    if judgment.error is None and judgment.verdict == INVALID:
+        return invalid_answer_error(judgment.raw)
+    return judgment.error
+
+
+def pair_judgments(session: Session, pair_id: int) -> list[dict[str, Any]]:
+    """Every judgment of a pair with the judge's raw answer, oldest first (admins only: raw
+    answers quote the pair's texts)."""
+    query = select(Judgment).where(Judgment.pair_id == pair_id).order_by(col(Judgment.id))
+    return [
+        {
+            "id": j.id,
+            "judge": j.judge,
+            "order": j.order,
+            "verdict": j.verdict,
+            "confidence": j.confidence,
+            "raw": j.raw,
+            "error": judgment_error(j),
+            "attempts": j.attempts,
+            "latency_ms": j.latency_ms,
+            "prompt_tokens": j.prompt_tokens,
+            "completion_tokens": j.completion_tokens,
+            "cost": j.cost,
+            "cached": j.cached,
+            "created_at": j.created_at,
+        }
+        for j in session.exec(query)
+    ]
+
+
 def _row(
     pair: Pair, decision: Decision | None, final: FinalLabel, judgments: list[Judgment]
 ) -> dict[str, Any]:
@@ -164,7 +199,7 @@ def _row(
                 "both_bad": j.both_bad,
                 "safety_flag": j.safety_flag,
                 "cached": j.cached,
-                "error": j.error,
+                "error": judgment_error(j),
             }
             for j in judgments
         ],

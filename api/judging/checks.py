@@ -10,6 +10,10 @@
   provider it resolves to), unless the judge is marked ``custom``; a model served by a
   provider registered in-process (tests' fakes) counts as known. Its ``api_base``, if any,
   must be its provider's own host or allow-listed (judge.endpoints), as every call checks again.
+  A known model also needs its provider's key in the environment (litellm's
+  ``validate_environment``; not for an allow-listed endpoint, which gets no key) and, for a
+  ``response_format`` other than text, a provider that takes it (litellm's
+  ``get_supported_openai_params`` / ``supports_response_schema``). Custom judges skip both.
 
 Settings read here (``replay_dirs``, ``judge_api_bases``) fall back to the environment
 (``PRELABEL_REPLAY_DIRS``, ``PRELABEL_JUDGE_API_BASES``, comma-separated) where the settings
@@ -146,17 +150,55 @@ def _live_problem(spec: JudgeSpec, allowed: tuple[str, ...]) -> str | None:
     prefix = spec.model.split("/", 1)[0] if "/" in spec.model else None
     if prefix and prefix in {entry.get("provider") for entry in litellm.custom_provider_map}:
         return None  # served in-process: no endpoint, no key
+    sends_key = True
     if spec.api_base:
         try:
-            check_api_base(spec.model, spec.api_base, allowed)
+            sends_key = check_api_base(spec.model, spec.api_base, allowed).send_key
         except EndpointRefused as exc:
             return f"api_base: {exc}"
-    if spec.custom or _priced(litellm, spec.model, spec.api_base):
+    if spec.custom:  # a self-hosted or fine-tuned model: its server decides what it supports
         return None
+    if not _priced(litellm, spec.model, spec.api_base):
+        return (
+            f"model: litellm does not know {spec.model!r} (not in its model table for the provider it "
+            'resolves to); check the spelling, or mark a self-hosted or fine-tuned model {"custom": true}'
+        )
+    # An allow-listed endpoint that is not the provider's own is called without its key.
+    return (_key_problem(litellm, spec) if sends_key else None) or _format_problem(litellm, spec)
+
+
+def _key_problem(litellm: Any, spec: JudgeSpec) -> str | None:
+    """The provider key a live judge needs and the server's environment lacks: every call would
+    fail with an authentication error, each pair going to review as judge_failed."""
+    try:
+        missing = litellm.validate_environment(model=spec.model, api_base=spec.api_base).get("missing_keys")
+    except Exception:  # noqa: BLE001 - litellm cannot tell: the first call will
+        return None
+    if not missing:
+        return None
+    names = " and ".join(str(name) for name in missing)
     return (
-        f"model: litellm does not know {spec.model!r} (not in its model table for the provider it "
-        'resolves to); check the spelling, or mark a self-hosted or fine-tuned model {"custom": true}'
+        f"model: {spec.model!r} needs {names} in the server's environment, which is not set; set it "
+        'before creating the project, or mark a self-hosted model {"custom": true}'
     )
+
+
+def _format_problem(litellm: Any, spec: JudgeSpec) -> str | None:
+    """A ``response_format`` the judge's provider does not take, by litellm's own tables."""
+    if spec.response_format == "text":
+        return None
+    try:
+        stripped, provider, _, _ = litellm.get_llm_provider(spec.model, api_base=spec.api_base)
+        supported = litellm.get_supported_openai_params(model=stripped, custom_llm_provider=provider) or []
+        schema = litellm.supports_response_schema(model=stripped, custom_llm_provider=provider)
+    except Exception:  # noqa: BLE001 - litellm cannot route it: no support it can vouch for
+        supported, schema = [], False
+    if "response_format" not in supported or (spec.response_format == "json_schema" and not schema):
+        return (
+            f"response_format: {spec.model!r} does not support {spec.response_format!r} output "
+            '(by litellm\'s tables); use "text", or mark a self-hosted model {"custom": true}'
+        )
+    return None
 
 
 def _priced(litellm: Any, model: str, api_base: str | None) -> bool:

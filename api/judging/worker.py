@@ -8,6 +8,8 @@ threads in batches so the event loop keeps calling judges meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -49,6 +51,7 @@ from calibration.cascade import CascadeModel
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
 from judge.injection import injection_check_many
 from judge.litellm_loader import load_litellm
+from judge.options import CallOptions
 from judge.providers import REPLAY_PROVIDER, recorded_orders
 from judge.safety import safety_check_many
 from judge.verdicts import orders_to_ask, side
@@ -64,6 +67,15 @@ JUDGMENT_FIELDS = (
 )  # fmt: skip
 # What routing reads of a judgment row, in JudgmentView's order.
 VIEW_FIELDS = ("judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tuned:
+    """What one judge of a project calls with (JudgeSpec's per-judge options)."""
+
+    options: CallOptions
+    policy: RetryPolicy
+    limit: asyncio.Semaphore | None  # max_concurrency; None: only the worker's judge_concurrency
 
 
 class Worker:
@@ -94,6 +106,7 @@ class Worker:
         self._boosted_routing: dict[int, RoutingSettings] = {}  # the same, audits at the boosted rate
         self._specs: dict[int, dict[str, JudgeSpec]] = {}
         self._judge_keys: dict[int, dict[str, str]] = {}  # per project: model -> judge_key
+        self._tuned: dict[int, dict[str, _Tuned]] = {}  # per project: model -> its own call settings
         # Adaptive audits: per (project, version) the pairs this worker has routed under it,
         # and the versions whose first audit_boost_pairs pairs are all decided.
         self._routed_under: dict[tuple[int, str], int] = {}
@@ -119,6 +132,7 @@ class Worker:
                     update={"audit_rate": max(routing.audit_rate, routing.audit_boost_rate)}
                 )
                 self._specs[project_id] = {spec.model: spec for spec in project.judge_specs()}
+                self._tuned[project_id] = {m: self._tune(s) for m, s in self._specs[project_id].items()}
                 self._judge_keys[project_id] = {
                     spec.model: judge_key(
                         spec.model,
@@ -126,10 +140,20 @@ class Worker:
                         logprobs=spec.logprobs,
                         rubric=project.rubric,
                         prompt_version=project.prompt_version,
+                        options=self._tuned[project_id][spec.model].options,
                     )
                     for spec in self._specs[project_id].values()
                 }
         return self._projects[project_id]
+
+    def _tune(self, spec: JudgeSpec) -> _Tuned:
+        """A judge's own options, its timeout in the retry policy, and its own limit on open
+        calls (a semaphore per judge of a project, inside the worker's global one)."""
+        policy = self.policy
+        if spec.timeout_s is not None:
+            policy = dataclasses.replace(policy, timeout_s=spec.timeout_s)
+        limit = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
+        return _Tuned(spec.call_options(), policy, limit)
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> int:
         """Judge until ``stop`` is set (or, with ``until_idle``, until nothing is left to claim),
@@ -348,7 +372,9 @@ class Worker:
     ) -> JudgeCallResult:
         """One judge call on the pair (or on the pair's prompt with other ``responses``)."""
         response_a, response_b = responses or (pair.response_a, pair.response_b)
-        async with semaphore:
+        tuned = self._tuned[pair.project_id][spec.model]
+        # The judge's own limit first: a call waiting for its judge holds no global slot.
+        async with tuned.limit or contextlib.nullcontext(), semaphore:
             result = await call_judge(
                 spec.model,
                 pair.prompt,
@@ -358,8 +384,9 @@ class Worker:
                 api_base=spec.api_base,
                 logprobs=spec.logprobs,
                 rubric=rubric,
-                policy=self.policy,
+                policy=tuned.policy,
                 allowed_api_bases=self._allowed_api_bases,
+                options=tuned.options,
             )
         JUDGE_CALLS.labels(spec.model, "error" if result.error else "ok").inc()
         if result.error:

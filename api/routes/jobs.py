@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from api.calibrate.project_settings import SettingsRefused, edit_settings
 from api.deps import (
+    AdminDep,
     CallerDep,
     ClientJobDep,
     ClientProjectDep,
@@ -27,9 +28,18 @@ from api.export import results
 from api.fields import MAX_ID
 from api.ingest import store
 from api.media_types import NDJSON, batch_request_body
-from api.models import Job
+from api.models import Job, Pair
 from api.routing import decisions
-from api.schemas import JobCancelled, JobCreated, JobResultsPage, JobRetried, JobRetry, JobStatus, PairIn
+from api.schemas import (
+    JobCancelled,
+    JobCreated,
+    JobResultsPage,
+    JobRetried,
+    JobRetry,
+    JobStatus,
+    PairIn,
+    PairJudgments,
+)
 
 router = APIRouter(
     tags=["jobs"], dependencies=[Depends(bounded_path_ids)], responses=errors(401, 403, 404, 422)
@@ -190,6 +200,15 @@ def job_results(
     rows = results.result_rows(session, job.id, after, limit)
     next_cursor = rows[-1]["pair_id"] if len(rows) == limit else None
     return JSONResponse(jsonable_encoder({"job_id": job.id, "results": rows, "next_after": next_cursor}))
+
+
+@router.get("/v1/admin/pairs/{pair_id}/judgments", response_model=PairJudgments)
+def pair_judgments(pair_id: int, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+    """Every judgment of a pair with the judge's raw answer, error, attempts, tokens and cost:
+    why a verdict is invalid or a call failed. Admins only (raw answers quote the pair)."""
+    if session.get(Pair, pair_id) is None:
+        raise HTTPException(404, f"pair {pair_id} not found")
+    return {"pair_id": pair_id, "judgments": results.pair_judgments(session, pair_id)}
 
 
 def _stream(engine: Any, job_id: int) -> Iterator[bytes]:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.fields import Text, check_metadata
-from api.schemas.common import Public
+from api.schemas.common import IsoDatetime, Public
 from api.schemas.projects import JudgeEntry
 
 Split = Literal["train", "frozen_eval"]
@@ -127,6 +127,30 @@ class JudgmentView(Public):
     safety_flag: bool | None
     cached: bool
     error: str | None
+
+
+class JudgmentRecord(Public):
+    """One judgment of a pair as stored, with the judge's raw answer (admins only)."""
+
+    id: int
+    judge: str
+    order: str
+    verdict: str | None
+    confidence: float | None
+    raw: str | None = Field(description="the judge's answer as received (null: the call failed)")
+    error: str | None = Field(description="why the call failed, or why the answer held no verdict")
+    attempts: int
+    latency_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float
+    cached: bool
+    created_at: IsoDatetime
+
+
+class PairJudgments(Public):
+    pair_id: int
+    judgments: list[JudgmentRecord]
 
 
 class PairResult(Public):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from api.fields import ModelName, Text
 from api.schemas.common import Public
+from judge.options import MAX_TOKENS_CAP, CallOptions, ResponseFormat, extra_params_problem
 from judge.verdicts import OrderSetting
 
 
@@ -38,6 +39,35 @@ class JudgeSpec(BaseModel):
     # A live model litellm's price table does not list (a fine-tune, a self-hosted model):
     # accepted at project creation only when marked custom, so a typo is not.
     custom: bool = False
+    # Per-judge call options (judge/options.py). The defaults are the calls every judge made
+    # before they existed: no max_tokens, temperature 0, plain text, the worker's
+    # judge_timeout_s (60 s) and only its global judge_concurrency.
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_CAP)
+    temperature: float = Field(0, ge=0.0, le=2.0)
+    timeout_s: float | None = Field(None, gt=0.0, le=600.0)
+    max_concurrency: int | None = Field(None, ge=1, le=10_000)
+    # "json_object" / "json_schema" (the verdict object judge/parse.py reads): refused at project
+    # creation for a provider litellm says does not support it (custom judges: allowed).
+    response_format: ResponseFormat = "text"
+    # Provider parameters passed through to litellm (top_p, seed, stop ...): plain JSON, at most
+    # 4 KB; keys prelabel sets itself are refused (judge.options.RESERVED_PARAMS).
+    extra_params: dict[str, Any] = Field(default_factory=dict, max_length=50)
+
+    def call_options(self) -> CallOptions:
+        """The options that reach every call of this judge (and its judgment cache key)."""
+        return CallOptions(
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            response_format=self.response_format,
+            extra_params=self.extra_params,
+        )
+
+    @field_validator("extra_params")
+    @classmethod
+    def _extra_params_are_plain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if (problem := extra_params_problem(value)) is not None:
+            raise ValueError(f"extra_params: {problem}")
+        return value
 
     @property
     def calls_per_pair(self) -> int:
