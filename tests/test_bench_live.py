@@ -17,7 +17,12 @@ from tests.waiting import slowdown
 
 MODEL = "openai/fault-judge"
 # A pair whose prompt holds a marker gets that kind of answer on every call (both orders).
-STICKY = {"zz-unreadable": "garbage_text", "zz-no-choices": "empty_choices", "zz-down": "server_error", "zz-hang": "hang"}
+STICKY = {
+    "zz-unreadable": "garbage_text",
+    "zz-no-choices": "empty_choices",
+    "zz-down": "server_error",
+    "zz-hang": "hang",
+}
 PAIRS = {"valid": 3, "zz-unreadable": 2, "zz-no-choices": 1, "zz-down": 1, "zz-hang": 1}
 
 
@@ -26,7 +31,13 @@ def _write_pairs(path: Path) -> None:
     for marker, count in PAIRS.items():
         for i in range(count):
             # the longer response wins in both orders (tests.fault_server.longer_wins)
-            rows.append({"prompt": f"Question {marker} {i}?", "response_a": "Plants turn light into sugar. " * (i + 2), "response_b": "Light."})
+            rows.append(
+                {
+                    "prompt": f"Question {marker} {i}?",
+                    "response_a": "Plants turn light into sugar. " * (i + 2),
+                    "response_b": "Light.",
+                }
+            )
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
 
 
@@ -40,8 +51,15 @@ def test_bench_live_counts_valid_invalid_and_failed_calls(
     with FaultServer({"valid": 1.0}, sticky=STICKY, hang_s=120) as server:
         monkeypatch.setenv("PRELABEL_JUDGE_API_BASES", server.base_url)
         # litellm's first call sets up the provider (seconds): not a timeout to count.
-        warm = call_judge(MODEL, "warm-up", "longer", "short", "ab", api_base=server.base_url,
-                          policy=RetryPolicy(max_attempts=1, timeout_s=60))
+        warm = call_judge(
+            MODEL,
+            "warm-up",
+            "longer",
+            "short",
+            "ab",
+            api_base=server.base_url,
+            policy=RetryPolicy(max_attempts=1, timeout_s=60),
+        )
         assert asyncio.run(warm).verdict == "A>B"
         server.reset()
         code = main(["bench", "live", "--model", MODEL, "--api-base", server.base_url, "--custom",
@@ -66,7 +84,9 @@ def test_bench_live_counts_valid_invalid_and_failed_calls(
     assert sum(out["routes"].values()) == 8 and out["routes"].get("auto_accept", 0) <= 3
 
 
-def test_bench_live_says_why_the_api_refused_the_judge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_live_says_why_the_api_refused_the_judge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "pairs.jsonl"
     _write_pairs(data)
     # Not in litellm's price table and not marked --custom: refused at project creation.
@@ -79,14 +99,21 @@ def test_bench_live_says_why_the_api_refused_the_judge(tmp_path: Path, capsys: p
 
 def test_read_pairs_takes_the_first_n_and_names_a_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
-    path.write_text('{"prompt": "p", "response_a": "a", "response_b": "b"}\n\n{"prompt": "q"}\n', encoding="utf-8")
-    assert read_pairs(path, 1) == [{"client_id": "live-1", "prompt": "p", "response_a": "a", "response_b": "b"}]
+    path.write_text(
+        '{"prompt": "p", "response_a": "a", "response_b": "b"}\n\n{"prompt": "q"}\n', encoding="utf-8"
+    )
+    assert read_pairs(path, 1) == [
+        {"client_id": "live-1", "prompt": "p", "response_a": "a", "response_b": "b"}
+    ]
     with pytest.raises(ValueError, match=r"p.jsonl:3: not a pair"):
         read_pairs(path, 5)
 
 
 def test_failure_kinds_and_per_judge_options() -> None:
-    assert failure_kind("ContextWindowExceededError: litellm.ContextWindowExceededError: too long") == "context_window"
+    assert (
+        failure_kind("ContextWindowExceededError: litellm.ContextWindowExceededError: too long")
+        == "context_window"
+    )
     assert failure_kind("TimeoutError: ") == "timeout"
     assert failure_kind("APIConnectionError: litellm.APIConnectionError: refused") == "connection"
     assert failure_kind("WeirdError: x") == "WeirdError"

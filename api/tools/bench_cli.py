@@ -449,25 +449,55 @@ def injection(data_dir: str, planted: str, as_json: bool) -> int:
 
 
 @bench.command()
-@click.option("--model", required=True, help="The judge as a litellm model string (openai/NAME for an "
-              "OpenAI-compatible server).")
+@click.option(
+    "--model",
+    required=True,
+    help="The judge as a litellm model string (openai/NAME for an OpenAI-compatible server).",
+)
 @click.option("--api-base", required=True, help="The endpoint (e.g. http://127.0.0.1:8080/v1).")
-@click.option("--pairs", type=click.IntRange(1), default=40, show_default=True, help="Pairs to judge "
-              "(two calls each: both display orders).")
-@click.option("--custom", is_flag=True, help="The model is not in litellm's price table (self-hosted, "
-              "fine-tuned): accept it anyway.")
+@click.option(
+    "--pairs",
+    type=click.IntRange(1),
+    default=40,
+    show_default=True,
+    help="Pairs to judge (two calls each: both display orders).",
+)
+@click.option(
+    "--custom",
+    is_flag=True,
+    help="The model is not in litellm's price table (self-hosted, fine-tuned): accept it anyway.",
+)
 @click.option("--max-tokens", type=click.IntRange(1), default=None, help="Longest answer asked for.")
-@click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              help="Seconds a call may take.")
-@click.option("--concurrency", type=click.IntRange(1), default=4, show_default=True,
-              help="Calls in flight at once.")
-@click.option("--attempts", type=click.IntRange(1), default=1, show_default=True,
-              help="Attempts per call (retries on timeouts, 429s, 5xx and connection errors).")
-@click.option("--logprobs/--no-logprobs", default=True, show_default=True,
-              help="Ask for token logprobs (a verdict's confidence, where the server returns them).")
-@click.option("--data", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="JSONL pairs (prompt, response_a, response_b); default: ../shared/data LLMBar dev, "
-              "else the bundled LLMBar sample.")
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds a call may take.",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1), default=4, show_default=True, help="Calls in flight at once."
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Attempts per call (retries on timeouts, 429s, 5xx and connection errors).",
+)
+@click.option(
+    "--logprobs/--no-logprobs",
+    default=True,
+    show_default=True,
+    help="Ask for token logprobs (a verdict's confidence, where the server returns them).",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSONL pairs (prompt, response_a, response_b); default: ../shared/data LLMBar dev, "
+    "else the bundled LLMBar sample.",
+)
 @json_option
 def live(
     model: str,

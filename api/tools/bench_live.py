@@ -21,7 +21,6 @@ from typing import Any
 from sqlmodel import Session, select
 
 from api.db import make_engine, upgrade
-from api.judging.worker import Worker
 from api.main import create_app
 from api.models import Decision, Judgment
 from api.schemas import JudgeSpec
@@ -32,7 +31,10 @@ from judge.verdicts import INVALID
 
 REPO = Path(__file__).resolve().parents[2]
 # LLMBar dev from the shared data beside the repository, else the 200-pair sample shipped with it.
-DEFAULT_DATA = (REPO.parent / "shared" / "data" / "replay" / "llmbar_dev.jsonl", REPO / "api" / "sample_data" / "llmbar_sample.jsonl")
+DEFAULT_DATA = (
+    REPO.parent / "shared" / "data" / "replay" / "llmbar_dev.jsonl",
+    REPO / "api" / "sample_data" / "llmbar_sample.jsonl",
+)
 SAMPLE_CHARS = 300  # of each invalid answer shown
 SAMPLES = 3
 
@@ -74,7 +76,9 @@ def read_pairs(path: Path, n: int) -> list[dict[str, str]]:
                 row = json.loads(line)
                 pair = {key: row[key] for key in ("prompt", "response_a", "response_b")}
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a pair with prompt, response_a, response_b ({exc})") from exc
+                raise ValueError(
+                    f"{path}:{number}: not a pair with prompt, response_a, response_b ({exc})"
+                ) from exc
             if not all(isinstance(text, str) for text in pair.values()):
                 raise ValueError(f"{path}:{number}: prompt, response_a and response_b must be strings")
             pairs.append({"client_id": f"live-{number}", **pair})
@@ -83,7 +87,9 @@ def read_pairs(path: Path, n: int) -> list[dict[str, str]]:
     return pairs
 
 
-def judge_entry(model: str, api_base: str, *, custom: bool, logprobs: bool, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def judge_entry(
+    model: str, api_base: str, *, custom: bool, logprobs: bool, options: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     """The panel entry for the endpoint, and the names of the per-judge ``options`` this
     JudgeSpec does not take (the run then goes on without them, and says so).
 

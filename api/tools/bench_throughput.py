@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from api.background import tune_gc_for_serving
 from api.db import make_engine, upgrade
 from api.judging.worker import Worker
 from api.main import create_app
@@ -36,11 +37,17 @@ def _synthetic_pairs(n: int, tag: str = "bench") -> list[dict[str, str]]:
     ]
 
 
-_LITELLM_LOGGING: Any
-try:  # litellm runs each call's success logging later, on a background queue
-    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER as _LITELLM_LOGGING
-except ImportError:  # older litellm: logging runs inside the call
-    _LITELLM_LOGGING = None
+def _litellm_logging_worker() -> Any:
+    """litellm's background queue of each call's success logging, or None (older litellm: the
+    logging runs inside the call). Imported through :func:`load_litellm`: importing litellm
+    before it sets LITELLM_LOCAL_MODEL_COST_MAP made litellm fetch its price table from the
+    network (three failed attempts and warnings on every bench run here)."""
+    load_litellm()
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    except ImportError:
+        return None
+    return GLOBAL_LOGGING_WORKER
 
 
 class _Clock:
@@ -70,8 +77,9 @@ class _Clock:
 
 
 async def _flush_litellm_logging() -> None:
-    if _LITELLM_LOGGING is not None:
-        await _LITELLM_LOGGING.flush()
+    worker = _litellm_logging_worker()
+    if worker is not None:
+        await worker.flush()
 
 
 async def _bare_calls(
@@ -173,6 +181,9 @@ async def bench_throughput(
         await _bare_calls(models, api_base, data[:20], settings.judge_concurrency, timeout_s)
         panel = [{"model": m, "api_base": api_base} for m in models]
         await run_pipeline(app, engine, settings, panel, _synthetic_pairs(20, "warm-up"))
+        # The judging processes' garbage-collector settings (api/background.py), for both phases
+        # alike: the heap the warm-ups loaded is frozen, young collections are rarer.
+        tune_gc_for_serving()
 
         async with _Clock() as pipeline:
             status, ingest_s = await run_pipeline(app, engine, settings, panel, data)
