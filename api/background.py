@@ -94,6 +94,10 @@ def _background_main(settings: Settings, database_url: str, run_worker: bool, pr
     if hasattr(os, "nice"):  # requests first: judging takes the CPU the API leaves (not on Windows)
         os.nice(BACKGROUND_NICENESS)
     engine = make_engine(database_url)
+    # Spawned, this process does not inherit the API's settings: judging allocates per call
+    # (litellm's objects, rows) and at the default threshold the collector rescanned the
+    # long-lived heap (README, judge path CPU).
+    tune_gc_for_serving()
 
     async def main() -> None:
         stop = asyncio.Event()

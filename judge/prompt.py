@@ -8,6 +8,7 @@ every block exactly (the replay provider keys recorded judgments on the recovere
 
 from __future__ import annotations
 
+import functools
 import re
 
 PROMPT_VERSION = "rubric-v1"
@@ -72,9 +73,16 @@ def _block(text: str) -> str:
     return f"{fence}{_INFO}\n{text}\n{fence}\n"
 
 
+@functools.lru_cache(maxsize=256)
+def _system_message(rubric: str | None) -> str:
+    """The system message for a rubric: the same for every call of a project, so built once
+    (formatting the ~2 KB template took ~25 µs of the ~40 µs a rendering took here)."""
+    return _SYSTEM_TEMPLATE.format(rubric=(rubric or DEFAULT_RUBRIC).strip())
+
+
 def render_messages(prompt: str, first: str, second: str, rubric: str | None = None) -> list[dict[str, str]]:
     """System + user chat messages asking the judge to compare ``first`` (A) with ``second`` (B)."""
-    system = _SYSTEM_TEMPLATE.format(rubric=(rubric or DEFAULT_RUBRIC).strip())
+    system = _system_message(rubric)
     parts = [_INTRO]
     for header, text in zip(_HEADERS, (prompt, first, second), strict=True):
         parts.append(header)

@@ -47,6 +47,7 @@ def bench() -> None:
       prelabel bench reviewers --spammers 1 --lazy 1 --json
       prelabel bench load --clients 20 --pairs-per-job 1000 --json
       prelabel bench injection --json
+      prelabel bench live --model openai/my-model --api-base http://127.0.0.1:8080/v1 --pairs 40 --custom
     """
 
 
@@ -445,3 +446,101 @@ def injection(data_dir: str, planted: str, as_json: bool) -> int:
     result = run(Path(data_dir), Path(planted))
     _print(result, as_json)
     return 0
+
+
+@bench.command()
+@click.option(
+    "--model",
+    required=True,
+    help="The judge as a litellm model string (openai/NAME for an OpenAI-compatible server).",
+)
+@click.option("--api-base", required=True, help="The endpoint (e.g. http://127.0.0.1:8080/v1).")
+@click.option(
+    "--pairs",
+    type=click.IntRange(1),
+    default=40,
+    show_default=True,
+    help="Pairs to judge (two calls each: both display orders).",
+)
+@click.option(
+    "--custom",
+    is_flag=True,
+    help="The model is not in litellm's price table (self-hosted, fine-tuned): accept it anyway.",
+)
+@click.option("--max-tokens", type=click.IntRange(1), default=None, help="Longest answer asked for.")
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds a call may take.",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1), default=4, show_default=True, help="Calls in flight at once."
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Attempts per call (retries on timeouts, 429s, 5xx and connection errors).",
+)
+@click.option(
+    "--logprobs/--no-logprobs",
+    default=True,
+    show_default=True,
+    help="Ask for token logprobs (a verdict's confidence, where the server returns them).",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSONL pairs (prompt, response_a, response_b); default: ../shared/data LLMBar dev, "
+    "else the bundled LLMBar sample.",
+)
+@json_option
+def live(
+    model: str,
+    api_base: str,
+    pairs: int,
+    custom: bool,
+    max_tokens: int | None,
+    timeout_s: float,
+    concurrency: int,
+    attempts: int,
+    logprobs: bool,
+    data: str | None,
+    as_json: bool,
+) -> int:
+    """Your own endpoint as a judge, through the real pipeline: does it give verdicts?
+
+    Posts --pairs pairs to a temporary project (SQLite, in-process API and worker) judged by
+    --model at --api-base, in both display orders, and prints valid / invalid / failed call
+    counts, the failures by kind (timeout, context_window, connection...), latency p50/p95/max,
+    how many verdicts carry a confidence, tokens and cost, the routes, and the start of a few
+    invalid answers. Exits 1 when no call gave a valid verdict.
+
+    \b
+    Example (llama-cpp-python's server; any OpenAI-compatible one works):
+      prelabel bench live --model openai/gemma-3-270m --api-base http://127.0.0.1:8080/v1 \\
+          --pairs 40 --custom --max-tokens 200 --timeout-s 120 --concurrency 1
+    """
+    from api.tools.bench_live import run
+
+    try:
+        result = run(
+            model=model,
+            api_base=api_base,
+            pairs=pairs,
+            custom=custom,
+            logprobs=logprobs,
+            max_tokens=max_tokens,
+            timeout_s=timeout_s,
+            concurrency=concurrency,
+            attempts=attempts,
+            data=data,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print(result, as_json)
+    return 0 if result["valid"] else 1

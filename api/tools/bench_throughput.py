@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from api.background import tune_gc_for_serving
 from api.db import make_engine, upgrade
 from api.judging.worker import Worker
 from api.main import create_app
@@ -36,11 +37,17 @@ def _synthetic_pairs(n: int, tag: str = "bench") -> list[dict[str, str]]:
     ]
 
 
-_LITELLM_LOGGING: Any
-try:  # litellm runs each call's success logging later, on a background queue
-    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER as _LITELLM_LOGGING
-except ImportError:  # older litellm: logging runs inside the call
-    _LITELLM_LOGGING = None
+def _litellm_logging_worker() -> Any:
+    """litellm's background queue of each call's success logging, or None (older litellm: the
+    logging runs inside the call). Imported through :func:`load_litellm`: importing litellm
+    before it sets LITELLM_LOCAL_MODEL_COST_MAP made litellm fetch its price table from the
+    network (three failed attempts and warnings on every bench run here)."""
+    load_litellm()
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    except ImportError:
+        return None
+    return GLOBAL_LOGGING_WORKER
 
 
 class _Clock:
@@ -70,8 +77,9 @@ class _Clock:
 
 
 async def _flush_litellm_logging() -> None:
-    if _LITELLM_LOGGING is not None:
-        await _LITELLM_LOGGING.flush()
+    worker = _litellm_logging_worker()
+    if worker is not None:
+        await worker.flush()
 
 
 async def _bare_calls(
@@ -99,22 +107,27 @@ async def _bare_calls(
     return clock
 
 
-async def _pipeline(
-    app: Any, engine: Any, settings: Settings, models: list[str], api_base: str, data: list[dict[str, str]]
+def _refused(response: httpx.Response, what: str) -> None:
+    """Raise ValueError with the API's own reason when it refused the bench's project or job (a
+    user's judge entry in ``bench live`` can be refused: an unknown model, a bad api_base)."""
+    if response.is_error:
+        raise ValueError(f"the API refused the {what} ({response.status_code}): {response.text[:2000]}")
+
+
+async def run_pipeline(
+    app: Any, engine: Any, settings: Settings, judges: list[dict[str, Any]], data: list[dict[str, str]]
 ) -> tuple[dict[str, Any], float]:
-    """Create a project, ingest the pairs over the API, run a worker until idle: (job status, ingest s)."""
+    """Create a project with the panel ``judges`` (JudgeSpec dicts), ingest the pairs over the
+    API, run a worker until idle: (job status, ingest s). ``bench live`` runs it too."""
     started = time.perf_counter()
     transport = httpx.ASGITransport(app=app)
     admin = {"authorization": f"Bearer {settings.admin_token}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=admin) as client:
         response = await client.post(
             "/v1/projects",
-            json={
-                "name": f"bench-{time.time_ns()}",
-                "judges": [{"model": m, "api_base": api_base} for m in models],
-            },
+            json={"name": f"bench-{time.time_ns()}", "judges": judges},
         )
-        response.raise_for_status()
+        _refused(response, "project")
         project_id = response.json()["id"]
         body = "\n".join(json.dumps(p) for p in data)
         response = await client.post(
@@ -122,7 +135,7 @@ async def _pipeline(
             content=body,
             headers={"content-type": "application/x-ndjson"},
         )
-        response.raise_for_status()
+        _refused(response, "job")
         job_id = response.json()["job_id"]
         ingest_s = time.perf_counter() - started
         worker = Worker(engine, settings)
@@ -166,10 +179,14 @@ async def bench_throughput(
         # worker's and the database's) that neither measurement should. The pipeline warms up on
         # other texts in another project, so the measured run gets no judgment cache hits from it.
         await _bare_calls(models, api_base, data[:20], settings.judge_concurrency, timeout_s)
-        await _pipeline(app, engine, settings, models, api_base, _synthetic_pairs(20, "warm-up"))
+        panel = [{"model": m, "api_base": api_base} for m in models]
+        await run_pipeline(app, engine, settings, panel, _synthetic_pairs(20, "warm-up"))
+        # The judging processes' garbage-collector settings (api/background.py), for both phases
+        # alike: the heap the warm-ups loaded is frozen, young collections are rarer.
+        tune_gc_for_serving()
 
         async with _Clock() as pipeline:
-            status, ingest_s = await _pipeline(app, engine, settings, models, api_base, data)
+            status, ingest_s = await run_pipeline(app, engine, settings, panel, data)
         bare = await _bare_calls(models, api_base, data, settings.judge_concurrency, timeout_s)
         engine.dispose()
     pipeline_s, bare_s = pipeline.wall, bare.wall

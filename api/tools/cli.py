@@ -107,7 +107,7 @@ def worker(until_idle: bool) -> int:
     to judge faster; with --until-idle it exits once the queue is empty and prints how many
     pairs it judged.
     """
-    from api.background import run_background
+    from api.background import run_background, tune_gc_for_serving
     from api.db import make_engine, upgrade
     from api.judging.worker import Worker
     from api.settings import get_settings
@@ -116,6 +116,7 @@ def worker(until_idle: bool) -> int:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     judge_worker = Worker(engine, settings)
+    tune_gc_for_serving()  # as the API's own background process does
     logging.getLogger("prelabel").info("worker %s on %s", judge_worker.worker_id, engine.dialect.name)
     done = asyncio.run(
         run_background(engine, asyncio.Event(), worker=judge_worker, prepare=True, until_idle=until_idle)
