@@ -79,7 +79,9 @@ def test_bench_live_counts_valid_invalid_and_failed_calls(
     # malformed about an answer that had none.
     assert len(out["invalid_samples"]) == 3
     assert all("I would rather not say." in s or "MalformedAnswer" in s for s in out["invalid_samples"])
-    assert out["with_confidence"] == 0  # this server sends neither logprobs nor a confidence
+    # The fault server answers with token logprobs when asked (bench live asks by default): every
+    # valid verdict carries a confidence read from them.
+    assert out["with_confidence"] == out["valid"] == 6
     # a pair with no readable verdict in either order is a human's
     assert sum(out["routes"].values()) == 8 and out["routes"].get("auto_accept", 0) <= 3
 
@@ -117,8 +119,9 @@ def test_failure_kinds_and_per_judge_options() -> None:
     assert failure_kind("TimeoutError: ") == "timeout"
     assert failure_kind("APIConnectionError: litellm.APIConnectionError: refused") == "connection"
     assert failure_kind("WeirdError: x") == "WeirdError"
-    entry, ignored = judge_entry("openai/m", "http://h/v1", custom=True, logprobs=False,
-                                 options={"max_tokens": 64, "timeout_s": None})  # fmt: skip
+    entry = judge_entry("openai/m", "http://h/v1", custom=True, logprobs=False,
+                        options={"max_tokens": 64, "timeout_s": None, "max_concurrency": 1})  # fmt: skip
     assert entry["model"] == "openai/m" and entry["custom"] is True and "timeout_s" not in entry
-    # Options this JudgeSpec takes go in the entry; the others are reported, never dropped silently.
-    assert ("max_tokens" in entry) != ("max_tokens" in ignored)
+    assert entry["max_tokens"] == 64 and entry["max_concurrency"] == 1
+    with pytest.raises(ValueError, match="temperature"):
+        judge_entry("openai/m", "http://h/v1", custom=True, logprobs=False, options={"temperature": 9})

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "api" / "sample_data" / "llmbar_sample.jsonl"
 COMMANDS = ["serve", "worker", "review", "demo", "bench", "calibrate", "db", "audit", "export",
             "project", "job", "labels", "report"]  # fmt: skip
-BENCHMARKS = ["throughput", "replay", "simulate", "queue", "load", "export", "reviewers", "injection"]
+BENCHMARKS = ["throughput", "replay", "simulate", "queue", "load", "export", "reviewers", "injection", "live"]
 
 
 def _walk(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:

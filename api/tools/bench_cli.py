@@ -486,6 +486,15 @@ def injection(data_dir: str, planted: str, as_json: bool) -> int:
     help="Attempts per call (retries on timeouts, 429s, 5xx and connection errors).",
 )
 @click.option(
+    "--temperature", type=click.FloatRange(0, 2), default=None, help="Sampling temperature (default 0)."
+)
+@click.option(
+    "--response-format",
+    type=click.Choice(["text", "json_object", "json_schema"]),
+    default=None,
+    help="Ask for JSON output where the server supports it (default text).",
+)
+@click.option(
     "--logprobs/--no-logprobs",
     default=True,
     show_default=True,
@@ -508,6 +517,8 @@ def live(
     timeout_s: float,
     concurrency: int,
     attempts: int,
+    temperature: float | None,
+    response_format: str | None,
     logprobs: bool,
     data: str | None,
     as_json: bool,
@@ -538,6 +549,8 @@ def live(
             timeout_s=timeout_s,
             concurrency=concurrency,
             attempts=attempts,
+            temperature=temperature,
+            response_format=response_format,
             data=data,
         )
     except ValueError as exc:

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from api.db import make_engine, upgrade
@@ -25,7 +26,7 @@ from api.main import create_app
 from api.models import Decision, Judgment
 from api.schemas import JudgeSpec
 from api.settings import Settings
-from api.tools.bench_load import _percentiles
+from api.tools.bench_load import percentiles
 from api.tools.bench_throughput import run_pipeline
 from judge.verdicts import INVALID
 
@@ -89,20 +90,18 @@ def read_pairs(path: Path, n: int) -> list[dict[str, str]]:
 
 def judge_entry(
     model: str, api_base: str, *, custom: bool, logprobs: bool, options: dict[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
-    """The panel entry for the endpoint, and the names of the per-judge ``options`` this
-    JudgeSpec does not take (the run then goes on without them, and says so).
-
-    TODO(lead, after merging the per-judge options of issue 22 item 1): JudgeSpec takes
-    ``max_tokens``, ``timeout_s``, ``max_concurrency`` and ``temperature`` from then on, and
-    this passes --max-tokens, --timeout-s and --concurrency through by itself (the names below
-    are those fields); check the names match and drop the ``ignored`` report if all are taken.
-    """
+) -> dict[str, Any]:
+    """The panel entry for the endpoint: a JudgeSpec with the per-judge ``options`` that are set
+    (``max_tokens``, ``timeout_s``, ``max_concurrency``, ``temperature``, ``response_format``).
+    Raises ValueError with JudgeSpec's own message for an option it refuses."""
     entry: dict[str, Any] = {"model": model, "api_base": api_base, "custom": custom, "logprobs": logprobs}
-    taken = {name: value for name, value in options.items() if name in JudgeSpec.model_fields}
-    ignored = sorted(name for name, value in options.items() if value is not None and name not in taken)
-    entry.update({name: value for name, value in taken.items() if value is not None})
-    return entry, ignored
+    entry.update({name: value for name, value in options.items() if value is not None})
+    try:
+        JudgeSpec.model_validate(entry)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"judge options refused: {problems}") from exc
+    return entry
 
 
 def summarize(judgments: list[Judgment], routes: Counter[str]) -> dict[str, Any]:
@@ -120,7 +119,7 @@ def summarize(judgments: list[Judgment], routes: Counter[str]) -> dict[str, Any]
         "failed": len(failed),
         "failure_kinds": dict(kinds.most_common()),
         "failure_examples": {kind: (error or "")[:SAMPLE_CHARS] for kind, error in examples.items()},
-        "latency_ms": _percentiles([j.latency_ms for j in calls if j.latency_ms is not None]),
+        "latency_ms": percentiles([j.latency_ms for j in calls if j.latency_ms is not None]),
         "with_confidence": sum(j.confidence is not None for j in valid),
         "retries": sum(max(0, j.attempts - 1) for j in calls),
         "prompt_tokens": sum(j.prompt_tokens or 0 for j in calls),
@@ -142,6 +141,8 @@ async def bench_live(
     timeout_s: float = 60.0,
     concurrency: int = 4,
     attempts: int = 1,
+    temperature: float | None = None,
+    response_format: str | None = None,
     data: str | None = None,
 ) -> dict[str, Any]:
     """Judge ``pairs`` pairs with ``model`` at ``api_base`` through the pipeline; the summary."""
@@ -151,8 +152,14 @@ async def bench_live(
         raise ValueError("--max-tokens must be >= 1")
     path = Path(data) if data else next((p for p in DEFAULT_DATA if p.exists()), DEFAULT_DATA[-1])
     rows = read_pairs(path, pairs)
-    options = {"max_tokens": max_tokens, "timeout_s": timeout_s, "max_concurrency": concurrency}
-    entry, ignored = judge_entry(model, api_base, custom=custom, logprobs=logprobs, options=options)
+    options = {
+        "max_tokens": max_tokens,
+        "timeout_s": timeout_s,
+        "max_concurrency": concurrency,
+        "temperature": temperature,
+        "response_format": response_format,
+    }
+    entry = judge_entry(model, api_base, custom=custom, logprobs=logprobs, options=options)
     with tempfile.TemporaryDirectory(prefix="prelabel-bench-live-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'live.db'}"
         settings = Settings(
@@ -160,8 +167,7 @@ async def bench_live(
             admin_token=secrets.token_urlsafe(24),
             ingest_processes=0,
             judge_api_bases=[api_base],  # the user's endpoint is the one this run calls
-            # The panel has one judge, so the process-wide limits are this judge's (and work
-            # whether or not this JudgeSpec takes them per judge).
+            # The panel has one judge: the process-wide limits are set to its own as well.
             judge_timeout_s=timeout_s,
             judge_concurrency=concurrency,
             worker_pairs_in_flight=max(4, 2 * concurrency),
@@ -182,8 +188,8 @@ async def bench_live(
         "api_base": api_base,
         "data": str(path),
         "pairs": len(rows),
+        "judge": entry,
         **summarize(judgments, routes),
-        "ignored_options": ignored,
     }
 
 

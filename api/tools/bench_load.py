@@ -82,7 +82,7 @@ class _Record:
                 self.samples.append(sample)
 
 
-def _percentiles(values: list[float]) -> dict[str, float | int | None]:
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
     if not values:
         return {"n": 0, "p50": None, "p95": None, "max": None}
     ordered = sorted(values)
@@ -286,7 +286,7 @@ def bench_load(
         "pairs_per_s": round(completed * pairs_per_job / judging_s, 1) if judging_s else None,
         "seconds": round(time.monotonic() - started, 1),
         "timed_out": timed_out,
-        **{f"{kind}_ms": _percentiles(record.latencies_ms[kind]) for kind in KINDS},
+        **{f"{kind}_ms": percentiles(record.latencies_ms[kind]) for kind in KINDS},
         "errors": errors,
         "errors_by_kind": record.errors,
         "error_samples": record.samples,
