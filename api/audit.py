@@ -59,6 +59,8 @@ class AuditKind(StrEnum):
     PROJECT_SETTINGS = "project_settings"  # a panel or routing edit: before and after
     JOB_RETRIED = "job_retried"
     JOB_CANCELLED = "job_cancelled"
+    REVIEW_ASSIGNED = "review_assigned"  # a lead gave review items to a reviewer
+    REVIEW_UNASSIGNED = "review_unassigned"
 
 
 # --- canonical serialisation (pure) ---------------------------------------------------------

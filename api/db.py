@@ -176,6 +176,10 @@ def _writer_lock_path(url: str) -> str | None:
     return f"{database}-writer.lock"
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
     """An engine for ``url``. ``schema`` (PostgreSQL only) isolates test databases.
 
@@ -202,6 +206,8 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # The queue's text search folds case like Python (SQLite's lower() is ASCII-only).
+            dbapi_conn.create_function("prelabel_lower", 1, _lower, deterministic=True)
 
         return engine
     # Custom plans always: psycopg prepares a statement run five times on a connection, and

@@ -120,6 +120,17 @@ def require_senior(caller: CallerDep) -> Reviewer:
     return reviewer
 
 
+def require_lead(caller: CallerDep) -> Reviewer | None:
+    """A senior reviewer or the admin (who steers the queue: assignments): the reviewer, or
+    None for the admin."""
+    if caller.role == "admin":
+        return None
+    reviewer = require_reviewer(caller)
+    if not reviewer.senior:
+        raise HTTPException(403, "this endpoint needs a senior reviewer (or the admin token)")
+    return reviewer
+
+
 def require_reader(caller: CallerDep) -> Reviewer | None:
     """Reviewer or admin (their own dashboards): the reviewer, or None for the admin."""
     if caller.role == "admin":
@@ -168,6 +179,7 @@ AdminDep = Annotated[Caller, Depends(require_admin)]
 ReviewerDep = Annotated[Reviewer, Depends(require_reviewer)]
 SeniorDep = Annotated[Reviewer, Depends(require_senior)]
 ReaderDep = Annotated[Reviewer | None, Depends(require_reader)]
+LeadDep = Annotated[Reviewer | None, Depends(require_lead)]
 ClientProjectDep = Annotated[Project, Depends(project_for_client)]
 MemberProjectDep = Annotated[Project, Depends(project_for_member)]
 ReviewerProjectDep = Annotated[Project, Depends(project_for_reviewer)]

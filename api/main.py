@@ -6,7 +6,7 @@ The flow, one package per stage (README, "Architecture"):
 2. judge: :mod:`api.judging` (the worker, leases, the judgment cache), over :mod:`judge`
 3. calibrate: :mod:`api.calibrate` (refits, versions, report), over :mod:`calibration`
 4. route: :mod:`api.routing` (pure rules, the one decision writer)
-5. review: :mod:`api.review` (queue, leases, redaction, honeypots, agreement)
+5. review: :mod:`api.review` (queue, leases, filters, assignments, redaction, honeypots, agreement)
 6. export: :mod:`api.export` (final labels, results, the four formats)
 
 HTTP: :mod:`api.routes` (one module per resource), bodies in :mod:`api.schemas`, who may call
@@ -30,7 +30,19 @@ from api.db import make_engine, upgrade
 from api.errors import document_edge_answers, validation_error_handler
 from api.media_types import JsonBodyMiddleware
 from api.ratelimit import RateLimitMiddleware
-from api.routes import agreement, audit, calibration, docs, exports, health, jobs, labels, projects, review
+from api.routes import (
+    agreement,
+    audit,
+    calibration,
+    docs,
+    exports,
+    health,
+    jobs,
+    labels,
+    projects,
+    queue,
+    review,
+)
 from api.settings import Settings, get_settings
 
 log = logging.getLogger("prelabel.api")
@@ -64,7 +76,7 @@ def create_app(
     app.state.engine = engine
     app.state.ingest_pool = None  # the lifespan starts one where jobs are stored out of process
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]  # Starlette types every handler as taking Exception
-    for module in (health, projects, jobs, review, agreement, labels, calibration, audit, exports):
+    for module in (health, projects, jobs, review, queue, agreement, labels, calibration, audit, exports):
         app.include_router(module.router)
     # The last added runs first: a flood is refused before its body type is looked at.
     app.add_middleware(JsonBodyMiddleware)

@@ -3,7 +3,7 @@
 Pipeline: project, job, pair, judgment (every judge call: the call log), decision
 (append-only routing history; ``pair.decision_id`` points at the current one), label (human
 labels), calibrationversion (the gate's history). Review: reviewer, review_item,
-review_lease, pair_redaction, redaction_mapping, pair_embedding.
+review_lease, review_assignment, pair_redaction, redaction_mapping, pair_embedding.
 Each class names the module(s) that write it. Request and response bodies are in
 ``api/schemas/``; schema changes go through Alembic migrations in ``api/migrations``.
 
@@ -350,6 +350,23 @@ class ReviewLease(SQLModel, table=True):
     finished_at: datetime | None = None
     skip_reason: str | None = Field(default=None, sa_column=Column(Text))
     label_id: int | None = None
+
+
+class ReviewAssignment(SQLModel, table=True):
+    """A lead's assignment of a waiting item to one reviewer: that reviewer is served it before
+    the priority order, and nobody else is while the assignment stands (api/review/assignments.py
+    says when it does). One assignee per item. Written by review/assignments.py only."""
+
+    __tablename__ = "review_assignment"
+    __table_args__ = (Index("ix_review_assignment_reviewer", "project_id", "reviewer_id"),)
+
+    item_id: int = Field(
+        foreign_key="review_item.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    project_id: int = Field(foreign_key="project.id")
+    reviewer_id: int = Field(foreign_key="reviewer.id")
+    assigned_by: str = Field(max_length=200)  # "admin" or "reviewer:<id>"
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class PairRedaction(SQLModel, table=True):

@@ -20,6 +20,7 @@ from api.deps import (
     project_for_member,
     project_for_reviewer,
     require_admin,
+    require_lead,
     require_reader,
     require_reviewer,
     require_senior,
@@ -50,6 +51,10 @@ ACCESS: dict[str, Access] = {
     ),
     "senior_worker": Access(
         "senior reviewers assigned to the project (adjudication)", (project_for_reviewer, require_senior)
+    ),
+    "review_lead": Access(
+        "senior reviewers assigned to the project, or the admin (who steer the queue: assignments)",
+        (project_for_reviewer, require_lead),
     ),
     # The lease's or label's owner is checked by the queue (api/review/submit.py).
     "any_reviewer": Access("any reviewer (their own account, leases and labels)", (require_reviewer,)),
@@ -95,6 +100,11 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/v1/projects/{project_id}/review/labels"): "review_reader",
     ("GET", "/v1/projects/{project_id}/agreement"): "review_reader",
     ("POST", "/v1/projects/{project_id}/adjudication/next"): "senior_worker",
+    # The queue steered: reviewers list and search what waits; leads assign it.
+    ("GET", "/v1/projects/{project_id}/review/queue"): "review_reader",
+    ("GET", "/v1/projects/{project_id}/review/assignments"): "review_lead",
+    ("POST", "/v1/projects/{project_id}/review/assignments"): "review_lead",
+    ("POST", "/v1/projects/{project_id}/review/assignments/release"): "review_lead",
     ("GET", "/v1/admin/pairs/{pair_id}/redaction"): "admin",
     ("GET", "/v1/admin/pairs/{pair_id}/judgments"): "admin",
     ("POST", "/v1/admin/review/prepare"): "admin",

@@ -18,6 +18,9 @@ from sqlmodel import Session, col, exists, select
 
 from api.db import insert_ignore
 from api.models import Honeypot, Pair, Project, ReviewItem, ReviewLease, table_of
+from api.review import filters
+from api.review.redacted_pairs import ensure_redactions
+from api.schemas import QueueFilter
 from api.vocab import unit_draw
 
 ITEM = table_of(ReviewItem)
@@ -28,9 +31,16 @@ HONEYPOT_QUEUE = "honeypot"
 HONEYPOT_SLOTS = 10**9
 
 
-def claim_honeypot(session: Session, project: Project, reviewer_id: int, now: datetime) -> Any:
+def claim_honeypot(
+    session: Session, project: Project, reviewer_id: int, now: datetime, flt: QueueFilter | None = None
+) -> Any:
     """With the project's ``honeypot_rate``, a slot of a honeypot this reviewer has not had
-    (the item row), else None. It is leased and served like any review item."""
+    (the item row), else None. It is leased and served like any review item.
+
+    Under a queue filter a honeypot must still pass for a routine item: it is dressed as a
+    waiting item that matches the filter, and a text search takes only honeypots whose
+    (redacted) text holds the words. Source and metadata filters do not hold honeypots back:
+    the reviewer sees neither on an item, and a filter must not be a way around the checks."""
     rate = project.routing_settings().honeypot_rate
     if rate <= 0:
         return None
@@ -49,6 +59,7 @@ def claim_honeypot(session: Session, project: Project, reviewer_id: int, now: da
             ReviewItem.queue == "review",
             ReviewItem.state == "open",
             ReviewItem.is_audit == false(),  # an audit's reasons with another selection would stand out
+            *filters.conditions(flt, ReviewItem, filters.dialect_of(session)),
         )
         .order_by(col(ReviewItem.id).desc())
         .limit(1)
@@ -58,7 +69,18 @@ def claim_honeypot(session: Session, project: Project, reviewer_id: int, now: da
     had = exists().where(
         col(ReviewLease.pair_id) == col(Honeypot.pair_id), col(ReviewLease.reviewer_id) == reviewer_id
     )
-    candidates = session.exec(select(Honeypot.pair_id).where(Honeypot.project_id == project.id, ~had)).all()
+    found = select(Honeypot.pair_id).where(Honeypot.project_id == project.id, ~had)
+    if flt is not None and flt.text:
+        pairs = session.exec(
+            select(Pair)
+            .join(Honeypot, col(Honeypot.pair_id) == col(Pair.id))
+            .where(Honeypot.project_id == project.id)
+        ).all()
+        ensure_redactions(session, pairs)  # honeypots are few
+        session.flush()
+        searched = QueueFilter(text=flt.text)
+        found = found.where(*filters.conditions(searched, Honeypot, filters.dialect_of(session)))
+    candidates = session.exec(found).all()
     if not candidates:
         return None
     pair_id = min(candidates, key=lambda p: unit_draw(f"honeypot-pick:{reviewer_id}:{p}"))

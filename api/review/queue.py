@@ -46,16 +46,18 @@ from api.models import (
     Pair,
     PairRedaction,
     Project,
+    ReviewAssignment,
     Reviewer,
     ReviewItem,
     ReviewLease,
     table_of,
     utcnow,
 )
-from api.review import quality
+from api.review import filters, quality
+from api.review.assignments import assigned_to, held_for_others
 from api.review.honeypots import claim_honeypot
 from api.review.redacted_pairs import ensure_redactions
-from api.schemas import RoutingSettings
+from api.schemas import QueueFilter, RoutingSettings
 from api.vocab import REASON_TEXT, unit_draw
 
 QUEUES: tuple[str, ...] = ("review", "incident")
@@ -95,6 +97,8 @@ def queue_for(route: str | None, reasons: Sequence[str], pair_safety_flag: bool)
 
 ITEM = table_of(ReviewItem)
 _c = ITEM.c
+# The candidate a claim looks at (an alias: the claim's UPDATE targets the table itself).
+ITEM_ALIAS = aliased(ReviewItem)
 
 
 def state_after(done_delta: int, active_delta: int) -> Any:
@@ -383,9 +387,35 @@ def expire_leases(session: Session, now: datetime, project_id: int | None = None
     return sum(expired.values())
 
 
-def _claim(session: Session, project_id: int, queue: str, reviewer_id: int, now: datetime) -> Any:
-    """Take one free slot of the best item this reviewer has not seen; the item row or None."""
-    candidate = aliased(ReviewItem)
+def _claim(
+    session: Session,
+    project_id: int,
+    queue: str,
+    reviewer_id: int,
+    now: datetime,
+    flt: QueueFilter | None = None,
+) -> tuple[Any, bool]:
+    """Take one free slot of the best item this reviewer has not seen that matches ``flt``:
+    one assigned to them first, else the pool's best that no one else's assignment holds.
+    Returns the item row (or None) and whether it was assigned to them."""
+    mine = assigned_to(ITEM_ALIAS, project_id, reviewer_id)
+    row = _claim_where(session, project_id, queue, reviewer_id, now, flt, mine)
+    if row is not None:
+        return row, True
+    pool = ~held_for_others(ITEM_ALIAS, reviewer_id)
+    return _claim_where(session, project_id, queue, reviewer_id, now, flt, pool), False
+
+
+def _claim_where(
+    session: Session,
+    project_id: int,
+    queue: str,
+    reviewer_id: int,
+    now: datetime,
+    flt: QueueFilter | None,
+    which: ColumnElement[bool],
+) -> Any:
+    candidate = ITEM_ALIAS
     mine = col(ReviewLease.reviewer_id) == reviewer_id
     seen: ColumnElement[bool] = exists().where(col(ReviewLease.item_id) == col(candidate.id), mine)
     had_pair = exists().where(col(ReviewLease.pair_id) == col(candidate.pair_id), mine)
@@ -403,7 +433,8 @@ def _claim(session: Session, project_id: int, queue: str, reviewer_id: int, now:
     best = (
         select(col(candidate.id))
         .where(col(candidate.project_id) == project_id, col(candidate.queue) == queue)
-        .where(col(candidate.state) == "open", ~seen)
+        .where(col(candidate.state) == "open", ~seen, which)
+        .where(*filters.conditions(flt, candidate, session.get_bind().dialect.name))
         .order_by(col(candidate.priority).desc(), col(candidate.id).desc())
         .limit(1)
     )
@@ -430,8 +461,10 @@ def next_item(
     reviewer: Reviewer,
     queue: str = "review",
     lease_seconds: float = 600.0,
+    flt: QueueFilter | None = None,
 ) -> dict[str, Any] | None:
-    """Lease the next item of ``queue`` for ``reviewer`` (or give back the one they hold)."""
+    """Lease the next item of ``queue`` for ``reviewer`` (or give back the one they hold, even
+    if it does not match ``flt``: a held lease is answered or skipped first)."""
     if queue not in (*QUEUES, ADJUDICATION_QUEUE):
         raise Invalid(f"queue must be one of {list(QUEUES)}, got {queue!r}")
     now = utcnow()
@@ -457,11 +490,15 @@ def next_item(
         if held is not None:
             item = session.get_one(ReviewItem, held.item_id)
             payload = _payload(session, held, item)
+            assignment = session.get(ReviewAssignment, item.id)
+            payload["assigned"] = assignment is not None and assignment.reviewer_id == reviewer.id
             session.commit()
             return payload
-        row = claim_honeypot(session, project, reviewer.id, now) if queue == "review" else None
+        filters.prepare_search(session, project.id, (queue,), flt)
+        assigned = False
+        row = claim_honeypot(session, project, reviewer.id, now, flt) if queue == "review" else None
         if row is None:
-            row = _claim(session, project.id, queue, reviewer.id, now)
+            row, assigned = _claim(session, project.id, queue, reviewer.id, now, flt)
         if row is None:
             session.commit()
             return None
@@ -489,7 +526,7 @@ def next_item(
         session.flush()
         payload = _payload(session, lease, item, pair, redaction)
         session.commit()
-        return payload
+        return {**payload, "assigned": assigned}
 
 
 def _payload(
@@ -540,7 +577,9 @@ def _payload(
     }
 
 
-def queue_is_empty_reason(session: Session, project_id: int, queue: str) -> str:
+def queue_is_empty_reason(
+    session: Session, project_id: int, queue: str, flt: QueueFilter | None = None
+) -> str:
     """Why there is nothing to serve, in words for the app."""
     waiting = session.execute(
         select(func.count()).where(
@@ -549,6 +588,25 @@ def queue_is_empty_reason(session: Session, project_id: int, queue: str) -> str:
             col(ReviewItem.state).in_(("open", "leased")),
         )
     ).scalar_one()
+    if waiting and flt is not None and not flt.is_empty():
+        item = aliased(ReviewItem)
+        matching = session.execute(
+            select(func.count()).where(
+                col(item.project_id) == project_id,
+                col(item.queue) == queue,
+                col(item.state).in_(("open", "leased")),
+                *filters.conditions(flt, item, session.get_bind().dialect.name),
+            )
+        ).scalar_one()
+        if not matching:
+            return f"No waiting item matches your filter ({waiting} item(s) wait in this queue)."
+        return (
+            f"{matching} item(s) match your filter; they are held by other reviewers, assigned to "
+            "someone else, or were already seen by you."
+        )
     if waiting:
-        return f"{waiting} item(s) are held by other reviewers or were already seen by you."
+        return (
+            f"{waiting} item(s) are held by other reviewers, assigned to someone else, "
+            "or were already seen by you."
+        )
     return "The queue is empty."

@@ -150,15 +150,19 @@ def next_item(
     body: NextRequest | None = None,
 ) -> JSONResponse:
     """Lease the next item (redacted) with the reasons it is here; ``{"item": null}`` when
-    there is nothing for this reviewer. Asking again while holding a lease returns it."""
-    queue_name = (body or NextRequest()).queue
+    there is nothing for this reviewer. Asking again while holding a lease returns it.
+
+    Items assigned to you come first (``assigned: true``), then the priority order. An optional
+    ``filter`` (reasons, jobs, metadata, text: see ``QueueFilter``) serves only matching items."""
+    request = body or NextRequest()
+    queue_name, flt = request.queue, request.filter
     try:
-        item = queue.next_item(engine, project, reviewer, queue_name, settings.review_lease_seconds)
+        item = queue.next_item(engine, project, reviewer, queue_name, settings.review_lease_seconds, flt)
     except QueueError as exc:
         raise _fail(exc) from None
     if item is None:
         with Session(engine) as session:
-            why = queue.queue_is_empty_reason(session, project.id, queue_name)
+            why = queue.queue_is_empty_reason(session, project.id, queue_name, flt)
         return JSONResponse({"item": None, "detail": why})
     return JSONResponse(jsonable_encoder({"item": item}))
 

@@ -8,6 +8,7 @@ its response model (the OpenAPI spec shows every answer; tests/test_openapi.py c
 * ``jobs``: the pairs posted, a job's progress, per-pair results.
 * ``labels``: human labels imported and listed.
 * ``review``: reviewer accounts, the queue, dashboards, agreement.
+* ``queue``: the queue's filters and assignments.
 * ``calibration``: the gate's versions and state.
 * ``exports``: what to export, and an export with its manifest.
 * ``audit``: audit events and the verification of their chain.
@@ -57,6 +58,19 @@ from api.schemas.projects import (
     RoutingSettings,
     panel_calls,
 )
+from api.schemas.queue import (
+    Assigned,
+    Assignee,
+    Assignments,
+    AssignmentView,
+    AssignRequest,
+    ProjectReviewer,
+    QueueEntry,
+    QueueFilter,
+    QueuePage,
+    Unassigned,
+    UnassignRequest,
+)
 from api.schemas.review import (
     AgreementReport,
     BatchAgreement,
@@ -95,6 +109,17 @@ from api.schemas.review import (
 )
 
 __all__ = [
+    "Assigned",
+    "Assignee",
+    "AssignmentView",
+    "Assignments",
+    "AssignRequest",
+    "ProjectReviewer",
+    "QueueEntry",
+    "QueueFilter",
+    "QueuePage",
+    "Unassigned",
+    "UnassignRequest",
     "FIVE_POINT",
     "AgreementReport",
     "ApiKeyCreate",

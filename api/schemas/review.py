@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.fields import Text
 from api.schemas.common import IsoDatetime, Public
+from api.schemas.queue import QueueFilter
 
 
 class ReviewSubmit(BaseModel):
@@ -72,6 +73,8 @@ class NextRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queue: str = Field("review", pattern="^(review|incident)$")
+    # Only items that match (items assigned to the caller still come first among them).
+    filter: QueueFilter | None = None
 
 
 class SkipRequest(BaseModel):
@@ -143,6 +146,7 @@ class ReviewItem(Public):
     prelabel_shown: bool
     prelabel: Prelabel | None = Field(description="the judges' label, on the items that show it")
     labels_needed: int
+    assigned: bool = Field(False, description="assigned to you by a senior reviewer or the admin")
 
 
 class NextItem(Public):
