@@ -176,7 +176,7 @@ def _writer_lock_path(url: str) -> str | None:
     return f"{database}-writer.lock"
 
 
-def _lower(value: object) -> object:
+def _lower(value: str | int | float | bytes | None) -> str | int | float | bytes | None:
     return value.lower() if isinstance(value, str) else value
 
 

@@ -28,10 +28,11 @@ from api.policy import ACCESS, POLICY
 from tests import fakes
 from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, post_question_pairs, run_worker
 
-ROLES = ("anonymous", "admin", "client", "other_client", "reviewer", "other_reviewer")
+ROLES = ("anonymous", "admin", "client", "other_client", "reviewer", "senior", "other_senior", "other_reviewer")
 
 # Access class -> the status each caller of the test's world gets when refused (None: allowed).
-# "reviewer" is assigned to the project and not senior; the "other_" callers belong to another.
+# "reviewer" is assigned to the project and not senior, "senior" is a senior reviewer assigned
+# to it; the "other_" callers belong to another project ("other_senior" a senior one there).
 REFUSED: dict[str, dict[str, int | None]] = {
     "public": dict.fromkeys(ROLES),
     "admin": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None},
@@ -44,11 +45,27 @@ REFUSED: dict[str, dict[str, int | None]] = {
         "admin": None,
         "client": None,
         "reviewer": None,
+        "senior": None,
     },
-    "review_reader": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None, "reviewer": None},
-    "review_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None},
-    "senior_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401},
-    "any_reviewer": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None, "other_reviewer": None},
+    "review_reader": {
+        **dict.fromkeys(ROLES, 403),
+        "anonymous": 401,
+        "admin": None,
+        "reviewer": None,
+        "senior": None,
+    },
+    "review_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "reviewer": None, "senior": None},
+    "senior_worker": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "senior": None},
+    # Assignments: a senior reviewer of the project, or the admin; never a plain reviewer.
+    "review_lead": {**dict.fromkeys(ROLES, 403), "anonymous": 401, "admin": None, "senior": None},
+    "any_reviewer": {
+        **dict.fromkeys(ROLES, 403),
+        "anonymous": 401,
+        "reviewer": None,
+        "senior": None,
+        "other_senior": None,
+        "other_reviewer": None,
+    },
 }
 
 
@@ -74,6 +91,8 @@ def world(client: TestClient, engine: Engine, settings: Any) -> World:
     run_worker(engine, settings)
     reviewer = new_reviewer(client, "assigned", projects=[own])
     other_reviewer = new_reviewer(client, "elsewhere", projects=[other])
+    senior = client.post("/v1/reviewers", json={"name": "lead", "projects": [own], "senior": True})
+    other_senior = client.post("/v1/reviewers", json={"name": "lead-elsewhere", "projects": [other], "senior": True})
     spare = client.post("/v1/reviewers", json={"name": "spare"}).json()["id"]  # its token may be rotated
     with Session(engine) as session:
         pair_id = session.exec(select(Label.pair_id)).first() or 1
@@ -83,6 +102,8 @@ def world(client: TestClient, engine: Engine, settings: Any) -> World:
         "client": auth(key),
         "other_client": auth(other_key),
         "reviewer": auth(reviewer),
+        "senior": auth(senior.json()["token"]),
+        "other_senior": auth(other_senior.json()["token"]),
         "other_reviewer": auth(other_reviewer),
     }
     # Ids that exist where a route needs one, and harmless ones where acting would change the
@@ -175,8 +196,8 @@ def test_a_client_and_a_reviewer_see_only_their_projects(world: World, engine: E
         for role in ROLES[1:]
     }
     assert seen["admin"] == set(names.values())
-    assert seen["client"] == seen["reviewer"] == {"own"}
-    assert seen["other_client"] == seen["other_reviewer"] == {"other"}
+    assert seen["client"] == seen["reviewer"] == seen["senior"] == {"own"}
+    assert seen["other_client"] == seen["other_reviewer"] == seen["other_senior"] == {"other"}
     # Gold labels need the project's key: a reviewer cannot open the gate by posting "gold".
     gold = {"labels": [{"client_id": "p1", "label": "A", "source": "gold"}]}
     labels = f"/v1/projects/{world.params['project_id']}/labels"
@@ -326,3 +347,35 @@ def test_a_reviewer_cannot_choose_a_label_source(client: TestClient, engine: Eng
         r = client.post(f"/v1/review/leases/{lease}/submit", json=body, headers=auth(token))
         assert r.status_code == 422, (extra, r.text)
     assert _label_count(engine) == 0
+
+
+# --- assignments x callers ------------------------------------------------------------------------
+
+
+def test_assignment_x_callers(world: World, engine: Engine) -> None:
+    """Assigning and giving back with a real body, as every role: only the project's senior
+    reviewer and the admin change anything (a plain reviewer cannot hand work around, a senior
+    of another project cannot reach in); the refused change nothing and write no audit event."""
+    from api.models import AuditEvent, ReviewAssignment, ReviewItem
+
+    client, own = world.client, world.params["project_id"]
+    with Session(engine) as session:
+        item = session.exec(select(ReviewItem.id).where(ReviewItem.project_id == own)).first()
+    assert item is not None
+    assignee = client.get("/v1/review/me", headers=world.tokens["reviewer"]).json()["id"]
+    assign = f"/v1/projects/{own}/review/assignments"
+    for role in ROLES:
+        expected = REFUSED["review_lead"][role]
+        got = client.post(assign, json={"reviewer_id": assignee, "item_ids": [item]}, headers=world.tokens[role])
+        back = client.post(f"{assign}/release", json={"item_ids": [item]}, headers=world.tokens[role])
+        listed = client.get(assign, headers=world.tokens[role])
+        if expected is None:
+            assert (got.status_code, back.status_code, listed.status_code) == (200, 200, 200), (role, got.text)
+            assert got.json()["item_ids"] == back.json()["item_ids"] == [item]
+        else:
+            assert got.status_code == back.status_code == listed.status_code == expected, (role, got.text)
+    with Session(engine) as session:
+        assert session.exec(select(ReviewAssignment)).all() == []
+        kinds = [e.kind for e in session.exec(select(AuditEvent))]
+    allowed = [role for role in ROLES if REFUSED["review_lead"][role] is None]
+    assert kinds.count("review_assigned") == kinds.count("review_unassigned") == len(allowed) == 2

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, true
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, exists, select
 
@@ -230,13 +231,15 @@ def assign(session: Session, project_id: int, body: AssignRequest, by: str) -> d
             )
         )
     )
+    theirs = set(now_theirs)
+    moved_from = {str(i): rid for i, rid in sorted(moved.items()) if i in theirs}
     payload = {
         "reviewer_id": reviewer.id,
         "reviewer": reviewer.name,
         "by": by,
         "queue": body.queue,
         "item_ids": now_theirs,
-        "moved_from": {str(i): rid for i, rid in sorted(moved.items()) if i in set(now_theirs)},
+        "moved_from": moved_from,
         "filter": body.filter.model_dump(mode="json") if body.filter is not None else None,
     }
     audit.record_event(
@@ -249,7 +252,7 @@ def assign(session: Session, project_id: int, body: AssignRequest, by: str) -> d
     return {
         "reviewer_id": reviewer.id,
         "assigned": len(now_theirs),
-        "moved": len(payload["moved_from"]),
+        "moved": len(moved_from),
         "item_ids": now_theirs,
     }
 
@@ -313,7 +316,7 @@ def overview(session: Session, project_id: int) -> dict[str, Any]:
         col(ReviewerStatus.paused) == true(),
     )
     rows = session.execute(
-        select(
+        sa_select(
             col(a.item_id),
             col(a.reviewer_id),
             col(a.assigned_by),

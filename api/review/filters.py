@@ -130,3 +130,11 @@ def prepare_search(
         session.flush()
     item, where = _unprepared(project_id, queues)
     return int(session.execute(select(func.count()).select_from(item).where(where)).scalar_one())
+
+
+def count_waiting(session: Session, project_id: int, queue: str, flt: QueueFilter | None) -> int:
+    """Waiting items (open or leased) of the project's ``queue`` that match ``flt``."""
+    item = aliased(ReviewItem)
+    where = [col(item.project_id) == project_id, col(item.queue) == queue, col(item.state).in_(WAITING)]
+    query = select(func.count()).select_from(item).where(*where, *conditions(flt, item, dialect_of(session)))
+    return int(session.execute(query).scalar_one())

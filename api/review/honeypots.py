@@ -70,17 +70,7 @@ def claim_honeypot(
         col(ReviewLease.pair_id) == col(Honeypot.pair_id), col(ReviewLease.reviewer_id) == reviewer_id
     )
     found = select(Honeypot.pair_id).where(Honeypot.project_id == project.id, ~had)
-    if flt is not None and flt.text:
-        pairs = session.exec(
-            select(Pair)
-            .join(Honeypot, col(Honeypot.pair_id) == col(Pair.id))
-            .where(Honeypot.project_id == project.id)
-        ).all()
-        ensure_redactions(session, pairs)  # honeypots are few
-        session.flush()
-        searched = QueueFilter(text=flt.text)
-        found = found.where(*filters.conditions(searched, Honeypot, filters.dialect_of(session)))
-    candidates = session.exec(found).all()
+    candidates = session.exec(found.where(*_searched(session, project.id, flt))).all()
     if not candidates:
         return None
     pair_id = min(candidates, key=lambda p: unit_draw(f"honeypot-pick:{reviewer_id}:{p}"))
@@ -117,3 +107,18 @@ def claim_honeypot(
         .values(leases_active=_c.leases_active + 1, updated_at=now)
         .returning(*ITEM.c)
     ).first()
+
+
+def _searched(session: Session, project_id: int, flt: QueueFilter | None) -> list[Any]:
+    """Conditions on ``Honeypot`` for a text search: its redacted text holds the words (the
+    project's honeypots are redacted first: they are few)."""
+    if flt is None or not flt.text:
+        return []
+    pairs = session.exec(
+        select(Pair)
+        .join(Honeypot, col(Honeypot.pair_id) == col(Pair.id))
+        .where(Honeypot.project_id == project_id)
+    ).all()
+    ensure_redactions(session, pairs)
+    session.flush()
+    return filters.conditions(QueueFilter(text=flt.text), Honeypot, filters.dialect_of(session))

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, and_, bindparam, case, func
+from sqlalchemy import JSON, ColumnElement, and_, bindparam, case
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
@@ -581,32 +581,11 @@ def queue_is_empty_reason(
     session: Session, project_id: int, queue: str, flt: QueueFilter | None = None
 ) -> str:
     """Why there is nothing to serve, in words for the app."""
-    waiting = session.execute(
-        select(func.count()).where(
-            ReviewItem.project_id == project_id,
-            ReviewItem.queue == queue,
-            col(ReviewItem.state).in_(("open", "leased")),
-        )
-    ).scalar_one()
+    waiting = filters.count_waiting(session, project_id, queue, None)
+    busy = "held by other reviewers, assigned to someone else, or were already seen by you."
     if waiting and flt is not None and not flt.is_empty():
-        item = aliased(ReviewItem)
-        matching = session.execute(
-            select(func.count()).where(
-                col(item.project_id) == project_id,
-                col(item.queue) == queue,
-                col(item.state).in_(("open", "leased")),
-                *filters.conditions(flt, item, session.get_bind().dialect.name),
-            )
-        ).scalar_one()
+        matching = filters.count_waiting(session, project_id, queue, flt)
         if not matching:
             return f"No waiting item matches your filter ({waiting} item(s) wait in this queue)."
-        return (
-            f"{matching} item(s) match your filter; they are held by other reviewers, assigned to "
-            "someone else, or were already seen by you."
-        )
-    if waiting:
-        return (
-            f"{waiting} item(s) are held by other reviewers, assigned to someone else, "
-            "or were already seen by you."
-        )
-    return "The queue is empty."
+        return f"{matching} item(s) match your filter; they are {busy}"
+    return f"{waiting} item(s) are {busy}" if waiting else "The queue is empty."

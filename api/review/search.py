@@ -77,12 +77,12 @@ def list_items(
         }
         for r in rows
     ]
-    mine = count_standing(session, project_id, reviewer.id, queue) if reviewer is not None else 0
+    yours = count_standing(session, project_id, reviewer.id, queue) if reviewer is not None else 0
     more = offset + len(rows) < matched
     return {
         "items": items,
         "matched": matched,
-        "assigned_to_you": mine,
+        "assigned_to_you": yours,
         "next_offset": offset + len(rows) if more else None,
         "searched_unprepared": unprepared,
     }
