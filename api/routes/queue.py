@@ -28,7 +28,7 @@ from api.schemas import (
 )
 
 router = APIRouter(
-    tags=["review"], dependencies=[Depends(bounded_path_ids)], responses=errors(401, 403, 404, 422)
+    tags=["review"], dependencies=[Depends(bounded_path_ids)], responses=errors(400, 401, 403, 404, 422)
 )
 
 
