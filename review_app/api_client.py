@@ -44,6 +44,25 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)
 
 
+def filter_params(flt: dict[str, Any] | None) -> dict[str, Any]:
+    """A ``QueueFilter`` body as the queue list's query parameters.
+
+    >>> filter_params({"reasons": ["audit"], "jobs": [2], "metadata": {"lang": "de"}, "text": "x"})
+    {'reason': ['audit'], 'job': [2], 'meta': ['lang:de'], 'text': 'x'}
+    """
+    flt = flt or {}
+    params: dict[str, Any] = {}
+    if flt.get("reasons"):
+        params["reason"] = list(flt["reasons"])
+    if flt.get("jobs"):
+        params["job"] = list(flt["jobs"])
+    if flt.get("metadata"):
+        params["meta"] = [f"{key}:{value}" for key, value in flt["metadata"].items()]
+    if flt.get("text"):
+        params["text"] = flt["text"]
+    return params
+
+
 class ApiClient:
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = (base_url or os.environ.get("PRELABEL_API_URL", "http://127.0.0.1:8000")).rstrip("/")
@@ -78,9 +97,38 @@ class ApiClient:
     def me(self) -> dict[str, Any]:
         return self._call("GET", "/v1/review/me").json()
 
-    def next_item(self, project_id: int, queue: str) -> dict[str, Any]:
-        """``{"item": {...} | None, "detail": "..."}``"""
-        return self._call("POST", f"/v1/projects/{project_id}/review/next", json={"queue": queue}).json()
+    def next_item(self, project_id: int, queue: str, filter: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``{"item": {...} | None, "detail": "..."}``; ``filter`` as the API's ``QueueFilter``."""
+        body: dict[str, Any] = {"queue": queue}
+        if filter:
+            body["filter"] = filter
+        return self._call("POST", f"/v1/projects/{project_id}/review/next", json=body).json()
+
+    # --- the queue steered: list, search, assign -----------------------------------------
+
+    def queue(
+        self,
+        project_id: int,
+        queue: str,
+        filter: dict[str, Any] | None = None,
+        assigned: str = "any",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """What waits and matches ``filter``: ``{"items", "matched", "assigned_to_you", ...}``."""
+        params: dict[str, Any] = {"queue": queue, "assigned": assigned, "offset": offset, "limit": limit}
+        params.update(filter_params(filter))
+        return self._call("GET", f"/v1/projects/{project_id}/review/queue", params=params).json()
+
+    def assignments(self, project_id: int) -> dict[str, Any]:
+        """The project's reviewers and assignments (senior reviewers)."""
+        return self._call("GET", f"/v1/projects/{project_id}/review/assignments").json()
+
+    def assign(self, project_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/v1/projects/{project_id}/review/assignments", json=body).json()
+
+    def unassign(self, project_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/v1/projects/{project_id}/review/assignments/release", json=body).json()
 
     def submit(self, lease_id: int, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/v1/review/leases/{lease_id}/submit", json=body).json()

@@ -1,7 +1,8 @@
 """prelabel review app (Streamlit, multipage). Talks to the API over HTTP only.
 
 Run with ``prelabel review`` (or ``make demo``); PRELABEL_API_URL points it at the API.
-Pages: sign in, review queue, previous items (change a label), incidents queue, dashboard.
+Pages: sign in, review queue, previous items (change a label), incidents queue, the queue listed
+(filter, search; seniors assign), dashboard.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if common.signed_in():
                 "views/history.py", title="Previous items", icon=":material/history:", url_path="previous"
             ),
             st.Page("views/incidents.py", title="Incidents", icon=":material/report:", url_path="incidents"),
+            st.Page("views/queue.py", title="Queue", icon=":material/filter_list:", url_path="queue"),
         ],
         "Monitor": [
             st.Page(

@@ -13,6 +13,7 @@ from review_app.api_client import ApiClient, ApiError
 TOKEN = "token"
 REVIEWER = "reviewer_name"
 PROJECT = "project_id"
+SENIOR = "senior"  # a senior reviewer: adjudication, and assigning work on the Queue page
 
 
 def client() -> ApiClient:

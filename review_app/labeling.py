@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from review_app import common, page_style
+from review_app import common, page_style, queue_filters
 from review_app.api_client import ApiClient, ApiError
 from review_app.conversation import split_turns
 
@@ -198,12 +198,14 @@ def _header(api: ApiClient, project: dict[str, Any], queue: str, item: dict[str,
         if item is not None:
             with clock:
                 _timer(st.session_state.get(f"shown_at:{item['lease_id']}", time.time()))
-        guide, why = st.columns(2)
+        guide, why, steer = st.columns(3)
         with guide:
             guidelines_panel(project, INTRO[queue])
         if item is not None:
             with why:
                 _why_panel(item)
+        with steer:
+            queue_filters.filter_panel(api, project, queue, holding=item is not None)
 
 
 def _why_panel(item: dict[str, Any]) -> None:
@@ -243,7 +245,7 @@ def render_queue(queue: str) -> None:
     empty_detail = ""
     if item is None:
         try:
-            answer = api.next_item(project_id, queue)
+            answer = api.next_item(project_id, queue, queue_filters.current(project_id))
         except ApiError as exc:
             if exc.status == 401:  # token revoked or rotated: back to the sign-in page
                 common.sign_out()
@@ -317,6 +319,8 @@ def render_pair(item: dict[str, Any]) -> None:
                 f":blue-background[:material/smart_toy: Judge pre-label: **{pretty_label(pre['label'])}**"
                 f"{confidence}] it is often wrong on pairs like this: decide for yourself."
             )
+        if item.get("assigned"):
+            notes.append(":violet-background[:material/assignment_ind: Assigned to you]")
         if item.get("safety"):
             notes.append(":orange-background[:material/warning: Possible safety issue: read carefully.]")
         if notes:

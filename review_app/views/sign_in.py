@@ -34,5 +34,6 @@ if submitted:
     else:
         st.session_state[common.TOKEN] = token.strip()
         st.session_state[common.REVIEWER] = me["name"]
+        st.session_state[common.SENIOR] = bool(me.get("senior"))
         st.rerun()
 st.caption("No token? An admin creates one with `POST /v1/reviewers` (admin token); `make demo` prints one.")
