@@ -16,6 +16,8 @@ from pydantic import BaseModel, TypeAdapter
 from prelabel.errors import PrelabelError
 from prelabel.types import (
     ApiKeyCreated,
+    Assigned,
+    Assignments,
     CalibrationState,
     ExportPublic,
     JobCancelled,
@@ -25,8 +27,11 @@ from prelabel.types import (
     JobStatus,
     LabelsStored,
     ProjectPublic,
+    QueueFilter,
+    QueuePage,
     ReviewStats,
     StoredLabel,
+    Unassigned,
 )
 
 T = TypeVar("T")
@@ -184,6 +189,60 @@ def report_html(project_id: int) -> Call[str]:
 
 def review_stats(project_id: int, hours: int) -> Call[ReviewStats]:
     return Call("GET", f"/v1/projects/{project_id}/review/stats", model(ReviewStats), params={"hours": hours})
+
+
+def queue_params(flt: QueueFilter | None) -> dict[str, Any]:
+    """A filter as the queue list's query parameters (``meta`` as ``key:value``)."""
+    if flt is None:
+        return {}
+    params: dict[str, Any] = {"reason": [str(r) for r in flt.reasons], "job": list(flt.jobs)}
+    params["meta"] = [
+        f"{key}:{json.dumps(v) if not isinstance(v, str) else v}" for key, v in flt.metadata.items()
+    ]
+    if flt.text:
+        params["text"] = flt.text
+    return {k: v for k, v in params.items() if v}
+
+
+def as_filter(flt: QueueFilter | Mapping[str, Any] | None) -> QueueFilter | None:
+    """A filter given as a ``QueueFilter`` or a plain mapping (checked here, as the API would)."""
+    return flt if flt is None or isinstance(flt, QueueFilter) else QueueFilter.model_validate(dict(flt))
+
+
+def assign_body(
+    reviewer_id: int,
+    item_ids: Iterable[int] | None,
+    flt: QueueFilter | Mapping[str, Any] | None,
+    queue: str,
+    limit: int,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"reviewer_id": reviewer_id, "queue": queue}
+    if item_ids is not None:
+        body["item_ids"] = list(item_ids)
+    checked = as_filter(flt)
+    if checked is not None:
+        body["filter"] = checked.model_dump(mode="json", exclude_defaults=True)
+        body["limit"] = limit
+    return body
+
+
+def review_queue(
+    project_id: int, queue: str, flt: QueueFilter | None, assigned: str, offset: int, limit: int
+) -> Call[QueuePage]:
+    params = {"queue": queue, "assigned": assigned, "offset": offset, "limit": limit, **queue_params(flt)}
+    return Call("GET", f"/v1/projects/{project_id}/review/queue", model(QueuePage), params=params)
+
+
+def review_assignments(project_id: int) -> Call[Assignments]:
+    return Call("GET", f"/v1/projects/{project_id}/review/assignments", model(Assignments))
+
+
+def assign_items(project_id: int, body: dict[str, Any]) -> Call[Assigned]:
+    return Call("POST", f"/v1/projects/{project_id}/review/assignments", model(Assigned), json=body)
+
+
+def unassign_items(project_id: int, body: dict[str, Any]) -> Call[Unassigned]:
+    return Call("POST", f"/v1/projects/{project_id}/review/assignments/release", model(Unassigned), json=body)
 
 
 # --- exports ----------------------------------------------------------------------------------

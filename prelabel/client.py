@@ -26,6 +26,8 @@ from prelabel import convert
 from prelabel.errors import PrelabelError
 from prelabel.types import (
     ApiKeyCreated,
+    Assigned,
+    Assignments,
     CalibrationState,
     ExportPublic,
     JobCancelled,
@@ -35,8 +37,11 @@ from prelabel.types import (
     LabelsStored,
     PairResult,
     ProjectPublic,
+    QueueFilter,
+    QueuePage,
     ReviewStats,
     StoredLabel,
+    Unassigned,
 )
 
 T = TypeVar("T")
@@ -284,6 +289,47 @@ class Review(_Resource):
     def stats(self, project: ProjectRef, *, hours: int = 24) -> ReviewStats:
         """Queue depth, labels per reviewer per hour, override rates, time on task."""
         return self._run(calls.review_stats(self._client.project_id(project), hours))
+
+    def queue(
+        self,
+        project: ProjectRef,
+        *,
+        filter: QueueFilter | Mapping[str, Any] | None = None,
+        queue: str = "review",
+        assigned: str = "any",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> QueuePage:
+        """What waits in the queue and matches ``filter`` (reasons, jobs, metadata, text), best first."""
+        flt = calls.as_filter(filter)
+        return self._run(
+            calls.review_queue(self._client.project_id(project), queue, flt, assigned, offset, limit)
+        )
+
+    def assignments(self, project: ProjectRef) -> Assignments:
+        """The project's reviewers and assignments (a senior reviewer's token, or the admin's)."""
+        return self._run(calls.review_assignments(self._client.project_id(project)))
+
+    def assign(
+        self,
+        project: ProjectRef,
+        reviewer_id: int,
+        *,
+        item_ids: Sequence[int] | None = None,
+        filter: QueueFilter | Mapping[str, Any] | None = None,
+        queue: str = "review",
+        limit: int = 500,
+    ) -> Assigned:
+        """Assign items (by id, or every waiting item matching ``filter``) to a reviewer."""
+        body = calls.assign_body(reviewer_id, item_ids, filter, queue, limit)
+        return self._run(calls.assign_items(self._client.project_id(project), body))
+
+    def unassign(
+        self, project: ProjectRef, *, item_ids: Sequence[int] | None = None, reviewer_id: int | None = None
+    ) -> Unassigned:
+        """Give items (or all of one reviewer's) back to the pool."""
+        body = {"item_ids": list(item_ids)} if item_ids is not None else {"reviewer_id": reviewer_id}
+        return self._run(calls.unassign_items(self._client.project_id(project), body))
 
 
 class Exports(_Resource):

@@ -11,10 +11,13 @@ from api.schemas.exports import ExportPublic
 from api.schemas.jobs import JobCancelled, JobCreated, JobResultsPage, JobRetried, JobStatus, PairResult
 from api.schemas.labels import LabelsStored, StoredLabel
 from api.schemas.projects import ApiKeyCreated, JudgeSpec, ProjectPublic, RoutingSettings
+from api.schemas.queue import Assigned, Assignments, QueueFilter, QueuePage, Unassigned
 from api.schemas.review import ReviewStats
 
 __all__ = [
     "ApiKeyCreated",
+    "Assigned",
+    "Assignments",
     "CalibrationState",
     "ExportPublic",
     "GateState",
@@ -27,7 +30,10 @@ __all__ = [
     "LabelsStored",
     "PairResult",
     "ProjectPublic",
+    "QueueFilter",
+    "QueuePage",
     "ReviewStats",
     "RoutingSettings",
     "StoredLabel",
+    "Unassigned",
 ]

@@ -28,7 +28,16 @@ from api.policy import ACCESS, POLICY
 from tests import fakes
 from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, post_question_pairs, run_worker
 
-ROLES = ("anonymous", "admin", "client", "other_client", "reviewer", "senior", "other_senior", "other_reviewer")
+ROLES = (
+    "anonymous",
+    "admin",
+    "client",
+    "other_client",
+    "reviewer",
+    "senior",
+    "other_senior",
+    "other_reviewer",
+)
 
 # Access class -> the status each caller of the test's world gets when refused (None: allowed).
 # "reviewer" is assigned to the project and not senior, "senior" is a senior reviewer assigned
@@ -92,7 +101,9 @@ def world(client: TestClient, engine: Engine, settings: Any) -> World:
     reviewer = new_reviewer(client, "assigned", projects=[own])
     other_reviewer = new_reviewer(client, "elsewhere", projects=[other])
     senior = client.post("/v1/reviewers", json={"name": "lead", "projects": [own], "senior": True})
-    other_senior = client.post("/v1/reviewers", json={"name": "lead-elsewhere", "projects": [other], "senior": True})
+    other_senior = client.post(
+        "/v1/reviewers", json={"name": "lead-elsewhere", "projects": [other], "senior": True}
+    )
     spare = client.post("/v1/reviewers", json={"name": "spare"}).json()["id"]  # its token may be rotated
     with Session(engine) as session:
         pair_id = session.exec(select(Label.pair_id)).first() or 1
@@ -366,11 +377,16 @@ def test_assignment_x_callers(world: World, engine: Engine) -> None:
     assign = f"/v1/projects/{own}/review/assignments"
     for role in ROLES:
         expected = REFUSED["review_lead"][role]
-        got = client.post(assign, json={"reviewer_id": assignee, "item_ids": [item]}, headers=world.tokens[role])
+        got = client.post(
+            assign, json={"reviewer_id": assignee, "item_ids": [item]}, headers=world.tokens[role]
+        )
         back = client.post(f"{assign}/release", json={"item_ids": [item]}, headers=world.tokens[role])
         listed = client.get(assign, headers=world.tokens[role])
         if expected is None:
-            assert (got.status_code, back.status_code, listed.status_code) == (200, 200, 200), (role, got.text)
+            assert (got.status_code, back.status_code, listed.status_code) == (200, 200, 200), (
+                role,
+                got.text,
+            )
             assert got.json()["item_ids"] == back.json()["item_ids"] == [item]
         else:
             assert got.status_code == back.status_code == listed.status_code == expected, (role, got.text)

@@ -470,3 +470,23 @@ def test_who_may_steer(world: World) -> None:
         w.client.get(f"/v1/projects/{w.project}/review/queue", headers=auth(outsider["token"])).status_code
         == 403
     )
+
+
+def test_the_python_client_steers_the_queue(world: World) -> None:
+    """``client.review``: the same filters and assignments, typed (the admin's client here)."""
+    from prelabel import Client
+
+    w = world
+    with Client("http://testserver", "unused") as client:
+        client.http = w.client  # the app in-process, with the admin's token
+        page = client.review.queue(
+            w.project, filter={"metadata": {"turns": 3}, "reasons": ["order_sensitive"]}
+        )
+        assert [w.name_of(i.item_id) for i in page.items] == ["progress"]
+        assert client.review.queue(w.project, filter={"text": "blender"}).matched == 1
+        done = client.review.assign(w.project, w.ids["bo"], filter={"metadata": {"lang": "en"}}, limit=2)
+        assert [w.name_of(i) for i in sorted(done.item_ids)] == ["refund", "sort"]
+        overview = client.review.assignments(w.project)
+        assert {r.name: r.assigned for r in overview.reviewers} == {"ana": 0, "bo": 2, "lead": 0}
+        assert client.review.queue(w.project, assigned="none").matched == 3
+        assert client.review.unassign(w.project, reviewer_id=w.ids["bo"]).unassigned == 2

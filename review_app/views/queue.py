@@ -12,6 +12,7 @@ from review_app import common, queue_filters
 from review_app.api_client import ApiError
 
 PAGE_SIZE = 50
+SHOW = {"any": "All", "me": "Assigned to me", "none": "Unassigned"}
 
 api = common.client()
 project = common.pick_project(api)
@@ -37,7 +38,7 @@ assigned = (
         "Show",
         ["any", "me", "none"],
         default="any",
-        format_func={"any": "All", "me": "Assigned to me", "none": "Unassigned"}.get,
+        format_func=lambda key: SHOW[key],
         key="queue_page_assigned",
     )
     or "any"
