@@ -490,3 +490,27 @@ def test_the_python_client_steers_the_queue(world: World) -> None:
         assert {r.name: r.assigned for r in overview.reviewers} == {"ana": 0, "bo": 2, "lead": 0}
         assert client.review.queue(w.project, assigned="none").matched == 3
         assert client.review.unassign(w.project, reviewer_id=w.ids["bo"]).unassigned == 2
+
+
+def test_a_text_search_redacts_a_bounded_number_of_pairs_first(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redaction is slow: a search redacts at most SEARCH_PREPARE_LIMIT waiting pairs (best
+    first) and says how many it could not see; the rest wait for the background preparation."""
+    from api.review import filters
+
+    monkeypatch.setattr(filters, "SEARCH_PREPARE_LIMIT", 2)
+    w = world
+    first = w.listed(w.ana, text="answer to").json()
+    assert first["searched_unprepared"] == 3
+    assert [w.name_of(i["item_id"]) for i in first["items"]] == ["refund", "sort"]
+    # Two more redacted on this request (fridge, progress): the poem's pair is not searched yet.
+    poem = w.listed(w.ana, text="poem").json()
+    assert poem["matched"] == 0 and poem["searched_unprepared"] == 1
+    assert w.listed(w.ana, text="poem").json() | {"items": []} == {
+        "items": [],
+        "matched": 1,
+        "assigned_to_you": 0,
+        "next_offset": None,
+        "searched_unprepared": 0,
+    }

@@ -41,6 +41,9 @@ DOCTESTED = [
     "judge.costs",
     "api.fields",
     "api.export.final_labels",
+    "api.schemas.queue",
+    "review_app.queue_filters",
+    "review_app.api_client",
 ]
 
 

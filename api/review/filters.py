@@ -31,9 +31,10 @@ from api.review.redaction import REDACTION_VERSION
 from api.schemas import QueueFilter
 from api.schemas.queue import meta_text
 
-# Pairs a text search redacts on the request path before it searches; more wait for the
-# background preparation (api/review/prepare.py), and the answer says how many.
-SEARCH_PREPARE_LIMIT = 500
+# Pairs a text search redacts on the request path before it searches (~25 ms each): the
+# background preparation (api/review/prepare.py) normally has done them all; more than this
+# wait for it, and the queue list says how many a search could not see.
+SEARCH_PREPARE_LIMIT = 200
 WAITING = ("open", "leased")
 
 
