@@ -176,6 +176,9 @@ def test_a_senior_assigns_the_matching_pairs_and_the_assignee_gets_them_first(
         expect(page.get_by_text("waiting pair(s) match (filter: lang=de)")).to_be_visible()
         matched = _api(stack, "lead", f"/v1/projects/{stack['project']}/review/queue?meta=lang:de")["matched"]
         assert matched == 2
+        page.get_by_role("heading", name="Queue").scroll_into_view_if_needed()
+        page.wait_for_timeout(700)
+        page.screenshot(path=str(SHOTS / "queue-list_1366x768.png"))
         # Choose Bo in the "Assign to" box, then assign everything that matches.
         wait_until_idle(page)
         page.get_by_label("Assign to").click()
