@@ -14,7 +14,7 @@ and subgroup ``i`` of ``n_i`` comparisons gets its own limits (variable subgroup
 
     p̄ ± sigma · sqrt(p̄ (1 - p̄) / n_i), clipped to [0, 1]
 
-A point is flagged with the name of each rule it breaks (:data:`RULES`):
+A point is flagged with the name of each rule it breaks (:func:`rules`):
 
 * ``outside_limits``: its share is outside its limits (Western Electric rule 1 at sigma 3);
 * ``run_of_8`` (``run_length`` 8): it is the 8th or later of consecutive points on the same side
@@ -53,18 +53,28 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["RULES", "ChartPoint", "PChart", "p_charts"]
+__all__ = ["RULES", "ChartPoint", "PChart", "p_charts", "rules"]
 
 COLUMNS = ("unit", "subgroup", "agreed")
 
 OUTSIDE_LIMITS = "outside_limits"
 # Western Electric's rule 4 is 8 in a row; Nelson's rule 2 is the same with 9.
 RUN_RULE = "run_of_{n}"
-RULES: dict[str, str] = {
-    OUTSIDE_LIMITS: "the share is outside the control limits (Western Electric rule 1)",
-    RUN_RULE.format(n=8): "the 8th or later point in a row on one side of the centre line "
-    "(Western Electric rule 4)",
-}
+
+
+def rules(run_length: int | None = 8) -> dict[str, str]:
+    """The rules a chart with this ``run_length`` applies: name -> what a flagged point did."""
+    named = {OUTSIDE_LIMITS: "the share is outside the control limits (Western Electric rule 1)"}
+    if run_length is not None:
+        rule_4 = " (Western Electric rule 4)" if run_length == 8 else ""
+        named[RUN_RULE.format(n=run_length)] = (
+            f"the point ends a run of {run_length} or more points in a row on one side of the "
+            f"centre line{rule_4}"
+        )
+    return named
+
+
+RULES = rules()
 # Shares closer than this to the centre line are on it (float noise from the pooled division).
 _ON_CENTRE = 1e-12
 
@@ -180,8 +190,8 @@ def _chart(
         lcl, ucl = _limits(p_bar, n, sigma)
         wide = not degenerate and min(n * p_bar, n * (1.0 - p_bar)) < min_expected
         outside = p < lcl - _ON_CENTRE or p > ucl + _ON_CENTRE
-        rules = (OUTSIDE_LIMITS,) if outside else ()
-        points.append(ChartPoint(subgroup, n, agreed, p, lcl, ucl, wide, rules))
+        broken = (OUTSIDE_LIMITS,) if outside else ()
+        points.append(ChartPoint(subgroup, n, agreed, p, lcl, ucl, wide, broken))
     return PChart(unit, p_bar, sigma, tuple(_flag_runs(points, p_bar, run_length)), skipped)
 
 

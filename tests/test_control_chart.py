@@ -124,6 +124,10 @@ def test_the_run_length_is_a_parameter_and_none_turns_the_rule_off() -> None:
     data = run_of("+" * 9 + "-" * 9)
     assert [p.subgroup for p in p_charts(data, run_length=9)["u"].flagged] == [8, 17]
     assert p_charts(data, run_length=9)["u"].flagged[0].rules == ("run_of_9",)
+    assert list(control_chart.rules(9)) == [OUTSIDE_LIMITS, "run_of_9"]
+    assert "run of 9 or more" in control_chart.rules(9)["run_of_9"] and list(control_chart.rules(None)) == [
+        OUTSIDE_LIMITS
+    ]
     assert p_charts(data, run_length=None)["u"].flagged == ()
 
 
