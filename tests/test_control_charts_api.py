@@ -46,8 +46,8 @@ def _job(client: TestClient, project: int, name: str, n: int) -> list[str]:
 @pytest.fixture
 def drifting(client: TestClient, engine: Engine) -> dict[str, Any]:
     """Three batches of 20 gold-labelled pairs ("A>B") and a fourth of 5 without gold. "steady"
-    agrees with gold throughout; "drifter" on the first two batches and never on the third;
-    "fresh" labels only the fourth (no reference anywhere)."""
+    agrees with gold throughout; "drifter" on the first two batches and never on the third,
+    then labels the fourth; "fresh" labels only the fourth (no reference anywhere)."""
     project = make_project(client, "charts")
     batches = [_job(client, project, f"b{k}", 20) for k in range(3)]
     unchecked = _job(client, project, "b3", 5)
@@ -64,8 +64,14 @@ def drifting(client: TestClient, engine: Engine) -> dict[str, Any]:
     every = [cid for batch in batches for cid in batch]
     labels("steady", [(cid, "A>>B") for cid in every])  # another strength, the same side: agreed
     labels("drifter", [(cid, "A>B") for cid in every[:40]] + [(cid, "B>A") for cid in every[40:]])
+    labels("drifter", [(cid, "A>B") for cid in unchecked])  # no reference: no comparison
     labels("fresh", [(cid, "A>B") for cid in unchecked])
     return {"project": project, "tokens": tokens}
+
+
+def batches_of(body: dict[str, Any]) -> dict[str, Any]:
+    batches: dict[str, Any] = body["batches"]
+    return batches
 
 
 def _get(client: TestClient, project: int, **params: Any) -> dict[str, Any]:
@@ -90,6 +96,7 @@ def test_a_drifting_reviewer_and_their_batch_are_flagged(
     assert drifter["points"][0]["lcl"] == pytest.approx(2 / 3 - 3 * (2 / 9 / 10) ** 0.5)
     assert [p["subgroup"] for p in drifter["points"] if p["out_of_control"]] == [5, 6]
     assert drifter["points"][4]["rules"] == ["outside_limits"] and drifter["flagged"] == 2
+    assert drifter["skipped"] == [7]  # the last five labels had no reference
     assert all(p["n"] == 10 and p["wide"] for p in drifter["points"])  # n (1 - p̄) = 3.3 < 5
     assert (
         drifter["reviewer_id"] is not None and drifter["points"][0]["start"] <= drifter["points"][-1]["end"]
@@ -99,6 +106,8 @@ def test_a_drifting_reviewer_and_their_batch_are_flagged(
     assert steady["center"] == 1.0 and steady["degenerate"] and steady["flagged"] == 0
     fresh = charts["fresh"]  # five labels, none with a reference: nothing to chart
     assert fresh["center"] is None and fresh["points"] == [] and fresh["skipped"] == [1]
+    # Job 3's 40 labels all had a reference; job 4's 5 (fresh's) had none.
+    assert [p["labels"] for p in batches_of(body)["points"]] == [40, 40, 40]
 
     batches = body["batches"]
     assert batches["unit"] == "batches" and batches["reviewer_id"] is None
@@ -120,12 +129,15 @@ def test_the_points_are_the_quality_tests_grades(
     drifter = next(chart for chart in body["reviewers"] if chart["unit"] == "drifter")
     with Session(engine) as session:
         labels = reviewer_labels(session, drifting["project"], "drifter")
-        graded = grade(session, drifting["project"], "drifter", labels)
-    windows = [graded[i : i + 25] for i in range(0, len(graded), 25)]
-    assert [(p["n"], p["agreed"]) for p in drifter["points"]] == [
-        (len(w), sum(g.agreed for g in w)) for w in windows
+        agreed = {g.label_id: g.agreed for g in grade(session, drifting["project"], "drifter", labels)}
+    windows = [labels[i : i + 25] for i in range(0, len(labels), 25)]
+    expected = [
+        (len(w), sum(label.id in agreed for label in w), sum(agreed.get(label.id, False) for label in w))
+        for w in windows
     ]
-    assert [p["n"] for p in drifter["points"]] == [25, 25, 10]  # the last window is shorter
+    assert [(p["labels"], p["n"], p["agreed"]) for p in drifter["points"]] == expected
+    # The last window: 10 labels on gold pairs, then the 5 without a reference.
+    assert expected[-1] == (15, 10, 0)
 
 
 def test_the_parameters_change_the_chart(client: TestClient, drifting: dict[str, Any]) -> None:

@@ -38,10 +38,11 @@ _COLUMNS = ["unit", "subgroup", "agreed", "at"]
 def _chart_view(chart: PChart, spans: pd.DataFrame, reviewer_id: int | None) -> dict[str, Any]:
     points = []
     for point in chart.points:
-        start, end = spans.loc[(chart.unit, point.subgroup)]
+        start, end, labels = spans.loc[(chart.unit, point.subgroup)]
         points.append(
             {
                 "subgroup": int(cast(int, point.subgroup)),  # window numbers and job ids
+                "labels": int(labels),
                 "n": point.n,
                 "agreed": point.agreed,
                 "p": point.p,
@@ -69,8 +70,8 @@ def _charts(
     rows: list[dict[str, Any]], sigma: float, run_length: int
 ) -> tuple[dict[Any, PChart], pd.DataFrame]:
     frame = pd.DataFrame(rows, columns=_COLUMNS)
-    # Each point's first and last label time: where it sits on a time axis.
-    spans = frame.groupby(["unit", "subgroup"])["at"].agg(["min", "max"])
+    # Each point's first and last label time (where it sits in time), and its number of labels.
+    spans = frame.groupby(["unit", "subgroup"])["at"].agg(["min", "max", "size"])
     return p_charts(frame.drop(columns="at"), sigma=sigma, run_length=run_length), spans
 
 

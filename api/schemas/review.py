@@ -272,7 +272,8 @@ class QualityTable(Public):
 
 class ControlChartPoint(Public):
     subgroup: int = Field(description="the window's number (1, 2, ... in label order) or the batch's job id")
-    n: int = Field(description="answers in the subgroup with a reference to agree with")
+    labels: int = Field(description="labels in the subgroup, with a reference or not")
+    n: int = Field(description="labels in the subgroup with a reference to agree with")
     agreed: int
     p: float = Field(description="share of those answers that agreed")
     lcl: float = Field(description="lower control limit")
