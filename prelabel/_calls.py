@@ -17,6 +17,7 @@ from prelabel.errors import PrelabelError
 from prelabel.types import (
     ApiKeyCreated,
     CalibrationState,
+    ControlCharts,
     ExportPublic,
     JobCancelled,
     JobCreated,
@@ -184,6 +185,13 @@ def report_html(project_id: int) -> Call[str]:
 
 def review_stats(project_id: int, hours: int) -> Call[ReviewStats]:
     return Call("GET", f"/v1/projects/{project_id}/review/stats", model(ReviewStats), params={"hours": hours})
+
+
+def control_charts(project_id: int, window: int, sigma: float, run_length: int) -> Call[ControlCharts]:
+    params = {"window": window, "sigma": sigma, "run_length": run_length}
+    return Call(
+        "GET", f"/v1/projects/{project_id}/review/control-charts", model(ControlCharts), params=params
+    )
 
 
 # --- exports ----------------------------------------------------------------------------------

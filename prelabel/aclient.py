@@ -31,6 +31,7 @@ from prelabel.errors import PrelabelError
 from prelabel.types import (
     ApiKeyCreated,
     CalibrationState,
+    ControlCharts,
     ExportPublic,
     JobCancelled,
     JobCreated,
@@ -249,6 +250,12 @@ class AsyncReview(_AsyncResource):
 
     async def stats(self, project: ProjectRef, *, hours: int = 24) -> ReviewStats:
         return await self._run(calls.review_stats(await self._client.project_id(project), hours))
+
+    async def control_charts(
+        self, project: ProjectRef, *, window: int = 20, sigma: float = 3.0, run_length: int = 8
+    ) -> ControlCharts:
+        project_id = await self._client.project_id(project)
+        return await self._run(calls.control_charts(project_id, window, sigma, run_length))
 
 
 class AsyncExports(_AsyncResource):

@@ -27,6 +27,7 @@ from prelabel.errors import PrelabelError
 from prelabel.types import (
     ApiKeyCreated,
     CalibrationState,
+    ControlCharts,
     ExportPublic,
     JobCancelled,
     JobCreated,
@@ -284,6 +285,14 @@ class Review(_Resource):
     def stats(self, project: ProjectRef, *, hours: int = 24) -> ReviewStats:
         """Queue depth, labels per reviewer per hour, override rates, time on task."""
         return self._run(calls.review_stats(self._client.project_id(project), hours))
+
+    def control_charts(
+        self, project: ProjectRef, *, window: int = 20, sigma: float = 3.0, run_length: int = 8
+    ) -> ControlCharts:
+        """p-charts of agreement with the reference, per reviewer (``window`` labels a point) and
+        per batch, each point with its limits and the rules it breaks."""
+        project_id = self._client.project_id(project)
+        return self._run(calls.control_charts(project_id, window, sigma, run_length))
 
 
 class Exports(_Resource):

@@ -11,11 +11,12 @@ from api.schemas.exports import ExportPublic
 from api.schemas.jobs import JobCancelled, JobCreated, JobResultsPage, JobRetried, JobStatus, PairResult
 from api.schemas.labels import LabelsStored, StoredLabel
 from api.schemas.projects import ApiKeyCreated, JudgeSpec, ProjectPublic, RoutingSettings
-from api.schemas.review import ReviewStats
+from api.schemas.review import ControlCharts, ReviewStats
 
 __all__ = [
     "ApiKeyCreated",
     "CalibrationState",
+    "ControlCharts",
     "ExportPublic",
     "GateState",
     "JobCancelled",
