@@ -94,6 +94,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/v1/review/labels/{label_id}/revise"): "any_reviewer",
     ("GET", "/v1/projects/{project_id}/review/history"): "review_worker",
     ("GET", "/v1/projects/{project_id}/review/quality"): "review_reader",
+    ("GET", "/v1/projects/{project_id}/review/control-charts"): "review_reader",
     ("POST", "/v1/reviewers/{reviewer_id}/resume"): "admin",
     ("GET", "/v1/projects/{project_id}/review/progress"): "review_worker",
     ("GET", "/v1/projects/{project_id}/review/stats"): "review_reader",

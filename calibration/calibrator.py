@@ -69,6 +69,8 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 
+from calibration.threads import single_threaded_blas
+
 __all__ = ["PairCalibrator", "panel_sides"]
 
 # The side model's probability columns (judge.verdicts.SIDES in model order): an exact tie in
@@ -247,6 +249,10 @@ class PairCalibrator:
 
     def fit(self, X: NDArray[Any], y: Sequence[str] | NDArray[Any]) -> PairCalibrator:
         """Fit on features X (n, d) and human labels y in {"A", "B", "tie"}; also sets out-of-fold scores."""
+        with single_threaded_blas():  # a dozen small L-BFGS fits: ~9x faster on one thread
+            return self._fit(X, y)
+
+    def _fit(self, X: NDArray[Any], y: Sequence[str] | NDArray[Any]) -> PairCalibrator:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=object)
         if X.shape[0] != y.shape[0]:

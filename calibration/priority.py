@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
 
+from calibration.threads import single_threaded_blas
 from judge.verdicts import to_side
 
 # Candidates refreshed per lazy round at first; grows x4 when the bound is not yet tight.
@@ -150,14 +150,6 @@ def uncertainty_from_verdicts(verdicts: Sequence[Sequence[str | None]]) -> NDArr
                 counts[s] = counts.get(s, 0) + 1
             out[i] = 1.0 - max(counts.values()) / len(sides)
     return out
-
-
-def _single_threaded_blas() -> threadpool_limits:
-    """The lazy steps are many small matrix products; multi-threaded OpenBLAS spends more
-    on waking threads than on the work (several times slower on a busy machine; figure in
-    the README's measurements). The one big product, distances to the labelled set, runs
-    before this, with all threads."""
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _distance_scale(dist: NDArray[Any]) -> tuple[float, float, float]:
@@ -269,7 +261,7 @@ class _LazyGreedy:
         self.fresh[i] = len(self.picks)
 
     def run(self, k: int, u_norm: NDArray[Any], w: float, first: int | None) -> NDArray[Any]:
-        with _single_threaded_blas():
+        with single_threaded_blas():  # many small products (calibration/threads.py)
             return self._run(k, u_norm, w, first)
 
     def _run(self, k: int, u_norm: NDArray[Any], w: float, first: int | None) -> NDArray[Any]:

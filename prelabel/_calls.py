@@ -19,6 +19,7 @@ from prelabel.types import (
     Assigned,
     Assignments,
     CalibrationState,
+    ControlCharts,
     ExportPublic,
     JobCancelled,
     JobCreated,
@@ -243,6 +244,13 @@ def assign_items(project_id: int, body: dict[str, Any]) -> Call[Assigned]:
 
 def unassign_items(project_id: int, body: dict[str, Any]) -> Call[Unassigned]:
     return Call("POST", f"/v1/projects/{project_id}/review/assignments/release", model(Unassigned), json=body)
+
+
+def control_charts(project_id: int, window: int, sigma: float, run_length: int) -> Call[ControlCharts]:
+    params = {"window": window, "sigma": sigma, "run_length": run_length}
+    return Call(
+        "GET", f"/v1/projects/{project_id}/review/control-charts", model(ControlCharts), params=params
+    )
 
 
 # --- exports ----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from prelabel.types import (
     Assigned,
     Assignments,
     CalibrationState,
+    ControlCharts,
     ExportPublic,
     JobCancelled,
     JobCreated,
@@ -295,6 +296,12 @@ class AsyncReview(_AsyncResource):
         """Give items (or all of one reviewer's) back to the pool."""
         body = {"item_ids": list(item_ids)} if item_ids is not None else {"reviewer_id": reviewer_id}
         return await self._run(calls.unassign_items(await self._client.project_id(project), body))
+
+    async def control_charts(
+        self, project: ProjectRef, *, window: int = 20, sigma: float = 3.0, run_length: int = 8
+    ) -> ControlCharts:
+        project_id = await self._client.project_id(project)
+        return await self._run(calls.control_charts(project_id, window, sigma, run_length))
 
 
 class AsyncExports(_AsyncResource):

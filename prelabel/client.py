@@ -29,6 +29,7 @@ from prelabel.types import (
     Assigned,
     Assignments,
     CalibrationState,
+    ControlCharts,
     ExportPublic,
     JobCancelled,
     JobCreated,
@@ -330,6 +331,14 @@ class Review(_Resource):
         """Give items (or all of one reviewer's) back to the pool."""
         body = {"item_ids": list(item_ids)} if item_ids is not None else {"reviewer_id": reviewer_id}
         return self._run(calls.unassign_items(self._client.project_id(project), body))
+
+    def control_charts(
+        self, project: ProjectRef, *, window: int = 20, sigma: float = 3.0, run_length: int = 8
+    ) -> ControlCharts:
+        """p-charts of agreement with the reference, per reviewer (``window`` labels a point) and
+        per batch, each point with its limits and the rules it breaks."""
+        project_id = self._client.project_id(project)
+        return self._run(calls.control_charts(project_id, window, sigma, run_length))
 
 
 class Exports(_Resource):

@@ -12,13 +12,14 @@ from api.schemas.jobs import JobCancelled, JobCreated, JobResultsPage, JobRetrie
 from api.schemas.labels import LabelsStored, StoredLabel
 from api.schemas.projects import ApiKeyCreated, JudgeSpec, ProjectPublic, RoutingSettings
 from api.schemas.queue import Assigned, Assignments, QueueFilter, QueuePage, Unassigned
-from api.schemas.review import ReviewStats
+from api.schemas.review import ControlCharts, ReviewStats
 
 __all__ = [
     "ApiKeyCreated",
     "Assigned",
     "Assignments",
     "CalibrationState",
+    "ControlCharts",
     "ExportPublic",
     "GateState",
     "JobCancelled",

@@ -162,6 +162,11 @@ class ApiClient:
         """Inter-reviewer agreement: project, reviewer pairs, batches, Dawid–Skene accuracy."""
         return self._call("GET", f"/v1/projects/{project_id}/agreement").json()
 
+    def control_charts(self, project_id: int, window: int = 20) -> dict[str, Any]:
+        """p-charts of agreement with the reference: per reviewer (windows of labels), per batch."""
+        path = f"/v1/projects/{project_id}/review/control-charts"
+        return self._call("GET", path, params={"window": window}).json()
+
     # --- calibration (may not exist on older servers: None instead of an error) -------
 
     def calibration(self, project_id: int) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,6 +27,14 @@ _SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("PRELABEL_REPLAY_DIRS", f"{_SHARED_DATA},{tempfile.gettempdir()}")
 # Exports made by tests that do not choose a directory land in a temporary one, not the checkout.
 os.environ.setdefault("PRELABEL_EXPORT_DIR", tempfile.mkdtemp(prefix="prelabel-test-exports-"))
+
+# Two xdist workers on two cores: one BLAS / OpenMP thread each. OpenBLAS's threads on top
+# (waking for tiny products, and two workers' threads fighting for two cores) made the
+# statistical tests about 3x slower. Set for the servers and CLIs tests start as subprocesses;
+# this process loaded numpy with pytest's plugins already, so it is limited through threadpoolctl.
+for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+threadpool_limits(limits=1)
 
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import make_url, text  # noqa: E402

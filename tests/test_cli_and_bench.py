@@ -35,6 +35,8 @@ def test_bench_throughput_reports_the_promised_keys(tmp_path: Path) -> None:
     ):
         assert key in result
     assert result["judge_calls"] == 160 and result["judge_errors"] == 0
+    # The bench's pairs trigger no injection re-check: the pipeline makes the bare calls, no more.
+    assert result["pipeline_judge_calls"] == 160
     assert result["overhead_ratio"] > 0 and result["calls_per_s"] > 0
 
 

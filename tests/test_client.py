@@ -180,6 +180,8 @@ def test_labels_calibration_review_and_exports(client: Client, tmp_path: Path) -
     assert "<html" in client.calibration.report_html("client-walk").lower()
     stats = client.review.stats(project.id)
     assert stats.project_id == project.id and stats.hours == 24
+    charts = client.review.control_charts(project.id, window=10)
+    assert charts.project_id == project.id and charts.window == 10 and charts.reviewers == []
 
     made = client.exports.create(
         project.id, "dpo", split="train", min_source="human", force=True, reason="test"
@@ -219,6 +221,7 @@ def test_the_async_client_wraps_every_resource(api: LiveApi, tmp_path: Path) -> 
             assert (await client.calibration.state(made.id)).project_id == made.id
             assert "<html" in (await client.calibration.report_html(made.id)).lower()
             assert (await client.review.stats(made.id, hours=2)).hours == 2
+            assert (await client.review.control_charts(made.id, sigma=2.5)).sigma == 2.5
             export = await client.exports.create(made.id, "hf", force=True, reason="async test")
             assert (await client.exports.get(made.id, export.number)) == export
             assert [e.number for e in await client.exports.list(made.id)] == [export.number]

@@ -104,7 +104,8 @@ def pause_detail(status: ReviewerStatus) -> dict[str, str]:
     }
 
 
-def _reviewer_labels(session: Session, project_id: int, name: str, after_id: int = 0) -> list[Label]:
+def reviewer_labels(session: Session, project_id: int, name: str, after_id: int = 0) -> list[Label]:
+    """The reviewer's current labels given through the queue (quarantined ones too), id order."""
     return list(
         session.exec(
             select(Label)
@@ -225,7 +226,7 @@ def check_reviewer(session: Session, project: Project, reviewer: Reviewer) -> bo
         return False
     routing = project.routing_settings()
     test = quality_test(routing)
-    labels = _reviewer_labels(session, project.id, reviewer.name, status.checked_after_label_id)
+    labels = reviewer_labels(session, project.id, reviewer.name, status.checked_after_label_id)
     graded = grade(session, project.id, reviewer.name, labels)
     watch = monitor([g.agreed for g in graded], test)
     checkpoint = status.checked_after_label_id
@@ -348,7 +349,8 @@ def resume(session: Session, project_id: int, reviewer: Reviewer, release: bool)
 # --- the quality table ---------------------------------------------------------------------
 
 
-def _reviewers_of(session: Session, project_id: int) -> list[Reviewer]:
+def reviewers_of(session: Session, project_id: int) -> list[Reviewer]:
+    """The project's reviewers: assigned to it, or with a label in it."""
     assigned = select(ReviewerProject.reviewer_id).where(ReviewerProject.project_id == project_id)
     labelled = select(Label.annotator).where(
         Label.project_id == project_id,
@@ -371,8 +373,8 @@ def quality_table(session: Session, project_id: int) -> list[dict[str, Any]]:
     """One row per reviewer of the project: volume, speed, honeypot accuracy (95 % exact
     interval), agreement with peers, flags, and whether they are paused and why."""
     rows = []
-    for reviewer in _reviewers_of(session, project_id):
-        labels = _reviewer_labels(session, project_id, reviewer.name)
+    for reviewer in reviewers_of(session, project_id):
+        labels = reviewer_labels(session, project_id, reviewer.name)
         graded = grade(session, project_id, reviewer.name, labels)
         honeypots = [g for g in graded if g.kind in KNOWN_ANSWER]
         peers = [g for g in graded if g.kind == "peer"]

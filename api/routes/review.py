@@ -18,6 +18,7 @@ from api.errors import bounded_path_ids, errors
 from api.fields import MAX_ID
 from api.models import Pair, Project, Reviewer
 from api.review import quality, queue, stats
+from api.review.control_charts import control_charts
 from api.review.prepare import prepare_batch
 from api.review.queue import QueueError
 from api.review.reviewers import (
@@ -30,6 +31,7 @@ from api.review.reviewers import (
 )
 from api.review.submit import label_history, revise_label, skip_item, submit_label
 from api.schemas import (
+    ControlCharts,
     HistoryEntry,
     NextItem,
     NextRequest,
@@ -273,6 +275,23 @@ def review_quality(project: ReviewerProjectDep, session: SessionDep, _: ReaderDe
     """Per reviewer: labels, median seconds per label, honeypot accuracy with its 95 % exact
     interval, agreement with peers, speed flags, quarantined labels, paused and why."""
     return {"reviewers": quality.quality_table(session, project.id)}
+
+
+@router.get("/v1/projects/{project_id}/review/control-charts", response_model=ControlCharts)
+def review_control_charts(
+    project: ReviewerProjectDep,
+    session: SessionDep,
+    _: ReaderDep,
+    window: int = Query(20, ge=5, le=1000, description="labels per point on a reviewer's chart"),
+    sigma: float = Query(3.0, ge=1.0, le=6.0, allow_inf_nan=False, description="limits at p̄ ± sigma SE"),
+    run_length: int = Query(8, ge=2, le=50, description="points in a row on one side that flag a drift"),
+) -> dict[str, Any]:
+    """p-charts of agreement with the reference (honeypot or gold answer, else the side most of
+    at least two other reviewers took): one per reviewer, a point per ``window`` of their
+    labels, and one over batches (jobs), a point per batch. Each point has its control limits
+    and the rules it breaks: outside the limits, or the end of ``run_length`` points in a row on
+    one side of the centre line (a drift)."""
+    return control_charts(session, project.id, window=window, sigma=sigma, run_length=run_length)
 
 
 @router.post("/v1/reviewers/{reviewer_id}/resume", response_model=Resumed)

@@ -274,6 +274,41 @@ class QualityTable(Public):
     reviewers: list[ReviewerQuality]
 
 
+class ControlChartPoint(Public):
+    subgroup: int = Field(description="the window's number (1, 2, ... in label order) or the batch's job id")
+    labels: int = Field(description="labels in the subgroup, with a reference or not")
+    n: int = Field(description="labels in the subgroup with a reference to agree with")
+    agreed: int
+    p: float = Field(description="share of those answers that agreed")
+    lcl: float = Field(description="lower control limit")
+    ucl: float = Field(description="upper control limit")
+    wide: bool = Field(description="too few answers for the limits' normal approximation: wide, approximate")
+    rules: list[str] = Field(description="the rules this point breaks (names in `rules` of the answer)")
+    out_of_control: bool
+    start: IsoDatetime = Field(description="time of the subgroup's first label")
+    end: IsoDatetime = Field(description="time of its last label")
+
+
+class ControlChart(Public):
+    unit: str = Field(description="the reviewer's name, or 'batches'")
+    reviewer_id: int | None
+    center: float | None = Field(description="pooled agreement over the chart (null: nothing to compare)")
+    degenerate: bool = Field(description="every answer agreed, or none did: the limits are the centre line")
+    points: list[ControlChartPoint]
+    skipped: list[int] = Field(description="subgroups without an answer to compare")
+    flagged: int = Field(description="out-of-control points")
+
+
+class ControlCharts(Public):
+    project_id: int
+    window: int = Field(description="labels per point on a reviewer's chart")
+    sigma: float
+    run_length: int
+    rules: dict[str, str] = Field(description="rule name -> what a point breaking it did")
+    reviewers: list[ControlChart]
+    batches: ControlChart | None
+
+
 class RedactionMapping(Public):
     pair_id: int
     version: str

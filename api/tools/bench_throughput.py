@@ -18,6 +18,7 @@ from api.background import tune_gc_for_serving
 from api.db import make_engine, upgrade
 from api.judging.worker import Worker
 from api.main import create_app
+from api.metrics import JUDGE_CALLS
 from api.settings import Settings
 from judge.client import completion_kwargs
 from judge.litellm_loader import load_litellm
@@ -25,16 +26,25 @@ from judge.prompt import render_messages
 
 
 def _synthetic_pairs(n: int, tag: str = "bench") -> list[dict[str, str]]:
+    """Plain question-and-answer pairs. The responses must not name a slot ("Answer A to 3:"
+    did): the injection re-check reads a line that names the answer the judge should pick as
+    addressed to the judge and asks every judge once more, so every pair cost three calls per
+    judge instead of two (on the shared data it is 5 % of pairs; README, issue 20)."""
     note = "" if tag == "bench" else f" ({tag})"  # another tag, other texts: no shared content hash
     return [
         {
             "client_id": f"{tag}-{i}",
             "prompt": f"Question {i}{note}: explain item {i * 7 % 101} briefly.",
-            "response_a": f"Answer A to {i}: " + "alpha " * (i % 13 + 5),
-            "response_b": f"Answer B to {i}: " + "beta " * (i % 11 + 5),
+            "response_a": f"Item {i * 7 % 101} in short: " + "alpha " * (i % 13 + 5),
+            "response_b": f"About item {i * 7 % 101}: " + "beta " * (i % 11 + 5),
         }
         for i in range(n)
     ]
+
+
+def _judge_calls_made() -> int:
+    """Judge calls this process has made (the worker's counter: re-check calls included)."""
+    return int(sum(s.value for m in JUDGE_CALLS.collect() for s in m.samples if s.name.endswith("_total")))
 
 
 def _litellm_logging_worker() -> Any:
@@ -185,8 +195,10 @@ async def bench_throughput(
         # alike: the heap the warm-ups loaded is frozen, young collections are rarer.
         tune_gc_for_serving()
 
+        calls_before = _judge_calls_made()
         async with _Clock() as pipeline:
             status, ingest_s = await run_pipeline(app, engine, settings, panel, data)
+        pipeline_calls = _judge_calls_made() - calls_before
         bare = await _bare_calls(models, api_base, data, settings.judge_concurrency, timeout_s)
         engine.dispose()
     pipeline_s, bare_s = pipeline.wall, bare.wall
@@ -198,16 +210,19 @@ async def bench_throughput(
         "concurrency": settings.judge_concurrency,
         "database": url.split(":", 1)[0],
         "judge_calls": calls,
+        # Calls the pipeline made: more than judge_calls when the injection re-check asks again.
+        "pipeline_judge_calls": pipeline_calls,
         "judge_errors": status["judge_errors"],
         "ingest_s": round(ingest_s, 3),
         "pipeline_s": round(pipeline_s, 3),
         "bare_litellm_s": round(bare_s, 3),
-        "calls_per_s": round(calls / pipeline_s, 1),
+        "calls_per_s": round(pipeline_calls / pipeline_s, 1),
         "bare_calls_per_s": round(calls / bare_s, 1),
-        "overhead_ratio": round(pipeline_s / bare_s, 3),
+        # Per call: the two phases make the same calls unless the pipeline re-checks some pairs.
+        "overhead_ratio": round((pipeline_s / pipeline_calls) / (bare_s / calls), 3),
         "pipeline_cpu_s": round(pipeline.cpu, 3),
         "bare_litellm_cpu_s": round(bare.cpu, 3),
-        "cpu_overhead_ratio": round(pipeline.cpu / bare.cpu, 3),
+        "cpu_overhead_ratio": round((pipeline.cpu / pipeline_calls) / (bare.cpu / calls), 3),
         # Part of each wall time: waiting for litellm's deferred logging of the phase's calls.
         "pipeline_log_flush_s": round(pipeline.flush_s, 3),
         "bare_log_flush_s": round(bare.flush_s, 3),

@@ -71,13 +71,9 @@ def serve(host: str, port: int, no_worker: bool, log_level: str, dev: bool) -> i
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prelabel-metrics-")
 
-    import uvicorn
-
-    from api.background import tune_gc_for_serving
-    from api.main import create_app
     from api.settings import get_settings
 
-    settings = get_settings()
+    settings = get_settings()  # checked before the app's imports (seconds of CPU) are paid
     if not settings.admin_token:
         if not dev:
             raise click.UsageError(
@@ -88,6 +84,11 @@ def serve(host: str, port: int, no_worker: bool, log_level: str, dev: bool) -> i
         click.echo(
             f"dev mode: admin token {settings.admin_token} (set PRELABEL_ADMIN_TOKEN to choose one)", err=True
         )
+    import uvicorn
+
+    from api.background import tune_gc_for_serving
+    from api.main import create_app
+
     app = create_app(settings, run_worker=not no_worker)
     tune_gc_for_serving()
     try:

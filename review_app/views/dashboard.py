@@ -1,7 +1,8 @@
 """Dashboard: job progress, routes and reasons, the calibration gate, the review queues in
 words, reviewer quality (speed, honeypots, agreement with peers, Dawid–Skene, pauses),
-agreement per batch over time, throughput, and override rates with and without the judge's
-pre-label shown. Every table says what its columns mean; nothing is shown as raw JSON."""
+agreement per batch over time, control charts of agreement per reviewer and per batch,
+throughput, and override rates with and without the judge's pre-label shown. Every table says
+what its columns mean; nothing is shown as raw JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from review_app import common, summaries
+from review_app import common, control_charts, summaries
 from review_app.api_client import ApiError
 
 
@@ -244,6 +245,45 @@ def _agreement(agreement: dict[str, Any] | None, missing: str | None) -> None:
             )
 
 
+def _control_charts(api: Any, project_id: int) -> None:
+    st.subheader("Agreement over time: control charts")
+    window = st.select_slider(
+        "Labels per point on a reviewer's chart", (10, 20, 50, 100), 20, key="chart_window"
+    )
+    answer, missing = _fetch(lambda pid: api.control_charts(pid, window), project_id, "control charts")
+    if answer is None:
+        st.caption(missing)
+        return
+    st.caption(
+        "Each point is the share of answers that agreed with the reference (a honeypot's or gold "
+        "label, or the side most of at least two other reviewers took): per batch, and per reviewer "
+        f"for every {window} labels. The green line is the chart's overall agreement, the dashed "
+        "steps its control limits (3 standard errors; wider where a point has fewer answers, light "
+        "blue where too few for tight limits). Red: out of control — outside the limits, or the last "
+        "of 8 points in a row on one side of the green line (a drift). Hover a point for its numbers."
+    )
+    batches = answer.get("batches")
+    if batches and batches["points"]:
+        st.altair_chart(control_charts.p_chart(batches, "batch", window), width="stretch")
+    reviewers = [chart for chart in answer["reviewers"] if chart["points"]]
+    if not batches and not reviewers:
+        st.info("No reviewer answer has a reference to agree with yet (honeypots, gold, overlaps).")
+        return
+    # Reviewers with flagged points first: the ones to look at.
+    reviewers.sort(key=lambda chart: -chart["flagged"])
+    columns = st.columns(2)
+    for i, chart in enumerate(reviewers):
+        with columns[i % 2]:
+            st.altair_chart(control_charts.p_chart(chart, "reviewer", window), width="stretch")
+    flagged = control_charts.flagged_rows(answer)
+    st.markdown(f"**Out-of-control points** ({len(flagged)})")
+    if flagged:
+        st.dataframe(pd.DataFrame(flagged), hide_index=True, width="stretch")
+        st.caption(" ".join(f"{words[:1].upper()}{words[1:]}." for words in answer["rules"].values()))
+    else:
+        st.caption("None: every point is inside its limits and no run of 8 is on one side.")
+
+
 api = common.client()
 st.title("Dashboard")
 project = common.pick_project(api)
@@ -254,4 +294,6 @@ if project is not None:
     agreement, missing = _fetch(api.agreement, project["id"], "agreement between reviewers")
     _quality(api, project["id"], agreement)
     _agreement(agreement, missing)
+    with st.container(key="control_charts"):  # the browser test finds the section by this key
+        _control_charts(api, project["id"])
     _report(api, project["id"])
