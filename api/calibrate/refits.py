@@ -76,7 +76,7 @@ def never_accept_flags(
     threshold; the gate is fitted with exactly these flags, so its guarantee covers what
     routing accepts.
     """
-    routing = project.routing_settings()
+    routing, aspects = project.routing_settings(), project.aspect_settings()
     pair_ids = list(views)
     precheck: dict[int, tuple[bool, Sequence[str]]] = {}  # pair -> (safety pre-check, injection findings)
     query = select(Pair.id, Pair.safety_flag, Pair.injection_reasons)
@@ -89,7 +89,7 @@ def never_accept_flags(
     for pid in pair_ids:
         row, row_final = [], []
         for judges in prefixes:
-            summary = summarize([v for v in views[pid] if judges is None or v.judge in judges])
+            summary = summarize([v for v in views[pid] if judges is None or v.judge in judges], aspects)
             hard = hard_reasons(
                 summary,
                 precheck_safety=bool(precheck.get(pid, (False, []))[0]),
