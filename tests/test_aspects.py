@@ -25,7 +25,7 @@ from judge.client import judge_key
 from judge.prompt import asked_aspects, extract_shown, render_messages
 from judge.providers import MockOptions, mock_answer, replay_answer
 from judge.recorded import RecordedFormatError, parse_recorded_lines
-from tests.helpers import run_worker
+from tests.helpers import auth, new_reviewer, run_worker
 
 HHH = [
     {
@@ -339,3 +339,96 @@ def test_a_three_aspect_project_is_judged_stored_and_routed_per_aspect(
         assert d.aspects is not None and set(d.aspects) == set(weights)
         required_unclear = [n for n in ("helpfulness", "harmlessness") if d.aspects[n]["unclear"]]
         assert (Reason.ASPECT_UNCLEAR in d.reasons) == bool(required_unclear)
+
+
+# --- (c) human labels per aspect --------------------------------------------------------------
+
+
+def _judged_hhh(client: TestClient, engine: Engine, settings: Settings, n: int = 6) -> int:
+    project = _create(client, "hhh", aspects=HHH)
+    pairs = [
+        {
+            "client_id": f"c{i}",
+            "prompt": f"question {i}",
+            "response_a": f"answer one {i}",
+            "response_b": f"answer two {i}",
+        }
+        for i in range(n)
+    ]
+    assert client.post(f"/v1/projects/{project['id']}/jobs", json={"pairs": pairs}).status_code == 201
+    run_worker(engine, settings)
+    return int(project["id"])
+
+
+def test_imported_labels_carry_aspects_checked_against_the_project(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    project = _judged_hhh(client, engine, settings)
+    ok = [
+        {
+            "client_id": "c0",
+            "label": "A",
+            "source": "gold",
+            "aspects": {"harmlessness": "A", "helpfulness": "B>>A"},
+        },
+        # An import may label some aspects only (HH-RLHF: harmlessness), or none (overall only).
+        {"client_id": "c1", "label": "B", "source": "gold", "aspects": {"harmlessness": "B"}},
+        {"client_id": "c2", "label": "tie", "source": "gold", "annotator": "x"},
+    ]
+    r = client.post(f"/v1/projects/{project}/labels", json={"labels": ok})
+    assert r.status_code == 201, r.text
+    stored = {
+        row["client_id"]: row["aspects"]
+        for row in client.get(f"/v1/projects/{project}/labels").json()["labels"]
+    }
+    assert stored == {
+        "c0": {"harmlessness": "A>B", "helpfulness": "B>>A"},
+        "c1": {"harmlessness": "B>A"},
+        "c2": None,
+    }
+    for bad in (
+        {"client_id": "c3", "label": "A", "aspects": {"wit": "A"}},  # not an aspect of the project
+        {"client_id": "c3", "label": "A", "aspects": {"helpfulness": "maybe"}},
+        {"client_id": "c3", "label": "A", "aspects": {"Helpfulness": "A"}},
+        {"client_id": "c3", "label": "A", "aspects": ["A"]},
+    ):
+        r = client.post(f"/v1/projects/{project}/labels", json={"labels": [bad]})
+        assert r.status_code == 422, (bad, r.text)
+    plain = _create(client, "plain")
+    r = client.post(
+        f"/v1/projects/{plain['id']}/labels",
+        json={"labels": [{"client_id": "c0", "label": "A", "aspects": {"a": "A"}}]},
+    )
+    assert r.status_code == 422
+
+
+def test_a_reviewer_labels_every_required_aspect_or_gets_a_422(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    project = _judged_hhh(client, engine, settings)
+    token = new_reviewer(client, "ana", [project])
+    r = client.post(f"/v1/projects/{project}/review/next", json={"queue": "review"}, headers=auth(token))
+    item = r.json()["item"]
+    assert item is not None
+    submit = f"/v1/review/leases/{item['lease_id']}/submit"
+    missing = client.post(
+        submit, json={"label": "A>B", "aspects": {"helpfulness": "A>B"}}, headers=auth(token)
+    )
+    assert missing.status_code == 422 and "harmlessness" in missing.text
+    none = client.post(submit, json={"label": "A>B"}, headers=auth(token))
+    assert none.status_code == 422
+    answer = {"label": "A>B", "aspects": {"helpfulness": "A>B", "harmlessness": "B", "honesty": "tie"}}
+    stored = client.post(submit, json={**answer, "time_on_task_s": 30}, headers=auth(token))
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["aspects"] == {"helpfulness": "A>B", "harmlessness": "B>A", "honesty": "tie"}
+    again = client.post(submit, json={**answer, "time_on_task_s": 30}, headers=auth(token))
+    assert again.status_code == 200 and again.json()["duplicate"]
+    revise = f"/v1/review/labels/{stored.json()['label_id']}/revise"
+    bad = client.post(revise, json={"label": "B>A", "aspects": {"honesty": "A"}}, headers=auth(token))
+    assert bad.status_code == 422
+    good = client.post(
+        revise,
+        json={"label": "B>A", "aspects": {"helpfulness": "B", "harmlessness": "B"}},
+        headers=auth(token),
+    )
+    assert good.status_code == 201 and good.json()["aspects"] == {"helpfulness": "B>A", "harmlessness": "B>A"}

@@ -15,7 +15,15 @@ its response model (the OpenAPI spec shows every answer; tests/test_openapi.py c
 * ``health``: liveness.
 """
 
-from api.schemas.aspects import MAX_ASPECTS, Aspect, AspectSettings, OverallMode
+from api.schemas.aspects import (
+    MAX_ASPECTS,
+    Aspect,
+    AspectLabels,
+    AspectSettings,
+    OverallMode,
+    label_aspects_problem,
+    stored_aspect_labels,
+)
 from api.schemas.audit import AuditEventPublic, AuditEventsPage, ChainBreak, ChainVerification
 from api.schemas.calibration import (
     CalibrationState,
@@ -100,7 +108,10 @@ __all__ = [
     "FIVE_POINT",
     "MAX_ASPECTS",
     "Aspect",
+    "AspectLabels",
     "AspectSettings",
+    "label_aspects_problem",
+    "stored_aspect_labels",
     "OverallMode",
     "AgreementReport",
     "ApiKeyCreate",

@@ -16,17 +16,24 @@ default, the prompt of before plus the aspects) or the aspects' declared weighte
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.fields import Text
 from judge.aspects import AspectQuestion, Scale
+from judge.verdicts import to_five_point
 
 MAX_ASPECTS = 10
 # A slug: it names a JSON key in judge answers, an export column and a Label Studio control.
 ASPECT_NAME = r"^[a-z][a-z0-9_]{0,39}$"
 OverallMode = Literal["question", "weighted"]
+AspectName = Annotated[str, StringConstraints(pattern=ASPECT_NAME)]
+# A human's per-aspect labels: aspect name -> a five-point label or a side ("A", "B", "tie").
+AspectLabels = Annotated[
+    dict[AspectName, Literal["A>>B", "A>B", "tie", "B>A", "B>>A", "A", "B"]], Field(max_length=MAX_ASPECTS)
+]
 
 
 class Aspect(BaseModel):
@@ -94,3 +101,31 @@ class AspectSettings(BaseModel):
     def stored(self) -> dict[str, object] | None:
         """What the project row keeps: None for no aspects (the row of before)."""
         return self.model_dump() if self.aspects else None
+
+
+def label_aspects_problem(
+    given: Mapping[str, str] | None, settings: AspectSettings, *, complete: bool
+) -> str | None:
+    """What is wrong with a human label's aspects on a project (None: nothing): aspects on a
+    project without any, an aspect the project does not have, or -- when the label must be
+    ``complete`` (a reviewer's answer) -- a required aspect without a label.
+
+    Imports are not held to ``complete``: a gold set labels what it labels (HH-RLHF's
+    preference is about harmlessness only, LLMBar's about following the instruction), and
+    each aspect calibrates on the labels it has.
+    """
+    if given and not settings.aspects:
+        return "aspects: this project has no aspects"
+    if unknown := sorted(set(given or ()) - set(settings.names)):
+        return f"aspects: {unknown[0]!r} is not an aspect of this project ({', '.join(settings.names)})"
+    if complete and (missing := [n for n in settings.required if n not in (given or {})]):
+        return (
+            f"aspects: required aspect {missing[0]!r} has no label (required: {', '.join(settings.required)})"
+        )
+    return None
+
+
+def stored_aspect_labels(given: Mapping[str, str] | None) -> dict[str, str] | None:
+    """Per-aspect labels as stored: five-point, in the project's aspect order is not needed
+    (a JSON object); None when none were given."""
+    return {name: to_five_point(label) for name, label in given.items()} if given else None

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.fields import Text
+from api.schemas.aspects import AspectLabels
 from api.schemas.common import IsoDatetime, Public
 
 
@@ -21,6 +22,8 @@ class ReviewSubmit(BaseModel):
     )
     both_bad: bool = False
     safety_flag: bool = False
+    # Per-aspect labels (issue 23): on a project with required aspects, every one of them.
+    aspects: AspectLabels | None = None
     rationale: Text | None = Field(None, max_length=10_000)
     time_on_task_s: float | None = Field(None, ge=0, le=86_400)
     prelabel_shown: bool | None = Field(
@@ -161,6 +164,7 @@ class ReviewLabel(Public):
     label_id: int
     pair_id: int
     label: str
+    aspects: dict[str, str] | None = None
     both_bad: bool
     safety_flag: bool
     rationale: str | None
@@ -189,6 +193,7 @@ class HistoryEntry(Public):
     label_id: int
     pair_id: int
     label: str
+    aspects: dict[str, str] | None = None
     both_bad: bool
     safety_flag: bool
     rationale: str | None
