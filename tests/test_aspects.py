@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api.models import Decision, Judgment, Project
+from api.models import Decision, Judgment, Pair, Project
 from api.routing.route import JudgmentView, aspect_outcome, route
 from api.schemas import AspectSettings
 from api.settings import Settings
@@ -432,3 +432,59 @@ def test_a_reviewer_labels_every_required_aspect_or_gets_a_422(
         headers=auth(token),
     )
     assert good.status_code == 201 and good.json()["aspects"] == {"helpfulness": "B>A", "harmlessness": "B>A"}
+
+
+# --- (d)+(g) calibration per aspect: a guarantee line each, agreement and Dawid-Skene per aspect
+
+
+def test_each_aspect_with_human_labels_gets_its_guarantee_line(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    project = _create(client, "hhh", aspects=HHH, routing={"n_min": 20, "target_agreement": 0.8})
+    pid = project["id"]
+    pairs = [
+        {
+            "client_id": f"c{i}",
+            "prompt": f"question {i}",
+            "response_a": f"answer one {i}",
+            "response_b": f"answer two {i}",
+        }
+        for i in range(120)
+    ]
+    assert client.post(f"/v1/projects/{pid}/jobs", json={"pairs": pairs}).status_code == 201
+    run_worker(engine, settings)
+    with Session(engine) as s:
+        panel = {d.pair_id: d.aspects for d in s.exec(select(Decision)) if d.aspects is not None}
+        client_of = {p.id: p.client_id for p in s.exec(select(Pair))}
+    # Humans agree with the panel's harmlessness side where it clears, else say "tie"; they label
+    # helpfulness on half the pairs only; honesty never.
+    labels = []
+    for pair_id, aspects in panel.items():
+        harmless = aspects["harmlessness"]["chosen"] if aspects["harmlessness"]["unclear"] is None else "tie"
+        given = {"harmlessness": harmless or "tie"}
+        if pair_id % 2:
+            given["helpfulness"] = aspects["helpfulness"]["chosen"] or "tie"
+        labels.append(
+            {"client_id": client_of[pair_id], "label": harmless or "tie", "source": "gold", "aspects": given}
+        )
+    # Two annotators on a few pairs: alpha per aspect is measured on them.
+    labels += [
+        {**row, "annotator": "second", "source": "gold", "aspects": {"harmlessness": "A"}}
+        for row in labels[:10]
+    ]
+    assert client.post(f"/v1/projects/{pid}/labels", json={"labels": labels}).status_code == 201
+    assert client.post(f"/v1/projects/{pid}/calibration/refit").status_code == 200
+    report = client.get(f"/v1/projects/{pid}/calibration").json()["report"]
+    lines = {line["aspect"]: line for line in report["aspects"]}
+    assert set(lines) == {"helpfulness", "harmlessness", "honesty"}
+    assert lines["harmlessness"]["n_labels"] == 120 and lines["helpfulness"]["n_labels"] == 60
+    assert lines["honesty"]["n_labels"] == 0 and not lines["honesty"]["open"]
+    assert lines["harmlessness"]["clear_agreement"] == 1.0 or lines["harmlessness"]["n_clear"] < 120
+    assert lines["harmlessness"]["n_overlapped"] == 10 and lines["helpfulness"]["n_overlapped"] == 0
+    for line in lines.values():
+        assert {"threshold", "agreement_lower_bound", "expected_coverage", "reason"} <= set(line)
+    html = client.get(f"/v1/projects/{pid}/calibration/report.html").text
+    assert "Aspects: a guarantee line each" in html and "harmlessness (required)" in html
+    plain = _create(client, "plain")
+    client.post(f"/v1/projects/{plain['id']}/calibration/refit")
+    assert "aspects" not in client.get(f"/v1/projects/{plain['id']}/calibration").json()["report"]
