@@ -378,3 +378,12 @@ def aspect_alpha(labels: Sequence[Any]) -> tuple[float | None, int]:
         return None, 0
     alpha = krippendorff_alpha(five, "ordinal", categories=VERDICTS)
     return (None if math.isnan(alpha) else float(alpha)), int(five["item"].nunique())
+
+
+def aspect_answers(
+    session: Session, project_id: int, names: Sequence[str]
+) -> dict[str, dict[int, HumanLabel]]:
+    """Per aspect, one human answer per pair that has labels on it (:func:`aggregate` over
+    :func:`aspect_labels`: Dawid--Skene per aspect where two or more annotators answered)."""
+    labels = counting_labels(session, project_id)
+    return {name: aggregate(aspect_labels(labels, name)) for name in names}
