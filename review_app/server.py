@@ -31,7 +31,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 APP = Path(__file__).with_name("app.py")
 
-
 def _inline_script_hashes() -> list[str]:
     """CSP hashes of the inline scripts in Streamlit's own index.html (one line that sets
     ``window.prerenderReady``), read from the installed Streamlit so a new version cannot
