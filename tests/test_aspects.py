@@ -483,6 +483,10 @@ def test_each_aspect_with_human_labels_gets_its_guarantee_line(
     assert lines["harmlessness"]["n_overlapped"] == 10 and lines["helpfulness"]["n_overlapped"] == 0
     for line in lines.values():
         assert {"threshold", "agreement_lower_bound", "expected_coverage", "reason"} <= set(line)
+    # Agreement and Dawid-Skene per aspect, on the pairs two annotators labelled.
+    agreement = {a["aspect"]: a for a in client.get(f"/v1/projects/{pid}/agreement").json()["aspects"]}
+    assert agreement["harmlessness"]["n_items"] == 10 and agreement["helpfulness"]["n_items"] == 0
+    assert {r["reviewer"] for r in agreement["harmlessness"]["reviewers"]} == {"unknown", "second"}
     html = client.get(f"/v1/projects/{pid}/calibration/report.html").text
     assert "Aspects: a guarantee line each" in html and "harmlessness (required)" in html
     plain = _create(client, "plain")

@@ -328,9 +328,19 @@ class ReviewerAccuracy(Public):
     )
 
 
+class AspectAgreement(Public):
+    """Agreement on one aspect (issue 23): alpha between humans and Dawid-Skene per reviewer."""
+
+    aspect: str
+    n_items: int = Field(description="pairs two or more annotators labelled on this aspect")
+    krippendorff_alpha_ordinal: float | None
+    reviewers: list[ReviewerAccuracy]
+
+
 class AgreementReport(Public):
     project: ProjectAgreement
     pairs_of_reviewers: list[ReviewerPairAgreement]
     batches: list[BatchAgreement]
     reviewers: list[ReviewerAccuracy]
     threshold: float
+    aspects: list[AspectAgreement] = Field([], description="per aspect, on projects with aspects")
