@@ -101,8 +101,13 @@ def aspect_agreement(labels: list[Label], names: list[str]) -> list[dict[str, An
                 "n_items": n_items,
                 "krippendorff_alpha_ordinal": alpha,
                 "reviewers": [
-                    {"reviewer": r.annotator, "n": r.n, "ds_accuracy": r.ds_accuracy, "confusion": r.confusion}
-                    for r in fit_consensus(answers).reviewers
+                    {
+                        "reviewer": fit.annotator,
+                        "n": fit.n,
+                        "ds_accuracy": fit.ds_accuracy,
+                        "confusion": fit.confusion,
+                    }
+                    for fit in fit_consensus(answers).reviewers
                 ],
             }
         )
