@@ -333,6 +333,9 @@ def test_a_three_aspect_project_is_judged_stored_and_routed_per_aspect(
     for j in judgments:
         assert j.aspects is not None and set(j.aspects) == set(weights)
         assert j.verdict == combine_weighted(j.aspects, weights)  # weighted overall, original terms
+    results = client.get(f"/v1/jobs/{job}/results").json()["results"]
+    assert all(set(r["aspects"]) == set(weights) for r in results)
+    assert all(set(j["aspects"]) == set(weights) for r in results for j in r["judgments"])
     unclear = [d for d in decisions if Reason.ASPECT_UNCLEAR in d.reasons]
     assert unclear, "mock judges disagree on some aspects: those pairs must say so"
     for d in decisions:
