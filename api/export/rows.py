@@ -24,7 +24,7 @@ from api.db import chunks
 from api.export.final_labels import AUTO, HUMAN, DecisionView, FinalLabel, final_aspects
 from api.export.results import label_context
 from api.models import Decision, Label, Pair, Project
-from api.review.human_labels import aspect_answers, human_label_per_pair
+from api.review.human_labels import HumanLabel, aspect_answers, human_label_per_pair
 from api.schemas import Aspect
 from api.vocab import Reason
 
@@ -196,10 +196,9 @@ def iter_rows(
                 final = context.final(view, humans.get(row.pair_id))
                 if row_filter.takes(final):
                     finals.append((row, final))
-            panel = {row.pair_id: _decoded(row.aspects) for row, _ in finals} if names else {}
             answers = _answers(session, [i for _, f in finals for i in f.label_ids])
             for row, final in finals:
-                yield ExportRow(
+                export_row = ExportRow(
                     pair_id=row.pair_id,
                     client_id=row.client_id,
                     job_id=row.job_id,
@@ -216,17 +215,21 @@ def iter_rows(
                     final=final,
                     humans=tuple(answers[i] for i in final.label_ids if i in answers),
                     precheck_safety=bool(row.safety_flag),
-                    aspects=final_aspects(
-                        final,
-                        panel[row.pair_id],
-                        {name: by_aspect[name].get(row.pair_id) for name in names},
-                    )
-                    if names
-                    else None,
-                    judge_aspects={n: v.get("label") for n, v in (panel[row.pair_id] or {}).items()}
-                    if names
-                    else None,
                 )
+                if names:
+                    _add_aspects(export_row, _decoded(row.aspects), by_aspect)
+                yield export_row
+
+
+def _add_aspects(
+    row: ExportRow, panel: dict[str, Any] | None, by_aspect: dict[str, dict[int, HumanLabel]]
+) -> None:
+    """A project's aspects on an export row: each aspect's final label (the human answer on it,
+    else the panel's on an auto-accepted pair) and the panel's label on it."""
+    row.aspects = final_aspects(
+        row.final, panel, {name: found.get(row.pair_id) for name, found in by_aspect.items()}
+    )
+    row.judge_aspects = {name: outcome.get("label") for name, outcome in (panel or {}).items()}
 
 
 def _id_windows(session: Session, project: Project) -> Iterator[tuple[int, int]]:
