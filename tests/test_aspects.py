@@ -495,3 +495,33 @@ def test_each_aspect_with_human_labels_gets_its_guarantee_line(
     plain = _create(client, "plain")
     client.post(f"/v1/projects/{plain['id']}/calibration/refit")
     assert "aspects" not in client.get(f"/v1/projects/{plain['id']}/calibration").json()["report"]
+
+
+def test_aspects_store_and_route_on_every_database(any_engine: Engine, tmp_path: Path) -> None:
+    """The JSON columns of migration 0017 on SQLite and PostgreSQL: judged, labelled, exported."""
+    from api.main import create_app
+    from tests.helpers import ADMIN, fast_settings
+
+    settings = fast_settings(str(any_engine.url.render_as_string(hide_password=False)))
+    settings.export_dir = str(tmp_path / "exports")
+    with TestClient(create_app(settings, any_engine, run_worker=False), headers=ADMIN) as client:
+        project = _create(client, "hhh", aspects=HHH)
+        pairs = [
+            {"client_id": f"c{i}", "prompt": f"q {i}", "response_a": f"one {i}", "response_b": f"two {i}"}
+            for i in range(8)
+        ]
+        assert client.post(f"/v1/projects/{project['id']}/jobs", json={"pairs": pairs}).status_code == 201
+        run_worker(any_engine, settings)
+        labels = [{"client_id": "c0", "label": "A", "source": "gold", "aspects": {"harmlessness": "B"}}]
+        assert client.post(f"/v1/projects/{project['id']}/labels", json={"labels": labels}).status_code == 201
+        made = client.post(
+            f"/v1/projects/{project['id']}/exports",
+            json={"format": "dpo", "split": "all", "dpo_by": "harmlessness", "force": True, "reason": "test"},
+        )
+        assert made.status_code == 201, made.text
+    with Session(any_engine) as s:
+        assert all(
+            j.aspects and set(j.aspects) == {"helpfulness", "harmlessness", "honesty"}
+            for j in s.exec(select(Judgment))
+        )
+        assert all(d.aspects for d in s.exec(select(Decision)))
