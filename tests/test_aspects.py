@@ -525,3 +525,16 @@ def test_aspects_store_and_route_on_every_database(any_engine: Engine, tmp_path:
             for j in s.exec(select(Judgment))
         )
         assert all(d.aspects for d in s.exec(select(Decision)))
+
+
+def test_the_python_client_edits_aspects(client: TestClient) -> None:
+    """``client.projects.update(aspects=..., overall=...)`` sends the PATCH the API takes."""
+    from prelabel import _calls as calls
+
+    project = _create(client, "p")
+    call = calls.update_project(project["id"], None, None, aspects=HHH[:1], overall="weighted")
+    assert call.method == "PATCH" and call.json == {"aspects": HHH[:1], "overall": "weighted"}
+    answer = client.patch(call.path, json=call.json)
+    assert answer.status_code == 200 and call.read(answer.json()).overall == "weighted"
+    with pytest.raises(ValueError, match="nothing to change"):
+        calls.update_project(project["id"], None, None, aspects=None, overall=None)
