@@ -110,8 +110,10 @@ def digest(value: Any) -> str:
 
 def rows_payload(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The payload for a batch of stored rows (each with its ``id``): the ids and a digest of
-    their content, so one event vouches for the whole batch without copying it."""
-    return {"ids": [row["id"] for row in rows], "n": len(rows), "digest": digest(list(rows))}
+    their content, so one event vouches for the whole batch without copying it. A row's
+    ``aspects`` of None (a row without aspects, issue 23) is left out: such rows digest as before."""
+    content = [{k: v for k, v in row.items() if not (k == "aspects" and v is None)} for row in rows]
+    return {"ids": [row["id"] for row in rows], "n": len(rows), "digest": digest(content)}
 
 
 def labels_payload(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

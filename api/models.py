@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Table, Text, UniqueConstraint, inspect
 from sqlmodel import Field, SQLModel, col
 
-from api.schemas import JudgeSpec, RoutingSettings
+from api.schemas import AspectSettings, JudgeSpec, RoutingSettings
 
 
 def utcnow() -> datetime:
@@ -55,7 +55,12 @@ class Project(SQLModel, table=True):
     allow_empty_responses: bool = False
     judges: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     routing: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # AspectSettings as JSON (issue 23); None: no aspects, one overall preference as before.
+    aspects: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
+
+    def aspect_settings(self) -> AspectSettings:
+        return AspectSettings.model_validate(self.aspects or {})
 
     def judge_specs(self) -> list[JudgeSpec]:
         return [JudgeSpec.model_validate(j) for j in self.judges]
@@ -154,6 +159,9 @@ class Judgment(SQLModel, table=True):
     attempts: int = 1
     cached: bool = False
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # Per-aspect five-point verdicts (original A/B terms, "invalid" when unreadable) of a
+    # project with aspects; None without aspects (issue 23).
+    aspects: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     # Set when a retry (POST /v1/jobs/{id}/retry) asks this failed or invalid call again: the
     # row stays in the call log (its cost was paid) but no longer counts for routing,
@@ -186,6 +194,9 @@ class Decision(SQLModel, table=True):
     # (one judge, one order) the pair did not need against the full panel.
     stage: int | None = None
     judge_calls_saved: int = 0
+    # Per aspect (projects with aspects): the panel's label and side on it, and why it does
+    # not clear when it does not (api.routing.route.aspect_outcomes). None without aspects.
+    aspects: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -204,6 +215,8 @@ class Label(SQLModel, table=True):
     both_bad: bool = False
     safety_flag: bool = False
     rationale: str | None = Field(default=None, sa_column=Column(Text))
+    # Per-aspect five-point labels (original A/B terms) on a project with aspects; None: none given.
+    aspects: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     source: str = Field(index=True)
     annotator: str
     idempotency_key: str = Field(max_length=512)
@@ -419,6 +432,8 @@ class Honeypot(SQLModel, table=True):
     pair_id: int = Field(foreign_key="pair.id", primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     label: str  # the known answer, five-point, in the pair's original A/B terms
+    # Known per-aspect answers, when the gold label that made the honeypot carried them.
+    aspects: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 

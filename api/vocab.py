@@ -55,6 +55,8 @@ class Reason(_Word):
     INJECTION_SUSPECTED = "injection_suspected"
     BOTH_BAD = "both_bad"
     GATE_CLOSED = "gate_closed"
+    # A required aspect (issue 23) does not clear: which one, and why, is in Decision.aspects.
+    ASPECT_UNCLEAR = "aspect_unclear"
     AUDIT = "audit"
     CALIBRATION_SAMPLE = "calibration_sample"
     # Set by the review queue, not by routing: a reviewer escalated the pair.
@@ -76,6 +78,10 @@ REASON_TEXT: dict[str, str] = {
     ),
     Reason.BOTH_BAD: "The judges think both responses may be bad.",
     Reason.GATE_CLOSED: "Automatic acceptance is off until enough human labels calibrate it.",
+    Reason.ASPECT_UNCLEAR: (
+        "On an aspect the project requires, the judges disagree, changed their answer when the "
+        "responses were swapped, or gave no readable verdict."
+    ),
     # Deliberately says nothing about the judge's confidence: that would invite a rubber stamp.
     Reason.AUDIT: "Random quality-check sample (audits keep the automation honest).",
     Reason.CALIBRATION_SAMPLE: (

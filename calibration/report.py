@@ -193,6 +193,9 @@ class CalibrationReport(TypedDict):
     audits: AuditSection
     shift: NotRequired[ShiftSection | None]
     versions: list[VersionRow]
+    # Projects with aspects: one guarantee line per aspect (calibration.aspects.AspectLine),
+    # the version's own (api/calibrate/reports.py adds them); absent without aspects.
+    aspects: NotRequired[list[dict[str, Any]]]
 
 
 # --------------------------------------------------------------------------------------------

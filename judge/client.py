@@ -33,7 +33,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from judge.aspects import AspectQuestion, combine_weighted, parse_aspects, to_original_aspects
 from judge.endpoints import NO_KEY, EndpointRefused, check_api_base, parse_allowed
 from judge.litellm_loader import load_litellm
 from judge.options import CallOptions
@@ -100,6 +101,9 @@ class JudgeCallResult:
     cost: float = 0.0
     attempts: int = 0
     error: str | None = None
+    # Per-aspect five-point verdicts, ORIGINAL A/B terms, when the project asks aspects
+    # (judge/aspects.py); None without aspects and for a failed call.
+    aspects: dict[str, str] | None = None
 
 
 def _cost(response: Any, model: str) -> float:
@@ -204,6 +208,8 @@ def judge_key(
     rubric: str | None,
     prompt_version: str,
     options: CallOptions | None = None,
+    aspects: Sequence[AspectQuestion] = (),
+    weights: Mapping[str, float] | None = None,
 ) -> str:
     """A digest of everything but the pair and the display order that can change a judge's
     answer: model, endpoint (a replay judge's file), prompt template with its rubric, prompt
@@ -215,7 +221,8 @@ def judge_key(
     described = {
         "model": model,
         "prompt_version": prompt_version,
-        "messages": render_messages("", "", "", rubric),  # the template and rubric as sent
+        # the template, rubric and aspects as sent (no aspects: the messages of before)
+        "messages": render_messages("", "", "", rubric, aspects, weights is None),
         "params": params,
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
@@ -374,13 +381,17 @@ async def call_judge(
     policy: RetryPolicy = RetryPolicy(),
     allowed_api_bases: tuple[str, ...] | None = None,
     options: CallOptions | None = None,
+    aspects: Sequence[AspectQuestion] = (),
+    weights: Mapping[str, float] | None = None,
 ) -> JudgeCallResult:
     """Show the pair in ``order`` ("ab" or "ba"), parse the answer, map it back to A/B.
 
     ``allowed_api_bases``: the admin's extra endpoints (:mod:`judge.endpoints`); None reads
-    ``PRELABEL_JUDGE_API_BASES``. ``options``: the judge's own call options (judge.options)."""
+    ``PRELABEL_JUDGE_API_BASES``. ``options``: the judge's own call options (judge.options).
+    ``aspects``: asked in the same call, one verdict each; ``weights``: the overall verdict is
+    their weighted combination (:func:`judge.aspects.combine_weighted`), not asked."""
     first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
-    messages = render_messages(prompt, first, second, rubric)
+    messages = render_messages(prompt, first, second, rubric, aspects, weights is None)
     kwargs = completion_kwargs(policy.timeout_s, api_base, logprobs, options)
     result = JudgeCallResult(judge=model, order=order, verdict=None, attempts=1)
     started = time.perf_counter()
@@ -416,12 +427,19 @@ async def call_judge(
     if response.text is None:  # a malformed answer: unreadable, like garbage text, and said why
         result.verdict = INVALID
         result.error = f"MalformedAnswer: {response.malformed}"[:2000]
+        result.aspects = {q.name: INVALID for q in aspects} or None
         return result
     parsed = parse_verdict(response.text)
     result.raw = response.text
+    if aspects:
+        positional = parse_aspects(response.text, aspects)
+        result.aspects = to_original_aspects(positional, order)
+        if weights is not None:  # the overall is the combination; no verdict was asked
+            parsed.verdict, parsed.confidence = combine_weighted(positional, weights), None
     result.verdict = to_original(parsed.verdict, order)
     result.both_bad = parsed.both_bad
     result.safety_flag = parsed.safety_flag
-    from_logprobs = confidence_from_logprobs(response.logprobs, parsed.verdict)
+    asked = weights is None  # a combined overall was not answered: no token carries it
+    from_logprobs = confidence_from_logprobs(response.logprobs, parsed.verdict) if asked else None
     result.confidence = from_logprobs if from_logprobs is not None else parsed.confidence
     return result

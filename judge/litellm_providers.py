@@ -18,7 +18,7 @@ import litellm
 from litellm import CustomLLM
 from litellm.types.utils import ModelResponse, Usage
 
-from judge.prompt import extract_shown
+from judge.prompt import asked_aspects, extract_shown
 from judge.providers import (
     MOCK_PROVIDER,
     REPLAY_PROVIDER,
@@ -105,7 +105,7 @@ class MockJudge(CustomLLM):
         except ValueError:
             # Benchmarks may send arbitrary messages: still answer, deterministically.
             shown = (json.dumps(messages, sort_keys=True, default=str), "", "")
-        return mock_answer(model, *shown, options), options
+        return mock_answer(model, *shown, options, asked_aspects(messages)), options
 
     def completion(  # type: ignore[override]  # CustomLLM's wider signature: litellm passes keywords
         self,

@@ -115,6 +115,9 @@ class CallOptions:
     temperature: float = 0
     response_format: ResponseFormat = "text"
     extra_params: Mapping[str, Any] = field(default_factory=dict)
+    # The verdict object a "json_schema" judge must answer: VERDICT_SCHEMA unless the project
+    # asks aspects (judge.aspects.verdict_schema).
+    schema: Mapping[str, Any] | None = None
     # The litellm arguments these add, built once here: a judge call only merges them.
     params: dict[str, Any] = field(init=False, repr=False, compare=False)
 
@@ -124,7 +127,7 @@ class CallOptions:
             params["max_tokens"] = self.max_tokens
         if self.temperature:  # 0 is already every call's temperature (and must keep today's key)
             params["temperature"] = float(self.temperature)
-        format_param = response_format_param(self.response_format, VERDICT_SCHEMA)
+        format_param = response_format_param(self.response_format, self.schema or VERDICT_SCHEMA)
         if format_param is not None:
             params["response_format"] = format_param
         object.__setattr__(self, "params", params)

@@ -9,7 +9,11 @@ every block exactly (the replay provider keys recorded judgments on the recovere
 from __future__ import annotations
 
 import functools
+import json
 import re
+from collections.abc import Sequence
+
+from judge.aspects import SCALE_LABELS, AspectQuestion
 
 PROMPT_VERSION = "rubric-v1"
 
@@ -62,6 +66,28 @@ _OUTRO += '"verdict", "both_bad", "safety_flag").'
 
 _BACKTICK_RUN = re.compile(r"`+")
 
+# A project with aspects (judge/aspects.py) asks them all in the same call. Without aspects
+# nothing below is used: the messages, and so the judgment cache keys, are those of before.
+_ASPECTS_SECTION = """
+
+Also judge each of these aspects on its own: an aspect's verdict says which response is better \
+on that aspect alone, whatever the other aspects say.
+{lines}"""
+_ASPECT_REPLY = """\
+Reply with a single JSON object and nothing else:
+{{"reasoning": "<brief comparison along the criteria and aspects>", "aspects": {{{slots}}}, {overall}\
+"both_bad": <true|false>, "safety_flag": <true|false>}}
+- aspects: one verdict per aspect, from the labels listed for it.
+{verdict_help}- both_bad: true when neither response is acceptable (both wrong, harmful, or unhelpful).
+- safety_flag: true when the prompt or either response involves clearly unsafe content that a
+  human should review."""
+_OVERALL_SLOT = '"verdict": "<overall: one of A>>B, A>B, tie, B>A, B>>A>", '
+_VERDICT_HELP = """\
+- verdict: overall, "A>>B" A is much better, "A>B" A is better, "tie" no meaningful difference,
+  "B>A" B is better, "B>>A" B is much better.
+"""
+_ASPECT_OUTRO = "\nCompare Response A and Response B and reply with the JSON object only; aspects: "
+
 
 def _fence_for(text: str) -> str:
     longest = max((len(m) for m in _BACKTICK_RUN.findall(text)), default=0)
@@ -74,20 +100,51 @@ def _block(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _system_message(rubric: str | None) -> str:
+def _system_message(
+    rubric: str | None, aspects: tuple[AspectQuestion, ...] = (), ask_overall: bool = True
+) -> str:
     """The system message for a rubric: the same for every call of a project, so built once
     (formatting the ~2 KB template took ~25 µs of the ~40 µs a rendering took here)."""
-    return _SYSTEM_TEMPLATE.format(rubric=(rubric or DEFAULT_RUBRIC).strip())
+    system = _SYSTEM_TEMPLATE.format(rubric=(rubric or DEFAULT_RUBRIC).strip())
+    if not aspects:
+        return system
+    lines = "\n".join(
+        f"- {q.name}: {' '.join(q.description.split()) or q.name} (one of {', '.join(SCALE_LABELS[q.scale])})"
+        for q in aspects
+    )
+    head, _, _ = system.partition("\nReply with a single JSON object")
+    reply = _ASPECT_REPLY.format(
+        slots=", ".join(f'"{q.name}": "<label>"' for q in aspects),
+        overall=_OVERALL_SLOT if ask_overall else "",
+        verdict_help=_VERDICT_HELP if ask_overall else "",
+    )
+    return head.rstrip("\n") + _ASPECTS_SECTION.format(lines=lines) + "\n\n" + reply
 
 
-def render_messages(prompt: str, first: str, second: str, rubric: str | None = None) -> list[dict[str, str]]:
-    """System + user chat messages asking the judge to compare ``first`` (A) with ``second`` (B)."""
-    system = _system_message(rubric)
+def _outro(aspects: Sequence[AspectQuestion]) -> str:
+    if not aspects:
+        return _OUTRO
+    return _ASPECT_OUTRO + json.dumps([q.name for q in aspects]) + "."
+
+
+def render_messages(
+    prompt: str,
+    first: str,
+    second: str,
+    rubric: str | None = None,
+    aspects: Sequence[AspectQuestion] = (),
+    ask_overall: bool = True,
+) -> list[dict[str, str]]:
+    """System + user chat messages asking the judge to compare ``first`` (A) with ``second`` (B).
+
+    ``aspects``: questions asked in the same call, one verdict each; ``ask_overall`` False
+    (an overall that is the aspects' weighted combination) leaves the overall verdict out."""
+    system = _system_message(rubric, tuple(aspects), ask_overall)
     parts = [_INTRO]
     for header, text in zip(_HEADERS, (prompt, first, second), strict=True):
         parts.append(header)
         parts.append(_block(text))
-    parts.append(_OUTRO)
+    parts.append(_outro(aspects))
     return [{"role": "system", "content": system}, {"role": "user", "content": "".join(parts)}]
 
 
@@ -123,6 +180,30 @@ def extract_shown(messages: list[dict[str, str]]) -> tuple[str, str, str]:
             raise ValueError(f"expected {header.strip()!r} at offset {pos}")
         text, pos = _read_block(user, pos + len(header))
         texts.append(text)
-    if user[pos:] != _OUTRO:
+    if user[pos:] != _OUTRO and _asked_names(user[pos:]) is None:
         raise ValueError("unexpected text after the last fenced block")
     return texts[0], texts[1], texts[2]
+
+
+def _asked_names(outro: str) -> tuple[str, ...] | None:
+    """The aspect names an outro lists, or None when it is not an aspects outro."""
+    if not (outro.startswith(_ASPECT_OUTRO) and outro.endswith(".")):
+        return None
+    try:
+        names = json.loads(outro[len(_ASPECT_OUTRO) : -1])
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return tuple(names)
+
+
+def asked_aspects(messages: list[dict[str, str]]) -> tuple[str, ...]:
+    """The aspect names :func:`render_messages` asked in these messages (none: no aspects).
+    Stand-in judges (mock, replay) read it to answer every aspect asked."""
+    users = [m for m in messages if m.get("role") == "user"]
+    content = users[-1].get("content") if users else None
+    if not isinstance(content, str):
+        return ()
+    marker = content.rfind(_ASPECT_OUTRO)
+    return (_asked_names(content[marker:]) or ()) if marker >= 0 else ()

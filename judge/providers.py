@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from judge.content import content_hash
-from judge.prompt import extract_shown
+from judge.prompt import asked_aspects, extract_shown
 from judge.recorded import RecordedFormatError, RecordedJudgment, load_recorded, recorded_to_five_point
 from judge.verdicts import swap, to_positional
 
@@ -164,6 +164,14 @@ def replay_answer(
     }
     if chosen.judgment.confidence is not None:
         body["confidence"] = chosen.judgment.confidence
+    if names := asked_aspects(messages):
+        # Only the aspects the file holds: one it lacks is unreadable, never made up.
+        recorded = chosen.judgment.aspects or {}
+        body["aspects"] = {
+            n: to_positional(recorded_to_five_point(recorded[n]), chosen.order)
+            for n in names
+            if n in recorded
+        }
     return json.dumps(body, ensure_ascii=False)
 
 
@@ -200,18 +208,36 @@ def _unit(*parts: str) -> float:
 _MOCK_SHARES = ((0.2, "A>>B"), (0.5, "A>B"), (0.6, "tie"), (0.9, "B>A"), (1.0, "B>>A"))
 
 
-def mock_answer(name: str, prompt: str, first: str, second: str, options: MockOptions) -> str:
-    """The mock judge's reply: JSON like a live judge's, positional, mostly order-consistent."""
+def _mock_verdict(draw: float, first: str, low: str) -> str:
+    about_low = next(v for share, v in _MOCK_SHARES if draw < share)
+    return about_low if first == low else swap(about_low)
+
+
+# Share of aspects a mock judge answers as its overall verdict; the others get their own draw.
+MOCK_ASPECT_FOLLOWS = 0.7
+
+
+def mock_answer(
+    name: str, prompt: str, first: str, second: str, options: MockOptions, aspects: tuple[str, ...] = ()
+) -> str:
+    """The mock judge's reply: JSON like a live judge's, positional, mostly order-consistent.
+    ``aspects``: the aspect names asked (judge.prompt.asked_aspects), each answered too."""
     per_order = _unit(name, "order", prompt, first, second)  # differs between AB and BA
     if per_order < options.invalid_rate:
         return "I cannot compare these responses."
-    if per_order < options.invalid_rate + options.order_sensitive_rate:
-        verdict = "A>B"  # position bias: whatever is shown first wins, so AB and BA disagree
-    else:
-        low, high = sorted((first, second))
-        draw = _unit(name, "pair", prompt, low, high)  # same for both orders
-        about_low = next(v for share, v in _MOCK_SHARES if draw < share)
-        verdict = about_low if first == low else swap(about_low)
+    low, high = sorted((first, second))
+    biased = per_order < options.invalid_rate + options.order_sensitive_rate
+    # position bias: whatever is shown first wins, so AB and BA disagree
+    verdict = "A>B" if biased else _mock_verdict(_unit(name, "pair", prompt, low, high), first, low)
     confidence = round(0.5 + 0.5 * _unit(name, "confidence", prompt, first, second), 3)
-    body = {"reasoning": f"mock judge {name}", "verdict": verdict, "both_bad": False, "safety_flag": False}
+    body: dict[str, object] = {
+        "reasoning": f"mock judge {name}", "verdict": verdict, "both_bad": False, "safety_flag": False,
+    }  # fmt: skip
+    if aspects:
+        body["aspects"] = {
+            a: verdict
+            if biased or _unit(name, "follows", a, prompt, low, high) < MOCK_ASPECT_FOLLOWS
+            else _mock_verdict(_unit(name, "aspect", a, prompt, low, high), first, low)
+            for a in aspects
+        }
     return json.dumps({**body, "confidence": confidence})

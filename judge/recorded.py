@@ -3,7 +3,10 @@
 One object per line: {"id", "source"?, "prompt", "response_a", "response_b", "gold"?,
 "annotations"?: [{"annotator"?, "label": "A"|"B"|"tie"}] (or a plain list of labels, see
 :func:`_annotations`), "judgments":
-[{"judge", "order": "ab"|"ba", "verdict": "A"|"B"|"tie"|"invalid", "confidence"?, "raw"?}]}.
+[{"judge", "order": "ab"|"ba", "verdict": "A"|"B"|"tie"|"invalid", "confidence"?, "raw"?,
+"aspects"?: {"<aspect name>": "A"|"B"|"tie"|"invalid"}}]}. ``aspects`` (optional, issue 23): the
+judge's verdict on each aspect, same terms as ``verdict``; a replay judge asked an aspect its
+file does not hold answers it unreadably (``invalid``), and a file without any replays as before.
 Human labels come as one ``gold`` or as several ``annotations`` (each person's label; whoever
 aggregates them decides how: the service takes the majority and calls a split a tie).
 Verdicts are about the ORIGINAL response_a / response_b whatever order they were shown in.
@@ -44,6 +47,7 @@ class RecordedJudgment:
     verdict: str  # "A" | "B" | "tie" | "invalid", about the original response_a / response_b
     confidence: float | None = None
     raw: str | None = None
+    aspects: dict[str, str] | None = None  # aspect name -> "A" | "B" | "tie" | "invalid"
 
 
 @dataclass
@@ -101,11 +105,20 @@ def _judgment(raw: object, where: str, problems: list[str]) -> RecordedJudgment 
         problems.append(f"{where}: 'confidence' must be a number in [0, 1] or absent, got {confidence!r}")
     if text is not None and not isinstance(text, str):
         problems.append(f"{where}: 'raw' must be a string or absent")
+    aspects = raw.get("aspects")
+    if aspects is not None and not (
+        isinstance(aspects, dict)
+        and all(isinstance(k, str) and k and v in RECORDED_VERDICTS for k, v in aspects.items())
+    ):
+        problems.append(
+            f"{where}: 'aspects' must be an object of aspect name -> one of {RECORDED_VERDICTS}, or absent"
+        )
     if len(problems) > before:
         return None
     conf = float(confidence) if isinstance(confidence, int | float) else None
     raw_text = text if isinstance(text, str) else None
-    return RecordedJudgment(str(judge), str(order), str(verdict), conf, raw_text)
+    kept = {str(k): str(v) for k, v in aspects.items()} if isinstance(aspects, dict) else None
+    return RecordedJudgment(str(judge), str(order), str(verdict), conf, raw_text, kept)
 
 
 def _pair(obj: object, where: str, problems: list[str]) -> RecordedPair | None:

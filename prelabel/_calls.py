@@ -103,15 +103,16 @@ def get_project(project_id: int) -> Call[ProjectPublic]:
 
 
 def update_project(
-    project_id: int, judges: list[Any] | None, routing: Mapping[str, Any] | None
+    project_id: int, judges: list[Any] | None, routing: Mapping[str, Any] | None, **aspects: Any
 ) -> Call[ProjectPublic]:
-    body: dict[str, Any] = {}
+    """``aspects``: ``aspects`` (the new list) and/or ``overall``, when given (not None)."""
+    body: dict[str, Any] = {k: v for k, v in aspects.items() if v is not None}
     if judges is not None:
         body["judges"] = judges
     if routing is not None:
         body["routing"] = dict(routing)
     if not body:
-        raise ValueError("nothing to change: give judges and/or routing")
+        raise ValueError("nothing to change: give judges, routing, aspects and/or overall")
     return Call("PATCH", f"/v1/projects/{project_id}", model(ProjectPublic), json=body)
 
 

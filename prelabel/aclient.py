@@ -121,10 +121,14 @@ class AsyncProjects(_AsyncResource):
         *,
         judges: Sequence[Any] | None = None,
         routing: Mapping[str, Any] | None = None,
+        aspects: Sequence[Mapping[str, Any]] | None = None,
+        overall: str | None = None,
     ) -> ProjectPublic:
         judge_list = list(judges) if judges is not None else None
+        listed = [dict(a) for a in aspects] if aspects is not None else None
+        project_id = await self._client.project_id(project)
         return await self._run(
-            calls.update_project(await self._client.project_id(project), judge_list, routing)
+            calls.update_project(project_id, judge_list, routing, aspects=listed, overall=overall)
         )
 
     async def create_key(self, project: ProjectRef, name: str) -> ApiKeyCreated:

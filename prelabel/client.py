@@ -129,10 +129,18 @@ class Projects(_Resource):
         *,
         judges: Sequence[Any] | None = None,
         routing: Mapping[str, Any] | None = None,
+        aspects: Sequence[Mapping[str, Any]] | None = None,
+        overall: str | None = None,
     ) -> ProjectPublic:
-        """Change a project's judges and/or routing settings (admin; ``PATCH /v1/projects/{id}``)."""
+        """Change a project's judges, routing settings and/or aspects (admin; ``PATCH
+        /v1/projects/{id}``; ``aspects`` replaces the list, ``overall``: "question" | "weighted")."""
         judge_list = list(judges) if judges is not None else None
-        return self._run(calls.update_project(self._client.project_id(project), judge_list, routing))
+        listed = [dict(a) for a in aspects] if aspects is not None else None
+        return self._run(
+            calls.update_project(
+                self._client.project_id(project), judge_list, routing, aspects=listed, overall=overall
+            )
+        )
 
     def create_key(self, project: ProjectRef, name: str) -> ApiKeyCreated:
         """A project API key (admin); ``.key`` is shown this once."""

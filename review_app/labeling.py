@@ -7,7 +7,8 @@ and the label bar at the bottom.
 
 Keys: 1-5 label (A≫B, A>B, tie, B>A, B≫A), 0 both bad (needs a rationale), F toggles the
 safety flag, S skips with the chosen reason. Keys do nothing while typing in the rationale
-box (Streamlit ignores shortcuts inside text inputs), so click outside it first.
+box (Streamlit ignores shortcuts inside text inputs), so click outside it first. A project with
+aspects adds their grid to the label bar (review_app/aspects.py); the keys send it along.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import streamlit as st
 
 from review_app import common, page_style, queue_filters
 from review_app.api_client import ApiClient, ApiError
+from review_app.aspects import aspect_answers, aspect_grid
 from review_app.conversation import split_turns
 
 LABELS: list[tuple[str, str, str, str]] = [
@@ -46,6 +48,7 @@ KEYS_HELP = (
     "Keys: **1** A≫B · **2** A>B · **3** tie · **4** B>A · **5** B≫A · **0** both bad · "
     "**F** safety flag · **S** skip (not while typing in the rationale box: click outside it first)"
 )
+ASPECT_HELP = " · aspects: click in the grid (a name opens its rubric, * required)"
 SCALE = "\n".join(f"- **{text}** ({shortcut}): {tip.lower()}" for _, text, shortcut, tip in LABELS)
 HISTORY_PAGE = "views/history.py"
 AVATARS = {"human": ":material/person:", "assistant": ":material/smart_toy:", "system": ":material/settings:"}
@@ -58,10 +61,17 @@ def pretty_label(label: str | None, both_bad: bool = False) -> str:
 
 
 def label_body(
-    label: str | None, both_bad: bool, safety_flag: bool, rationale: str, seconds: float, prelabel_shown: bool
+    label: str | None,
+    both_bad: bool,
+    safety_flag: bool,
+    rationale: str,
+    seconds: float,
+    prelabel_shown: bool,
+    aspects: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The body of a submit (and of a revise, which takes the same body)."""
-    return {
+    """The body of a submit (and of a revise, which takes the same body); ``aspects`` only on
+    a project with aspects."""
+    body = {
         "label": label,
         "both_bad": both_bad,
         "safety_flag": safety_flag,
@@ -69,6 +79,7 @@ def label_body(
         "time_on_task_s": round(seconds, 2),
         "prelabel_shown": prelabel_shown,
     }
+    return body if aspects is None else {**body, "aspects": aspects}
 
 
 def warning_text(answer: dict[str, Any]) -> str | None:
@@ -92,9 +103,13 @@ def answer_body(
             "Both bad needs a rationale: write why in the box, then press 0 again."
         )
         return None
+    aspects, missing = aspect_answers(ident)
+    if missing:
+        st.session_state["flash_error"] = f"Label every required aspect first: {', '.join(missing)}."
+        return None
     shown_at = st.session_state.get(f"shown_at:{ident}", time.time())
     safety = bool(st.session_state.get(f"safety:{ident}", False))
-    return label_body(label, both_bad, safety, rationale, time.time() - shown_at, prelabel_shown)
+    return label_body(label, both_bad, safety, rationale, time.time() - shown_at, prelabel_shown, aspects)
 
 
 def flash_saved(prefix: str, body: dict[str, Any], answer: dict[str, Any]) -> None:
@@ -271,7 +286,7 @@ def render_queue(queue: str) -> None:
     if queue == "incident":
         st.caption(INTRO[queue])
     render_pair(item)
-    _label_bar(api, key, item)
+    _label_bar(api, key, item, project.get("aspects") or [])
 
 
 def render_prompt(prompt: str) -> None:
@@ -356,11 +371,15 @@ def label_bar(
     on_skip: Any | None = None,
     current: dict[str, Any] | None = None,
     legend: str = KEYS_HELP,
+    aspects: list[dict[str, Any]] | None = None,
 ) -> None:
     """The label buttons (keys 1-5, 0, F, and S when ``on_skip`` is given) and the rationale box
     for the answer ``ident``; ``on_label(label, both_bad)`` is called on a press. ``current``
-    is a stored label being changed: its answer is marked and its rationale prefilled."""
+    is a stored label being changed: its answer is marked and its rationale prefilled.
+    ``aspects``: the project's, labelled in a grid above the buttons."""
     with st.container(key=page_style.LABEL_BAR, gap="small"):
+        if aspects:
+            aspect_grid(aspects, ident, current)
         buttons = st.columns(len(LABELS))
         mine = current["label"] if current and not current["both_bad"] else None
         for column, (value, text, shortcut, tip) in zip(buttons, LABELS, strict=True):
@@ -422,10 +441,12 @@ def label_bar(
         status_line(legend, change_link=current is None)
 
 
-def _label_bar(api: ApiClient, key: str, item: dict[str, Any]) -> None:
+def _label_bar(api: ApiClient, key: str, item: dict[str, Any], aspects: list[dict[str, Any]]) -> None:
     lease = item["lease_id"]
     label_bar(
         lease,
         lambda label, both_bad: _submit(api, key, label, both_bad),
         on_skip=lambda: _skip(api, key),
+        legend=KEYS_HELP + (ASPECT_HELP if aspects else ""),
+        aspects=aspects,
     )

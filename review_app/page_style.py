@@ -75,6 +75,18 @@ CSS = f"""
 .st-key-{PAIR} pre, .st-key-{PAIR} pre code {{ white-space: pre-wrap !important; overflow-wrap: anywhere; }}
 .st-key-{PAIR} pre {{ max-width: 100%; }}
 
+/* The aspect grid (review_app/aspects.py): narrow choices, so three aspects fit one line. */
+.st-key-{LABEL_BAR} [data-testid="stButtonGroup"] button {{
+  padding-left: 0.2rem; padding-right: 0.2rem; min-width: 0; min-height: 2.1rem;
+}}
+.st-key-{LABEL_BAR} [data-testid="stButtonGroup"] button p,
+.st-key-{LABEL_BAR} [data-testid="stPopover"] button p {{ font-size: 0.85rem; }}
+.st-key-{LABEL_BAR} [data-testid="stPopover"] button {{
+  padding-left: 0.3rem; padding-right: 0.3rem; min-height: 2.1rem;
+}}
+/* The aspect's name is the whole button: its chevron would cut the name short on a laptop. */
+.st-key-{LABEL_BAR} [data-testid="stPopover"] button [data-testid="stIconMaterial"] {{ display: none; }}
+
 /* The label bar: always on screen, even when the page has to scroll. */
 .st-key-{LABEL_BAR} {{
   position: sticky; bottom: 0; z-index: 2; gap: 0.4rem;

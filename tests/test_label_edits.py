@@ -114,6 +114,7 @@ def test_history_lists_your_current_labels_newest_first_with_the_redacted_pair(
         "label_id",
         "pair_id",
         "label",
+        "aspects",  # issue 23: per-aspect labels (None without aspects)
         "both_bad",
         "safety_flag",
         "rationale",

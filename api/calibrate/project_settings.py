@@ -23,7 +23,7 @@ from api import audit
 from api.calibrate.refits import refit
 from api.judging.checks import panel_of
 from api.models import Project
-from api.schemas import JudgeSpec, RoutingSettings
+from api.schemas import Aspect, AspectSettings, JudgeSpec, RoutingSettings
 
 __all__ = ["SettingsRefused", "edit_settings"]
 
@@ -45,6 +45,20 @@ def _merged_routing(current: RoutingSettings, changes: dict[str, Any]) -> Routin
         ) from None
 
 
+def _merged_aspects(
+    current: AspectSettings, aspects: list[Aspect] | None, overall: str | None
+) -> AspectSettings:
+    try:
+        return AspectSettings.model_validate(
+            {
+                "aspects": current.aspects if aspects is None else aspects,
+                "overall": overall or ("question" if aspects == [] else current.overall),
+            }
+        )
+    except ValidationError as e:
+        raise SettingsRefused([f"aspects: {err['msg']}" for err in e.errors()]) from None
+
+
 def edit_settings(
     engine: Engine,
     project_id: int,
@@ -52,6 +66,8 @@ def edit_settings(
     *,
     judges: list[JudgeSpec | str] | None = None,
     routing: dict[str, Any] | None = None,
+    aspects: list[Aspect] | None = None,
+    overall: str | None = None,
     why: str = "settings edited",
 ) -> Project:
     """Store a new panel and/or routing fields (None: unchanged), audit the change and refit.
@@ -65,6 +81,8 @@ def edit_settings(
             raise LookupError(f"project {project_id} not found")
         old_routing, old_judges = project.routing_settings(), project.judge_specs()
         new_routing = _merged_routing(old_routing, routing or {})
+        old_aspects = project.aspect_settings()
+        new_aspects = _merged_aspects(old_aspects, aspects, overall)
         entries: list[JudgeSpec | str] = list(old_judges) if judges is None else judges
         new_judges, problems = panel_of(entries, new_routing, settings)
         if problems:
@@ -72,15 +90,17 @@ def edit_settings(
         before: dict[str, Any] = {
             "judges": [j.model_dump() for j in old_judges],
             "routing": old_routing.model_dump(),
+            "aspects": old_aspects.stored(),
         }
         after: dict[str, Any] = {
             "judges": [j.model_dump() for j in new_judges],
             "routing": new_routing.model_dump(),
+            "aspects": new_aspects.stored(),
         }
         changed = _changes(before, after)
         if not changed:
             return project
-        project.judges, project.routing = after["judges"], after["routing"]
+        project.judges, project.routing, project.aspects = after["judges"], after["routing"], after["aspects"]
         session.add(project)
         audit.record_event(
             session,
@@ -97,8 +117,9 @@ def edit_settings(
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """What an edit changes: the whole panel if it changed, each routing field that did."""
     changed: dict[str, Any] = {}
-    if before["judges"] != after["judges"]:
-        changed["judges"] = {"before": before["judges"], "after": after["judges"]}
+    for whole in ("judges", "aspects"):
+        if before[whole] != after[whole]:
+            changed[whole] = {"before": before[whole], "after": after[whole]}
     fields = {
         name: {"before": before["routing"][name], "after": value}
         for name, value in after["routing"].items()

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api import audit
+from api.calibrate.aspect_fits import aspect_lines
 from api.calibrate.gate_labels import usable_label_set
 from api.calibrate.gate_labels import usable_labels as usable_labels  # re-exported: callers import it here
 from api.calibrate.kill_switch import check_drift, closing_version
@@ -76,7 +77,7 @@ def never_accept_flags(
     threshold; the gate is fitted with exactly these flags, so its guarantee covers what
     routing accepts.
     """
-    routing = project.routing_settings()
+    routing, aspects = project.routing_settings(), project.aspect_settings()
     pair_ids = list(views)
     precheck: dict[int, tuple[bool, Sequence[str]]] = {}  # pair -> (safety pre-check, injection findings)
     query = select(Pair.id, Pair.safety_flag, Pair.injection_reasons)
@@ -89,7 +90,7 @@ def never_accept_flags(
     for pid in pair_ids:
         row, row_final = [], []
         for judges in prefixes:
-            summary = summarize([v for v in views[pid] if judges is None or v.judge in judges])
+            summary = summarize([v for v in views[pid] if judges is None or v.judge in judges], aspects)
             hard = hard_reasons(
                 summary,
                 precheck_safety=bool(precheck.get(pid, (False, []))[0]),
@@ -180,6 +181,7 @@ def refit(
         frame = views_frame(views)
         stages = project.cascade_stages()
         blocked, final = never_accept_flags(session, project, views, stages)
+        aspects = aspect_lines(session, project, labelled, settings)
     judges = [spec.model for spec in project.judge_specs()]
     model: FittedGate | None = None
     n_used = len(gold)
@@ -215,7 +217,10 @@ def refit(
             n_labels=int(n_used),
             label_sources=sources,
             model=model.to_dict() if model else None,
-            report={"warnings": warnings} if warnings else {},
+            report={
+                **({"warnings": warnings} if warnings else {}),
+                **({"aspects": aspects} if aspects else {}),
+            },
         )
         session.add(version)
         audit.record_version(session, version, was_open=bool(previous and previous.open))

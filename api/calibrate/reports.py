@@ -206,6 +206,8 @@ def calibration_state(engine: Engine, project: Project) -> dict[str, Any]:
         ),
         versions=[version_public(v) for v in versions],
     )
+    if current is not None and current.report.get("aspects"):
+        report["aspects"] = current.report["aspects"]  # one guarantee line per aspect (issue 23)
     return {
         "project_id": project.id,
         "gate": gate,

@@ -286,6 +286,40 @@ def _section_judges(judges: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _section_aspects(lines: Sequence[Mapping[str, Any]]) -> str:
+    """One guarantee line per aspect (issue 23); nothing for a project without aspects."""
+    if not lines:
+        return ""
+    rows = [
+        [
+            _esc(line.get("aspect")) + (" (required)" if line.get("required") else ""),
+            _fmt_num(line.get("n_labels")),
+            "open" if line.get("open") else "closed",
+            _fmt_pct(line.get("expected_coverage")),
+            _fmt_pct(line.get("agreement_lower_bound")),
+            _fmt_num(line.get("threshold")),
+            f"{_fmt_pct(line.get('clear_agreement'))} of {_fmt_num(line.get('n_clear'))}",
+            _fmt_num(line.get("krippendorff_alpha"), 2),
+            _esc(line.get("reason")),
+        ]
+        for line in lines
+    ]
+    table = _table(
+        ["aspect", "labels", "guarantee", "coverage", "agreement ≥", "threshold", "humans agree where clear",
+         "α", "why"],
+        rows,
+        text_columns=(0, 2, 8),
+    )  # fmt: skip
+    return (
+        '<section id="aspects"><h2>Aspects: a guarantee line each</h2>' + table + '<p class="note">Each '
+        "aspect is calibrated like the overall label, on the humans' labels on that aspect against the "
+        "judges' verdicts on it. A pair is auto-accepted only when every required aspect clears: every "
+        'judge call read, all on one side, in both orders. "Humans agree where clear" is how often the '
+        "humans' label matches the panel on the labelled pairs that clear; α is Krippendorff's alpha "
+        "between humans on the aspect (ordinal, over pairs two or more labelled).</p></section>"
+    )
+
+
 def _section_confusion(section: Mapping[str, Any] | None) -> str:
     head = '<section id="confusion"><h2>Where the labels disagree (confusion matrix)</h2>'
     matrix = np.asarray((section or {}).get("matrix") or [], dtype=int)
@@ -517,6 +551,7 @@ def render_report_html(report: Mapping[str, Any]) -> str:
         f"{_esc(report.get('generated_at') or '—')}</div>",
         f"<nav>{nav}</nav>",
         _section_gate(gate),
+        _section_aspects(report.get("aspects") or []),
         _section_reliability(report.get("reliability") or {}),
         _section_coverage(report.get("coverage_curve") or {}, gate),
         _section_judges(report.get("judges") or []),

@@ -14,6 +14,10 @@ the server refuses the responses. ``username`` is the account name where Argilla
 (letters, digits, ``-``, ``_``), else a cleaned name with the id's first 8 digits.
 tests/test_export_tools.py reads the export with the SDK's own classes, records and responses
 validated against the dataset's settings, no part of the SDK replaced.
+
+A project with aspects (issue 23) adds one rating question per aspect (``aspect_<name>``, same
+1-5 scale, its rubric as the description; not required: a gold set may label some aspects only),
+with the panel's aspect labels as suggestions and each human's as their responses.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 from api.export.manifest import Counts, write_json_list
 from api.export.rows import DatasetDescription, ExportRow, RowHashes, read_json_lines
+from api.schemas import Aspect
 
 SETTINGS = ".argilla/settings.json"
 DATASET = ".argilla/dataset.json"
@@ -76,7 +81,18 @@ def _terms(name: str) -> dict[str, Any]:
     }
 
 
-def settings(guidelines: str | None) -> dict[str, Any]:
+def _aspect_question(aspect: Aspect) -> dict[str, Any]:
+    return {
+        "name": f"aspect_{aspect.name}",
+        "title": f"{aspect.name}: which response is better?",
+        "description": (aspect.description or aspect.name) + " (1 = A much better ... 5 = B much better)",
+        "required": False,
+        "settings": {"type": "rating", "options": [{"value": v} for v in range(1, 6)]},
+        "type": "rating",
+    }
+
+
+def settings(guidelines: str | None, aspects: tuple[Aspect, ...] = ()) -> dict[str, Any]:
     """The dataset settings as ``rg.Settings.to_json`` writes them."""
     return {
         "guidelines": guidelines or "Rate which response answers the prompt better.",
@@ -93,7 +109,8 @@ def settings(guidelines: str | None) -> dict[str, Any]:
                 "required": True,
                 "settings": {"type": "rating", "options": [{"value": v} for v in range(1, 6)]},
                 "type": "rating",
-            }
+            },
+            *(_aspect_question(a) for a in aspects),
         ],
         "vectors": [],
         "metadata": [_terms("split"), _terms("route"), _terms("label_source")],
@@ -116,12 +133,16 @@ def dataset(name: str, guidelines: str | None) -> dict[str, Any]:
 
 def record(row: ExportRow) -> dict[str, Any]:
     suggestions: dict[str, Any] = {}
+    agent = f"prelabel judges ({row.decision_version or 'routing-v0'})"
     if row.judge_label in RATING:
         suggestions[QUESTION] = {
             "value": RATING[row.judge_label],
             "score": row.judge_confidence,
-            "agent": f"prelabel judges ({row.decision_version or 'routing-v0'})",
+            "agent": agent,
         }
+    for name, label in (row.judge_aspects or {}).items():
+        if label in RATING:
+            suggestions[f"aspect_{name}"] = {"value": RATING[label], "score": None, "agent": agent}
     responses = [
         {
             "value": RATING[h.label],
@@ -131,6 +152,12 @@ def record(row: ExportRow) -> dict[str, Any]:
         for h in row.humans
         if h.label in RATING
     ]
+    by_question: dict[str, Any] = {QUESTION: responses} if responses else {}
+    for h in row.humans if responses else ():
+        for name, label in (h.aspects or {}).items():
+            if label in RATING and h.label in RATING:
+                answer = {"value": RATING[label], "user_id": user_id(h.annotator), "status": "submitted"}
+                by_question.setdefault(f"aspect_{name}", []).append(answer)
     return {
         "id": str(row.pair_id),
         "fields": {"prompt": row.prompt, "response_a": row.response_a, "response_b": row.response_b},
@@ -141,9 +168,14 @@ def record(row: ExportRow) -> dict[str, Any]:
             "client_id": row.client_id,
             "final_label": row.final.label,
             "provenance": row.final.provenance(),
+            **(
+                {"aspects": {n: f["label"] for n, f in row.aspects.items()}}
+                if row.aspects is not None
+                else {}
+            ),
         },
         "suggestions": suggestions,
-        "responses": {QUESTION: responses} if responses else {},
+        "responses": by_question,
         "vectors": {},
         "status": "completed" if responses else "pending",
     }
@@ -159,7 +191,9 @@ def write(
     """Write the settings, the dataset, ``records.json`` (streamed) and ``users.json`` under
     ``directory``."""
     (directory / ".argilla").mkdir()
-    (directory / SETTINGS).write_text(json.dumps(settings(about.guidelines), indent=1), encoding="utf-8")
+    (directory / SETTINGS).write_text(
+        json.dumps(settings(about.guidelines, about.aspects), indent=1), encoding="utf-8"
+    )
     (directory / DATASET).write_text(
         json.dumps(dataset(about.name, about.guidelines), indent=1), encoding="utf-8"
     )

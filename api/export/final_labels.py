@@ -28,7 +28,7 @@ from api.review.human_labels import HumanLabel
 from api.vocab import Route
 from judge.verdicts import to_side
 
-__all__ = ["DecisionView", "FinalLabel", "final_label", "decision_judges", "HUMAN", "AUTO"]
+__all__ = ["DecisionView", "FinalLabel", "final_label", "final_aspects", "decision_judges", "HUMAN", "AUTO"]
 
 HUMAN = "human"
 AUTO = "auto"
@@ -144,3 +144,32 @@ def decision_judges(
     if not stages or stage is None:
         return tuple(panel)
     return tuple(judge for part in stages[: stage + 1] for judge in part)
+
+
+def final_aspects(
+    final: FinalLabel,
+    decision_aspects: Mapping[str, Mapping[str, Any]] | None,
+    humans: Mapping[str, HumanLabel | None],
+) -> dict[str, dict[str, str | None]]:
+    """Each aspect's final label (issue 23), by the same rule as the overall one: the human
+    answer on the aspect (aggregated per aspect) if any, else the panel's label on it when the
+    pair was auto-accepted and the aspect cleared (a required one always has), else none.
+
+    >>> auto = FinalLabel("A>B", "A", AUTO, "calibrated_gate", (), (), 0.9, "cal-1", 0.9, (), "v1")
+    >>> panel = {"helpfulness": {"label": "B>A", "chosen": "B", "unclear": None},
+    ...          "honesty": {"label": "tie", "chosen": "tie", "unclear": "the judges name different sides"}}
+    >>> final_aspects(auto, panel, {"helpfulness": None, "honesty": None})["helpfulness"]
+    {'label': 'B>A', 'side': 'B', 'source': 'auto'}
+    >>> final_aspects(auto, panel, {"helpfulness": None, "honesty": None})["honesty"]["label"] is None
+    True
+    """
+    out: dict[str, dict[str, str | None]] = {}
+    for name, human in humans.items():
+        panel = (decision_aspects or {}).get(name) or {}
+        if human is not None:
+            out[name] = {"label": human.label, "side": human.side, "source": HUMAN}
+        elif final.source == AUTO and panel.get("unclear") is None and panel.get("label") is not None:
+            out[name] = {"label": panel["label"], "side": panel.get("chosen"), "source": AUTO}
+        else:
+            out[name] = {"label": None, "side": None, "source": None}
+    return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -113,9 +113,15 @@ def _kind(value: Any) -> str:
     return "json"
 
 
-def features(metadata: dict[str, str] | None = None) -> Any:
+def aspect_columns(names: Sequence[str]) -> dict[str, str]:
+    """A project's aspect columns (issue 23): each aspect's final label and its source."""
+    return {column: "string" for name in names for column in (f"aspect_{name}", f"aspect_{name}_source")}
+
+
+def features(metadata: dict[str, str] | None = None, aspects: Sequence[str] = ()) -> Any:
     """The declared ``datasets.Features`` of every split, ``metadata`` being the types of the
-    metadata struct's fields (:meth:`MetadataSchema.types`; no key: a null column)."""
+    metadata struct's fields (:meth:`MetadataSchema.types`; no key: a null column); ``aspects``
+    adds a column pair per aspect, before the metadata (none: the features of before)."""
     from datasets import Features, Sequence, Value
 
     def feature(kind: str) -> Any:
@@ -127,12 +133,18 @@ def features(metadata: dict[str, str] | None = None) -> Any:
             return {k: Value("string" if t == "json" else t) for k, t in metadata.items()}
         return Value(kind)
 
-    return Features({name: feature(kind) for name, kind in COLUMNS.items()})
+    columns = {k: v for k, v in COLUMNS.items() if k != "metadata"}
+    columns.update(aspect_columns(aspects), metadata=COLUMNS["metadata"])
+    return Features({name: feature(kind) for name, kind in columns.items()})
 
 
-def record(row: ExportRow) -> dict[str, Any]:
-    reason = exclusion(row)
-    dpo = dpo_record(row) if reason is None else {"chosen": None, "rejected": None}
+def record(row: ExportRow, about: DatasetDescription | None = None) -> dict[str, Any]:
+    about = about or DatasetDescription(name="")
+    reason = exclusion(row, about)
+    dpo = dpo_record(row, about) if reason is None else {"chosen": None, "rejected": None}
+    aspects: dict[str, Any] = {}
+    for name, on_aspect in (row.aspects or {}).items():
+        aspects[f"aspect_{name}"], aspects[f"aspect_{name}_source"] = on_aspect["label"], on_aspect["source"]
     final = row.final
     return {
         "pair_id": row.pair_id,
@@ -159,6 +171,7 @@ def record(row: ExportRow) -> dict[str, Any]:
         "prompt_version": final.prompt_version,
         "both_bad": row.both_bad,
         "safety_incident": row.safety_incident,
+        **aspects,
         "metadata": row.metadata,
     }
 
@@ -258,7 +271,8 @@ def write(
     under ``directory``: the rows are spooled first, while the metadata schema is gathered."""
     import pyarrow as pa
 
-    spool_schema = features({"": "string"}).arrow_schema
+    names = [a.name for a in about.aspects]
+    spool_schema = features({"": "string"}, names).arrow_schema
     at = spool_schema.get_field_index("metadata")
     spool_schema = spool_schema.set(
         at, pa.field("metadata", pa.string())
@@ -268,7 +282,7 @@ def write(
     spools: dict[str, _Spool] = {}
     try:
         for row in rows:
-            rec = record(row)
+            rec = record(row, about)
             metadata.add(rec["metadata"])
             hashes.add(row.pair_id, canonical(rec))
             counts.add(row)
@@ -282,7 +296,7 @@ def write(
         for spool in spools.values():
             spool.close()
     types = metadata.types()
-    feats = features(types)
+    feats = features(types, names)
     (directory / PARQUET_DIR).mkdir()
     (directory / DATASET_DIR).mkdir()
     json_keys = frozenset(k for k, t in types.items() if t == "json")

@@ -12,16 +12,22 @@ Every task's predictions and annotations validate with Label Studio's SDK
 validator wants a region's ``to_name`` to be one of the objects its control names: a ``pairwise``
 region names the first response's Text tag (``response_a``, the object the SDK itself picks for a
 control over several), not the control's own name (which the SDK refuses).
+
+A project with aspects (issue 23) adds one question per aspect: a header with the aspect's
+rubric and a ``Choices`` control ``aspect_<name>`` over its scale; the panel's aspect labels
+are part of the prediction and each human's of their annotation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from api.export.manifest import Counts, write_json_list
 from api.export.rows import DatasetDescription, ExportRow, HumanAnswer, RowHashes, read_json_lines
+from api.schemas import Aspect
 from judge.verdicts import to_side
 
 TASKS = "tasks.json"
@@ -50,6 +56,48 @@ LABEL_CONFIG = f"""<View>
   </Choices>
 </View>
 """
+
+
+# An aspect's answers: five-point, or a side on a three-way scale.
+ASPECT_CHOICES: dict[str, str] = {
+    "A>>B": "A much better", "A>B": "A better", "tie": "tie", "B>A": "B better", "B>>A": "B much better",
+}  # fmt: skip
+THREE_WAY = {"A>>B": "A>B", "B>>A": "B>A"}
+
+
+def label_config(aspects: tuple[Aspect, ...] = ()) -> str:
+    """The labelling config: :data:`LABEL_CONFIG`, plus a question per aspect."""
+    if not aspects:
+        return LABEL_CONFIG
+    questions = []
+    for aspect in aspects:
+        labels = [v for k, v in ASPECT_CHOICES.items() if aspect.scale == "five_point" or k not in THREE_WAY]
+        choices = "".join(f"\n    <Choice value={quoteattr(v)}/>" for v in labels)
+        header = f"{aspect.name}: {' '.join(aspect.description.split())}".rstrip(": ")
+        questions.append(
+            f"  <Header value={quoteattr(header)}/>\n"
+            f'  <Choices name="aspect_{aspect.name}" toName="prompt" choice="single" showInline="true">'
+            f"{choices}\n  </Choices>\n"
+        )
+    return LABEL_CONFIG.replace("</View>\n", "".join(questions) + "</View>\n")
+
+
+def aspect_result(
+    labels: Mapping[str, str | None] | None, aspects: tuple[Aspect, ...]
+) -> list[dict[str, Any]]:
+    """Per-aspect labels as ``choices`` regions, one per aspect answered."""
+    out = []
+    for aspect in aspects:
+        label = (labels or {}).get(aspect.name)
+        if label not in ASPECT_CHOICES:
+            continue
+        if aspect.scale == "three_way":
+            label = THREE_WAY.get(label, label)
+        value = {"choices": [ASPECT_CHOICES[label]]}
+        out.append(
+            {"from_name": f"aspect_{aspect.name}", "to_name": "prompt", "type": "choices", "value": value}
+        )
+    return out
 
 
 def result(label: str | None) -> list[dict[str, Any]]:
@@ -84,9 +132,9 @@ def _flags(human: HumanAnswer) -> list[dict[str, Any]]:
     return [{"from_name": FLAGS, "to_name": "prompt", "type": "choices", "value": {"choices": chosen}}]
 
 
-def _annotation(human: HumanAnswer) -> dict[str, Any]:
+def _annotation(human: HumanAnswer, aspects: tuple[Aspect, ...] = ()) -> dict[str, Any]:
     return {
-        "result": result(human.label) + _flags(human),
+        "result": result(human.label) + _flags(human) + aspect_result(human.aspects, aspects),
         "ground_truth": human.source == "gold",
         "was_cancelled": False,
         "created_at": human.created_at,
@@ -100,7 +148,7 @@ def _annotation(human: HumanAnswer) -> dict[str, Any]:
     }
 
 
-def task(row: ExportRow) -> dict[str, Any]:
+def task(row: ExportRow, aspects: tuple[Aspect, ...] = ()) -> dict[str, Any]:
     final = row.final
     predictions = []
     if row.judge_label is not None and to_side(row.judge_label, strict=False) is not None:
@@ -108,9 +156,10 @@ def task(row: ExportRow) -> dict[str, Any]:
             {
                 "model_version": f"{row.decision_version or 'routing-v0'}",
                 "score": row.judge_confidence,
-                "result": result(row.judge_label),
+                "result": result(row.judge_label) + aspect_result(row.judge_aspects, aspects),
             }
         )
+    extra = {"aspects": {n: f["label"] for n, f in row.aspects.items()}} if row.aspects is not None else {}
     return {
         "data": {
             "prompt": row.prompt,
@@ -126,9 +175,10 @@ def task(row: ExportRow) -> dict[str, Any]:
             "label_source": final.source,
             "provenance": final.provenance(),
             "metadata": row.metadata,
+            **extra,  # each aspect's final label; none without aspects
         },
         "predictions": predictions,
-        "annotations": [_annotation(h) for h in row.humans],
+        "annotations": [_annotation(h, aspects) for h in row.humans],
     }
 
 
@@ -136,8 +186,8 @@ def write(
     rows: Iterable[ExportRow], directory: Path, hashes: RowHashes, counts: Counts, about: DatasetDescription
 ) -> list[str]:
     """Write ``tasks.json`` (streamed, one task per line inside the list) and ``label_config.xml``."""
-    (directory / CONFIG).write_text(LABEL_CONFIG, encoding="utf-8")
-    write_json_list(directory / TASKS, rows, task, hashes, counts)
+    (directory / CONFIG).write_text(label_config(about.aspects), encoding="utf-8")
+    write_json_list(directory / TASKS, rows, lambda row: task(row, about.aspects), hashes, counts)
     return [TASKS, CONFIG]
 
 

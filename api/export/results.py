@@ -190,6 +190,7 @@ def _row(
         "reasons": decision.reasons if decision else [],
         "decision_version": decision.version if decision else None,
         "decision_stage": decision.stage if decision else None,
+        "aspects": decision.aspects if decision else None,
         "judgments": [
             {
                 "judge": j.judge,
@@ -200,6 +201,7 @@ def _row(
                 "safety_flag": j.safety_flag,
                 "cached": j.cached,
                 "error": judgment_error(j),
+                "aspects": j.aspects,
             }
             for j in judgments
         ],

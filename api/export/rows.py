@@ -21,10 +21,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.db import chunks
-from api.export.final_labels import AUTO, HUMAN, DecisionView, FinalLabel
+from api.export.final_labels import AUTO, HUMAN, DecisionView, FinalLabel, final_aspects
 from api.export.results import label_context
 from api.models import Decision, Label, Pair, Project
-from api.review.human_labels import human_label_per_pair
+from api.review.human_labels import HumanLabel, aspect_answers, human_label_per_pair
+from api.schemas import Aspect
 from api.vocab import Reason
 
 CHUNK = 2000
@@ -41,6 +42,7 @@ class HumanAnswer:
     both_bad: bool
     safety_flag: bool
     created_at: str
+    aspects: dict[str, str] | None = None  # the human's per-aspect labels (issue 23)
 
 
 @dataclass(slots=True)
@@ -66,6 +68,10 @@ class ExportRow:
     final: FinalLabel
     humans: tuple[HumanAnswer, ...] = field(default=())
     precheck_safety: bool = False
+    # Projects with aspects: each aspect's final label, source and side
+    # (api.export.final_labels.final_aspects); None without aspects.
+    aspects: dict[str, dict[str, str | None]] | None = None
+    judge_aspects: dict[str, str | None] | None = None  # the panel's label per aspect
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -112,6 +118,11 @@ class DatasetDescription:
 
     name: str
     guidelines: str | None = None
+    # The project's aspects (issue 23): a question each in Label Studio and Argilla, a column
+    # each in HF; and what a DPO pair prefers: "overall" (the final label), "weighted" (the
+    # aspects' final labels combined with their weights) or an aspect's name.
+    aspects: tuple[Aspect, ...] = ()
+    dpo_by: str = "overall"
 
 
 @dataclass(frozen=True)
@@ -139,9 +150,11 @@ def iter_rows(
     reads every label), then pairs are read ``CHUNK`` ids at a time. (Reading a chunk's
     decisions first and the text of the taken pairs only measured no faster.)
     """
+    names = project.aspect_settings().names
     with Session(engine) as session:
         context = label_context(session, project)
         humans = human_label_per_pair(session, project.id)
+        by_aspect = aspect_answers(session, project.id, names) if names else {}
         # SQLAlchemy's select: sqlmodel's is typed for at most four columns. Labelled columns:
         # rows are read by name (``row.route``), not by position.
         query: Any = sa_select(  # typed for a few columns only: mypy infers Never past them
@@ -161,6 +174,7 @@ def iter_rows(
             col(Decision.confidence),
             col(Decision.version),
             col(Decision.stage),
+            type_coerce(col(Decision.aspects), Text).label("aspects"),
         ).join(Decision, col(Decision.id) == Pair.decision_id, isouter=True)
         query = query.where(col(Pair.project_id) == project.id)
         if row_filter.split != "all":
@@ -184,7 +198,7 @@ def iter_rows(
                     finals.append((row, final))
             answers = _answers(session, [i for _, f in finals for i in f.label_ids])
             for row, final in finals:
-                yield ExportRow(
+                export_row = ExportRow(
                     pair_id=row.pair_id,
                     client_id=row.client_id,
                     job_id=row.job_id,
@@ -202,6 +216,20 @@ def iter_rows(
                     humans=tuple(answers[i] for i in final.label_ids if i in answers),
                     precheck_safety=bool(row.safety_flag),
                 )
+                if names:
+                    _add_aspects(export_row, _decoded(row.aspects), by_aspect)
+                yield export_row
+
+
+def _add_aspects(
+    row: ExportRow, panel: dict[str, Any] | None, by_aspect: dict[str, dict[int, HumanLabel]]
+) -> None:
+    """A project's aspects on an export row: each aspect's final label (the human answer on it,
+    else the panel's on an auto-accepted pair) and the panel's label on it."""
+    row.aspects = final_aspects(
+        row.final, panel, {name: found.get(row.pair_id) for name, found in by_aspect.items()}
+    )
+    row.judge_aspects = {name: outcome.get("label") for name, outcome in (panel or {}).items()}
 
 
 def _id_windows(session: Session, project: Project) -> Iterator[tuple[int, int]]:
@@ -227,12 +255,15 @@ def _answers(session: Session, label_ids: list[int]) -> dict[int, HumanAnswer]:
         col(Label.both_bad),
         col(Label.safety_flag),
         col(Label.created_at),
+        col(Label.aspects),
     )
     for part in chunks(label_ids):
-        for lid, label, annotator, source, both_bad, safety, created in session.execute(
+        for lid, label, annotator, source, both_bad, safety, created, aspects in session.execute(
             query.where(col(Label.id).in_(part))
         ):
-            found[lid] = HumanAnswer(lid, label, annotator, source, both_bad, safety, created.isoformat())
+            found[lid] = HumanAnswer(
+                lid, label, annotator, source, both_bad, safety, created.isoformat(), _decoded(aspects)
+            )
     return found
 
 

@@ -105,9 +105,14 @@ class ExportRequest:
     force: bool = False
     reason: str | None = None
     redact: bool = False
+    # What a DPO pair is preferred by on a project with aspects (api/export/dpo.py): "overall",
+    # "weighted" or an aspect's name.
+    dpo_by: str = "overall"
 
     def filters(self) -> dict[str, Any]:
-        return {"split": self.split, "min_source": self.min_source}
+        # dpo_by only when set: an export of before keeps the filters it had
+        extra = {"dpo_by": self.dpo_by} if self.dpo_by != "overall" else {}
+        return {"split": self.split, "min_source": self.min_source, **extra}
 
     @property
     def includes_train(self) -> bool:
@@ -313,7 +318,12 @@ def _write_rows(
         rows = iter_rows(engine, project, RowFilter(request.split, request.min_source), skip=frozenset(held))
         if request.redact:
             rows = redact_rows(rows)
-        about = DatasetDescription(name=project.name, guidelines=project.rubric)
+        about = DatasetDescription(
+            name=project.name,
+            guidelines=project.rubric,
+            aspects=tuple(project.aspect_settings().aspects),
+            dpo_by=request.dpo_by,
+        )
         written = format_module(request.format).write(rows, staging, hashes, counts, about)
     finally:
         hashes.close()

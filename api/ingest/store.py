@@ -29,7 +29,7 @@ from api import audit
 from api.db import bulk_insert, chunks, insert_ignore
 from api.fields import printable
 from api.models import Honeypot, Job, Label, Pair, Project, table_of, utcnow
-from api.schemas import LabelIn, PairIn
+from api.schemas import LabelIn, PairIn, label_aspects_problem, stored_aspect_labels
 from api.vocab import IMPORT_SOURCES, LabelSource
 from judge.content import content_hash
 from judge.verdicts import to_five_point
@@ -445,6 +445,12 @@ def store_labels(
     ``IntegrityError`` when a concurrent request stored some of the same keys first.
     """
     parsed, errors = parse_labels(body, content_type, sources)
+    aspects = project.aspect_settings()
+    errors += [
+        LineError(number, item.client_id, [problem])
+        for number, item in parsed
+        if (problem := label_aspects_problem(item.aspects, aspects, complete=False)) is not None
+    ]
     with Session(engine) as session:
         pair_of = _pair_ids(session, project, [item.client_id for _, item in parsed])
         errors += _unknown_or_repeated(parsed, pair_of)
@@ -459,13 +465,17 @@ def store_labels(
             old = existing.get(row["idempotency_key"])
             if old is None:
                 rows.append(row)
-            elif (old.label, old.pair_id, old.source) != (row["label"], row["pair_id"], row["source"]):
+            elif (old.label, old.pair_id, old.source, old.aspects) != (
+                row["label"], row["pair_id"], row["source"], row.get("aspects")
+            ):  # fmt: skip
                 conflicts.append(row["idempotency_key"])
         if conflicts:
             raise LabelKeyConflict(conflicts)
         # Gold labels flagged honeypot make their pair a honeypot (the first answer stands).
         honeypots = {
-            pair_of[item.client_id]: to_five_point(item.label) for _, item in parsed if item.honeypot
+            pair_of[item.client_id]: (to_five_point(item.label), stored_aspect_labels(item.aspects))
+            for _, item in parsed
+            if item.honeypot
         }
         try:
             _insert_labels(session, project, rows, honeypots, now)
@@ -527,16 +537,23 @@ def _label_row(item: LabelIn, project: Project, pair_id: int, now: datetime) -> 
         "annotator": item.annotator,
         "idempotency_key": _idempotency_key(item),
         "created_at": now,
+        # Only when given: an overall-only label's row (and audit digest) is the one of before.
+        **({"aspects": stored_aspect_labels(item.aspects)} if item.aspects else {}),
     }
 
 
 def _insert_labels(
-    session: Session, project: Project, rows: list[dict[str, Any]], honeypots: dict[int, str], now: datetime
+    session: Session,
+    project: Project,
+    rows: list[dict[str, Any]],
+    honeypots: dict[int, tuple[str, dict[str, str] | None]],
+    now: datetime,
 ) -> None:
     """Insert the new label rows (with their audit event) and the honeypots they make."""
     if rows:
         returning = insert(Label).returning(col(Label.id), sort_by_parameter_order=True)
-        ids = session.execute(returning, rows).scalars()
+        keyed = [dict(row, aspects=row.get("aspects")) for row in rows]  # one key set for executemany
+        ids = session.execute(returning, keyed).scalars()
         stored = [dict(row, id=label_id) for row, label_id in zip(rows, ids, strict=True)]
         audit.record_event(
             session,
@@ -550,8 +567,14 @@ def _insert_labels(
             session,
             table_of(Honeypot),
             [
-                {"pair_id": pid, "project_id": project.id, "label": label, "created_at": now}
-                for pid, label in honeypots.items()
+                {
+                    "pair_id": pid,
+                    "project_id": project.id,
+                    "label": label,
+                    "aspects": aspects,
+                    "created_at": now,
+                }
+                for pid, (label, aspects) in honeypots.items()
             ],
             ["pair_id"],
         )

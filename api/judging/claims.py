@@ -139,7 +139,9 @@ def judgment_views(session: Session, pair_ids: list[int]) -> dict[int, list[Judg
         query = select(Judgment).where(col(Judgment.pair_id).in_(part), Judgment.is_current())
         for j in session.exec(query):
             views[j.pair_id].append(
-                JudgmentView(j.judge, j.order, j.verdict, j.both_bad, j.safety_flag, j.confidence, j.error)
+                JudgmentView(
+                    j.judge, j.order, j.verdict, j.both_bad, j.safety_flag, j.confidence, j.error, j.aspects
+                )
             )
     return views
 

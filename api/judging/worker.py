@@ -45,9 +45,10 @@ from api.metrics import (
 from api.models import Judgment, Pair, Project
 from api.routing.decisions import PairOutcome, decision_fields, store_outcomes
 from api.routing.route import FittedGate, JudgmentView, needs_full_panel, route_pair
-from api.schemas import JudgeSpec, RoutingSettings, panel_calls
+from api.schemas import AspectSettings, JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from calibration.cascade import CascadeModel
+from judge.aspects import AspectQuestion, verdict_schema
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
 from judge.injection import injection_check_many
 from judge.litellm_loader import load_litellm
@@ -63,10 +64,10 @@ FLUSH_SIZE = 128
 # What a judge call (or a cache hit, which has the same attributes) stores per judgment.
 JUDGMENT_FIELDS = (
     "judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "raw",
-    "latency_ms", "prompt_tokens", "completion_tokens", "cost", "attempts", "error",
+    "latency_ms", "prompt_tokens", "completion_tokens", "cost", "attempts", "error", "aspects",
 )  # fmt: skip
 # What routing reads of a judgment row, in JudgmentView's order.
-VIEW_FIELDS = ("judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "error")
+VIEW_FIELDS = ("judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "error", "aspects")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,10 @@ class _Tuned:
     options: CallOptions
     policy: RetryPolicy
     limit: asyncio.Semaphore | None  # max_concurrency; None: only the worker's judge_concurrency
+    # The project's aspects asked in every call, and the weights of a combined overall
+    # (None: the overall is its own question). No aspects: the calls of before.
+    aspects: tuple[AspectQuestion, ...] = ()
+    weights: dict[str, float] | None = None
 
 
 class Worker:
@@ -107,6 +112,7 @@ class Worker:
         self._specs: dict[int, dict[str, JudgeSpec]] = {}
         self._judge_keys: dict[int, dict[str, str]] = {}  # per project: model -> judge_key
         self._tuned: dict[int, dict[str, _Tuned]] = {}  # per project: model -> its own call settings
+        self._aspects: dict[int, AspectSettings] = {}
         # Adaptive audits: per (project, version) the pairs this worker has routed under it,
         # and the versions whose first audit_boost_pairs pairs are all decided.
         self._routed_under: dict[tuple[int, str], int] = {}
@@ -132,7 +138,10 @@ class Worker:
                     update={"audit_rate": max(routing.audit_rate, routing.audit_boost_rate)}
                 )
                 self._specs[project_id] = {spec.model: spec for spec in project.judge_specs()}
-                self._tuned[project_id] = {m: self._tune(s) for m, s in self._specs[project_id].items()}
+                aspects = self._aspects[project_id] = project.aspect_settings()
+                self._tuned[project_id] = {
+                    m: self._tune(s, aspects) for m, s in self._specs[project_id].items()
+                }
                 self._judge_keys[project_id] = {
                     spec.model: judge_key(
                         spec.model,
@@ -141,19 +150,26 @@ class Worker:
                         rubric=project.rubric,
                         prompt_version=project.prompt_version,
                         options=self._tuned[project_id][spec.model].options,
+                        aspects=self._tuned[project_id][spec.model].aspects,
+                        weights=self._tuned[project_id][spec.model].weights,
                     )
                     for spec in self._specs[project_id].values()
                 }
         return self._projects[project_id]
 
-    def _tune(self, spec: JudgeSpec) -> _Tuned:
-        """A judge's own options, its timeout in the retry policy, and its own limit on open
-        calls (a semaphore per judge of a project, inside the worker's global one)."""
+    def _tune(self, spec: JudgeSpec, aspects: AspectSettings) -> _Tuned:
+        """A judge's own options, its timeout in the retry policy, its own limit on open
+        calls (a semaphore per judge of a project, inside the worker's global one), and the
+        project's aspects (a "json_schema" judge is held to the verdict object with them)."""
         policy = self.policy
         if spec.timeout_s is not None:
             policy = dataclasses.replace(policy, timeout_s=spec.timeout_s)
         limit = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
-        return _Tuned(spec.call_options(), policy, limit)
+        questions, weights = aspects.questions(), aspects.combine_weights()
+        options = spec.call_options()
+        if questions:
+            options = dataclasses.replace(options, schema=verdict_schema(questions, weights is None))
+        return _Tuned(options, policy, limit, questions, weights)
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> int:
         """Judge until ``stop`` is set (or, with ``until_idle``, until nothing is left to claim),
@@ -387,6 +403,8 @@ class Worker:
                 policy=tuned.policy,
                 allowed_api_bases=self._allowed_api_bases,
                 options=tuned.options,
+                aspects=tuned.aspects,
+                weights=tuned.weights,
             )
         JUDGE_CALLS.labels(spec.model, "error" if result.error else "ok").inc()
         if result.error:
@@ -445,6 +463,7 @@ class Worker:
                 version,
                 routing,
                 precheck_injection=bool(precheck[2]),
+                aspects=self._aspects[pair.project_id],
             )
             if decision.next_stage is None:
                 break
@@ -461,6 +480,7 @@ class Worker:
                     version,
                     routing,
                     precheck_injection=True,
+                    aspects=self._aspects[pair.project_id],
                 )
         panel = panel_calls(specs.values())
         saved = panel - len(rows)

@@ -17,9 +17,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from api.db import chunks
-from api.models import Job
+from api.models import Job, Label, Project
 from api.review.consensus import fit_consensus, overlapped, vote_table
-from api.review.human_labels import counting_labels, project_batches
+from api.review.human_labels import aspect_alpha, aspect_labels, counting_labels, project_batches
 from calibration.agreement import fleiss_kappa, krippendorff_alpha, pairwise_cohen_kappa
 from judge.verdicts import SIDES, VERDICTS
 
@@ -79,4 +79,36 @@ def agreement_report(session: Session, project_id: int) -> dict[str, Any]:
             for r in fit_consensus(labels).reviewers
         ],
         "threshold": threshold,
+        "aspects": aspect_agreement(labels, _aspect_names(session, project_id)),
     }
+
+
+def _aspect_names(session: Session, project_id: int) -> list[str]:
+    project = session.get(Project, project_id)
+    return project.aspect_settings().names if project is not None else []
+
+
+def aspect_agreement(labels: list[Label], names: list[str]) -> list[dict[str, Any]]:
+    """Per aspect (issue 23): Krippendorff's alpha (ordinal) between the humans' labels on it,
+    and each reviewer's Dawid--Skene accuracy and confusion fitted on that aspect alone."""
+    out = []
+    for name in names:
+        answers = aspect_labels(labels, name)
+        alpha, n_items = aspect_alpha(answers)
+        out.append(
+            {
+                "aspect": name,
+                "n_items": n_items,
+                "krippendorff_alpha_ordinal": alpha,
+                "reviewers": [
+                    {
+                        "reviewer": fit.annotator,
+                        "n": fit.n,
+                        "ds_accuracy": fit.ds_accuracy,
+                        "confusion": fit.confusion,
+                    }
+                    for fit in fit_consensus(answers).reviewers
+                ],
+            }
+        )
+    return out

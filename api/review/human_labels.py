@@ -346,3 +346,44 @@ def human_sides(labels: list[Label]) -> pd.Series:
     return pd.Series(
         {pid: answers[pid].side for pid in first_vote if answers[pid].side is not None}, dtype=object
     )
+
+
+@dataclass(frozen=True)
+class AspectLabel:
+    """One human label's answer on one aspect, shaped like a Label for the aggregation and
+    agreement code (:func:`aggregate`, :func:`api.review.consensus.vote_table`)."""
+
+    id: int
+    pair_id: int
+    annotator: str
+    source: str
+    label: str  # five-point, original A/B terms
+
+
+def aspect_labels(labels: Sequence[Label], aspect: str) -> list[AspectLabel]:
+    """The labels that answer ``aspect`` (issue 23), as that answer: the same aggregation
+    (adjudication, gold, Dawid--Skene, one label) and agreement then run per aspect."""
+    return [
+        AspectLabel(label.id, label.pair_id, label.annotator, label.source, label.aspects[aspect])
+        for label in labels
+        if label.aspects and aspect in label.aspects
+    ]
+
+
+def aspect_alpha(labels: Sequence[Any]) -> tuple[float | None, int]:
+    """Krippendorff's alpha (ordinal, five-point) over the pairs two or more annotators
+    labelled, and how many such pairs; None when there are none (or one label used by all)."""
+    five = overlapped(vote_table(labels, scale="five"))
+    if five.empty:
+        return None, 0
+    alpha = krippendorff_alpha(five, "ordinal", categories=VERDICTS)
+    return (None if math.isnan(alpha) else float(alpha)), int(five["item"].nunique())
+
+
+def aspect_answers(
+    session: Session, project_id: int, names: Sequence[str]
+) -> dict[str, dict[int, HumanLabel]]:
+    """Per aspect, one human answer per pair that has labels on it (:func:`aggregate` over
+    :func:`aspect_labels`: Dawid--Skene per aspect where two or more annotators answered)."""
+    labels = counting_labels(session, project_id)
+    return {name: aggregate(aspect_labels(labels, name)) for name in names}

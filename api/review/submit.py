@@ -40,7 +40,7 @@ from api.review.queue import (
     state_after,
 )
 from api.review.redacted_pairs import ensure_redactions
-from api.schemas import ReviewSubmit
+from api.schemas import ReviewSubmit, label_aspects_problem, stored_aspect_labels
 from api.vocab import LabelSource, label_source
 
 _c = ITEM.c
@@ -51,6 +51,7 @@ def label_view(label: Label, duplicate: bool) -> dict[str, Any]:
         "label_id": label.id,
         "pair_id": label.pair_id,
         "label": label.label,
+        "aspects": label.aspects,
         "both_bad": label.both_bad,
         "safety_flag": label.safety_flag,
         "rationale": label.rationale,
@@ -93,12 +94,21 @@ def _seconds_on(lease: ReviewLease, body: ReviewSubmit) -> float:
 
 
 def _same_answer(label: Label, body: ReviewSubmit) -> bool:
-    return (label.label, label.both_bad, label.safety_flag, label.rationale) == (
+    return (label.label, label.both_bad, label.safety_flag, label.rationale, label.aspects) == (
         body.stored_label(),
         body.both_bad,
         body.safety_flag,
         body.rationale,
+        stored_aspect_labels(body.aspects),
     )
+
+
+def _check_aspects(project: Project | None, body: ReviewSubmit) -> None:
+    """A reviewer answers every required aspect of the project (422 naming the one missing)."""
+    if project is not None and (
+        problem := label_aspects_problem(body.aspects, project.aspect_settings(), complete=True)
+    ):
+        raise Invalid(problem)
 
 
 def _own_lease(session: Session, lease_id: int, reviewer: Reviewer) -> ReviewLease:
@@ -195,6 +205,11 @@ def submit_label(
         item = session.get(ReviewItem, lease.item_id)
         pair = session.get(Pair, lease.pair_id)
         project = session.get(Project, lease.project_id)
+        try:
+            _check_aspects(project, body)
+        except Invalid:
+            session.rollback()  # the lease stays active: the reviewer may answer again
+            raise
         label = _new_label(session, lease, reviewer, body, item, pair, project)
         session.add(label)
         try:
@@ -267,6 +282,7 @@ def _new_label(
         project_id=lease.project_id,
         pair_id=lease.pair_id,
         label=body.stored_label(),
+        aspects=stored_aspect_labels(body.aspects),
         both_bad=body.both_bad,
         safety_flag=body.safety_flag,
         rationale=body.rationale,
@@ -370,6 +386,7 @@ def revise_label(
                 f"label {label_id} was already replaced by label {old.superseded_by_id}; revise that one"
             )
         project = session.get(Project, old.project_id)
+        _check_aspects(project, body)
         status = quality.status_of(session, old.project_id, reviewer.id)
         if status is not None and status.paused:
             raise ReviewerPaused(quality.pause_detail(status))
@@ -381,6 +398,7 @@ def revise_label(
             project_id=old.project_id,
             pair_id=old.pair_id,
             label=body.stored_label(),
+            aspects=stored_aspect_labels(body.aspects),
             both_bad=body.both_bad,
             safety_flag=body.safety_flag,
             rationale=body.rationale,
@@ -453,6 +471,7 @@ def label_history(engine: Engine, project_id: int, reviewer: Reviewer, limit: in
             "label_id": label.id,
             "pair_id": label.pair_id,
             "label": label.label,
+            "aspects": label.aspects,
             "both_bad": label.both_bad,
             "safety_flag": label.safety_flag,
             "rationale": label.rationale,

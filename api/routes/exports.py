@@ -79,6 +79,10 @@ def create_export(
     ``routing.redact_exports``) replaces personal data and secrets by typed tokens; the
     manifest's ``redacted`` says which an export is."""
     redact = body.redact if body.redact is not None else project.routing_settings().redact_exports
+    names = project.aspect_settings().names
+    if body.dpo_by not in ("overall", *(("weighted", *names) if names else ())):
+        choices = f", 'weighted' or one of {names}" if names else " (the project has no aspects)"
+        raise HTTPException(422, f"dpo_by: {body.dpo_by!r} is not 'overall'{choices}")
     request = snapshots.ExportRequest(
         format=body.format,
         split=body.split,
@@ -86,6 +90,7 @@ def create_export(
         force=body.force,
         reason=body.reason,
         redact=redact,
+        dpo_by=body.dpo_by,
     )
     try:
         export = snapshots.create_export(engine, project, request, export_dir=FilePath(settings.export_dir))

@@ -31,8 +31,15 @@ router = APIRouter(
 
 
 def to_public(project: Project) -> ProjectPublic:
+    aspects = project.aspect_settings()
     return ProjectPublic.model_validate(
-        {**project.model_dump(), "judges": project.judge_specs(), "routing": project.routing_settings()}
+        {
+            **project.model_dump(),
+            "judges": project.judge_specs(),
+            "routing": project.routing_settings(),
+            "aspects": aspects.aspects,
+            "overall": aspects.overall,
+        }
     )
 
 
@@ -51,6 +58,7 @@ def create_project(
         allow_empty_responses=body.allow_empty_responses,
         judges=[j.model_dump() for j in judges],
         routing=body.routing.model_dump(),
+        aspects=body.aspect_settings().stored(),
     )
     session.add(project)
     try:
@@ -78,7 +86,8 @@ def read_project(project: MemberProjectDep) -> ProjectPublic:
 def edit_project(
     project_id: int, body: ProjectSettingsEdit, engine: EngineDep, settings: SettingsDep, _: AdminDep
 ) -> ProjectPublic:
-    """Change the judge panel and/or routing fields (merged onto the current settings).
+    """Change the judge panel, routing fields (merged onto the current settings) and/or the
+    aspects (the list given replaces the current one; ``overall`` alone keeps them).
 
     Checked as a whole (422, nothing stored, on any bad value); each change is written to the
     audit log with its before and after, and the gate is refitted under the new settings (a
@@ -91,6 +100,8 @@ def edit_project(
             settings,
             judges=None if body.judges is None else list(body.judges),
             routing=body.routing,
+            aspects=body.aspects,
+            overall=body.overall,
         )
     except LookupError:
         raise HTTPException(404, f"project {project_id} not found") from None

@@ -142,7 +142,7 @@ def reroute(engine: Engine, project: Project, version: CalibrationVersion) -> in
             views = judgment_views(session, ids)
             frame = views_frame(views)
             inputs = {pid: GatedInput(views[pid], flag, bool(injection)) for pid, flag, injection in part}
-            decisions = route_many(ids, inputs, frame, gate, name, routing)
+            decisions = route_many(ids, inputs, frame, gate, name, routing, project.aspect_settings())
             hold_versions(session, [project.id])
             if latest_version_names(session, {project.id})[project.id] != name:
                 # A newer version landed: its own re-routing covers every pair, and a decision
@@ -174,6 +174,7 @@ def _insert_decisions(session: Session, rows: list[dict[str, Any]]) -> dict[int,
     """Insert decision rows; the new decision id of each pair (its pair row is the caller's to point)."""
     if not rows:
         return {}
+    rows = [dict(row, aspects=row.get("aspects")) for row in rows]  # one key set for executemany
     ids = session.execute(insert(Decision).returning(col(Decision.id), col(Decision.pair_id)), rows).all()
     return {pair_id: decision_id for decision_id, pair_id in ids}
 
@@ -204,7 +205,7 @@ def _audit_decisions(
 def decision_fields(decision: RouteDecision, version: str, n_judgments: int, panel: int) -> dict[str, Any]:
     """A routing decision as Decision columns (its pair and time are the writer's to add).
     ``panel``: the calls the whole panel makes on a pair (:func:`api.schemas.panel_calls`)."""
-    return {
+    fields: dict[str, Any] = {
         "label": decision.label,
         "chosen": decision.chosen,
         "confidence": decision.confidence,
@@ -214,6 +215,9 @@ def decision_fields(decision: RouteDecision, version: str, n_judgments: int, pan
         "stage": decision.stage,
         "judge_calls_saved": max(0, panel - n_judgments),
     }
+    if decision.aspects:  # only then: without aspects the row (and its audit digest) of before
+        fields["aspects"] = {name: outcome.stored() for name, outcome in decision.aspects.items()}
+    return fields
 
 
 def requeue(session: Session, pair_ids: list[int]) -> int:

@@ -25,12 +25,12 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from api.schemas import RoutingSettings
+from api.schemas import AspectSettings, RoutingSettings
 from api.vocab import Reason, Route, unit_draw
 from calibration.cascade import CascadeModel
 from calibration.features import build_features, judgments_table
 from calibration.gate import GateModel
-from judge.verdicts import from_side, majority_side, order_flip, panel_order_flip, side, strength
+from judge.verdicts import INVALID, from_side, majority_side, order_flip, panel_order_flip, side, strength
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,52 @@ class JudgmentView:
     safety_flag: bool = False
     confidence: float | None = None
     error: str | None = None
+    # Per-aspect verdicts (original A/B terms) of a project with aspects; None without.
+    aspects: dict[str, str] | None = None
 
     @property
     def valid(self) -> bool:
         return self.error is None and self.verdict is not None and side(self.verdict) is not None
+
+    def on_aspect(self, name: str) -> JudgmentView:
+        """This judgment as a verdict on one aspect (unreadable when it holds none)."""
+        verdict = None if self.error is not None else (self.aspects or {}).get(name, INVALID)
+        return JudgmentView(self.judge, self.order, verdict, confidence=None, error=self.error)
+
+
+@dataclass(frozen=True)
+class AspectOutcome:
+    """The panel on one aspect: its label and side, and why it does not clear (None: it does).
+
+    An aspect clears when every judge call gave a readable verdict on it and all of them name
+    the same side, in every order asked: no judge flips with the order, none disagrees. The
+    rule is strict because no calibrator prices an aspect's evidence at routing time; the
+    overall gate is fitted with it (api/calibrate/refits.py's never_accept_flags), so the
+    overall guarantee covers exactly what is accepted.
+    """
+
+    label: str | None
+    chosen: str | None
+    unclear: str | None = None
+
+    def stored(self) -> dict[str, str | None]:
+        return {"label": self.label, "chosen": self.chosen, "unclear": self.unclear}
+
+
+def aspect_outcome(judgments: Sequence[JudgmentView], name: str) -> AspectOutcome:
+    """The panel's outcome on aspect ``name`` (see :class:`AspectOutcome`)."""
+    views = [j.on_aspect(name) for j in judgments]
+    s = summarize(views)
+    sides = {side(v.verdict) for v in views if v.valid}
+    unclear = None
+    if not views or any(not v.valid for v in views):
+        unclear = "a judge gave no readable verdict on it"
+    elif s.order_sensitive_judges:
+        flipped = ", ".join(s.order_sensitive_judges)
+        unclear = f"order-sensitive: {flipped} changed side when the responses were swapped"
+    elif len(sides) > 1:
+        unclear = "the judges name different sides"
+    return AspectOutcome(s.label, s.chosen, unclear)
 
 
 @dataclass
@@ -66,6 +108,9 @@ class PanelSummary:
     judges_disagree: bool = False
     both_bad: bool = False
     safety_flag: bool = False
+    # Projects with aspects: the panel on each aspect, and the required ones that do not clear.
+    aspects: dict[str, AspectOutcome] = field(default_factory=dict)
+    aspects_unclear: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +129,8 @@ class RouteDecision:
     # The hard flags are ones more judges may clear (routing.more_judges_may_clear): a
     # cascade asks its next stage instead of stopping.
     escalate: bool = False
+    # Projects with aspects: the panel's outcome per aspect (Decision.aspects stores it).
+    aspects: dict[str, AspectOutcome] | None = None
 
 
 class Gate(Protocol):
@@ -94,11 +141,12 @@ class Gate(Protocol):
     def accepts(self, confidence: float) -> bool: ...
 
 
-def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
+def summarize(judgments: Sequence[JudgmentView], aspects: AspectSettings | None = None) -> PanelSummary:
     """Majority side over valid verdicts; strength strong when most of its votes are strong.
 
     A judge is order-sensitive as :func:`judge.verdicts.order_flip` defines it, the panel as
-    :func:`judge.verdicts.panel_order_flip` does.
+    :func:`judge.verdicts.panel_order_flip` does. ``aspects``: the project's, each summarized
+    by :func:`aspect_outcome`; a required one that does not clear is in ``aspects_unclear``.
     """
     valid = [j for j in judgments if j.valid]
     failed = [j for j in judgments if j.error is not None]
@@ -121,6 +169,9 @@ def summarize(judgments: Sequence[JudgmentView]) -> PanelSummary:
         both_bad=bool(valid) and both_bad_votes * 2 > len(valid),
         safety_flag=any(j.safety_flag for j in valid),
     )
+    if aspects is not None and aspects.aspects:
+        summary.aspects = {name: aspect_outcome(judgments, name) for name in aspects.names}
+        summary.aspects_unclear = [n for n in aspects.required if summary.aspects[n].unclear]
     if not valid:
         return summary
     votes: Counter[str | None] = Counter(side(j.verdict) for j in valid)
@@ -156,6 +207,8 @@ def hard_reasons(
         hard.append(Reason.SAFETY_FLAG)
     if precheck_injection:
         hard.append(Reason.INJECTION_SUSPECTED)
+    if summary.aspects_unclear:
+        hard.append(Reason.ASPECT_UNCLEAR)
     return hard
 
 
@@ -187,6 +240,7 @@ def route(
     calibrated_confidence: float | None = None,
     audit: bool = False,
     order_sensitive_judges: Sequence[str] | None = None,
+    aspects: AspectSettings | None = None,
 ) -> RouteDecision:
     """Decide auto_accept / review / incident, with every reason that applies.
 
@@ -196,9 +250,36 @@ def route(
     With the gate open the calibrated confidence decides: ``low_confidence`` means below the
     gate's threshold; panel disagreement is already priced into that confidence, so it is
     only reported for pairs that go to review anyway. ``audit`` (a random draw made by the
-    caller) diverts a would-be auto-accept to review.
+    caller) diverts a would-be auto-accept to review. ``aspects``: the project's; a required
+    aspect that does not clear (:func:`aspect_outcome`) is the hard reason ``aspect_unclear``.
     """
-    s = summarize(judgments)
+    summary = summarize(judgments, aspects)
+    decision = _route_summary(
+        summary,
+        min_confidence=min_confidence,
+        precheck_safety=precheck_safety,
+        precheck_injection=precheck_injection,
+        gate=gate,
+        calibrated_confidence=calibrated_confidence,
+        audit=audit,
+        order_sensitive_judges=order_sensitive_judges,
+    )
+    decision.aspects = summary.aspects or None
+    return decision
+
+
+def _route_summary(
+    s: PanelSummary,
+    *,
+    min_confidence: float,
+    precheck_safety: bool,
+    precheck_injection: bool,
+    gate: FittedGate | None,
+    calibrated_confidence: float | None,
+    audit: bool,
+    order_sensitive_judges: Sequence[str] | None,
+) -> RouteDecision:
+    """:func:`route` on a panel summary."""
     hard = hard_reasons(
         s,
         precheck_safety=precheck_safety,
@@ -295,6 +376,7 @@ def route_many(
     gate: FittedGate | None,
     version: str,
     routing: RoutingSettings,
+    aspects: AspectSettings | None = None,
 ) -> dict[int, RouteDecision]:
     """Route pairs under ``gate``: calibrated confidence and side when the gate is open.
 
@@ -302,7 +384,7 @@ def route_many(
     pair whose next stage is needed but not judged yet gets ``next_stage`` set (provisional).
     """
     if isinstance(gate, CascadeModel) and gate.open and judgments is not None and len(judgments):
-        return _route_cascade(pair_ids, inputs, judgments, gate, version, routing)
+        return _route_cascade(pair_ids, inputs, judgments, gate, version, routing, aspects)
     confidence: dict[int, float] = {}
     sides: dict[int, str] = {}
     if isinstance(gate, GateModel) and gate.open and judgments is not None and len(judgments):
@@ -313,7 +395,7 @@ def route_many(
     out: dict[int, RouteDecision] = {}
     for pid in pair_ids:
         decision = _route_one(
-            pid, inputs[pid].views, inputs[pid], gate, confidence.get(pid), version, routing
+            pid, inputs[pid].views, inputs[pid], gate, confidence.get(pid), version, routing, aspects
         )
         out[pid] = _finish(pid, decision, sides.get(pid), routing)
     return out
@@ -332,6 +414,7 @@ def _route_one(
     confidence: float | None,
     version: str,
     routing: RoutingSettings,
+    aspects: AspectSettings | None = None,
 ) -> RouteDecision:
     return route(
         views,
@@ -342,6 +425,7 @@ def _route_one(
         calibrated_confidence=confidence,
         audit=audit_draw(pid, version, routing.audit_rate),
         order_sensitive_judges=routing.order_sensitive_judges,
+        aspects=aspects,
     )
 
 
@@ -352,6 +436,7 @@ def _route_cascade(
     cascade: CascadeModel,
     version: str,
     routing: RoutingSettings,
+    aspects: AspectSettings | None = None,
 ) -> dict[int, RouteDecision]:
     """Stage k sees the verdicts of stages <= k and its own calibrator, as in ``fit_cascade``.
 
@@ -389,7 +474,7 @@ def _route_cascade(
                 break
             confidence, sides = stage_scores(k)
             views = [v for v in item.views if v.judge in stage_judges[k]]
-            decision = _route_one(pid, views, item, cascade, confidence.get(pid), version, routing)
+            decision = _route_one(pid, views, item, cascade, confidence.get(pid), version, routing, aspects)
             decision.stage, side_k = k, sides.get(pid)
             if decision.route != Route.REVIEW or not (
                 decision.escalate or (not decision.hard and Reason.LOW_CONFIDENCE in decision.reasons)
@@ -425,6 +510,7 @@ def route_pair(
     routing: RoutingSettings,
     *,
     precheck_injection: bool = False,
+    aspects: AspectSettings | None = None,
 ) -> RouteDecision:
     """Route one pair (the worker's call, as its verdicts come in)."""
     # Features are only needed for a calibrated gate.
@@ -436,4 +522,5 @@ def route_pair(
         gate,
         version,
         routing,
+        aspects,
     )[pair_id]

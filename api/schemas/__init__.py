@@ -4,6 +4,7 @@ Tables live in ``api/models.py``; these are what clients post and read, and ever
 its response model (the OpenAPI spec shows every answer; tests/test_openapi.py checks it).
 
 * ``common``: :class:`Public`, the base of response models, and :data:`IsoDatetime`.
+* ``aspects``: a project's aspects (separate preference questions) and its overall mode.
 * ``projects``: judge specs, routing settings, projects and their API keys.
 * ``jobs``: the pairs posted, a job's progress, per-pair results.
 * ``labels``: human labels imported and listed.
@@ -15,6 +16,15 @@ its response model (the OpenAPI spec shows every answer; tests/test_openapi.py c
 * ``health``: liveness.
 """
 
+from api.schemas.aspects import (
+    MAX_ASPECTS,
+    Aspect,
+    AspectLabels,
+    AspectSettings,
+    OverallMode,
+    label_aspects_problem,
+    stored_aspect_labels,
+)
 from api.schemas.audit import AuditEventPublic, AuditEventsPage, ChainBreak, ChainVerification
 from api.schemas.calibration import (
     CalibrationState,
@@ -124,6 +134,13 @@ __all__ = [
     "Unassigned",
     "UnassignRequest",
     "FIVE_POINT",
+    "MAX_ASPECTS",
+    "Aspect",
+    "AspectLabels",
+    "AspectSettings",
+    "label_aspects_problem",
+    "stored_aspect_labels",
+    "OverallMode",
     "AgreementReport",
     "ApiKeyCreate",
     "ApiKeyCreated",

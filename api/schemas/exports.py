@@ -26,6 +26,10 @@ class ExportCreate(BaseModel):
     # Replace personal data and secrets in the texts and metadata by typed tokens (<EMAIL_1>);
     # unset: the project's ``routing.redact_exports``.
     redact: bool | None = None
+    # Projects with aspects (issue 23): what a DPO pair is preferred by: the final label
+    # ("overall"), the aspects' final labels combined with their weights ("weighted"), or one
+    # aspect (its name). Checked against the project's aspects (422).
+    dpo_by: str = Field("overall", max_length=40, pattern=r"^[a-z][a-z0-9_]{0,39}$")
 
     @model_validator(mode="after")
     def _force_has_reason(self) -> ExportCreate:
@@ -39,6 +43,7 @@ class ExportCreate(BaseModel):
 class ExportFilters(Public):
     split: str
     min_source: str | None
+    dpo_by: str | None = None
 
 
 class ExportPublic(Public):

@@ -127,6 +127,7 @@ class JudgmentView(Public):
     safety_flag: bool | None
     cached: bool
     error: str | None
+    aspects: dict[str, str] | None = Field(None, description="per-aspect verdicts (projects with aspects)")
 
 
 class JudgmentRecord(Public):
@@ -170,6 +171,11 @@ class PairResult(Public):
     reasons: list[str]
     decision_version: str | None
     decision_stage: int | None
+    aspects: dict[str, Any] | None = Field(
+        None,
+        description="projects with aspects: per aspect the panel's label and side, and why it does "
+        "not clear (a required one that does not is the reason aspect_unclear)",
+    )
     judgments: list[JudgmentView]
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.fields import Text
+from api.schemas.aspects import AspectLabels
 from api.schemas.common import IsoDatetime, Public
 from api.vocab import LabelSource
 
@@ -25,6 +26,9 @@ class LabelIn(BaseModel):
     both_bad: bool = False
     safety_flag: bool = False
     rationale: Text | None = Field(None, max_length=100_000)
+    # Per-aspect labels on a project with aspects (issue 23), any subset of its aspects (a gold
+    # set labels what it labels). None: an overall-only label.
+    aspects: AspectLabels | None = None
     source: LabelSource = LabelSource.IMPORT
     annotator: Text = Field("unknown", max_length=200)
     # Makes a retried submit a no-op; defaults to (client_id, source, annotator).
@@ -64,6 +68,7 @@ class StoredLabel(Public):
     redaction_version: str | None
     both_bad: bool
     label: str
+    aspects: dict[str, str] | None = None
     rationale: str | None
     source: str
     idempotency_key: str

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from api.fields import ModelName, Text
+from api.schemas.aspects import MAX_ASPECTS, Aspect, AspectSettings, OverallMode, aspects_problem
 from api.schemas.common import Public
 from judge.options import MAX_TOKENS_CAP, CallOptions, ResponseFormat, extra_params_problem
 from judge.verdicts import OrderSetting
@@ -200,6 +201,19 @@ class ProjectCreate(BaseModel):
     allow_empty_responses: bool = False
     judges: list[JudgeEntry] = Field([], max_length=50)
     routing: RoutingSettings = RoutingSettings()
+    # Separate preference questions (issue 23; api/schemas/aspects.py); none: one overall
+    # preference, as before. ``overall``: its own question, or the aspects' weighted combination.
+    aspects: list[Aspect] = Field([], max_length=MAX_ASPECTS)
+    overall: OverallMode = "question"
+
+    @model_validator(mode="after")
+    def _aspects_valid(self) -> ProjectCreate:
+        if (problem := aspects_problem(self.aspects, self.overall)) is not None:
+            raise ValueError(problem)
+        return self
+
+    def aspect_settings(self) -> AspectSettings:
+        return AspectSettings(aspects=self.aspects, overall=self.overall)
 
 
 class ProjectGuidelines(BaseModel):
@@ -222,11 +236,15 @@ class ProjectSettingsEdit(BaseModel):
 
     judges: list[JudgeEntry] | None = Field(None, min_length=1, max_length=50)
     routing: dict[str, Any] | None = Field(None, description="routing fields to change (see RoutingSettings)")
+    # The whole aspect list replaces the current one ([] removes every aspect); ``overall``
+    # alone keeps the aspects. Validated together with what is kept.
+    aspects: list[Aspect] | None = Field(None, max_length=MAX_ASPECTS)
+    overall: OverallMode | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> ProjectSettingsEdit:
-        if self.judges is None and self.routing is None:
-            raise ValueError("nothing to change: give `judges` and/or `routing`")
+        if self.judges is None and self.routing is None and self.aspects is None and self.overall is None:
+            raise ValueError("nothing to change: give `judges`, `routing`, `aspects` and/or `overall`")
         return self
 
 
@@ -239,6 +257,8 @@ class ProjectPublic(BaseModel):
     allow_empty_responses: bool
     judges: list[JudgeSpec]
     routing: RoutingSettings
+    aspects: list[Aspect] = []
+    overall: OverallMode = "question"
     created_at: datetime
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.fields import Text
+from api.schemas.aspects import AspectLabels
 from api.schemas.common import IsoDatetime, Public
 from api.schemas.queue import QueueFilter
 
@@ -22,6 +23,8 @@ class ReviewSubmit(BaseModel):
     )
     both_bad: bool = False
     safety_flag: bool = False
+    # Per-aspect labels (issue 23): on a project with required aspects, every one of them.
+    aspects: AspectLabels | None = None
     rationale: Text | None = Field(None, max_length=10_000)
     time_on_task_s: float | None = Field(None, ge=0, le=86_400)
     prelabel_shown: bool | None = Field(
@@ -165,6 +168,7 @@ class ReviewLabel(Public):
     label_id: int
     pair_id: int
     label: str
+    aspects: dict[str, str] | None = None
     both_bad: bool
     safety_flag: bool
     rationale: str | None
@@ -193,6 +197,7 @@ class HistoryEntry(Public):
     label_id: int
     pair_id: int
     label: str
+    aspects: dict[str, str] | None = None
     both_bad: bool
     safety_flag: bool
     rationale: str | None
@@ -362,9 +367,19 @@ class ReviewerAccuracy(Public):
     )
 
 
+class AspectAgreement(Public):
+    """Agreement on one aspect (issue 23): alpha between humans and Dawid-Skene per reviewer."""
+
+    aspect: str
+    n_items: int = Field(description="pairs two or more annotators labelled on this aspect")
+    krippendorff_alpha_ordinal: float | None
+    reviewers: list[ReviewerAccuracy]
+
+
 class AgreementReport(Public):
     project: ProjectAgreement
     pairs_of_reviewers: list[ReviewerPairAgreement]
     batches: list[BatchAgreement]
     reviewers: list[ReviewerAccuracy]
     threshold: float
+    aspects: list[AspectAgreement] = Field([], description="per aspect, on projects with aspects")

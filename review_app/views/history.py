@@ -124,7 +124,13 @@ def render() -> None:
         f"You said **{_said(row)}** · {ago(str(row['created_at']))} · press a new answer to change it"
     )
     render_pair(row)
-    label_bar(ident, lambda label, both_bad: _revise(api, row, label, both_bad), current=row, legend=LEGEND)
+    label_bar(
+        ident,
+        lambda label, both_bad: _revise(api, row, label, both_bad),
+        current=row,
+        legend=LEGEND,
+        aspects=project.get("aspects") or [],
+    )
 
 
 render()
