@@ -5,7 +5,7 @@ to one reviewer of the project, who is served it before the priority order; nobo
 while it stands (api/review/assignments.py). One row per item: its current assignee.
 
 Revision ID: 0018
-Revises: 0016 (0017 is being written in parallel: the chain is re-linked when both land)
+Revises: 0017
 Create Date: 2026-12-07 18:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
