@@ -543,3 +543,16 @@ def test_a_killed_export_leaves_no_staging_folder_behind(
     export(engine, project, tmp_path, "dpo", split="frozen_eval")
     assert not killed.exists()
     assert [p.name for p in parent.iterdir()] == ["0001-dpo"]
+
+
+def test_a_folder_left_with_the_same_number_is_neither_overwritten_nor_a_failure(
+    engine: Engine, project: Project, tmp_path: Path
+) -> None:
+    """A service reset to a new database keeps its export directory: its first export is
+    number 1 again, and 0001-dpo is an earlier database's. It gets a folder of its own."""
+    parent = tmp_path / "exports" / f"project-{project.id}"
+    (parent / "0001-dpo").mkdir(parents=True)
+    (parent / "0001-dpo" / "data.jsonl").write_text("an earlier export\n", encoding="utf-8")
+    directory, manifest = export(engine, project, tmp_path, "dpo", split="frozen_eval")
+    assert directory.parent == parent and directory.name.startswith("0001-dpo-")
+    assert (parent / "0001-dpo" / "data.jsonl").read_text(encoding="utf-8") == "an earlier export\n"

@@ -277,7 +277,7 @@ def _write_and_store(
             )
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str), encoding="utf-8")
             (staging / CARD).write_text(dataset_card(manifest), encoding="utf-8")
-            target = out if out is not None else staging.parent / f"{number:04d}-{request.format}"
+            target = out if out is not None else _new_folder(staging.parent, f"{number:04d}-{request.format}")
             export = Export(
                 project_id=project.id,
                 number=number,
@@ -305,6 +305,14 @@ def _write_and_store(
                 raise
             return export
     raise RuntimeError(f"could not number the export after {MAX_NUMBER_ATTEMPTS} attempts")
+
+
+def _new_folder(parent: Path, name: str) -> Path:
+    """``parent/name``, or that name with a random suffix when it exists. A folder of the same
+    number left by an earlier database (a reset service keeps its export directory), or by
+    another service sharing the directory, must neither fail the export nor be overwritten."""
+    target = parent / name
+    return parent / f"{name}-{uuid.uuid4().hex[:8]}" if target.exists() else target
 
 
 def _write_rows(
