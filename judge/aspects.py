@@ -23,14 +23,13 @@ Verdicts here are positional (A = shown first) until the caller maps them back
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from judge.parse import VERDICT_SCHEMA, normalize_label
+from judge.parse import VERDICT_SCHEMA, json_objects, normalize_label
 from judge.verdicts import INVALID, STRENGTH, VERDICTS, from_side, from_strength, side, to_original
 
 Scale = Literal["five_point", "three_way"]
@@ -82,24 +81,6 @@ def _verdict(value: object, scale: str) -> str:
     return from_side(side(label) or "tie") if scale == "three_way" else label
 
 
-def _json_objects(text: str) -> list[dict[str, object]]:
-    decoder = json.JSONDecoder()
-    found: list[dict[str, object]] = []
-    pos = text.find("{")
-    for _ in range(200):  # bound the work on long prose full of braces
-        if pos < 0:
-            break
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            pos = text.find("{", pos + 1)
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-        pos = text.find("{", end)
-    return found
-
-
 def _from_object(obj: Mapping[str, object], names: Sequence[str]) -> dict[str, object]:
     """Raw per-aspect values in one JSON object: its "aspects" (an object by name, a list of
     {"aspect"|"name", "verdict"} objects, or a list of labels in the asked order), else the
@@ -134,7 +115,7 @@ def parse_aspects(text: str, questions: Sequence[AspectQuestion]) -> dict[str, s
     names = [q.name for q in questions]
     raw: dict[str, object] = {}
     if isinstance(text, str):
-        for obj in _json_objects(text):
+        for obj in json_objects(text):
             for name, value in _from_object(obj, names).items():
                 raw.setdefault(name, value)
         if not raw:  # no JSON: "helpfulness: A>B" lines

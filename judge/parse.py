@@ -86,7 +86,7 @@ def _agreed(labels: Sequence[str | None]) -> str:
     return from_side(only) if only is not None else INVALID
 
 
-def _json_objects(text: str, limit: int = 200) -> list[dict[str, object]]:
+def json_objects(text: str, limit: int = 200) -> list[dict[str, object]]:
     """Every top-level JSON object in the text (bare, fenced or embedded in prose)."""
     decoder = json.JSONDecoder()
     found: list[dict[str, object]] = []
@@ -153,7 +153,7 @@ def parse_verdict(text: str) -> ParsedVerdict:
     """Parse a judge's raw answer. ``verdict`` is positional (A = first shown) or ``invalid``."""
     if not isinstance(text, str) or not text.strip():
         return _plain(INVALID, text if isinstance(text, str) else "")
-    lowered = [{k.lower(): v for k, v in o.items()} for o in _json_objects(text)]
+    lowered = [{k.lower(): v for k, v in o.items()} for o in json_objects(text)]
     objects = [o for o in lowered if "verdict" in o]
     if objects:
         return _from_json(objects)
