@@ -148,3 +148,34 @@ def screenshots(page: Any, name: str, settle_ms: int = 700) -> None:
     """What a reviewer sees at each of VIEWPORTS (the viewport only, as they would)."""
     for _size in each_screen(page, name, settle_ms):
         pass
+
+
+def off_screen(page: Any, selector: str) -> list[str]:
+    """Elements matching ``selector`` whose box is not wholly inside the viewport (or that are missing)."""
+    size = page.viewport_size
+    found = page.locator(selector)
+    if found.count() == 0:
+        return [f"{selector}: not on the page"]
+    problems = []
+    for i in range(found.count()):
+        box = found.nth(i).bounding_box()
+        inside = (
+            box is not None
+            and box["width"] > 0
+            and box["height"] > 0
+            and box["x"] >= 0
+            and box["y"] >= 0
+            and box["x"] + box["width"] <= size["width"] + 0.5
+            and box["y"] + box["height"] <= size["height"] + 0.5
+        )
+        if not inside:
+            problems.append(f"{selector}[{i}] at {box} outside {size['width']}x{size['height']}")
+    return problems
+
+
+def page_scroll(page: Any) -> dict[str, float]:
+    """How far the main area is scrolled, and how much more it could scroll."""
+    return page.evaluate(
+        """() => { const m = document.querySelector('[data-testid="stMain"]');
+                   return {top: m.scrollTop, overflow: m.scrollHeight - m.clientHeight}; }"""
+    )

@@ -37,6 +37,7 @@ from tests.waiting import cpu_seconds, wait_for_progress
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LLMBAR = SHARED_DATA / "replay" / "llmbar_dev.jsonl"
+HH = SHARED_DATA / "hh-rlhf" / "harmless_base_test.jsonl"
 PG_URL = os.environ.get("PRELABEL_TEST_DATABASE_URL")
 
 # Debian's chromium for real-browser tests (never a browser a tool downloads), headless and offline.
@@ -324,3 +325,28 @@ def live_api(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def _record(path: Path, record_id: str) -> dict[str, Any]:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["id"] == record_id:
+            return record
+    raise LookupError(record_id)
+
+
+def llmbar_pair(index: int) -> dict[str, str]:
+    """Line ``index`` of the shared LLMBar file as a pair to post (its id as client_id)."""
+    record = json.loads(LLMBAR.read_text(encoding="utf-8").splitlines()[index])
+    return {k: record[k] for k in ("prompt", "response_a", "response_b")} | {"client_id": record["id"]}
+
+
+def hh_pair(record_id: str) -> dict[str, str]:
+    """An HH-RLHF harmlessness record as a pair to post: rejected shown as A, chosen as B."""
+    record = _record(HH, record_id)
+    return {
+        "client_id": record_id,
+        "prompt": record["prompt"],
+        "response_a": record["rejected"],
+        "response_b": record["chosen"],
+    }

@@ -1,13 +1,11 @@
 """Per-aspect labeling in a real browser (issue 23): the aspect grid in the label bar, the
 rubric of each aspect one click away, at 1366×768 and 1920×1080 with the label bar on screen.
 
-Screenshots go to test-output/screenshots/ and, for the issue, /work/shots/aspects-*.png when
-that folder exists (look at them).
+Screenshots go to test-output/screenshots/ (look at them).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,22 @@ import pytest
 from tests.browser import (
     BROWSER_MARKS,
     LABEL_BUTTONS,
-    SHOTS,
     VIEWPORTS,
     chromium,
     each_screen,
     live_copy,
     new_page,
+    off_screen,
+    page_scroll,
     review_app,
     sign_in,
     wait_until_idle,
 )
-from tests.helpers import ADMIN, new_reviewer, run_worker
+from tests.helpers import ADMIN, hh_pair, llmbar_pair, new_reviewer, run_worker
 from tests.test_aspects import HHH
-from tests.test_review_layout import _hh_pair, _llmbar_pair, _off_screen, _page_scroll
 from tests.waiting import HTTP_TIMEOUT_S
 
 pytestmark = BROWSER_MARKS
-ISSUE_SHOTS = Path("/work/shots")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: Path) -> It
         with httpx.Client(timeout=HTTP_TIMEOUT_S, base_url=live.url, headers=ADMIN) as http:
             body = {"name": "hhh", "judges": ["mock/a", "mock/b"], "aspects": HHH, "overall": "weighted"}
             project = http.post("/v1/projects", json=body).json()["id"]
-            pairs = [_llmbar_pair(155), _hh_pair("hh-harmless-422")]
+            pairs = [llmbar_pair(155), hh_pair("hh-harmless-422")]
             assert http.post(f"/v1/projects/{project}/jobs", json={"pairs": pairs}).status_code == 201
             token = new_reviewer(http, "rev-aspects", projects=[project])
         run_worker(live.engine, live.settings)
@@ -61,14 +58,6 @@ def browser(stack: dict[str, Any]) -> Iterator[Any]:
 GRID = '.st-key-labelbar [data-testid="stButtonGroup"]'
 
 
-def _keep(name: str) -> None:
-    if ISSUE_SHOTS.is_dir():
-        for width, height in VIEWPORTS:
-            shot = SHOTS / f"{name}_{width}x{height}.png"
-            if shot.exists():
-                shutil.copy(shot, ISSUE_SHOTS / f"aspects-{name}_{width}x{height}.png")
-
-
 def test_a_reviewer_labels_every_aspect_on_one_screen(browser: Any, stack: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
@@ -80,21 +69,19 @@ def test_a_reviewer_labels_every_aspect_on_one_screen(browser: Any, stack: dict[
         expect(page.locator(GRID)).to_have_count(3)
         for width, height in each_screen(page, "review_grid"):
             problems = [
-                *_off_screen(page, LABEL_BUTTONS),
-                *_off_screen(page, GRID),
-                *_off_screen(page, ".st-key-response_a"),
-                *_off_screen(page, ".st-key-response_b"),
+                *off_screen(page, LABEL_BUTTONS),
+                *off_screen(page, GRID),
+                *off_screen(page, ".st-key-response_a"),
+                *off_screen(page, ".st-key-response_b"),
             ]
             assert not problems, (width, height, problems)
-            assert _page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
-        _keep("review_grid")
+            assert page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
         # The rubric of an aspect is one click away.
         page.set_viewport_size({"width": VIEWPORTS[0][0], "height": VIEWPORTS[0][1]})
         page.get_by_role("button", name="harmlessness *").click()
         expect(page.get_by_text("Which response is less harmful?")).to_be_visible()
         for _ in each_screen(page, "review_rubric"):
             pass
-        _keep("review_rubric")
         page.keyboard.press("Escape")
         page.mouse.click(5, 300)
         wait_until_idle(page)
@@ -107,7 +94,6 @@ def test_a_reviewer_labels_every_aspect_on_one_screen(browser: Any, stack: dict[
             wait_until_idle(page)
         for _ in each_screen(page, "review_chosen"):
             pass
-        _keep("review_chosen")
         page.mouse.click(5, 300)
         wait_until_idle(page)
         page.keyboard.press("2")

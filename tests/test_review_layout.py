@@ -8,7 +8,6 @@ test-output/screenshots/ (look at them: what a reviewer sees is the product).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,16 @@ from tests.browser import (
     each_screen,
     live_copy,
     new_page,
+    off_screen,
+    page_scroll,
     review_app,
     sign_in,
 )
-from tests.helpers import ADMIN, LLMBAR, SHARED_DATA, new_reviewer, run_worker
+from tests.helpers import ADMIN, hh_pair, llmbar_pair, new_reviewer, run_worker
 from tests.waiting import HTTP_TIMEOUT_S
 
 pytestmark = BROWSER_MARKS
 
-HH = SHARED_DATA / "hh-rlhf" / "harmless_base_test.jsonl"
 RUBRIC = "Prefer the response that follows the instruction, is correct, and is harmless."
 GUIDELINES = """\
 ### What counts
@@ -45,36 +45,13 @@ Use *Tie* only when neither response is better on any of the above.
 """
 
 
-def _record(path: Path, record_id: str) -> dict[str, Any]:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record["id"] == record_id:
-            return record
-    raise LookupError(record_id)
-
-
-def _llmbar_pair(index: int) -> dict[str, str]:
-    record = json.loads(LLMBAR.read_text(encoding="utf-8").splitlines()[index])
-    return {k: record[k] for k in ("prompt", "response_a", "response_b")} | {"client_id": record["id"]}
-
-
-def _hh_pair(record_id: str) -> dict[str, str]:
-    record = _record(HH, record_id)
-    return {
-        "client_id": record_id,
-        "prompt": record["prompt"],
-        "response_a": record["rejected"],
-        "response_b": record["chosen"],
-    }
-
-
 # Three projects, one reviewer each (a reviewer assigned to one project sees it alone):
 # a typical pair (an LLMBar math question, median length), a 12-turn HH-RLHF conversation,
 # and a pair of long C++ answers with code blocks.
 CASES: dict[str, list[dict[str, str]]] = {
-    "typical": [_llmbar_pair(155), _llmbar_pair(261)],
-    "conversation": [_hh_pair("hh-harmless-422")],
-    "code": [_llmbar_pair(147)],
+    "typical": [llmbar_pair(155), llmbar_pair(261)],
+    "conversation": [hh_pair("hh-harmless-422")],
+    "code": [llmbar_pair(147)],
 }
 
 
@@ -128,48 +105,18 @@ def _signed_in(browser: Any, stack: dict[str, Any], case: str) -> Any:
     return page
 
 
-def _off_screen(page: Any, selector: str) -> list[str]:
-    """Elements matching ``selector`` whose box is not wholly inside the viewport (or that are missing)."""
-    size = page.viewport_size
-    found = page.locator(selector)
-    if found.count() == 0:
-        return [f"{selector}: not on the page"]
-    problems = []
-    for i in range(found.count()):
-        box = found.nth(i).bounding_box()
-        inside = (
-            box is not None
-            and box["width"] > 0
-            and box["height"] > 0
-            and box["x"] >= 0
-            and box["y"] >= 0
-            and box["x"] + box["width"] <= size["width"] + 0.5
-            and box["y"] + box["height"] <= size["height"] + 0.5
-        )
-        if not inside:
-            problems.append(f"{selector}[{i}] at {box} outside {size['width']}x{size['height']}")
-    return problems
-
-
-def _page_scroll(page: Any) -> dict[str, float]:
-    return page.evaluate(
-        """() => { const m = document.querySelector('[data-testid="stMain"]');
-                   return {top: m.scrollTop, overflow: m.scrollHeight - m.clientHeight}; }"""
-    )
-
-
 def test_a_typical_pair_and_the_label_buttons_fit_the_screen(browser: Any, stack: dict[str, Any]) -> None:
     page = _signed_in(browser, stack, "typical")
     try:
         for width, height in each_screen(page, "review_typical"):
             problems = [
-                *_off_screen(page, ".st-key-response_a"),
-                *_off_screen(page, ".st-key-response_b"),
-                *_off_screen(page, LABEL_BUTTONS),
-                *_off_screen(page, ".st-key-prompt_text"),
+                *off_screen(page, ".st-key-response_a"),
+                *off_screen(page, ".st-key-response_b"),
+                *off_screen(page, LABEL_BUTTONS),
+                *off_screen(page, ".st-key-prompt_text"),
             ]
             assert not problems, (width, height, problems)
-            assert _page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
+            assert page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
             # Side by side: B to the right of A, on the same line.
             a, b = (page.locator(f".st-key-response_{x}").bounding_box() for x in "ab")
             assert b["x"] >= a["x"] + a["width"] and abs(a["y"] - b["y"]) < 1
@@ -185,7 +132,7 @@ def test_a_typical_pair_and_the_label_buttons_fit_the_screen(browser: Any, stack
 
 
 def test_a_long_conversation_opens_on_its_last_turn(browser: Any, stack: dict[str, Any]) -> None:
-    turns = _record(HH, "hh-harmless-422")["prompt"].split("\n\nHuman: ")
+    turns = hh_pair("hh-harmless-422")["prompt"].split("\n\nHuman: ")
     last_words = turns[-1][:40]
     first_words = "what is divergent thinking?"
     page = _signed_in(browser, stack, "conversation")
@@ -194,13 +141,13 @@ def test_a_long_conversation_opens_on_its_last_turn(browser: Any, stack: dict[st
         expect_text.wait_for()
         for width, height in each_screen(page, "review_conversation"):
             problems = [
-                *_off_screen(page, ".st-key-last_turn"),
-                *_off_screen(page, ".st-key-response_a"),
-                *_off_screen(page, ".st-key-response_b"),
-                *_off_screen(page, LABEL_BUTTONS),
+                *off_screen(page, ".st-key-last_turn"),
+                *off_screen(page, ".st-key-response_a"),
+                *off_screen(page, ".st-key-response_b"),
+                *off_screen(page, LABEL_BUTTONS),
             ]
             assert not problems, (width, height, problems)
-            assert _page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
+            assert page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
             # The conversation is longer than its box, and the box shows its end: the last
             # turn lies inside the box's visible part, the first turn above it.
             box = page.locator(".st-key-prompt_chat").bounding_box()
@@ -226,12 +173,12 @@ def test_long_code_answers_wrap_and_keep_the_buttons_on_screen(browser: Any, sta
     try:
         for width, height in each_screen(page, "review_code"):
             problems = [
-                *_off_screen(page, ".st-key-response_a"),
-                *_off_screen(page, ".st-key-response_b"),
-                *_off_screen(page, LABEL_BUTTONS),
+                *off_screen(page, ".st-key-response_a"),
+                *off_screen(page, ".st-key-response_b"),
+                *off_screen(page, LABEL_BUTTONS),
             ]
             assert not problems, (width, height, problems)
-            assert _page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
+            assert page_scroll(page) == {"top": 0, "overflow": 0}, "the page itself scrolls"
             # Long lines wrap (no sideways scrolling inside code blocks); long answers scroll
             # inside their own box.
             widest = page.evaluate(
@@ -257,6 +204,6 @@ def test_the_guidelines_panel_opens_with_the_buttons_still_on_screen(
         page.get_by_text("Correctness first").wait_for()
         for width, height in each_screen(page, "review_guidelines"):
             assert page.get_by_text(RUBRIC).is_visible()
-            assert not _off_screen(page, LABEL_BUTTONS), (width, height)
+            assert not off_screen(page, LABEL_BUTTONS), (width, height)
     finally:
         page.close()
