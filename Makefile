@@ -20,10 +20,11 @@ demo: install
 	$(VENV)/bin/prelabel demo
 
 # Two processes, one test file each at a time: module-scoped set-ups stay in one process.
+# Files in the order tests/conftest.py gives them (slowest first), not by their test count.
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(VENV)/bin/ruff check .

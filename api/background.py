@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from api.calibrate.refits import maintain
+from api.child_processes import adopt_environment, child_context
 from api.db import make_engine
 from api.ingest.pool import IngestPool
 from api.judging.worker import Worker
@@ -86,15 +87,18 @@ BACKGROUND_NICENESS = 10
 SUPERVISE_EVERY_S = 2.0  # how soon a dead background process is replaced
 
 
-def _background_main(settings: Settings, database_url: str, run_worker: bool, prepare: bool) -> None:
+def _background_main(
+    settings: Settings, database_url: str, run_worker: bool, prepare: bool, environment: dict[str, str]
+) -> None:
     """The API's background process: :func:`run_background` until SIGTERM or SIGINT, or until
     the API process that started it is gone (so a killed API leaves no worker judging on)."""
+    adopt_environment(environment)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("prelabel").setLevel(logging.INFO)
     if hasattr(os, "nice"):  # requests first: judging takes the CPU the API leaves (not on Windows)
         os.nice(BACKGROUND_NICENESS)
     engine = make_engine(database_url)
-    # Spawned, this process does not inherit the API's settings: judging allocates per call
+    # A child of the fork server, this process does not inherit the API's settings: judging allocates per call
     # (litellm's objects, rows) and at the default threshold the collector rescanned the
     # long-lived heap (README, judge path CPU).
     tune_gc_for_serving()
@@ -129,7 +133,8 @@ class BackgroundProcess:
     still competed with requests for the GIL (litellm's CPU work per call, redaction,
     embeddings): /healthz p95 206 ms against 31 ms from a separate process (`prelabel bench
     load`, 5 clients x 200 pairs). The child connects to the same database by URL with a pool
-    of its own. Spawned, not forked: the API process has threads.
+    of its own. Started by the fork server (:mod:`api.child_processes`), not forked from the
+    API process, which has threads.
     """
 
     def __init__(self, settings: Settings, database_url: str, *, run_worker: bool, prepare: bool) -> None:
@@ -138,9 +143,9 @@ class BackgroundProcess:
         self.process = self._new_process()
 
     def _new_process(self) -> multiprocessing.process.BaseProcess:
-        return multiprocessing.get_context("spawn").Process(
+        return child_context().Process(
             target=_background_main,
-            args=self._args,
+            args=(*self._args, dict(os.environ)),
             name="prelabel-background",
             daemon=True,  # ended with the API process even if stop() is never reached
         )

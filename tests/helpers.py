@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
+import psutil
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -350,3 +351,24 @@ def hh_pair(record_id: str) -> dict[str, str]:
         "response_a": record["rejected"],
         "response_b": record["chosen"],
     }
+
+
+def service_children() -> set[int]:
+    """Live processes the service started from this process: the background and ingest processes.
+
+    The fork server forks them (api.child_processes), so they are its children; where there is
+    no fork server they are spawned (``spawn_main`` in their command line). The fork server itself
+    and multiprocessing's resource tracker are children of this process too, and are left out.
+    """
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            parent = child.parent()
+            forked = parent is not None and "forkserver" in " ".join(parent.cmdline())
+            if forked or "spawn_main" in " ".join(child.cmdline()):
+                found.add(child.pid)
+        except psutil.Error:  # gone meanwhile
+            continue
+    return found

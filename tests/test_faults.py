@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import psutil
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func
@@ -46,6 +45,7 @@ from tests.helpers import (
     make_project,
     post_question_pairs,
     run_worker,
+    service_children,
     sqlite_url_for,
 )
 from tests.waiting import HTTP_TIMEOUT_S, cpu_seconds, slowdown, wait_for_progress
@@ -358,7 +358,6 @@ def test_the_api_replaces_its_killed_background_process(tmp_path: Path, engine: 
 
 def _background_pid() -> int:
     """The API's background child (multiprocessing's resource tracker is a child too)."""
-    children = psutil.Process().children(recursive=True)
-    spawned = [p for p in children if "spawn_main" in " ".join(p.cmdline())]
-    assert len(spawned) == 1, spawned
-    return spawned[0].pid
+    children = service_children()
+    assert len(children) == 1, children
+    return children.pop()

@@ -13,7 +13,6 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -23,7 +22,7 @@ from api import background as api_background
 from api.main import create_app
 from api.models import Job, Pair
 from tests import fakes
-from tests.helpers import ADMIN, fast_settings, make_project
+from tests.helpers import ADMIN, fast_settings, make_project, service_children
 from tests.waiting import cpu_seconds, wait_for_progress
 
 
@@ -40,15 +39,8 @@ def _count(engine: Engine, table: type) -> int:
 
 
 def _pool_pids() -> set[int]:
-    """Live spawned children: the pool's processes (this app runs no background process)."""
-    found = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
-                found.add(child.pid)
-        except psutil.Error:  # gone meanwhile
-            continue
-    return found
+    """The pool's processes (this app runs no background process)."""
+    return service_children()
 
 
 @pytest.fixture(autouse=True)

@@ -26,15 +26,18 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from api.child_processes import adopt_environment, child_context
 from api.db import make_engine
 from api.ingest import store
 
 _engine: Engine | None = None  # the pool process's own engine, made by _start
 
 
-def _start(database_url: str) -> None:
-    """Each pool process: an engine of its own, and an exit when the API process is gone."""
+def _start(database_url: str, environment: dict[str, str]) -> None:
+    """Each pool process: the API's environment, an engine of its own, and an exit when the API
+    process is gone."""
     global _engine
+    adopt_environment(environment)
     _engine = make_engine(database_url)
     parent = multiprocessing.parent_process()
     if parent is not None:
@@ -56,7 +59,7 @@ def _ready() -> bool:
 
 
 class IngestPool:
-    """``processes`` spawned processes that run :func:`api.ingest.store.post_job`."""
+    """``processes`` child processes that run :func:`api.ingest.store.post_job`."""
 
     def __init__(self, database_url: str, processes: int) -> None:
         self._database_url = database_url
@@ -67,9 +70,9 @@ class IngestPool:
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=self.processes,
-            mp_context=multiprocessing.get_context("spawn"),  # the API process has threads
+            mp_context=child_context(),  # the API process has threads: not forked from it
             initializer=_start,
-            initargs=(self._database_url,),
+            initargs=(self._database_url, dict(os.environ)),
         )
 
     async def start(self) -> None:
