@@ -15,6 +15,7 @@ group too (compact/spaced, country, provider), and each group is reported on its
 from __future__ import annotations
 
 import base64
+import functools
 import importlib
 import json
 import random
@@ -39,6 +40,24 @@ from api.review.redaction import (
 
 DATA = Path(__file__).parent / "data" / "planted_pii.jsonl"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@functools.cache
+def _shared_findings(name: str, fields: tuple[str, ...]) -> tuple[tuple[str, str, tuple[Any, ...]], ...]:
+    """(field, text, find_entities(text)) for every text of a shared data file, once per process:
+    three tests below read the same corpora (find_entities over HH-RLHF alone is ~20 s)."""
+    out = []
+    with (SHARED / name).open(encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            for field in fields:
+                text = str(r[field])
+                out.append((field, text, tuple(find_entities(text))))
+    return tuple(out)
+
+
+HH_FIELDS = ("prompt", "chosen", "rejected")
+PANDALM_FIELDS = ("prompt", "response_a", "response_b")
 
 # Kinds found by their format plus a check (checksum, length, prefix, street type): every
 # planted value must be fully redacted -- 0 leaks per kind, and per group within a kind
@@ -372,14 +391,11 @@ def test_false_positives_on_clean_pandalm() -> None:
     counts: Counter[str] = Counter()
     found: list[tuple[str, str]] = []
     n_texts = 0
-    with (SHARED / "pandalm" / "testset_3annotators.jsonl").open() as f:
-        for line in f:
-            r = json.loads(line)
-            for field in ("prompt", "response_a", "response_b"):
-                n_texts += 1
-                for e in find_entities(str(r[field])):
-                    counts[e.type] += 1
-                    found.append((e.type, e.value))
+    for _, _, entities in _shared_findings("pandalm/testset_3annotators.jsonl", PANDALM_FIELDS):
+        n_texts += 1
+        for e in entities:
+            counts[e.type] += 1
+            found.append((e.type, e.value))
     non_name = [f for f in found if f[0] != "PERSON"]
     print(f"\nPandaLM clean texts: {n_texts}; findings by type: {dict(counts)}")
     print("non-name findings:", sorted(set(non_name)))
@@ -394,13 +410,10 @@ def test_new_kinds_on_hh_rlhf() -> None:
     addresses and the assistant answers with real or invented ones. Those are shown, and
     bounded so a recogniser that starts firing on prose fails."""
     found: Counter[tuple[str, str]] = Counter()
-    with (SHARED / "hh-rlhf" / "harmless_base_test.jsonl").open() as f:
-        for line in f:
-            r = json.loads(line)
-            for field in ("prompt", "chosen", "rejected"):
-                for e in find_entities(r[field]):
-                    if e.type in ("IBAN", "STREET_ADDRESS", "API_KEY", "SLACK_TOKEN"):
-                        found[e.type, e.value] += 1
+    for _, _, entities in _shared_findings("hh-rlhf/harmless_base_test.jsonl", HH_FIELDS):
+        for e in entities:
+            if e.type in ("IBAN", "STREET_ADDRESS", "API_KEY", "SLACK_TOKEN"):
+                found[e.type, e.value] += 1
     print("\nHH-RLHF findings of the redact-v2 kinds:", sorted(found))
     assert not [k for k in found if k[0] != "STREET_ADDRESS"]
     # 37 distinct at redact-v2, every one an address on inspection (printed above).
@@ -512,21 +525,17 @@ def test_false_positives_of_the_world_kinds_on_all_shared_data() -> None:
     found: Counter[tuple[str, str]] = Counter()
     words = masked = 0
     sources = (
-        ("hh-rlhf/harmless_base_test.jsonl", ("prompt", "chosen", "rejected")),
-        ("pandalm/testset_3annotators.jsonl", ("prompt", "response_a", "response_b")),
-        ("replay/llmbar_dev.jsonl", ("prompt", "response_a", "response_b")),
+        ("hh-rlhf/harmless_base_test.jsonl", HH_FIELDS),
+        ("pandalm/testset_3annotators.jsonl", PANDALM_FIELDS),
+        ("replay/llmbar_dev.jsonl", PANDALM_FIELDS),
     )
     for name, fields in sources:
-        with (SHARED / name).open(encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                for field in fields:
-                    text = str(r[field])
-                    words += len(text.split())
-                    for e in find_entities(text):
-                        masked += max(1, len(e.value.split()))
-                        if e.type in new_kinds:
-                            found[e.type, e.value] += 1
+        for _, text, entities in _shared_findings(name, fields):
+            words += len(text.split())
+            for e in entities:
+                masked += max(1, len(e.value.split()))
+                if e.type in new_kinds:
+                    found[e.type, e.value] += 1
     print(f"\nshared data: {words} words, {masked} masked ({masked / words:.2%}); new kinds: {sorted(found)}")
     assert sum(found.values()) <= 5
     assert masked / words < 0.01

@@ -131,11 +131,13 @@ def embed_missing(engine: Engine, limit: int = 64) -> int:
     """Embed up to ``limit`` queued pairs that have no embedding yet (likely-next first)."""
     global _embeddings_broken
     module = _embedding_module()
-    if module is None or not _model_ready(module):
+    if module is None:
         return 0
     with Session(engine) as session:
         unique = queued_pairs_without(session, PairEmbedding, limit)
-    if not unique:
+    # The model (torch and the weights: seconds of CPU, hundreds of MB) loads only once there
+    # is something to embed: a service whose queue stays empty never pays for it.
+    if not unique or not _model_ready(module):
         return 0
     try:
         vectors = module.embed_texts([module.pair_text(p.prompt, p.response_a, p.response_b) for p in unique])
