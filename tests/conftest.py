@@ -45,7 +45,15 @@ from api.db import make_engine, upgrade  # noqa: E402
 from api.main import create_app  # noqa: E402
 from api.models import utcnow  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from tests.helpers import ADMIN, PG_URL, copy_sqlite, fast_settings, fold_wal, sqlite_url_for  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    ADMIN,
+    PG_URL,
+    copy_sqlite,
+    fast_settings,
+    fold_wal,
+    pg_clone,
+    sqlite_url_for,
+)
 from tests.waiting import Clock  # noqa: E402
 
 
@@ -125,17 +133,8 @@ def _pg_engine(server: PgServer | None) -> Iterator[Engine]:
     if server.template is None:
         yield from _pg_schema_engine(server)
         return
-    database = f"prelabel_t_{uuid.uuid4().hex[:12]}"
-    with server.admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{server.template}"'))
-    eng = make_engine(_database_url(server.url, database))
-    try:
+    with pg_clone(server.admin, server.url, server.template) as eng:
         yield eng
-    finally:
-        eng.dispose()
-        # FORCE: a connection a failed test leaked must not keep the database alive.
-        with server.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
 
 
 def _pg_schema_engine(server: PgServer) -> Iterator[Engine]:

@@ -372,3 +372,26 @@ def service_children() -> set[int]:
         except psutil.Error:  # gone meanwhile
             continue
     return found
+
+
+# --- PostgreSQL snapshots: a database built once per module, cloned per test ---------------------
+
+
+@contextmanager
+def pg_clone(admin: Engine, url: str, template: str) -> Iterator[Engine]:
+    """An engine on a new PostgreSQL database cloned from ``template`` (``CREATE DATABASE ...
+    TEMPLATE``, a file-level copy), dropped on exit. ``admin`` is an AUTOCOMMIT engine on the
+    server (conftest's ``PgServer.admin``), ``url`` any database URL on it. The template must
+    have no connection open: dispose its engines first."""
+    from sqlalchemy import make_url, text
+
+    database = f"prelabel_c_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"'))
+    engine = make_engine(make_url(url).set(database=database).render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:  # FORCE: a connection a failed test leaked
+            conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))

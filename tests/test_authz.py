@@ -11,8 +11,10 @@ gets exactly the status the class names below.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +28,17 @@ from api.deps import get_caller
 from api.models import ApiKey, Label, Project
 from api.policy import ACCESS, POLICY
 from tests import fakes
-from tests.helpers import ADMIN, NO_AUTH, auth, make_project, new_reviewer, post_question_pairs, run_worker
+from tests.helpers import (
+    ADMIN,
+    NO_AUTH,
+    auth,
+    fold_wal,
+    make_project,
+    new_reviewer,
+    post_question_pairs,
+    run_worker,
+    served_copy,
+)
 
 ROLES = (
     "anonymous",
@@ -85,8 +97,7 @@ class World:
     params: dict[str, int]
 
 
-@pytest.fixture
-def world(client: TestClient, engine: Engine, settings: Any) -> World:
+def _build(client: TestClient, engine: Engine, settings: Any) -> World:
     fakes.install()
     own = make_project(client, "own")
     other = make_project(client, "other")
@@ -124,6 +135,31 @@ def world(client: TestClient, engine: Engine, settings: Any) -> World:
     params["pair_id"] = pair_id
     params["number"] = 999_999  # an export number nobody has
     return World(client, tokens, params)
+
+
+@pytest.fixture(scope="module")
+def _built(migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
+    """The world built (projects, keys, a judged job, reviewers) once per module: each test
+    gets a copy of the file, not a build of its own (run_worker and ~12 requests per test)."""
+    path = tmp_path_factory.mktemp("authz") / "world.db"
+    with served_copy(migrated_sqlite, path) as (client, engine, settings):
+        built = _build(client, engine, settings)
+    fold_wal(path)
+    return path, built
+
+
+@pytest.fixture
+def world(_built: tuple[Path, World], engine: Engine, request: pytest.FixtureRequest) -> World:
+    """The built world in this test's database (the ``engine`` fixture's file, replaced by a
+    copy of the built one before anything is served on it), and the ``client`` on it."""
+    fakes.install()
+    source, built = _built
+    engine.dispose()
+    target = Path(engine.url.database or "")
+    assert not target.with_name(target.name + "-wal").exists(), "the test database is in use"
+    shutil.copyfile(source, target)
+    client: TestClient = request.getfixturevalue("client")
+    return World(client, {role: dict(headers) for role, headers in built.tokens.items()}, dict(built.params))
 
 
 def spec_routes(client: TestClient) -> set[tuple[str, str]]:

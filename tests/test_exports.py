@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
@@ -27,14 +28,38 @@ from api.models import CalibrationVersion, Decision, Label, Pair, Project
 from api.tools.bench_export import build_project
 from api.tools.cli import prelabel
 from judge.verdicts import to_side
-from tests.helpers import ADMIN, fast_settings
+from tests.helpers import ADMIN, copy_sqlite, fast_settings, fold_wal
 
 FORMATS = ("dpo", "hf", "label-studio", "argilla")
 
 
+@pytest.fixture(scope="module")
+def _built(migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The 600-pair project built once per module (a folded SQLite file), not per test."""
+    path = tmp_path_factory.mktemp("exports") / "project.db"
+    built = copy_sqlite(migrated_sqlite, path)
+    try:
+        project_id = build_project(built, 600, seed=3, name="exported").id
+    finally:
+        built.dispose()
+    fold_wal(path)
+    assert project_id is not None
+    return path, project_id
+
+
 @pytest.fixture
-def project(engine: Engine) -> Project:
-    return build_project(engine, 600, seed=3, name="exported")
+def project(_built: tuple[Path, int], engine: Engine) -> Project:
+    """The built project in this test's database (the ``engine`` fixture's file, replaced by a
+    copy of the built one before anything used it)."""
+    source, project_id = _built
+    engine.dispose()
+    target = Path(engine.url.database or "")
+    assert not target.with_name(target.name + "-wal").exists(), "the test database is in use"
+    shutil.copyfile(source, target)
+    with Session(engine, expire_on_commit=False) as session:
+        project = session.get(Project, project_id)
+    assert project is not None
+    return project
 
 
 def export(

@@ -1,14 +1,17 @@
 """A queue reviewers can steer: filters (reason, source job, metadata, text) and assignments.
 
-On SQLite and, with PRELABEL_TEST_DATABASE_URL, PostgreSQL. One small world per test: a
-project with two jobs of pairs judged by the fake judge, each item's reasons and priority set
-by the test (routing is not what is under test), a lead (senior reviewer) and two reviewers.
+On SQLite and, with PRELABEL_TEST_DATABASE_URL, PostgreSQL. One small world, built once per
+module and database and copied per test: a project with two jobs of pairs judged by the fake
+judge, each item's reasons and priority set by the test (routing is not what is under test), a
+lead (senior reviewer) and two reviewers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +27,12 @@ from tests import fakes
 from tests.helpers import (
     ADMIN,
     auth,
+    copy_sqlite,
     fast_settings,
+    fold_wal,
     make_project,
     new_reviewer,
+    pg_clone,
     post_question_pairs,
     run_worker,
 )
@@ -92,10 +98,25 @@ def _fake_judges() -> None:
     fakes.install()
 
 
-@pytest.fixture
-def world(any_engine: Engine) -> Iterator[World]:
-    settings: Settings = fast_settings(any_engine.url.render_as_string(hide_password=False))
-    with TestClient(create_app(settings, any_engine, run_worker=False), headers=ADMIN) as client:
+@dataclass(frozen=True)
+class _Built:
+    """The world's ids, and where its database is: a SQLite file or a PostgreSQL database to
+    copy per test (None: PostgreSQL without CREATEDB, each test builds its own)."""
+
+    project: int
+    jobs: tuple[int, int]
+    items: dict[str, int]
+    lead: str
+    ana: str
+    bo: str
+    ids: dict[str, int]
+    source: Path | str | None = None
+    pg: Any = None  # conftest's PgServer, for a PostgreSQL source
+
+
+def _build(engine: Engine) -> _Built:
+    settings: Settings = fast_settings(engine.url.render_as_string(hide_password=False))
+    with TestClient(create_app(settings, engine, run_worker=False), headers=ADMIN) as client:
         project = make_project(
             client, "steer", routing={"min_seconds_base": 0.0, "min_seconds_per_1k_chars": 0.0}
         )
@@ -112,15 +133,95 @@ def world(any_engine: Engine) -> Iterator[World]:
                 for name in names
             ]
             jobs.append(post_question_pairs(client, project, pairs=pairs))
-        run_worker(any_engine, settings)
-        items = _set_reasons(any_engine, project)
+        run_worker(engine, settings)
+        items = _set_reasons(engine, project)
         lead = client.post("/v1/reviewers", json={"name": "lead", "projects": [project], "senior": True})
         assert lead.status_code == 201, lead.text
         ana, bo = new_reviewer(client, "ana", [project]), new_reviewer(client, "bo", [project])
         ids = {r["name"]: r["id"] for r in client.get("/v1/reviewers").json()}
+    return _Built(project, (jobs[0], jobs[1]), items, lead.json()["token"], ana, bo, ids)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def built(
+    request: pytest.FixtureRequest, migrated_sqlite: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[_Built]:
+    """The world built (ingested, judged, reviewers made) once per module and database; each
+    test gets a copy of it: N x (project + ingest + judge) became 1 x that + N x a copy."""
+    fakes.install()  # before the function-scoped autouse fixture: the build judges
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("queue-world") / "world.db"
+        engine = copy_sqlite(migrated_sqlite, path)
+        try:
+            world = _build(engine)
+        finally:
+            engine.dispose()
+        fold_wal(path)
+        yield replace(world, source=path)
+        return
+    # Looked up here, not requested: SQLite runs must not need a PostgreSQL server.
+    server = request.getfixturevalue("pg_server")
+    if server is None:
+        pytest.skip("PostgreSQL tests need PRELABEL_TEST_DATABASE_URL")
+    if server.template is None:  # no CREATEDB: nothing to clone, each test builds its world
+        yield _Built(0, (0, 0), {}, "", "", "", {})
+        return
+    with pg_clone(server.admin, server.url, server.template) as engine:
+        world = _build(engine)
+        engine.dispose()  # a template with a connection open cannot be cloned
+        yield replace(world, source=engine.url.database, pg=server)
+
+
+@contextmanager
+def _copy_of(built: _Built, path: Path) -> Iterator[Engine]:
+    """An engine on a fresh copy of the built world's database (``path``: where a SQLite copy goes)."""
+    if isinstance(built.source, Path):
+        engine = copy_sqlite(built.source, path)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+    else:
+        assert built.source is not None
+        with pg_clone(built.pg.admin, built.pg.url, built.source) as engine:
+            yield engine
+
+
+@contextmanager
+def _world_on(built: _Built, engine: Engine) -> Iterator[World]:
+    settings: Settings = fast_settings(engine.url.render_as_string(hide_password=False))
+    with TestClient(create_app(settings, engine, run_worker=False), headers=ADMIN) as client:
         yield World(
-            client, any_engine, project, (jobs[0], jobs[1]), items, lead.json()["token"], ana, bo, ids
-        )
+            client, engine, built.project, built.jobs, dict(built.items), built.lead, built.ana, built.bo,
+            dict(built.ids),
+        )  # fmt: skip
+
+
+@pytest.fixture
+def world(built: _Built, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    """The world on its own copy of the database: the test may change anything."""
+    if built.source is None:  # PostgreSQL without CREATEDB: built per test, as before
+        engine = request.getfixturevalue("pg_engine")
+        with _world_on(_build(engine), engine) as w:
+            yield w
+        return
+    with _copy_of(built, tmp_path / "test.db") as engine, _world_on(built, engine) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def _shared_world(built: _Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    path = tmp_path_factory.mktemp("queue-shared") / "test.db"
+    with _copy_of(built, path) as engine, _world_on(built, engine) as w:
+        yield w
+
+
+@pytest.fixture
+def read_only_world(built: _Built, request: pytest.FixtureRequest) -> World:
+    """For tests whose requests are all refused (a 422 changes nothing): one copy of the world
+    served per module and database, not a copy and an app per case (the app's first request
+    to a router costs ~0.2 s CPU of FastAPI building that router's routes)."""
+    return request.getfixturevalue("_shared_world" if built.source is not None else "world")
 
 
 def _set_reasons(engine: Engine, project: int) -> dict[str, int]:
@@ -262,7 +363,8 @@ def test_next_serves_matching_items_in_priority_order(world: World) -> None:
         ({"queue": "adjudication"}, "queue"),
     ],
 )
-def test_a_bad_filter_is_a_422_naming_it(world: World, params: dict[str, str], field: str) -> None:
+def test_a_bad_filter_is_a_422_naming_it(read_only_world: World, params: dict[str, str], field: str) -> None:
+    world = read_only_world
     r = world.listed(world.ana, **params)
     assert r.status_code == 422, r.text
     assert field in str(r.json()["detail"]), r.text
@@ -281,7 +383,8 @@ def test_a_bad_filter_is_a_422_naming_it(world: World, params: dict[str, str], f
         {"colour": "red"},
     ],
 )
-def test_a_bad_filter_on_next_is_a_422(world: World, flt: dict[str, Any]) -> None:
+def test_a_bad_filter_on_next_is_a_422(read_only_world: World, flt: dict[str, Any]) -> None:
+    world = read_only_world
     r = world.next(world.ana, flt)
     assert r.status_code == 422, r.text
 
@@ -485,7 +588,7 @@ def test_the_python_client_steers_the_queue(world: World) -> None:
         assert [w.name_of(i.item_id) for i in page.items] == ["progress"]
         assert client.review.queue(w.project, filter={"text": "blender"}).matched == 1
         done = client.review.assign(w.project, w.ids["bo"], filter={"metadata": {"lang": "en"}}, limit=2)
-        assert [w.name_of(i) for i in sorted(done.item_ids)] == ["refund", "sort"]
+        assert sorted(w.name_of(i) for i in done.item_ids) == ["refund", "sort"]  # ids: judging order
         overview = client.review.assignments(w.project)
         assert {r.name: r.assigned for r in overview.reviewers} == {"ana": 0, "bo": 2, "lead": 0}
         assert client.review.queue(w.project, assigned="none").matched == 3
