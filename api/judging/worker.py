@@ -31,6 +31,7 @@ from api.judging.claims import (
     renew_leases,
 )
 from api.judging.injection_recheck import RECHECK_PREFIX, Recheck, moved_reasons, recheck_for
+from api.judging.stages import orders_for, pair_stages
 from api.metrics import (
     INJECTION_RECHECKS,
     JUDGE_CACHE_HITS,
@@ -44,18 +45,17 @@ from api.metrics import (
 )
 from api.models import Judgment, Pair, Project
 from api.routing.decisions import PairOutcome, decision_fields, store_outcomes
-from api.routing.route import FittedGate, JudgmentView, needs_full_panel, route_pair
+from api.routing.route import JudgmentView, route_pair
 from api.schemas import AspectSettings, JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
-from calibration.cascade import CascadeModel
 from judge.aspects import AspectQuestion, verdict_schema
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
 from judge.injection import injection_check_many
 from judge.litellm_loader import load_litellm
 from judge.options import CallOptions
-from judge.providers import REPLAY_PROVIDER, recorded_orders
+from judge.providers import REPLAY_PROVIDER
 from judge.safety import safety_check_many
-from judge.verdicts import orders_to_ask, side
+from judge.verdicts import side
 
 log = logging.getLogger("prelabel.worker")
 
@@ -439,7 +439,7 @@ class Worker:
             routing = self._boosted_routing[pair.project_id]
         keys = self._judge_keys[pair.project_id]
         gate, version = self.gates.get(project.id)
-        stages = _stages(pair, gate, version, routing, labelled, list(specs))
+        stages = pair_stages(pair, gate, version, routing, labelled, list(specs))
         rows: list[dict[str, object]] = []  # every judgment routing reads
         new_rows: list[dict[str, object]] = []  # the ones to store (not already this pair's)
         for k, judges in enumerate(stages):
@@ -513,7 +513,7 @@ class Worker:
         results: list[JudgeCallResult | Judgment] = []
         calls = []
         for model in judges:
-            for order in _orders(specs[model], pair):
+            for order in orders_for(specs[model], pair):
                 hit = cache.get((f"own:{pair.id}", model, order)) or cache.get(
                     (pair.content_hash, keys[model], order)
                 )
@@ -568,32 +568,3 @@ class Worker:
                 latency_ms=0.0, prompt_tokens=None, completion_tokens=None, cost=0.0, attempts=0, cached=True
             )
         return row
-
-
-def _stages(
-    pair: Pair,
-    gate: FittedGate | None,
-    version: str,
-    routing: RoutingSettings,
-    labelled: bool,
-    panel: list[str],
-) -> list[list[str]]:
-    """The judges to call, stage by stage: an open cascade's stages, or the whole ``panel`` at
-    once when the gate is closed or the pair's label will calibrate it."""
-    staged = (
-        isinstance(gate, CascadeModel)
-        and gate.open
-        and not labelled
-        and not needs_full_panel(pair.id, version, routing)
-    )
-    return gate.stages if staged and isinstance(gate, CascadeModel) else [panel]
-
-
-def _orders(spec: JudgeSpec, pair: Pair) -> tuple[str, ...]:
-    """The display orders ``spec`` is asked on ``pair`` (a replay judge set to "recorded":
-    the orders its file holds for the pair)."""
-    recorded: tuple[str, ...] = ()
-    if spec.orders == "recorded":
-        texts = (pair.prompt, pair.response_a, pair.response_b)
-        recorded = recorded_orders(spec.model.partition("/")[2], spec.api_base or "", *texts)
-    return orders_to_ask(spec.orders, spec.model, pair.content_hash, recorded)
