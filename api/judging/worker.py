@@ -30,7 +30,8 @@ from api.judging.claims import (
     renew_lease,
     renew_leases,
 )
-from api.judging.injection_recheck import RECHECK_PREFIX, Recheck, moved_reasons, recheck_for
+from api.judging.injection_recheck import Recheck, moved_reasons
+from api.judging.screens import Screened, Texts, prechecks, screen_pairs, shared_pool
 from api.judging.stages import orders_for, pair_stages
 from api.metrics import (
     INJECTION_RECHECKS,
@@ -50,11 +51,9 @@ from api.schemas import AspectSettings, JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
 from judge.aspects import AspectQuestion, verdict_schema
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
-from judge.injection import injection_check_many
 from judge.litellm_loader import load_litellm
 from judge.options import CallOptions
 from judge.providers import REPLAY_PROVIDER
-from judge.safety import safety_check_many
 from judge.verdicts import side
 
 log = logging.getLogger("prelabel.worker")
@@ -286,51 +285,19 @@ class Worker:
         self, pairs: list[Pair], semaphore: asyncio.Semaphore
     ) -> list[asyncio.Task[PairOutcome]]:
         projects = {p.project_id: self._project(p.project_id) for p in pairs}
-
-        def prepare() -> tuple[
-            dict[tuple[str, str, str], Judgment],
-            list[tuple[bool, list[str], list[str]]],
-            set[int],
-            set[int],
-            list[Recheck | None],
-        ]:
-            # litellm's first import takes seconds of CPU: pay it here, in a thread, and not in
-            # the first judge call on the event loop, where it would stall the lease heartbeat.
-            if any(not m.startswith(f"{REPLAY_PROVIDER}/") for p in projects for m in self._specs[p]):
-                load_litellm()
-            cache: dict[tuple[str, str, str], Judgment] = {}
-            keys = [(p.content_hash, key) for p in pairs for key in self._judge_keys[p.project_id].values()]
-            cache.update(cached_judgments(self.engine, keys))
-            texts = [(p.prompt, p.response_a, p.response_b) for p in pairs]
-            checks, screens = safety_check_many(texts), injection_check_many(texts)
-            # A pair judged before (sent back for a cascade stage or a backfill) keeps the
-            # verdicts it has: they are read, not asked again nor stored twice.
-            again = [p for p in pairs if p.judged_at is not None]
-            if again:
-                for row in own_judgments(self.engine, [p.id for p in again]):
-                    cache[(f"own:{row.pair_id}", row.judge, row.order)] = row
-                # They came back because the gate changed: route them under the latest version.
-                for project_id in {p.project_id for p in again}:
-                    self.gates.get(project_id, fresh=True)
-            # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
-            cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
-            labelled = labelled_pairs(self.engine, cascading) if cascading else set()
-            # (safety flag, safety reasons, prompt-injection findings) per pair; a pair judged
-            # again keeps what an earlier re-judge check found (and is not checked twice)
-            kept = [[x for x in p.injection_reasons if RECHECK_PREFIX in x] for p in pairs]
-            flags = [
-                (c.flagged, list(c.reasons), [*s.reasons, *k])
-                for c, s, k in zip(checks, screens, kept, strict=True)
-            ]
-            # Pairs the rules let through but whose responses hold text that may be addressed
-            # to an evaluator: judged once more without it (injection_recheck.py).
-            rechecks = [
-                None if flag[2] else recheck_for(p.prompt, p.response_a, p.response_b)
-                for p, flag in zip(pairs, flags, strict=True)
-            ]
-            return cache, flags, labelled, self._boosted_audits(pairs), rechecks
-
-        cache, flags, labelled, boosted, rechecks = await asyncio.to_thread(prepare)
+        texts = [(p.prompt, p.response_a, p.response_b) for p in pairs]
+        processes = self.settings.screen_processes
+        screened: list[Screened] | None
+        if processes:  # the screens in their own processes, meanwhile the database work here
+            (cache, _, labelled, boosted), screened = await asyncio.gather(
+                asyncio.to_thread(self._prepare, pairs, projects, None),
+                shared_pool(processes).screen(texts),
+            )
+        else:
+            prepared = await asyncio.to_thread(self._prepare, pairs, projects, texts)
+            cache, screened, labelled, boosted = prepared
+        assert screened is not None  # screened here or in the pool
+        flags, rechecks = prechecks(pairs, screened)
         return [
             asyncio.create_task(
                 self._judge_pair(
@@ -346,6 +313,34 @@ class Worker:
             )
             for pair, flag, recheck in zip(pairs, flags, rechecks, strict=True)
         ]
+
+    def _prepare(
+        self, pairs: list[Pair], projects: dict[int, Project], texts: list[Texts] | None
+    ) -> tuple[dict[tuple[str, str, str], Judgment], list[Screened] | None, set[int], set[int]]:
+        """A claimed batch's database reads (in a thread): the cached verdicts, the labelled
+        pairs of cascade projects, the boosted audits; and the screens of ``texts`` when they
+        are not screened in processes of their own (None then)."""
+        # litellm's first import takes seconds of CPU: pay it here, in a thread, and not in
+        # the first judge call on the event loop, where it would stall the lease heartbeat.
+        if any(not m.startswith(f"{REPLAY_PROVIDER}/") for p in projects for m in self._specs[p]):
+            load_litellm()
+        cache: dict[tuple[str, str, str], Judgment] = {}
+        keys = [(p.content_hash, key) for p in pairs for key in self._judge_keys[p.project_id].values()]
+        cache.update(cached_judgments(self.engine, keys))
+        screened = screen_pairs(texts) if texts is not None else None
+        # A pair judged before (sent back for a cascade stage or a backfill) keeps the
+        # verdicts it has: they are read, not asked again nor stored twice.
+        again = [p for p in pairs if p.judged_at is not None]
+        if again:
+            for row in own_judgments(self.engine, [p.id for p in again]):
+                cache[(f"own:{row.pair_id}", row.judge, row.order)] = row
+            # They came back because the gate changed: route them under the latest version.
+            for project_id in {p.project_id for p in again}:
+                self.gates.get(project_id, fresh=True)
+        # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
+        cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
+        labelled = labelled_pairs(self.engine, cascading) if cascading else set()
+        return cache, screened, labelled, self._boosted_audits(pairs)
 
     def _boosted_audits(self, pairs: list[Pair]) -> set[int]:
         """Pairs audited at the boosted rate: the first ``audit_boost_pairs`` pairs decided under
