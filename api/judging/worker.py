@@ -30,6 +30,7 @@ from api.judging.claims import (
     renew_lease,
     renew_leases,
 )
+from api.judging.finished import Finished
 from api.judging.injection_recheck import Recheck, moved_reasons
 from api.judging.screens import Screened, Texts, prechecks, screen_pairs, shared_pool
 from api.judging.stages import orders_for, pair_stages
@@ -215,6 +216,7 @@ class Worker:
         semaphore = asyncio.Semaphore(self.settings.judge_concurrency)
         capacity = max(1, self.settings.worker_pairs_in_flight)
         inflight: set[asyncio.Task[PairOutcome]] = set()
+        finished: Finished[PairOutcome] = Finished()
         claiming: asyncio.Task[list[asyncio.Task[PairOutcome]]] | None = None
         storing: asyncio.Task[int] | None = None
         storing_size = 0
@@ -240,10 +242,12 @@ class Worker:
                     asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
                 )
                 storing_size, outcomes, last_flush = len(outcomes), [], now
-            waiting: set[asyncio.Task] = set(inflight)
-            waiting.update(t for t in (claiming, storing) if t is not None)
+            waiting: set[asyncio.Task] = {t for t in (claiming, storing) if t is not None}
+            if inflight:
+                waiting.add(finished.waiter())
             if not waiting:
                 if stopping or (until_idle and queue_empty):
+                    finished.close()
                     break
                 await self._sleep(stop)
                 continue
@@ -252,6 +256,7 @@ class Worker:
                 if task is claiming:
                     started = task.result()
                     inflight.update(started)
+                    finished.watch(started)
                     queue_empty = not started and claim_saw_requeues == requeues
                     if queue_empty:  # nothing to do: look again after the poll interval
                         next_claim_at = time.monotonic() + self.settings.poll_interval_s
@@ -263,9 +268,9 @@ class Worker:
                     if stored < storing_size:  # some went back to the queue (a newer gate): claim again
                         requeues += 1
                         queue_empty, next_claim_at = False, time.monotonic()
-                else:
-                    inflight.discard(task)
-                    outcomes.append(task.result())
+            for task in finished.take():
+                inflight.discard(task)
+                outcomes.append(task.result())
         return self.pairs_done
 
     async def _sleep(self, stop: asyncio.Event | None) -> None:
