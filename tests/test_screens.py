@@ -4,7 +4,10 @@ exactly what they decide in the judging process: same flags, reasons, re-checks,
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import secrets
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +119,27 @@ def test_a_worker_with_screen_processes_stores_what_one_without_does(tmp_path: P
     assert len(decisions) == len(TEXTS) and all(state == "done" for _, state, *_ in pairs)
     assert any(flag for _, _, flag, _, _ in pairs) and any(reasons for *_, reasons in pairs)
     assert shared_pool(1).cpu_s() > 0  # the pool's process did the screening
+
+
+class _Unstartable(ScreenPool):
+    """Processes that exit as they start (as when they cannot import the screens)."""
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=os._exit,
+            initargs=(3,),
+        )
+
+
+def test_a_pool_that_cannot_start_gives_up_and_screens_here() -> None:
+    pool = _Unstartable(1)
+    try:
+        first = asyncio.run(pool.screen(list(TEXTS)))
+        assert pool.gave_up and pool.restarts == 1
+        again = asyncio.run(pool.screen(list(TEXTS[:2])))
+    finally:
+        pool.stop()
+    assert first == screen_pairs(TEXTS) and again == screen_pairs(TEXTS[:2])
+    assert pool.restarts == 1  # no spawn tried once it gave up

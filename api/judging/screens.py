@@ -12,13 +12,15 @@ The results are the same either way (same functions, same inputs): only where th
 The pool is shared by the Workers of a process (one per process in serving; a benchmark makes
 one per run) and started once: a spawned process imports the screens and the classifier in
 seconds, which no batch should wait for twice. A pool process that dies breaks the pool: a
-new one is started and the batch screened once more, in this process if that fails too.
+new one is started and the batch screened once more; should that break too, the pool gives up
+and every batch is screened in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import multiprocessing
 import os
 import threading
@@ -36,6 +38,8 @@ from judge.safety import SafetyResult, safety_check_many
 
 if TYPE_CHECKING:  # the pool processes need no models
     from api.models import Pair
+
+log = logging.getLogger("prelabel.worker")
 
 Texts = tuple[str, str, str]  # (prompt, response_a, response_b)
 
@@ -100,6 +104,7 @@ class ScreenPool:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self.restarts = 0
+        self.gave_up = False
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -115,6 +120,11 @@ class ScreenPool:
         await asyncio.gather(*(loop.run_in_executor(self._executor, _ready) for _ in range(self.processes)))
 
     async def screen(self, texts: list[Texts]) -> list[Screened]:
+        """The batch's screens, in a pool process; in a thread of this process once the pool
+        has broken twice in a row (processes that cannot start: every batch would wait for
+        another spawn in vain)."""
+        if self.gave_up:
+            return await asyncio.to_thread(screen_pairs, texts)
         loop = asyncio.get_running_loop()
         executor = self._executor
         try:
@@ -126,7 +136,10 @@ class ScreenPool:
                 executor.shutdown(wait=False, cancel_futures=True)
         try:
             return await loop.run_in_executor(self._executor, screen_pairs, texts)
-        except BrokenProcessPool:  # dying again: screen here rather than hold the batch
+        except BrokenProcessPool:  # broken again at once: screen here from now on
+            if not self.gave_up:
+                log.error("screen processes keep dying: screening in the judging process")
+            self.gave_up = True
             return await asyncio.to_thread(screen_pairs, texts)
 
     def cpu_s(self) -> float:
