@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # process (in the API's they took the CPU its other requests needed), 0 on PostgreSQL,
     # where the database server does that work and concurrent posts store in parallel.
     ingest_processes: int | None = Field(default=None, ge=0, le=16)
+    # Processes that run a worker's per-pair screens (safety, prompt injection, the re-judge
+    # check: api/judging/screens.py) beside its judging process; 0: in its own threads. The
+    # judging process is CPU-bound on one core (litellm's per-call work), and the screens
+    # were about a third of its own CPU besides litellm's.
+    screen_processes: int = Field(default=0, ge=0, le=8)
     # The admin's bearer token. No default: without one nothing can act as admin, and
     # `prelabel serve` refuses to start unless `--dev` (which makes up a token and prints it).
     admin_token: str | None = None

@@ -38,6 +38,9 @@ def test_bench_throughput_reports_the_promised_keys(tmp_path: Path) -> None:
     # The bench's pairs trigger no injection re-check: the pipeline makes the bare calls, no more.
     assert result["pipeline_judge_calls"] == 160
     assert result["overhead_ratio"] > 0 and result["calls_per_s"] > 0
+    # The screens ran in a process of their own, and the output says so, with its CPU.
+    assert result["screen_processes"] == 1 and result["screen_cpu_s"] >= 0
+    assert result["all_cpu_overhead_ratio"] >= result["cpu_overhead_ratio"]
 
 
 def test_judges_setting_reads_a_comma_separated_list(monkeypatch) -> None:  # type: ignore[no-untyped-def]

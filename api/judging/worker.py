@@ -30,7 +30,10 @@ from api.judging.claims import (
     renew_lease,
     renew_leases,
 )
-from api.judging.injection_recheck import RECHECK_PREFIX, Recheck, moved_reasons, recheck_for
+from api.judging.finished import Finished
+from api.judging.injection_recheck import Recheck, moved_reasons
+from api.judging.screens import Screened, Texts, prechecks, screen_pairs, shared_pool
+from api.judging.stages import orders_for, pair_stages
 from api.metrics import (
     INJECTION_RECHECKS,
     JUDGE_CACHE_HITS,
@@ -44,23 +47,25 @@ from api.metrics import (
 )
 from api.models import Judgment, Pair, Project
 from api.routing.decisions import PairOutcome, decision_fields, store_outcomes
-from api.routing.route import FittedGate, JudgmentView, needs_full_panel, route_pair
+from api.routing.route import JudgmentView, route_pair
 from api.schemas import AspectSettings, JudgeSpec, RoutingSettings, panel_calls
 from api.settings import Settings
-from calibration.cascade import CascadeModel
 from judge.aspects import AspectQuestion, verdict_schema
 from judge.client import JudgeCallResult, RetryPolicy, call_judge, judge_key
-from judge.injection import injection_check_many
 from judge.litellm_loader import load_litellm
 from judge.options import CallOptions
-from judge.providers import REPLAY_PROVIDER, recorded_orders
-from judge.safety import safety_check_many
-from judge.verdicts import orders_to_ask, side
+from judge.providers import REPLAY_PROVIDER
+from judge.verdicts import side
 
 log = logging.getLogger("prelabel.worker")
 
-FLUSH_EVERY_S = 0.2
+# Results are stored in batches: at FLUSH_SIZE pairs, or FLUSH_EVERY_S after the last store.
+# A store costs ~8 ms of CPU per transaction besides ~0.3 ms a pair (SQLite), in the CPU-bound
+# judging process; every 0.2 s it stored ~15 pairs at a time, every second ~70 (README, "Judge
+# path CPU"). A crash loses at most that second of verdicts: their pairs are judged again.
+FLUSH_EVERY_S = 1.0
 FLUSH_SIZE = 128
+WAKE_EVERY_S = 0.2  # the loop looks at stop, claims and stores at least this often
 # What a judge call (or a cache hit, which has the same attributes) stores per judgment.
 JUDGMENT_FIELDS = (
     "judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "raw",
@@ -211,6 +216,7 @@ class Worker:
         semaphore = asyncio.Semaphore(self.settings.judge_concurrency)
         capacity = max(1, self.settings.worker_pairs_in_flight)
         inflight: set[asyncio.Task[PairOutcome]] = set()
+        finished: Finished[PairOutcome] = Finished()
         claiming: asyncio.Task[list[asyncio.Task[PairOutcome]]] | None = None
         storing: asyncio.Task[int] | None = None
         storing_size = 0
@@ -236,18 +242,21 @@ class Worker:
                     asyncio.to_thread(store_outcomes, self.engine, self.worker_id, outcomes)
                 )
                 storing_size, outcomes, last_flush = len(outcomes), [], now
-            waiting: set[asyncio.Task] = set(inflight)
-            waiting.update(t for t in (claiming, storing) if t is not None)
+            waiting: set[asyncio.Task] = {t for t in (claiming, storing) if t is not None}
+            if inflight:
+                waiting.add(finished.waiter())
             if not waiting:
                 if stopping or (until_idle and queue_empty):
+                    finished.close()
                     break
                 await self._sleep(stop)
                 continue
-            done, _ = await asyncio.wait(waiting, timeout=FLUSH_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiting, timeout=WAKE_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is claiming:
                     started = task.result()
                     inflight.update(started)
+                    finished.watch(started)
                     queue_empty = not started and claim_saw_requeues == requeues
                     if queue_empty:  # nothing to do: look again after the poll interval
                         next_claim_at = time.monotonic() + self.settings.poll_interval_s
@@ -259,9 +268,9 @@ class Worker:
                     if stored < storing_size:  # some went back to the queue (a newer gate): claim again
                         requeues += 1
                         queue_empty, next_claim_at = False, time.monotonic()
-                else:
-                    inflight.discard(task)
-                    outcomes.append(task.result())
+            for task in finished.take():
+                inflight.discard(task)
+                outcomes.append(task.result())
         return self.pairs_done
 
     async def _sleep(self, stop: asyncio.Event | None) -> None:
@@ -286,51 +295,19 @@ class Worker:
         self, pairs: list[Pair], semaphore: asyncio.Semaphore
     ) -> list[asyncio.Task[PairOutcome]]:
         projects = {p.project_id: self._project(p.project_id) for p in pairs}
-
-        def prepare() -> tuple[
-            dict[tuple[str, str, str], Judgment],
-            list[tuple[bool, list[str], list[str]]],
-            set[int],
-            set[int],
-            list[Recheck | None],
-        ]:
-            # litellm's first import takes seconds of CPU: pay it here, in a thread, and not in
-            # the first judge call on the event loop, where it would stall the lease heartbeat.
-            if any(not m.startswith(f"{REPLAY_PROVIDER}/") for p in projects for m in self._specs[p]):
-                load_litellm()
-            cache: dict[tuple[str, str, str], Judgment] = {}
-            keys = [(p.content_hash, key) for p in pairs for key in self._judge_keys[p.project_id].values()]
-            cache.update(cached_judgments(self.engine, keys))
-            texts = [(p.prompt, p.response_a, p.response_b) for p in pairs]
-            checks, screens = safety_check_many(texts), injection_check_many(texts)
-            # A pair judged before (sent back for a cascade stage or a backfill) keeps the
-            # verdicts it has: they are read, not asked again nor stored twice.
-            again = [p for p in pairs if p.judged_at is not None]
-            if again:
-                for row in own_judgments(self.engine, [p.id for p in again]):
-                    cache[(f"own:{row.pair_id}", row.judge, row.order)] = row
-                # They came back because the gate changed: route them under the latest version.
-                for project_id in {p.project_id for p in again}:
-                    self.gates.get(project_id, fresh=True)
-            # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
-            cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
-            labelled = labelled_pairs(self.engine, cascading) if cascading else set()
-            # (safety flag, safety reasons, prompt-injection findings) per pair; a pair judged
-            # again keeps what an earlier re-judge check found (and is not checked twice)
-            kept = [[x for x in p.injection_reasons if RECHECK_PREFIX in x] for p in pairs]
-            flags = [
-                (c.flagged, list(c.reasons), [*s.reasons, *k])
-                for c, s, k in zip(checks, screens, kept, strict=True)
-            ]
-            # Pairs the rules let through but whose responses hold text that may be addressed
-            # to an evaluator: judged once more without it (injection_recheck.py).
-            rechecks = [
-                None if flag[2] else recheck_for(p.prompt, p.response_a, p.response_b)
-                for p, flag in zip(pairs, flags, strict=True)
-            ]
-            return cache, flags, labelled, self._boosted_audits(pairs), rechecks
-
-        cache, flags, labelled, boosted, rechecks = await asyncio.to_thread(prepare)
+        texts = [(p.prompt, p.response_a, p.response_b) for p in pairs]
+        processes = self.settings.screen_processes
+        screened: list[Screened] | None
+        if processes:  # the screens in their own processes, meanwhile the database work here
+            (cache, _, labelled, boosted), screened = await asyncio.gather(
+                asyncio.to_thread(self._prepare, pairs, projects, None),
+                shared_pool(processes).screen(texts),
+            )
+        else:
+            prepared = await asyncio.to_thread(self._prepare, pairs, projects, texts)
+            cache, screened, labelled, boosted = prepared
+        assert screened is not None  # screened here or in the pool
+        flags, rechecks = prechecks(pairs, screened)
         return [
             asyncio.create_task(
                 self._judge_pair(
@@ -346,6 +323,34 @@ class Worker:
             )
             for pair, flag, recheck in zip(pairs, flags, rechecks, strict=True)
         ]
+
+    def _prepare(
+        self, pairs: list[Pair], projects: dict[int, Project], texts: list[Texts] | None
+    ) -> tuple[dict[tuple[str, str, str], Judgment], list[Screened] | None, set[int], set[int]]:
+        """A claimed batch's database reads (in a thread): the cached verdicts, the labelled
+        pairs of cascade projects, the boosted audits; and the screens of ``texts`` when they
+        are not screened in processes of their own (None then)."""
+        # litellm's first import takes seconds of CPU: pay it here, in a thread, and not in
+        # the first judge call on the event loop, where it would stall the lease heartbeat.
+        if any(not m.startswith(f"{REPLAY_PROVIDER}/") for p in projects for m in self._specs[p]):
+            load_litellm()
+        cache: dict[tuple[str, str, str], Judgment] = {}
+        keys = [(p.content_hash, key) for p in pairs for key in self._judge_keys[p.project_id].values()]
+        cache.update(cached_judgments(self.engine, keys))
+        screened = screen_pairs(texts) if texts is not None else None
+        # A pair judged before (sent back for a cascade stage or a backfill) keeps the
+        # verdicts it has: they are read, not asked again nor stored twice.
+        again = [p for p in pairs if p.judged_at is not None]
+        if again:
+            for row in own_judgments(self.engine, [p.id for p in again]):
+                cache[(f"own:{row.pair_id}", row.judge, row.order)] = row
+            # They came back because the gate changed: route them under the latest version.
+            for project_id in {p.project_id for p in again}:
+                self.gates.get(project_id, fresh=True)
+        # Cascade projects judge labelled pairs with the whole panel (the fit needs it).
+        cascading = [p.id for p in pairs if self._routing[p.project_id].cascade]
+        labelled = labelled_pairs(self.engine, cascading) if cascading else set()
+        return cache, screened, labelled, self._boosted_audits(pairs)
 
     def _boosted_audits(self, pairs: list[Pair]) -> set[int]:
         """Pairs audited at the boosted rate: the first ``audit_boost_pairs`` pairs decided under
@@ -439,7 +444,7 @@ class Worker:
             routing = self._boosted_routing[pair.project_id]
         keys = self._judge_keys[pair.project_id]
         gate, version = self.gates.get(project.id)
-        stages = _stages(pair, gate, version, routing, labelled, list(specs))
+        stages = pair_stages(pair, gate, version, routing, labelled, list(specs))
         rows: list[dict[str, object]] = []  # every judgment routing reads
         new_rows: list[dict[str, object]] = []  # the ones to store (not already this pair's)
         for k, judges in enumerate(stages):
@@ -513,7 +518,7 @@ class Worker:
         results: list[JudgeCallResult | Judgment] = []
         calls = []
         for model in judges:
-            for order in _orders(specs[model], pair):
+            for order in orders_for(specs[model], pair):
                 hit = cache.get((f"own:{pair.id}", model, order)) or cache.get(
                     (pair.content_hash, keys[model], order)
                 )
@@ -568,32 +573,3 @@ class Worker:
                 latency_ms=0.0, prompt_tokens=None, completion_tokens=None, cost=0.0, attempts=0, cached=True
             )
         return row
-
-
-def _stages(
-    pair: Pair,
-    gate: FittedGate | None,
-    version: str,
-    routing: RoutingSettings,
-    labelled: bool,
-    panel: list[str],
-) -> list[list[str]]:
-    """The judges to call, stage by stage: an open cascade's stages, or the whole ``panel`` at
-    once when the gate is closed or the pair's label will calibrate it."""
-    staged = (
-        isinstance(gate, CascadeModel)
-        and gate.open
-        and not labelled
-        and not needs_full_panel(pair.id, version, routing)
-    )
-    return gate.stages if staged and isinstance(gate, CascadeModel) else [panel]
-
-
-def _orders(spec: JudgeSpec, pair: Pair) -> tuple[str, ...]:
-    """The display orders ``spec`` is asked on ``pair`` (a replay judge set to "recorded":
-    the orders its file holds for the pair)."""
-    recorded: tuple[str, ...] = ()
-    if spec.orders == "recorded":
-        texts = (pair.prompt, pair.response_a, pair.response_b)
-        recorded = recorded_orders(spec.model.partition("/")[2], spec.api_base or "", *texts)
-    return orders_to_ask(spec.orders, spec.model, pair.content_hash, recorded)

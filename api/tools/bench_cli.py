@@ -58,6 +58,13 @@ def bench() -> None:
 @click.option(
     "--concurrency", type=int, default=None, help="Judge calls in flight (default: from the settings)."
 )
+@click.option(
+    "--screen-processes",
+    type=click.IntRange(0, 8),
+    default=1,
+    show_default=True,
+    help="Processes that run the per-pair screens beside the judging process (0: in it).",
+)
 @database_url_option
 @json_option
 def throughput(
@@ -65,6 +72,7 @@ def throughput(
     judges: int,
     latency_ms: float,
     concurrency: int | None,
+    screen_processes: int,
     database_url: str | None,
     as_json: bool,
 ) -> int:
@@ -77,7 +85,14 @@ def throughput(
     from api.tools.bench_throughput import bench_throughput
 
     result = asyncio.run(
-        bench_throughput(pairs, judges, latency_ms, concurrency=concurrency, database_url=database_url)
+        bench_throughput(
+            pairs,
+            judges,
+            latency_ms,
+            concurrency=concurrency,
+            database_url=database_url,
+            screen_processes=screen_processes,
+        )
     )
     _print(result, as_json)
     return 0

@@ -16,6 +16,7 @@ import httpx
 
 from api.background import tune_gc_for_serving
 from api.db import make_engine, upgrade
+from api.judging.screens import shared_pool
 from api.judging.worker import Worker
 from api.main import create_app
 from api.metrics import JUDGE_CALLS
@@ -45,6 +46,11 @@ def _synthetic_pairs(n: int, tag: str = "bench") -> list[dict[str, str]]:
 def _judge_calls_made() -> int:
     """Judge calls this process has made (the worker's counter: re-check calls included)."""
     return int(sum(s.value for m in JUDGE_CALLS.collect() for s in m.samples if s.name.endswith("_total")))
+
+
+def _screen_cpu_s(processes: int) -> float:
+    """CPU seconds of the worker's screen processes so far (0 without them)."""
+    return shared_pool(processes).cpu_s() if processes else 0.0
 
 
 def _litellm_logging_worker() -> Any:
@@ -163,8 +169,12 @@ async def bench_throughput(
     *,
     concurrency: int | None = None,
     database_url: str | None = None,
+    screen_processes: int = 1,
 ) -> dict[str, Any]:
-    """Full pipeline (API ingest, worker, litellm judging, routing, storage) vs bare calls."""
+    """Full pipeline (API ingest, worker, litellm judging, routing, storage) vs bare calls.
+
+    ``screen_processes``: processes that run the worker's per-pair screens beside the judging
+    process (``Settings.screen_processes``; 0: in it). The output names them and their CPU."""
     if pairs < 1 or judges < 1 or latency_ms < 0:
         raise SystemExit("--pairs and --judges must be >= 1 and --latency-ms >= 0")
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +183,8 @@ async def bench_throughput(
             database_url=url,
             judge_retry_initial_s=0.01,
             admin_token=secrets.token_urlsafe(24),
-            ingest_processes=0,  # one process: what is measured is the pipeline, not serving
+            ingest_processes=0,  # ingest in this process: what is measured is the pipeline
+            screen_processes=screen_processes,
         )
         if concurrency:
             settings.judge_concurrency = concurrency
@@ -195,10 +206,11 @@ async def bench_throughput(
         # alike: the heap the warm-ups loaded is frozen, young collections are rarer.
         tune_gc_for_serving()
 
-        calls_before = _judge_calls_made()
+        calls_before, screen_cpu_before = _judge_calls_made(), _screen_cpu_s(screen_processes)
         async with _Clock() as pipeline:
             status, ingest_s = await run_pipeline(app, engine, settings, panel, data)
         pipeline_calls = _judge_calls_made() - calls_before
+        screen_cpu = _screen_cpu_s(screen_processes) - screen_cpu_before
         bare = await _bare_calls(models, api_base, data, settings.judge_concurrency, timeout_s)
         engine.dispose()
     pipeline_s, bare_s = pipeline.wall, bare.wall
@@ -223,6 +235,11 @@ async def bench_throughput(
         "pipeline_cpu_s": round(pipeline.cpu, 3),
         "bare_litellm_cpu_s": round(bare.cpu, 3),
         "cpu_overhead_ratio": round((pipeline.cpu / pipeline_calls) / (bare.cpu / calls), 3),
+        # The pipeline's processes besides the judging one (the screens'), and their CPU: with
+        # it, the whole pipeline's CPU per call against the bare calls'.
+        "screen_processes": screen_processes,
+        "screen_cpu_s": round(screen_cpu, 3),
+        "all_cpu_overhead_ratio": round((pipeline.cpu + screen_cpu) / pipeline_calls / (bare.cpu / calls), 3),
         # Part of each wall time: waiting for litellm's deferred logging of the phase's calls.
         "pipeline_log_flush_s": round(pipeline.flush_s, 3),
         "bare_log_flush_s": round(bare.flush_s, 3),
