@@ -59,13 +59,8 @@ from judge.verdicts import side
 
 log = logging.getLogger("prelabel.worker")
 
-# Results are stored in batches: at FLUSH_SIZE pairs, or FLUSH_EVERY_S after the last store.
-# A store costs ~8 ms of CPU per transaction besides ~0.3 ms a pair (SQLite), in the CPU-bound
-# judging process; every 0.2 s it stored ~15 pairs at a time, every second ~70 (README, "Judge
-# path CPU"). A crash loses at most that second of verdicts: their pairs are judged again.
-FLUSH_EVERY_S = 1.0
+FLUSH_EVERY_S = 0.2
 FLUSH_SIZE = 128
-WAKE_EVERY_S = 0.2  # the loop looks at stop, claims and stores at least this often
 # What a judge call (or a cache hit, which has the same attributes) stores per judgment.
 JUDGMENT_FIELDS = (
     "judge", "order", "verdict", "both_bad", "safety_flag", "confidence", "raw",
@@ -251,7 +246,7 @@ class Worker:
                     break
                 await self._sleep(stop)
                 continue
-            done, _ = await asyncio.wait(waiting, timeout=WAKE_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiting, timeout=FLUSH_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is claiming:
                     started = task.result()
