@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bench_throughput_reports_the_promised_keys(tmp_path: Path) -> None:
     result = asyncio.run(
-        bench_throughput(40, 2, 0.0, concurrency=8, database_url=f"sqlite:///{tmp_path / 'b.db'}")
+        bench_throughput(
+            40, 2, 0.0, concurrency=8, screen_processes=1, database_url=f"sqlite:///{tmp_path / 'b.db'}"
+        )
     )
     for key in (
         "pairs",

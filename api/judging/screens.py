@@ -5,12 +5,12 @@ re-judge check's neutralised texts (``api.judging.injection_recheck``).
 They are pure functions of a pair's three texts, but Python work: ~0.85 ms a pair, most of
 it the multilingual injection word lists, about 30 % of the judging process's own CPU beside
 litellm's (README, "Judge path CPU"). The judging process is CPU-bound on one core, so with
-``Settings.screen_processes`` > 0 they run in spawned processes of their own instead, on
+``Settings.screen_processes`` > 0 they run in processes of their own instead, on
 another core, while the judging process only sends the texts and reads the results back.
 The results are the same either way (same functions, same inputs): only where they run changes.
 
 The pool is shared by the Workers of a process (one per process in serving; a benchmark makes
-one per run) and started once: a spawned process imports the screens and the classifier in
+one per run) and started once: a new process imports the screens and the classifier in
 seconds, which no batch should wait for twice. A pool process that dies breaks the pool: a
 new one is started and the batch screened once more; should that break too, the pool gives up
 and every batch is screened in this process.
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from api.child_processes import child_context
 from api.judging.injection_recheck import RECHECK_PREFIX, Recheck, recheck_for
 from judge.injection import InjectionResult, injection_check_many
 from judge.safety import SafetyResult, safety_check_many
@@ -99,7 +100,7 @@ def _ready() -> bool:
 
 
 class ScreenPool:
-    """``processes`` spawned processes that run :func:`screen_pairs`."""
+    """``processes`` child processes that run :func:`screen_pairs`."""
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
@@ -110,7 +111,7 @@ class ScreenPool:
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=self.processes,
-            mp_context=multiprocessing.get_context("spawn"),  # the judging process has threads
+            mp_context=child_context(),  # the judging process has threads: not forked from it
             initializer=_start,
         )
 

@@ -61,9 +61,10 @@ def bench() -> None:
 @click.option(
     "--screen-processes",
     type=click.IntRange(0, 8),
-    default=1,
+    default=0,
     show_default=True,
-    help="Processes that run the per-pair screens beside the judging process (0: in it).",
+    help="Processes that run the per-pair screens beside the judging process "
+    "(PRELABEL_SCREEN_PROCESSES; 0, the service's default: in it).",
 )
 @database_url_option
 @json_option

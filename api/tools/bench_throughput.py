@@ -169,7 +169,7 @@ async def bench_throughput(
     *,
     concurrency: int | None = None,
     database_url: str | None = None,
-    screen_processes: int = 1,
+    screen_processes: int = 0,
 ) -> dict[str, Any]:
     """Full pipeline (API ingest, worker, litellm judging, routing, storage) vs bare calls.
 
