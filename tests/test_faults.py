@@ -1,7 +1,7 @@
 """Faults proven by tests: a misbehaving provider and a worker killed mid-job.
 
 1. A fault-injecting OpenAI-compatible server (tests/fault_server.py) behind litellm's real
-   ``openai/`` provider drives a 500-pair job through the API and the worker, with the gate
+   ``openai/`` provider drives a 250-pair job through the API and the worker, with the gate
    open: no pair lost, none auto-accepted on a failed judge, every attempt and retry counted.
 2. On PostgreSQL, three ``prelabel worker`` processes judge a job and one is SIGKILLed: the job
    completes once the dead worker's short leases expire, with one judgment per
@@ -57,6 +57,10 @@ pytestmark = pytest.mark.slow
 
 JUDGES = ["openai/fault-judge-1", "openai/fault-judge-2"]
 MAX_ATTEMPTS = 4
+# Pairs judged to open the gate, and the faulty job's: ~1,200 requests at 25 % faults still
+# meet every kind of fault dozens of times (the hangs ~12), at half the CPU of 500 pairs.
+N_CALIBRATION = 120
+N_JOB = 250
 RETRY_AFTER_S = 0.1
 # Shares of requests per kind in the faulty phase: ~25% of requests misbehave.
 FAULTS = {
@@ -138,7 +142,7 @@ def test_a_faulty_provider_loses_no_pair_and_auto_accepts_no_failed_judgment(
         r = client.post("/v1/projects", json={"name": "faults", "judges": judges, "routing": routing})
         assert r.status_code == 201, r.text
         project_id = r.json()["id"]
-        calibration = _pairs("cal", 200)
+        calibration = _pairs("cal", N_CALIBRATION)
         _post_job(client, project_id, calibration)
         run_worker(engine, settings)
         # Humans agree with the judges on 95% (all-correct labels leave the calibrator one class).
@@ -155,15 +159,15 @@ def test_a_faulty_provider_loses_no_pair_and_auto_accepts_no_failed_judgment(
         version = client.post(f"/v1/projects/{project_id}/calibration/refit").json()
         assert version["state"] == "open", json.dumps(version)[:3000]
 
-        # The faulty phase: 500 pairs, ten of them failing on every request.
+        # The faulty phase: N_JOB pairs, ten of them failing on every request.
         server.reset()
         server.schedule(FAULTS)
         sticky = {7: "[fault:server_error]", 77: "[fault:server_error]", 177: "[fault:server_error]"}
         sticky.update({11: "[fault:hang]", 111: "[fault:hang]", 211: "[fault:hang]"})
-        sticky.update({13: "[fault:empty]", 113: "[fault:empty]", 213: "[fault:empty]", 313: "[fault:empty]"})
+        sticky.update({13: "[fault:empty]", 113: "[fault:empty]", 213: "[fault:empty]", 243: "[fault:empty]"})
         retries_before = _retries_metric(client)
         started = time.monotonic()
-        job_id = _post_job(client, project_id, _pairs("job", 500, sticky))
+        job_id = _post_job(client, project_id, _pairs("job", N_JOB, sticky))
         run_worker(engine, settings)
         elapsed = time.monotonic() - started
     counts = dict(server.counts)
@@ -189,13 +193,17 @@ def test_a_faulty_provider_loses_no_pair_and_auto_accepts_no_failed_judgment(
 
     # 0 pairs lost: every pair decided, each judged once per (judge, order).
     assert client.get(f"/v1/jobs/{job_id}").json()["complete"]
-    assert len(rows) == 500 and all(row["state"] == "done" and row["route"] for row in rows)
-    assert len({(j.pair_id, j.judge, j.order) for j in stored}) == len(stored) == 500 * len(JUDGES) * 2
+    assert len(rows) == N_JOB and all(row["state"] == "done" and row["route"] for row in rows)
+    assert len({(j.pair_id, j.judge, j.order) for j in stored}) == len(stored) == N_JOB * len(JUDGES) * 2
     # 0 auto-accepted on a failed judge; and the gate did accept the clean ones.
     for row in rows:
         if any(j["error"] and not j["error"].startswith("InvalidAnswer") for j in row["judgments"]):
             assert row["route"] != "auto_accept" and "judge_failed" in row["reasons"], row
-    assert routes["auto_accept"] > 250
+    # Every pair whose judgments all came back readable is accepted (the judges agree on each:
+    # the longer answer wins), and those are most pairs (~53 % here: a quarter of requests fail).
+    clean = [r for r in rows if all(j["error"] is None and j["verdict"] != "invalid" for j in r["judgments"])]
+    assert len(clean) > 0.4 * N_JOB and all(r["route"] == "auto_accept" for r in clean)
+    assert routes["auto_accept"] > 0.4 * N_JOB
     always_failing = {f"job{i}" for i in sticky}
     assert all(
         all(j["error"] for j in row["judgments"]) for row in rows if row["client_id"] in always_failing
@@ -222,9 +230,11 @@ def test_a_faulty_provider_loses_no_pair_and_auto_accepts_no_failed_judgment(
 
 # On a quiet machine; both stretch with the contention measured when the test starts, since a
 # worker's heartbeat runs on its judging loop, which a busy machine stalls for seconds.
-LEASE_S = 6.0  # short (production: 30 s), renewed every lease / 3 while a worker lives
-LATENCY_MS = 7000  # each pair takes longer than a lease: only heartbeats keep live workers' leases
-N_PAIRS = 600
+LEASE_S = 4.0  # short (production: 30 s), renewed every lease / 3 while a worker lives
+LATENCY_MS = 5000  # each pair takes longer than a lease: only heartbeats keep live workers' leases
+# Two rounds of every worker's batch: the victim dies holding its second one.
+IN_FLIGHT = 25
+N_PAIRS = 2 * 3 * IN_FLIGHT
 MOCK_JUDGES = ["mock/kill-judge"]
 
 
@@ -234,12 +244,25 @@ def _start_worker(url: str, log: Path, lease_s: float) -> subprocess.Popen[bytes
         **os.environ,
         "PRELABEL_DATABASE_URL": url,
         "PRELABEL_LEASE_SECONDS": str(lease_s),
-        "PRELABEL_WORKER_PAIRS_IN_FLIGHT": "100",
+        "PRELABEL_WORKER_PAIRS_IN_FLIGHT": str(IN_FLIGHT),
         "PRELABEL_JUDGE_CONCURRENCY": "256",
         "PRELABEL_POLL_INTERVAL_S": "0.2",
+        # No review-queue preparation (torch, embeddings) in the workers: not what this test is
+        # about, and its thread took the CPU (and the GIL) the heartbeats need.
+        "PRELABEL_REVIEW_PREPARE": "0",
     }
     with log.open("wb") as out:
         return subprocess.Popen([str(prelabel), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _own_cpu_seconds(process: subprocess.Popen[bytes]) -> int:
+    """``cpu_seconds(process.pid)`` without its children (a worker starts none): one read,
+    where a scan of every process for children cost ~2.5 ms a poll, three times a poll."""
+    try:
+        times = psutil.Process(process.pid).cpu_times()
+    except psutil.Error:  # the killed one
+        return 0
+    return int(times.user + times.system)
 
 
 def _held_by(engine: Engine, pid: int) -> set[int]:
@@ -275,9 +298,9 @@ def test_a_sigkilled_worker_loses_nothing_and_its_pairs_return_within_a_lease(
 
     def progress() -> tuple[int, ...]:
         """Pairs done and in hand, and the workers' CPU seconds: three processes importing
-        litellm and torch on a busy CI machine show nothing else for a minute or more."""
+        litellm on a busy CI machine show nothing else for a minute or more."""
         in_hand = count(Pair.state == "judging")
-        return count(Pair.state == "done"), in_hand, *(cpu_seconds(w.pid) for w in workers)
+        return count(Pair.state == "done"), in_hand, *(_own_cpu_seconds(w) for w in workers)
 
     started = time.monotonic()
     workers = [_start_worker(url, tmp_path / f"worker-{i}.log", lease_s) for i in range(3)]

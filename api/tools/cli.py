@@ -104,9 +104,10 @@ def serve(host: str, port: int, no_worker: bool, log_level: str, dev: bool) -> i
 def worker(until_idle: bool) -> int:
     """Run a standalone worker against the same database as the API.
 
-    Besides judging, it redacts, embeds and ranks pairs for the review queue. Start several
-    to judge faster; with --until-idle it exits once the queue is empty and prints how many
-    pairs it judged.
+    Besides judging, it redacts, embeds and ranks pairs for the review queue, unless
+    PRELABEL_REVIEW_PREPARE=0 (then another process does that). Start several to judge
+    faster; with --until-idle it exits once the queue is empty and prints how many pairs it
+    judged.
     """
     from api.background import run_background, tune_gc_for_serving
     from api.db import make_engine, upgrade
@@ -119,8 +120,10 @@ def worker(until_idle: bool) -> int:
     judge_worker = Worker(engine, settings)
     tune_gc_for_serving()  # as the API's own background process does
     logging.getLogger("prelabel").info("worker %s on %s", judge_worker.worker_id, engine.dialect.name)
+    # "auto" and "1" prepare here (a worker judges); "0" leaves it to another process.
+    prepare = settings.review_prepare != "0"
     done = asyncio.run(
-        run_background(engine, asyncio.Event(), worker=judge_worker, prepare=True, until_idle=until_idle)
+        run_background(engine, asyncio.Event(), worker=judge_worker, prepare=prepare, until_idle=until_idle)
     )
     print(f"worker {judge_worker.worker_id}: {done} pairs judged")
     return 0
