@@ -38,9 +38,14 @@ def _count(engine: Engine, table: type) -> int:
         return session.exec(select(func.count()).select_from(table)).one()
 
 
-def _pool_pids() -> set[int]:
-    """The pool's processes (this app runs no background process)."""
-    return service_children()
+def _pool_pids(others: set[int]) -> set[int]:
+    """The pool's processes: the service's children but ``others``, those that lived before the
+    app started (this app runs no background process)."""
+    return service_children() - others
+
+
+# The module's app, its engine, and the service processes that lived before it started.
+Pooled = tuple[TestClient, Engine, set[int]]
 
 
 @pytest.fixture(autouse=True)
@@ -50,21 +55,23 @@ def fake() -> fakes.FakeJudge:
 
 
 @pytest.fixture(scope="module")
-def pooled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Engine]]:
-    """One app with one ingest process for the module (spawning one takes seconds)."""
+def pooled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pooled]:
+    """One app with one ingest process for the module (starting one takes seconds), and the
+    service processes that lived before it (another test's, in this test process)."""
     from api.db import make_engine, upgrade
 
     url = f"sqlite:///{tmp_path_factory.mktemp('pool') / 'api.db'}"
     engine = make_engine(url)
     upgrade(engine)
+    others = service_children()
     app = create_app(fast_settings(url, ingest_processes=1), engine, run_worker=False)
     with TestClient(app, headers=ADMIN) as client:
-        yield client, engine
+        yield client, engine, others
     engine.dispose()
 
 
-def test_a_job_stored_by_the_pool_reads_like_one_stored_in_process(pooled: tuple[TestClient, Engine]) -> None:
-    client, engine = pooled
+def test_a_job_stored_by_the_pool_reads_like_one_stored_in_process(pooled: Pooled) -> None:
+    client, engine, _ = pooled
     assert client.app.state.ingest_pool is not None  # type: ignore[attr-defined]
     project = make_project(client, "pool-basic")
     first = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("a", 30)})
@@ -85,9 +92,9 @@ def test_a_job_stored_by_the_pool_reads_like_one_stored_in_process(pooled: tuple
 
 
 def test_refused_lines_and_conflicts_store_nothing_through_the_pool(
-    pooled: tuple[TestClient, Engine],
+    pooled: Pooled,
 ) -> None:
-    client, engine = pooled
+    client, engine, _ = pooled
     project = make_project(client, "pool-refusals")
     pairs_before, jobs_before = _count(engine, Pair), _count(engine, Job)
     bad = _pairs("b", 3) + [{"client_id": "b-bad", "prompt": "q\u0000", "response_a": "a", "response_b": "b"}]
@@ -105,13 +112,13 @@ def test_refused_lines_and_conflicts_store_nothing_through_the_pool(
 
 
 def test_a_killed_pool_process_is_replaced_and_the_post_goes_through(
-    pooled: tuple[TestClient, Engine],
+    pooled: Pooled,
 ) -> None:
-    client, engine = pooled
+    client, _, others = pooled
     pool = client.app.state.ingest_pool  # type: ignore[attr-defined]
     project = make_project(client, "pool-killed")
     assert client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("e", 3)}).status_code == 201
-    (pid,) = _pool_pids()
+    (pid,) = _pool_pids(others)
     restarts = pool.restarts  # before the kill: the API's supervisor may replace the pool first
     os.kill(pid, signal.SIGKILL)
     posted = client.post(f"/v1/projects/{project}/jobs", json={"pairs": _pairs("f", 4)})
@@ -120,7 +127,7 @@ def test_a_killed_pool_process_is_replaced_and_the_post_goes_through(
     assert pool.restarts == restarts + 1
     health = client.get("/healthz").json()
     assert health["ingest_processes"] == 1 and health["ingest_restarts"] == restarts + 1
-    assert _pool_pids() and pid not in _pool_pids()
+    assert _pool_pids(others) and pid not in _pool_pids(others)
 
 
 @pytest.mark.parametrize("supervise_every_s", [3600.0, 0.05])
@@ -137,12 +144,12 @@ def test_healthz_reports_a_dead_ingest_process_until_it_is_replaced(
     engine = make_engine(url)
     upgrade(engine)
     app = create_app(fast_settings(url, ingest_processes=1), engine, run_worker=False)
-    others = _pool_pids()  # another test's pool may still be running
+    others = service_children()  # another test's processes may still be running
     with TestClient(app, headers=ADMIN) as client:
         pool = client.app.state.ingest_pool  # type: ignore[attr-defined]
         healthy = client.get("/healthz")
         assert healthy.status_code == 200 and healthy.json()["ingest"] == "running"
-        (pid,) = _pool_pids() - others
+        (pid,) = _pool_pids(others)
         os.kill(pid, signal.SIGKILL)
         if supervise_every_s > 60:
             wait_for_progress(pool.broken, what="the executor to notice the death", every_s=0.02)
@@ -156,7 +163,7 @@ def test_healthz_reports_a_dead_ingest_process_until_it_is_replaced(
         else:
             wait_for_progress(lambda: pool.restarts == 1, cpu_seconds, "the supervisor to replace the pool")
             wait_for_progress(
-                lambda: bool(_pool_pids() - others - {pid}), cpu_seconds, "the new pool process"
+                lambda: bool(_pool_pids(others) - {pid}), cpu_seconds, "the new pool process"
             )
         back = client.get("/healthz")
         assert back.status_code == 200 and back.json()["ingest"] == "running", back.text
