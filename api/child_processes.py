@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the fork server's context class does not exist on Windows
@@ -37,3 +38,17 @@ def adopt_environment(environment: dict[str, str]) -> None:
     """In a child: the environment the API process had when it asked for this child."""
     os.environ.clear()
     os.environ.update(environment)
+
+
+def exit_with_parent() -> None:
+    """In a pool's child: exit as soon as the process that started it is gone (a killed API or
+    judging process leaves no orphan behind)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="prelabel-parent-watch", daemon=True).start()

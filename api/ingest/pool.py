@@ -16,9 +16,7 @@ the same pairs is the same job.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -26,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from api.child_processes import adopt_environment, child_context
+from api.child_processes import adopt_environment, child_context, exit_with_parent
 from api.db import make_engine
 from api.ingest import store
 
@@ -39,14 +37,7 @@ def _start(database_url: str, environment: dict[str, str]) -> None:
     global _engine
     adopt_environment(environment)
     _engine = make_engine(database_url)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-
-        def watch() -> None:
-            parent.join()
-            os._exit(0)
-
-        threading.Thread(target=watch, name="prelabel-parent-watch", daemon=True).start()
+    exit_with_parent()
 
 
 def _post_job(project_id: int, body: bytes, content_type: str, limits: dict[str, Any]) -> store.JobPosted:

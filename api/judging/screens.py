@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import multiprocessing
-import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from api.child_processes import child_context
+from api.child_processes import child_context, exit_with_parent
 from api.judging.injection_recheck import RECHECK_PREFIX, Recheck, recheck_for
 from judge.injection import InjectionResult, injection_check_many
 from judge.safety import SafetyResult, safety_check_many
@@ -85,14 +83,7 @@ def _start() -> None:
     """Each pool process: load the screens now (not in the first batch), and exit when the
     process that started it is gone."""
     screen_pairs([("warm", "up", "texts")])
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-
-        def watch() -> None:
-            parent.join()
-            os._exit(0)
-
-        threading.Thread(target=watch, name="prelabel-parent-watch", daemon=True).start()
+    exit_with_parent()
 
 
 def _ready() -> bool:
